@@ -1,0 +1,119 @@
+"""The market data of one instrument, as the engine replays it.
+
+:class:`MarketData` is the hand-over point between the data layer (catalog, importers, sample
+generator) and the engine: validated, time-sorted structured arrays in the dtypes of
+:mod:`backtester.dtypes`, with the candle interval and where each stream came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from backtester import dtypes
+
+
+def _empty(dtype: np.dtype) -> npt.NDArray[np.void]:
+    return np.zeros(0, dtype=dtype)
+
+
+@dataclass
+class MarketData:
+    """Streams of one instrument, each sorted by ``ts_ns`` (int64 UTC nanoseconds).
+
+    Parameters
+    ----------
+    symbol
+        Instrument symbol as the venue writes it (``"BTC-USD-SWAP"``, ``"BTCUSDT"``).
+    trades
+        ``TRADE_DTYPE`` trade ticks (may be empty).
+    bars
+        ``BAR_DTYPE`` last-trade candles, ``ts_ns`` = open time; a bar is visible to the strategy
+        at ``ts_ns + bar_interval_ns`` (may be empty).
+    bar_interval_ns
+        Candle length in ns (0 when there are no bars).
+    index
+        ``PRICE_DTYPE`` index prices, ``ts_ns`` = when the price is known (index candles enter at
+        their close time).
+    mark
+        ``PRICE_DTYPE`` historical mark prices (optional; replayed or used for validation).
+    funding
+        ``FUNDING_RATE_DTYPE`` funding events; a position open at ``ts_ns`` pays or receives.
+    exchange
+        Venue name the data came from (``"okx"``, ``"binance"``, ``"bitmex"``, ``"sample"``).
+    sources
+        Provenance per stream name (file path, catalog partition, generator seed).
+    """
+
+    symbol: str
+    trades: npt.NDArray[np.void] = field(default_factory=lambda: _empty(dtypes.TRADE_DTYPE))
+    bars: npt.NDArray[np.void] = field(default_factory=lambda: _empty(dtypes.BAR_DTYPE))
+    bar_interval_ns: int = 0
+    index: npt.NDArray[np.void] = field(default_factory=lambda: _empty(dtypes.PRICE_DTYPE))
+    mark: npt.NDArray[np.void] = field(default_factory=lambda: _empty(dtypes.PRICE_DTYPE))
+    funding: npt.NDArray[np.void] = field(
+        default_factory=lambda: _empty(dtypes.FUNDING_RATE_DTYPE)
+    )
+    exchange: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
+
+    _STREAMS = (
+        ("trades", dtypes.TRADE_DTYPE),
+        ("bars", dtypes.BAR_DTYPE),
+        ("index", dtypes.PRICE_DTYPE),
+        ("mark", dtypes.PRICE_DTYPE),
+        ("funding", dtypes.FUNDING_RATE_DTYPE),
+    )
+
+    def __post_init__(self) -> None:
+        for name, dtype in self._STREAMS:
+            array = getattr(self, name)
+            if not isinstance(array, np.ndarray) or array.dtype != dtype:
+                got = getattr(array, "dtype", type(array).__name__)
+                raise TypeError(
+                    f"MarketData({self.symbol!r}).{name}: expected a numpy array of "
+                    f"backtester.dtypes.{dtype_name(dtype)}, got {got}"
+                )
+            ts = array["ts_ns"]
+            if len(ts) > 1 and bool(np.any(ts[1:] < ts[:-1])):
+                row = int(np.flatnonzero(ts[1:] < ts[:-1])[0]) + 1
+                raise ValueError(
+                    f"MarketData({self.symbol!r}).{name} row {row:,}: ts_ns {int(ts[row])} < "
+                    f"previous {int(ts[row - 1])} (timestamps must not decrease)"
+                )
+        if len(self.bars) and self.bar_interval_ns <= 0:
+            raise ValueError(
+                f"MarketData({self.symbol!r}).bar_interval_ns: must be > 0 when bars are given, "
+                f"got {self.bar_interval_ns}"
+            )
+
+    @property
+    def start_ns(self) -> int:
+        """First timestamp over all streams (bars by open time)."""
+        firsts = [int(getattr(self, n)["ts_ns"][0]) for n, _ in self._STREAMS if len(getattr(self, n))]
+        if not firsts:
+            raise ValueError(f"MarketData({self.symbol!r}) has no events in any stream")
+        return min(firsts)
+
+    @property
+    def end_ns(self) -> int:
+        """Last timestamp over all streams (bars by close time)."""
+        lasts = []
+        for name, _ in self._STREAMS:
+            array = getattr(self, name)
+            if len(array):
+                end = int(array["ts_ns"][-1])
+                lasts.append(end + self.bar_interval_ns if name == "bars" else end)
+        if not lasts:
+            raise ValueError(f"MarketData({self.symbol!r}) has no events in any stream")
+        return max(lasts)
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """Name of a dtype constant in :mod:`backtester.dtypes` (for error messages)."""
+    for name in dir(dtypes):
+        if name.endswith("_DTYPE") and getattr(dtypes, name) == dtype:
+            return name
+    return str(dtype)

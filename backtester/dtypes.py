@@ -1,0 +1,277 @@
+"""Every structured record, stream and parameter dtype, with units in the field names.
+
+One module holds all schemas so the data layer, the kernels and the reports agree on one layout.
+All dtypes are ``align=True`` numpy structured dtypes that numba reads and writes directly.
+
+Unit suffixes: ``_ns`` int64 UTC epoch nanoseconds; ``_contracts`` contract count; ``_base`` base
+coin; ``_quote`` quote currency; ``_settle`` settlement (margin) currency; ``_rate`` fraction per
+period (never a percent); ``_ratio`` dimensionless. Prices are always quote per base. Categorical
+fields hold ``IntEnum`` values from :mod:`backtester.enums` (named in the tables below).
+
+Market data streams (inputs to the replay)
+------------------------------------------
+TRADE_DTYPE
+    ========== ===== ======== ==============================================
+    field      type  unit     meaning
+    ========== ===== ======== ==============================================
+    ts_ns      i8    ns UTC   exchange timestamp of the trade
+    price      f8    quote    trade price
+    qty_base   f8    base     traded quantity in base coin
+    side       i1    Side     aggressor side (BUY, SELL, NONE if unknown)
+    ========== ===== ======== ==============================================
+BAR_DTYPE
+    ============= ===== ====== ===================================================
+    ts_ns         i8    ns UTC candle **open** time; visible at ts_ns + interval
+    open/high/low/close f8 quote prices of the candle
+    volume_base   f8    base   traded quantity in base coin (0 when unknown)
+    ============= ===== ====== ===================================================
+PRICE_DTYPE
+    Point price series (index, mark): ``ts_ns`` (i8, ns UTC, the time the price is known),
+    ``price`` (f8, quote). Index/mark candles become points at their close time.
+FUNDING_RATE_DTYPE
+    ===================== ===== ================= =====================================
+    ts_ns                 i8    ns UTC            funding timestamp (payment instant)
+    funding_rate          f8    rate per interval positive: longs pay shorts
+    funding_interval_ns   i8    ns                interval the rate covers (0: unknown)
+    source                i1    FundingRateSource historical or computed
+    ===================== ===== ================= =====================================
+
+Contract parameters (compiled from ContractSpec / VenueProfile by ``to_params()``)
+---------------------------------------------------------------------------------
+TIER_DTYPE
+    One row of a maintenance-margin tier table. Size bounds are in the table's ``TierBasis``
+    unit (contracts, quote notional or coin notional); ``min_size`` inclusive, ``max_size``
+    inclusive for contract-count tables and exclusive cap for notional tables (see
+    ``tier_index_nb``). ``maintenance_amount_settle`` is Binance's "cum" (0 for OKX).
+CONTRACT_PARAMS_DTYPE
+    Everything the kernels need about one instrument and its venue's rules (see field
+    comments below).
+
+Output records (the Result)
+---------------------------
+ORDER_DTYPE, FILL_DTYPE, FUNDING_PAYMENT_DTYPE, LIQUIDATION_DTYPE, SETTLEMENT_DTYPE,
+ADL_DTYPE, LEDGER_DTYPE, EQUITY_DTYPE: see the field comments beside each definition. Every
+money field is in the settle currency of the instrument's account. Signs: a ledger
+``amount_settle`` > 0 adds to the wallet balance; funding ``payment_settle`` < 0 means the
+position paid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# --------------------------------------------------------------------------- market data streams
+
+TRADE_DTYPE = np.dtype(
+    [("ts_ns", np.int64), ("price", np.float64), ("qty_base", np.float64), ("side", np.int8)],
+    align=True,
+)
+
+BAR_DTYPE = np.dtype(
+    [
+        ("ts_ns", np.int64),
+        ("open", np.float64),
+        ("high", np.float64),
+        ("low", np.float64),
+        ("close", np.float64),
+        ("volume_base", np.float64),
+    ],
+    align=True,
+)
+
+PRICE_DTYPE = np.dtype([("ts_ns", np.int64), ("price", np.float64)], align=True)
+
+FUNDING_RATE_DTYPE = np.dtype(
+    [
+        ("ts_ns", np.int64),
+        ("funding_rate", np.float64),
+        ("funding_interval_ns", np.int64),
+        ("source", np.int8),  # FundingRateSource
+    ],
+    align=True,
+)
+
+# --------------------------------------------------------------------------- contract parameters
+
+TIER_DTYPE = np.dtype(
+    [
+        ("tier", np.int32),  # 1-based tier number as the venue numbers it
+        ("min_size", np.float64),  # in the table's TierBasis unit
+        ("max_size", np.float64),  # in the table's TierBasis unit
+        ("maintenance_margin_rate", np.float64),
+        ("initial_margin_rate", np.float64),
+        ("max_leverage", np.float64),
+        ("maintenance_amount_settle", np.float64),  # Binance "cum"; 0 elsewhere
+    ],
+    align=True,
+)
+
+CONTRACT_PARAMS_DTYPE = np.dtype(
+    [
+        ("contract_kind", np.int8),  # ContractKind
+        # linear: base coin per contract; inverse: quote (USD) per contract
+        ("face_value", np.float64),
+        ("tick_size_quote", np.float64),
+        ("lot_size_contracts", np.float64),
+        ("min_size_contracts", np.float64),
+        ("maker_fee_rate", np.float64),  # negative = rebate
+        ("taker_fee_rate", np.float64),
+        ("liquidation_fee_rate", np.float64),
+        ("liquidation_rule", np.int8),  # LiquidationRule
+        ("partial_liquidation_rule", np.int8),  # PartialLiquidationRule
+        ("partial_liquidation_min_tier", np.int32),  # first tier that is partially liquidated
+        ("tier_basis", np.int8),  # TierBasis
+        ("tier_offset", np.int32),  # first row of this instrument in the shared tier array
+        ("tier_count", np.int32),
+        ("mark_price_method", np.int8),  # MarkPriceMethod
+        ("mark_ema_span", np.float64),  # EMA span N in samples; alpha = 2 / (N + 1)
+        ("mark_sample_ns", np.int64),  # EMA sampling step; 0 = every event
+        ("funding_interval_ns", np.int64),
+        ("daily_settlement", np.bool_),
+        ("settlement_offset_ns", np.int64),  # time of day of the settlement, ns after 00:00 UTC
+        ("adl_rule", np.int8),  # AdlRule
+        ("max_leverage", np.float64),
+    ],
+    align=True,
+)
+
+# --------------------------------------------------------------------------- output records
+
+ORDER_DTYPE = np.dtype(
+    [
+        ("order_id", np.int64),
+        ("instrument", np.int32),  # index into the run's instrument list
+        ("ts_created_ns", np.int64),
+        ("ts_updated_ns", np.int64),
+        ("order_type", np.int8),  # OrderType
+        ("side", np.int8),  # Side
+        ("time_in_force", np.int8),  # TimeInForce
+        ("reduce_only", np.bool_),
+        ("post_only", np.bool_),
+        ("status", np.int8),  # OrderStatus
+        ("reject_reason", np.int8),  # RejectReason
+        ("price", np.float64),  # limit price (quote); NaN for market
+        ("trigger_price", np.float64),  # stop / take-profit trigger (quote); NaN if none
+        ("qty_contracts", np.float64),
+        ("filled_contracts", np.float64),
+        ("average_fill_price", np.float64),
+        ("tag", np.int64),  # free integer the strategy may attach
+    ],
+    align=True,
+)
+
+FILL_DTYPE = np.dtype(
+    [
+        ("fill_id", np.int64),
+        ("order_id", np.int64),  # -1 for liquidation / ADL fills
+        ("instrument", np.int32),
+        ("ts_ns", np.int64),
+        ("side", np.int8),  # Side of this fill
+        ("liquidity", np.int8),  # Liquidity
+        ("price", np.float64),  # quote
+        ("qty_contracts", np.float64),
+        ("fee_settle", np.float64),  # fee paid (>0) or rebate (<0)
+        ("realised_pnl_settle", np.float64),  # trading PnL realised by this fill
+        ("position_after_contracts", np.float64),  # signed
+    ],
+    align=True,
+)
+
+FUNDING_PAYMENT_DTYPE = np.dtype(
+    [
+        ("ts_ns", np.int64),
+        ("instrument", np.int32),
+        ("funding_rate", np.float64),
+        ("mark_price", np.float64),
+        ("position_contracts", np.float64),  # signed
+        ("payment_settle", np.float64),  # received > 0, paid < 0
+        ("source", np.int8),  # FundingRateSource
+    ],
+    align=True,
+)
+
+LIQUIDATION_DTYPE = np.dtype(
+    [
+        ("ts_ns", np.int64),
+        ("instrument", np.int32),
+        ("side", np.int8),  # side of the position liquidated
+        ("is_partial", np.bool_),
+        ("tier", np.int32),  # tier of the position at the trigger
+        ("contracts_before", np.float64),  # absolute
+        ("contracts_after", np.float64),  # absolute
+        ("mark_price", np.float64),  # mark at trigger
+        ("liquidation_price", np.float64),
+        ("bankruptcy_price", np.float64),
+        ("fill_price", np.float64),  # price the position was taken over at
+        ("market_price", np.float64),  # where the market could have absorbed it (last trade)
+        ("margin_ratio", np.float64),  # venue margin ratio at the trigger
+        ("loss_settle", np.float64),  # trading loss booked (>0 is a loss)
+        ("fee_settle", np.float64),  # liquidation fee charged
+        ("insurance_fund_delta_settle", np.float64),  # >0: fund gains, <0: fund pays
+    ],
+    align=True,
+)
+
+SETTLEMENT_DTYPE = np.dtype(
+    [
+        ("ts_ns", np.int64),
+        ("instrument", np.int32),
+        ("settlement_price", np.float64),
+        ("previous_reference_price", np.float64),
+        ("position_contracts", np.float64),  # signed
+        ("settled_pnl_settle", np.float64),  # UPL moved to balance
+    ],
+    align=True,
+)
+
+ADL_DTYPE = np.dtype(
+    [
+        ("ts_ns", np.int64),
+        ("instrument", np.int32),
+        ("kind", np.int8),  # LedgerKind.ADL or LedgerKind.CLAWBACK
+        ("contracts", np.float64),  # contracts closed by ADL (0 for clawback)
+        ("price", np.float64),  # ADL fill price (NaN for clawback)
+        ("rate", np.float64),  # clawback rate of profit, or ADL ranking score
+        ("amount_settle", np.float64),  # amount taken from the strategy (>0 is a loss)
+    ],
+    align=True,
+)
+
+LEDGER_DTYPE = np.dtype(
+    [
+        ("ts_ns", np.int64),
+        ("kind", np.int8),  # LedgerKind
+        ("instrument", np.int32),  # -1 for account-level movements
+        ("amount_settle", np.float64),  # >0 adds to wallet balance
+        ("balance_after_settle", np.float64),
+        ("ref_id", np.int64),  # fill_id / record index the movement comes from
+    ],
+    align=True,
+)
+
+EQUITY_DTYPE = np.dtype(
+    [
+        ("ts_ns", np.int64),
+        ("balance_settle", np.float64),  # wallet balance
+        ("equity_settle", np.float64),  # balance + unrealised PnL at mark
+        ("unrealised_pnl_settle", np.float64),
+        ("maintenance_margin_settle", np.float64),
+        ("margin_ratio", np.float64),  # venue-defined, see LiquidationRule
+        ("position_contracts", np.float64),  # signed, first instrument
+        ("mark_price", np.float64),  # first instrument
+        ("last_price", np.float64),  # first instrument
+    ],
+    align=True,
+)
+
+ALL_RECORD_DTYPES = {
+    "orders": ORDER_DTYPE,
+    "fills": FILL_DTYPE,
+    "funding_payments": FUNDING_PAYMENT_DTYPE,
+    "liquidations": LIQUIDATION_DTYPE,
+    "settlements": SETTLEMENT_DTYPE,
+    "adl": ADL_DTYPE,
+    "ledger": LEDGER_DTYPE,
+    "equity": EQUITY_DTYPE,
+}
+"""Record kinds of a :class:`backtester.results.Result`, by attribute name."""

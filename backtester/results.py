@@ -1,0 +1,216 @@
+"""The outcome of one backtest: record arrays plus pandas views over them.
+
+A :class:`Result` holds the raw structured arrays the engine wrote (orders, fills, funding
+payments, liquidations, settlements, ADL/clawback, ledger, equity; dtypes in
+:mod:`backtester.dtypes`) and the facts needed to read them (instrument symbols, settle currency,
+initial balance, the configuration used). Everything else — metrics, attribution, reports — is
+computed from these arrays, so two results compare equal exactly when their arrays do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from backtester import dtypes
+from backtester.enums import (
+    FundingRateSource,
+    LedgerKind,
+    Liquidity,
+    OrderStatus,
+    OrderType,
+    RejectReason,
+    Side,
+    TimeInForce,
+)
+
+_ENUM_COLUMNS: dict[str, type] = {
+    "kind": LedgerKind,
+    "side": Side,
+    "liquidity": Liquidity,
+    "status": OrderStatus,
+    "order_type": OrderType,
+    "time_in_force": TimeInForce,
+    "reject_reason": RejectReason,
+    "source": FundingRateSource,
+}
+
+
+def records_to_frame(
+    records: npt.NDArray[np.void], instruments: list[str] | None = None
+) -> pd.DataFrame:
+    """Convert a record array to a DataFrame with readable columns.
+
+    ``*_ns`` timestamp fields become tz-aware UTC ``Timestamp`` columns (the raw integer is kept as
+    ``<name>`` with its ``_ns`` suffix dropped only in the converted column name), enum fields
+    become their member names, and ``instrument`` indices become symbols when ``instruments`` is
+    given.
+
+    Parameters
+    ----------
+    records
+        A structured array of one of the dtypes in :mod:`backtester.dtypes`.
+    instruments
+        Symbols by instrument index.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record, in record order.
+    """
+    frame = pd.DataFrame({name: records[name] for name in records.dtype.names or ()})
+    for name in list(frame.columns):
+        if name.endswith("_ns") and name.startswith("ts"):
+            frame[name.removesuffix("_ns")] = pd.to_datetime(frame[name], unit="ns", utc=True)
+        elif name in _ENUM_COLUMNS:
+            enum_type = _ENUM_COLUMNS[name]
+            if name == "kind" and records.dtype == dtypes.ADL_DTYPE:
+                enum_type = LedgerKind
+            frame[name] = [enum_type(int(v)).name for v in frame[name]]
+        elif name == "instrument" and instruments is not None:
+            frame[name] = [instruments[i] if 0 <= i < len(instruments) else "" for i in frame[name]]
+    return frame
+
+
+def record_digest(records: npt.NDArray[np.void]) -> str:
+    """SHA-256 of a record array's values, field by field.
+
+    Use this, never ``records.tobytes()``, to compare record arrays bit for bit: numpy leaves the
+    padding bytes of ``align=True`` dtypes undefined (a ``.copy()`` may differ there), while the
+    field values are exact.
+    """
+    digest = hashlib.sha256()
+    digest.update(str(len(records)).encode())
+    for name in records.dtype.names or ():
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(records[name]).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class Result:
+    """Everything one backtest produced.
+
+    Parameters
+    ----------
+    instruments
+        Symbols of the instruments, by the index used in the ``instrument`` record fields.
+    settle_currency
+        Currency of every ``*_settle`` amount (e.g. ``"BTC"`` for an inverse swap, ``"USDT"``).
+    initial_balance_settle
+        Wallet balance at the start, in settle currency.
+    records
+        Record arrays by kind: ``orders``, ``fills``, ``funding_payments``, ``liquidations``,
+        ``settlements``, ``adl``, ``ledger``, ``equity`` (dtypes in
+        :data:`backtester.dtypes.ALL_RECORD_DTYPES`).
+    config
+        The configuration used (strategy name and parameters, contract, venue, data selection),
+        JSON-serialisable, so the run can be reproduced.
+    price_series
+        For plotting: ``{symbol: {"last" | "mark" | "index": PRICE_DTYPE array}}``.
+    contract_kinds
+        ``ContractKind`` value per instrument (inverse results are also shown in USD).
+    """
+
+    instruments: list[str]
+    settle_currency: str
+    initial_balance_settle: float
+    records: dict[str, npt.NDArray[np.void]]
+    config: dict[str, Any] = field(default_factory=dict)
+    price_series: dict[str, dict[str, npt.NDArray[np.void]]] = field(default_factory=dict)
+    contract_kinds: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name, dtype in dtypes.ALL_RECORD_DTYPES.items():
+            array = self.records.get(name)
+            if array is None:
+                self.records[name] = np.zeros(0, dtype=dtype)
+            elif array.dtype != dtype:
+                raise TypeError(
+                    f"Result.records[{name!r}] has dtype {array.dtype}, expected {dtype} "
+                    f"(backtester.dtypes.{name.upper()})"
+                )
+
+    # ------------------------------------------------------------------ raw numbers
+    @property
+    def final_balance_settle(self) -> float:
+        """Wallet balance after the last ledger movement, in settle currency."""
+        ledger = self.records["ledger"]
+        if len(ledger) == 0:
+            return float(self.initial_balance_settle)
+        return float(ledger["balance_after_settle"][-1])
+
+    @property
+    def final_equity_settle(self) -> float:
+        """Equity (balance + unrealised PnL at mark) at the last equity sample."""
+        equity = self.records["equity"]
+        if len(equity) == 0:
+            return self.final_balance_settle
+        return float(equity["equity_settle"][-1])
+
+    def fingerprint(self) -> str:
+        """SHA-256 over every field of every record array, in a fixed order.
+
+        Two runs are bit-for-bit identical exactly when their fingerprints are equal. Fields are
+        hashed one by one (see :func:`record_digest`) because the padding bytes of aligned
+        structured arrays are not defined.
+        """
+        digest = hashlib.sha256()
+        for name in dtypes.ALL_RECORD_DTYPES:
+            digest.update(name.encode())
+            digest.update(record_digest(self.records[name]).encode())
+        return digest.hexdigest()
+
+    # ------------------------------------------------------------------ pandas views
+    def frame(self, kind: str) -> pd.DataFrame:
+        """One record kind as a DataFrame (see :func:`records_to_frame`)."""
+        if kind not in dtypes.ALL_RECORD_DTYPES:
+            raise KeyError(
+                f"unknown record kind {kind!r}; expected one of {sorted(dtypes.ALL_RECORD_DTYPES)}"
+            )
+        return records_to_frame(self.records[kind], self.instruments)
+
+    @property
+    def ledger(self) -> pd.DataFrame:
+        """Every cash movement with its type; sums to final minus initial balance."""
+        return self.frame("ledger")
+
+    @property
+    def fills(self) -> pd.DataFrame:
+        """Every fill, including liquidation and ADL fills."""
+        return self.frame("fills")
+
+    @property
+    def orders(self) -> pd.DataFrame:
+        """Every order with its final status and reject reason."""
+        return self.frame("orders")
+
+    @property
+    def funding_payments(self) -> pd.DataFrame:
+        """Funding paid (< 0) or received (> 0) at each funding timestamp."""
+        return self.frame("funding_payments")
+
+    @property
+    def liquidations(self) -> pd.DataFrame:
+        """One row per full or partial liquidation."""
+        return self.frame("liquidations")
+
+    @property
+    def settlements(self) -> pd.DataFrame:
+        """Daily settlements (UPL moved to balance at the settlement mark)."""
+        return self.frame("settlements")
+
+    @property
+    def adl(self) -> pd.DataFrame:
+        """Auto-deleveraging and clawback events that hit the strategy."""
+        return self.frame("adl")
+
+    @property
+    def equity(self) -> pd.DataFrame:
+        """Balance, equity, margin ratio and position over time."""
+        return self.frame("equity")

@@ -1,0 +1,59 @@
+"""Test-session setup shared by every test folder.
+
+Numba's on-disk cache is keyed per source file, so a kernel module that imports an edited kernel
+from another module can run stale machine code. Keying ``NUMBA_CACHE_DIR`` on a hash of every
+kernel source defeats that (STYLE.md C15). This must run before numba is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+def _kernel_sources_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "backtester").rglob("*.py")):
+        digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO_ROOT / ".numba_cache" / _kernel_sources_hash()))
+
+from hypothesis import HealthCheck, settings  # noqa: E402  (after the numba cache is set)
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=200,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=100)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ``../shared``; skips the calling test with a reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared data folder beside the repository), not present")
+    return path
+
+
+@pytest.fixture
+def shared() -> type:
+    """Access to ``../shared`` files for real-data tests (skips when absent)."""
+
+    class _Shared:
+        root = SHARED
+        path = staticmethod(shared_path)
+
+    return _Shared
