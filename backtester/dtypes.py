@@ -275,3 +275,102 @@ ALL_RECORD_DTYPES = {
     "equity": EQUITY_DTYPE,
 }
 """Record kinds of a :class:`backtester.results.Result`, by attribute name."""
+
+# --------------------------------------------------------------------------- engine state
+# Mutable state of the replay loop (backtester.engine). Length-1 (account) or one row per
+# instrument (positions) structured arrays that only the engine kernels change in place.
+#
+# ACCOUNT_STATE_DTYPE: wallet balance and every counter of the run (one row).
+#     balance_settle (f8, settle) wallet balance incl. isolated margins; ts_ns (i8) time of the
+#     last processed event; n_<kind> (i8) records written per output buffer; next_order_id /
+#     next_fill_id (i8); n_orders_seen (i8) order rows already validated; wake_reason (i8,
+#     WakeReason bits) and wake_instrument / wake_ref (i8) what woke the strategy;
+#     margin_call_buffer_ratio (f8) liquidation buffer below which on_margin_call fires;
+#     latency_ns (i8) order activation delay; bar_path (i1) 0 conservative, 1 nearest-first;
+#     equity_interval_ns / next_equity_ns (i8) equity sampling; wake_mask (i8, WakeReason bits)
+#     which wake-ups the strategy subscribed to; insurance_fund_settle (f8) cumulative
+#     insurance-fund delta caused by the strategy's liquidations.
+# POSITION_STATE_DTYPE: one row per instrument.
+#     contracts (f8, contracts, signed); entry_price (f8, quote) average entry;
+#     reference_price (f8, quote) PnL reference (= entry until a daily settlement resets it);
+#     margin_settle (f8) isolated position margin; leverage (f8); margin_mode (i1 MarginMode);
+#     last_price / mark_price / index_price (f8, quote); ema_basis (f8, quote) EMA of last −
+#     index; ema_initialised (b1); next_mark_sample_ns (i8); funding_rate (f8, rate) last known;
+#     next_funding_ns (i8); next_settlement_ns (i8); margin_call_active (b1); bar_interval_ns
+#     (i8); c_<stream> / e_<stream> (i8) cursor and end row of each stream in the concatenated
+#     stream arrays; fill_on_trades (b1) whether resting orders fill on trades (else on bars).
+# ORDER_WORK_DTYPE: working fields of each order row beside ORDER_DTYPE.
+#     active_from_ns (i8) first event time the order may fill (creation + latency);
+#     queue_ahead_base (f8, base) volume ahead of a resting limit; is_taker (b1) marketable at
+#     acceptance (fills at event prices as taker).
+ACCOUNT_STATE_DTYPE = np.dtype(
+    [
+        ("balance_settle", np.float64),
+        ("ts_ns", np.int64),
+        ("n_orders", np.int64),
+        ("n_orders_seen", np.int64),
+        ("n_fills", np.int64),
+        ("n_funding_payments", np.int64),
+        ("n_liquidations", np.int64),
+        ("n_settlements", np.int64),
+        ("n_adl", np.int64),
+        ("n_ledger", np.int64),
+        ("n_equity", np.int64),
+        ("n_active", np.int64),
+        ("next_order_id", np.int64),
+        ("next_fill_id", np.int64),
+        ("wake_reason", np.int64),
+        ("wake_instrument", np.int64),
+        ("wake_ref", np.int64),
+        ("wake_mask", np.int64),
+        ("margin_call_buffer_ratio", np.float64),
+        ("latency_ns", np.int64),
+        ("bar_path", np.int8),
+        ("queue_model", np.bool_),
+        ("equity_interval_ns", np.int64),
+        ("next_equity_ns", np.int64),
+        ("insurance_fund_settle", np.float64),
+        ("stop_ns", np.int64),
+        ("pending_kind", np.int64),
+        ("pending_instrument", np.int64),
+    ],
+    align=True,
+)
+
+POSITION_STATE_DTYPE = np.dtype(
+    [
+        ("contracts", np.float64),
+        ("entry_price", np.float64),
+        ("reference_price", np.float64),
+        ("margin_settle", np.float64),
+        ("leverage", np.float64),
+        ("margin_mode", np.int8),
+        ("last_price", np.float64),
+        ("mark_price", np.float64),
+        ("index_price", np.float64),
+        ("ema_basis", np.float64),
+        ("ema_initialised", np.bool_),
+        ("next_mark_sample_ns", np.int64),
+        ("funding_rate", np.float64),
+        ("next_settlement_ns", np.int64),
+        ("margin_call_active", np.bool_),
+        ("bar_interval_ns", np.int64),
+        ("fill_on_trades", np.bool_),
+        ("c_index", np.int64),
+        ("e_index", np.int64),
+        ("c_mark", np.int64),
+        ("e_mark", np.int64),
+        ("c_funding", np.int64),
+        ("e_funding", np.int64),
+        ("c_trade", np.int64),
+        ("e_trade", np.int64),
+        ("c_bar", np.int64),
+        ("e_bar", np.int64),
+    ],
+    align=True,
+)
+
+ORDER_WORK_DTYPE = np.dtype(
+    [("active_from_ns", np.int64), ("queue_ahead_base", np.float64), ("is_taker", np.bool_)],
+    align=True,
+)

@@ -1,0 +1,758 @@
+"""The ``backtester`` command: run, sweep, report, data, profiles, fetch and import.
+
+Exit codes: 0 success, 2 bad input (unknown option, missing file, bad parameter — the message
+says what was expected, with a "did you mean" where one fits), 1 a failure while running.
+Errors are printed as one line on stderr; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tomllib
+import traceback
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, NoReturn
+
+from backtester.checks import suggestion
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+DEFAULT_SYMBOL = "BTC-USD-SWAP"
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+@contextlib.contextmanager
+def user_input() -> Iterator[None]:
+    """Turn errors raised while reading the user's input into :class:`UsageError`."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, FileNotFoundError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(_one_line(error)) from error
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    if isinstance(error, FileNotFoundError) and error.filename and str(error.filename) not in text:
+        text = f"{text}: {error.filename}"
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or repr(error)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line (with a suggestion) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            options = [s for a in _all_actions(self) for s in a.option_strings]
+            for word in message.split(":", 1)[1].split():
+                close = get_close_matches(word.split("=")[0], options, n=1)
+                if word.startswith("-") and close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+        elif "invalid choice:" in message:
+            word = message.split("invalid choice:", 1)[1].split("'")[1]
+            choices = [c for a in self._actions for c in (a.choices or [])]
+            close = get_close_matches(word, [str(c) for c in choices], n=1)
+            if close:
+                message += f" (did you mean {close[0]!r}?)"
+        raise UsageError(message)
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The actions of a parser and of all its subcommand parsers."""
+    actions = list(parser._actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                actions.extend(_all_actions(sub))
+    return actions
+
+
+# --------------------------------------------------------------------------- parser
+
+_RUN_EPILOG = """examples:
+  backtester run strategies/sma_cross.py --data sample
+  backtester run strategies/sma_cross.py --data sample --param fast=10 --param slow=60 \\
+      --leverage 20 --contract okx:BTC-USD-SWAP
+  backtester run mypkg.strats:Breakout --data okx --symbol BTC-USDT-SWAP --interval 1m \\
+      --start 2024-01-01 --end 2024-03-01 --margin-mode cross
+  backtester run strategies/sma_cross.py --config run.toml --out reports/
+"""
+
+_SWEEP_EPILOG = """examples:
+  backtester sweep strategies/sma_cross.py --data sample --grid fast=5:50:5 slow=50:300:25
+  backtester sweep strategies/sma_cross.py --data sample --grid fast=5,10,20 leverage=5,10,50 \\
+      --rank-by sharpe --executor dask --workers 4
+  backtester sweep strategies/sma_cross.py --data sample --grid fast=5:50:5 slow=50:300:25 \\
+      --random 40 --scheduler tcp://10.0.0.5:8786
+  backtester sweep strategies/sma_cross.py --data sample --grid fast=5:30:5 \\
+      --walk-forward train=20d,test=10d
+
+Grid values: start:stop:step (inclusive) or a,b,c. Besides strategy parameters you can sweep
+leverage, margin_mode, maker_fee_rate, taker_fee_rate and profile (a venue profile name).
+Results are stored per combination in the sweep directory: run the same command again to
+resume an interrupted sweep (only missing combinations are computed).
+"""
+
+_MAIN_EPILOG = """commands:
+  run        backtest one strategy and write reports/<run>/ (HTML report, ledger, fills, config)
+  sweep      run a parameter grid / random search locally or on Dask; ranked table + heatmaps
+  report     re-render a saved run (or sweep) directory
+  data       list the data catalog, or show one dataset's span and gaps
+  profiles   list venue profiles, or show one with its contracts' tier tables
+  fetch      download data with ccxt into the catalog
+  import     import local files (Parquet, CSV, freqtrade feather, exchange archives)
+
+Run `backtester <command> --help` for the options and examples of each command.
+"""
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data and contract")
+    group.add_argument("strategy", help="strategy file (path.py[:Class]) or package.module:Class")
+    group.add_argument("--config", help="TOML file with any of these options ([params] table)")
+    group.add_argument("--data", help="'sample' (bundled data, default) or a catalog exchange")
+    group.add_argument("--symbol", help=f"instrument symbol (default {DEFAULT_SYMBOL})")
+    group.add_argument("--start", help="first instant, UTC (2024-01-01 or 2024-01-01T08:00)")
+    group.add_argument("--end", help="end instant, UTC, exclusive")
+    group.add_argument("--interval", help="bar interval when several are stored (1m, 1h, ...)")
+    group.add_argument("--catalog", help="catalog root (default data/catalog)")
+    group.add_argument(
+        "--contract", help="venue:symbol, e.g. okx:BTC-USD-SWAP (default: from the data)"
+    )
+    group.add_argument("--profile", help="venue profile replacing the contract's (e.g. okx)")
+    group.add_argument("--leverage", type=float, help="leverage (default 10)")
+    group.add_argument("--margin-mode", choices=["isolated", "cross"], help="default isolated")
+    group.add_argument("--maker-fee", type=float, help="maker fee rate, e.g. 0.0002")
+    group.add_argument("--taker-fee", type=float, help="taker fee rate, e.g. 0.0005")
+    group.add_argument(
+        "--initial-balance",
+        type=float,
+        help="starting balance in settle currency (default 1 for coin-settled, 10000 otherwise)",
+    )
+    group.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="strategy parameter, typed like the class attribute (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``backtester`` argument parser."""
+    parser = _Parser(
+        prog="backtester",
+        description="Backtest crypto perpetual swaps with the exchange's margin, funding and "
+        "liquidation rules.",
+        epilog=_MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    raw = argparse.RawDescriptionHelpFormatter
+
+    run = commands.add_parser(
+        "run", help="backtest one strategy", epilog=_RUN_EPILOG, formatter_class=raw
+    )
+    _add_data_options(run)
+    run.add_argument("--out", help="output folder (default reports/)")
+    run.add_argument("--name", help="run name (default <strategy>-<symbol>-<UTC time>)")
+    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    sweep = commands.add_parser(
+        "sweep", help="parameter sweep", epilog=_SWEEP_EPILOG, formatter_class=raw
+    )
+    _add_data_options(sweep)
+    sweep.add_argument("--grid", nargs="+", default=[], metavar="NAME=VALUES")
+    sweep.add_argument("--random", type=int, metavar="N", help="sample N combinations of the grid")
+    sweep.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
+    sweep.add_argument("--rank-by", default="return_ratio", help="metric to rank by")
+    sweep.add_argument("--ascending", action="store_true", help="smaller --rank-by is better")
+    sweep.add_argument("--heatmap", metavar="X,Y", help="two swept parameters for the heatmap")
+    sweep.add_argument("--executor", choices=["local", "dask", "serial"], default="local")
+    sweep.add_argument("--workers", type=int, help="processes / Dask workers (default: CPUs)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler")
+    sweep.add_argument("--walk-forward", metavar="train=60d,test=20d[,step=20d]")
+    sweep.add_argument("--out", help="sweep folder (default reports/sweeps/<name>)")
+    sweep.add_argument("--name", help="sweep name (default <strategy>-<symbol>-sweep)")
+    sweep.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
+    sweep.add_argument("--retry-errors", action="store_true", help="re-run failed combinations")
+    sweep.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    report = commands.add_parser(
+        "report",
+        help="re-render a saved run directory",
+        epilog="examples:\n  backtester report reports/sma_cross-BTC-USD-SWAP-20240101-120000\n"
+        "  backtester report reports/sweeps/sma_cross-BTC-USD-SWAP-sweep --rank-by sharpe",
+        formatter_class=raw,
+    )
+    report.add_argument("directory")
+    report.add_argument("--rank-by", help="(sweep directories) metric to rank by")
+    report.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    data = commands.add_parser(
+        "data",
+        help="list the catalog or show one dataset",
+        epilog="examples:\n  backtester data\n  backtester data sample BTC-USD-SWAP\n"
+        "  backtester data okx BTC-USDT-SWAP --kind funding",
+        formatter_class=raw,
+    )
+    data.add_argument("exchange", nargs="?")
+    data.add_argument("symbol", nargs="?")
+    data.add_argument("--kind", help="stream kind (default: all stored kinds)")
+    data.add_argument("--catalog", default="data/catalog", help="catalog root")
+    data.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    profiles = commands.add_parser(
+        "profiles",
+        help="list venue profiles and tier tables",
+        epilog="examples:\n  backtester profiles\n  backtester profiles okx_coinm_2019",
+        formatter_class=raw,
+    )
+    profiles.add_argument("name", nargs="?")
+    profiles.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    fetch = commands.add_parser(
+        "fetch",
+        help="download data with ccxt",
+        epilog="examples:\n  backtester fetch okx BTC-USDT-SWAP --kinds bars,funding "
+        "--start 2024-01-01 --end 2024-02-01",
+        formatter_class=raw,
+    )
+    fetch.add_argument("exchange")
+    fetch.add_argument("symbol")
+    fetch.add_argument("--kinds", default="bars,index_bars,mark_bars,funding")
+    fetch.add_argument("--interval", default="1m")
+    fetch.add_argument("--start")
+    fetch.add_argument("--end")
+    fetch.add_argument("--catalog", default="data/catalog")
+    fetch.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    import_ = commands.add_parser(
+        "import",
+        help="import local data files into the catalog",
+        epilog="examples:\n  backtester import BTC_USDT_USDT-1m-futures.feather --exchange "
+        "binance --symbol BTCUSDT",
+        formatter_class=raw,
+    )
+    import_.add_argument("paths", nargs="+")
+    import_.add_argument("--exchange", required=True)
+    import_.add_argument("--symbol", required=True)
+    import_.add_argument("--kind", help="stream kind when it cannot be told from the file")
+    import_.add_argument("--catalog", default="data/catalog")
+    import_.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+# --------------------------------------------------------------------------- run settings
+
+_CONFIG_KEYS = {
+    "strategy": "strategy",
+    "data": "data",
+    "symbol": "symbol",
+    "start": "start",
+    "end": "end",
+    "interval": "interval",
+    "catalog": "catalog",
+    "contract": "contract",
+    "profile": "profile",
+    "leverage": "leverage",
+    "margin_mode": "margin_mode",
+    "maker_fee": "maker_fee",
+    "taker_fee": "taker_fee",
+    "initial_balance": "initial_balance",
+    "out": "out",
+    "name": "name",
+    "params": "params",
+}
+
+
+def read_config(path: str) -> dict[str, Any]:
+    """Options from a TOML file; keys as the long options (``margin_mode``), ``[params]``."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"config: no such file {path!r}")
+    with open(file, "rb") as handle:
+        try:
+            config = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"config {path}: {error}") from None
+    for key in config:
+        if key not in _CONFIG_KEYS:
+            raise ValueError(f"config {path}: unknown key {key!r}; {suggestion(key, _CONFIG_KEYS)}")
+    if "params" in config and not isinstance(config["params"], dict):
+        raise ValueError(f"config {path}: params must be a table ([params])")
+    return config
+
+
+def _parse_time(text: str | None, name: str) -> int | None:
+    if text is None:
+        return None
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(str(text))
+    except ValueError:
+        raise ValueError(f"{name}: cannot read {text!r} as a date (e.g. 2024-01-01)") from None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.value)
+
+
+def _default_contract(source: str, symbol: str) -> str:
+    from backtester.swap import list_contracts
+
+    names = list_contracts()
+    if f"{source}:{symbol}" in names:
+        return f"{source}:{symbol}"
+    matches = [n for n in names if n.partition(":")[2] == symbol]
+    if source == "sample":
+        from backtester.data import sample
+
+        contracts = getattr(sample, "SAMPLE_CONTRACTS", {})
+        if symbol in contracts:
+            return str(contracts[symbol])
+    preferred = [n for n in matches if n.startswith(f"{source}")]
+    if len(preferred) == 1:
+        return preferred[0]
+    if len(matches) == 1:
+        return matches[0]
+    raise ValueError(
+        f"contract: cannot tell the contract of {source}:{symbol}; pass --contract "
+        f"(one of {', '.join(matches or names)})"
+    )
+
+
+def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
+    """The job dict (see :mod:`backtester.sweep`) described by the options and config file."""
+    from backtester import sweep
+
+    config = read_config(args.config) if args.config else {}
+
+    def option(name: str, default: Any = None) -> Any:
+        value = getattr(args, name, None)
+        if value is None or value == []:
+            value = config.get(name, default)
+        return value
+
+    strategy = args.strategy if args.strategy else config.get("strategy")
+    if (strategy and strategy.endswith(".py")) or (strategy and Path(strategy).exists()):
+        strategy = str(Path(strategy).resolve())
+    elif strategy and ".py:" in strategy:
+        file, _, cls = strategy.rpartition(":")
+        strategy = f"{Path(file).resolve()}:{cls}"
+    cls = sweep.load_strategy(strategy)
+    source = option("data", "sample")
+    symbol = option("symbol", DEFAULT_SYMBOL)
+    interval = option("interval")
+    catalog = option("catalog")
+    selection = {
+        "source": source,
+        "symbol": symbol,
+        "start_ns": _parse_time(option("start"), "start"),
+        "end_ns": _parse_time(option("end"), "end"),
+        "interval_ns": _interval_ns(interval) if interval else 0,
+        "catalog": str(Path(catalog).resolve()) if catalog else None,
+    }
+    if (
+        selection["start_ns"] is not None
+        and selection["end_ns"] is not None
+        and selection["end_ns"] <= selection["start_ns"]
+    ):
+        raise ValueError(f"end: {option('end')!r} is not after start {option('start')!r}")
+    contract_name = option("contract") or _default_contract(source, symbol)
+    job: dict[str, Any] = {
+        "strategy": strategy,
+        "data": selection,
+        "contract": contract_name,
+        "profile": option("profile"),
+        "leverage": float(option("leverage", 10.0)),
+        "margin_mode": option("margin_mode", "isolated"),
+        "maker_fee_rate": option("maker_fee"),
+        "taker_fee_rate": option("taker_fee"),
+    }
+    contract = sweep.build_contract(job)  # validates the names and fees now (exit code 2)
+    balance = option("initial_balance")
+    if balance is None:
+        balance = 1.0 if contract.settle_currency in ("BTC", "XBT", "ETH") else 10_000.0
+    job["initial_balance"] = float(balance)
+    params: dict[str, Any] = {}
+    for name, value in (config.get("params") or {}).items():
+        params[name] = sweep.coerce_parameter(cls, name, value)
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"param: expected NAME=VALUE, got {item!r}")
+        params[name.strip()] = sweep.coerce_parameter(cls, name.strip(), value)
+    job["params"] = params
+    return job, cls
+
+
+def _interval_ns(label: str) -> int:
+    from backtester.data.catalog import parse_interval
+
+    return parse_interval(label)
+
+
+def _progress_enabled() -> bool:
+    return sys.stderr.isatty()
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``backtester run``: one backtest, saved to ``reports/<run>/``, summary printed."""
+    from backtester import sweep
+
+    with user_input():
+        job, cls = build_job(args)
+        data = sweep.load_data(job["data"])
+        config = read_config(args.config) if args.config else {}
+        out = Path(args.out or config.get("out") or "reports")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        name = (
+            args.name
+            or config.get("name")
+            or (f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}-{stamp}")
+        )
+    del data  # loaded above so that data errors are input errors (exit 2); now cached
+    from backtester.report.outputs import save_run
+    from backtester.report.summary import format_summary
+
+    result = sweep.run_backtest_job(job)
+    result.config.setdefault("job", job)
+    directory = save_run(result, out / name)
+    print(format_summary(result))
+    print(f"report: {directory}")
+    del cls
+    return EXIT_OK
+
+
+def _sweep_space(args: argparse.Namespace, cls: type) -> dict[str, list[Any]]:
+    from backtester import sweep
+
+    space = sweep.parse_space(args.grid)
+    if not space:
+        raise ValueError("grid: give at least one dimension, e.g. --grid fast=5:50:5")
+    params = sweep.strategy_parameters(cls)
+    for name, values in space.items():
+        if name in sweep.RUN_SETTINGS:
+            continue
+        if name not in params:
+            known = list(params) + list(sweep.RUN_SETTINGS)
+            raise ValueError(
+                f"grid: {cls.__name__} has no parameter {name!r}; {suggestion(name, known)}"
+            )
+        space[name] = [sweep.coerce_parameter(cls, name, v) for v in values]
+    return space
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``backtester sweep``: grid/random search, optionally walk-forward."""
+    from backtester import sweep
+
+    with user_input():
+        job, cls = build_job(args)
+        space = _sweep_space(args, cls)
+        combos = (
+            sweep.random_combinations(space, args.random, args.seed)
+            if args.random
+            else sweep.grid_combinations(space)
+        )
+        heatmap = args.heatmap.split(",") if args.heatmap else list(space)[:2]
+        for name in heatmap:
+            if name not in space:
+                raise ValueError(f"heatmap: {name!r} is not swept; {suggestion(name, space)}")
+        if len(heatmap) != 2:
+            heatmap = []
+        name = args.name or f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}"
+        directory = Path(args.out) if args.out else Path("reports") / "sweeps" / name
+        windows = None
+        if args.walk_forward:
+            train_ns, test_ns, step_ns = sweep.parse_walk_forward(args.walk_forward)
+            data = sweep.load_data(job["data"])
+            windows = sweep.walk_forward_windows(
+                data.start_ns, data.end_ns, train_ns, test_ns, step_ns
+            )
+        else:
+            sweep.load_data(job["data"])  # data errors are input errors
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"workers: expected a value >= 1, got {args.workers}")
+    store = sweep.SweepStore(directory)
+    store.write_manifest(
+        {"base_job": job, "space": space, "random": args.random, "seed": args.seed,
+         "walk_forward": args.walk_forward, "rank_by": args.rank_by, "heatmap": heatmap}
+    )  # fmt: skip
+    options = {
+        "executor": args.executor,
+        "workers": args.workers,
+        "scheduler": args.scheduler,
+        "preload": sweep.preload_data(job["data"]) if not windows else None,
+        "progress": _progress_enabled(),
+        "retry_errors": args.retry_errors,
+    }
+    if windows:
+        frame, executed = sweep.run_walk_forward(
+            sweep.evaluate_backtest, job, combos, windows, store,
+            rank_by=args.rank_by, ascending=args.ascending, **options,
+        )  # fmt: skip
+        path = directory / "walk_forward.csv"
+        frame.to_csv(path, index=False)
+        print(f"walk-forward: {len(windows)} windows, {executed} runs executed now")
+        print(_table(frame, len(frame)))
+        print(f"results: {path}")
+        return EXIT_OK
+    jobs = [sweep.apply_combination(job, combo) for combo in combos]
+    outcome = sweep.run_jobs(sweep.evaluate_backtest, jobs, store, **options)
+    return _render_sweep(
+        store, outcome.records, list(space), args.rank_by, args.ascending, heatmap, args.top,
+        note=f"{len(jobs)} combinations, {outcome.executed} executed now, "
+        f"{len(jobs) - outcome.executed} already stored, {outcome.failed} failed now",
+    )  # fmt: skip
+
+
+def _render_sweep(
+    store: Any,
+    records: list[dict[str, Any]],
+    dimensions: list[str],
+    rank_by: str,
+    ascending: bool,
+    heatmap: list[str],
+    top: int,
+    note: str,
+) -> int:
+    from backtester import sweep
+
+    frame = sweep.results_frame(records, dimensions)
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("worker_")])
+    with user_input():
+        ranked = sweep.rank(frame, rank_by, ascending=ascending)
+    ranked.drop(columns=["key"]).to_csv(store.directory / "results.csv", index=False)
+    html = sweep.write_sweep_html(
+        ranked, store.directory / "sweep.html", rank_by=rank_by, heatmap=heatmap,
+        title=f"Sweep {store.directory.name}",
+    )  # fmt: skip
+    print(note)
+    print(_table(ranked.drop(columns=["key"]), top))
+    print(f"results: {store.directory / 'results.csv'}")
+    print(f"report: {html}")
+    failed = ranked[ranked["status"] == "error"]
+    if len(failed):
+        print(f"{len(failed)} combinations failed; first error: {failed['error'].iloc[0]}")
+    return EXIT_OK
+
+
+def _table(frame: Any, rows: int) -> str:
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        return frame.head(rows).to_string(index=False, float_format=lambda v: f"{v:.6g}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``backtester report DIR``: re-render a saved run (or a sweep directory)."""
+    from backtester import sweep
+
+    directory = Path(args.directory)
+    with user_input():
+        if not directory.is_dir():
+            raise FileNotFoundError(f"report: no such directory {str(directory)!r}")
+        if (directory / "sweep.json").is_file():
+            store = sweep.SweepStore(directory)
+            manifest = store.read_manifest()
+            records = store.records()
+            dimensions = list(manifest["space"])
+            rank_by = args.rank_by or manifest.get("rank_by", "return_ratio")
+            return _render_sweep(
+                store, records, dimensions, rank_by, False, manifest.get("heatmap") or [], 15,
+                note=f"{len(records)} stored combinations",
+            )  # fmt: skip
+        from backtester.report.outputs import load_run
+
+        result = load_run(directory)
+    from backtester.report.html import write_html
+    from backtester.report.summary import format_summary
+
+    path = write_html(result, directory / "report.html")
+    print(format_summary(result))
+    print(f"report: {path or directory / 'report.html'}")
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``backtester data [EXCHANGE SYMBOL]``: list datasets or show one's span and gaps."""
+    from backtester.data.catalog import Catalog
+    from backtester.data.validation import find_gaps
+
+    catalog = Catalog(args.catalog)
+    frame = catalog.datasets()
+    with user_input():
+        if args.symbol is None and args.exchange is not None:
+            raise ValueError("data: give both EXCHANGE and SYMBOL, or neither")
+        if args.exchange is None:
+            if frame.empty:
+                print(f"catalog {args.catalog}: empty (see `backtester fetch` / `import`)")
+                return EXIT_OK
+            columns = ["exchange", "symbol", "kind", "interval", "rows", "start", "end"]
+            print(frame[columns].to_string(index=False))
+            return EXIT_OK
+        chosen = frame[(frame["exchange"] == args.exchange) & (frame["symbol"] == args.symbol)]
+        if chosen.empty:
+            pairs = sorted(
+                {f"{e} {s}" for e, s in zip(frame["exchange"], frame["symbol"], strict=False)}
+            )
+            raise ValueError(
+                f"data: no dataset {args.exchange} {args.symbol} in {args.catalog}; "
+                f"{suggestion(f'{args.exchange} {args.symbol}', pairs) if pairs else 'empty'}"
+            )
+        if args.kind:
+            kinds = sorted(set(chosen["kind"]))
+            if args.kind not in kinds:
+                raise ValueError(
+                    f"kind: unknown value {args.kind!r}; {suggestion(args.kind, kinds)}"
+                )
+            chosen = chosen[chosen["kind"] == args.kind]
+    for _, row in chosen.iterrows():
+        label = f"{row['kind']}{'-' + row['interval'] if row['interval'] else ''}"
+        print(f"{label}: {row['rows']:,} rows, {row['start']} → {row['end']} ({row['source']})")
+        if row["interval_ns"]:
+            records = catalog.read(
+                row["kind"], args.exchange, args.symbol, interval_ns=int(row["interval_ns"])
+            )
+            print(
+                "  "
+                + str(find_gaps(records["ts_ns"], int(row["interval_ns"]))).replace("\n", "\n  ")
+            )
+    return EXIT_OK
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    """``backtester profiles [NAME]``: venue profiles, one profile's rules and tier tables."""
+    from backtester.swap import get_contract, get_profile, list_contracts, list_profiles
+
+    if args.name is None:
+        for name in list_profiles():
+            print(f"{name:16s} {get_profile(name).description}")
+        print("\ncontracts: " + ", ".join(list_contracts()))
+        return EXIT_OK
+    with user_input():
+        if args.name not in list_profiles() and args.name not in list_contracts():
+            raise ValueError(
+                f"profiles: unknown profile {args.name!r}; "
+                f"{suggestion(args.name, list_profiles() + list_contracts())}"
+            )
+    import pandas as pd
+
+    if args.name in list_contracts():
+        contracts = [args.name]
+        profile = get_contract(args.name).profile
+    else:
+        profile = get_profile(args.name)
+        contracts = [c for c in list_contracts() if c.partition(":")[0] == args.name]
+    print(f"profile {profile.name}: {profile.description}")
+    from backtester.swap.profiles import profile_to_dict
+
+    for key, value in profile_to_dict(profile).items():
+        if key not in ("sources", "description", "name"):
+            source = profile.sources.get(key, "")
+            print(f"  {key:30s} {value!s:24s} {source}")
+    for name in contracts:
+        spec = get_contract(name)
+        print(f"\ncontract {name}: {spec.contract_kind.name.lower()}, face {spec.face_value:g}, "
+              f"settle {spec.settle_currency}, fees maker {spec.maker_fee_rate:g} / taker "
+              f"{spec.taker_fee_rate:g}")  # fmt: skip
+        for table in spec.tiers.tables:
+            start = pd.Timestamp(table.valid_from_ns, unit="ns", tz="UTC")
+            print(f"  tiers ({table.basis.name.lower()}) valid from {start}: {table.source}")
+            frame = pd.DataFrame(table.to_records())
+            print("    " + frame.to_string(index=False).replace("\n", "\n    "))
+    return EXIT_OK
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """``backtester fetch``: download with ccxt (delegates to ``backtester.data.fetch``)."""
+    try:
+        from backtester.data import fetch
+    except ImportError:
+        raise UsageError("fetch: backtester.data.fetch is not available in this build") from None
+    with user_input():
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        start = _parse_time(args.start, "start")
+        end = _parse_time(args.end, "end")
+        interval = _interval_ns(args.interval)
+    fetch_function = getattr(fetch, "fetch_to_catalog", None) or fetch.fetch
+    written = fetch_function(
+        args.exchange, args.symbol, kinds=kinds, start_ns=start, end_ns=end,
+        interval_ns=interval, catalog=args.catalog,
+    )  # fmt: skip
+    print(written if written is not None else "done")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``backtester import``: import local files (delegates to ``backtester.data.importers``)."""
+    from backtester.data import importers
+    from backtester.data.catalog import Catalog
+
+    import_file = getattr(importers, "import_file", None)
+    if import_file is None:
+        raise UsageError("import: backtester.data.importers.import_file is not available")
+    catalog = Catalog(args.catalog)
+    for path in args.paths:
+        with user_input():
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"import: no such file {path!r}")
+            written = import_file(
+                path, catalog, exchange=args.exchange, symbol=args.symbol, kind=args.kind
+            )
+        print(f"{path}: {written}")
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "run": cmd_run,
+    "sweep": cmd_sweep,
+    "report": cmd_report,
+    "data": cmd_data,
+    "profiles": cmd_profiles,
+    "fetch": cmd_fetch,
+    "import": cmd_import,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``backtester`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except UsageError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"backtester: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # output piped into `head`: not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("backtester: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        print(f"backtester: error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

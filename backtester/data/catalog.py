@@ -1,0 +1,791 @@
+"""Parquet catalog of validated market-data streams, partitioned by month, written atomically.
+
+Layout
+------
+::
+
+    <root>/<exchange>/<symbol>/<kind>[-<interval>]/<YYYY>-<MM>.parquet       (all but trades)
+    <root>/<exchange>/<symbol>/trades/<YYYY>-<MM>-<DD>.parquet
+    <root>/<exchange>/<symbol>/tiers/<YYYYMMDDTHHMMSS>.parquet
+
+* ``symbol`` is URL-quoted for the path (``BTC/USDT:USDT`` → ``BTC%2FUSDT%3AUSDT``); the exact
+  symbol is also in every file's metadata.
+* ``<interval>`` is present for candle kinds only: ``1m``, ``15m``, ``1h``, ``8h``, ``1d``,
+  ``30s`` or ``<n>ns`` (:func:`interval_label`).
+* A row belongs to the UTC calendar month of its ``ts_ns`` (for candles: the open time);
+  trades, which run to millions of rows a day on a busy perpetual, are partitioned by UTC day
+  so that merging one partition stays small in memory (:data:`PARTITION_UNIT`).
+* Each file holds :data:`ROW_GROUP_ROWS`-row groups with min/max statistics on ``ts_ns``; range
+  reads skip files by name and row groups by statistics, and :meth:`Catalog.iter_chunks`
+  streams one row group at a time, so memory stays bounded by the chunk size whatever the span.
+* Files carry Arrow schema metadata: kind, exchange, symbol, interval_ns, source, units,
+  schema_version and any user metadata (e.g. ``excluded_rows`` from an importer).
+
+Writes
+------
+:meth:`Catalog.write` validates the records first (:mod:`backtester.data.validation`), then
+merges each month with the rows already stored, and only then writes. Each partition is written
+to a temporary file in the same directory, flushed and ``fsync``-ed, and moved over the old file
+with ``os.replace`` (atomic on POSIX), so an interrupted import leaves every file either old or
+new, never half-written, and leaves no temporary file behind. Merge rules:
+
+* candles, index, mark, funding: a timestamp present in both the stored and the new rows must
+  carry identical values (then it is kept once); different values raise ``ValueError`` naming
+  the timestamp and both rows.
+* trades (timestamps may repeat): over the time window where the stored and new rows overlap,
+  one side's rows must equal the other's or be a prefix of it (a resumed download re-fetching
+  the last millisecond); anything else is a conflict.
+
+Reads select ``start_ns <= ts_ns < end_ns`` (end exclusive; ``None`` = open).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from backtester import dtypes
+from backtester.data.market import MarketData
+from backtester.data.schemas import (
+    BAR_KINDS,
+    KIND_DTYPES,
+    kind_dtype,
+    records_to_table,
+    table_to_records,
+)
+from backtester.data.validation import MAX_ABS_FUNDING_RATE, validate_records
+from backtester.enums import TierBasis
+
+ROW_GROUP_ROWS = 65_536
+"""Rows per Parquet row group (the unit of streaming and of range pruning)."""
+
+_UNITS = (
+    ("d", 86_400_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+)
+_LABEL_RE = re.compile(r"^(\d+)(d|h|m|s|ns)$")
+
+
+def interval_label(interval_ns: int) -> str:
+    """Short label of a candle interval: 60e9 → ``"1m"``, 3600e9 → ``"1h"``, 1 → ``"1ns"``."""
+    if interval_ns <= 0:
+        raise ValueError(f"interval_ns: expected a value > 0, got {interval_ns}")
+    for suffix, size in _UNITS:
+        if interval_ns % size == 0:
+            return f"{interval_ns // size}{suffix}"
+    return f"{interval_ns}ns"
+
+
+def parse_interval(label: str) -> int:
+    """Inverse of :func:`interval_label` (``"15m"`` → 900e9 ns)."""
+    match = _LABEL_RE.match(label)
+    if not match:
+        raise ValueError(f"interval: cannot parse {label!r}; expected e.g. '1m', '1h', '8h', '1d'")
+    number, unit = int(match.group(1)), match.group(2)
+    return number * (1 if unit == "ns" else dict(_UNITS)[unit])
+
+
+PARTITION_UNIT = {"trades": "D"}
+"""numpy datetime unit of a kind's file partition: trades by UTC day, everything else by month."""
+
+_PARTITION_RE = re.compile(r"^\d{4}-\d{2}(-\d{2})?\.parquet$")
+
+
+def _partition_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.parquet") if _PARTITION_RE.match(p.name))
+
+
+def _partition_span(stem: str) -> tuple[int, int]:
+    """``[first, after)`` ns of the partition named ``YYYY-MM`` or ``YYYY-MM-DD``."""
+    unit = "D" if stem.count("-") == 2 else "M"
+    first = np.datetime64(stem, unit)
+    return (
+        int(first.astype("datetime64[ns]").astype(np.int64)),
+        int((first + 1).astype("datetime64[ns]").astype(np.int64)),
+    )
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise equality of two same-dtype structured arrays (NaN equals NaN)."""
+    equal = np.ones(len(a), dtype=bool)
+    for name in a.dtype.names:
+        x, y = a[name], b[name]
+        if x.dtype.kind == "f":
+            equal &= (x == y) | (np.isnan(x) & np.isnan(y))
+        else:
+            equal &= x == y
+    return equal
+
+
+def _row_text(row: np.void) -> str:
+    return "(" + ", ".join(f"{n}={row[n].item()!r}" for n in row.dtype.names) + ")"
+
+
+def _merge_unique(old: np.ndarray, new: np.ndarray, label: str) -> np.ndarray:
+    both = np.concatenate([old, new])
+    order = np.argsort(both["ts_ns"], kind="stable")
+    both = both[order]
+    ts = both["ts_ns"]
+    dup = np.flatnonzero(ts[1:] == ts[:-1])
+    if len(dup) == 0:
+        return both
+    same = _rows_equal(both[dup], both[dup + 1])
+    if not same.all():
+        i = int(dup[np.flatnonzero(~same)[0]])
+        raise ValueError(
+            f"{label}: conflicting rows for ts_ns {int(ts[i])} "
+            f"({pd.Timestamp(int(ts[i]), unit='ns', tz='UTC')}): stored {_row_text(both[i])} vs "
+            f"new {_row_text(both[i + 1])} (a timestamp may be stored once; identical re-imports "
+            "are merged, different values are refused)"
+        )
+    keep = np.ones(len(both), dtype=bool)
+    keep[dup + 1] = False
+    return both[keep]
+
+
+def _merge_trades(old: np.ndarray, new: np.ndarray, label: str) -> np.ndarray:
+    if len(old) == 0 or len(new) == 0:
+        return np.concatenate([old, new])
+    lo = max(int(old["ts_ns"][0]), int(new["ts_ns"][0]))
+    hi = min(int(old["ts_ns"][-1]), int(new["ts_ns"][-1]))
+    if lo > hi:
+        both = np.concatenate([old, new])
+        return both[np.argsort(both["ts_ns"], kind="stable")]
+    in_old = (old["ts_ns"] >= lo) & (old["ts_ns"] <= hi)
+    in_new = (new["ts_ns"] >= lo) & (new["ts_ns"] <= hi)
+    w_old, w_new = old[in_old], new[in_new]
+    n = min(len(w_old), len(w_new))
+    same = _rows_equal(w_old[:n], w_new[:n])
+    if not same.all() or (len(w_old) != len(w_new) and lo != hi):
+        i = int(np.flatnonzero(~same)[0]) if not same.all() else n
+        longer = w_old if len(w_old) >= len(w_new) else w_new
+        ts = int(longer["ts_ns"][min(i, len(longer) - 1)])
+        raise ValueError(
+            f"{label}: stored and new trades differ where they overlap "
+            f"({pd.Timestamp(lo, unit='ns', tz='UTC')} → {pd.Timestamp(hi, unit='ns', tz='UTC')}), "
+            f"first at ts_ns {ts}: {len(w_old):,} stored vs {len(w_new):,} new rows in the overlap "
+            "(the overlap must be identical, or one side a prefix of the other at a single "
+            "timestamp)"
+        )
+    window = w_old if len(w_old) >= len(w_new) else w_new
+    parts = [
+        old[old["ts_ns"] < lo],
+        new[new["ts_ns"] < lo],
+        window,
+        old[old["ts_ns"] > hi],
+        new[new["ts_ns"] > hi],
+    ]
+    both = np.concatenate(parts)
+    return both[np.argsort(both["ts_ns"], kind="stable")]
+
+
+def _merge_metadata(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    out = dict(old)
+    for key, value in new.items():
+        if (
+            key in out
+            and out[key] != value
+            and key not in ("kind", "exchange", "symbol", "interval_ns", "units", "schema_version")
+        ):
+            parts = out[key].split(" | ")
+            if value not in parts:
+                out[key] = " | ".join([*parts, value])
+        else:
+            out[key] = value
+    return out
+
+
+class Catalog:
+    """Time-partitioned Parquet store of market-data streams (see module docstring).
+
+    Parameters
+    ----------
+    root
+        Directory of the catalog (created on first write).
+    """
+
+    def __init__(self, root: str | Path = "data/catalog") -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Catalog({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ paths
+
+    def dataset_dir(self, kind: str, exchange: str, symbol: str, interval_ns: int = 0) -> Path:
+        """Directory holding the partition files of one stream."""
+        kind_dtype(kind)
+        if kind == "tiers":
+            name = "tiers"
+        elif kind in BAR_KINDS:
+            if interval_ns <= 0:
+                raise ValueError(
+                    f"interval_ns: candle kind {kind!r} needs the candle length in ns (> 0), "
+                    f"got {interval_ns}"
+                )
+            name = f"{kind}-{interval_label(interval_ns)}"
+        else:
+            if interval_ns != 0:
+                raise ValueError(
+                    f"interval_ns: kind {kind!r} is not a candle kind, expected 0, "
+                    f"got {interval_ns}"
+                )
+            name = kind
+        if not exchange or not symbol:
+            raise ValueError(f"exchange and symbol must be non-empty, got {exchange!r}, {symbol!r}")
+        return self.root / quote(exchange, safe="-_.") / quote(symbol, safe="-_.") / name
+
+    def partitions(self, kind: str, exchange: str, symbol: str, interval_ns: int = 0) -> list[Path]:
+        """Monthly files of one stream, oldest first (empty when the stream does not exist)."""
+        directory = self.dataset_dir(kind, exchange, symbol, interval_ns)
+        if not directory.is_dir():
+            return []
+        return _partition_files(directory)
+
+    def exists(self, kind: str, exchange: str, symbol: str, interval_ns: int = 0) -> bool:
+        """Whether the stream has at least one stored file.
+
+        For a candle kind with ``interval_ns=0``: whether candles of any interval are stored.
+        """
+        if kind in BAR_KINDS and interval_ns == 0:
+            return bool(self._intervals(kind, exchange, symbol))
+        return bool(self.partitions(kind, exchange, symbol, interval_ns))
+
+    # ------------------------------------------------------------------ write
+
+    def write(
+        self,
+        kind: str,
+        exchange: str,
+        symbol: str,
+        records: np.ndarray,
+        *,
+        source: str,
+        interval_ns: int = 0,
+        metadata: dict[str, str] | None = None,
+        allow_open_outside_range: bool = False,
+        max_abs_funding_rate: float = MAX_ABS_FUNDING_RATE,
+    ) -> list[Path]:
+        """Validate ``records`` and merge them into the stream's partition files atomically.
+
+        Parameters
+        ----------
+        kind
+            ``"trades"``, ``"bars"``, ``"index"``, ``"mark"``, ``"index_bars"``,
+            ``"mark_bars"`` or ``"funding"``.
+        exchange, symbol
+            Venue and instrument the rows belong to.
+        records
+            Structured array of the kind's dtype, sorted by ``ts_ns``.
+        source
+            Provenance (file path, URL, generator and seed); stored in the file metadata.
+        interval_ns
+            Candle length for candle kinds, 0 otherwise.
+        metadata
+            Extra string metadata stored in every written file.
+        allow_open_outside_range
+            Validation option for BitMEX-style candles (see :mod:`backtester.data.validation`);
+            recorded in the metadata.
+        max_abs_funding_rate
+            Validation bound for funding rates.
+
+        Returns
+        -------
+        list[Path]
+            The partition files written (existing files merged and replaced).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Invalid records (nothing is written) or rows conflicting with stored rows (nothing
+            is written).
+        """
+        if kind not in KIND_DTYPES:
+            raise ValueError(
+                f"kind: unknown stream kind {kind!r}; expected one of "
+                f"{', '.join(map(repr, KIND_DTYPES))} (tier tables: write_tiers)"
+            )
+        directory = self.dataset_dir(kind, exchange, symbol, interval_ns)
+        if not isinstance(source, str) or not source:
+            raise ValueError(f"source: expected a non-empty provenance string, got {source!r}")
+        label = f"{exchange}:{symbol} {directory.name}"
+        validate_records(
+            records,
+            kind,
+            name=f"records for {label}",
+            interval_ns=interval_ns,
+            allow_open_outside_range=allow_open_outside_range,
+            max_abs_funding_rate=max_abs_funding_rate,
+        )
+        if len(records) == 0:
+            return []
+        meta = {
+            "kind": kind,
+            "exchange": exchange,
+            "symbol": symbol,
+            "interval_ns": str(interval_ns),
+            "source": source,
+        }
+        if allow_open_outside_range:
+            meta["allow_open_outside_range"] = "true"
+        meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
+
+        unit = PARTITION_UNIT.get(kind, "M")
+        months = records["ts_ns"].astype("datetime64[ns]").astype(f"datetime64[{unit}]")
+        cuts = np.flatnonzero(months[1:] != months[:-1]) + 1
+        bounds = [0, *cuts.tolist(), len(records)]
+        # Phase 1: build every merged partition in memory; any conflict raises before writing.
+        planned: list[tuple[Path, pa.Table]] = []
+        for a, b in itertools.pairwise(bounds):
+            part = records[a:b]
+            path = directory / f"{months[a]!s}.parquet"
+            file_meta = dict(meta)
+            if path.exists():
+                old_table = pq.read_table(path)
+                old = table_to_records(old_table, kind)
+                old_meta = {
+                    k.decode(): v.decode() for k, v in (old_table.schema.metadata or {}).items()
+                }
+                if kind == "trades":
+                    part = _merge_trades(old, part, f"{label} {path.name}")
+                else:
+                    part = _merge_unique(old, part, f"{label} {path.name}")
+                file_meta = _merge_metadata(old_meta, meta)
+            planned.append((path, records_to_table(part, kind, file_meta)))
+        # Phase 2: write each partition atomically.
+        return [self._write_atomic(path, table) for path, table in planned]
+
+    def _write_atomic(self, path: Path, table: pa.Table) -> Path:
+        created = []
+        parent = path.parent
+        while not parent.exists():
+            created.append(parent)
+            parent = parent.parent
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            with open(tmp, "wb") as handle:
+                pq.write_table(
+                    table,
+                    handle,
+                    row_group_size=ROW_GROUP_ROWS,
+                    compression="zstd",
+                    write_statistics=["ts_ns"],
+                )
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            for directory in created:  # innermost first
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            raise
+        _fsync_dir(path.parent)
+        return path
+
+    # ------------------------------------------------------------------ read
+
+    def _files_in_range(
+        self,
+        kind: str,
+        exchange: str,
+        symbol: str,
+        start_ns: int | None,
+        end_ns: int | None,
+        interval_ns: int,
+    ) -> list[Path]:
+        files = self.partitions(kind, exchange, symbol, interval_ns)
+        if not files:
+            raise FileNotFoundError(
+                f"catalog {self.root}: no stream {kind!r} for {exchange}:{symbol}"
+                + (f" at interval {interval_label(interval_ns)}" if interval_ns else "")
+                + f"; available: {self._available_text(exchange, symbol)}"
+            )
+        selected = []
+        for path in files:
+            first, after = _partition_span(path.stem)
+            if end_ns is not None and first >= end_ns:
+                continue
+            if start_ns is not None and after <= start_ns:
+                continue
+            selected.append(path)
+        return selected
+
+    def _available_text(self, exchange: str, symbol: str) -> str:
+        frame = self.datasets()
+        if frame.empty:
+            return "the catalog is empty"
+        sel = frame[(frame["exchange"] == exchange) & (frame["symbol"] == symbol)]
+        if sel.empty:
+            pairs = sorted(
+                {f"{e}:{s}" for e, s in zip(frame["exchange"], frame["symbol"], strict=True)}
+            )
+            return f"no streams for this instrument; instruments: {', '.join(pairs)}"
+        return ", ".join(
+            k + (f"-{i}" if i else "") for k, i in zip(sel["kind"], sel["interval"], strict=True)
+        )
+
+    def _selected_groups(
+        self, files: list[Path], start_ns: int | None, end_ns: int | None
+    ) -> Iterator[tuple[pq.ParquetFile, int, int]]:
+        """``(file, row group, rows)`` whose ts_ns statistics overlap the range."""
+        for path in files:
+            handle = pq.ParquetFile(path)
+            meta = handle.metadata
+            ts_col = handle.schema_arrow.get_field_index("ts_ns")
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(ts_col).statistics
+                if stats is not None and stats.has_min_max:
+                    if end_ns is not None and stats.min >= end_ns:
+                        continue
+                    if start_ns is not None and stats.max < start_ns:
+                        continue
+                yield handle, g, meta.row_group(g).num_rows
+
+    def _iter_groups(
+        self, kind: str, files: list[Path], start_ns: int | None, end_ns: int | None
+    ) -> Iterator[np.ndarray]:
+        for handle, g, _ in self._selected_groups(files, start_ns, end_ns):
+            records = table_to_records(handle.read_row_group(g), kind)
+            if start_ns is not None or end_ns is not None:
+                ts = records["ts_ns"]
+                lo = 0 if start_ns is None else int(np.searchsorted(ts, start_ns, "left"))
+                hi = len(ts) if end_ns is None else int(np.searchsorted(ts, end_ns, "left"))
+                records = records[lo:hi]
+            if len(records):
+                yield records
+
+    def read(
+        self,
+        kind: str,
+        exchange: str,
+        symbol: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        interval_ns: int = 0,
+    ) -> np.ndarray:
+        """Rows of one stream with ``start_ns <= ts_ns < end_ns``, as a structured array.
+
+        Raises ``FileNotFoundError`` (listing what the catalog holds) when the stream is absent.
+        """
+        files = self._files_in_range(kind, exchange, symbol, start_ns, end_ns, interval_ns)
+        # Preallocate from the footers (an upper bound: partial first/last groups are trimmed),
+        # so a full read peaks at one copy of the data plus one row group.
+        upper = sum(rows for _, _, rows in self._selected_groups(files, start_ns, end_ns))
+        out = np.empty(upper, dtype=kind_dtype(kind))
+        filled = 0
+        for part in self._iter_groups(kind, files, start_ns, end_ns):
+            out[filled : filled + len(part)] = part
+            filled += len(part)
+        return out if filled == upper else out[:filled].copy()
+
+    def iter_chunks(
+        self,
+        kind: str,
+        exchange: str,
+        symbol: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        interval_ns: int = 0,
+        chunk_rows: int = 1_000_000,
+    ) -> Iterator[np.ndarray]:
+        """Stream the rows of :meth:`read` in time order, ``chunk_rows`` at a time.
+
+        Every chunk but the last holds exactly ``chunk_rows`` rows; at most one chunk plus one
+        row group is in memory at once.
+        """
+        if chunk_rows <= 0:
+            raise ValueError(f"chunk_rows: expected a value > 0, got {chunk_rows}")
+        files = self._files_in_range(kind, exchange, symbol, start_ns, end_ns, interval_ns)
+        pending: list[np.ndarray] = []
+        count = 0
+        for group in self._iter_groups(kind, files, start_ns, end_ns):
+            pending.append(group)
+            count += len(group)
+            while count >= chunk_rows:
+                joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
+                yield joined[:chunk_rows]
+                rest = joined[chunk_rows:]
+                pending = [rest] if len(rest) else []
+                count = len(rest)
+        if count:
+            yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+
+    def last_ts_ns(self, kind: str, exchange: str, symbol: str, interval_ns: int = 0) -> int | None:
+        """Largest stored ``ts_ns`` of the stream (candle open time), ``None`` if empty.
+
+        Read from the Parquet footer statistics of the newest file: no data pages are read.
+        """
+        files = self.partitions(kind, exchange, symbol, interval_ns)
+        if not files:
+            return None
+        return _file_span(files[-1])[1]
+
+    def datasets(self) -> pd.DataFrame:
+        """One row per stored stream: exchange, symbol, kind, interval(_ns), rows, files, span.
+
+        Columns: ``exchange, symbol, kind, interval, interval_ns, rows, files, start_ns, end_ns,
+        start, end, source``; ``start``/``end`` are UTC timestamps of the first/last ``ts_ns``.
+        """
+        rows = []
+        if self.root.is_dir():
+            for directory in sorted(self.root.glob("*/*/*")):
+                if not directory.is_dir() or directory.name == "tiers":
+                    continue
+                files = _partition_files(directory)
+                if not files:
+                    continue
+                kind, _, label = directory.name.partition("-")
+                if kind not in KIND_DTYPES:
+                    continue
+                count, first, last = 0, None, None
+                for path in files:
+                    meta = pq.read_metadata(path)
+                    count += meta.num_rows
+                    lo, hi = _file_span(path)
+                    first = lo if first is None else min(first, lo)
+                    last = hi if last is None else max(last, hi)
+                file_meta = pq.read_schema(files[-1]).metadata or {}
+                rows.append(
+                    {
+                        "exchange": unquote(directory.parent.parent.name),
+                        "symbol": unquote(directory.parent.name),
+                        "kind": kind,
+                        "interval": label,
+                        "interval_ns": parse_interval(label) if label else 0,
+                        "rows": count,
+                        "files": len(files),
+                        "start_ns": first,
+                        "end_ns": last,
+                        "start": pd.Timestamp(first, unit="ns", tz="UTC"),
+                        "end": pd.Timestamp(last, unit="ns", tz="UTC"),
+                        "source": file_meta.get(b"source", b"").decode(),
+                    }
+                )
+        columns = [
+            "exchange",
+            "symbol",
+            "kind",
+            "interval",
+            "interval_ns",
+            "rows",
+            "files",
+            "start_ns",
+            "end_ns",
+            "start",
+            "end",
+            "source",
+        ]
+        return pd.DataFrame(rows, columns=columns)
+
+    def metadata(
+        self, kind: str, exchange: str, symbol: str, interval_ns: int = 0
+    ) -> dict[str, str]:
+        """Schema metadata of the newest file of a stream (provenance, units, options)."""
+        files = self._files_in_range(kind, exchange, symbol, None, None, interval_ns)
+        raw = pq.read_schema(files[-1]).metadata or {}
+        return {k.decode(): v.decode() for k, v in raw.items() if k != b"ARROW:schema"}
+
+    # ------------------------------------------------------------------ market data
+
+    def _intervals(self, kind: str, exchange: str, symbol: str) -> list[int]:
+        base = self.root / quote(exchange, safe="-_.") / quote(symbol, safe="-_.")
+        return sorted(
+            parse_interval(directory.name.split("-", 1)[1])
+            for directory in base.glob(f"{kind}-*")
+            if any(directory.glob("*.parquet"))
+        )
+
+    def _price_points(
+        self, which: str, exchange: str, symbol: str, start_ns: int | None, end_ns: int | None
+    ) -> tuple[np.ndarray, str]:
+        if self.exists(which, exchange, symbol):
+            return (
+                self.read(which, exchange, symbol, start_ns, end_ns),
+                str(self.dataset_dir(which, exchange, symbol)),
+            )
+        intervals = self._intervals(f"{which}_bars", exchange, symbol)
+        if not intervals:
+            return np.zeros(0, dtype=dtypes.PRICE_DTYPE), ""
+        step = intervals[0]  # the finest stored candle
+        lo = None if start_ns is None else start_ns - step
+        hi = None if end_ns is None else end_ns - step
+        bars = self.read(f"{which}_bars", exchange, symbol, lo, hi, interval_ns=step)
+        points = bars_to_points(bars, step)
+        return points, str(self.dataset_dir(f"{which}_bars", exchange, symbol, step))
+
+    def load_market_data(
+        self,
+        exchange: str,
+        symbol: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        bar_interval_ns: int = 0,
+        with_trades: bool = False,
+    ) -> MarketData:
+        """Build the :class:`MarketData` of one instrument from the catalog.
+
+        * bars: the ``bars`` stream at ``bar_interval_ns``; with 0 the single stored interval
+          (several stored → ``ValueError`` listing them; none → no bars).
+        * index / mark: the point stream if stored, else the finest stored ``index_bars`` /
+          ``mark_bars``, each candle becoming a point at its close time (open + interval) with
+          the close price, so no price is visible before its candle has closed.
+        * funding: the ``funding`` stream; trades only with ``with_trades=True``.
+
+        Every stream is cut to ``start_ns <= ts_ns < end_ns`` (points by the time they are
+        known). ``sources`` names the catalog directory of each stream.
+        """
+        sources: dict[str, str] = {}
+        bars = np.zeros(0, dtype=dtypes.BAR_DTYPE)
+        if bar_interval_ns == 0:
+            intervals = self._intervals("bars", exchange, symbol)
+            if len(intervals) > 1:
+                raise ValueError(
+                    f"bar_interval_ns: {exchange}:{symbol} has bars at several intervals "
+                    f"({', '.join(interval_label(i) for i in intervals)}); pass one of "
+                    f"{', '.join(str(i) for i in intervals)}"
+                )
+            bar_interval_ns = intervals[0] if intervals else 0
+        if bar_interval_ns:
+            bars = self.read(
+                "bars", exchange, symbol, start_ns, end_ns, interval_ns=bar_interval_ns
+            )
+            sources["bars"] = str(self.dataset_dir("bars", exchange, symbol, bar_interval_ns))
+        trades = np.zeros(0, dtype=dtypes.TRADE_DTYPE)
+        if with_trades:
+            trades = self.read("trades", exchange, symbol, start_ns, end_ns)
+            sources["trades"] = str(self.dataset_dir("trades", exchange, symbol))
+        index, index_src = self._price_points("index", exchange, symbol, start_ns, end_ns)
+        mark, mark_src = self._price_points("mark", exchange, symbol, start_ns, end_ns)
+        sources.update({n: s for n, s in (("index", index_src), ("mark", mark_src)) if s})
+        funding = np.zeros(0, dtype=dtypes.FUNDING_RATE_DTYPE)
+        if self.exists("funding", exchange, symbol):
+            funding = self.read("funding", exchange, symbol, start_ns, end_ns)
+            sources["funding"] = str(self.dataset_dir("funding", exchange, symbol))
+        if not sources:
+            raise FileNotFoundError(
+                f"catalog {self.root}: no market data for {exchange}:{symbol}; available: "
+                f"{self._available_text(exchange, symbol)}"
+            )
+        return MarketData(
+            symbol=symbol,
+            trades=trades,
+            bars=bars,
+            bar_interval_ns=bar_interval_ns if len(bars) else 0,
+            index=index,
+            mark=mark,
+            funding=funding,
+            exchange=exchange,
+            sources=sources,
+        )
+
+    # ------------------------------------------------------------------ tiers
+
+    def write_tiers(
+        self,
+        exchange: str,
+        symbol: str,
+        table_rows: np.ndarray,
+        basis: int,
+        valid_from_ns: int,
+        source: str,
+    ) -> Path:
+        """Store one tier-table snapshot valid from ``valid_from_ns`` (atomic write).
+
+        The file is ``tiers/<valid_from as YYYYMMDDTHHMMSS>.parquet`` with metadata
+        ``tier_basis`` (``TierBasis`` name), ``valid_from_ns`` and ``source``. An existing
+        snapshot with the same validity is replaced only by identical rows.
+        """
+        if not isinstance(table_rows, np.ndarray) or table_rows.dtype != dtypes.TIER_DTYPE:
+            got = getattr(table_rows, "dtype", type(table_rows).__name__)
+            raise TypeError(f"table_rows: expected dtype TIER_DTYPE, got {got}")
+        if len(table_rows) == 0:
+            raise ValueError("table_rows: a tier table needs at least one row")
+        basis_name = TierBasis(int(basis)).name
+        if not source:
+            raise ValueError(f"source: expected a non-empty provenance string, got {source!r}")
+        mins = table_rows["min_size"]
+        if np.any(mins[1:] < mins[:-1]):
+            i = int(np.flatnonzero(mins[1:] < mins[:-1])[0]) + 1
+            raise ValueError(f"table_rows row {i + 1}: min_size {mins[i]} < previous {mins[i - 1]}")
+        stamp = pd.Timestamp(int(valid_from_ns), unit="ns", tz="UTC").strftime("%Y%m%dT%H%M%S")
+        path = self.dataset_dir("tiers", exchange, symbol) / f"{stamp}.parquet"
+        meta = {
+            "kind": "tiers",
+            "exchange": exchange,
+            "symbol": symbol,
+            "tier_basis": basis_name,
+            "valid_from_ns": str(int(valid_from_ns)),
+            "source": source,
+        }
+        if path.exists():
+            old = table_to_records(pq.read_table(path), "tiers")
+            if len(old) != len(table_rows) or not _rows_equal(old, table_rows).all():
+                raise ValueError(
+                    f"{path}: a different tier table valid from {stamp} is already stored"
+                )
+        return self._write_atomic(path, records_to_table(table_rows, "tiers", meta))
+
+    def read_tiers(self, exchange: str, symbol: str) -> list[tuple[int, int, np.ndarray, str]]:
+        """Stored tier snapshots, oldest first: ``(valid_from_ns, basis, rows, source)``."""
+        directory = self.dataset_dir("tiers", exchange, symbol)
+        out = []
+        for path in sorted(directory.glob("*.parquet")) if directory.is_dir() else []:
+            table = pq.read_table(path)
+            meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+            out.append(
+                (
+                    int(meta["valid_from_ns"]),
+                    int(TierBasis[meta["tier_basis"]]),
+                    table_to_records(table, "tiers"),
+                    meta["source"],
+                )
+            )
+        return out
+
+
+def _file_span(path: Path) -> tuple[int, int]:
+    meta = pq.read_metadata(path)
+    col = meta.schema.to_arrow_schema().get_field_index("ts_ns")
+    lo = hi = None
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(col).statistics
+        if stats is None or not stats.has_min_max:
+            table = pq.read_table(path, columns=["ts_ns"])
+            ts = table.column("ts_ns").to_numpy()
+            return int(ts.min()), int(ts.max())
+        lo = stats.min if lo is None else min(lo, stats.min)
+        hi = stats.max if hi is None else max(hi, stats.max)
+    return int(lo), int(hi)
+
+
+def bars_to_points(bars: np.ndarray, interval_ns: int) -> np.ndarray:
+    """Index/mark candles → ``PRICE_DTYPE`` points at close time (open + interval), close price."""
+    points = np.empty(len(bars), dtype=dtypes.PRICE_DTYPE)
+    points["ts_ns"] = bars["ts_ns"] + interval_ns
+    points["price"] = bars["close"]
+    return points

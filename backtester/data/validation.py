@@ -1,0 +1,372 @@
+"""Vectorised validation of market-data records at the import / catalog boundary.
+
+Every check runs in numpy over the whole array and raises :class:`DataValidationError` (a
+``ValueError``) for the **first** offending row, naming the file (or stream) name, the 1-based
+data row — formatted with thousands separators, as in ``"trades.csv row 18,231: ..."`` — the
+value and the rule broken. Nothing is ever dropped silently: known bad rows are removed only by
+an explicit ``exclude_rows=`` option of the importers, which records them in the metadata.
+
+Rules
+-----
+* ``ts_ns`` must lie between 1990-01-01 and 2100-01-01 read as nanoseconds. A value that is
+  plausible only in another unit is refused with the detected unit in the message
+  (``"looks like milliseconds"``): units are converted explicitly by the importers, never guessed
+  by the catalog (:func:`detect_time_unit`, :func:`to_ns`).
+* Timestamps never decrease. Trades may share a timestamp (several fills in one millisecond);
+  every other kind needs strictly increasing timestamps (a repeated one is a "duplicate").
+* Prices (trade price, OHLC, index/mark price) are finite and > 0; quantities finite and ≥ 0
+  (trade quantity > 0).
+* Candles: ``high >= low``; ``open`` and ``close`` inside ``[low, high]``. BitMEX documents that
+  its bucketed ``open`` is the previous bucket's close, so it may lie outside the bucket's
+  traded range: ``allow_open_outside_range=True`` relaxes the rule for ``open`` only (``close``
+  is still checked). The BitMEX importer sets it.
+* Funding: rate finite and ``|rate| <= max_abs_funding_rate`` (default
+  :data:`MAX_ABS_FUNDING_RATE` = 0.03 per interval). The widest caps any venue has published are
+  Binance's ±3 % for some USDⓈ-M altcoins and Bybit's comparable alt caps; BTC caps are far
+  lower (Binance ±0.3 % in 2020, ±0.375 % later; OKX ±0.375 %…1.5 %). A larger number is
+  almost surely a percent written as a fraction or a unit error.
+* Gaps in a candle series are **reported** (:func:`find_gaps` → :class:`GapReport`), never filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from backtester.data.schemas import BAR_KINDS, POINT_KINDS, kind_dtype
+
+MAX_ABS_FUNDING_RATE = 0.03
+"""Largest accepted ``|funding_rate|`` per interval (see module docstring for the sources)."""
+
+_MIN_YEAR_S = 631_152_000  # 1990-01-01 in seconds
+_MAX_YEAR_S = 4_102_444_800  # 2100-01-01 in seconds
+_UNIT_SCALE = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+
+
+class DataValidationError(ValueError):
+    """Market data broke a validation rule; the message names file, row, value and rule."""
+
+
+def _row_label(name: str, index: int, row_numbers: np.ndarray | None) -> str:
+    row = int(row_numbers[index]) if row_numbers is not None else index + 1
+    return f"{name} row {row:,}"
+
+
+def unit_of_value(value: int | float) -> str | None:
+    """Unit (``"s"``, ``"ms"``, ``"us"``, ``"ns"``) in which ``value`` is a 1990–2100 epoch time."""
+    for unit, ns_per_unit in _UNIT_SCALE.items():
+        scale = 1_000_000_000 // ns_per_unit  # values per second
+        if _MIN_YEAR_S * scale <= value < _MAX_YEAR_S * scale:
+            return unit
+    return None
+
+
+def detect_time_unit(values: np.ndarray, name: str = "timestamps") -> str:
+    """Detect the epoch unit of integer timestamps by magnitude; all rows must agree.
+
+    Raises ``DataValidationError`` naming the first row whose magnitude fits no unit or a unit
+    different from the first row's.
+    """
+    values = np.asarray(values)
+    if len(values) == 0:
+        raise DataValidationError(f"{name}: no rows, cannot detect the timestamp unit")
+    first = unit_of_value(values[0])
+    if first is None:
+        raise DataValidationError(
+            f"{name} row 1: timestamp {values[0]} is not an epoch time between 1990 and 2100 "
+            "in s, ms, us or ns"
+        )
+    scale = 1_000_000_000 // _UNIT_SCALE[first]
+    bad = (values < _MIN_YEAR_S * scale) | (values >= _MAX_YEAR_S * scale)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        other = unit_of_value(values[i])
+        raise DataValidationError(
+            f"{name} row {i + 1:,}: timestamp {values[i]} looks like "
+            f"{_UNIT_NAMES.get(other or '', 'no epoch unit')} but row 1 is in "
+            f"{_UNIT_NAMES[first]} (mixed timestamp units)"
+        )
+    return first
+
+
+def to_ns(values: np.ndarray, unit: str, name: str = "timestamps") -> np.ndarray:
+    """Convert integer epoch timestamps in ``unit`` (or ``"auto"``: detected) to int64 ns."""
+    values = np.asarray(values)
+    if unit == "auto":
+        unit = detect_time_unit(values, name)
+    if unit not in _UNIT_SCALE:
+        raise ValueError(f"{name}: unknown time unit {unit!r}; expected one of auto, s, ms, us, ns")
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            i = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise DataValidationError(f"{name} row {i + 1:,}: timestamp {values[i]} is not finite")
+        return np.round(values * _UNIT_SCALE[unit]).astype(np.int64)
+    return values.astype(np.int64) * _UNIT_SCALE[unit]
+
+
+def check_ts_ns(ts: np.ndarray, name: str, row_numbers: np.ndarray | None = None) -> None:
+    """Check that int64 ``ts`` values are nanosecond epoch times in 1990–2100."""
+    bad = (ts < _MIN_YEAR_S * 1_000_000_000) | (ts >= _MAX_YEAR_S * 1_000_000_000)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        unit = unit_of_value(int(ts[i]))
+        if unit is not None and unit != "ns":
+            detail = (
+                f"looks like {_UNIT_NAMES[unit]} (detected unit {unit}), but ts_ns must be "
+                "nanoseconds: convert explicitly"
+            )
+        else:
+            detail = "is not a nanosecond epoch time between 1990 and 2100"
+        raise DataValidationError(
+            f"{_row_label(name, i, row_numbers)}: ts_ns {int(ts[i])} {detail}"
+        )
+
+
+def check_order(
+    ts: np.ndarray, name: str, *, strict: bool, row_numbers: np.ndarray | None = None
+) -> None:
+    """Timestamps never decrease; with ``strict`` they must also not repeat."""
+    if len(ts) < 2:
+        return
+    diff = ts[1:] - ts[:-1]
+    down = diff < 0
+    if down.any():
+        i = int(np.flatnonzero(down)[0]) + 1
+        raise DataValidationError(
+            f"{_row_label(name, i, row_numbers)}: ts_ns {int(ts[i])} < previous "
+            f"{int(ts[i - 1])} (timestamps must not decrease)"
+        )
+    if strict:
+        same = diff == 0
+        if same.any():
+            i = int(np.flatnonzero(same)[0]) + 1
+            prev = _row_label(name, i - 1, row_numbers).rsplit(" row ", 1)[1]
+            raise DataValidationError(
+                f"{_row_label(name, i, row_numbers)}: duplicate timestamp ts_ns {int(ts[i])} "
+                f"(same as row {prev}; timestamps must be unique)"
+            )
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, np.floating | float):
+        return repr(float(value))
+    if isinstance(value, np.integer | int):
+        return str(int(value))
+    return repr(value)
+
+
+def _check_mask(
+    bad: np.ndarray, name: str, row_numbers: np.ndarray | None, message: str, values: Iterable
+) -> None:
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        shown = ", ".join(f"{label} {_fmt(col[i])}" for label, col in values)
+        raise DataValidationError(f"{_row_label(name, i, row_numbers)}: {shown} ({message})")
+
+
+def _check_positive_prices(
+    records: np.ndarray, fields: Sequence[str], name: str, row_numbers: np.ndarray | None
+) -> None:
+    for f in fields:
+        col = records[f]
+        _check_mask(~np.isfinite(col), name, row_numbers, "prices must be finite", [(f, col)])
+        _check_mask(col <= 0, name, row_numbers, "prices must be > 0", [(f, col)])
+
+
+def validate_records(
+    records: np.ndarray,
+    kind: str,
+    *,
+    name: str,
+    interval_ns: int = 0,
+    allow_open_outside_range: bool = False,
+    max_abs_funding_rate: float = MAX_ABS_FUNDING_RATE,
+    row_numbers: np.ndarray | None = None,
+) -> None:
+    """Check ``records`` of stream ``kind`` against every rule of this module.
+
+    Parameters
+    ----------
+    records
+        Structured array of the kind's dtype (see :mod:`backtester.data.schemas`).
+    kind
+        Stream kind (``"trades"``, ``"bars"``, ``"index"``, ``"mark"``, ``"index_bars"``,
+        ``"mark_bars"``, ``"funding"``).
+    name
+        File or stream name used in error messages.
+    interval_ns
+        Candle length; required (> 0) for candle kinds.
+    allow_open_outside_range
+        Accept ``open`` outside ``[low, high]`` (BitMEX bucketed-candle convention).
+    max_abs_funding_rate
+        Largest accepted ``|funding_rate|``.
+    row_numbers
+        1-based source-file data row of each record, for messages (default ``index + 1``).
+
+    Raises
+    ------
+    TypeError
+        ``records`` is not an array of the kind's dtype.
+    DataValidationError
+        The first row that breaks a rule, with file, row, value and rule.
+    """
+    dtype = kind_dtype(kind)
+    if not isinstance(records, np.ndarray) or records.dtype != dtype:
+        got = getattr(records, "dtype", type(records).__name__)
+        raise TypeError(f"{name}: records for kind {kind!r} must have dtype {dtype}, got {got}")
+    if kind in BAR_KINDS and interval_ns <= 0:
+        raise ValueError(
+            f"{name}: interval_ns must be > 0 for candle kind {kind!r}, got {interval_ns}"
+        )
+    if len(records) == 0:
+        return
+    ts = records["ts_ns"]
+    check_ts_ns(ts, name, row_numbers)
+    check_order(ts, name, strict=kind != "trades", row_numbers=row_numbers)
+    if kind == "trades":
+        _check_positive_prices(records, ["price"], name, row_numbers)
+        qty = records["qty_base"]
+        _check_mask(
+            ~np.isfinite(qty) | (qty <= 0),
+            name,
+            row_numbers,
+            "trade quantity must be finite and > 0",
+            [("qty_base", qty)],
+        )
+        side = records["side"]
+        _check_mask(
+            (side < -1) | (side > 1),
+            name,
+            row_numbers,
+            "side must be -1, 0 or 1",
+            [("side", side)],
+        )
+    elif kind in POINT_KINDS:
+        _check_positive_prices(records, ["price"], name, row_numbers)
+    elif kind in BAR_KINDS:
+        _check_positive_prices(records, ["open", "high", "low", "close"], name, row_numbers)
+        o, h, lo, c = records["open"], records["high"], records["low"], records["close"]
+        _check_mask(h < lo, name, row_numbers, "high < low", [("high", h), ("low", lo)])
+        if not allow_open_outside_range:
+            _check_mask(
+                (o < lo) | (o > h),
+                name,
+                row_numbers,
+                "open outside [low, high]",
+                [("open", o), ("low", lo), ("high", h)],
+            )
+        _check_mask(
+            (c < lo) | (c > h),
+            name,
+            row_numbers,
+            "close outside [low, high]",
+            [("close", c), ("low", lo), ("high", h)],
+        )
+        vol = records["volume_base"]
+        _check_mask(
+            ~np.isfinite(vol) | (vol < 0),
+            name,
+            row_numbers,
+            "volume must be finite and >= 0",
+            [("volume_base", vol)],
+        )
+    elif kind == "funding":
+        rate = records["funding_rate"]
+        _check_mask(
+            ~np.isfinite(rate),
+            name,
+            row_numbers,
+            "funding rate must be finite",
+            [("funding_rate", rate)],
+        )
+        _check_mask(
+            np.abs(rate) > max_abs_funding_rate,
+            name,
+            row_numbers,
+            f"|funding rate| above {max_abs_funding_rate:g} per interval, beyond any venue's "
+            "cap: a percent or unit error?",
+            [("funding_rate", rate)],
+        )
+        _check_mask(
+            records["funding_interval_ns"] < 0,
+            name,
+            row_numbers,
+            "funding_interval_ns must be >= 0",
+            [("funding_interval_ns", records["funding_interval_ns"])],
+        )
+        src = records["source"]
+        _check_mask(
+            (src < 0) | (src > 1), name, row_numbers, "source must be 0 or 1", [("source", src)]
+        )
+
+
+def check_single_symbol(
+    symbols: Sequence[str] | np.ndarray, name: str, expected: str | None = None
+) -> str:
+    """Check that a symbol column holds one symbol (``expected`` if given); return it."""
+    arr = np.asarray(symbols).astype(str)
+    if len(arr) == 0:
+        return expected or ""
+    ref = expected if expected is not None else arr[0]
+    bad = arr != ref
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataValidationError(
+            f"{name} row {i + 1:,}: symbol {str(arr[i])!r} differs from {str(ref)!r} "
+            "(mixed symbols in one file; import one symbol per call)"
+        )
+    return str(ref)
+
+
+@dataclass(frozen=True)
+class GapReport:
+    """Missing candles of a series: ``gaps`` holds ``(start_ns, end_ns, missing_bars)``.
+
+    ``start_ns`` is the open time of the first missing candle, ``end_ns`` the open time of the
+    next candle present, ``missing_bars`` = (end − start) / interval (a fraction when the
+    series is off its grid).
+    """
+
+    interval_ns: int
+    gaps: list[tuple[int, int, float]] = field(default_factory=list)
+
+    @property
+    def missing_bars(self) -> float:
+        """Total number of missing candles."""
+        return float(sum(g[2] for g in self.gaps))
+
+    def __len__(self) -> int:
+        return len(self.gaps)
+
+    def __str__(self) -> str:
+        if not self.gaps:
+            return "no gaps"
+        lines = [f"{len(self.gaps):,} gaps, {self.missing_bars:,g} missing bars:"]
+        for start, end, missing in self.gaps[:20]:
+            lines.append(
+                f"  {pd.Timestamp(start, unit='ns', tz='UTC')} → "
+                f"{pd.Timestamp(end, unit='ns', tz='UTC')}: {missing:g} bars"
+            )
+        if len(self.gaps) > 20:
+            lines.append(f"  ... {len(self.gaps) - 20:,} more")
+        return "\n".join(lines)
+
+
+def find_gaps(ts_ns: np.ndarray, interval_ns: int) -> GapReport:
+    """Report the candles missing between consecutive open times ``ts_ns`` (sorted)."""
+    if interval_ns <= 0:
+        raise ValueError(f"interval_ns: expected a value > 0, got {interval_ns}")
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    if len(ts) < 2:
+        return GapReport(interval_ns)
+    diff = ts[1:] - ts[:-1]
+    where = np.flatnonzero(diff > interval_ns)
+    gaps = [
+        (int(ts[i]) + interval_ns, int(ts[i + 1]), float((diff[i] - interval_ns) / interval_ns))
+        for i in where
+    ]
+    return GapReport(interval_ns, gaps)

@@ -1,0 +1,350 @@
+"""Contract specifications: one instrument's size, price grid, fees, tiers and venue rules.
+
+A :class:`ContractSpec` is plain typed data with its sources (STYLE.md C8). ``to_params(at_ns)``
+compiles it, with its :class:`~backtester.swap.profiles.VenueProfile` and the tier table valid at
+that time, into the CONTRACT_PARAMS_DTYPE row and TIER_DTYPE rows the kernels read. Built-in
+contracts load by name, ``get_contract("okx:BTC-USD-SWAP")``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from backtester.checks import suggestion
+from backtester.dtypes import CONTRACT_PARAMS_DTYPE
+from backtester.enums import ContractKind
+from backtester.swap import tier_tables
+from backtester.swap.profiles import VenueProfile, get_profile
+from backtester.swap.tiers import TierSchedule, TierTable, tier_size
+
+__all__ = ["ContractSpec", "get_contract", "list_contracts"]
+
+
+def _check_size(value: object, name: str, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name}: expected a number, got {value!r}")
+    number = float(value)
+    ok = number >= 0 if allow_zero else number > 0
+    if not (math.isfinite(number) and ok):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}: expected a finite value {bound}, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class ContractSpec:
+    """One perpetual-swap instrument as the venue specifies it.
+
+    Parameters
+    ----------
+    symbol
+        Venue symbol, e.g. ``"BTC-USD-SWAP"``.
+    contract_kind
+        :class:`~backtester.enums.ContractKind`: LINEAR (PnL in quote) or INVERSE (PnL in coin).
+    face_value
+        Linear: base coin per contract (OKX BTC-USDT-SWAP 0.01 BTC); inverse: quote (USD) per
+        contract (OKX BTC-USD-SWAP 100 USD).
+    tick_size
+        Price increment, in quote.
+    lot_size
+        Order size increment, in contracts.
+    min_size
+        Smallest order, in contracts.
+    base_currency, quote_currency, settle_currency
+        E.g. ``"BTC", "USD", "BTC"`` for an inverse swap.
+    maker_fee_rate, taker_fee_rate
+        Fee as a fraction of the fill's position value; negative = rebate.
+    tiers
+        Dated maintenance-margin tiers (a single TierTable is wrapped in a schedule).
+    profile
+        The venue's rules, or a built-in profile name.
+    sources
+        Field name → source of its value.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the field, the value and the allowed range: non-positive sizes, an unknown
+        contract kind or venue profile (with a suggestion), fees outside [−1 %, 1 %].
+
+    Examples
+    --------
+    >>> from backtester.swap import get_contract
+    >>> spec = get_contract("okx:BTC-USDT-SWAP")
+    >>> spec.face_value, spec.settle_currency
+    (0.01, 'USDT')
+    """
+
+    symbol: str
+    contract_kind: ContractKind
+    face_value: float
+    tick_size: float
+    lot_size: float
+    min_size: float
+    base_currency: str
+    quote_currency: str
+    settle_currency: str
+    maker_fee_rate: float
+    taker_fee_rate: float
+    tiers: TierSchedule
+    profile: VenueProfile
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.symbol, str) or not self.symbol:
+            raise ValueError(f"symbol: expected a non-empty string, got {self.symbol!r}")
+        try:
+            kind = ContractKind(int(self.contract_kind))
+        except (TypeError, ValueError):
+            if (
+                isinstance(self.contract_kind, str)
+                and self.contract_kind.upper() in ContractKind.__members__
+            ):
+                kind = ContractKind[self.contract_kind.upper()]
+            else:
+                names = [k.name for k in ContractKind]
+                raise ValueError(
+                    f"contract_kind: expected one of {names}, got {self.contract_kind!r}"
+                ) from None
+        object.__setattr__(self, "contract_kind", kind)
+        for name in ("face_value", "tick_size", "lot_size", "min_size"):
+            object.__setattr__(self, name, _check_size(getattr(self, name), name))
+        for name in ("maker_fee_rate", "taker_fee_rate"):
+            rate = float(getattr(self, name))
+            if not (math.isfinite(rate) and -0.01 <= rate <= 0.01):
+                raise ValueError(f"{name}: expected a value in [-0.01, 0.01], got {rate!r}")
+            object.__setattr__(self, name, rate)
+        for name in ("base_currency", "quote_currency", "settle_currency"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name}: expected a currency code, got {getattr(self, name)!r}")
+        if isinstance(self.tiers, TierTable):
+            object.__setattr__(self, "tiers", TierSchedule((self.tiers,)))
+        if not isinstance(self.tiers, TierSchedule):
+            raise TypeError(
+                f"tiers: expected a TierSchedule or TierTable, got {type(self.tiers).__name__}"
+            )
+        if not isinstance(self.profile, VenueProfile):
+            object.__setattr__(self, "profile", get_profile(str(self.profile)))
+
+    @property
+    def name(self) -> str:
+        """``"<profile>:<symbol>"``, the name :func:`get_contract` accepts."""
+        return f"{self.profile.name}:{self.symbol}"
+
+    @property
+    def liquidation_fee_rate(self) -> float:
+        """Liquidation fee rate under the profile (the taker rate where the venue says so)."""
+        return self.profile.liquidation_fee_for(self.taker_fee_rate)
+
+    def tier_table(self, at_ns: int | str | None = None) -> TierTable:
+        """The tier table valid at ``at_ns`` (the newest one when ``None``)."""
+        return self.tiers.latest if at_ns is None else self.tiers.at(at_ns)
+
+    def check_leverage(
+        self, leverage: float, contracts: float, price: float, at_ns: int | str | None = None
+    ) -> float:
+        """Return ``leverage`` if the tier of ``contracts`` at ``price`` allows it, else raise.
+
+        Parameters
+        ----------
+        leverage
+            Requested leverage, >= 1.
+        contracts
+            Position size in contracts, >= 0.
+        price
+            Price used for the tier size of notional tables (quote per base).
+        at_ns
+            Time whose tier table applies; ``None`` = the newest table.
+
+        Raises
+        ------
+        ValueError
+            ``leverage: expected a value in [1, <tier max>] ...`` naming the tier, or on a
+            negative size / non-positive price.
+        """
+        lev = float(leverage)
+        contracts = _check_size(contracts, "contracts", allow_zero=True)
+        price = _check_size(price, "price")
+        table = self.tier_table(at_ns)
+        size = tier_size(table.basis, self.contract_kind, float(contracts), self.face_value, price)
+        row = table.lookup(size)
+        max_lev = float(row["max_leverage"])
+        if not (math.isfinite(lev) and 1.0 <= lev <= max_lev * (1 + 1e-12)):
+            raise ValueError(
+                f"leverage: expected a value in [1, {max_lev:g}] for tier {int(row['tier'])} of "
+                f"{self.name} ({contracts:g} contracts at {price:g}, tier size {size:g} "
+                f"{table.basis.name.lower()}), got {leverage!r}"
+            )
+        return lev
+
+    def to_params(self, at_ns: int | str) -> tuple[np.ndarray, np.ndarray]:
+        """Compile to kernel inputs for a run starting at ``at_ns``.
+
+        Returns
+        -------
+        (params, tiers)
+            ``params``: CONTRACT_PARAMS_DTYPE array of length 1 with ``tier_offset`` 0 and
+            ``tier_count`` = len(tiers); ``tiers``: a writable copy of the TIER_DTYPE rows of
+            the table valid at ``at_ns``. ``max_leverage`` is tier 1's.
+
+        Raises
+        ------
+        ValueError
+            When ``at_ns`` precedes the first tier table.
+        """
+        table = self.tiers.at(at_ns)
+        profile = self.profile
+        params = np.zeros(1, dtype=CONTRACT_PARAMS_DTYPE)
+        p = params[0]
+        p["contract_kind"] = int(self.contract_kind)
+        p["face_value"] = self.face_value
+        p["tick_size_quote"] = self.tick_size
+        p["lot_size_contracts"] = self.lot_size
+        p["min_size_contracts"] = self.min_size
+        p["maker_fee_rate"] = self.maker_fee_rate
+        p["taker_fee_rate"] = self.taker_fee_rate
+        p["liquidation_fee_rate"] = self.liquidation_fee_rate
+        p["liquidation_rule"] = int(profile.liquidation_rule)
+        p["partial_liquidation_rule"] = int(profile.partial_liquidation_rule)
+        p["partial_liquidation_min_tier"] = profile.partial_liquidation_min_tier
+        p["tier_basis"] = int(table.basis)
+        p["tier_offset"] = 0
+        p["tier_count"] = len(table)
+        p["mark_price_method"] = int(profile.mark_price_method)
+        p["mark_ema_span"] = profile.mark_ema_span
+        p["mark_sample_ns"] = profile.mark_sample_ns
+        p["funding_interval_ns"] = profile.funding_interval_ns
+        p["daily_settlement"] = profile.daily_settlement
+        p["settlement_offset_ns"] = profile.settlement_offset_ns
+        p["adl_rule"] = int(profile.adl_rule)
+        p["max_leverage"] = table.max_leverage
+        return params, table.rows.copy()
+
+    def with_fees(self, maker_fee_rate: float, taker_fee_rate: float) -> ContractSpec:
+        """A copy with other fee rates (e.g. a higher VIP tier)."""
+        return replace(self, maker_fee_rate=maker_fee_rate, taker_fee_rate=taker_fee_rate)
+
+
+# --------------------------------------------------------------------------- built-ins
+
+
+def _okx_coinm_2019_btc_usd() -> ContractSpec:
+    profile = get_profile("okx_coinm_2019")
+    return ContractSpec(
+        "BTC-USD-SWAP", ContractKind.INVERSE, 100.0, 0.1, 1.0, 1.0, "BTC", "USD", "BTC",
+        profile.maker_fee_rate, profile.taker_fee_rate, tier_tables.okx_coinm_2019_schedule(),
+        profile,
+        sources={
+            "face_value": "OKEx-swap-guide: 'Each perpetual contract has a Face Value of 100 USD'",
+            "tick_size": "OKX v5 instrument BTC-USD-SWAP tickSz 0.1",
+            "lot_size": "whole contracts (OKX v5 lotSz 1)",
+            "tiers": "OKX-tiers-2019 (31 May 2019) then the 11 Sept 2019 step rule",
+        },
+    )  # fmt: skip
+
+
+def _okx_btc_usd() -> ContractSpec:
+    profile = get_profile("okx")
+    return ContractSpec(
+        "BTC-USD-SWAP", ContractKind.INVERSE, 100.0, 0.1, 1.0, 1.0, "BTC", "USD", "BTC",
+        profile.maker_fee_rate, profile.taker_fee_rate,
+        TierSchedule((tier_tables.okx_btc_usd_swap_2020_table(),)), profile,
+        sources={
+            "face_value": "OKX v5 instrument fixture ctVal 100, ctValCcy USD, settleCcy BTC",
+            "tick_size": "OKX v5 instrument BTC-USD-SWAP tickSz 0.1",
+            "tiers": "2020 galoy snapshot: no current BTC-USD-SWAP table is stored "
+            "(MECHANICS.md 4.3)",
+        },
+    )  # fmt: skip
+
+
+def _okx_btc_usdt() -> ContractSpec:
+    profile = get_profile("okx")
+    return ContractSpec(
+        "BTC-USDT-SWAP", ContractKind.LINEAR, 0.01, 0.1, 0.01, 0.01, "BTC", "USDT", "USDT",
+        profile.maker_fee_rate, profile.taker_fee_rate,
+        TierSchedule((tier_tables.okx_btc_usdt_swap_2026_table(),)), profile,
+        sources={
+            "face_value": "OKX v5 instrument fixture ctVal 0.01 ctValCcy BTC (MECHANICS.md 1.1)",
+            "lot_size": "0.01 contracts: the tier table steps by 0.01 contracts (1000 -> 1000.01)",
+            "tiers": "OKX BTC-USDT-SWAP rule, ccxt cache 2026-05-12 (SOURCES.md 3)",
+        },
+    )  # fmt: skip
+
+
+def _binance_btcusdt() -> ContractSpec:
+    profile = get_profile("binance_usdm")
+    return ContractSpec(
+        "BTCUSDT", ContractKind.LINEAR, 1.0, 0.1, 0.001, 0.001, "BTC", "USDT", "USDT",
+        profile.maker_fee_rate, profile.taker_fee_rate,
+        tier_tables.binance_btcusdt_schedule(), profile,
+        sources={
+            "face_value": "Binance-liq-USDM: quantity in BTC (1 BTC multiplier, lot 0.001)",
+            "tiers": "dated brackets of MECHANICS.md 4.3 (2019-09-13 ... 2025-08-21)",
+        },
+    )  # fmt: skip
+
+
+def _binance_btcusd_perp() -> ContractSpec:
+    profile = get_profile("binance_coinm")
+    return ContractSpec(
+        "BTCUSD_PERP", ContractKind.INVERSE, 100.0, 0.1, 1.0, 1.0, "BTC", "USD", "BTC",
+        profile.maker_fee_rate, profile.taker_fee_rate,
+        tier_tables.binance_btcusd_perp_schedule(), profile,
+        sources={
+            "face_value": "Binance-liq-COINM: '100 * 100 / 25,000 = 0.4 BTC' (100 USD a contract)",
+            "tiers": "COIN-M brackets in BTC, two eras (tier_tables.BINANCE_COINM_BTCUSD_BRACKETS)",
+        },
+    )  # fmt: skip
+
+
+def _bitmex_xbtusd() -> ContractSpec:
+    profile = get_profile("bitmex")
+    return ContractSpec(
+        "XBTUSD", ContractKind.INVERSE, 1.0, 0.5, 1.0, 1.0, "XBT", "USD", "XBT",
+        profile.maker_fee_rate, profile.taker_fee_rate,
+        tier_tables.bitmex_xbtusd_schedule(), profile,
+        sources={
+            "face_value": "BitMEX-examples: 1 USD per contract",
+            "tick_size": "XBTUSD tick 0.5 USD",
+            "lot_size": "1 contract (BitMEX later raised the XBTUSD lot to 100; not modelled)",
+            "tiers": "BitMEX risk limits: base 200 XBT, step 100 XBT, 0.40 %/1.00 %",
+        },
+    )  # fmt: skip
+
+
+_BUILTINS: dict[str, Callable[[], ContractSpec]] = {
+    "okx_coinm_2019:BTC-USD-SWAP": _okx_coinm_2019_btc_usd,
+    "okx:BTC-USD-SWAP": _okx_btc_usd,
+    "okx:BTC-USDT-SWAP": _okx_btc_usdt,
+    "binance_usdm:BTCUSDT": _binance_btcusdt,
+    "binance_coinm:BTCUSD_PERP": _binance_btcusd_perp,
+    "bitmex:XBTUSD": _bitmex_xbtusd,
+}
+_CACHE: dict[str, ContractSpec] = {}
+
+
+def list_contracts() -> list[str]:
+    """Names of the built-in contracts, ``"<profile>:<symbol>"``."""
+    return sorted(_BUILTINS)
+
+
+def get_contract(name: str) -> ContractSpec:
+    """A built-in ContractSpec by name, e.g. ``"okx:BTC-USD-SWAP"`` or ``"bitmex:XBTUSD"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, with a "did you mean" suggestion.
+    """
+    if isinstance(name, ContractSpec):
+        return name
+    if name not in _BUILTINS:
+        raise ValueError(f"contract: unknown contract {name!r}; {suggestion(str(name), _BUILTINS)}")
+    if name not in _CACHE:
+        _CACHE[name] = _BUILTINS[name]()
+    return _CACHE[name]

@@ -1,0 +1,355 @@
+"""Built-in tier tables of the built-in contracts, each a small literal table with its source.
+
+Only published rules and tables quoted in ``shared/reference/MECHANICS.md`` §4.3 live here; the
+exchange snapshots themselves stay in the shared data folder and are read by the loaders of
+:mod:`backtester.swap.tiers`. Binance maintenance amounts ("cum") are not copied: they are
+computed with the bracket formula (:func:`~backtester.swap.tiers.maintenance_amounts`), and the
+tests check them against the published values.
+"""
+
+from __future__ import annotations
+
+import math
+
+from backtester.enums import TierBasis
+from backtester.swap.tiers import (
+    TierSchedule,
+    TierTable,
+    bitmex_risk_limits,
+    maintenance_amounts,
+    make_tier_rows,
+    okx_btc_usd_swap_2019,
+    to_ns,
+)
+
+__all__ = [
+    "BINANCE_BTCUSDT_BRACKETS",
+    "BINANCE_COINM_BTCUSD_BRACKETS",
+    "binance_bracket_table",
+    "binance_btcusd_perp_schedule",
+    "binance_btcusdt_schedule",
+    "bitmex_xbtusd_schedule",
+    "okx_btc_usd_swap_2019_09",
+    "okx_btc_usd_swap_2020_table",
+    "okx_btc_usdt_swap_2026_table",
+    "okx_coinm_2019_schedule",
+]
+
+_INF = math.inf
+_FT = "freqtrade/freqtrade freqtrade/exchange/binance_leverage_tiers.json @{} (Binance /fapi/v1/leverageBracket via ccxt), quoted in MECHANICS.md §4.3"  # noqa: E501
+
+# (valid_from, source, [(floor, cap, MMR, max leverage), ...]) — caps exclusive, floors inclusive.
+BINANCE_BTCUSDT_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, float]]]] = [
+    (
+        "2019-09-13",
+        "Binance-docs-copy (Binance Futures guide 2019-2020, bradkyle/Qenv logic/binance.md "
+        "@bf999d43) and MECHANICS.md §4.3 '2020 FAQ table': levels 1-5 only (to 10M USDT); "
+        "the higher levels are not in the stored sources, larger positions use level 5. "
+        "Valid from the BTCUSDT perpetual launch (2019-09-13).",
+        [
+            (0, 50_000, 0.004, 125),
+            (50_000, 250_000, 0.005, 100),
+            (250_000, 1_000_000, 0.01, 50),
+            (1_000_000, 5_000_000, 0.025, 20),
+            (5_000_000, 10_000_000, 0.05, 10),
+        ],
+    ),
+    (
+        "2021-03-18T09:00Z",
+        "Binance announcement 'Updates to Leverage and Margin Tiers of Binance Futures "
+        "Contracts (2021-03-18)', https://www.binance.com/en/support/announcement/"
+        "86cf9aa472574b8cb2e05bb751c2a9a6 (effective 2021-03-18 09:00 UTC); cum by the "
+        "bracket formula",
+        [
+            (0, 50_000, 0.004, 125),
+            (50_000, 250_000, 0.005, 100),
+            (250_000, 1_000_000, 0.01, 50),
+            (1_000_000, 10_000_000, 0.025, 20),
+            (10_000_000, 20_000_000, 0.05, 10),
+            (20_000_000, 50_000_000, 0.10, 5),
+            (50_000_000, 100_000_000, 0.125, 4),
+            (100_000_000, 200_000_000, 0.15, 3),
+            (200_000_000, 300_000_000, 0.25, 2),
+            (300_000_000, 500_000_000, 0.50, 1),
+        ],
+    ),
+    (
+        "2022-05-21",
+        _FT.format("fb8f2c4c"),
+        [
+            (0, 50_000, 0.004, 125),
+            (50_000, 250_000, 0.005, 100),
+            (250_000, 1_000_000, 0.01, 50),
+            (1_000_000, 10_000_000, 0.025, 20),
+            (10_000_000, 20_000_000, 0.05, 10),
+            (20_000_000, 50_000_000, 0.10, 5),
+            (50_000_000, 100_000_000, 0.125, 4),
+            (100_000_000, 200_000_000, 0.15, 3),
+            (200_000_000, 300_000_000, 0.25, 2),
+            (300_000_000, _INF, 0.50, 1),
+        ],
+    ),
+    (
+        "2022-11-25",
+        _FT.format("d07562c2"),
+        [
+            (0, 50_000, 0.004, 125),
+            (50_000, 250_000, 0.005, 100),
+            (250_000, 1_000_000, 0.01, 25),
+            (1_000_000, 10_000_000, 0.025, 15),
+            (10_000_000, 20_000_000, 0.05, 10),
+            (20_000_000, 50_000_000, 0.10, 5),
+            (50_000_000, 100_000_000, 0.125, 4),
+            (100_000_000, 200_000_000, 0.15, 3),
+            (200_000_000, 300_000_000, 0.25, 2),
+            (300_000_000, 500_000_000, 0.50, 1),
+        ],
+    ),
+    (
+        "2024-05-30",
+        _FT.format("f23248a5"),
+        [
+            (0, 50_000, 0.004, 125),
+            (50_000, 600_000, 0.005, 100),
+            (600_000, 3_000_000, 0.0065, 75),
+            (3_000_000, 12_000_000, 0.01, 50),
+            (12_000_000, 70_000_000, 0.02, 25),
+            (70_000_000, 100_000_000, 0.025, 20),
+            (100_000_000, 230_000_000, 0.05, 10),
+            (230_000_000, 480_000_000, 0.10, 5),
+            (480_000_000, 600_000_000, 0.125, 4),
+            (600_000_000, 800_000_000, 0.15, 3),
+            (800_000_000, 1_200_000_000, 0.25, 2),
+            (1_200_000_000, 1_800_000_000, 0.50, 1),
+        ],
+    ),
+    (
+        "2025-08-21",
+        _FT.format("098e60db") + "; unchanged in the 2026-05-07 snapshot (@dc4384de)",
+        [
+            (0, 300_000, 0.004, 150),
+            (300_000, 800_000, 0.005, 100),
+            (800_000, 3_000_000, 0.0065, 75),
+            (3_000_000, 12_000_000, 0.01, 50),
+            (12_000_000, 70_000_000, 0.02, 25),
+            (70_000_000, 100_000_000, 0.025, 20),
+            (100_000_000, 230_000_000, 0.05, 10),
+            (230_000_000, 480_000_000, 0.10, 5),
+            (480_000_000, 600_000_000, 0.125, 4),
+            (600_000_000, 800_000_000, 0.15, 3),
+            (800_000_000, 1_200_000_000, 0.25, 2),
+            (1_200_000_000, 1_800_000_000, 0.50, 1),
+        ],
+    ),
+]
+
+# COIN-M BTCUSD perpetual, brackets in BTC. Floors/caps and leverages from the "Leverage and
+# Margin in Coin-Margined Futures Contracts" FAQ (binance.com/en/support/faq/
+# be2c7d9d95b04a7e8044ed02dd7dfe5c: the 2020 version "125x max 10 BTC, 100x 20, 50x 30, 20x 50,
+# 10x 100, 5x 200, 4x 400", the later en-NG version "125x max 5, 100x 10, 50x 20, 20x 50 …").
+# MMRs 0.4/0.5/1/2.5/5/10/12.5 % are those that reproduce every published cum: level 5
+# 0.56 → 1.81 BTC and 300 BTC → 11.81 BTC (2021 page), 300 BTC → 11.605 BTC (newer page).
+# Levels above 400 BTC are not in the stored sources; larger positions use the 4x level.
+BINANCE_COINM_BTCUSD_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, float]]]] = [
+    (
+        "2020-08-10",
+        "Binance-liq-COINM 2021 page (https://www.binance.com/en/support/faq/"
+        "ceccfcfb4e3a45e3b48b0b1bb1a8ae46: level 5 cum 0.56 -> 1.81 BTC, 300 BTC cum 11.81) with "
+        "the 2020 leverage FAQ brackets (be2c7d9d95b04a7e8044ed02dd7dfe5c); levels 1-7 only; "
+        "valid from the BTCUSD perpetual launch (2020-08-10)",
+        [
+            (0, 10, 0.004, 125),
+            (10, 20, 0.005, 100),
+            (20, 30, 0.01, 50),
+            (30, 50, 0.025, 20),
+            (50, 100, 0.05, 10),
+            (100, 200, 0.10, 5),
+            (200, 400, 0.125, 4),
+        ],
+    ),
+    (
+        "2021-03-18T09:00Z",
+        "Binance-liq-COINM newer page (es-MX/ko variants: 300 BTC -> 12.5 %, cum 11.605 BTC) "
+        "with the en-NG leverage FAQ brackets (be2c7d9d95b04a7e8044ed02dd7dfe5c); levels 1-7 "
+        "only. Switch date approximate: on 2021-03-18 Binance announced it had started updating "
+        "COIN-M maintenance margins (announcement 86cf9aa472574b8cb2e05bb751c2a9a6)",
+        [
+            (0, 5, 0.004, 125),
+            (5, 10, 0.005, 100),
+            (10, 20, 0.01, 50),
+            (20, 50, 0.025, 20),
+            (50, 100, 0.05, 10),
+            (100, 200, 0.10, 5),
+            (200, 400, 0.125, 4),
+        ],
+    ),
+]
+
+
+def okx_btc_usd_swap_2019_09() -> TierTable:
+    """OKX BTC-USD-SWAP tier rule of 18 Sept 2019, in contracts.
+
+    Formula
+    -------
+    Tier k (1-based): ``max = 2,000 + (k − 1)·10,000`` (tier 1: 0–2,000, then
+    ``min = previous max + 1``), ``MMR = 0.5 % + (k − 1)·0.5 %``, ``IMR = 1.0 % + (k − 1)·0.5 %``,
+    ``max leverage = 1 / IMR``; the last tier has MMR 50 % (tier 100).
+
+    Source
+    ------
+    https://okx.com/en-au/help/adjustment-of-perpetual-swap-tiered-maintenance-margin-ratio-schedule-9-11-2019
+    (BTC from 08:00 CEST 18 Sept 2019; "Tier 3: 2000+2*10000=22000", "0.5%+2*0.5%=1.5%",
+    "1 / 2.0%=50.00"). Tier-1 maximum 2,000 matches [okx_partial_liq_example].
+    """
+    records = []
+    for k in range(1, 101):
+        high = 2_000 + (k - 1) * 10_000
+        low = 0 if k == 1 else 2_000 + (k - 2) * 10_000 + 1
+        mmr = round(0.005 + (k - 1) * 0.005, 10)
+        imr = round(0.01 + (k - 1) * 0.005, 10)
+        records.append((k, low, high, mmr, imr, 1.0 / imr))
+    return TierTable(
+        TierBasis.CONTRACTS,
+        make_tier_rows(records),
+        to_ns("2019-09-18T06:00Z"),
+        "OKX tier rule of 11 Sept 2019: https://okx.com/en-au/help/"
+        "adjustment-of-perpetual-swap-tiered-maintenance-margin-ratio-schedule-9-11-2019",
+    )
+
+
+def binance_bracket_table(
+    brackets: list[tuple[float, float, float, float]],
+    basis: TierBasis,
+    valid_from: int | str,
+    source: str,
+) -> TierTable:
+    """TierTable from Binance brackets ``(floor, cap, MMR, max leverage)``; cum by formula.
+
+    Formula
+    -------
+    ``cum_n = floor_n·(MMR_n − MMR_{n−1}) + cum_{n−1}``; IMR = 1 / max leverage.
+
+    Source
+    ------
+    Binance-liq-USDM (maintenance amount), https://www.binance.com/en/support/faq/b3c689c1f50a44cabb3a84e663b81d93
+    """
+    cums = maintenance_amounts([b[0] for b in brackets], [b[2] for b in brackets])
+    rows = make_tier_rows(
+        (k + 1, low, high, mmr, None, lev, cum)
+        for k, ((low, high, mmr, lev), cum) in enumerate(zip(brackets, cums, strict=True))
+    )
+    return TierTable(basis, rows, to_ns(valid_from), source)
+
+
+def binance_btcusdt_schedule() -> TierSchedule:
+    """Binance USDⓈ-M BTCUSDT brackets, 2019-09-13 … 2025-08-21 (MECHANICS.md §4.3).
+
+    Cases
+    -----
+    binance_mmr_264k, binance_cum_500k, binance_btcusdt_tier_2022, binance_btcusdt_tier_2025
+    """
+    return TierSchedule(
+        tuple(
+            binance_bracket_table(b, TierBasis.NOTIONAL_QUOTE, start, src)
+            for start, src, b in BINANCE_BTCUSDT_BRACKETS
+        )
+    )
+
+
+def binance_btcusd_perp_schedule() -> TierSchedule:
+    """Binance COIN-M BTCUSD_PERP brackets in BTC, two eras (see the module constants).
+
+    Cases
+    -----
+    binance_coinm_300btc, binance_coinm_cum_level5
+    """
+    return TierSchedule(
+        tuple(
+            binance_bracket_table(b, TierBasis.NOTIONAL_COIN, start, src)
+            for start, src, b in BINANCE_COINM_BTCUSD_BRACKETS
+        )
+    )
+
+
+def okx_coinm_2019_schedule() -> TierSchedule:
+    """OKX BTC-USD-SWAP 2019 tiers: 31 May 2019 table, then the 18 Sept 2019 step rule."""
+    return TierSchedule((okx_btc_usd_swap_2019(), okx_btc_usd_swap_2019_09()))
+
+
+def okx_btc_usd_swap_2020_table() -> TierTable:
+    """OKX BTC-USD-SWAP tiers from the 2020 galoy snapshot (no current table is stored).
+
+    Tiers [0, 999] 0.5 %, [1000, 9999] 1 %, [10000, 24999] 1.5 %, [25000, 49999] 2 %, in
+    contracts. The snapshot has no initial margin rate; IMR = MMR + 0.5 % (the OKX 2019 rule's
+    basic IMR offset) is an assumption. Larger positions use tier 4. Applies to every date.
+    """
+    mmrs = (0.005, 0.01, 0.015, 0.02)
+    bounds = ((0, 999), (1_000, 9_999), (10_000, 24_999), (25_000, 49_999))
+    rows = make_tier_rows(
+        (k + 1, low, high, mmr, mmr + 0.005, 1.0 / (mmr + 0.005))
+        for k, ((low, high), mmr) in enumerate(zip(bounds, mmrs, strict=True))
+    )
+    return TierTable(
+        TierBasis.CONTRACTS,
+        rows,
+        0,
+        "galoy: repo GaloyMoney/dealer GRAFANA.md @92d7cfb (2020 OKX BTC-USD-SWAP tiers, "
+        "MECHANICS.md §4.3); a current table was not found in stored sources - fetch "
+        "GET /api/v5/public/position-tiers?instType=SWAP&instFamily=BTC-USD. IMR = MMR + 0.5 % "
+        "assumed.",
+    )
+
+
+def okx_btc_usdt_swap_2026_table() -> TierTable:
+    """OKX BTC-USDT-SWAP tiers of May 2026, in contracts (0.01 BTC each).
+
+    Formula
+    -------
+    Tiers 1–7 literal (1,000 / 5,000 / 20,000 / 40,000 / 60,000 / 80,000 / 100,000 contracts);
+    tier k ≥ 8: ``maxSz = 20,000·(k − 2)``, ``MMR = 2.75 % + 0.5 %·(k − 7)``,
+    ``IMR = MMR + 1.25 %``, ``maxLever = trunc(1/IMR, 2)``, to tier 99 (1,940,000, 48.75 %, 2x);
+    ``minSz = previous maxSz + 0.01``. Applies to every date (no older table with 0.01 BTC
+    contracts is stored).
+
+    Source
+    ------
+    ccxt fetch_leverage_tiers cache "updated 2026-05-12 06:55 UTC" (VanJames/freqtrade
+    user_data/data/okx/futures/leverage_tiers_USDT.json @51df7fe; SOURCES.md §3).
+
+    Cases
+    -----
+    okx_usdt_tier_1, okx_usdt_tier_7
+    """
+    literal = [
+        (1, 1_000, 0.004, 0.01, 100),
+        (2, 5_000, 0.005, 0.015, 66.66),
+        (3, 20_000, 0.0075, 0.02, 50),
+        (4, 40_000, 0.0125, 0.025, 40),
+        (5, 60_000, 0.0175, 0.03, 33.33),
+        (6, 80_000, 0.0225, 0.035, 28.57),
+        (7, 100_000, 0.0275, 0.04, 25),
+    ]
+    for k in range(8, 100):
+        mmr = round(0.0275 + 0.005 * (k - 7), 10)
+        imr = round(mmr + 0.0125, 10)
+        literal.append((k, 20_000 * (k - 2), mmr, imr, math.floor(100.0 / imr + 1e-9) / 100.0))
+    records = []
+    previous_max = None
+    for tier, high, mmr, imr, lev in literal:
+        low = 0.0 if previous_max is None else round(previous_max + 0.01, 2)
+        records.append((tier, low, high, mmr, imr, lev))
+        previous_max = high
+    return TierTable(
+        TierBasis.CONTRACTS,
+        make_tier_rows(records),
+        0,
+        "OKX BTC-USDT-SWAP position tiers, ccxt cache updated 2026-05-12 06:55 UTC "
+        "(VanJames/freqtrade leverage_tiers_USDT.json @51df7fe; SOURCES.md §3): tiers 1-7 "
+        "literal, 8-99 by the rule maxSz = 20000(k-2), mmr = 2.75 % + 0.5 %(k-7), "
+        "imr = mmr + 1.25 %, maxLever = trunc(1/imr, 2); applied to every date",
+    )
+
+
+def bitmex_xbtusd_schedule() -> TierSchedule:
+    """BitMEX XBTUSD risk limits (base 200 XBT, step 100 XBT, 0.40 % / 1.00 %), all dates."""
+    return TierSchedule((bitmex_risk_limits(),))

@@ -1,0 +1,100 @@
+"""The `backtester` command's input errors: exit code 2 and one line on stderr, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backtester import dtypes
+from backtester.data.catalog import Catalog
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def backtester(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "backtester.cli", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+    )  # fmt: skip
+
+
+def assert_usage_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("backtester: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["rnu"], ["invalid choice: 'rnu'", "did you mean 'run'?"]),
+        (["run", "strategies/missing.py"], ["no such file", "missing.py"]),
+        (["run", "x.py", "--levrage", "3"], ["--levrage", "did you mean --leverage?"]),
+        (["run", "x.py", "--margin-mode", "crosss"], ["invalid choice: 'crosss'", "'cross'"]),
+        (["run", "x.py", "--leverage", "ten"], ["--leverage", "invalid float value"]),
+        (["report", "reports/no-such-run"], ["no such directory"]),
+        (["profiles", "okz"], ["unknown profile 'okz'", "did you mean 'okx'?"]),
+        (["data", "okx"], ["both EXCHANGE and SYMBOL"]),
+        ([], ["required"]),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args: list[str], fragments: list[str]) -> None:
+    assert_usage_error(backtester(*args), *fragments)
+
+
+def test_debug_shows_the_traceback() -> None:
+    done = backtester("--debug", "report", "reports/no-such-run")
+    assert done.returncode == 2
+    assert "Traceback" in done.stderr
+
+
+def test_help_has_examples() -> None:
+    done = backtester("sweep", "--help")
+    assert done.returncode == 0
+    assert "backtester sweep strategies/sma_cross.py --data sample --grid fast=5:50:5" in (
+        done.stdout
+    )
+    assert "--walk-forward" in done.stdout
+
+
+def test_profiles_lists_every_profile_and_shows_tiers() -> None:
+    done = backtester("profiles")
+    assert done.returncode == 0, done.stderr
+    names = [line.split()[0] for line in done.stdout.splitlines()[:5]]
+    assert names == ["binance_coinm", "binance_usdm", "bitmex", "okx", "okx_coinm_2019"]
+    one = backtester("profiles", "okx_coinm_2019")
+    assert one.returncode == 0, one.stderr
+    assert "liquidation_rule               OKX_LEGACY" in one.stdout
+    assert "contract okx_coinm_2019:BTC-USD-SWAP: inverse, face 100, settle BTC" in one.stdout
+    assert "maintenance_margin_rate" in one.stdout
+
+
+def test_data_lists_catalog_and_reports_gaps(tmp_path: Path) -> None:
+    minute = 60_000_000_000
+    start = 1_704_067_200_000_000_000  # 2024-01-01 00:00 UTC
+    ts = start + minute * np.array([0, 1, 2, 5, 6], dtype=np.int64)  # 2 bars missing
+    bars = np.zeros(len(ts), dtype=dtypes.BAR_DTYPE)
+    bars["ts_ns"] = ts
+    bars["open"] = bars["high"] = bars["low"] = bars["close"] = 100.0
+    bars["volume_base"] = 1.0
+    Catalog(tmp_path / "cat").write("bars", "okx", "BTC-USDT-SWAP", bars, source="test",
+                                    interval_ns=minute)  # fmt: skip
+    listing = backtester("data", "--catalog", str(tmp_path / "cat"))
+    assert listing.returncode == 0, listing.stderr
+    row = listing.stdout.splitlines()[1].split()
+    assert row[:5] == ["okx", "BTC-USDT-SWAP", "bars", "1m", "5"]
+    assert "2024-01-01 00:06:00+00:00" in listing.stdout
+    one = backtester("data", "okx", "BTC-USDT-SWAP", "--catalog", str(tmp_path / "cat"))
+    assert one.returncode == 0, one.stderr
+    assert "bars-1m: 5 rows" in one.stdout
+    assert "1 gaps, 2 missing bars" in one.stdout
+    wrong = backtester("data", "okx", "BTC-USDT-SWAPP", "--catalog", str(tmp_path / "cat"))
+    assert_usage_error(wrong, "no dataset okx BTC-USDT-SWAPP", "did you mean 'okx BTC-USDT-SWAP'")
