@@ -33,8 +33,9 @@ new, never half-written, and leaves no temporary file behind. Merge rules:
   carry identical values (then it is kept once); different values raise ``ValueError`` naming
   the timestamp and both rows.
 * trades (timestamps may repeat): over the time window where the stored and new rows overlap,
-  one side's rows must equal the other's or be a prefix of it (a resumed download re-fetching
-  the last millisecond); anything else is a conflict.
+  the rows must be identical, except that the side ending first may lack trailing trades of
+  the last overlapping timestamp (a download cut inside a burst of trades sharing one
+  millisecond, resumed from ``last_ts_ns`` inclusive); anything else is a conflict.
 
 Reads select ``start_ns <= ts_ns < end_ns`` (end exclusive; ``None`` = open).
 """
@@ -177,19 +178,22 @@ def _merge_trades(old: np.ndarray, new: np.ndarray, label: str) -> np.ndarray:
     in_new = (new["ts_ns"] >= lo) & (new["ts_ns"] <= hi)
     w_old, w_new = old[in_old], new[in_new]
     n = min(len(w_old), len(w_new))
+    longer = w_old if len(w_old) >= len(w_new) else w_new
     same = _rows_equal(w_old[:n], w_new[:n])
-    if not same.all() or (len(w_old) != len(w_new) and lo != hi):
+    # the shorter side may only lack trailing rows of the last overlapping millisecond (a
+    # download cut inside a burst of trades sharing one timestamp)
+    extra_ok = bool(np.all(longer["ts_ns"][n:] == hi))
+    if not same.all() or not extra_ok:
         i = int(np.flatnonzero(~same)[0]) if not same.all() else n
-        longer = w_old if len(w_old) >= len(w_new) else w_new
         ts = int(longer["ts_ns"][min(i, len(longer) - 1)])
         raise ValueError(
             f"{label}: stored and new trades differ where they overlap "
             f"({pd.Timestamp(lo, unit='ns', tz='UTC')} → {pd.Timestamp(hi, unit='ns', tz='UTC')}), "
             f"first at ts_ns {ts}: {len(w_old):,} stored vs {len(w_new):,} new rows in the overlap "
-            "(the overlap must be identical, or one side a prefix of the other at a single "
-            "timestamp)"
+            "(the overlap must be identical, except that one side may lack trailing trades "
+            "of the last overlapping timestamp)"
         )
-    window = w_old if len(w_old) >= len(w_new) else w_new
+    window = longer
     parts = [
         old[old["ts_ns"] < lo],
         new[new["ts_ns"] < lo],

@@ -53,9 +53,7 @@ class MarketData:
     bar_interval_ns: int = 0
     index: npt.NDArray[np.void] = field(default_factory=lambda: _empty(dtypes.PRICE_DTYPE))
     mark: npt.NDArray[np.void] = field(default_factory=lambda: _empty(dtypes.PRICE_DTYPE))
-    funding: npt.NDArray[np.void] = field(
-        default_factory=lambda: _empty(dtypes.FUNDING_RATE_DTYPE)
-    )
+    funding: npt.NDArray[np.void] = field(default_factory=lambda: _empty(dtypes.FUNDING_RATE_DTYPE))
     exchange: str = ""
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -92,7 +90,9 @@ class MarketData:
     @property
     def start_ns(self) -> int:
         """First timestamp over all streams (bars by open time)."""
-        firsts = [int(getattr(self, n)["ts_ns"][0]) for n, _ in self._STREAMS if len(getattr(self, n))]
+        firsts = [
+            int(getattr(self, n)["ts_ns"][0]) for n, _ in self._STREAMS if len(getattr(self, n))
+        ]
         if not firsts:
             raise ValueError(f"MarketData({self.symbol!r}) has no events in any stream")
         return min(firsts)

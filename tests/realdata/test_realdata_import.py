@@ -188,6 +188,29 @@ def test_bitmex_2020_crash_day(tmp_path: Path) -> None:
     assert day["low"].min() == 3_596.0
 
 
+def test_bitmex_original_json_matches_converted_parquet(tmp_path: Path) -> None:
+    folder = "sxiaojian88_bitmex-xbtusd-history"
+    cat, _ = imported(
+        tmp_path,
+        (folder, "crash_days_original_json", "XBTUSD-2020-03-13-1m.json"),
+        "bitmex_json",
+        "bitmex",
+        "XBTUSD",
+    )
+    # the converted parquet holds the same day: re-importing it must merge without conflict
+    import_file(
+        data(folder, "XBTUSD-1m-2020-01-01_2023-07-07.parquet"),
+        "bitmex_parquet",
+        "bitmex",
+        "XBTUSD",
+        cat,
+    )
+    day = cat.read("bars", "bitmex", "XBTUSD", ns("2020-03-13"), ns("2020-03-14"), MINUTE)
+    assert len(day) == 1_440
+    assert day["open"][0] == 4346.0
+    assert cat.datasets().loc[0, "rows"] == 1_847_960
+
+
 def test_hftbacktest_2023_capture_trades_mark_index_funding(tmp_path: Path) -> None:
     folder = ("nkaz001_hftbacktest_examples", "usdm")
     cat, s = imported(

@@ -16,6 +16,7 @@ binance_ws                 :func:`import_binance_ws` (raw websocket capture)
 okx_trades / okx_candles / :func:`import_okx_trades`, :func:`import_okx_candles`,
 okx_funding                :func:`import_okx_funding`
 bitmex_parquet             :func:`import_bitmex_parquet`
+bitmex_json                :func:`import_bitmex_json` (original daily bucket files)
 tardis_trades              :func:`import_tardis_trades`
 tardis_derivative_ticker   :func:`import_tardis_derivative_ticker`
 lean_zip / lean_funding    :func:`import_lean_zip`, :func:`import_lean_funding`
@@ -32,6 +33,7 @@ from pathlib import Path
 from backtester.checks import check_choice
 from backtester.data.importers.binance_ws import import_binance_ws
 from backtester.data.importers.candles import (
+    import_bitmex_json,
     import_bitmex_parquet,
     import_freqtrade,
     import_lean_funding,
@@ -62,6 +64,7 @@ FORMATS: dict[str, Callable[..., list[ImportedStream]]] = {
     "okx_candles": import_okx_candles,
     "okx_funding": import_okx_funding,
     "bitmex_parquet": import_bitmex_parquet,
+    "bitmex_json": import_bitmex_json,
     "tardis_trades": import_tardis_trades,
     "tardis_derivative_ticker": import_tardis_derivative_ticker,
     "lean_zip": import_lean_zip,
@@ -74,6 +77,12 @@ FORMATS: dict[str, Callable[..., list[ImportedStream]]] = {
 
 def read_file(path: str | Path, format: str, **options: object) -> list[ImportedStream]:
     """Run the importer of ``format`` on ``path`` (no catalog write)."""
+    if not isinstance(format, str):
+        raise TypeError(
+            f"format: expected a format name ({', '.join(sorted(FORMATS))}), got "
+            f"{type(format).__name__}; the call is import_file(path, format, exchange, symbol, "
+            "catalog, **options)"
+        )
     check_choice(format, "format", FORMATS)
     path = Path(path)
     if not path.exists():
@@ -122,6 +131,7 @@ __all__ = [
     "import_binance_klines",
     "import_binance_trades",
     "import_binance_ws",
+    "import_bitmex_json",
     "import_bitmex_parquet",
     "import_file",
     "import_freqtrade",

@@ -185,6 +185,57 @@ def import_bitmex_parquet(
     ]
 
 
+def import_bitmex_json(
+    path: str | Path,
+    *,
+    face_value_quote: float = 1.0,
+    exclude_rows: Iterable[int] | None = None,
+) -> list[ImportedStream]:
+    """Import an original daily BitMEX bucket JSON of the bitmex-xbtusd-history repositories.
+
+    Format ``{openTimestamp (s), timeframe, openDate, open[], high[], low[], close[],
+    volume[]}``; bar *i* opens at ``openTimestamp + i · timeframe``. Units as
+    :func:`import_bitmex_parquet`.
+    """
+    import json
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path.name}: not a JSON document ({exc})") from None
+    need = ["openTimestamp", "timeframe", "open", "high", "low", "close", "volume"]
+    missing = [k for k in need if k not in doc]
+    if missing:
+        raise ValueError(f"{path.name}: missing key(s) {missing}; got keys {sorted(doc)}")
+    lengths = {k: len(doc[k]) for k in ("open", "high", "low", "close", "volume")}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"{path.name}: arrays of different lengths {lengths}")
+    step = timeframe_ns(doc["timeframe"])
+    n = lengths["open"]
+    ts = int(doc["openTimestamp"]) * 1_000_000_000 + np.arange(n, dtype=np.int64) * step
+    c = {k: np.asarray(doc[k], dtype=np.float64) for k in lengths}
+    records = bar_records(
+        ts, c["open"], c["high"], c["low"], c["close"], c["volume"] * face_value_quote / c["close"]
+    )
+    meta = {
+        "format": "bitmex_bucketed_json",
+        "volume": f"contracts x {face_value_quote:g} USD / close (inverse)",
+        "open_convention": "BitMEX open = previous close; may lie outside [low, high]",
+    }
+    return [
+        finish(
+            "bars",
+            records,
+            path=path,
+            interval_ns=step,
+            exclude_rows=exclude_rows,
+            metadata=meta,
+            allow_open_outside_range=True,
+        )
+    ]
+
+
 def import_lean_zip(
     path: str | Path,
     *,

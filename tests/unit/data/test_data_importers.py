@@ -226,3 +226,5 @@ def test_generic_csv_with_mapping(tmp_path: Path) -> None:
         read_file(path, "generic", kind="trades", columns={"ts_ns": "when", "price": "px"})
     with pytest.raises(ValueError, match="format: unknown value 'generik'; did you mean 'generic'"):
         read_file(path, "generik")
+    with pytest.raises(TypeError, match=r"format: expected a format name .* got Catalog"):
+        import_file(path, Catalog(tmp_path / "c"), "x", "S", "cat")

@@ -12,13 +12,29 @@ import numpy as np
 import pytest
 
 from backtester.dtypes import TIER_DTYPE
-from backtester.enums import ContractKind, LiquidationRule, TierBasis
+from backtester.enums import ContractKind, LiquidationRule, PartialLiquidationRule, TierBasis
 from backtester.swap.fee_nb import fee_nb
 from backtester.swap.funding_nb import (
     funding_payment_nb,
     funding_rate_nb,
     interest_rate_nb,
     premium_index_nb,
+)
+from backtester.swap.insurance_nb import (
+    adl_threshold_nb,
+    bitmex_adl_ranking_nb,
+    clawback_rate_nb,
+    insurance_fund_delta_nb,
+    is_adl_triggered_nb,
+)
+from backtester.swap.liquidation_nb import (
+    bankruptcy_price_nb,
+    bankruptcy_price_with_close_fee_nb,
+    bybit_inverse_liquidation_price_nb,
+    liquidation_price_cross_nb,
+    liquidation_price_nb,
+    partial_liquidation_contracts_nb,
+    round_liquidation_price_nb,
 )
 from backtester.swap.margin_nb import (
     initial_margin_nb,
@@ -35,6 +51,7 @@ from backtester.swap.mark_nb import (
     median_mark_nb,
 )
 from backtester.swap.pnl_nb import average_entry_price_nb, pnl_nb, position_value_nb
+from backtester.swap.settlement_nb import next_settlement_ns_nb, settlement_pnl_nb
 from backtester.swap.tier_nb import contracts_from_tier_size_nb, tier_index_nb, tier_size_nb
 
 LIN = int(ContractKind.LINEAR)
@@ -255,3 +272,289 @@ def test_mark_variants() -> None:
     assert clip_mark_nb(5.0, 4.0, 6.0) == 5.0
     assert clip_mark_nb(7.0, 4.0, 6.0) == 6.0
     assert clip_mark_nb(3.0, 4.0, 6.0) == 4.0
+
+
+# --------------------------------------------------------------------------- liquidation_nb
+
+
+def test_bankruptcy_price_closed_forms() -> None:
+    # margin = IM at 10x: linear E·(1 ∓ 1/lev), inverse long E·lev/(lev+1), short E·lev/(lev−1)
+    im_lin = initial_margin_nb(LIN, 2.0, 0.5, 1000.0, 10.0)
+    assert bankruptcy_price_nb(LIN, 1, 2.0, 0.5, 1000.0, im_lin) == pytest.approx(900.0)
+    assert bankruptcy_price_nb(LIN, -1, 2.0, 0.5, 1000.0, im_lin) == pytest.approx(1100.0)
+    im_inv = initial_margin_nb(INV, 50.0, 100.0, 1000.0, 10.0)
+    assert bankruptcy_price_nb(INV, 1, 50.0, 100.0, 1000.0, im_inv) == pytest.approx(10_000 / 11)
+    assert bankruptcy_price_nb(INV, -1, 50.0, 100.0, 1000.0, im_inv) == pytest.approx(10_000 / 9)
+
+
+def test_bankruptcy_price_nan_when_never_bankrupt() -> None:
+    # 1x linear long and ≤ 1x inverse short cannot lose all their margin at a positive price
+    assert math.isnan(bankruptcy_price_nb(LIN, 1, 1.0, 1.0, 100.0, 100.0))
+    assert math.isnan(bankruptcy_price_nb(INV, -1, 1.0, 100.0, 100.0, 1.0))
+    assert math.isnan(bankruptcy_price_nb(LIN, 1, 0.0, 1.0, 100.0, 1.0))  # no position
+    assert math.isnan(bankruptcy_price_nb(INV, 1, 1.0, 100.0, NAN, 0.1))
+
+
+def test_bankruptcy_with_close_fee_is_worse_than_without() -> None:
+    plain = bankruptcy_price_nb(INV, 1, 10_000.0, 1.0, 8000.0, 0.5)
+    with_fee = bankruptcy_price_with_close_fee_nb(INV, 1, 10_000.0, 1.0, 8000.0, 0.5, 0.00075)
+    assert with_fee == pytest.approx(1.00075 * 10_000 / (10_000 / 8000 + 0.5))
+    assert with_fee > plain
+    assert bankruptcy_price_with_close_fee_nb(INV, 1, 10_000.0, 1.0, 8000.0, 0.5, 0.0) == plain
+
+
+@pytest.mark.parametrize("rule", list(LiquidationRule))
+def test_liquidation_price_okx_glossary_inverse(rule: LiquidationRule) -> None:
+    # OKEx IX glossary: isolated long (1 + k)/(1/E + M/(F·N)), short (1 − k)/(1/E − M/(F·N))
+    n, f, e, m, mmr, fee = 100.0, 100.0, 10_000.0, 0.02, 0.005, 0.0005
+    k = mmr if rule == LiquidationRule.BINANCE else mmr + fee
+    long = liquidation_price_nb(int(rule), INV, 1, n, f, e, m, mmr, 0.0, fee)
+    short = liquidation_price_nb(int(rule), INV, -1, n, f, e, m, mmr, 0.0, fee)
+    assert long == pytest.approx((1 + k) / (1 / e + m / (f * n)), rel=1e-13)
+    assert short == pytest.approx((1 - k) / (1 / e - m / (f * n)), rel=1e-13)
+
+
+def test_liquidation_price_cum_only_where_the_rule_uses_it() -> None:
+    args = (LIN, 1, 10.0, 1.0, 100.0, 200.0, 0.01)
+    okx_legacy = liquidation_price_nb(int(LiquidationRule.OKX_LEGACY), *args, 5.0, 0.001)
+    assert okx_legacy == liquidation_price_nb(int(LiquidationRule.OKX_LEGACY), *args, 0.0, 0.001)
+    binance = liquidation_price_nb(int(LiquidationRule.BINANCE), *args, 5.0, 0.001)
+    assert binance == pytest.approx((200 + 5 - 1000) / (10 * 0.01 - 10))
+    assert binance < liquidation_price_nb(int(LiquidationRule.BINANCE), *args, 0.0, 0.001)
+
+
+def test_liquidation_price_nan_cases() -> None:
+    rule = int(LiquidationRule.BINANCE)
+    assert math.isnan(liquidation_price_nb(rule, LIN, 1, 1.0, 1.0, 100.0, 150.0, 0.01, 0.0, 0.0))
+    assert math.isnan(liquidation_price_nb(rule, INV, -1, 1.0, 100.0, 100.0, 2.0, 0.01, 0.0, 0.0))
+    assert math.isnan(liquidation_price_nb(rule, LIN, 1, 0.0, 1.0, 100.0, 1.0, 0.01, 0.0, 0.0))
+
+
+def test_round_liquidation_price_to_tick() -> None:
+    assert round_liquidation_price_nb(5739.08, 1, 0.5) == 5739.5
+    assert round_liquidation_price_nb(5739.08, -1, 0.5) == 5739.0
+    assert round_liquidation_price_nb(5739.5, 1, 0.5) == 5739.5  # already on a tick
+    assert round_liquidation_price_nb(0.3 + 0.6, 1, 0.1) == pytest.approx(0.9)  # float noise
+    assert round_liquidation_price_nb(123.456, 1, 0.0) == 123.456
+    assert math.isnan(round_liquidation_price_nb(NAN, 1, 0.5))
+
+
+def test_bybit_inverse_liquidation_price_published_example() -> None:
+    # Bybit help: balance 0.5 BTC, long 10,000 USD @ 8,000, MMR 0.5 %, fee 0.075 %: 5,739.08
+    price = bybit_inverse_liquidation_price_nb(1, 10_000.0, 8000.0, 0.5, 0.0, 0.005, 0.00075)
+    assert price == pytest.approx(5739.0835, abs=1e-4)
+    # a short's liquidation price lies above its entry
+    short = bybit_inverse_liquidation_price_nb(-1, 10_000.0, 8000.0, 0.5, 0.0, 0.005, 0.00075)
+    assert short > 8000.0
+
+
+def _cross(rule, kinds, qty, faces, entries, marks, tiers, offsets, counts, fees, wallet, i):
+    return liquidation_price_cross_nb(
+        int(rule),
+        np.array(kinds, dtype=np.int8),
+        np.array(qty, dtype=np.float64),
+        np.array(faces, dtype=np.float64),
+        np.array(entries, dtype=np.float64),
+        np.array(marks, dtype=np.float64),
+        tiers,
+        np.array(offsets, dtype=np.int32),
+        np.array(counts, dtype=np.int32),
+        np.full(len(qty), int(TierBasis.NOTIONAL_QUOTE), dtype=np.int8),
+        np.array(fees, dtype=np.float64),
+        float(wallet),
+        i,
+    )
+
+
+def test_cross_liquidation_recomputes_the_tier_at_the_candidate_price() -> None:
+    # Binance-style brackets with cum: notional 0–50k 0.4 %, 50k+ 0.5 % (cum 50)
+    tiers = make_tiers([(0, 50_000, 0.004, 0.0), (50_000, np.inf, 0.005, 50.0)])
+    # short 1 unit @ 40,000 with 12,000 wallet: the liquidation price lies in tier 2 (> 50k)
+    price = _cross(
+        LiquidationRule.BINANCE,
+        [LIN],
+        [-1.0],
+        [1.0],
+        [40_000.0],
+        [40_000.0],
+        tiers,
+        [0],
+        [2],
+        [0.0],
+        12_000.0,
+        0,
+    )
+    # closed form in tier 2: (WB + cum − s·N·E)/(N·MMR − s·N) with s = −1
+    assert price == pytest.approx((12_000 + 50 + 40_000) / (0.005 + 1), rel=1e-12)
+    assert price > 50_000.0
+
+
+def test_cross_liquidation_with_two_positions_and_nan_cases() -> None:
+    tiers = make_tiers([(0, np.inf, 0.01, 0.0)])
+    rule = LiquidationRule.BINANCE
+    # long A (1 @ 100, mark 100) and short B (1 @ 50, mark 60: UPnL −10, MM 0.6), wallet 30
+    price = _cross(
+        rule,
+        [LIN, LIN],
+        [1.0, -1.0],
+        [1.0, 1.0],
+        [100.0, 50.0],
+        [100.0, 60.0],
+        tiers,
+        [0, 0],
+        [1, 1],
+        [0.0, 0.0],
+        30.0,
+        0,
+    )
+    # 30 − 10 + (P − 100) = 0.01·P + 0.6  →  P = 80.6/0.99
+    assert price == pytest.approx(80.6 / 0.99, rel=1e-12)
+    assert math.isnan(
+        _cross(
+            rule,
+            [LIN, LIN],
+            [0.0, -1.0],
+            [1.0, 1.0],
+            [100.0, 50.0],
+            [100.0, 60.0],
+            tiers,
+            [0, 0],
+            [1, 1],
+            [0.0, 0.0],
+            30.0,
+            0,
+        )
+    )
+    assert math.isnan(  # out-of-range instrument index
+        _cross(rule, [LIN], [1.0], [1.0], [100.0], [100.0], tiers, [0], [1], [0.0], 30.0, 3)
+    )
+    # a fully collateralised linear long is never liquidated
+    assert math.isnan(
+        _cross(rule, [LIN], [1.0], [1.0], [100.0], [100.0], tiers, [0], [1], [0.0], 500.0, 0)
+    )
+
+
+def test_cross_liquidation_already_triggered_at_the_mark() -> None:
+    tiers = make_tiers([(0, np.inf, 0.01, 0.0)])
+    # long 1 @ 100 with wallet 5, mark already at 90: trigger price is above the mark
+    price = _cross(
+        LiquidationRule.BINANCE,
+        [LIN],
+        [1.0],
+        [1.0],
+        [100.0],
+        [90.0],
+        tiers,
+        [0],
+        [1],
+        [0.0],
+        5.0,
+        0,
+    )
+    assert price == pytest.approx(95.0 / 0.99, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("rule", "held", "expected"),
+    [
+        (PartialLiquidationRule.TO_TIER_1, 15_000.0, 13_000.0),  # OKEx VIII example
+        (PartialLiquidationRule.TWO_TIERS_PER_STEP, 35_000.0, 35_000.0 - 9_999.0),  # 4 → 2
+        (PartialLiquidationRule.TWO_TIERS_PER_STEP, 15_000.0, 13_000.0),  # 3 → 1
+        (PartialLiquidationRule.ONE_TIER_PER_STEP, 35_000.0, 35_000.0 - 20_000.0),  # 4 → 3
+        (PartialLiquidationRule.TO_TIER_1, 5_000.0, 0.0),  # tier 2 < min tier 3: full takeover
+        (PartialLiquidationRule.NONE, 15_000.0, 0.0),
+    ],
+)
+def test_partial_liquidation_contracts(
+    rule: PartialLiquidationRule, held: float, expected: float
+) -> None:
+    tiers = make_tiers(
+        [
+            (0, 2000, 0.005, 0),
+            (2001, 9999, 0.01, 0),
+            (10_000, 20_000, 0.015, 0),
+            (20_001, 50_000, 0.02, 0),
+        ]
+    )
+    got = partial_liquidation_contracts_nb(
+        int(rule), 3, tiers, 0, 4, int(TierBasis.CONTRACTS), INV, held, 100.0, 7000.0
+    )
+    assert got == expected
+
+
+def test_partial_liquidation_on_a_notional_table() -> None:
+    # USDT notional brackets; linear 0.001 BTC contracts at 50,000: 1 contract = 50 USDT
+    tiers = make_tiers(
+        [(0, 50_000, 0.004, 0), (50_000, 250_000, 0.005, 50), (250_000, 1e6, 0.01, 1300)]
+    )
+    got = partial_liquidation_contracts_nb(
+        int(PartialLiquidationRule.TO_TIER_1),
+        2,
+        tiers,
+        0,
+        3,
+        int(TierBasis.NOTIONAL_QUOTE),
+        LIN,
+        6000.0,
+        0.001,
+        50_000.0,
+    )
+    assert got == pytest.approx(6000.0 - 1000.0)
+
+
+# --------------------------------------------------------------------------- settlement_nb
+
+
+def test_next_settlement_instant() -> None:
+    day = 86_400_000_000_000
+    eight = 8 * 3_600_000_000_000
+    t0 = 1_577_836_800_000_000_000  # 2020-01-01 00:00 UTC
+    assert next_settlement_ns_nb(t0, eight) == t0 + eight
+    assert next_settlement_ns_nb(t0 + eight, eight) == t0 + eight + day  # strictly after
+    assert next_settlement_ns_nb(t0 + eight - 1, eight) == t0 + eight
+    assert next_settlement_ns_nb(-1, 0) == 0  # before the epoch
+
+
+def test_settlement_pnl_and_reset() -> None:
+    settled = settlement_pnl_nb(INV, 42.0, 100.0, 300.0, 280.0)
+    assert settled == pytest.approx(42 * 100 * (1 / 300 - 1 / 280))
+    assert settlement_pnl_nb(INV, 42.0, 100.0, 280.0, 280.0) == 0.0
+    assert settlement_pnl_nb(LIN, -3.0, 0.01, 100.0, 90.0) == pytest.approx(0.3)
+
+
+# --------------------------------------------------------------------------- insurance_nb
+
+
+def test_insurance_fund_delta_signs() -> None:
+    # long liquidated at bankruptcy 90: the fund sells at 92 (gain) or 88 (pays)
+    assert insurance_fund_delta_nb(LIN, 1, 10.0, 1.0, 90.0, 92.0) == pytest.approx(20.0)
+    assert insurance_fund_delta_nb(LIN, 1, 10.0, 1.0, 90.0, 88.0) == pytest.approx(-20.0)
+    # short liquidated at bankruptcy 110: the fund buys back at 108 (gain)
+    assert insurance_fund_delta_nb(LIN, -1, 10.0, 1.0, 110.0, 108.0) == pytest.approx(20.0)
+    assert insurance_fund_delta_nb(INV, -1, 100.0, 100.0, 110.0, 108.0) > 0
+
+
+def test_clawback_rate() -> None:
+    assert clawback_rate_nb(8.0, 0.0, 9.0) == pytest.approx(8 / 9)
+    assert clawback_rate_nb(8.0, 10.0, 9.0) == 0.0  # fund covers it
+    assert clawback_rate_nb(8.0, 0.0, 4.0) == 1.0  # at most the whole profit
+    assert clawback_rate_nb(8.0, 0.0, 0.0) == 0.0  # nobody to claw back from
+    # Aug 2018: ≈1,200 BTC uncovered over ≈6,700 BTC profit → ≈18 %
+    assert clawback_rate_nb(3700.0, 2500.0, 6700.0) == pytest.approx(0.179, abs=1e-3)
+
+
+def test_adl_threshold_and_trigger() -> None:
+    assert adl_threshold_nb(400_000.0, 0.3, 50_000.0) == 280_000.0
+    assert adl_threshold_nb(100_000.0, 0.3, 50_000.0) == 50_000.0  # the USD 50K floor wins
+    assert is_adl_triggered_nb(200_000.0, 280_000.0)
+    assert not is_adl_triggered_nb(300_000.0, 280_000.0)
+    assert is_adl_triggered_nb(0.0, -10.0)  # depleted
+
+
+def test_bitmex_adl_ranking() -> None:
+    # PNL% = +50 %, effective leverage = 150/(150 − 50) = 1.5 → 0.75
+    assert bitmex_adl_ranking_nb(150.0, 100.0, 50.0) == pytest.approx(0.75)
+    # losing: PNL% = −20 %, leverage 80/(80 − 50) → −0.2/(8/3)
+    assert bitmex_adl_ranking_nb(80.0, 100.0, 50.0) == pytest.approx(-0.2 / (80 / 30))
+    assert math.isnan(bitmex_adl_ranking_nb(80.0, 0.0, 50.0))
+    assert math.isnan(bitmex_adl_ranking_nb(50.0, 100.0, 50.0))
