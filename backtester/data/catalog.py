@@ -391,12 +391,16 @@ class Catalog:
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
             with open(tmp, "wb") as handle:
+                # Timestamps on a regular grid compress ~10x better delta-encoded than as
+                # plain int64 under zstd; the other columns keep dictionary encoding.
                 pq.write_table(
                     table,
                     handle,
                     row_group_size=ROW_GROUP_ROWS,
                     compression="zstd",
                     write_statistics=["ts_ns"],
+                    use_dictionary=[name for name in table.column_names if name != "ts_ns"],
+                    column_encoding={"ts_ns": "DELTA_BINARY_PACKED"},
                 )
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -1,0 +1,493 @@
+"""Download market data with ccxt into the catalog (the only module that imports ccxt).
+
+What it fetches, per symbol, and where it goes in the :class:`~backtester.data.catalog.Catalog`:
+
+============ ================================================ ===================================
+kind         ccxt call                                        catalog stream
+============ ================================================ ===================================
+bars         ``fetch_ohlcv(symbol, tf, since, limit)``        ``bars-<tf>`` (last-trade candles)
+mark_bars    ``fetch_ohlcv(..., params={"price": "mark"})``   ``mark_bars-<tf>``
+index_bars   ``fetch_ohlcv(..., params={"price": "index"})``  ``index_bars-<tf>``
+trades       ``fetch_trades(symbol, since, limit)``           ``trades``
+funding      ``fetch_funding_rate_history(symbol, since)``    ``funding`` (source HISTORICAL)
+tiers        ``fetch_leverage_tiers([symbol])`` or            a dated tier snapshot
+             ``fetch_market_leverage_tiers(symbol)``          (:meth:`Catalog.write_tiers`)
+============ ================================================ ===================================
+
+Behaviour
+---------
+* **Pagination** by ``since`` (ms): each page is converted (ms → ns, ccxt structures → our
+  dtypes) and written to the catalog before the next request, so an interruption loses at most
+  one page.
+* **Resume**: a download starts after :meth:`Catalog.last_ts_ns` of the stream when that is
+  later than the requested start; re-running an interrupted download fetches only the rest.
+* **Rate limit**: at least ``exchange.rateLimit`` ms between two requests (ccxt's own throttle
+  is switched off by :func:`create_exchange` so the wait is not doubled); ``sleep`` and
+  ``clock`` are injectable for tests.
+* **Retries**: ``ccxt.RateLimitExceeded``, ``ccxt.RequestTimeout`` and other
+  ``ccxt.NetworkError`` are retried with exponential back-off (``backoff_base_s · 2^k``, capped
+  at ``backoff_max_s``), at most ``max_retries`` times; then :class:`FetchError`.
+* **Missing methods**: a kind whose ccxt method the exchange lacks (``exchange.has[...]`` false)
+  raises :class:`UnsupportedMethodError` naming the exchange and the method, before any
+  request.
+* A tqdm progress bar over the requested time span, shown only on a terminal.
+
+Candles are stored only once closed (open + interval ≤ end); the candle still forming at the
+end of the download is left for the next run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ccxt
+import numpy as np
+from tqdm import tqdm
+
+from backtester import dtypes
+from backtester.data.catalog import Catalog, interval_label
+from backtester.enums import FundingRateSource, Side
+
+MS_NS = 1_000_000
+"""Nanoseconds per millisecond (ccxt timestamps are ms)."""
+
+CANDLE_KINDS = {"bars": None, "mark_bars": "mark", "index_bars": "index"}
+"""Candle kinds and the ccxt ``params['price']`` that selects them."""
+
+KINDS = ("bars", "mark_bars", "index_bars", "trades", "funding", "tiers")
+"""Everything :func:`fetch_to_catalog` can download."""
+
+_HAS = {
+    "bars": ("fetchOHLCV",),
+    "mark_bars": ("fetchMarkOHLCV", "fetchOHLCV"),
+    "index_bars": ("fetchIndexOHLCV", "fetchOHLCV"),
+    "trades": ("fetchTrades",),
+    "funding": ("fetchFundingRateHistory",),
+}
+_RETRYABLE = (ccxt.RateLimitExceeded, ccxt.RequestTimeout, ccxt.NetworkError)
+
+
+class FetchError(RuntimeError):
+    """A download failed (after retries, or on a non-retryable exchange error)."""
+
+
+class UnsupportedMethodError(FetchError):
+    """The exchange does not offer the ccxt method a kind of data needs."""
+
+
+def create_exchange(exchange_id: str, **config: Any) -> Any:
+    """A ccxt exchange instance by id (``"okx"``, ``"binance"``...), ccxt throttle off.
+
+    :class:`Fetcher` waits ``exchange.rateLimit`` ms between requests itself.
+    """
+    if exchange_id not in ccxt.exchanges:
+        raise ValueError(
+            f"exchange: ccxt has no exchange {exchange_id!r} (e.g. okx, binance, binanceusdm, "
+            "binancecoinm, bitmex, bybit)"
+        )
+    return getattr(ccxt, exchange_id)({"enableRateLimit": False, **config})
+
+
+def ms_to_ns(ms: int | float | None, what: str) -> int:
+    """ccxt millisecond timestamp → int ns; refuses ``None`` and non-integers."""
+    if ms is None or isinstance(ms, bool) or not float(ms).is_integer():
+        raise FetchError(f"{what}: expected an integer millisecond timestamp, got {ms!r}")
+    return int(ms) * MS_NS
+
+
+def ohlcv_to_bars(rows: Sequence[Sequence[Any]], what: str = "ohlcv") -> np.ndarray:
+    """ccxt OHLCV ``[[ts_ms, open, high, low, close, volume], ...]`` → ``BAR_DTYPE``.
+
+    A missing volume (``None``, as for mark/index candles on some venues) becomes 0.
+    """
+    bars = np.zeros(len(rows), dtype=dtypes.BAR_DTYPE)
+    for i, row in enumerate(rows):
+        if len(row) < 5:
+            raise FetchError(
+                f"{what} row {i}: expected [ts, open, high, low, close, volume], got {row!r}"
+            )
+        bars[i]["ts_ns"] = ms_to_ns(row[0], f"{what} row {i}")
+        for j, name in enumerate(("open", "high", "low", "close"), start=1):
+            if row[j] is None:
+                raise FetchError(f"{what} row {i}: {name} is missing in {row!r}")
+            bars[i][name] = float(row[j])
+        volume = row[5] if len(row) > 5 else None
+        bars[i]["volume_base"] = 0.0 if volume is None else float(volume)
+    return bars
+
+
+def trades_to_records(trades: Sequence[dict[str, Any]], what: str = "trades") -> np.ndarray:
+    """ccxt trade dicts (``timestamp, price, amount, side``) → ``TRADE_DTYPE``.
+
+    ``amount`` is taken as base-coin quantity (ccxt's unified unit for linear markets; for
+    inverse swaps it is the contract count on some venues — see the docstring of
+    :func:`fetch_to_catalog`). ``side`` ``"buy"``/``"sell"`` is the taker side; anything else
+    is ``Side.NONE``.
+    """
+    out = np.zeros(len(trades), dtype=dtypes.TRADE_DTYPE)
+    sides = {"buy": Side.BUY, "sell": Side.SELL}
+    for i, trade in enumerate(trades):
+        out[i]["ts_ns"] = ms_to_ns(trade.get("timestamp"), f"{what} row {i} timestamp")
+        out[i]["price"] = float(trade["price"])
+        out[i]["qty_base"] = float(trade["amount"])
+        out[i]["side"] = int(sides.get(trade.get("side") or "", Side.NONE))
+    return out
+
+
+def funding_to_records(
+    history: Sequence[dict[str, Any]], previous_ts_ns: int | None = None, what: str = "funding"
+) -> np.ndarray:
+    """ccxt funding history (``timestamp, fundingRate``) → ``FUNDING_RATE_DTYPE``.
+
+    ``funding_interval_ns`` is the time since the previous funding event (``previous_ts_ns`` for
+    the first row; 0 = unknown when there is none). ``source`` is HISTORICAL.
+    """
+    out = np.zeros(len(history), dtype=dtypes.FUNDING_RATE_DTYPE)
+    prev = previous_ts_ns
+    for i, item in enumerate(history):
+        ts = ms_to_ns(item.get("timestamp"), f"{what} row {i} timestamp")
+        rate = item.get("fundingRate")
+        if rate is None:
+            raise FetchError(f"{what} row {i}: fundingRate is missing in {item!r}")
+        out[i]["ts_ns"] = ts
+        out[i]["funding_rate"] = float(rate)
+        out[i]["funding_interval_ns"] = 0 if prev is None else ts - prev
+        out[i]["source"] = int(FundingRateSource.HISTORICAL)
+        prev = ts
+    return out
+
+
+@dataclass
+class Fetcher:
+    """Paginated, rate-limited, resumable downloads from one ccxt exchange into a catalog.
+
+    Parameters
+    ----------
+    exchange
+        A ccxt exchange instance (or any object with the same methods and ``id``, ``has``,
+        ``rateLimit``).
+    catalog
+        Where pages are written.
+    exchange_name
+        Catalog exchange name (default ``exchange.id``).
+    sleep, clock
+        ``time.sleep`` and ``time.monotonic`` by default; injectable for tests.
+    max_retries, backoff_base_s, backoff_max_s
+        Retry policy for network / rate-limit errors (see module docstring).
+    limit
+        Rows requested per page (``None``: the exchange's default).
+    progress
+        Show a tqdm bar; ``None`` = only when stderr is a terminal.
+    """
+
+    exchange: Any
+    catalog: Catalog
+    exchange_name: str | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    max_retries: int = 5
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    limit: int | None = None
+    progress: bool | None = None
+    requests: int = field(default=0, init=False)
+    _last_request: float | None = field(default=None, init=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """Catalog exchange name."""
+        return self.exchange_name or str(self.exchange.id)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def require(self, kind: str) -> None:
+        """Raise :class:`UnsupportedMethodError` if the exchange lacks the method for ``kind``."""
+        has = getattr(self.exchange, "has", {}) or {}
+        needed = _HAS.get(kind)
+        if kind == "tiers":
+            if has.get("fetchLeverageTiers") or has.get("fetchMarketLeverageTiers"):
+                return
+            needed = ("fetchLeverageTiers",)
+        if needed is None:
+            raise ValueError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+        if not has.get(needed[0]):
+            raise UnsupportedMethodError(
+                f"exchange {self.exchange.id!r} does not support {needed[0]} (ccxt "
+                f"exchange.has[{needed[0]!r}] is {has.get(needed[0])!r}), needed for {kind!r}"
+            )
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``exchange.<method>`` with the rate-limit wait and retries with back-off."""
+        for attempt in range(self.max_retries + 1):
+            wait = float(getattr(self.exchange, "rateLimit", 0) or 0) / 1000.0
+            if self._last_request is not None and wait > 0:
+                remaining = wait - (self.clock() - self._last_request)
+                if remaining > 0:
+                    self.sleep(remaining)
+            self._last_request = self.clock()
+            self.requests += 1
+            try:
+                return getattr(self.exchange, method)(*args, **kwargs)
+            except _RETRYABLE as error:
+                if attempt == self.max_retries:
+                    raise FetchError(
+                        f"{self.exchange.id} {method}{args!r}: still failing after "
+                        f"{self.max_retries} retries: {type(error).__name__}: {error}"
+                    ) from error
+                self.sleep(min(self.backoff_max_s, self.backoff_base_s * 2.0**attempt))
+            except ccxt.BaseError as error:
+                raise FetchError(
+                    f"{self.exchange.id} {method}{args!r}: {type(error).__name__}: {error}"
+                ) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _bar(self, total: int, desc: str) -> tqdm:
+        show = sys.stderr.isatty() if self.progress is None else self.progress
+        return tqdm(
+            total=max(total, 0) // MS_NS, desc=desc, unit="ms", disable=not show, leave=False
+        )
+
+    def _start(self, kind: str, symbol: str, start_ns: int, interval_ns: int, step_ns: int) -> int:
+        last = self.catalog.last_ts_ns(kind, self.name, symbol, interval_ns)
+        return start_ns if last is None else max(start_ns, last + step_ns)
+
+    # ------------------------------------------------------------------ kinds
+
+    def fetch_ohlcv(
+        self,
+        symbol: str,
+        timeframe: str,
+        start_ns: int,
+        end_ns: int,
+        kind: str = "bars",
+        catalog_symbol: str | None = None,
+    ) -> int:
+        """Download closed candles with open time in ``[start_ns, end_ns − interval]``.
+
+        ``kind`` ``"bars"`` (last trade), ``"mark_bars"`` or ``"index_bars"``. Returns the number
+        of rows written.
+        """
+        if kind not in CANDLE_KINDS:
+            raise ValueError(f"kind: expected one of {', '.join(CANDLE_KINDS)}, got {kind!r}")
+        self.require(kind)
+        interval_ns = int(ccxt.Exchange.parse_timeframe(timeframe)) * 1_000_000_000
+        target = catalog_symbol or symbol
+        params = {} if CANDLE_KINDS[kind] is None else {"price": CANDLE_KINDS[kind]}
+        since = self._start(kind, target, start_ns, interval_ns, interval_ns)
+        written = 0
+        label = f"{self.name} {target} {kind}-{interval_label(interval_ns)}"
+        with self._bar(end_ns - since, label) as bar:
+            while since + interval_ns <= end_ns:
+                rows = self.call(
+                    "fetch_ohlcv", symbol, timeframe, since // MS_NS, self.limit, params
+                )
+                bars = ohlcv_to_bars(rows or [], f"{label} page since {since}")
+                bars = bars[(bars["ts_ns"] >= since) & (bars["ts_ns"] + interval_ns <= end_ns)]
+                if len(bars) == 0:
+                    break
+                self.catalog.write(
+                    kind, self.name, target, bars, source=self._source("fetch_ohlcv", symbol),
+                    interval_ns=interval_ns,
+                )  # fmt: skip
+                written += len(bars)
+                new_since = int(bars["ts_ns"][-1]) + interval_ns
+                bar.update((new_since - since) // MS_NS)
+                since = new_since
+        return written
+
+    def fetch_trades(
+        self, symbol: str, start_ns: int, end_ns: int, catalog_symbol: str | None = None
+    ) -> int:
+        """Download trades with ``start_ns <= ts < end_ns``; returns the rows written.
+
+        A page is written only up to its last complete millisecond (trades sharing the page's
+        final millisecond are fetched again by the next page), so no trade is lost or doubled.
+        """
+        self.require("trades")
+        target = catalog_symbol or symbol
+        since = self._start("trades", target, start_ns, 0, MS_NS)
+        written = 0
+        label = f"{self.name} {target} trades"
+        with self._bar(end_ns - since, label) as bar:
+            while since < end_ns:
+                page = self.call("fetch_trades", symbol, since // MS_NS, self.limit)
+                trades = trades_to_records(page or [], f"{label} page since {since}")
+                trades = trades[np.argsort(trades["ts_ns"], kind="stable")]
+                trades = trades[(trades["ts_ns"] >= since) & (trades["ts_ns"] < end_ns)]
+                if len(trades) == 0:
+                    break
+                full_page = self.limit is not None and len(page) >= self.limit
+                last = int(trades["ts_ns"][-1])
+                if full_page:
+                    complete = trades[trades["ts_ns"] < last]
+                    if len(complete) == 0:
+                        raise FetchError(
+                            f"{label}: more than limit={self.limit} trades at ts {last} ns; "
+                            "raise the page limit"
+                        )
+                    trades, new_since = complete, last
+                else:
+                    new_since = last + MS_NS
+                self.catalog.write(
+                    "trades", self.name, target, trades,
+                    source=self._source("fetch_trades", symbol),
+                )  # fmt: skip
+                written += len(trades)
+                bar.update((new_since - since) // MS_NS)
+                since = new_since
+        return written
+
+    def fetch_funding(
+        self, symbol: str, start_ns: int, end_ns: int, catalog_symbol: str | None = None
+    ) -> int:
+        """Download funding-rate history with ``start_ns <= ts < end_ns``; returns rows written."""
+        self.require("funding")
+        target = catalog_symbol or symbol
+        previous = self.catalog.last_ts_ns("funding", self.name, target)
+        since = self._start("funding", target, start_ns, 0, MS_NS)
+        written = 0
+        label = f"{self.name} {target} funding"
+        with self._bar(end_ns - since, label) as bar:
+            while since < end_ns:
+                page = self.call("fetch_funding_rate_history", symbol, since // MS_NS, self.limit)
+                page = sorted(page or [], key=lambda item: item.get("timestamp") or 0)
+                records = funding_to_records(page, previous, f"{label} page since {since}")
+                keep = (records["ts_ns"] >= since) & (records["ts_ns"] < end_ns)
+                records = records[keep]
+                if len(records) == 0:
+                    break
+                self.catalog.write(
+                    "funding", self.name, target, records,
+                    source=self._source("fetch_funding_rate_history", symbol),
+                )  # fmt: skip
+                written += len(records)
+                previous = int(records["ts_ns"][-1])
+                bar.update((previous + MS_NS - since) // MS_NS)
+                since = previous + MS_NS
+        return written
+
+    def fetch_tiers(
+        self,
+        symbol: str,
+        basis: int,
+        valid_from_ns: int,
+        catalog_symbol: str | None = None,
+    ) -> Path:
+        """Snapshot the current leverage tiers, stored as valid from ``valid_from_ns``.
+
+        ``basis`` is the :class:`~backtester.enums.TierBasis` of ccxt's min/maxNotional for this
+        venue (OKX: contracts; Binance USDⓈ-M: quote notional; COIN-M: coin notional).
+        """
+        from backtester.swap.tiers import tiers_from_ccxt
+
+        self.require("tiers")
+        has = getattr(self.exchange, "has", {}) or {}
+        if has.get("fetchLeverageTiers"):
+            response = self.call("fetch_leverage_tiers", [symbol])
+        else:
+            response = self.call("fetch_market_leverage_tiers", symbol)
+        source = self._source("fetch_leverage_tiers", symbol)
+        table = tiers_from_ccxt(response, symbol, basis, valid_from_ns, source)
+        return self.catalog.write_tiers(
+            self.name, catalog_symbol or symbol, table.rows, int(table.basis), valid_from_ns,
+            source,
+        )  # fmt: skip
+
+    def _source(self, method: str, symbol: str) -> str:
+        return f"ccxt {ccxt.__version__} {self.exchange.id}.{method}({symbol!r})"
+
+
+def _resolve_symbol(exchange: Any, symbol: str) -> str:
+    """ccxt unified symbol for a unified symbol or a venue id (``BTC-USDT-SWAP``)."""
+    exchange.load_markets()
+    if symbol in exchange.markets:
+        return symbol
+    by_id = getattr(exchange, "markets_by_id", None) or {}
+    if symbol in by_id:
+        found = by_id[symbol]
+        return str((found[0] if isinstance(found, list) else found)["symbol"])
+    raise ValueError(
+        f"symbol: {exchange.id} has no market {symbol!r} (unified like 'BTC/USDT:USDT' or the "
+        "venue id like 'BTC-USDT-SWAP')"
+    )
+
+
+def fetch_to_catalog(
+    exchange: str | Any,
+    symbol: str,
+    *,
+    kinds: Iterable[str] = ("bars", "index_bars", "mark_bars", "funding"),
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    interval_ns: int = 60_000_000_000,
+    catalog: str | Path | Catalog = "data/catalog",
+    tier_basis: int | None = None,
+    fetcher_options: dict[str, Any] | None = None,
+) -> dict[str, int | str]:
+    """Download several kinds of one symbol into a catalog (what ``backtester fetch`` runs).
+
+    Parameters
+    ----------
+    exchange
+        ccxt exchange id or instance.
+    symbol
+        Unified ccxt symbol or the venue's id; the catalog stores it under the name given.
+    kinds
+        Subset of :data:`KINDS`.
+    start_ns, end_ns
+        Time span (ns UTC). ``start_ns`` ``None`` = from the exchange's earliest data (or where
+        the stored stream ends); ``end_ns`` defaults to now.
+    interval_ns
+        Candle length for candle kinds (must be a ccxt timeframe: 1m, 5m, 1h, 8h, 1d...).
+    catalog
+        Catalog or its root directory.
+    tier_basis
+        :class:`~backtester.enums.TierBasis` of the venue's tier table (needed for ``tiers``).
+    fetcher_options
+        Extra :class:`Fetcher` arguments (``limit``, ``max_retries``, ``progress``...).
+
+    Returns
+    -------
+    dict
+        Rows written per kind (the tier snapshot path for ``tiers``).
+
+    Notes
+    -----
+    For inverse swaps ccxt reports trade ``amount`` in contracts on some venues; convert with
+    the contract's face value before treating it as base coin.
+    """
+    kinds = list(kinds)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"kinds: unknown {unknown}; expected some of {', '.join(KINDS)}")
+    instance = create_exchange(exchange) if isinstance(exchange, str) else exchange
+    cat = catalog if isinstance(catalog, Catalog) else Catalog(catalog)
+    fetcher = Fetcher(instance, cat, **(fetcher_options or {}))
+    for kind in kinds:
+        fetcher.require(kind)  # fail before any download
+    if "tiers" in kinds and tier_basis is None:
+        raise ValueError("tier_basis: needed to fetch tiers (TierBasis of the venue's table)")
+    ccxt_symbol = _resolve_symbol(instance, symbol) if hasattr(instance, "load_markets") else symbol
+    end = time.time_ns() if end_ns is None else int(end_ns)
+    start = 0 if start_ns is None else int(start_ns)
+    timeframe = interval_label(interval_ns)
+    result: dict[str, int | str] = {}
+    for kind in kinds:
+        if kind in CANDLE_KINDS:
+            result[kind] = fetcher.fetch_ohlcv(ccxt_symbol, timeframe, start, end, kind, symbol)
+        elif kind == "trades":
+            result[kind] = fetcher.fetch_trades(ccxt_symbol, start, end, symbol)
+        elif kind == "funding":
+            result[kind] = fetcher.fetch_funding(ccxt_symbol, start, end, symbol)
+        else:
+            path = fetcher.fetch_tiers(ccxt_symbol, int(tier_basis or 0), end, symbol)
+            result[kind] = str(path)
+    return result
+
+
+fetch = fetch_to_catalog
