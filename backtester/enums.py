@@ -235,3 +235,13 @@ class WakeReason(IntEnum):
     MARGIN_CALL = 32
     TIMER = 64
     ORDER_UPDATE = 128
+
+
+class MarkAverage(IntEnum):
+    """Moving average applied to the sampled basis of an index + MA(basis) mark.
+
+    EMA: exponential, α = 2/(span + 1) per sample. SMA: simple mean of the last ``span`` samples.
+    """
+
+    EMA = 0
+    SMA = 1
