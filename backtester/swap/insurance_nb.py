@@ -131,3 +131,29 @@ def bitmex_adl_ranking_nb(mark_value: float, entry_value: float, bankrupt_value:
     if leverage == 0.0:
         return np.nan
     return pnl_pct / leverage
+
+
+@njit(cache=True)
+def binance_adl_ranking_nb(
+    unrealised_pnl_settle: float, wallet_balance_settle: float, maintenance_margin_settle: float
+) -> float:
+    """Binance 2019-20 "counterparty liquidation" ranking (higher is deleveraged first).
+
+    Formula
+    -------
+    PnlPercent = max(0, UPnL)/max(1, WB); MarginRatio = MM/(WB + UPnL), 0 if WB + UPnL ≤ 0;
+    ranking = PnlPercent × MarginRatio.
+
+    Source
+    ------
+    MECHANICS.md §6 (Binance-docs-copy, 2019-20 ADL section).
+
+    Cases
+    -----
+    None in cases.json (unit tests only).
+    """
+    pnl_percent = max(0.0, unrealised_pnl_settle) / max(1.0, wallet_balance_settle)
+    equity = wallet_balance_settle + unrealised_pnl_settle
+    if not equity > 0.0:
+        return 0.0
+    return pnl_percent * (maintenance_margin_settle / equity)

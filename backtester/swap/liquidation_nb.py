@@ -18,6 +18,11 @@ from backtester.swap.margin_nb import liquidation_requirement_nb
 from backtester.swap.pnl_nb import pnl_nb, position_value_nb
 from backtester.swap.tier_nb import contracts_from_tier_size_nb, tier_index_nb, tier_size_nb
 
+# Bracket search range of the cross solver: no overflow to inf (numpy warns on it when the
+# kernels run as plain Python under NUMBA_DISABLE_JIT) and no denormal prices.
+PRICE_SEARCH_MIN = 1e-290
+PRICE_SEARCH_MAX = 1e290
+
 
 @njit(cache=True)
 def price_at_margin_balance_nb(
@@ -381,9 +386,9 @@ def liquidation_price_cross_nb(
         safe = start
         p = start
         for _ in range(1100):
-            p = p * 0.5 if long else p * 2.0
-            if p == 0.0 or math.isinf(p):
+            if p < PRICE_SEARCH_MIN or p > PRICE_SEARCH_MAX:
                 break
+            p = p * 0.5 if long else p * 2.0
             e = _cross_excess_nb(
                 rule, contract_kinds, contracts_signed, face_values, entry_prices, mark_prices,
                 tiers, tier_offsets, tier_counts, tier_bases, liquidation_fee_rates,
@@ -397,9 +402,9 @@ def liquidation_price_cross_nb(
         hit = start
         p = start
         for _ in range(1100):
-            p = p * 2.0 if long else p * 0.5
-            if p == 0.0 or math.isinf(p):
+            if p < PRICE_SEARCH_MIN or p > PRICE_SEARCH_MAX:
                 break
+            p = p * 2.0 if long else p * 0.5
             e = _cross_excess_nb(
                 rule, contract_kinds, contracts_signed, face_values, entry_prices, mark_prices,
                 tiers, tier_offsets, tier_counts, tier_bases, liquidation_fee_rates,

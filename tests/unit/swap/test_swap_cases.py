@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,9 +45,8 @@ from backtester.swap.mark_nb import clip_mark_nb, funding_basis_mark_nb
 from backtester.swap.pnl_nb import average_entry_price_nb, pnl_nb, position_value_nb
 from backtester.swap.profiles import get_profile
 from backtester.swap.settlement_nb import settlement_pnl_nb
+from tests.conftest import shared_path
 
-# Same location as tests/conftest.py's ``shared_path`` (which can only skip inside a test).
-CASES_PATH = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "cases.json"
 NAN = float("nan")
 HOUR_NS = 3_600_000_000_000
 LIN = int(ContractKind.LINEAR)
@@ -460,16 +458,19 @@ EVALUATORS: dict[str, Evaluator] = {
 XFAIL: dict[str, str] = {}
 
 
-def _load_cases() -> list[dict[str, Any]]:
-    if not CASES_PATH.exists():
-        return []
-    return [c for c in json.loads(CASES_PATH.read_text()) if c["topic"] != "mmr_tier"]
+def _load_cases() -> tuple[list[dict[str, Any]], str]:
+    """Non-tier cases and, when ../shared is absent, the skip reason ``shared_path`` gives."""
+    try:
+        path = shared_path("reference", "cases.json")
+    except pytest.skip.Exception as absent:  # collection time: turn the skip into a skip param
+        return [], str(absent)
+    return [c for c in json.loads(path.read_text()) if c["topic"] != "mmr_tier"], ""
 
 
 def _params() -> list[Any]:
-    cases = _load_cases()
+    cases, reason = _load_cases()
     if not cases:
-        reason = f"needs {CASES_PATH} (the shared data folder beside the repository), not present"
+        reason = reason or "cases.json holds no non-mmr_tier case"
         return [pytest.param(None, id="no-shared-cases", marks=pytest.mark.skip(reason=reason))]
     params = []
     for case in cases:

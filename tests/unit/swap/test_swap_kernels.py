@@ -22,6 +22,7 @@ from backtester.swap.funding_nb import (
 )
 from backtester.swap.insurance_nb import (
     adl_threshold_nb,
+    binance_adl_ranking_nb,
     bitmex_adl_ranking_nb,
     clawback_rate_nb,
     insurance_fund_delta_nb,
@@ -558,3 +559,11 @@ def test_bitmex_adl_ranking() -> None:
     assert bitmex_adl_ranking_nb(80.0, 100.0, 50.0) == pytest.approx(-0.2 / (80 / 30))
     assert math.isnan(bitmex_adl_ranking_nb(80.0, 0.0, 50.0))
     assert math.isnan(bitmex_adl_ranking_nb(50.0, 100.0, 50.0))
+
+
+def test_binance_adl_ranking() -> None:
+    # UPnL 50 on wallet 100: PnlPercent 0.5; MM 15/(100 + 50) = 0.1 → 0.05
+    assert binance_adl_ranking_nb(50.0, 100.0, 15.0) == pytest.approx(0.05)
+    assert binance_adl_ranking_nb(-20.0, 100.0, 15.0) == 0.0  # losing positions rank 0
+    assert binance_adl_ranking_nb(0.5, 0.2, 0.1) == pytest.approx(0.5 * 0.1 / 0.7)  # WB < 1
+    assert binance_adl_ranking_nb(5.0, -10.0, 1.0) == 0.0  # no equity
