@@ -54,6 +54,26 @@ ADL_DTYPE, LEDGER_DTYPE, EQUITY_DTYPE: see the field comments beside each defini
 money field is in the settle currency of the instrument's account. Signs: a ledger
 ``amount_settle`` > 0 adds to the wallet balance; funding ``payment_settle`` < 0 means the
 position paid.
+
+Engine state (mutable, changed in place by ``backtester.engine`` kernels)
+-------------------------------------------------------------------------
+ACCOUNT_STATE_DTYPE
+    One row: ``balance_settle`` (wallet incl. isolated margins), ``ts_ns`` of the last event,
+    record counters ``n_<kind>``, order counters, the wake-up protocol (``wake_reason``
+    WakeReason bits, ``wake_instrument``, ``wake_ref`` stream row, ``wake_mask`` subscribed
+    bits) and run options (``latency_ns``, ``bar_path``, ``queue_model``,
+    ``margin_call_buffer_ratio``, ``equity_interval_ns``); ``insurance_fund_settle`` sums the
+    insurance-fund deltas of the strategy's liquidations.
+POSITION_STATE_DTYPE
+    One row per instrument: signed ``contracts``, ``entry_price`` and ``reference_price``
+    (quote; the PnL reference, reset by daily settlement), isolated ``margin_settle``,
+    ``leverage``, ``margin_mode`` (MarginMode), last/mark/index prices (quote), the mark EMA
+    state (``ema_basis`` quote, ``next_mark_sample_ns``), last ``funding_rate``,
+    ``next_settlement_ns``, ``bar_interval_ns`` and the cursor/end row ``c_*``/``e_*`` of each
+    stream in the concatenated stream arrays.
+ORDER_WORK_DTYPE
+    Beside each ORDER_DTYPE row: ``active_from_ns`` (creation + latency), ``queue_ahead_base``
+    (base coin ahead of a resting limit), ``is_taker`` (marketable at acceptance).
 """
 
 from __future__ import annotations

@@ -1,0 +1,715 @@
+"""Account and position accounting: fills, margin metrics, funding, settlement, liquidation.
+
+All exchange formulas come from the swap kernels (``backtester.swap.*_nb``); this module only
+applies them to the engine state (POSITION_STATE_DTYPE rows, the ACCOUNT_STATE_DTYPE row) and
+writes the records. PnL is measured from ``reference_price`` (the entry price until a daily
+settlement resets it). Isolated positions hold ``margin_settle``; cross positions use the wallet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from backtester.engine.records_nb import fill_record_nb, ledger_nb
+from backtester.enums import (
+    LedgerKind,
+    Liquidity,
+    MarginMode,
+    OrderStatus,
+    WakeReason,
+)
+from backtester.swap.fee_nb import fee_nb
+from backtester.swap.funding_nb import funding_payment_nb
+from backtester.swap.insurance_nb import insurance_fund_delta_nb
+from backtester.swap.liquidation_nb import (
+    bankruptcy_price_nb,
+    liquidation_price_nb,
+    partial_liquidation_contracts_nb,
+)
+from backtester.swap.margin_nb import (
+    initial_margin_nb,
+    liquidation_buffer_nb,
+    maintenance_margin_nb,
+    margin_ratio_nb,
+)
+from backtester.swap.pnl_nb import average_entry_price_nb, pnl_nb, position_value_nb
+from backtester.swap.settlement_nb import settlement_pnl_nb
+from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
+
+# Output of position_metrics_nb / cross_metrics_nb, by index.
+M_UPL = 0
+M_PV = 1
+M_MM = 2
+M_MMR = 3
+M_MARGIN_BALANCE = 4
+M_BUFFER = 5
+M_RATIO = 6
+M_TIER = 7
+M_CUM = 8
+N_METRICS = 9
+
+
+@njit(cache=True)
+def tier_row_nb(params, tiers, instrument, contracts_abs, price) -> int:
+    """Absolute tier row of a position of ``contracts_abs`` at ``price``."""
+    p = params[instrument]
+    size = tier_size_nb(p["tier_basis"], p["contract_kind"], contracts_abs, p["face_value"], price)
+    return tier_index_nb(tiers, p["tier_offset"], p["tier_count"], size)
+
+
+@njit(cache=True)
+def position_metrics_nb(positions, params, tiers, instrument, out) -> None:
+    """UPL, value, maintenance margin, MMR, tier of one position at its mark price.
+
+    Mutates: ``out`` (float array of N_METRICS).
+    """
+    s = positions[instrument]
+    p = params[instrument]
+    q = s["contracts"]
+    mark = s["mark_price"]
+    kind = p["contract_kind"]
+    face = p["face_value"]
+    out[:] = 0.0
+    out[M_BUFFER] = np.inf
+    out[M_RATIO] = np.nan
+    if q == 0.0 or not np.isfinite(mark):
+        return
+    row = tier_row_nb(params, tiers, instrument, abs(q), mark)
+    mmr = tiers[row]["maintenance_margin_rate"]
+    cum = tiers[row]["maintenance_amount_settle"]
+    pv = position_value_nb(kind, abs(q), face, mark)
+    out[M_UPL] = pnl_nb(kind, q, face, s["reference_price"], mark)
+    out[M_PV] = pv
+    out[M_MM] = maintenance_margin_nb(pv, mmr, cum)
+    out[M_MMR] = mmr
+    out[M_CUM] = cum
+    out[M_TIER] = tiers[row]["tier"]
+
+
+@njit(cache=True)
+def isolated_margins_nb(positions) -> float:
+    """Σ margin of isolated positions (locked inside the wallet balance)."""
+    total = 0.0
+    for i in range(len(positions)):
+        if positions[i]["margin_mode"] == MarginMode.ISOLATED:
+            total += positions[i]["margin_settle"]
+    return total
+
+
+@njit(cache=True)
+def cross_metrics_nb(account, positions, params, tiers, out, scratch) -> int:
+    """Margin balance, maintenance and buffer of the cross-margin positions (one settle ccy).
+
+    Returns the first cross instrument with a position (its rule is used), or -1 if none.
+    Mutates: ``out``, ``scratch``.
+    """
+    out[:] = 0.0
+    out[M_BUFFER] = np.inf
+    out[M_RATIO] = np.nan
+    first = -1
+    for i in range(len(positions)):
+        if positions[i]["margin_mode"] != MarginMode.CROSS or positions[i]["contracts"] == 0.0:
+            continue
+        if first < 0:
+            first = i
+        position_metrics_nb(positions, params, tiers, i, scratch)
+        out[M_UPL] += scratch[M_UPL]
+        out[M_PV] += scratch[M_PV]
+        out[M_MM] += scratch[M_MM]
+    if first < 0:
+        return -1
+    p = params[first]
+    out[M_MMR] = out[M_MM] / out[M_PV] if out[M_PV] > 0 else 0.0
+    out[M_MARGIN_BALANCE] = (
+        account[0]["balance_settle"] - isolated_margins_nb(positions) + out[M_UPL]
+    )
+    fee = p["liquidation_fee_rate"]
+    rule = p["liquidation_rule"]
+    out[M_BUFFER] = liquidation_buffer_nb(
+        rule, out[M_MARGIN_BALANCE], out[M_MM], out[M_PV], out[M_MMR], fee
+    )
+    out[M_RATIO] = margin_ratio_nb(rule, out[M_MARGIN_BALANCE], out[M_MM], out[M_PV], fee)
+    return first
+
+
+@njit(cache=True)
+def isolated_buffer_nb(positions, params, tiers, instrument, out) -> None:
+    """Fill ``out`` with the metrics of an isolated position incl. buffer and ratio."""
+    position_metrics_nb(positions, params, tiers, instrument, out)
+    s = positions[instrument]
+    if s["contracts"] == 0.0:
+        return
+    p = params[instrument]
+    fee = p["liquidation_fee_rate"]
+    rule = p["liquidation_rule"]
+    out[M_MARGIN_BALANCE] = s["margin_settle"] + out[M_UPL]
+    out[M_BUFFER] = liquidation_buffer_nb(
+        rule, out[M_MARGIN_BALANCE], out[M_MM], out[M_PV], out[M_MMR], fee
+    )
+    out[M_RATIO] = margin_ratio_nb(rule, out[M_MARGIN_BALANCE], out[M_MM], out[M_PV], fee)
+
+
+@njit(cache=True)
+def available_nb(account, positions, params, tiers, scratch) -> float:
+    """Wallet balance free for new margin: balance − isolated margins − cross IM + cross UPL."""
+    free = account[0]["balance_settle"] - isolated_margins_nb(positions)
+    for i in range(len(positions)):
+        s = positions[i]
+        if s["margin_mode"] != MarginMode.CROSS or s["contracts"] == 0.0:
+            continue
+        p = params[i]
+        position_metrics_nb(positions, params, tiers, i, scratch)
+        im = initial_margin_nb(
+            p["contract_kind"],
+            abs(s["contracts"]),
+            p["face_value"],
+            s["mark_price"],
+            s["leverage"],
+        )
+        free += scratch[M_UPL] - im
+    return free
+
+
+@njit(cache=True)
+def apply_fill_nb(
+    account,
+    positions,
+    params,
+    fills,
+    ledger,
+    instrument,
+    ts_ns,
+    order_id,
+    side,
+    qty,
+    price,
+    fee_rate,
+    liquidity,
+) -> int:
+    """Apply one fill to the position and the wallet; write FILL and LEDGER rows.
+
+    Realised PnL = pnl_nb(closed part, reference → fill price); fee = fee_nb(qty at price).
+    Isolated margin: released pro rata when reducing, initial_margin_nb added when increasing.
+    Returns the fill id. Mutates: position row, account, ``fills``, ``ledger``.
+    """
+    s = positions[instrument]
+    p = params[instrument]
+    kind = p["contract_kind"]
+    face = p["face_value"]
+    q0 = s["contracts"]
+    realised = 0.0
+    rest = qty
+    isolated = s["margin_mode"] == MarginMode.ISOLATED
+    if q0 != 0.0 and np.sign(q0) != side:
+        closed = min(qty, abs(q0))
+        realised = pnl_nb(kind, np.sign(q0) * closed, face, s["reference_price"], price)
+        remaining = abs(q0) - closed
+        if isolated:
+            s["margin_settle"] = s["margin_settle"] * (remaining / abs(q0))
+        rest = qty - closed
+        if remaining <= 0.0:
+            s["contracts"] = 0.0
+            s["entry_price"] = np.nan
+            s["reference_price"] = np.nan
+            s["margin_settle"] = 0.0
+        else:
+            s["contracts"] = np.sign(q0) * remaining
+    if rest > 0.0:
+        q = s["contracts"]
+        if q == 0.0:
+            s["entry_price"] = price
+            s["reference_price"] = price
+        else:
+            s["entry_price"] = average_entry_price_nb(kind, abs(q), s["entry_price"], rest, price)
+            s["reference_price"] = average_entry_price_nb(
+                kind, abs(q), s["reference_price"], rest, price
+            )
+        s["contracts"] = q + side * rest
+        if isolated:
+            s["margin_settle"] += initial_margin_nb(kind, rest, face, price, s["leverage"])
+    fee = fee_nb(kind, qty, face, price, fee_rate)
+    fill_id = fill_record_nb(
+        account,
+        fills,
+        ts_ns,
+        order_id,
+        instrument,
+        side,
+        liquidity,
+        price,
+        qty,
+        fee,
+        realised,
+        s["contracts"],
+    )
+    if realised != 0.0:
+        ledger_nb(account, ledger, ts_ns, LedgerKind.TRADE_PNL, instrument, realised, fill_id)
+    if fee != 0.0:
+        ledger_nb(account, ledger, ts_ns, LedgerKind.FEE, instrument, -fee, fill_id)
+    return fill_id
+
+
+@njit(cache=True)
+def apply_funding_nb(
+    account, positions, params, funding_payments, ledger, instrument, ts_ns, rate, source
+) -> bool:
+    """Pay or receive funding on an open position at the mark: funding_payment_nb.
+
+    Returns True when a payment was made. Mutates: account, ``funding_payments``, ``ledger``.
+    """
+    s = positions[instrument]
+    p = params[instrument]
+    q = s["contracts"]
+    if q == 0.0 or not np.isfinite(s["mark_price"]):
+        return False
+    payment = funding_payment_nb(p["contract_kind"], q, p["face_value"], s["mark_price"], rate)
+    acc = account[0]
+    n = acc["n_funding_payments"]
+    row = funding_payments[n]
+    row["ts_ns"] = ts_ns
+    row["instrument"] = instrument
+    row["funding_rate"] = rate
+    row["mark_price"] = s["mark_price"]
+    row["position_contracts"] = q
+    row["payment_settle"] = payment
+    row["source"] = source
+    acc["n_funding_payments"] = n + 1
+    ledger_nb(account, ledger, ts_ns, LedgerKind.FUNDING, instrument, payment, n)
+    return True
+
+
+@njit(cache=True)
+def apply_settlement_nb(account, positions, params, settlements, ledger, instrument, ts_ns) -> None:
+    """Daily settlement: UPL at the mark moves to the balance; the reference price resets.
+
+    Equity is unchanged. Mutates: position row, account, ``settlements``, ``ledger``.
+    """
+    s = positions[instrument]
+    p = params[instrument]
+    q = s["contracts"]
+    if q == 0.0 or not np.isfinite(s["mark_price"]):
+        return
+    settled = settlement_pnl_nb(
+        p["contract_kind"], q, p["face_value"], s["reference_price"], s["mark_price"]
+    )
+    acc = account[0]
+    n = acc["n_settlements"]
+    row = settlements[n]
+    row["ts_ns"] = ts_ns
+    row["instrument"] = instrument
+    row["settlement_price"] = s["mark_price"]
+    row["previous_reference_price"] = s["reference_price"]
+    row["position_contracts"] = q
+    row["settled_pnl_settle"] = settled
+    acc["n_settlements"] = n + 1
+    s["reference_price"] = s["mark_price"]
+    ledger_nb(account, ledger, ts_ns, LedgerKind.SETTLEMENT, instrument, settled, n)
+
+
+@njit(cache=True)
+def cancel_instrument_orders_nb(account, orders, active, instrument, ts_ns) -> None:
+    """Cancel every resting order of ``instrument`` (before a liquidation).
+
+    Mutates: ``orders`` status, ``active`` list and ``account[0]['n_active']``.
+    """
+    acc = account[0]
+    keep = 0
+    for k in range(acc["n_active"]):
+        row = active[k]
+        if orders[row]["instrument"] == instrument:
+            orders[row]["status"] = OrderStatus.CANCELLED
+            orders[row]["ts_updated_ns"] = ts_ns
+        else:
+            active[keep] = row
+            keep += 1
+    acc["n_active"] = keep
+
+
+@njit(cache=True)
+def liquidation_record_nb(
+    account,
+    liquidations,
+    ts_ns,
+    instrument,
+    side,
+    is_partial,
+    tier,
+    before,
+    after,
+    mark,
+    liq_price,
+    bankrupt,
+    fill_price,
+    market,
+    ratio,
+    loss,
+    fee,
+    fund_delta,
+) -> int:
+    """Write one LIQUIDATION row; returns its index."""
+    acc = account[0]
+    n = acc["n_liquidations"]
+    r = liquidations[n]
+    r["ts_ns"] = ts_ns
+    r["instrument"] = instrument
+    r["side"] = side
+    r["is_partial"] = is_partial
+    r["tier"] = tier
+    r["contracts_before"] = before
+    r["contracts_after"] = after
+    r["mark_price"] = mark
+    r["liquidation_price"] = liq_price
+    r["bankruptcy_price"] = bankrupt
+    r["fill_price"] = fill_price
+    r["market_price"] = market
+    r["margin_ratio"] = ratio
+    r["loss_settle"] = loss
+    r["fee_settle"] = fee
+    r["insurance_fund_delta_settle"] = fund_delta
+    acc["n_liquidations"] = n + 1
+    acc["insurance_fund_settle"] += fund_delta
+    return n
+
+
+@njit(cache=True)
+def isolated_liquidation_price_nb(positions, params, tiers, instrument) -> float:
+    """Liquidation price of an isolated position (liquidation_price_nb at its current tier)."""
+    s = positions[instrument]
+    p = params[instrument]
+    q = s["contracts"]
+    if q == 0.0:
+        return np.nan
+    price = s["mark_price"] if np.isfinite(s["mark_price"]) else s["reference_price"]
+    row = tier_row_nb(params, tiers, instrument, abs(q), price)
+    return liquidation_price_nb(
+        p["liquidation_rule"],
+        p["contract_kind"],
+        int(np.sign(q)),
+        abs(q),
+        p["face_value"],
+        s["reference_price"],
+        s["margin_settle"],
+        tiers[row]["maintenance_margin_rate"],
+        tiers[row]["maintenance_amount_settle"],
+        p["liquidation_fee_rate"],
+    )
+
+
+@njit(cache=True)
+def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledger, i, ts, m):
+    """Close one partial-liquidation step of isolated position ``i`` at the mark.
+
+    Returns False when the profile has no partial step for this size (full takeover next).
+    """
+    s = positions[i]
+    p = params[i]
+    q = s["contracts"]
+    kind = p["contract_kind"]
+    face = p["face_value"]
+    mark = s["mark_price"]
+    step = partial_liquidation_contracts_nb(
+        p["partial_liquidation_rule"],
+        p["partial_liquidation_min_tier"],
+        tiers,
+        p["tier_offset"],
+        p["tier_count"],
+        p["tier_basis"],
+        kind,
+        abs(q),
+        face,
+        mark,
+    )
+    if not (step > 0.0 and step < abs(q)) or m[M_MARGIN_BALANCE] <= 0.0:
+        # no partial step for this size, or the mark is already past bankruptcy: take over
+        return False
+    side = int(np.sign(q))
+    liq_price = isolated_liquidation_price_nb(positions, params, tiers, i)
+    realised = pnl_nb(kind, side * step, face, s["reference_price"], mark)
+    fee = fee_nb(kind, step, face, mark, p["liquidation_fee_rate"])
+    before = abs(q)
+    s["margin_settle"] = s["margin_settle"] * ((before - step) / before)
+    s["contracts"] = side * (before - step)
+    fill_id = fill_record_nb(
+        account,
+        fills,
+        ts,
+        -1,
+        i,
+        -side,
+        Liquidity.LIQUIDATION,
+        mark,
+        step,
+        fee,
+        realised,
+        s["contracts"],
+    )
+    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_LOSS, i, realised, fill_id)
+    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_FEE, i, -fee, fill_id)
+    liquidation_record_nb(
+        account,
+        liquidations,
+        ts,
+        i,
+        side,
+        True,
+        int(m[M_TIER]),
+        before,
+        before - step,
+        mark,
+        liq_price,
+        np.nan,
+        mark,
+        s["last_price"],
+        m[M_RATIO],
+        -realised,
+        fee,
+        0.0,
+    )
+    return True
+
+
+@njit(cache=True)
+def full_takeover_nb(account, positions, params, tiers, fills, liquidations, ledger, i, ts, m):
+    """Take an isolated position over at its bankruptcy price; the trader loses the margin.
+
+    Loss = −pnl(reference → bankruptcy price) = the position margin; the liquidation fee is
+    the part of it worth liquidation_fee_rate × value at the mark (capped by what is left at the
+    mark). Insurance-fund delta = insurance_fund_delta_nb(bankruptcy → last trade price).
+    """
+    s = positions[i]
+    p = params[i]
+    q = s["contracts"]
+    kind = p["contract_kind"]
+    face = p["face_value"]
+    side = int(np.sign(q))
+    before = abs(q)
+    liq_price = isolated_liquidation_price_nb(positions, params, tiers, i)
+    bankrupt = bankruptcy_price_nb(
+        kind, side, before, face, s["reference_price"], s["margin_settle"]
+    )
+    if not (np.isfinite(bankrupt) and bankrupt > 0.0):
+        bankrupt = s["mark_price"]
+    total = pnl_nb(kind, q, face, s["reference_price"], bankrupt)
+    left_at_mark = max(0.0, m[M_MARGIN_BALANCE])
+    fee = min(fee_nb(kind, before, face, s["mark_price"], p["liquidation_fee_rate"]), left_at_mark)
+    fee = min(fee, max(0.0, -total))
+    market = s["last_price"] if np.isfinite(s["last_price"]) else s["mark_price"]
+    delta = insurance_fund_delta_nb(kind, side, before, face, bankrupt, market)
+    s["contracts"] = 0.0
+    s["margin_settle"] = 0.0
+    s["entry_price"] = np.nan
+    s["reference_price"] = np.nan
+    fill_id = fill_record_nb(
+        account,
+        fills,
+        ts,
+        -1,
+        i,
+        -side,
+        Liquidity.LIQUIDATION,
+        bankrupt,
+        before,
+        fee,
+        total + fee,
+        0.0,
+    )
+    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_LOSS, i, total + fee, fill_id)
+    if fee != 0.0:
+        ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_FEE, i, -fee, fill_id)
+    liquidation_record_nb(
+        account,
+        liquidations,
+        ts,
+        i,
+        side,
+        False,
+        int(m[M_TIER]),
+        before,
+        0.0,
+        s["mark_price"],
+        liq_price,
+        bankrupt,
+        bankrupt,
+        market,
+        m[M_RATIO],
+        -(total + fee),
+        fee,
+        delta,
+    )
+
+
+@njit(cache=True)
+def liquidate_isolated_nb(
+    account, positions, params, tiers, orders, active, fills, liquidations, ledger, i, ts, m
+) -> None:
+    """Liquidate isolated position ``i``: cancel its orders, step down tiers, else take over.
+
+    Mutates: everything it records into; ``m`` is refreshed between partial steps.
+    """
+    cancel_instrument_orders_nb(account, orders, active, i, ts)
+    for _ in range(1000):
+        if not partial_step_nb(
+            account, positions, params, tiers, fills, liquidations, ledger, i, ts, m
+        ):
+            break
+        isolated_buffer_nb(positions, params, tiers, i, m)
+        if m[M_BUFFER] > 1.0:
+            return
+    full_takeover_nb(account, positions, params, tiers, fills, liquidations, ledger, i, ts, m)
+
+
+@njit(cache=True)
+def liquidate_cross_nb(
+    account,
+    positions,
+    params,
+    tiers,
+    orders,
+    active,
+    fills,
+    liquidations,
+    ledger,
+    ts,
+    m,
+    scratch,
+) -> None:
+    """Cross liquidation: every cross position is closed at its mark.
+
+    The liquidation fee is capped by the cross equity left; a negative cross wallet afterwards is
+    covered by the insurance fund (INSURANCE_FUND ledger row), so the wallet never goes below the
+    isolated margins.
+    """
+    ratio = m[M_RATIO]
+    for i in range(len(positions)):
+        s = positions[i]
+        if s["margin_mode"] != MarginMode.CROSS or s["contracts"] == 0.0:
+            continue
+        cancel_instrument_orders_nb(account, orders, active, i, ts)
+        p = params[i]
+        position_metrics_nb(positions, params, tiers, i, scratch)
+        q = s["contracts"]
+        side = int(np.sign(q))
+        kind = p["contract_kind"]
+        face = p["face_value"]
+        mark = s["mark_price"]
+        realised = pnl_nb(kind, q, face, s["reference_price"], mark)
+        left = account[0]["balance_settle"] - isolated_margins_nb(positions) + realised
+        fee = min(fee_nb(kind, abs(q), face, mark, p["liquidation_fee_rate"]), max(0.0, left))
+        s["contracts"] = 0.0
+        s["entry_price"] = np.nan
+        s["reference_price"] = np.nan
+        fill_id = fill_record_nb(
+            account,
+            fills,
+            ts,
+            -1,
+            i,
+            -side,
+            Liquidity.LIQUIDATION,
+            mark,
+            abs(q),
+            fee,
+            realised,
+            0.0,
+        )
+        ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_LOSS, i, realised, fill_id)
+        if fee != 0.0:
+            ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_FEE, i, -fee, fill_id)
+        deficit = account[0]["balance_settle"] - isolated_margins_nb(positions)
+        delta = 0.0
+        if deficit < 0.0:
+            delta = deficit
+            ledger_nb(account, ledger, ts, LedgerKind.INSURANCE_FUND, i, -deficit, fill_id)
+        liquidation_record_nb(
+            account,
+            liquidations,
+            ts,
+            i,
+            side,
+            False,
+            int(scratch[M_TIER]),
+            abs(q),
+            0.0,
+            mark,
+            np.nan,
+            np.nan,
+            mark,
+            s["last_price"],
+            ratio,
+            -realised,
+            fee,
+            delta,
+        )
+
+
+@njit(cache=True)
+def check_liquidation_nb(
+    account,
+    positions,
+    params,
+    tiers,
+    orders,
+    active,
+    fills,
+    liquidations,
+    ledger,
+    instrument,
+    ts,
+    m,
+    scratch,
+) -> int:
+    """Liquidation check after a mark update of ``instrument`` (never on a trade wick).
+
+    Returns WakeReason bits (LIQUIDATION and/or MARGIN_CALL). The margin call fires once per
+    episode: when the liquidation buffer first drops below ``margin_call_buffer_ratio``.
+    """
+    s = positions[instrument]
+    if s["contracts"] == 0.0:
+        s["margin_call_active"] = False
+        return 0
+    if s["margin_mode"] == MarginMode.ISOLATED:
+        isolated_buffer_nb(positions, params, tiers, instrument, m)
+        if m[M_MM] > 0.0 and m[M_BUFFER] <= 1.0:
+            liquidate_isolated_nb(
+                account,
+                positions,
+                params,
+                tiers,
+                orders,
+                active,
+                fills,
+                liquidations,
+                ledger,
+                instrument,
+                ts,
+                m,
+            )
+            s["margin_call_active"] = False
+            return WakeReason.LIQUIDATION
+    else:
+        cross_metrics_nb(account, positions, params, tiers, m, scratch)
+        if m[M_MM] > 0.0 and m[M_BUFFER] <= 1.0:
+            liquidate_cross_nb(
+                account,
+                positions,
+                params,
+                tiers,
+                orders,
+                active,
+                fills,
+                liquidations,
+                ledger,
+                ts,
+                m,
+                scratch,
+            )
+            s["margin_call_active"] = False
+            return WakeReason.LIQUIDATION
+    if m[M_BUFFER] < account[0]["margin_call_buffer_ratio"]:
+        if not s["margin_call_active"]:
+            s["margin_call_active"] = True
+            return WakeReason.MARGIN_CALL
+    else:
+        s["margin_call_active"] = False
+    return 0

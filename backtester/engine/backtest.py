@@ -1,0 +1,267 @@
+"""``backtest()``: run a Strategy over market data and a contract, return a Result.
+
+This is the typed facade of the engine (STYLE.md C1): it validates the inputs, compiles the
+contracts to kernel parameters (``ContractSpec.to_params``), builds a :class:`~backtester.engine.
+driver.Run`, replays, and wraps the records in :class:`~backtester.results.Result` together with
+the configuration needed to re-run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from backtester import dtypes
+from backtester.checks import check_in_range, check_positive, suggestion
+from backtester.data.market import MarketData
+from backtester.engine.driver import Run
+from backtester.engine.slippage import NullSlippage, SlippageModel, SlippageParams
+from backtester.enums import MarginMode, MarkPriceMethod
+from backtester.results import Result
+from backtester.strategy import Strategy
+from backtester.swap.contract import ContractSpec, get_contract
+
+__all__ = ["backtest"]
+
+_OPTIONS = {
+    "latency_ns": 0,
+    "bar_path": "conservative",
+    "queue_model": False,
+    "margin_call_buffer_ratio": 1.5,
+    "slippage": None,
+    "equity_interval_ns": None,
+}
+_MINUTE_NS = 60_000_000_000
+
+
+def _as_list(value: Any, n: int, name: str) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name}: expected {n} values (one per instrument), got {len(value)}")
+        return list(value)
+    return [value] * n
+
+
+def _resolve_contracts(contract: Any, n: int) -> list[ContractSpec]:
+    items = _as_list(contract, n, "contract")
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(get_contract(item))
+        elif isinstance(item, ContractSpec):
+            out.append(item)
+        else:
+            raise TypeError(
+                f"contract: expected a ContractSpec or a name like 'okx:BTC-USDT-SWAP', "
+                f"got {type(item).__name__}"
+            )
+    return out
+
+
+def _mark_method_used(spec: ContractSpec, data: MarketData) -> MarkPriceMethod:
+    """The profile's mark method, or LAST when the data lacks the stream it needs."""
+    method = MarkPriceMethod(int(spec.profile.mark_price_method))
+    if method == MarkPriceMethod.HISTORICAL and len(data.mark) == 0:
+        raise ValueError(
+            f"data[{data.symbol!r}].mark: profile {spec.profile.name!r} replays a historical mark "
+            f"price but the data has no mark stream"
+        )
+    if (
+        method
+        in (
+            MarkPriceMethod.INDEX_EMA_BASIS,
+            MarkPriceMethod.FUNDING_BASIS,
+            MarkPriceMethod.BINANCE_MEDIAN,
+        )
+        and len(data.index) == 0
+    ):
+        return MarkPriceMethod.LAST
+    return method
+
+
+def _price_series(d: MarketData) -> dict[str, npt.NDArray[np.void]]:
+    if len(d.trades):
+        last = np.zeros(len(d.trades), dtype=dtypes.PRICE_DTYPE)
+        last["ts_ns"] = d.trades["ts_ns"]
+        last["price"] = d.trades["price"]
+    else:
+        last = np.zeros(len(d.bars), dtype=dtypes.PRICE_DTYPE)
+        last["ts_ns"] = d.bars["ts_ns"] + d.bar_interval_ns
+        last["price"] = d.bars["close"]
+    return {"last": last, "mark": d.mark, "index": d.index}
+
+
+def backtest(
+    strategy: type[Strategy],
+    data: MarketData | list[MarketData],
+    contract: ContractSpec | str | list[ContractSpec | str],
+    *,
+    initial_balance: float,
+    leverage: float | list[float] = 10.0,
+    margin_mode: str | list[str] = "isolated",
+    params: dict[str, object] | None = None,
+    **options: Any,
+) -> Result:
+    """Replay ``data`` through the perpetual-swap model with ``strategy`` trading it.
+
+    Parameters
+    ----------
+    strategy
+        A :class:`~backtester.strategy.Strategy` subclass (the class, not an instance).
+    data
+        One :class:`~backtester.data.market.MarketData`, or a list (one per instrument; all
+        instruments share one account and must settle in the same currency).
+    contract
+        A :class:`~backtester.swap.contract.ContractSpec`, a built-in name such as
+        ``"okx:BTC-USDT-SWAP"``, or a list matching ``data``.
+    initial_balance
+        Wallet balance at the start, in the settle currency (> 0).
+    leverage
+        Leverage per instrument (≤ the tier's maximum).
+    margin_mode
+        ``"isolated"`` or ``"cross"`` (per instrument when a list).
+    params
+        Strategy parameter overrides (unknown names raise with a suggestion).
+    **options
+        ``latency_ns`` (int, default 0): delay before an order may fill.
+        ``bar_path`` ("conservative" | "nearest"): intrabar order of high and low — adverse
+        extreme first for the open position, or the extreme nearer the open first.
+        ``queue_model`` (bool): resting limits at a traded price fill once the volume traded at
+        that price exceeds the queue ahead (else only trades through the price fill them).
+        ``margin_call_buffer_ratio`` (float ≥ 1, default 1.5): on_margin_call fires when the
+        liquidation buffer falls below it. ``slippage`` (a SlippageModel, default none).
+        ``equity_interval_ns`` (int): equity sampling step (default: the bar interval, or 1 min).
+
+    Returns
+    -------
+    Result
+        Orders, fills, funding payments, liquidations, settlements, ledger and equity records,
+        with ``config`` holding everything needed to re-run.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument and the expected value.
+    """
+    if not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
+        raise TypeError(f"strategy: expected a Strategy subclass, got {strategy!r}")
+    unknown = set(options) - set(_OPTIONS)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ValueError(f"backtest: unknown option {name!r}; {suggestion(name, _OPTIONS)}")
+    opts = {**_OPTIONS, **options}
+    instance = strategy(**(params or {}))
+    data_list = data if isinstance(data, list) else [data]
+    if not data_list or not all(isinstance(d, MarketData) for d in data_list):
+        raise TypeError("data: expected a MarketData or a non-empty list of MarketData")
+    n = len(data_list)
+    specs = _resolve_contracts(contract, n)
+    settle = {s.settle_currency for s in specs}
+    if len(settle) != 1:
+        raise ValueError(
+            f"contract: all instruments must settle in one currency, got {sorted(settle)}"
+        )
+    balance = check_positive(initial_balance, "initial_balance")
+    leverages = [check_positive(v, "leverage") for v in _as_list(leverage, n, "leverage")]
+    modes = []
+    for mode in _as_list(margin_mode, n, "margin_mode"):
+        if mode not in ("isolated", "cross"):
+            raise ValueError(f"margin_mode: {suggestion(str(mode), ['isolated', 'cross'])}")
+        modes.append(int(MarginMode.ISOLATED if mode == "isolated" else MarginMode.CROSS))
+    bar_path = opts["bar_path"]
+    if bar_path not in ("conservative", "nearest"):
+        raise ValueError(f"bar_path: {suggestion(str(bar_path), ['conservative', 'nearest'])}")
+    margin_call = check_in_range(
+        opts["margin_call_buffer_ratio"], "margin_call_buffer_ratio", 1.0, math.inf
+    )
+    latency = int(opts["latency_ns"])
+    if latency < 0:
+        raise ValueError(f"latency_ns: expected an integer >= 0, got {latency!r}")
+    slippage: SlippageModel = opts["slippage"] or NullSlippage()
+    start_ns = min(d.start_ns for d in data_list)
+    param_rows, tier_rows, methods = [], [], []
+    offset = 0
+    for spec, d, lev in zip(specs, data_list, leverages, strict=True):
+        row, tiers = spec.to_params(start_ns)
+        row["tier_offset"] = offset
+        row["tier_count"] = len(tiers)
+        offset += len(tiers)
+        method = _mark_method_used(spec, d)
+        row["mark_price_method"] = int(method)
+        methods.append(method.name)
+        if lev > float(row[0]["max_leverage"]):
+            raise ValueError(
+                f"leverage: expected a value in [1, {float(row[0]['max_leverage']):g}] for "
+                f"{spec.name}, got {lev!r}"
+            )
+        param_rows.append(row)
+        tier_rows.append(tiers)
+    params_array = np.concatenate(param_rows)
+    tiers_array = np.ascontiguousarray(np.concatenate(tier_rows))
+    rates = [
+        float(slippage.slippage_rate(SlippageParams(s.symbol, s.tick_size, int(s.contract_kind))))
+        for s in specs
+    ]
+    equity_interval = opts["equity_interval_ns"]
+    if equity_interval is None:
+        equity_interval = data_list[0].bar_interval_ns or _MINUTE_NS
+    run = Run(
+        data_list,
+        params_array,
+        tiers_array,
+        balance,
+        leverages,
+        modes,
+        rates,
+        latency_ns=latency,
+        bar_path=0 if bar_path == "conservative" else 1,
+        queue_model=bool(opts["queue_model"]),
+        margin_call_buffer_ratio=margin_call,
+        equity_interval_ns=int(equity_interval),
+    )
+    run.run(instance)
+    config = {
+        "strategy": f"{strategy.__module__}.{strategy.__qualname__}",
+        "params": {k: _jsonable(v) for k, v in {**strategy.parameters(), **(params or {})}.items()},
+        "contracts": [s.name for s in specs],
+        "initial_balance": balance,
+        "leverage": leverages,
+        "margin_mode": [MarginMode(m).name.lower() for m in modes],
+        "mark_price_method_used": methods,
+        "options": {k: _jsonable(v) for k, v in opts.items()},
+        "data": [
+            {
+                "symbol": d.symbol,
+                "exchange": d.exchange,
+                "start_ns": d.start_ns,
+                "end_ns": d.end_ns,
+                "bar_interval_ns": d.bar_interval_ns,
+                "sources": d.sources,
+            }
+            for d in data_list
+        ],
+    }
+    return Result(
+        instruments=[d.symbol for d in data_list],
+        settle_currency=specs[0].settle_currency,
+        initial_balance_settle=balance,
+        records=run.records(),
+        config=config,
+        price_series={d.symbol: _price_series(d) for d in data_list},
+        contract_kinds=[int(s.contract_kind) for s in specs],
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)

@@ -1,0 +1,397 @@
+"""The strategy API: a :class:`Strategy` subclass with class-attribute parameters and callbacks,
+and the :class:`Context` through which it reads the account and places orders.
+
+A strategy only pays for the events it listens to: the replay loop hands control back to Python
+for a callback only when the subclass defines it (a strategy without ``on_trade`` is never woken
+per trade). Example::
+
+    class SmaCross(Strategy):
+        fast = 10
+        slow = 30
+
+        def on_bar(self, ctx, bar):
+            if len(ctx.closes) < self.slow:
+                return
+            fast, slow = ctx.sma(self.fast), ctx.sma(self.slow)
+            if fast > slow and ctx.position <= 0:
+                ctx.market(1 - ctx.position)     # buy: close a short and go long 1 contract
+            elif fast < slow and ctx.position >= 0:
+                ctx.market(-1 - ctx.position)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from backtester.checks import check_finite, check_positive, suggestion
+from backtester.enums import MarginMode, OrderType, Side, TimeInForce
+
+if TYPE_CHECKING:
+    from backtester.engine.driver import Run
+
+__all__ = ["Context", "Strategy"]
+
+_CALLBACKS = (
+    "on_start", "on_bar", "on_trade", "on_funding", "on_fill", "on_margin_call",
+    "on_liquidation", "on_order_rejected", "on_stop",
+)  # fmt: skip
+
+
+class Strategy:
+    """Base class of a strategy: parameters are class attributes, behaviour is callbacks.
+
+    Override only the callbacks you need; each receives the :class:`Context` ``ctx`` first.
+
+    ``on_start(ctx)``
+        Once, before the first event (no prices are known yet).
+    ``on_bar(ctx, bar)``
+        At each bar close (a BAR_DTYPE row; ``bar["ts_ns"]`` is its open time).
+    ``on_trade(ctx, trade)``
+        At each trade tick (a TRADE_DTYPE row). Costs one Python call per tick.
+    ``on_funding(ctx, payment)``
+        After a funding payment on an open position (a FUNDING_PAYMENT_DTYPE row).
+    ``on_fill(ctx, fill)``
+        After each fill of one of the strategy's orders (a FILL_DTYPE row).
+    ``on_margin_call(ctx, info)``
+        Once per episode when the liquidation buffer (margin balance ÷ the margin at which the
+        venue liquidates) drops below the run's ``margin_call_buffer_ratio``; ``info`` is a dict
+        with ``instrument``, ``margin_ratio``, ``liquidation_price``.
+    ``on_liquidation(ctx, liquidation)``
+        After a forced (partial) liquidation (a LIQUIDATION_DTYPE row).
+    ``on_order_rejected(ctx, order)``
+        When the exchange refuses an order (an ORDER_DTYPE row with its ``reject_reason``).
+    ``on_stop(ctx)``
+        Once, after the last event.
+
+    Parameters
+    ----------
+    **params
+        Overrides of the class-attribute parameters; unknown names raise ``ValueError`` with a
+        "did you mean" suggestion.
+    """
+
+    def __init__(self, **params: object) -> None:
+        known = self.parameters()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(
+                    f"{type(self).__name__}: unknown parameter {name!r}; "
+                    f"{suggestion(name, known) if known else 'the strategy has no parameters'}"
+                )
+            setattr(self, name, value)
+
+    @classmethod
+    def parameters(cls) -> dict[str, object]:
+        """Parameter names and default values (public non-callable class attributes)."""
+        out: dict[str, object] = {}
+        for klass in reversed(cls.__mro__):
+            if klass is object or klass is Strategy:
+                continue
+            for name, value in vars(klass).items():
+                if (
+                    name.startswith("_")
+                    or callable(value)
+                    or isinstance(value, (classmethod, staticmethod, property))
+                ):
+                    continue
+                out[name] = value
+        return out
+
+    @classmethod
+    def subscribed(cls) -> set[str]:
+        """Names of the callbacks this class overrides."""
+        return {name for name in _CALLBACKS if getattr(cls, name) is not getattr(Strategy, name)}
+
+    def on_start(self, ctx: Context) -> None:
+        """Called once before the first event."""
+
+    def on_bar(self, ctx: Context, bar: np.void) -> None:
+        """Called at each bar close."""
+
+    def on_trade(self, ctx: Context, trade: np.void) -> None:
+        """Called at each trade tick (only if overridden)."""
+
+    def on_funding(self, ctx: Context, payment: np.void) -> None:
+        """Called after each funding payment."""
+
+    def on_fill(self, ctx: Context, fill: np.void) -> None:
+        """Called after each fill of a strategy order."""
+
+    def on_margin_call(self, ctx: Context, info: dict[str, float]) -> None:
+        """Called when the position approaches liquidation (once per episode)."""
+
+    def on_liquidation(self, ctx: Context, liquidation: np.void) -> None:
+        """Called after a forced liquidation."""
+
+    def on_order_rejected(self, ctx: Context, order: np.void) -> None:
+        """Called when an order is rejected."""
+
+    def on_stop(self, ctx: Context) -> None:
+        """Called once after the last event."""
+
+
+def _side_of(contracts: float) -> tuple[int, float]:
+    contracts = check_finite(contracts, "contracts")
+    if contracts == 0:
+        raise ValueError("contracts: expected a non-zero signed size (> 0 buys, < 0 sells), got 0")
+    return (Side.BUY if contracts > 0 else Side.SELL), abs(contracts)
+
+
+class Context:
+    """What a strategy sees and does: prices, position, account, history and orders.
+
+    Properties refer to one instrument (the first by default; ``ctx.on(i)`` gives the context of
+    instrument ``i``). Sizes are in contracts (signed: > 0 long/buy, < 0 short/sell), prices in
+    quote per base, money in the settle currency.
+    """
+
+    def __init__(self, run: Run, instrument: int = 0) -> None:
+        self._run = run
+        self._i = instrument
+
+    def on(self, instrument: int) -> Context:
+        """The context of instrument number ``instrument`` (order of the ``data`` list)."""
+        if not 0 <= instrument < self._run.n_instruments:
+            raise ValueError(
+                f"instrument: expected 0..{self._run.n_instruments - 1}, got {instrument!r}"
+            )
+        return Context(self._run, instrument)
+
+    # ------------------------------------------------------------------ prices and time
+    @property
+    def time_ns(self) -> int:
+        """Timestamp of the event just processed (int ns UTC)."""
+        return int(self._run.account[0]["ts_ns"])
+
+    @property
+    def mark_price(self) -> float:
+        """Current mark price (the price liquidation is checked on)."""
+        return float(self._run.positions[self._i]["mark_price"])
+
+    @property
+    def index_price(self) -> float:
+        """Last index price (NaN when the data has no index)."""
+        return float(self._run.positions[self._i]["index_price"])
+
+    @property
+    def last_price(self) -> float:
+        """Last traded price (trade tick or bar close)."""
+        return float(self._run.positions[self._i]["last_price"])
+
+    @property
+    def funding_rate(self) -> float:
+        """Rate of the last funding event seen (NaN before the first)."""
+        return float(self._run.positions[self._i]["funding_rate"])
+
+    @property
+    def closes(self) -> npt.NDArray[np.float64]:
+        """Closes of the bars seen so far (a read-only numpy view, oldest first)."""
+        return self._run.history("close", self._i)
+
+    def history(self, field: str = "close") -> npt.NDArray[np.float64]:
+        """A bar field (``open``, ``high``, ``low``, ``close``, ``volume_base``) so far."""
+        return self._run.history(field, self._i)
+
+    def sma(self, window: int, field: str = "close") -> float:
+        """Simple moving average of the last ``window`` values (NaN while too few)."""
+        values = self._run.history(field, self._i)
+        if window <= 0:
+            raise ValueError(f"window: expected an integer > 0, got {window!r}")
+        if len(values) < window:
+            return math.nan
+        return float(values[-window:].mean())
+
+    def ema(self, span: int, field: str = "close") -> float:
+        """Exponential moving average, alpha = 2/(span+1), seeded with the first value."""
+        values = self._run.history(field, self._i)
+        if span <= 0:
+            raise ValueError(f"span: expected an integer > 0, got {span!r}")
+        if len(values) == 0:
+            return math.nan
+        alpha = 2.0 / (span + 1.0)
+        weights = (1.0 - alpha) ** np.arange(len(values) - 1, -1, -1)
+        # e_n = (1-α)^n·x_0 + Σ_{t≥1} α·(1-α)^(n-t)·x_t
+        return float(weights[0] * values[0] + alpha * np.dot(weights[1:], values[1:]))
+
+    # ------------------------------------------------------------------ position and account
+    @property
+    def position(self) -> float:
+        """Signed position in contracts."""
+        return float(self._run.positions[self._i]["contracts"])
+
+    @property
+    def entry_price(self) -> float:
+        """Average entry price of the open position (NaN when flat)."""
+        return float(self._run.positions[self._i]["entry_price"])
+
+    @property
+    def leverage(self) -> float:
+        """Leverage of this instrument."""
+        return float(self._run.positions[self._i]["leverage"])
+
+    @property
+    def balance(self) -> float:
+        """Wallet balance (realised), settle currency."""
+        return float(self._run.account[0]["balance_settle"])
+
+    @property
+    def equity(self) -> float:
+        """Balance + unrealised PnL at the mark."""
+        return self._run.account_summary()["equity"]
+
+    @property
+    def available(self) -> float:
+        """Balance free for new margin (after isolated margins, cross margin, open orders)."""
+        return self._run.account_summary()["available"]
+
+    @property
+    def unrealised_pnl(self) -> float:
+        """Unrealised PnL of this instrument's position at the mark."""
+        return self._run.position_summary(self._i)["unrealised_pnl"]
+
+    @property
+    def margin_ratio(self) -> float:
+        """The venue-defined margin ratio of this position (see LiquidationRule)."""
+        return self._run.position_summary(self._i)["margin_ratio"]
+
+    @property
+    def liquidation_price(self) -> float:
+        """Isolated liquidation price of the position (NaN when flat or cross)."""
+        return self._run.position_summary(self._i)["liquidation_price"]
+
+    @property
+    def position_margin(self) -> float:
+        """Isolated position margin (0 for cross)."""
+        return float(self._run.positions[self._i]["margin_settle"])
+
+    def open_orders(self) -> npt.NDArray[np.void]:
+        """Working orders of this instrument (a copy of their ORDER_DTYPE rows)."""
+        return self._run.open_orders(self._i)
+
+    # ------------------------------------------------------------------ orders
+    def market(self, contracts: float, *, reduce_only: bool = False, tag: int = 0) -> int:
+        """Market order of ``contracts`` (signed). Returns the order id."""
+        side, qty = _side_of(contracts)
+        return self._run.place(
+            self._i, OrderType.MARKET, side, qty, reduce_only=reduce_only, tag=tag
+        )
+
+    def limit(
+        self,
+        contracts: float,
+        price: float,
+        *,
+        post_only: bool = False,
+        time_in_force: str = "GTC",
+        reduce_only: bool = False,
+        tag: int = 0,
+    ) -> int:
+        """Limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK"."""
+        side, qty = _side_of(contracts)
+        return self._run.place(
+            self._i,
+            OrderType.LIMIT,
+            side,
+            qty,
+            price=price,
+            post_only=post_only,
+            time_in_force=time_in_force,
+            reduce_only=reduce_only,
+            tag=tag,
+        )
+
+    def stop(
+        self,
+        contracts: float,
+        trigger: float,
+        *,
+        limit: float | None = None,
+        reduce_only: bool = False,
+        tag: int = 0,
+    ) -> int:
+        """Stop order: buy when the price rises to ``trigger`` (sell when it falls to it);
+        a market order then, or a limit at ``limit`` when given."""
+        side, qty = _side_of(contracts)
+        kind = OrderType.STOP_MARKET if limit is None else OrderType.STOP_LIMIT
+        return self._run.place(
+            self._i, kind, side, qty, price=limit, trigger=trigger, reduce_only=reduce_only, tag=tag
+        )
+
+    def take_profit(
+        self,
+        contracts: float,
+        trigger: float,
+        *,
+        limit: float | None = None,
+        reduce_only: bool = True,
+        tag: int = 0,
+    ) -> int:
+        """Take-profit: sell when the price rises to ``trigger`` (buy when it falls to it)."""
+        side, qty = _side_of(contracts)
+        kind = OrderType.TAKE_PROFIT if limit is None else OrderType.TAKE_PROFIT_LIMIT
+        return self._run.place(
+            self._i, kind, side, qty, price=limit, trigger=trigger, reduce_only=reduce_only, tag=tag
+        )
+
+    def buy(self, contracts: float, price: float | None = None, **kwargs: Any) -> int:
+        """Buy ``contracts`` (> 0): a limit at ``price``, else a market order."""
+        contracts = check_positive(contracts, "contracts")
+        if price is None:
+            return self.market(contracts, **kwargs)
+        return self.limit(contracts, price, **kwargs)
+
+    def sell(self, contracts: float, price: float | None = None, **kwargs: Any) -> int:
+        """Sell ``contracts`` (> 0): a limit at ``price``, else a market order."""
+        contracts = check_positive(contracts, "contracts")
+        if price is None:
+            return self.market(-contracts, **kwargs)
+        return self.limit(-contracts, price, **kwargs)
+
+    def close_position(self) -> int | None:
+        """Market order that closes this instrument's position (None when flat)."""
+        q = self.position
+        if q == 0:
+            return None
+        return self.market(-q, reduce_only=True)
+
+    def cancel(self, order_id: int) -> bool:
+        """Cancel a working order; False when it is no longer working."""
+        return self._run.cancel(order_id)
+
+    def amend(
+        self,
+        order_id: int,
+        *,
+        price: float | None = None,
+        contracts: float | None = None,
+        trigger: float | None = None,
+    ) -> int:
+        """Replace a working order with new price/size/trigger (cancel + new order).
+
+        Returns the new order id (the old one is CANCELLED).
+        """
+        return self._run.amend(order_id, price=price, contracts=contracts, trigger=trigger)
+
+    def set_leverage(self, leverage: float) -> None:
+        """Leverage for this instrument; only while flat (the venue recomputes margin then)."""
+        self._run.set_leverage(self._i, leverage)
+
+    def add_margin(self, amount_settle: float) -> None:
+        """Move ``amount_settle`` from the available balance into the isolated position."""
+        self._run.transfer_margin(self._i, check_positive(amount_settle, "amount_settle"))
+
+    def remove_margin(self, amount_settle: float) -> None:
+        """Move ``amount_settle`` from the isolated position margin back to the balance."""
+        self._run.transfer_margin(self._i, -check_positive(amount_settle, "amount_settle"))
+
+    @property
+    def margin_mode(self) -> str:
+        """ "isolated" or "cross"."""
+        return MarginMode(int(self._run.positions[self._i]["margin_mode"])).name.lower()
+
+
+_TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
