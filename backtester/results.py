@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -214,3 +215,32 @@ class Result:
     def equity(self) -> pd.DataFrame:
         """Balance, equity, margin ratio and position over time."""
         return self.frame("equity")
+
+    # ------------------------------------------------------------------ reports (lazy imports)
+    @property
+    def stats(self) -> pd.Series:
+        """Every metric of :func:`backtester.report.metrics.compute_metrics` as a Series."""
+        from backtester.report.metrics import compute_metrics
+
+        return pd.Series(compute_metrics(self), name="stats", dtype=object)
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write the self-contained HTML report (:func:`backtester.report.html.write_html`)."""
+        from backtester.report.html import write_html
+
+        return write_html(self, path)
+
+    def plot(self) -> Any:
+        """The equity-and-drawdown chart as a plotly ``Figure`` (first price chart if no equity)."""
+        from backtester.report.html import build_figures
+
+        figures = dict(build_figures(self))
+        if len(self.records["equity"]):
+            return figures["equity"]
+        return figures["price-0"] if "price-0" in figures else figures["equity"]
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the run's outputs (:func:`backtester.report.outputs.save_run`)."""
+        from backtester.report.outputs import save_run
+
+        return save_run(self, directory)

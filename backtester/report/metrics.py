@@ -1,0 +1,336 @@
+"""Performance metrics of a Result: returns, risk ratios, drawdown, trades, costs, liquidations.
+
+Conventions (stated once, used everywhere here):
+
+- Return-based metrics use the equity (balance + unrealised PnL at mark) resampled to a regular
+  grid, daily by default: the last equity sample of each UTC day, carried forward over days
+  without samples; the grid starts with the initial balance at the first sample's day. Returns are
+  simple returns ``E[t] / E[t−1] − 1``.
+- Crypto perpetuals trade 24/7, so a daily grid has **365** periods per year (empyrical's default
+  ``DAILY`` is 252 trading days; pass ``annualization=365`` to empyrical to compare). For another
+  grid pass ``frequency`` and the matching ``periods_per_year``.
+- Sharpe = mean / std(ddof=1) · √periods; Sortino = mean · periods / (√mean(min(r, 0)²) · √periods);
+  annual volatility = std(ddof=1) · √periods; CAGR = (Π(1 + r))^(periods / n) − 1; max drawdown
+  = min over the cumulative wealth path (starting at 1) of wealth / running max − 1; Calmar =
+  CAGR / |max drawdown|. Risk-free rate 0. These are empyrical's definitions (tested against it).
+- A "trade" is a fill that realised PnL (it reduced or closed a position); its result is the
+  realised PnL minus that fill's fee. Win rate and profit factor count those. Under daily
+  settlement (OKX 2019 coin-margined) much of a position's PnL is moved to the balance by the
+  settlements before the closing fill, so these per-trade figures then show only the remainder;
+  the PnL attribution's ``settlement_settle`` line holds the rest.
+- For inverse contracts (coin-margined) every money figure is also given in USD (``*_usd`` keys):
+  the USD equity path is equity × the mark price of the first instrument at each equity sample
+  (its returns give the ``*_usd`` ratios); money totals (fees, funding, liquidation cost...) are
+  valued at the last mark of the run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from backtester.enums import ContractKind, LedgerKind, LiquidationRule
+
+if TYPE_CHECKING:
+    from backtester.results import Result
+
+__all__ = [
+    "annual_volatility",
+    "cagr",
+    "compute_metrics",
+    "equity_series",
+    "max_drawdown",
+    "regular_returns",
+    "sharpe_ratio",
+    "sortino_ratio",
+]
+
+_NS_PER_DAY = 86_400_000_000_000
+
+
+# --------------------------------------------------------------------------- return statistics
+
+
+def sharpe_ratio(returns: np.ndarray, periods_per_year: float) -> float:
+    """Annualised Sharpe ratio, risk-free 0: mean / std(ddof=1) · √periods (NaN if < 2 returns)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return math.nan
+    std = float(np.std(r, ddof=1))
+    if std == 0.0:
+        return math.nan
+    return float(np.mean(r)) / std * math.sqrt(periods_per_year)
+
+
+def sortino_ratio(returns: np.ndarray, periods_per_year: float) -> float:
+    """Annualised Sortino ratio, target 0: mean·periods / (√mean(min(r,0)²)·√periods).
+
+    ``inf`` when there is no losing period and the mean is positive (as empyrical).
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return math.nan
+    downside = math.sqrt(float(np.mean(np.square(np.minimum(r, 0.0))))) * math.sqrt(
+        periods_per_year
+    )
+    mean = float(np.mean(r)) * periods_per_year
+    if downside == 0.0:
+        return math.inf if mean > 0 else (-math.inf if mean < 0 else math.nan)
+    return mean / downside
+
+
+def annual_volatility(returns: np.ndarray, periods_per_year: float) -> float:
+    """std(ddof=1) · √periods (NaN if < 2 returns)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return math.nan
+    return float(np.std(r, ddof=1)) * math.sqrt(periods_per_year)
+
+
+def cagr(returns: np.ndarray, periods_per_year: float) -> float:
+    """Compound annual growth rate: (Π(1 + r))^(periods / n) − 1 (NaN if empty)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) == 0:
+        return math.nan
+    ending = float(np.prod(1.0 + r))
+    return ending ** (periods_per_year / len(r)) - 1.0
+
+
+def max_drawdown(returns: np.ndarray) -> float:
+    """Most negative wealth / running-max − 1 over the wealth path starting at 1 (≤ 0)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) == 0:
+        return math.nan
+    wealth = np.concatenate([[100.0], 100.0 * np.cumprod(1.0 + r)])
+    peak = np.fmax.accumulate(wealth)
+    return float(np.min((wealth - peak) / peak))
+
+
+# --------------------------------------------------------------------------- equity
+
+
+def equity_series(result: Result, currency: str = "settle") -> pd.Series:
+    """Equity at every equity sample, indexed by UTC timestamp.
+
+    Parameters
+    ----------
+    result
+        The backtest result.
+    currency
+        ``"settle"``, or ``"usd"`` (equity × mark price; meaningful for inverse contracts).
+    """
+    equity = result.records["equity"]
+    values = np.asarray(equity["equity_settle"], dtype=np.float64)
+    if currency == "usd":
+        values = values * equity["mark_price"]
+    elif currency != "settle":
+        raise ValueError(f"currency: expected 'settle' or 'usd', got {currency!r}")
+    index = pd.to_datetime(equity["ts_ns"], unit="ns", utc=True)
+    return pd.Series(values, index=index, name=f"equity_{currency}")
+
+
+def regular_returns(
+    equity: pd.Series, initial_equity: float, frequency: str = "1D"
+) -> tuple[pd.Series, np.ndarray]:
+    """Resample equity to a regular grid and return (grid equity, simple returns).
+
+    The last sample of each bucket is kept and carried forward over empty buckets; the grid is
+    prefixed with ``initial_equity`` one bucket before the first, so the first return is the
+    first bucket's change from the start.
+    """
+    if len(equity) == 0:
+        return pd.Series(dtype=np.float64), np.zeros(0)
+    grid = equity.resample(frequency).last().ffill()
+    start = pd.Series([initial_equity], index=[grid.index[0] - pd.Timedelta(frequency)])
+    grid = pd.concat([start, grid])
+    values = grid.to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = values[1:] / values[:-1] - 1.0
+    return grid, returns
+
+
+def _drawdown_duration_days(equity: pd.Series) -> float:
+    """Longest time from an equity peak until the first sample back at it (or the end), in days."""
+    if len(equity) < 2:
+        return 0.0
+    values = equity.to_numpy(dtype=np.float64)
+    ts = pd.DatetimeIndex(equity.index).as_unit("ns").asi8
+    peak = np.fmax.accumulate(values)
+    # last time equity stood at its running peak, at each sample
+    peak_ts = np.maximum.accumulate(np.where(values >= peak, ts, ts.min()))
+    underwater_before = values[:-1] < peak[:-1]
+    if not underwater_before.any():
+        return 0.0
+    spans = ts[1:][underwater_before] - peak_ts[:-1][underwater_before]
+    return float(np.max(spans)) / _NS_PER_DAY
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _contract_attr(result: Result, index: int, name: str) -> Any:
+    """An attribute of instrument ``index``'s ContractSpec, resolved from config, or None."""
+    names = result.config.get("contracts") or []
+    if index >= len(names) or not isinstance(names[index], str):
+        return None
+    try:
+        from backtester.swap.contract import get_contract
+
+        spec = get_contract(names[index])
+    except (ImportError, KeyError, ValueError):
+        return None
+    if name == "liquidation_rule":
+        return spec.profile.liquidation_rule
+    return getattr(spec, name, None)
+
+
+def _notional_settle(result: Result) -> float:
+    """Σ |fill value| in settle currency (linear N·F·P, inverse N·F/P), NaN if face unknown."""
+    fills = result.records["fills"]
+    total = 0.0
+    for index in range(len(result.instruments)):
+        mine = fills[fills["instrument"] == index]
+        if len(mine) == 0:
+            continue
+        face = _contract_attr(result, index, "face_value")
+        if face is None:
+            return math.nan
+        kind = result.contract_kinds[index] if index < len(result.contract_kinds) else 0
+        if kind == ContractKind.INVERSE:
+            total += math.fsum(np.abs(mine["qty_contracts"]) * face / mine["price"])
+        else:
+            total += math.fsum(np.abs(mine["qty_contracts"]) * face * mine["price"])
+    return total
+
+
+def _worst_margin_ratio(result: Result) -> float:
+    ratio = np.asarray(result.records["equity"]["margin_ratio"], dtype=np.float64)
+    ratio = ratio[np.isfinite(ratio)]
+    if len(ratio) == 0:
+        return math.nan
+    rule = _contract_attr(result, 0, "liquidation_rule")
+    # Binance shows MM / margin balance (higher is worse); every other venue the inverse way.
+    if rule is not None and int(rule) == LiquidationRule.BINANCE:
+        return float(np.max(ratio))
+    return float(np.min(ratio))
+
+
+def _trade_stats(result: Result) -> dict[str, float]:
+    fills = result.records["fills"]
+    closing = fills[fills["realised_pnl_settle"] != 0.0]
+    net = np.asarray(closing["realised_pnl_settle"] - closing["fee_settle"], dtype=np.float64)
+    wins, losses = net[net > 0], net[net < 0]
+    gross_win, gross_loss = math.fsum(wins), -math.fsum(losses)
+    return {
+        "trades": len(net),
+        "win_rate": len(wins) / len(net) if len(net) else math.nan,
+        "profit_factor": gross_win / gross_loss if gross_loss > 0 else math.nan,
+        "average_trade_settle": math.fsum(net) / len(net) if len(net) else math.nan,
+    }
+
+
+def _return_block(
+    equity: pd.Series, initial: float, frequency: str, periods_per_year: float, suffix: str
+) -> dict[str, float]:
+    _, returns = regular_returns(equity, initial, frequency)
+    final = float(equity.iloc[-1]) if len(equity) else initial
+    mdd = max_drawdown(returns)
+    growth = cagr(returns, periods_per_year)
+    return {
+        f"total_return{suffix}": final / initial - 1.0 if initial else math.nan,
+        f"cagr{suffix}": growth,
+        f"annual_volatility{suffix}": annual_volatility(returns, periods_per_year),
+        f"sharpe{suffix}": sharpe_ratio(returns, periods_per_year),
+        f"sortino{suffix}": sortino_ratio(returns, periods_per_year),
+        f"max_drawdown{suffix}": mdd,
+        f"calmar{suffix}": growth / abs(mdd) if mdd and mdd < 0 else math.nan,
+        f"max_drawdown_duration_days{suffix}": _drawdown_duration_days(equity),
+    }
+
+
+def compute_metrics(
+    result: Result, periods_per_year: float = 365.0, frequency: str = "1D"
+) -> dict[str, Any]:
+    """Compute every summary metric of a run (conventions in the module docstring).
+
+    Parameters
+    ----------
+    result
+        The backtest result.
+    periods_per_year
+        Periods of ``frequency`` in a year: 365 for daily on a 24/7 market (not 252).
+    frequency
+        pandas offset of the regular grid the equity is resampled to (default ``"1D"``).
+
+    Returns
+    -------
+    dict
+        Ratios are fractions (0.1 = 10 %). Money keys end in ``_settle`` (settle currency) and,
+        for inverse contracts, ``_usd``; ``max_drawdown`` is ≤ 0; durations in days.
+    """
+    if periods_per_year <= 0:
+        raise ValueError(f"periods_per_year: expected > 0, got {periods_per_year!r}")
+    from backtester.report.attribution import pnl_attribution
+
+    initial = float(result.initial_balance_settle)
+    records = result.records
+    equity_records = records["equity"]
+    equity = equity_series(result)
+    metrics: dict[str, Any] = {
+        "settle_currency": result.settle_currency,
+        "start": str(equity.index[0]) if len(equity) else "",
+        "end": str(equity.index[-1]) if len(equity) else "",
+        "initial_balance_settle": initial,
+        "final_balance_settle": result.final_balance_settle,
+        "final_equity_settle": result.final_equity_settle,
+        "periods_per_year": periods_per_year,
+        "frequency": frequency,
+    }
+    metrics.update(_return_block(equity, initial, frequency, periods_per_year, ""))
+    metrics.update(_trade_stats(result))
+    attribution = pnl_attribution(result)
+    fees = attribution[["maker_fees_settle", "taker_fees_settle", "other_fees_settle"]]
+    liquidations = records["liquidations"]
+    metrics.update(
+        {
+            "fees_settle": -math.fsum(fees.tolist()),
+            "funding_paid_settle": -float(attribution["funding_paid_settle"]),
+            "funding_received_settle": float(attribution["funding_received_settle"]),
+            "exposure": float(np.mean(equity_records["position_contracts"] != 0.0))
+            if len(equity_records)
+            else 0.0,
+            "turnover_settle": _notional_settle(result),
+            "turnover_contracts": math.fsum(np.abs(records["fills"]["qty_contracts"])),
+            "liquidations": len(liquidations),
+            "liquidation_cost_settle": math.fsum(liquidations["loss_settle"])
+            + math.fsum(liquidations["fee_settle"]),
+            "clawback_adl_settle": -math.fsum(
+                records["ledger"]["amount_settle"][
+                    np.isin(records["ledger"]["kind"], [LedgerKind.CLAWBACK, LedgerKind.ADL])
+                ]
+            ),
+            "worst_margin_ratio": _worst_margin_ratio(result),
+        }
+    )
+    metrics["turnover_ratio"] = metrics["turnover_settle"] / initial if initial else math.nan
+    inverse = any(k == ContractKind.INVERSE for k in result.contract_kinds)
+    if inverse and len(equity_records):
+        mark = np.asarray(equity_records["mark_price"], dtype=np.float64)
+        finite = mark[np.isfinite(mark) & (mark > 0)]
+        first_mark = float(finite[0]) if len(finite) else math.nan
+        last_mark = float(finite[-1]) if len(finite) else math.nan
+        usd = equity_series(result, "usd")
+        usd = usd[np.isfinite(usd.to_numpy())]
+        metrics.update(
+            _return_block(usd, initial * first_mark, frequency, periods_per_year, "_usd")
+        )
+        metrics["initial_balance_usd"] = initial * first_mark
+        metrics["final_equity_usd"] = result.final_equity_settle * last_mark
+        for key in [k for k in metrics if k.endswith("_settle") and k != "initial_balance_settle"]:
+            if key in ("final_equity_settle",):
+                continue
+            metrics[key.removesuffix("_settle") + "_usd"] = metrics[key] * last_mark
+    return metrics

@@ -1,0 +1,225 @@
+"""Run outputs on disk: write a Result to ``reports/<run>/`` and read it back bit for bit.
+
+Layout of a run directory::
+
+    summary.json         metrics and PnL attribution (NaN/inf written as null / "inf")
+    config.json          Result.config (everything needed to re-run)
+    result.json          instruments, settle currency, initial balance, contract kinds, format
+    <kind>.parquet       raw record fields (enum fields as their integer values), every kind in
+                         backtester.dtypes.ALL_RECORD_DTYPES; load_run reads these
+    <kind>.csv           readable copies (timestamps, enum names, symbols) of ledger, fills,
+                         liquidations, equity, funding_payments, orders
+    price_series.parquet symbol, series ("last" | "mark" | "index"), ts_ns, price
+    report.html          the HTML report
+
+Every file is written to a temporary name in the same directory and moved into place with
+``os.replace``, so a crash never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from backtester import dtypes
+
+if TYPE_CHECKING:
+    from backtester.results import Result
+
+__all__ = ["load_run", "save_run"]
+
+FORMAT_VERSION = 1
+CSV_KINDS = ("ledger", "fills", "liquidations", "equity", "funding_payments", "orders")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return str(value)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(_jsonable(value), indent=2, allow_nan=False) + "\n").encode()
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _records_table(records: np.ndarray) -> pa.Table:
+    names = records.dtype.names or ()
+    return pa.table({name: np.ascontiguousarray(records[name]) for name in names})
+
+
+def _table_records(table: pa.Table, dtype: np.dtype, path: Path) -> np.ndarray:
+    out = np.zeros(table.num_rows, dtype=dtype)
+    for name in dtype.names or ():
+        if name not in table.column_names:
+            raise ValueError(f"{path}: missing column {name!r} (expected the fields of {dtype})")
+        out[name] = table.column(name).to_numpy(zero_copy_only=False)
+    return out
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    """CSV through Arrow's C++ writer (about 10x faster than pandas for 1 M rows).
+
+    Floats are written as the shortest text that reads back to the same double.
+    """
+    sink = io.BytesIO()
+    pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), sink)
+    return sink.getvalue()
+
+
+def save_run(result: Result, directory: str | Path) -> Path:
+    """Write a run's outputs to ``directory`` (created if needed); returns the directory.
+
+    Parameters
+    ----------
+    result
+        The backtest result.
+    directory
+        Target folder, usually ``reports/<run name>``.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory written.
+    """
+    from backtester.report.attribution import pnl_attribution
+    from backtester.report.html import write_html
+    from backtester.report.metrics import compute_metrics
+
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    attribution = pnl_attribution(result)
+    summary = {
+        "metrics": compute_metrics(result),
+        "pnl_attribution": {str(k): float(v) for k, v in attribution.items()},
+        "pnl_attribution_total_settle": attribution.attrs["total_settle"],
+        "funding_rate_sources": attribution.attrs["funding_rate_sources"],
+    }
+    _atomic_write(root / "summary.json", _json_bytes(summary))
+    _atomic_write(root / "config.json", _json_bytes(result.config))
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "instruments": list(result.instruments),
+        "settle_currency": result.settle_currency,
+        # repr round-trips a float exactly, so the loaded Result is bit-identical
+        "initial_balance_settle": repr(float(result.initial_balance_settle)),
+        "contract_kinds": [int(k) for k in result.contract_kinds],
+    }
+    _atomic_write(root / "result.json", _json_bytes(meta))
+    for kind in dtypes.ALL_RECORD_DTYPES:
+        records = result.records[kind]
+        _atomic_write(root / f"{kind}.parquet", _parquet_bytes(_records_table(records)))
+        if kind in CSV_KINDS:
+            _atomic_write(root / f"{kind}.csv", _csv_bytes(result.frame(kind)))
+    symbols, series, ts, price = [], [], [], []
+    for symbol, streams in result.price_series.items():
+        for name, array in streams.items():
+            symbols += [symbol] * len(array)
+            series += [name] * len(array)
+            ts.append(np.asarray(array["ts_ns"], dtype=np.int64))
+            price.append(np.asarray(array["price"], dtype=np.float64))
+    prices = pa.table(
+        {
+            "symbol": pa.array(symbols, type=pa.string()),
+            "series": pa.array(series, type=pa.string()),
+            "ts_ns": np.concatenate(ts) if ts else np.zeros(0, np.int64),
+            "price": np.concatenate(price) if price else np.zeros(0, np.float64),
+        }
+    )
+    _atomic_write(root / "price_series.parquet", _parquet_bytes(prices))
+    write_html(result, root / "report.html")
+    return root
+
+
+def load_run(directory: str | Path) -> Result:
+    """Read a run written by :func:`save_run`; the Result's ``fingerprint()`` equals the original.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``result.json`` or a record file is missing.
+    ValueError
+        When a file has an unexpected format version or columns.
+    """
+    from backtester.results import Result
+
+    root = Path(directory)
+    meta_path = root / "result.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"load_run: {meta_path} not found (not a saved run directory)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{meta_path}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}"
+        )
+    records = {}
+    for kind, dtype in dtypes.ALL_RECORD_DTYPES.items():
+        path = root / f"{kind}.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(f"load_run: {path} not found")
+        records[kind] = _table_records(pq.read_table(path), dtype, path)
+    config_path = root / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    price_series: dict[str, dict[str, np.ndarray]] = {}
+    prices_path = root / "price_series.parquet"
+    if prices_path.is_file():
+        table = pq.read_table(prices_path)
+        symbol = np.asarray(table.column("symbol").to_pylist(), dtype=object)
+        series = np.asarray(table.column("series").to_pylist(), dtype=object)
+        ts = table.column("ts_ns").to_numpy()
+        price = table.column("price").to_numpy()
+        # keep the saved order of symbols and streams
+        for key in dict.fromkeys(zip(symbol.tolist(), series.tolist(), strict=True)):
+            mask = (symbol == key[0]) & (series == key[1])
+            array = np.zeros(int(mask.sum()), dtype=dtypes.PRICE_DTYPE)
+            array["ts_ns"] = ts[mask]
+            array["price"] = price[mask]
+            price_series.setdefault(key[0], {})[key[1]] = array
+    return Result(
+        instruments=list(meta["instruments"]),
+        settle_currency=meta["settle_currency"],
+        initial_balance_settle=float(meta["initial_balance_settle"]),
+        records=records,
+        config=config,
+        price_series=price_series,
+        contract_kinds=[int(k) for k in meta["contract_kinds"]],
+    )

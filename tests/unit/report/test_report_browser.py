@@ -1,0 +1,134 @@
+"""The HTML report in a real headless Chromium, offline: charts draw, tables fill, no errors.
+
+Uses the Debian ``chromium`` package (``apt-get install chromium``; ``.ci/run`` installs it) driven
+by the python ``playwright`` package — never ``playwright install``.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from backtester.report.attribution import pnl_attribution
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium absent (install the Debian 'chromium' package)",
+    ),
+]
+
+
+def png_pixel_variance(data: bytes) -> float:
+    """Variance of the bytes of a PNG's decoded scanlines (8-bit RGB/RGBA, non-interlaced)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height, channels = 8, b"", 0, 0, 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, color = struct.unpack(">IIBB", chunk[:10])
+            assert depth == 8
+            channels = {2: 3, 6: 4}[color]
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    rows, previous = [], bytearray(stride)
+    for y in range(height):
+        filter_type = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up = previous[i]
+            up_left = previous[i - channels] if i >= channels else 0
+            if filter_type == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif filter_type == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif filter_type == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif filter_type == 4:
+                p = left + up - up_left
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+                pred = left if pa <= pb and pa <= pc else (up if pb <= pc else up_left)
+                line[i] = (line[i] + pred) & 0xFF
+        rows.append(bytes(line))
+        previous = line
+    pixels = b"".join(rows)
+    mean = sum(pixels) / len(pixels)
+    return sum((b - mean) ** 2 for b in pixels[:: max(1, len(pixels) // 200_000)]) / (
+        len(pixels[:: max(1, len(pixels) // 200_000)])
+    )
+
+
+def test_report_renders_offline_in_chromium(hand_result, tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    path = hand_result.to_html(tmp_path / "report.html")
+    errors: list[str] = []
+    blocked: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            context = browser.new_context(offline=True, viewport={"width": 1366, "height": 768})
+
+            def block(route) -> None:
+                blocked.append(route.request.url)
+                route.abort()
+
+            context.route(lambda url: not url.startswith("file:"), block)
+            page = context.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(path.resolve().as_uri())
+            page.wait_for_function(
+                "() => { const d = [...document.querySelectorAll('.js-plotly-plot')];"
+                " return d.length > 0 && d.every(x => x._fullLayout &&"
+                " x.querySelector('.main-svg')); }",
+                timeout=60_000,
+            )
+            charts = page.evaluate(
+                "() => [...document.querySelectorAll('.js-plotly-plot')].map(d => "
+                "[d.id, d.querySelectorAll('.main-svg').length, d.data.length])"
+            )
+            waterfall_bars = page.evaluate(
+                "() => document.querySelectorAll('#attribution .waterfalllayer .point').length"
+            )
+            liquidation_rows = page.evaluate(
+                "() => document.querySelectorAll('#liquidations-table tbody tr').length"
+            )
+            fill_rows = page.evaluate(
+                "() => document.querySelectorAll('#fills-table tbody tr').length"
+            )
+            title = page.title()
+            png = page.screenshot(full_page=False)
+            (tmp_path / "screenshot.png").write_bytes(png)
+        finally:
+            browser.close()
+    assert errors == []
+    assert blocked == []  # the page requested nothing from the network
+    ids = [c[0] for c in charts]
+    assert ids == ["price-0", "equity", "attribution", "funding", "margin", "mark-last"]
+    assert all(svgs >= 1 and traces >= 1 for _, svgs, traces in charts)
+    attribution = pnl_attribution(hand_result)
+    assert waterfall_bars == int((attribution != 0.0).sum()) + 1  # non-zero lines + total
+    assert liquidation_rows == 1
+    assert fill_rows == 4
+    assert title.startswith("tests.HandMade")
+    assert png_pixel_variance(png) > 0.0

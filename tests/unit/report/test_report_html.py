@@ -1,0 +1,51 @@
+"""HTML report content: self-contained, escaped, downsampled, all trades kept."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+
+from backtester.report.html import downsample_minmax, write_html
+
+
+def test_report_is_self_contained(hand_result, tmp_path) -> None:
+    text = write_html(hand_result, tmp_path / "r.html").read_text()
+    assert text.count("Plotly.newPlot") >= 6
+    assert len(re.findall(r"<script[^>]+src=", text)) == 0  # plotly.js inlined, no CDN
+    # (plotly.js contains URLs in its own code, e.g. map tiles; none is loaded by the page)
+    assert "<link" not in text
+    assert "@import" not in text
+    assert "url(http" not in text
+    assert text.count('id="liquidations-table"') == 1
+    assert text.count("<tr>") >= 1 + 4 + 14  # liquidation + fills + funding rows
+
+
+def test_strategy_name_is_escaped(make_hand_result, tmp_path) -> None:
+    result = make_hand_result(strategy="<script>alert(1)</script>")
+    text = write_html(result, tmp_path / "r.html").read_text()
+    assert "<script>alert(1)</script>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<b>x</b>" not in text  # parameter values too
+
+
+def test_downsample_keeps_extremes_and_bounds_points() -> None:
+    rng = np.random.default_rng(3)
+    y = np.cumsum(rng.normal(size=1_000_000))
+    y[123_457] = 1e6
+    y[876_543] = -1e6
+    x = np.arange(len(y))
+    dx, dy = downsample_minmax(x, y, max_points=20_000)
+    assert len(dx) <= 20_000
+    assert dy.max() == 1e6
+    assert dy.min() == -1e6
+    assert np.all(np.diff(dx) > 0)
+    _, short_y = downsample_minmax(x[:10], y[:10])
+    np.testing.assert_array_equal(short_y, y[:10])
+
+
+def test_plot_returns_figure(hand_result) -> None:
+    figure = hand_result.plot()
+    assert isinstance(figure, go.Figure)
+    assert len(figure.data) == 2  # equity and drawdown
