@@ -125,6 +125,9 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--interval", help="bar interval when several are stored (1m, 1h, ...)")
     group.add_argument("--catalog", help="catalog root (default data/catalog)")
     group.add_argument(
+        "--trades", action="store_true", default=None, help="replay trade ticks too (if stored)"
+    )
+    group.add_argument(
         "--contract", help="venue:symbol, e.g. okx:BTC-USD-SWAP (default: from the data)"
     )
     group.add_argument("--profile", help="venue profile replacing the contract's (e.g. okx)")
@@ -175,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", nargs="+", default=[], metavar="NAME=VALUES")
     sweep.add_argument("--random", type=int, metavar="N", help="sample N combinations of the grid")
     sweep.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
-    sweep.add_argument("--rank-by", default="return_ratio", help="metric to rank by")
+    sweep.add_argument(
+        "--rank-by", default="sharpe", help="metric to rank by (default sharpe; e.g. total_return)"
+    )
     sweep.add_argument("--ascending", action="store_true", help="smaller --rank-by is better")
     sweep.add_argument("--heatmap", metavar="X,Y", help="two swept parameters for the heatmap")
     sweep.add_argument("--executor", choices=["local", "dask", "serial"], default="local")
@@ -240,14 +245,20 @@ def build_parser() -> argparse.ArgumentParser:
     import_ = commands.add_parser(
         "import",
         help="import local data files into the catalog",
-        epilog="examples:\n  backtester import BTC_USDT_USDT-1m-futures.feather --exchange "
-        "binance --symbol BTCUSDT",
+        epilog="examples:\n  backtester import BTC_USDT_USDT-1m-futures.feather --format freqtrade "
+        "--exchange binance --symbol BTCUSDT\n  backtester import BTCUSDT-aggTrades-2024-01-01.zip "
+        "--format binance_aggtrades --exchange binance --symbol BTCUSDT\n"
+        "  backtester import candles.csv --format okx_candles --exchange okx "
+        "--symbol BTC-USDT-SWAP --option timeframe=1m",
         formatter_class=raw,
     )
     import_.add_argument("paths", nargs="+")
+    import_.add_argument("--format", required=True, help="importer name (see --help of import)")
     import_.add_argument("--exchange", required=True)
     import_.add_argument("--symbol", required=True)
-    import_.add_argument("--kind", help="stream kind when it cannot be told from the file")
+    import_.add_argument(
+        "--option", action="append", default=[], metavar="NAME=VALUE", help="importer option"
+    )
     import_.add_argument("--catalog", default="data/catalog")
     import_.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -263,6 +274,7 @@ _CONFIG_KEYS = {
     "end": "end",
     "interval": "interval",
     "catalog": "catalog",
+    "trades": "trades",
     "contract": "contract",
     "profile": "profile",
     "leverage": "leverage",
@@ -361,6 +373,7 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
         "end_ns": _parse_time(option("end"), "end"),
         "interval_ns": _interval_ns(interval) if interval else 0,
         "catalog": str(Path(catalog).resolve()) if catalog else None,
+        "with_trades": bool(option("trades", False)),
     }
     if (
         selection["start_ns"] is not None
@@ -571,7 +584,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             manifest = store.read_manifest()
             records = store.records()
             dimensions = list(manifest["space"])
-            rank_by = args.rank_by or manifest.get("rank_by", "return_ratio")
+            rank_by = args.rank_by or manifest.get("rank_by", "sharpe")
             return _render_sweep(
                 store, records, dimensions, rank_by, False, manifest.get("heatmap") or [], 15,
                 note=f"{len(records)} stored combinations",
@@ -700,21 +713,31 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """``backtester import``: import local files (delegates to ``backtester.data.importers``)."""
-    from backtester.data import importers
+    from backtester import sweep
     from backtester.data.catalog import Catalog
+    from backtester.data.importers import FORMATS, import_file
 
-    import_file = getattr(importers, "import_file", None)
-    if import_file is None:
-        raise UsageError("import: backtester.data.importers.import_file is not available")
-    catalog = Catalog(args.catalog)
-    for path in args.paths:
-        with user_input():
+    with user_input():
+        if args.format not in FORMATS:
+            raise ValueError(
+                f"format: unknown value {args.format!r}; {suggestion(args.format, FORMATS)}"
+            )
+        options: dict[str, Any] = {}
+        for item in args.option:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"option: expected NAME=VALUE, got {item!r}")
+            options[name.strip()] = sweep.parse_scalar(value)
+        for path in args.paths:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"import: no such file {path!r}")
-            written = import_file(
-                path, catalog, exchange=args.exchange, symbol=args.symbol, kind=args.kind
-            )
-        print(f"{path}: {written}")
+    catalog = Catalog(args.catalog)
+    for path in args.paths:
+        with user_input():  # a file the importer refuses is bad input: nothing was written
+            streams = import_file(path, args.format, args.exchange, args.symbol, catalog, **options)
+        for stream in streams:
+            gaps = f", {stream.gaps}".split("\n")[0].rstrip(":") if stream.gaps else ""
+            print(f"{path}: {stream.kind} {len(stream.records):,} rows{gaps}")
     return EXIT_OK
 
 

@@ -497,7 +497,7 @@ def write_sweep_html(
     rank_by: str,
     heatmap: Sequence[str] = (),
     title: str = "Sweep",
-    liquidation_column: str = "liquidation_count",
+    liquidation_column: str = "liquidations",
 ) -> Path:
     """A self-contained HTML page: ranked table, heatmap over two parameters, distributions.
 
@@ -782,19 +782,8 @@ def load_strategy(reference: str) -> type:
 
 
 def strategy_parameters(cls: type) -> dict[str, Any]:
-    """Parameters of a strategy class: public class attributes of type int, float, bool, str."""
-    from backtester.strategy import Strategy
-
-    params: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is object or klass is Strategy or not issubclass(klass, Strategy):
-            continue
-        params.update(
-            (name, value)
-            for name, value in vars(klass).items()
-            if not name.startswith("_") and isinstance(value, int | float | bool | str)
-        )
-    return params
+    """Parameter names and defaults of a strategy class (``Strategy.parameters()``)."""
+    return dict(cls.parameters())
 
 
 def coerce_parameter(cls: type, name: str, value: Any) -> Any:
@@ -828,8 +817,18 @@ def coerce_parameter(cls: type, name: str, value: Any) -> Any:
     elif kind is float:
         if isinstance(parsed, int | float) and not isinstance(parsed, bool):
             return float(parsed)
-    else:
+    elif kind is str:
         return str(value)
+    elif isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(
+                f"param {name}: expected JSON for a {kind.__name__} (default {default!r}), "
+                f"got {value!r}"
+            ) from None
+    else:
+        return value
     raise ValueError(f"param {name}: expected {kind.__name__} (default {default!r}), got {value!r}")
 
 
@@ -850,30 +849,45 @@ def load_data(selection: dict[str, Any]) -> Any:
 def _load_data_uncached(selection: dict[str, Any]) -> Any:
     from backtester.data.catalog import Catalog
 
-    catalog = Catalog(selection.get("catalog") or "data/catalog")
     source = selection["source"]
-    if source == "sample" and not catalog.exists(
-        "bars", "sample", selection["symbol"], selection.get("interval_ns") or 0
-    ):
+    start_ns, end_ns = selection.get("start_ns"), selection.get("end_ns")
+    with_trades = bool(selection.get("with_trades"))
+    if source == "sample":
         from backtester.data import sample
 
-        sample.load_sample  # noqa: B018  (fail early with AttributeError if the API moved)
-        catalog = Catalog(_sample_catalog_root())
-    return catalog.load_market_data(
+        root = selection.get("catalog") or sample.SAMPLE_CATALOG
+        if not Catalog(root).exists("bars", "sample", selection["symbol"], sample.BAR_INTERVAL_NS):
+            # no committed copy: the generator gives identical arrays, cut here
+            market = sample.load_sample(
+                selection["symbol"], catalog_root=root, with_trades=with_trades
+            )
+            return slice_market_data(market, start_ns, end_ns)
+    else:
+        root = selection.get("catalog") or "data/catalog"
+    return Catalog(root).load_market_data(
         source,
         selection["symbol"],
-        selection.get("start_ns"),
-        selection.get("end_ns"),
+        start_ns,
+        end_ns,
         bar_interval_ns=selection.get("interval_ns") or 0,
-        with_trades=bool(selection.get("with_trades")),
+        with_trades=with_trades,
     )
 
 
-def _sample_catalog_root() -> str:
-    from backtester.data import sample
+def slice_market_data(market: Any, start_ns: int | None, end_ns: int | None) -> Any:
+    """The part of a MarketData with ``start_ns <= ts_ns < end_ns`` in every stream."""
+    from dataclasses import replace
 
-    root = getattr(sample, "SAMPLE_CATALOG", None) or getattr(sample, "CATALOG_ROOT", None)
-    return str(root) if root else "data/catalog"
+    if start_ns is None and end_ns is None:
+        return market
+    lo = -(2**63) if start_ns is None else start_ns
+    hi = 2**63 - 1 if end_ns is None else end_ns
+    streams = {}
+    for name in ("trades", "bars", "index", "mark", "funding"):
+        array = getattr(market, name)
+        streams[name] = array[(array["ts_ns"] >= lo) & (array["ts_ns"] < hi)]
+    interval = market.bar_interval_ns if len(streams["bars"]) else 0
+    return replace(market, **streams, bar_interval_ns=interval)
 
 
 def preload_data(selection: dict[str, Any]) -> Callable[[], None]:
@@ -918,7 +932,7 @@ def build_contract(job: dict[str, Any]) -> Any:
 
 def run_backtest_job(job: dict[str, Any]) -> Any:
     """Run one job and return the :class:`~backtester.results.Result`."""
-    from backtester import backtest
+    from backtester.engine.backtest import backtest
 
     cls = load_strategy(job["strategy"])
     params = {name: coerce_parameter(cls, name, v) for name, v in (job.get("params") or {}).items()}
@@ -934,22 +948,17 @@ def run_backtest_job(job: dict[str, Any]) -> Any:
 
 
 def summarise_result(result: Any) -> dict[str, Any]:
-    """Scalar metrics of a Result: the reports' metrics plus counts the sweep page needs."""
+    """Scalar metrics of a Result (``compute_metrics``: ``sharpe``, ``total_return``,
+    ``max_drawdown``, ``liquidations``, ...) plus ``fill_count``."""
     from backtester.report.metrics import compute_metrics
 
-    initial = float(result.initial_balance_settle)
-    final = float(result.final_equity_settle)
-    metrics: dict[str, Any] = {
-        "final_equity_settle": final,
-        "return_ratio": final / initial - 1.0 if initial else float("nan"),
-        "fill_count": len(result.records["fills"]),
-        "liquidation_count": len(result.records["liquidations"]),
-    }
+    metrics: dict[str, Any] = {}
     for name, value in compute_metrics(result).items():
         if isinstance(value, np.generic):
             value = value.item()
-        if isinstance(value, int | float | bool | str) and name not in metrics:
+        if isinstance(value, int | float | bool | str):
             metrics[name] = value
+    metrics["fill_count"] = len(result.records["fills"])
     return metrics
 
 

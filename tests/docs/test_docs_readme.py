@@ -51,3 +51,21 @@ def test_readme_first_command_runs_a_backtest_on_the_sample(tmp_path: Path) -> N
     assert html, f"no HTML report in {runs[0]}: {sorted(p.name for p in runs[0].iterdir())}"
     assert html[0].stat().st_size > 10_000
     assert f"report: {runs[0]}" in done.stdout
+
+
+def test_readme_strategy_and_notebook_examples_run() -> None:
+    for module in ("backtester.strategy", "backtester.engine.backtest"):
+        pytest.importorskip(module, reason=f"{module} (engine helper) not written yet")
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2, "README: expected the strategy and the notebook examples"
+    strategy, notebook = blocks
+    assert len(strategy.splitlines()) <= 30  # fits on one screen
+    namespace: dict = {"__name__": "readme_example"}
+    exec(compile(strategy, "README.md strategy", "exec"), namespace)
+    exec(compile(notebook, "README.md notebook", "exec"), namespace)
+    result = namespace["result"]
+    ledger = result.ledger
+    total = float(ledger["amount_settle"].sum())
+    assert total == pytest.approx(result.final_balance_settle - 1.0, abs=1e-9)
+    assert len(result.fills) > 10

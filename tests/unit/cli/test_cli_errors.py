@@ -98,3 +98,75 @@ def test_data_lists_catalog_and_reports_gaps(tmp_path: Path) -> None:
     assert "1 gaps, 2 missing bars" in one.stdout
     wrong = backtester("data", "okx", "BTC-USDT-SWAPP", "--catalog", str(tmp_path / "cat"))
     assert_usage_error(wrong, "no dataset okx BTC-USDT-SWAPP", "did you mean 'okx BTC-USDT-SWAP'")
+
+
+def test_bad_config_file_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text("levrage = 20\n[params]\nfast = 5\n")
+    assert_usage_error(
+        backtester("run", "x.py", "--config", str(config)),
+        "unknown key 'levrage'", "did you mean 'leverage'?",
+    )  # fmt: skip
+    config.write_text("leverage = = 20\n")
+    assert_usage_error(backtester("run", "x.py", "--config", str(config)), "run.toml")
+    assert_usage_error(
+        backtester("run", "x.py", "--config", str(tmp_path / "none.toml")), "no such file"
+    )
+
+
+STRATEGY_SOURCE = """
+from backtester.strategy import Strategy
+
+
+class Crossing(Strategy):
+    fast_window = 10
+    slow_window = 30
+    size = 1.0
+    reverse = False
+
+    def on_bar(self, ctx, bar):
+        pass
+"""
+
+
+def test_bad_strategy_parameters_exit_2(tmp_path: Path) -> None:
+    strategy = tmp_path / "crossing.py"
+    strategy.write_text(STRATEGY_SOURCE)
+    assert_usage_error(
+        backtester("run", str(strategy), "--param", "fast_windw=5"),
+        "no parameter 'fast_windw'", "did you mean 'fast_window'?",
+    )  # fmt: skip
+    assert_usage_error(
+        backtester("run", str(strategy), "--param", "fast_window=5.5"),
+        "param fast_window: expected int (default 10), got '5.5'",
+    )  # fmt: skip
+    assert_usage_error(
+        backtester("run", str(strategy), "--param", "reverse=maybe"), "expected bool"
+    )
+    assert_usage_error(
+        backtester("run", f"{strategy}:Crosing"),
+        "no Strategy subclass 'Crosing'", "did you mean 'Crossing'?",
+    )  # fmt: skip
+    assert_usage_error(
+        backtester("run", str(strategy), "--contract", "okx:BTC-USD-SWAPP"),
+        "unknown contract", "did you mean 'okx:BTC-USD-SWAP'?",
+    )  # fmt: skip
+    assert_usage_error(
+        backtester("run", str(strategy), "--start", "2024-03-01", "--end", "2024-02-01"),
+        "is not after start",
+    )  # fmt: skip
+    assert_usage_error(backtester("run", str(strategy), "--symbol", "ETH-USD-SWAP"), "ETH-USD-SWAP")
+
+
+def test_parameters_are_typed_by_the_class_attribute(tmp_path: Path) -> None:
+    from backtester import sweep
+
+    strategy = tmp_path / "crossing.py"
+    strategy.write_text(STRATEGY_SOURCE)
+    cls = sweep.load_strategy(str(strategy))
+    assert cls.__name__ == "Crossing"
+    assert sweep.coerce_parameter(cls, "fast_window", "12") == 12
+    assert sweep.coerce_parameter(cls, "size", "2") == 2.0
+    assert isinstance(sweep.coerce_parameter(cls, "size", "2"), float)
+    assert sweep.coerce_parameter(cls, "reverse", "true") is True
+    assert sweep.coerce_parameter(cls, "fast_window", 12.0) == 12
