@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import os
 import sys
 import tomllib
 import traceback
+import zipfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from difflib import get_close_matches
@@ -149,6 +151,19 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _FormatsHelp(str):
+    """Help text listing the importer formats, built only when help is printed.
+
+    argparse expands a help string with ``help % params`` when it prints it; doing the lookup
+    there keeps the importers (pandas, pyarrow) out of the start-up of every other command.
+    """
+
+    def __mod__(self, params: object) -> str:
+        from backtester.data.importers import FORMATS
+
+        return f"{self}: one of {', '.join(FORMATS)}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``backtester`` argument parser."""
     parser = _Parser(
@@ -233,13 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--start 2024-01-01 --end 2024-02-01",
         formatter_class=raw,
     )
-    fetch.add_argument("exchange")
-    fetch.add_argument("symbol")
-    fetch.add_argument("--kinds", default="bars,index_bars,mark_bars,funding")
-    fetch.add_argument("--interval", default="1m")
-    fetch.add_argument("--start")
-    fetch.add_argument("--end")
-    fetch.add_argument("--catalog", default="data/catalog")
+    fetch.add_argument("exchange", help="ccxt exchange id (okx, binanceusdm, bitmex, ...)")
+    fetch.add_argument("symbol", help="venue id (BTC-USDT-SWAP) or ccxt symbol (BTC/USDT:USDT)")
+    fetch.add_argument(
+        "--kinds",
+        default="bars,index_bars,mark_bars,funding",
+        help="comma-separated: bars, mark_bars, index_bars, trades, funding",
+    )
+    fetch.add_argument("--interval", default="1m", help="candle interval (default 1m)")
+    fetch.add_argument("--start", help="first instant, UTC (default: earliest available)")
+    fetch.add_argument("--end", help="end instant, UTC, exclusive (default: now)")
+    fetch.add_argument("--catalog", default="data/catalog", help="catalog root")
     fetch.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     import_ = commands.add_parser(
@@ -249,17 +268,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--exchange binance --symbol BTCUSDT\n  backtester import BTCUSDT-aggTrades-2024-01-01.zip "
         "--format binance_aggtrades --exchange binance --symbol BTCUSDT\n"
         "  backtester import candles.csv --format okx_candles --exchange okx "
-        "--symbol BTC-USDT-SWAP --option timeframe=1m",
+        "--symbol BTC-USDT-SWAP --option interval=1m",
         formatter_class=raw,
     )
-    import_.add_argument("paths", nargs="+")
-    import_.add_argument("--format", required=True, help="importer name (see --help of import)")
-    import_.add_argument("--exchange", required=True)
-    import_.add_argument("--symbol", required=True)
+    import_.add_argument("paths", nargs="+", help="files to import (one format per command)")
+    import_.add_argument("--format", required=True, help=_FormatsHelp("importer"))
+    import_.add_argument("--exchange", required=True, help="catalog exchange name, e.g. binance")
+    import_.add_argument("--symbol", required=True, help="catalog symbol, e.g. BTCUSDT")
     import_.add_argument(
-        "--option", action="append", default=[], metavar="NAME=VALUE", help="importer option"
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="importer keyword option (repeatable), e.g. interval=1m",
     )
-    import_.add_argument("--catalog", default="data/catalog")
+    import_.add_argument("--catalog", default="data/catalog", help="catalog root")
     import_.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -509,19 +532,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "executor": args.executor,
         "workers": args.workers,
         "scheduler": args.scheduler,
-        "preload": sweep.preload_data(job["data"]) if not windows else None,
+        "preload": sweep.preload_data(job["data"]),  # walk-forward windows are cut from it
         "progress": _progress_enabled(),
         "retry_errors": args.retry_errors,
     }
     if windows:
-        frame, executed = sweep.run_walk_forward(
-            sweep.evaluate_backtest, job, combos, windows, store,
-            rank_by=args.rank_by, ascending=args.ascending, **options,
-        )  # fmt: skip
+        try:
+            frame, executed = sweep.run_walk_forward(
+                sweep.evaluate_backtest, job, combos, windows, store,
+                rank_by=args.rank_by, ascending=args.ascending, **options,
+            )  # fmt: skip
+        except ValueError as error:
+            if str(error).startswith("rank-by:"):  # metric names are known once a run is done
+                raise UsageError(_one_line(error)) from error
+            raise
         path = directory / "walk_forward.csv"
         frame.to_csv(path, index=False)
         print(f"walk-forward: {len(windows)} windows, {executed} runs executed now")
-        print(_table(frame, len(frame)))
+        shown = ["test_start", "test_end", *space, f"is_{args.rank_by}", "oos_status"]
+        shown += [
+            f"oos_{m}" for m in (args.rank_by, "total_return", "max_drawdown", "liquidations")
+        ]
+        print(_table(frame[[c for c in dict.fromkeys(shown) if c in frame.columns]], len(frame)))
         print(f"results: {path}")
         return EXIT_OK
     jobs = [sweep.apply_combination(job, combo) for combo in combos]
@@ -545,6 +577,7 @@ def _render_sweep(
 ) -> int:
     from backtester import sweep
 
+    sweep.check_some_ok(records, "sweep")  # nothing to rank: a failure, exit code 1
     frame = sweep.results_frame(records, dimensions)
     frame = frame.drop(columns=[c for c in frame.columns if c.startswith("worker_")])
     with user_input():
@@ -692,23 +725,108 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    """``backtester fetch``: download with ccxt (delegates to ``backtester.data.fetch``)."""
+    """``backtester fetch``: download with ccxt (delegates to ``backtester.data.fetch``).
+
+    Everything the user typed is checked before the first request, so a typo is exit code 2
+    and not a network round trip; a download that fails is exit code 1.
+    """
     try:
         from backtester.data import fetch
-    except ImportError:
-        raise UsageError("fetch: backtester.data.fetch is not available in this build") from None
+    except ImportError as error:  # ccxt is an optional dependency
+        raise UsageError(f"fetch: needs ccxt, which is not installed ({error})") from None
+    import ccxt
+
     with user_input():
+        if args.exchange not in ccxt.exchanges:
+            raise ValueError(
+                f"exchange: ccxt has no exchange {args.exchange!r}; "
+                f"{_close_or_examples(args.exchange, ccxt.exchanges)}"
+            )
         kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        allowed = [k for k in fetch.KINDS if k != "tiers"]  # tiers need a basis: use the API
+        for kind in kinds or [""]:
+            if kind not in allowed:
+                raise ValueError(f"kinds: unknown kind {kind!r}; {suggestion(kind, allowed)}")
         start = _parse_time(args.start, "start")
         end = _parse_time(args.end, "end")
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"end: {args.end!r} is not after start {args.start!r}")
         interval = _interval_ns(args.interval)
-    fetch_function = getattr(fetch, "fetch_to_catalog", None) or fetch.fetch
-    written = fetch_function(
-        args.exchange, args.symbol, kinds=kinds, start_ns=start, end_ns=end,
-        interval_ns=interval, catalog=args.catalog,
-    )  # fmt: skip
-    print(written if written is not None else "done")
+    try:
+        written = fetch.fetch_to_catalog(
+            args.exchange, args.symbol, kinds=kinds, start_ns=start, end_ns=end,
+            interval_ns=interval, catalog=args.catalog,
+        )  # fmt: skip
+    except ValueError as error:
+        if str(error).startswith("symbol:"):  # the market list showed the symbol is unknown
+            raise UsageError(_one_line(error)) from error
+        raise
+    for kind, rows in written.items():
+        print(f"{args.exchange} {args.symbol} {kind}: {rows:,} rows written to {args.catalog}")
     return EXIT_OK
+
+
+def _close_or_examples(value: str, names: Sequence[str]) -> str:
+    close = get_close_matches(value, list(names), n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "e.g. okx, binanceusdm, binancecoinm, bitmex, bybit"
+
+
+_IMPORT_INPUT_ERRORS = (
+    ValueError,  # includes UnicodeDecodeError, pandas/pyarrow parse errors, JSONDecodeError
+    TypeError,
+    KeyError,
+    IndexError,
+    zipfile.BadZipFile,
+    gzip.BadGzipFile,
+    EOFError,  # truncated gzip / zip member
+)
+"""What an importer raises on a file that is not of the format it was told (exit code 2)."""
+
+
+def _import_error(path: str, format: str, error: BaseException) -> str:
+    """One line naming the file and the format it was read as."""
+    text = _one_line(error)
+    if isinstance(error, UnicodeDecodeError | zipfile.BadZipFile | gzip.BadGzipFile | EOFError):
+        text = f"cannot read it as {format} ({text}); is --format right?"
+    if Path(path).name not in text:
+        text = f"{path}: {text}"
+    return f"import: {text}"
+
+
+def _check_import_options(format: str, options: dict[str, Any]) -> None:
+    """Refuse ``--option`` names the importer of ``format`` does not take, before reading.
+
+    Importers take their options as keyword-only arguments; the two Binance trade formats
+    wrap :func:`import_binance_trades` with ``aggregated`` fixed.
+    """
+    import inspect
+
+    from backtester.data import importers
+
+    function = importers.FORMATS[format]
+    fixed: set[str] = set()
+    if format in ("binance_aggtrades", "binance_trades"):
+        function, fixed = importers.import_binance_trades, {"aggregated"}
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return  # takes anything: the importer itself checks
+    accepted = [
+        name
+        for name, p in parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in fixed
+    ]
+    for name in options:
+        if name not in accepted:
+            raise ValueError(
+                f"option: the {format} importer has no option {name!r}; "
+                + (suggestion(name, accepted) if accepted else "it takes no options")
+            )
+    required = [n for n in accepted if parameters[n].default is inspect.Parameter.empty]
+    for name in required:
+        if name not in options:
+            raise ValueError(f"option: the {format} importer needs --option {name}=VALUE")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -728,13 +846,20 @@ def cmd_import(args: argparse.Namespace) -> int:
             if not sep:
                 raise ValueError(f"option: expected NAME=VALUE, got {item!r}")
             options[name.strip()] = sweep.parse_scalar(value)
+        _check_import_options(args.format, options)
         for path in args.paths:
+            if Path(path).is_dir():
+                raise ValueError(f"import: {path!r} is a directory; expected a data file")
             if not Path(path).is_file():
                 raise FileNotFoundError(f"import: no such file {path!r}")
     catalog = Catalog(args.catalog)
     for path in args.paths:
-        with user_input():  # a file the importer refuses is bad input: nothing was written
+        try:
             streams = import_file(path, args.format, args.exchange, args.symbol, catalog, **options)
+        except _IMPORT_INPUT_ERRORS as error:
+            # a file the importer refuses is bad input (exit 2): it was read and validated
+            # whole before anything was written, so the catalog is unchanged
+            raise UsageError(_import_error(path, args.format, error)) from error
         for stream in streams:
             gaps = f", {stream.gaps}".split("\n")[0].rstrip(":") if stream.gaps else ""
             print(f"{path}: {stream.kind} {len(stream.records):,} rows{gaps}")

@@ -35,6 +35,25 @@ FUNDING_RATE_DTYPE
     funding_interval_ns   i8    ns                interval the rate covers (0: unknown)
     source                i1    FundingRateSource historical or computed
     ===================== ===== ================= =====================================
+DELEVERAGE_EVENT_DTYPE
+    Auto-deleveraging (ADL) and clawback episodes of one instrument, sorted by ``ts_ns``. The
+    venue's other traders are not simulated, so an episode is a **scenario input** (a historical
+    announcement or a stress scenario), not something the replay derives; the strategy's own
+    position is ranked with the venue's formula (``CONTRACT_PARAMS_DTYPE.adl_rule``: BitMEX
+    PNL% × effective leverage, ``insurance_nb.bitmex_adl_ranking_nb``; OKX ROI / margin ratio)
+    to decide whether it is hit (``backtester.engine.deleverage_nb``).
+
+    ========= ===== ========== ==========================================================
+    ts_ns     i8    ns UTC     instant the episode is applied
+    kind      i1    LedgerKind ADL or CLAWBACK
+    side      i1    Side       positions hit: +1 longs, −1 shorts, 0 both (ADL); 0 (clawback:
+                               every profitable position, whatever its side)
+    price     f8    quote      ADL: bankruptcy price of the liquidated counter-order, at which
+                               deleveraged positions are closed; NaN for clawback
+    threshold f8    1 / rate   ADL: ranking score at or above which a position is hit (the
+                               venue queue's cut-off in this scenario, dimensionless); clawback:
+                               clawback rate, fraction of the period's net profit taken, in [0, 1]
+    ========= ===== ========== ==========================================================
 
 Contract parameters (compiled from ContractSpec / VenueProfile by ``to_params()``)
 ---------------------------------------------------------------------------------
@@ -73,7 +92,9 @@ POSITION_STATE_DTYPE
     stream in the concatenated stream arrays.
 ORDER_WORK_DTYPE
     Beside each ORDER_DTYPE row: ``active_from_ns`` (creation + latency), ``queue_ahead_base``
-    (base coin ahead of a resting limit), ``is_taker`` (marketable at acceptance).
+    (base coin ahead of a resting limit), ``is_taker`` (marketable at acceptance),
+    ``queue_initial_base`` (assumed queue ahead at acceptance, base coin, 0 = empty queue),
+    ``fill_credit_contracts`` (sub-lot traded size carried to the next trade).
 """
 
 from __future__ import annotations
@@ -107,6 +128,19 @@ FUNDING_RATE_DTYPE = np.dtype(
         ("funding_rate", np.float64),
         ("funding_interval_ns", np.int64),
         ("source", np.int8),  # FundingRateSource
+    ],
+    align=True,
+)
+
+DELEVERAGE_EVENT_DTYPE = np.dtype(
+    [
+        ("ts_ns", np.int64),  # ns UTC, when the episode is applied
+        ("kind", np.int8),  # LedgerKind.ADL or LedgerKind.CLAWBACK
+        ("side", np.int8),  # Side of the positions hit: +1 longs, -1 shorts, 0 both / clawback
+        ("price", np.float64),  # quote; ADL close price (bankruptcy price); NaN for clawback
+        # ADL: ranking-score cut-off (dimensionless, hit if score >= threshold);
+        # clawback: rate, fraction of the period's net profit taken, 0..1
+        ("threshold", np.float64),
     ],
     align=True,
 )
@@ -322,7 +356,11 @@ ALL_RECORD_DTYPES = {
 # ORDER_WORK_DTYPE: working fields of each order row beside ORDER_DTYPE.
 #     active_from_ns (i8) first event time the order may fill (creation + latency);
 #     queue_ahead_base (f8, base) volume ahead of a resting limit; is_taker (b1) marketable at
-#     acceptance (fills at event prices as taker).
+#     acceptance (fills at event prices as taker); queue_initial_base (f8, base, >= 0) the
+#     queue assumed ahead when the order is accepted (written with the order row; 0 = the back
+#     of an empty queue), copied into queue_ahead_base by accept_orders_nb;
+#     fill_credit_contracts (f8, contracts) traded size owed to the order that was smaller than
+#     one lot (carried to the next trade so sub-lot prints still add up to fills).
 ACCOUNT_STATE_DTYPE = np.dtype(
     [
         ("balance_settle", np.float64),
@@ -353,6 +391,15 @@ ACCOUNT_STATE_DTYPE = np.dtype(
         ("stop_ns", np.int64),
         ("pending_kind", np.int64),
         ("pending_instrument", np.int64),
+        # records already handed to the strategy's on_fill / on_funding / on_liquidation
+        ("n_fills_seen", np.int64),
+        ("n_funding_seen", np.int64),
+        ("n_liquidations_seen", np.int64),
+        ("n_adl_seen", np.int64),
+        # WakeReason bits handled by jitted callbacks inside the loop (jit path; 0 otherwise)
+        ("callback_mask", np.int64),
+        # queue model: resting size assumed ahead of a new limit order at its price, base coin
+        ("queue_initial_base", np.float64),
     ],
     align=True,
 )
@@ -386,11 +433,19 @@ POSITION_STATE_DTYPE = np.dtype(
         ("e_trade", np.int64),
         ("c_bar", np.int64),
         ("e_bar", np.int64),
+        ("c_deleverage", np.int64),
+        ("e_deleverage", np.int64),
     ],
     align=True,
 )
 
 ORDER_WORK_DTYPE = np.dtype(
-    [("active_from_ns", np.int64), ("queue_ahead_base", np.float64), ("is_taker", np.bool_)],
+    [
+        ("active_from_ns", np.int64),
+        ("queue_ahead_base", np.float64),
+        ("is_taker", np.bool_),
+        ("queue_initial_base", np.float64),
+        ("fill_credit_contracts", np.float64),
+    ],
     align=True,
 )

@@ -46,15 +46,16 @@ class EventKind(IntEnum):
     """Kinds of market events, in their documented priority at equal timestamps.
 
     At one timestamp the replay applies: index → mark → funding → (liquidation check) →
-    trade/bar → strategy. The numeric value is that priority (lower first).
+    ADL/clawback scenario events → trade/bar → strategy. The numeric value is that priority
+    (lower first).
     """
 
     INDEX = 0
     MARK = 1
     FUNDING = 2
-    TRADE = 3
-    BAR = 4
-    TIMER = 5
+    DELEVERAGE = 3
+    TRADE = 4
+    BAR = 5
 
 
 class OrderType(IntEnum):
@@ -235,6 +236,7 @@ class WakeReason(IntEnum):
     MARGIN_CALL = 32
     TIMER = 64
     ORDER_UPDATE = 128
+    ADL = 256
 
 
 class MarkAverage(IntEnum):

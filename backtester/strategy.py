@@ -37,7 +37,7 @@ __all__ = ["Context", "Strategy"]
 
 _CALLBACKS = (
     "on_start", "on_bar", "on_trade", "on_funding", "on_fill", "on_margin_call",
-    "on_liquidation", "on_order_rejected", "on_stop",
+    "on_liquidation", "on_adl", "on_order_rejected", "on_stop",
 )  # fmt: skip
 
 
@@ -49,9 +49,11 @@ class Strategy:
     ``on_start(ctx)``
         Once, before the first event (no prices are known yet).
     ``on_bar(ctx, bar)``
-        At each bar close (a BAR_DTYPE row; ``bar["ts_ns"]`` is its open time).
+        At each bar close. ``bar`` is a :class:`~backtester.engine.rows.RowView` of the
+        BAR_DTYPE row: ``bar["close"]``, ``bar["ts_ns"]`` (its open time), ...; it moves on
+        after the callback (keep values or ``bar.record()``, not the view).
     ``on_trade(ctx, trade)``
-        At each trade tick (a TRADE_DTYPE row). Costs one Python call per tick.
+        At each trade tick (a RowView of the TRADE_DTYPE row). One Python call per tick.
     ``on_funding(ctx, payment)``
         After a funding payment on an open position (a FUNDING_PAYMENT_DTYPE row).
     ``on_fill(ctx, fill)``
@@ -62,6 +64,9 @@ class Strategy:
         with ``instrument``, ``margin_ratio``, ``liquidation_price``.
     ``on_liquidation(ctx, liquidation)``
         After a forced (partial) liquidation (a LIQUIDATION_DTYPE row).
+    ``on_adl(ctx, record)``
+        After an auto-deleveraging close or a clawback of the strategy's position (an
+        ADL_DTYPE row; scenario events of ``MarketData.deleverage``).
     ``on_order_rejected(ctx, order)``
         When the exchange refuses an order (an ORDER_DTYPE row with its ``reject_reason``).
     ``on_stop(ctx)``
@@ -127,6 +132,9 @@ class Strategy:
     def on_liquidation(self, ctx: Context, liquidation: np.void) -> None:
         """Called after a forced liquidation."""
 
+    def on_adl(self, ctx: Context, record: np.void) -> None:
+        """Called after an ADL close or a clawback."""
+
     def on_order_rejected(self, ctx: Context, order: np.void) -> None:
         """Called when an order is rejected."""
 
@@ -152,6 +160,12 @@ class Context:
     def __init__(self, run: Run, instrument: int = 0) -> None:
         self._run = run
         self._i = instrument
+        # field views of the state arrays (never reallocated during a run): reading one is a
+        # single numpy scalar access, which matters at one callback per bar or tick
+        self._contracts = run.positions["contracts"]
+        self._mark = run.positions["mark_price"]
+        self._last = run.positions["last_price"]
+        self._account = run.account
 
     def on(self, instrument: int) -> Context:
         """The context of instrument number ``instrument`` (order of the ``data`` list)."""
@@ -159,18 +173,18 @@ class Context:
             raise ValueError(
                 f"instrument: expected 0..{self._run.n_instruments - 1}, got {instrument!r}"
             )
-        return Context(self._run, instrument)
+        return self._run.context(instrument)
 
     # ------------------------------------------------------------------ prices and time
     @property
     def time_ns(self) -> int:
         """Timestamp of the event just processed (int ns UTC)."""
-        return int(self._run.account[0]["ts_ns"])
+        return int(self._account[0]["ts_ns"])
 
     @property
     def mark_price(self) -> float:
         """Current mark price (the price liquidation is checked on)."""
-        return float(self._run.positions[self._i]["mark_price"])
+        return self._mark.item(self._i)
 
     @property
     def index_price(self) -> float:
@@ -180,7 +194,7 @@ class Context:
     @property
     def last_price(self) -> float:
         """Last traded price (trade tick or bar close)."""
-        return float(self._run.positions[self._i]["last_price"])
+        return self._last.item(self._i)
 
     @property
     def funding_rate(self) -> float:
@@ -221,7 +235,7 @@ class Context:
     @property
     def position(self) -> float:
         """Signed position in contracts."""
-        return float(self._run.positions[self._i]["contracts"])
+        return self._contracts.item(self._i)
 
     @property
     def entry_price(self) -> float:
@@ -289,8 +303,12 @@ class Context:
         time_in_force: str = "GTC",
         reduce_only: bool = False,
         tag: int = 0,
+        queue_ahead_base: float | None = None,
     ) -> int:
-        """Limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK"."""
+        """Limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK".
+
+        ``queue_ahead_base``: resting size (base coin) assumed ahead of the order at its price
+        under the queue model (default: the run's ``queue_initial_base``)."""
         side, qty = _side_of(contracts)
         return self._run.place(
             self._i,
@@ -302,6 +320,7 @@ class Context:
             time_in_force=time_in_force,
             reduce_only=reduce_only,
             tag=tag,
+            queue_ahead_base=queue_ahead_base,
         )
 
     def stop(

@@ -419,6 +419,10 @@ def _execute_local(
             raise
 
 
+QUIET_SCHEDULER = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
+"""``scheduler_kwargs`` of the LocalClusters started here: no dashboard, HTTP on a free port."""
+
+
 def _execute_dask(
     function: JobFunction,
     jobs: dict[str, dict[str, Any]],
@@ -437,6 +441,9 @@ def _execute_dask(
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # the scheduler's HTTP server (health, metrics) otherwise takes port 8787 and
+            # warns when another cluster holds it: any free local port will do
+            scheduler_kwargs=QUIET_SCHEDULER,
             silence_logs=50,
         )
         client = distributed.Client(cluster)
@@ -478,6 +485,19 @@ def results_frame(records: Sequence[dict[str, Any]], dimensions: Sequence[str]) 
         row["key"] = record["key"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+class SweepFailed(RuntimeError):
+    """Every combination failed, so there is nothing to rank (``backtester`` exit code 1)."""
+
+
+def check_some_ok(records: Sequence[dict[str, Any]], what: str) -> None:
+    """Raise :class:`SweepFailed` (with the first error) when no record has status ``ok``."""
+    errors = [r for r in records if r["status"] != "ok"]
+    if records and len(errors) == len(records):
+        raise SweepFailed(
+            f"{what}: all {len(records)} combinations failed; first error: {errors[0]['error']}"
+        )
 
 
 def rank(frame: pd.DataFrame, rank_by: str, *, ascending: bool = False) -> pd.DataFrame:
@@ -662,7 +682,10 @@ def run_walk_forward(
 
     def windowed(job: dict[str, Any], start_ns: int, end_ns: int) -> dict[str, Any]:
         job = json.loads(json.dumps(job))
-        job["data"] = {**job["data"], "start_ns": start_ns, "end_ns": end_ns}
+        # "within" names the whole selection, so a worker loads it once and cuts every window
+        # from it (load_data) instead of reading the catalog again per window
+        within = {"start_ns": job["data"].get("start_ns"), "end_ns": job["data"].get("end_ns")}
+        job["data"] = {**job["data"], "start_ns": start_ns, "end_ns": end_ns, "within": within}
         return job
 
     in_sample = [
@@ -674,6 +697,7 @@ def run_walk_forward(
     winners = []
     for index, window in enumerate(windows):
         chunk = first.records[index * len(combos) : (index + 1) * len(combos)]
+        check_some_ok(chunk, f"walk-forward window {index + 1} in sample")
         ranked = rank(results_frame(chunk, dimensions), rank_by, ascending=ascending)
         best = ranked.iloc[0]
         combo = {name: _plain(best[name]) for name in dimensions}
@@ -836,13 +860,24 @@ def load_data(selection: dict[str, Any]) -> Any:
     """The MarketData of a data selection, cached per process (a worker loads it once).
 
     ``selection``: ``{"source": "sample" | <catalog exchange>, "symbol", "start_ns",
-    "end_ns", "interval_ns", "catalog"}`` (times may be ``None``).
+    "end_ns", "interval_ns", "catalog"}`` (times may be ``None``). A walk-forward window also
+    has ``"within": {"start_ns", "end_ns"}``, the span of the whole selection: that is loaded
+    (once) and the window is cut from it with :func:`slice_market_data`, which keeps the same
+    ``start_ns <= ts_ns < end_ns`` rule as the catalog.
     """
     global _DATA_LOADS
     key = json.dumps(selection, sort_keys=True)
     if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = _load_data_uncached(selection)
-        _DATA_LOADS += 1
+        within = selection.get("within")
+        if within is not None:
+            whole = {k: v for k, v in selection.items() if k != "within"}
+            whole.update(start_ns=within["start_ns"], end_ns=within["end_ns"])
+            _DATA_CACHE[key] = slice_market_data(
+                load_data(whole), selection.get("start_ns"), selection.get("end_ns")
+            )
+        else:
+            _DATA_CACHE[key] = _load_data_uncached(selection)
+            _DATA_LOADS += 1
     return _DATA_CACHE[key]
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester import dtypes
+from backtester.enums import LedgerKind
 
 
 def _empty(dtype: np.dtype) -> npt.NDArray[np.void]:
@@ -45,6 +46,12 @@ class MarketData:
         Venue name the data came from (``"okx"``, ``"binance"``, ``"bitmex"``, ``"sample"``).
     sources
         Provenance per stream name (file path, catalog partition, generator seed).
+    deleverage
+        ``DELEVERAGE_EVENT_DTYPE`` ADL / clawback episodes (optional scenario input, empty by
+        default): the venue's other traders are not simulated, so an episode comes from a
+        historical announcement or a stress scenario. Validated here (sorted ``ts_ns``, kind,
+        side, price and threshold ranges) but not counted in :attr:`start_ns` / :attr:`end_ns`,
+        which span the market data only.
     """
 
     symbol: str
@@ -56,6 +63,9 @@ class MarketData:
     funding: npt.NDArray[np.void] = field(default_factory=lambda: _empty(dtypes.FUNDING_RATE_DTYPE))
     exchange: str = ""
     sources: dict[str, str] = field(default_factory=dict)
+    deleverage: npt.NDArray[np.void] = field(
+        default_factory=lambda: _empty(dtypes.DELEVERAGE_EVENT_DTYPE)
+    )
 
     _STREAMS = (
         ("trades", dtypes.TRADE_DTYPE),
@@ -66,7 +76,7 @@ class MarketData:
     )
 
     def __post_init__(self) -> None:
-        for name, dtype in self._STREAMS:
+        for name, dtype in (*self._STREAMS, ("deleverage", dtypes.DELEVERAGE_EVENT_DTYPE)):
             array = getattr(self, name)
             if not isinstance(array, np.ndarray) or array.dtype != dtype:
                 got = getattr(array, "dtype", type(array).__name__)
@@ -81,11 +91,48 @@ class MarketData:
                     f"MarketData({self.symbol!r}).{name} row {row:,}: ts_ns {int(ts[row])} < "
                     f"previous {int(ts[row - 1])} (timestamps must not decrease)"
                 )
+        self._check_deleverage()
         if len(self.bars) and self.bar_interval_ns <= 0:
             raise ValueError(
                 f"MarketData({self.symbol!r}).bar_interval_ns: must be > 0 when bars are given, "
                 f"got {self.bar_interval_ns}"
             )
+
+    def _check_deleverage(self) -> None:
+        """Field rules of the ADL / clawback episodes (see DELEVERAGE_EVENT_DTYPE)."""
+        events = self.deleverage
+        if not len(events):
+            return
+        where = f"MarketData({self.symbol!r}).deleverage"
+        kind = events["kind"].astype(np.int64)
+        side = events["side"].astype(np.int64)
+        price = events["price"]
+        threshold = events["threshold"]
+        is_adl = kind == int(LedgerKind.ADL)
+        is_clawback = kind == int(LedgerKind.CLAWBACK)
+        rules = (
+            (
+                ~(is_adl | is_clawback),
+                "kind",
+                f"LedgerKind.ADL ({int(LedgerKind.ADL)}) or LedgerKind.CLAWBACK "
+                f"({int(LedgerKind.CLAWBACK)})",
+            ),
+            ((side < -1) | (side > 1), "side", "-1 (shorts), 0 (both) or +1 (longs)"),
+            (is_adl & ~(np.isfinite(price) & (price > 0)), "price", "a finite price > 0 for ADL"),
+            (is_adl & np.isnan(threshold), "threshold", "a ranking-score cut-off (not NaN)"),
+            (is_clawback & (side != 0), "side", "0 for a clawback (every profitable position)"),
+            (is_clawback & ~np.isnan(price), "price", "NaN for a clawback (no close price)"),
+            (
+                is_clawback & ~((threshold >= 0.0) & (threshold <= 1.0)),
+                "threshold",
+                "a clawback rate in [0, 1]",
+            ),
+        )
+        for bad, name, expected in rules:
+            if bool(np.any(bad)):
+                row = int(np.flatnonzero(bad)[0])
+                value = events[name][row].item()
+                raise ValueError(f"{where} row {row:,}: {name} = {value!r}, expected {expected}")
 
     @property
     def start_ns(self) -> int:

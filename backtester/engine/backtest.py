@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester import dtypes
-from backtester.checks import check_in_range, check_positive, suggestion
+from backtester.checks import check_in_range, check_non_negative, check_positive, suggestion
 from backtester.data.market import MarketData
 from backtester.engine.driver import Run
 from backtester.engine.slippage import NullSlippage, SlippageModel, SlippageParams
@@ -30,6 +30,7 @@ _OPTIONS = {
     "latency_ns": 0,
     "bar_path": "conservative",
     "queue_model": False,
+    "queue_initial_base": 0.0,
     "margin_call_buffer_ratio": 1.5,
     "slippage": None,
     "equity_interval_ns": None,
@@ -131,6 +132,9 @@ def backtest(
         extreme first for the open position, or the extreme nearer the open first.
         ``queue_model`` (bool): resting limits at a traded price fill once the volume traded at
         that price exceeds the queue ahead (else only trades through the price fill them).
+        ``queue_initial_base`` (float ≥ 0, base coin, default 0): the resting size assumed
+        ahead of each new limit order at its price (trade data show no book; a Python
+        strategy may set it per order with ``ctx.limit(..., queue_ahead_base=...)``).
         ``margin_call_buffer_ratio`` (float ≥ 1, default 1.5): on_margin_call fires when the
         liquidation buffer falls below it. ``slippage`` (a SlippageModel, default none).
         ``equity_interval_ns`` (int): equity sampling step (default: the bar interval, or 1 min).
@@ -146,8 +150,10 @@ def backtest(
     ValueError, TypeError
         Naming the argument and the expected value.
     """
-    if not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
-        raise TypeError(f"strategy: expected a Strategy subclass, got {strategy!r}")
+    from backtester.jit import JitStrategy
+
+    if not (isinstance(strategy, type) and issubclass(strategy, (Strategy, JitStrategy))):
+        raise TypeError(f"strategy: expected a Strategy or JitStrategy subclass, got {strategy!r}")
     unknown = set(options) - set(_OPTIONS)
     if unknown:
         name = sorted(unknown)[0]
@@ -219,10 +225,14 @@ def backtest(
         latency_ns=latency,
         bar_path=0 if bar_path == "conservative" else 1,
         queue_model=bool(opts["queue_model"]),
+        queue_initial_base=check_non_negative(opts["queue_initial_base"], "queue_initial_base"),
         margin_call_buffer_ratio=margin_call,
         equity_interval_ns=int(equity_interval),
     )
-    run.run(instance)
+    if isinstance(instance, JitStrategy):
+        run.run_jit(instance)
+    else:
+        run.run(instance)
     config = {
         "strategy": f"{strategy.__module__}.{strategy.__qualname__}",
         "params": {k: _jsonable(v) for k, v in {**strategy.parameters(), **(params or {})}.items()},

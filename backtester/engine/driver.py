@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester import dtypes
-from backtester.checks import check_finite, check_positive
+from backtester.checks import check_finite, check_non_negative, check_positive
 from backtester.data.market import MarketData
 from backtester.engine.account_nb import (
     M_RATIO,
@@ -27,8 +27,20 @@ from backtester.engine.account_nb import (
     isolated_buffer_nb,
     isolated_liquidation_price_nb,
 )
-from backtester.engine.loop_nb import record_equity_nb, run_until_nb
+from backtester.engine.loop_nb import (
+    WAKE_INSTRUMENT_SHIFT,
+    WAKE_REASON_MASK,
+    WAKE_REF_SHIFT,
+    YIELD_BUFFER_FULL,
+    no_callback_nb,
+    record_equity_nb,
+    replay_gen_nb,
+    run_until_nb,
+)
+from backtester.engine.order_entry_nb import ORDER_HEADROOM, cancel_order_nb, place_order_nb
 from backtester.engine.orders_nb import accept_orders_nb
+from backtester.engine.rows import RowView
+from backtester.engine.state_nb import EngineState
 from backtester.enums import (
     MarginMode,
     OrderStatus,
@@ -46,16 +58,16 @@ _WAKE_BITS = {
     "on_funding": WakeReason.FUNDING,
     "on_liquidation": WakeReason.LIQUIDATION,
     "on_margin_call": WakeReason.MARGIN_CALL,
+    "on_adl": WakeReason.ADL,
 }
-_BUFFERS = ("fills", "funding_payments", "liquidations", "settlements", "ledger", "equity")
+# in the order of the loop's ``capacities`` (see min_free_nb)
+_BUFFERS = (
+    "fills", "funding_payments", "liquidations", "settlements", "ledger", "equity", "adl",
+)  # fmt: skip
 _COUNTERS = (
-    "n_fills",
-    "n_funding_payments",
-    "n_liquidations",
-    "n_settlements",
-    "n_ledger",
-    "n_equity",
-)
+    "n_fills", "n_funding_payments", "n_liquidations", "n_settlements", "n_ledger", "n_equity",
+    "n_adl",
+)  # fmt: skip
 _TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 
 
@@ -63,6 +75,16 @@ def _concat(arrays: list[npt.NDArray[np.void]], dtype: np.dtype) -> npt.NDArray[
     if not arrays:
         return np.zeros(0, dtype=dtype)
     return np.ascontiguousarray(np.concatenate(arrays)) if len(arrays) > 1 else arrays[0]
+
+
+def _equity_rows(data: list[MarketData], interval_ns: int, n_events: int) -> int:
+    """Equity rows a run writes at most (one per interval with an event, and the final row)
+    plus the loop's head-room, so the buffer is not regrown (and copied) near the end."""
+    rows = n_events
+    if interval_ns > 0:
+        span = max(d.end_ns for d in data) - min(d.start_ns for d in data)
+        rows = min(rows, span // interval_ns + 2)
+    return max(1024, int(rows) + 256)
 
 
 class Run:
@@ -80,7 +102,8 @@ class Run:
         Per instrument.
     slippage_rates
         Taker slippage fraction per instrument.
-    latency_ns, bar_path, queue_model, margin_call_buffer_ratio, equity_interval_ns
+    latency_ns, bar_path, queue_model, queue_initial_base, margin_call_buffer_ratio,
+    equity_interval_ns
         Engine options (see :func:`backtester.engine.backtest.backtest`).
     """
 
@@ -97,6 +120,7 @@ class Run:
         latency_ns: int,
         bar_path: int,
         queue_model: bool,
+        queue_initial_base: float = 0.0,
         margin_call_buffer_ratio: float,
         equity_interval_ns: int,
     ) -> None:
@@ -112,6 +136,7 @@ class Run:
             "index": [],
             "mark": [],
             "funding": [],
+            "deleverage": [],
         }
         cursor_names = {
             "trades": "trade",
@@ -119,6 +144,7 @@ class Run:
             "index": "index",
             "mark": "mark",
             "funding": "funding",
+            "deleverage": "deleverage",
         }
         offsets = dict.fromkeys(streams, 0)
         start_ns = min(d.start_ns for d in data)
@@ -153,6 +179,9 @@ class Run:
         self.index = _concat(streams["index"], dtypes.PRICE_DTYPE)
         self.mark = _concat(streams["mark"], dtypes.PRICE_DTYPE)
         self.funding = _concat(streams["funding"], dtypes.FUNDING_RATE_DTYPE)
+        self.deleverage = _concat(streams["deleverage"], dtypes.DELEVERAGE_EVENT_DTYPE)
+        self._bar_view = RowView(self.bars)
+        self._trade_view = RowView(self.trades)
         self._bar_starts = [int(self.positions[i]["c_bar"]) for i in range(self.n_instruments)]
         self.account = np.zeros(1, dtype=dtypes.ACCOUNT_STATE_DTYPE)
         a = self.account[0]
@@ -160,6 +189,7 @@ class Run:
         a["latency_ns"] = latency_ns
         a["bar_path"] = bar_path
         a["queue_model"] = queue_model
+        a["queue_initial_base"] = queue_initial_base
         a["margin_call_buffer_ratio"] = margin_call_buffer_ratio
         a["equity_interval_ns"] = equity_interval_ns
         a["next_equity_ns"] = start_ns
@@ -175,16 +205,19 @@ class Run:
             ),
             "liquidations": np.zeros(64, dtype=dtypes.LIQUIDATION_DTYPE),
             "settlements": np.zeros(64, dtype=dtypes.SETTLEMENT_DTYPE),
+            "adl": np.zeros(max(64, len(self.deleverage) + 8), dtype=dtypes.ADL_DTYPE),
             "ledger": np.zeros(4096, dtype=dtypes.LEDGER_DTYPE),
-            "equity": np.zeros(max(1024, n_bars + 16), dtype=dtypes.EQUITY_DTYPE),
+            "equity": np.zeros(
+                _equity_rows(data, equity_interval_ns, n_bars), dtype=dtypes.EQUITY_DTYPE
+            ),
         }
         self._metrics = np.zeros(N_METRICS)
         self._scratch = np.zeros(N_METRICS)
         self._dirty = False
         self._wants_rejected = False
         self._args: tuple[Any, ...] | None = None
-        self._entry: Any = None
         self._caps = np.zeros(len(_BUFFERS), dtype=np.int64)
+        self._contexts = [Context(self, i) for i in range(self.n_instruments)]
 
     # ------------------------------------------------------------------ capacity
     def _capacities(self) -> npt.NDArray[np.int64]:
@@ -202,6 +235,8 @@ class Run:
                 grown = np.zeros(2 * len(buffer) + 64, dtype=buffer.dtype)
                 grown[: len(buffer)] = buffer
                 self.buffers[name] = grown
+        if len(self.orders) - int(a["n_orders"]) < ORDER_HEADROOM:
+            self._grow_orders()
         self._args = None
 
     def _grow_orders(self) -> None:
@@ -227,6 +262,7 @@ class Run:
         reduce_only: bool = False,
         post_only: bool = False,
         tag: int = 0,
+        queue_ahead_base: float | None = None,
     ) -> int:
         """Write a new ORDER_DTYPE row (validated after the callback); returns its order id."""
         if time_in_force not in _TIF:
@@ -234,56 +270,32 @@ class Run:
                 f"time_in_force: expected 'GTC', 'IOC' or 'FOK', got {time_in_force!r}"
             )
         a = self.account[0]
-        row = int(a["n_orders"])
-        if row >= len(self.orders):
+        if int(a["n_orders"]) >= len(self.orders):
             self._grow_orders()
-        o = self.orders[row]
-        o["order_id"] = row
-        o["instrument"] = instrument
-        o["ts_created_ns"] = a["ts_ns"]
-        o["ts_updated_ns"] = a["ts_ns"]
-        o["order_type"] = order_type
-        o["side"] = side
-        o["time_in_force"] = _TIF[time_in_force]
-        o["reduce_only"] = reduce_only
-        o["post_only"] = post_only
-        o["status"] = OrderStatus.NEW
-        o["price"] = math.nan if price is None else check_finite(price, "price")
-        o["trigger_price"] = math.nan if trigger is None else check_finite(trigger, "trigger")
-        o["qty_contracts"] = qty
-        o["filled_contracts"] = 0.0
-        o["average_fill_price"] = math.nan
-        o["tag"] = tag
-        a["n_orders"] = row + 1
-        a["next_order_id"] = row + 1
+        row = place_order_nb(
+            self.account,
+            self.orders,
+            self.work,
+            instrument,
+            order_type,
+            side,
+            qty,
+            math.nan if price is None else check_finite(price, "price"),
+            math.nan if trigger is None else check_finite(trigger, "trigger"),
+            _TIF[time_in_force],
+            reduce_only,
+            post_only,
+            tag,
+            math.nan
+            if queue_ahead_base is None
+            else check_non_negative(queue_ahead_base, "queue_ahead_base"),
+        )
         self._dirty = True
-        return row
-
-    def _working_position(self, order_id: int) -> int:
-        a = self.account[0]
-        for k in range(int(a["n_active"])):
-            if int(self.active[k]) == order_id:
-                return k
-        return -1
+        return int(row)
 
     def cancel(self, order_id: int) -> bool:
-        """Cancel a working (or just placed) order."""
-        a = self.account[0]
-        if not 0 <= order_id < int(a["n_orders"]):
-            return False
-        o = self.orders[order_id]
-        if order_id >= int(a["n_orders_seen"]):
-            o["status"] = OrderStatus.CANCELLED
-            return True
-        k = self._working_position(order_id)
-        if k < 0:
-            return False
-        n = int(a["n_active"])
-        self.active[k : n - 1] = self.active[k + 1 : n]
-        a["n_active"] = n - 1
-        o["status"] = OrderStatus.CANCELLED
-        o["ts_updated_ns"] = a["ts_ns"]
-        return True
+        """Cancel a working (or just placed) order; False when it is not working."""
+        return bool(cancel_order_nb(self.account, self.orders, self.active, int(order_id)))
 
     def amend(
         self, order_id: int, *, price: float | None, contracts: float | None, trigger: float | None
@@ -366,6 +378,10 @@ class Run:
         return orders[orders["instrument"] == instrument].copy()
 
     # ------------------------------------------------------------------ views
+    def context(self, instrument: int) -> Context:
+        """The strategy context of one instrument (one object per instrument and run)."""
+        return self._contexts[instrument]
+
     def history(self, field: str, instrument: int) -> npt.NDArray[np.float64]:
         """Bar field values seen so far (read-only view)."""
         start = self._bar_starts[instrument]
@@ -408,21 +424,15 @@ class Run:
         return {"unrealised_pnl": upl, "margin_ratio": ratio, "liquidation_price": liq}
 
     # ------------------------------------------------------------------ the run
-    def _accept(self, strategy: Strategy, ctx: Context) -> None:
-        """Validate orders placed in a callback; call on_order_rejected for refused ones."""
-        wants = self._wants_rejected
+    def _accept(self, strategy: Strategy) -> None:
+        """Validate orders placed outside the replay (``on_start``, ``on_stop``); call
+        ``on_order_rejected`` for refused ones (orders it places are validated in turn)."""
         self._dirty = False
         for _ in range(10_000):
             a = self.account[0]
             first, last = int(a["n_orders_seen"]), int(a["n_orders"])
             if first == last:
                 return
-            if int(a["n_active"]) + (last - first) > len(self.active):
-                self._grow_orders()
-            # rows cancelled before validation stay cancelled: validate the rest only
-            cancelled = [
-                r for r in range(first, last) if self.orders[r]["status"] == OrderStatus.CANCELLED
-            ]
             accept_orders_nb(
                 self.account,
                 self.positions,
@@ -434,50 +444,28 @@ class Run:
                 a["ts_ns"],
                 self._scratch,
             )
-            for r in cancelled:
-                self.cancel_accepted(r)
-            if wants:
+            if self._wants_rejected:
                 for r in range(first, last):
                     if self.orders[r]["status"] == OrderStatus.REJECTED:
-                        strategy.on_order_rejected(ctx, self.orders[r])
-
-    def cancel_accepted(self, row: int) -> None:
-        """Re-cancel an order that was cancelled before validation."""
-        k = self._working_position(row)
-        if k >= 0:
-            a = self.account[0]
-            n = int(a["n_active"])
-            self.active[k : n - 1] = self.active[k + 1 : n]
-            a["n_active"] = n - 1
-        if self.orders[row]["status"] != OrderStatus.REJECTED:
-            self.orders[row]["status"] = OrderStatus.CANCELLED
+                        o = self.orders[r]
+                        strategy.on_order_rejected(self._contexts[int(o["instrument"])], o)
+        raise RuntimeError("on_order_rejected kept placing rejected orders (10,000 rounds)")
 
     def _loop_arguments(self) -> tuple[Any, ...]:
-        return (
-            self.trades, self.bars, self.index, self.mark, self.funding, self.params,
-            self.tiers, self.slippage, self.account, self.positions, self.orders, self.work,
-            self.active, self.buffers["fills"], self.buffers["funding_payments"],
-            self.buffers["liquidations"], self.buffers["settlements"], self.buffers["ledger"],
-            self.buffers["equity"], self._capacities(),
+        """(EngineState, capacities): the arguments of the replay kernels, rebuilt after any
+        array was replaced (grown)."""
+        state = EngineState(
+            trades=self.trades, bars=self.bars, index=self.index, mark=self.mark,
+            funding=self.funding, deleverage=self.deleverage, params=self.params,
+            tiers=self.tiers, slippage=self.slippage,
+            account=self.account, positions=self.positions, orders=self.orders, work=self.work,
+            active=self.active, fills=self.buffers["fills"],
+            funding_payments=self.buffers["funding_payments"],
+            liquidations=self.buffers["liquidations"], settlements=self.buffers["settlements"],
+            adl=self.buffers["adl"], ledger=self.buffers["ledger"], equity=self.buffers["equity"],
+            metrics=self._metrics, scratch=self._scratch,
         )  # fmt: skip
-
-    def _call_loop(self, args: tuple[Any, ...]) -> int:
-        """Call run_until_nb; after the first call, through its compiled entry point.
-
-        Resolving the argument types of ~15 structured arrays costs tens of µs per call in the
-        dispatcher; the compiled entry point skips that (the types never change within a run:
-        grown buffers keep their dtype and layout).
-        """
-        entry = self._entry
-        if entry is not None:
-            return int(entry(*args))
-        status = int(run_until_nb(*args))
-        if len(run_until_nb.signatures) >= 1:
-            for signature in run_until_nb.signatures:
-                candidate = run_until_nb.overloads[signature]
-                if tuple(signature) == tuple(run_until_nb.typeof_pyval(a) for a in args):
-                    self._entry = candidate.entry_point
-        return status
+        return state, self._capacities()
 
     def run(self, strategy: Strategy) -> None:
         """Replay everything, calling the strategy at its wake-ups."""
@@ -487,79 +475,175 @@ class Run:
         for name, bit in _WAKE_BITS.items():
             if name in subscribed:
                 mask |= int(bit)
+        if self._wants_rejected:
+            mask |= int(WakeReason.ORDER_UPDATE)
         self.account[0]["wake_mask"] = mask
-        self._bar_only = not (subscribed & {"on_liquidation", "on_funding", "on_fill"})
-        ctx = Context(self)
-        seen = {"fills": 0, "funding_payments": 0, "liquidations": 0}
+        ctx = self._contexts[0]
         strategy.on_start(ctx)
-        self._accept(strategy, ctx)
-        while True:
-            if self._args is None:
-                self._args = self._loop_arguments()
-            status = self._call_loop(self._args)
-            if status == Status.BUFFER_FULL:
-                self._grow_buffers()
-                continue
-            if status == Status.END_OF_DATA:
-                break
-            self._dispatch(strategy, ctx, subscribed, seen)
-            if self._dirty:
-                self._accept(strategy, ctx)
+        self._accept(strategy)
+        while self._replay(strategy, subscribed) == YIELD_BUFFER_FULL:
+            self._grow_buffers()
         strategy.on_stop(ctx)
-        self._accept(strategy, ctx)
+        self._accept(strategy)
         self._grow_buffers()
         a = self.account[0]
-        record_equity_nb(
-            self.account,
-            self.positions,
-            self.params,
-            self.tiers,
-            self.buffers["equity"],
-            a["ts_ns"],
-            self._metrics,
-            self._scratch,
-        )
+        record_equity_nb(self._loop_arguments()[0], a["ts_ns"])
 
-    def _dispatch(
-        self, strategy: Strategy, ctx: Context, subscribed: set[str], seen: dict[str, int]
-    ) -> None:
+    def run_jit(self, strategy: Any) -> None:
+        """Replay everything with a :class:`~backtester.jit.JitStrategy`: its callbacks run
+        inside the jitted loop (no wake-ups to Python)."""
+        from backtester.jit import JitStrategy
+
+        if not isinstance(strategy, JitStrategy):
+            raise TypeError(f"strategy: expected a JitStrategy instance, got {strategy!r}")
+        subscribed = strategy.subscribed()
+        mask = 0
+        for name, bit in _WAKE_BITS.items():
+            if name in subscribed:
+                mask |= int(bit)
+        if "on_order_rejected" in subscribed:
+            mask |= int(WakeReason.ORDER_UPDATE)
         a = self.account[0]
-        reason = int(a["wake_reason"])
-        i = int(a["wake_instrument"])
-        ictx = ctx if i == 0 else Context(self, i)
-        if reason == WakeReason.BAR and self._bar_only:
-            strategy.on_bar(ictx, self.bars[int(a["wake_ref"])])
+        a["wake_mask"] = 0
+        a["callback_mask"] = mask
+        user_state = strategy.make_state()
+        callbacks = [
+            strategy.callback(name) or no_callback_nb
+            for name in (
+                "on_bar", "on_trade", "on_fill", "on_funding", "on_liquidation",
+                "on_margin_call", "on_adl", "on_order_rejected",
+            )
+        ]  # fmt: skip
+        rejected = strategy.callback("on_order_rejected")
+
+        def accept() -> None:
+            for _ in range(10_000):
+                first, last = int(a["n_orders_seen"]), int(a["n_orders"])
+                if first == last:
+                    return
+                self._grow_buffers()
+                accept_orders_nb(
+                    self.account, self.positions, self.params, self.tiers, self.orders,
+                    self.work, self.active, a["ts_ns"], self._scratch,
+                )  # fmt: skip
+                if rejected is not None:
+                    state = self._loop_arguments()[0]
+                    for r in range(first, last):
+                        if self.orders[r]["status"] == OrderStatus.REJECTED:
+                            rejected(state, user_state, r)
+            raise RuntimeError("on_order_rejected kept placing rejected orders (10,000 rounds)")
+
+        self._grow_buffers()
+        if strategy.callback("on_start") is not None:
+            strategy.callback("on_start")(self._loop_arguments()[0], user_state)
+        accept()
+        while True:
+            state, capacities = self._loop_arguments()
+            status = run_until_nb(state, capacities, *callbacks, user_state)
+            if status == Status.END_OF_DATA:
+                break
+            self._grow_buffers()
+        self._grow_buffers()
+        if strategy.callback("on_stop") is not None:
+            strategy.callback("on_stop")(self._loop_arguments()[0], user_state)
+        accept()
+        self._grow_buffers()
+        record_equity_nb(self._loop_arguments()[0], a["ts_ns"])
+
+    def _replay(self, strategy: Strategy, subscribed: set[str]) -> int:
+        """Drive the replay generator until the end of data or a full buffer; returns its code.
+
+        The common wake-ups (a bar or a trade and nothing else) call the callback directly;
+        the rest go through :meth:`_dispatch`. When a callback replaced an array (more order
+        rows), a new generator continues from the state in the arrays.
+        """
+        contexts = self._contexts
+        bar_view, trade_view = self._bar_view, self._trade_view
+        on_bar = strategy.on_bar if "on_bar" in subscribed else None
+        on_trade = strategy.on_trade if "on_trade" in subscribed else None
+        instrument_mask = (1 << (WAKE_REF_SHIFT - WAKE_INSTRUMENT_SHIFT)) - 1
+        bar_bit, trade_bit = int(WakeReason.BAR), int(WakeReason.TRADE)
+        # the views' current blocks, kept in locals: this loop runs once per bar or tick
+        b_start = b_end = t_start = t_end = 0
+        while True:
+            self._args = self._loop_arguments()
+            for code in replay_gen_nb(*self._args, no_callback_nb):
+                if code < 0:
+                    return int(code)
+                reason = code & WAKE_REASON_MASK
+                if reason == bar_bit and on_bar is not None:
+                    k = code >> WAKE_REF_SHIFT
+                    if b_start <= k < b_end:
+                        bar_view._row = k - b_start
+                    else:
+                        bar_view.move(k)
+                        b_start, b_end = bar_view._start, bar_view._end
+                    on_bar(contexts[(code >> WAKE_INSTRUMENT_SHIFT) & instrument_mask], bar_view)
+                elif reason == trade_bit and on_trade is not None:
+                    k = code >> WAKE_REF_SHIFT
+                    if t_start <= k < t_end:
+                        trade_view._row = k - t_start
+                    else:
+                        trade_view.move(k)
+                        t_start, t_end = trade_view._start, trade_view._end
+                    on_trade(
+                        contexts[(code >> WAKE_INSTRUMENT_SHIFT) & instrument_mask], trade_view
+                    )
+                else:
+                    self._dispatch(strategy, subscribed, code)
+                if self._args is None:
+                    break
+
+    def _dispatch(self, strategy: Strategy, subscribed: set[str], code: int) -> None:
+        a = self.account[0]
+        reason = code & WAKE_REASON_MASK
+        if reason == WakeReason.ORDER_UPDATE:
+            for r in range(code >> WAKE_REF_SHIFT, int(a["n_orders_seen"])):
+                if self.orders[r]["status"] == OrderStatus.REJECTED:
+                    o = self.orders[r]
+                    strategy.on_order_rejected(self._contexts[int(o["instrument"])], o)
             return
+        i = int(a["wake_instrument"])
+        ictx = self._contexts[i]
+        contexts = self._contexts
         liquidations = self.buffers["liquidations"]
         if "on_liquidation" in subscribed:
-            for k in range(seen["liquidations"], int(a["n_liquidations"])):
-                strategy.on_liquidation(ctx.on(int(liquidations[k]["instrument"])), liquidations[k])
-        seen["liquidations"] = int(a["n_liquidations"])
+            for k in range(int(a["n_liquidations_seen"]), int(a["n_liquidations"])):
+                strategy.on_liquidation(
+                    contexts[int(liquidations[k]["instrument"])], liquidations[k]
+                )
+        a["n_liquidations_seen"] = a["n_liquidations"]
+        adl = self.buffers["adl"]
+        if "on_adl" in subscribed:
+            for k in range(int(a["n_adl_seen"]), int(a["n_adl"])):
+                strategy.on_adl(contexts[int(adl[k]["instrument"])], adl[k])
+        a["n_adl_seen"] = a["n_adl"]
         payments = self.buffers["funding_payments"]
         if "on_funding" in subscribed:
-            for k in range(seen["funding_payments"], int(a["n_funding_payments"])):
-                strategy.on_funding(ictx, payments[k])
-        seen["funding_payments"] = int(a["n_funding_payments"])
+            for k in range(int(a["n_funding_seen"]), int(a["n_funding_payments"])):
+                strategy.on_funding(contexts[int(payments[k]["instrument"])], payments[k])
+        a["n_funding_seen"] = a["n_funding_payments"]
         fills = self.buffers["fills"]
         if "on_fill" in subscribed:
-            for k in range(seen["fills"], int(a["n_fills"])):
+            for k in range(int(a["n_fills_seen"]), int(a["n_fills"])):
                 if fills[k]["order_id"] >= 0:
-                    strategy.on_fill(ctx.on(int(fills[k]["instrument"])), fills[k])
-        seen["fills"] = int(a["n_fills"])
+                    strategy.on_fill(contexts[int(fills[k]["instrument"])], fills[k])
+        a["n_fills_seen"] = a["n_fills"]
         if reason & WakeReason.MARGIN_CALL and "on_margin_call" in subscribed:
             summary = self.position_summary(i)
             strategy.on_margin_call(ictx, {"instrument": i, **summary})
         if reason & WakeReason.BAR and "on_bar" in subscribed:
-            strategy.on_bar(ictx, self.bars[int(a["wake_ref"])])
+            strategy.on_bar(ictx, self._bar_view.move(code >> WAKE_REF_SHIFT))
         if reason & WakeReason.TRADE and "on_trade" in subscribed:
-            strategy.on_trade(ictx, self.trades[int(a["wake_ref"])])
+            strategy.on_trade(ictx, self._trade_view.move(code >> WAKE_REF_SHIFT))
 
     def records(self) -> dict[str, npt.NDArray[np.void]]:
-        """Trimmed copies of every record buffer, by Result record kind."""
+        """Every record buffer trimmed to its rows, by Result record kind."""
         a = self.account[0]
-        out = {"orders": self.orders[: int(a["n_orders"])].copy()}
+        # trimmed views, not copies: the run is over and nothing writes these buffers again
+        out = {"orders": self.orders[: int(a["n_orders"])]}
         for name, counter in zip(_BUFFERS, _COUNTERS, strict=True):
-            out[name] = self.buffers[name][: int(a[counter])].copy()
+            out[name] = self.buffers[name][: int(a[counter])]
         return out
 
 

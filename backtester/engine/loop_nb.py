@@ -5,9 +5,9 @@ merged inside the loop by a linear scan over the stream heads (5 per instrument;
 heap at these sizes and needs no merged copy of the data). Ties at one timestamp are broken by
 :class:`~backtester.enums.EventKind` priority — index → mark → funding → trade → bar — then by
 instrument. A mark update is followed by the liquidation check; fills of resting orders happen
-on trades/bars; the strategy callback runs after the whole event, in Python, when the loop
-returns ``Status.WAKE`` (STYLE.md C7). ``run_until_nb`` is a small dispatcher over
-``handle_<kind>_nb`` functions.
+on trades/bars; the strategy callback runs after the whole event: in Python when the loop
+returns ``Status.WAKE`` (STYLE.md C7), or inside the loop for a jitted strategy.
+``run_until_nb`` is a small dispatcher over ``handle_<kind>_nb`` functions.
 """
 
 from __future__ import annotations
@@ -19,18 +19,21 @@ from backtester.engine.account_nb import (
     M_MM,
     M_RATIO,
     M_UPL,
-    N_METRICS,
     apply_funding_nb,
     apply_settlement_nb,
+    cancel_instrument_orders_nb,
     check_liquidation_nb,
     cross_metrics_nb,
     isolated_buffer_nb,
 )
-from backtester.engine.orders_nb import process_point_nb, process_segment_nb
+from backtester.engine.deleverage_nb import apply_deleverage_event_nb
+from backtester.engine.order_entry_nb import ORDER_HEADROOM
+from backtester.engine.orders_nb import accept_orders_nb, process_point_nb, process_segment_nb
 from backtester.enums import (
     EventKind,
     MarginMode,
     MarkPriceMethod,
+    OrderStatus,
     Status,
     WakeReason,
 )
@@ -43,89 +46,80 @@ from backtester.swap.mark_nb import (
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
 _NO_EVENT = np.iinfo(np.int64).max
+# The per-event functions take the EngineState (one pointer) and fetch only the arrays they
+# use: a jitted call that passes ~13 arrays costs ~45 ns of argument passing and reference
+# counting (one atomic update per array, each way), more than the event's own work. Kernels
+# with array arguments are called only when there is work for them (open position, orders).
 # Status values as plain ints: returning an IntEnum member from a jitted function boxes it
 # through pickle on every call (µs per crossing); the driver compares the ints with Status.
 _BUFFER_FULL = int(Status.BUFFER_FULL)
 _END_OF_DATA = int(Status.END_OF_DATA)
 _WAKE = int(Status.WAKE)
+_ORDER_UPDATE = int(WakeReason.ORDER_UPDATE)
 HEADROOM_PER_ORDER = 6  # records one event may write per active order / instrument
 
 
 @njit(cache=True)
-def next_event_nb(positions, trades, bars, index, mark, funding) -> tuple:
+def next_event_nb(state) -> tuple:
     """(instrument, EventKind, ts_ns) of the next event, or (-1, -1, max) at the end."""
+    positions = state.positions
     best_ts = _NO_EVENT
     best_kind = 99
     best_i = -1
     for i in range(len(positions)):
         s = positions[i]
-        for kind in range(5):
-            if kind == EventKind.INDEX:
-                if s["c_index"] >= s["e_index"]:
-                    continue
-                t = index[s["c_index"]]["ts_ns"]
-            elif kind == EventKind.MARK:
-                if s["c_mark"] >= s["e_mark"]:
-                    continue
-                t = mark[s["c_mark"]]["ts_ns"]
-            elif kind == EventKind.FUNDING:
-                if s["c_funding"] >= s["e_funding"]:
-                    continue
-                t = funding[s["c_funding"]]["ts_ns"]
-            elif kind == EventKind.TRADE:
-                if s["c_trade"] >= s["e_trade"]:
-                    continue
-                t = trades[s["c_trade"]]["ts_ns"]
-            else:
-                if s["c_bar"] >= s["e_bar"]:
-                    continue
-                t = bars[s["c_bar"]]["ts_ns"] + s["bar_interval_ns"]
-            if t < best_ts or (t == best_ts and kind < best_kind):
-                best_ts = t
-                best_kind = kind
-                best_i = i
+        if s["c_index"] < s["e_index"]:
+            t = state.index[s["c_index"]]["ts_ns"]
+            if t < best_ts or (t == best_ts and best_kind > EventKind.INDEX):
+                best_ts, best_kind, best_i = t, EventKind.INDEX, i
+        if s["c_mark"] < s["e_mark"]:
+            t = state.mark[s["c_mark"]]["ts_ns"]
+            if t < best_ts or (t == best_ts and best_kind > EventKind.MARK):
+                best_ts, best_kind, best_i = t, EventKind.MARK, i
+        if s["c_funding"] < s["e_funding"]:
+            t = state.funding[s["c_funding"]]["ts_ns"]
+            if t < best_ts or (t == best_ts and best_kind > EventKind.FUNDING):
+                best_ts, best_kind, best_i = t, EventKind.FUNDING, i
+        if s["c_deleverage"] < s["e_deleverage"]:
+            t = state.deleverage[s["c_deleverage"]]["ts_ns"]
+            if t < best_ts or (t == best_ts and best_kind > EventKind.DELEVERAGE):
+                best_ts, best_kind, best_i = t, EventKind.DELEVERAGE, i
+        if s["c_trade"] < s["e_trade"]:
+            t = state.trades[s["c_trade"]]["ts_ns"]
+            if t < best_ts or (t == best_ts and best_kind > EventKind.TRADE):
+                best_ts, best_kind, best_i = t, EventKind.TRADE, i
+        if s["c_bar"] < s["e_bar"]:
+            t = state.bars[s["c_bar"]]["ts_ns"] + s["bar_interval_ns"]
+            if t < best_ts or (t == best_ts and best_kind > EventKind.BAR):
+                best_ts, best_kind, best_i = t, EventKind.BAR, i
     return best_i, best_kind, best_ts
 
 
 @njit(cache=True)
-def liquidation_after_mark_nb(
-    account,
-    positions,
-    params,
-    tiers,
-    orders,
-    active,
-    fills,
-    liquidations,
-    ledger,
-    i,
-    ts,
-    m,
-    scratch,
-) -> int:
+def liquidation_after_mark_nb(state, i, ts) -> int:
     """Run the liquidation check after instrument ``i``'s mark changed; returns wake bits."""
     return check_liquidation_nb(
-        account,
-        positions,
-        params,
-        tiers,
-        orders,
-        active,
-        fills,
-        liquidations,
-        ledger,
+        state.account,
+        state.positions,
+        state.params,
+        state.tiers,
+        state.orders,
+        state.active,
+        state.fills,
+        state.liquidations,
+        state.ledger,
         i,
         ts,
-        m,
-        scratch,
+        state.metrics,
+        state.scratch,
     )
 
 
 @njit(cache=True)
-def update_mark_from_index_nb(positions, params, funding, i, ts) -> bool:
+def update_mark_from_index_nb(state, i, ts) -> bool:
     """Recompute the mark after an index update per the profile's method; True if it changed."""
-    s = positions[i]
-    p = params[i]
+    s = state.positions[i]
+    p = state.params[i]
     method = p["mark_price_method"]
     index = s["index_price"]
     if method == MarkPriceMethod.INDEX_EMA_BASIS or method == MarkPriceMethod.BINANCE_MEDIAN:
@@ -146,11 +140,13 @@ def update_mark_from_index_nb(positions, params, funding, i, ts) -> bool:
             s["mark_price"] = basis_mark
             return True
         s["mark_price"] = median_mark_nb(
-            funding_mark_nb(positions, params, funding, i, ts), basis_mark, s["last_price"]
+            funding_mark_nb(state.positions, state.params, state.funding, i, ts),
+            basis_mark,
+            s["last_price"],
         )
         return True
     if method == MarkPriceMethod.FUNDING_BASIS:
-        s["mark_price"] = funding_mark_nb(positions, params, funding, i, ts)
+        s["mark_price"] = funding_mark_nb(state.positions, state.params, state.funding, i, ts)
         return True
     return False
 
@@ -172,27 +168,41 @@ def funding_mark_nb(positions, params, funding, i, ts) -> float:
 
 
 @njit(cache=True)
-def record_equity_nb(account, positions, params, tiers, equity, ts, m, scratch) -> None:
+def record_equity_nb(state, ts) -> None:
     """Append one EQUITY row: balance, equity at mark, UPL, maintenance, margin ratio."""
+    account = state.account
+    positions = state.positions
     acc = account[0]
     upl = 0.0
     mm = 0.0
     ratio = np.nan
+    any_open = False
+    any_cross = False
     for i in range(len(positions)):
-        if positions[i]["margin_mode"] == MarginMode.ISOLATED:
-            isolated_buffer_nb(positions, params, tiers, i, m)
-            upl += m[M_UPL]
-            mm += m[M_MM]
-            if positions[i]["contracts"] != 0.0 and np.isnan(ratio):
-                ratio = m[M_RATIO]
-    first = cross_metrics_nb(account, positions, params, tiers, m, scratch)
-    if first >= 0:
-        upl += m[M_UPL]
-        mm += m[M_MM]
-        if np.isnan(ratio):
-            ratio = m[M_RATIO]
+        if positions[i]["contracts"] != 0.0:
+            any_open = True
+            if positions[i]["margin_mode"] != MarginMode.ISOLATED:
+                any_cross = True
+    if any_open:
+        m = state.metrics
+        for i in range(len(positions)):
+            if positions[i]["margin_mode"] == MarginMode.ISOLATED:
+                isolated_buffer_nb(positions, state.params, state.tiers, i, m)
+                upl += m[M_UPL]
+                mm += m[M_MM]
+                if positions[i]["contracts"] != 0.0 and np.isnan(ratio):
+                    ratio = m[M_RATIO]
+        if any_cross:
+            first = cross_metrics_nb(
+                account, positions, state.params, state.tiers, m, state.scratch
+            )
+            if first >= 0:
+                upl += m[M_UPL]
+                mm += m[M_MM]
+                if np.isnan(ratio):
+                    ratio = m[M_RATIO]
     n = acc["n_equity"]
-    r = equity[n]
+    r = state.equity[n]
     r["ts_ns"] = ts
     r["balance_settle"] = acc["balance_settle"]
     r["equity_settle"] = acc["balance_settle"] + upl
@@ -221,428 +231,331 @@ def bar_path_nb(bar, position_sign, nearest_first) -> tuple:
 
 
 @njit(cache=True)
-def handle_bar_nb(
-    account,
-    positions,
-    params,
-    tiers,
-    orders,
-    work,
-    active,
-    fills,
-    liquidations,
-    ledger,
-    bars,
-    slippage,
-    i,
-    ts,
-    m,
-    scratch,
-) -> int:
+def point_nb(state, i, ts, price, volume, on_bar, active_ts) -> bool:
+    """Match instrument ``i``'s resting orders against one traded price (see process_point_nb)."""
+    return process_point_nb(
+        state.account,
+        state.positions,
+        state.params,
+        state.orders,
+        state.work,
+        state.active,
+        state.fills,
+        state.ledger,
+        i,
+        ts,
+        price,
+        volume,
+        on_bar,
+        state.slippage,
+        active_ts,
+    )
+
+
+@njit(cache=True)
+def segment_nb(state, i, ts, start, end, lo, hi, active_ts) -> bool:
+    """Match resting orders against the intrabar path from ``start`` to ``end``."""
+    return process_segment_nb(
+        state.account,
+        state.positions,
+        state.params,
+        state.orders,
+        state.work,
+        state.active,
+        state.fills,
+        state.ledger,
+        i,
+        ts,
+        start,
+        end,
+        lo,
+        hi,
+        state.slippage,
+        active_ts,
+    )
+
+
+@njit(cache=True)
+def handle_bar_nb(state, i, ts) -> int:
     """A bar closes: its path open → extremes → close fills resting orders (when the instrument
     fills on bars), the last price becomes the close, and under the LAST mark method the mark
     too (then the liquidation check). Returns wake bits."""
-    s = positions[i]
+    s = state.positions[i]
     row = s["c_bar"]
-    bar = bars[row]
+    bar = state.bars[row]
     s["c_bar"] = row + 1
     wake = 0 | WakeReason.BAR
     if not s["fill_on_trades"]:
-        lo = bar["low"]
-        hi = bar["high"]
-        filled = process_point_nb(
-            account,
-            positions,
-            params,
-            orders,
-            work,
-            active,
-            fills,
-            ledger,
-            i,
-            ts,
-            bar["open"],
-            0.0,
-            True,
-            slippage,
-            bar["ts_ns"],
-        )
-        first, second = bar_path_nb(bar, np.sign(s["contracts"]), account[0]["bar_path"] == 1)
-        filled |= process_segment_nb(
-            account,
-            positions,
-            params,
-            orders,
-            work,
-            active,
-            fills,
-            ledger,
-            i,
-            ts,
-            bar["open"],
-            first,
-            lo,
-            hi,
-            slippage,
-            bar["ts_ns"],
-        )
-        filled |= process_segment_nb(
-            account,
-            positions,
-            params,
-            orders,
-            work,
-            active,
-            fills,
-            ledger,
-            i,
-            ts,
-            first,
-            second,
-            lo,
-            hi,
-            slippage,
-            bar["ts_ns"],
-        )
-        filled |= process_segment_nb(
-            account,
-            positions,
-            params,
-            orders,
-            work,
-            active,
-            fills,
-            ledger,
-            i,
-            ts,
-            second,
-            bar["close"],
-            lo,
-            hi,
-            slippage,
-            bar["ts_ns"],
-        )
-        if filled:
-            wake |= WakeReason.FILL
-        s["last_price"] = bar["close"]
-        if params[i]["mark_price_method"] == MarkPriceMethod.LAST:
-            s["mark_price"] = bar["close"]
-            wake |= liquidation_after_mark_nb(
-                account,
-                positions,
-                params,
-                tiers,
-                orders,
-                active,
-                fills,
-                liquidations,
-                ledger,
-                i,
-                ts,
-                m,
-                scratch,
+        if state.account[0]["n_active"] > 0:
+            lo = bar["low"]
+            hi = bar["high"]
+            t_open = bar["ts_ns"]
+            filled = point_nb(state, i, ts, bar["open"], 0.0, True, t_open)
+            first, second = bar_path_nb(
+                bar, np.sign(s["contracts"]), state.account[0]["bar_path"] == 1
             )
-    account[0]["wake_ref"] = row
+            filled |= segment_nb(state, i, ts, bar["open"], first, lo, hi, t_open)
+            filled |= segment_nb(state, i, ts, first, second, lo, hi, t_open)
+            filled |= segment_nb(state, i, ts, second, bar["close"], lo, hi, t_open)
+            if filled:
+                wake |= WakeReason.FILL
+        s["last_price"] = bar["close"]
+        if state.params[i]["mark_price_method"] == MarkPriceMethod.LAST:
+            s["mark_price"] = bar["close"]
+            if s["contracts"] != 0.0 or s["margin_call_active"]:
+                wake |= liquidation_after_mark_nb(state, i, ts)
+    state.account[0]["wake_ref"] = row
     return wake
 
 
 @njit(cache=True)
-def handle_trade_nb(
-    account,
-    positions,
-    params,
-    tiers,
-    orders,
-    work,
-    active,
-    fills,
-    liquidations,
-    ledger,
-    trades,
-    slippage,
-    i,
-    ts,
-    m,
-    scratch,
-) -> int:
+def handle_trade_nb(state, i, ts) -> int:
     """A trade prints: resting orders match against it, the last price moves; LAST-mark
     instruments then run the liquidation check. Returns wake bits."""
-    s = positions[i]
+    s = state.positions[i]
     row = s["c_trade"]
-    t = trades[row]
+    t = state.trades[row]
     s["c_trade"] = row + 1
     wake = 0 | WakeReason.TRADE
     s["last_price"] = t["price"]
     if (
         s["fill_on_trades"]
-        and account[0]["n_active"] > 0
-        and process_point_nb(
-            account,
-            positions,
-            params,
-            orders,
-            work,
-            active,
-            fills,
-            ledger,
-            i,
-            ts,
-            t["price"],
-            t["qty_base"],
-            False,
-            slippage,
-            ts,
-        )
+        and state.account[0]["n_active"] > 0
+        and point_nb(state, i, ts, t["price"], t["qty_base"], False, ts)
     ):
         wake |= WakeReason.FILL
-    if params[i]["mark_price_method"] == MarkPriceMethod.LAST:
+    if state.params[i]["mark_price_method"] == MarkPriceMethod.LAST:
         s["mark_price"] = t["price"]
-        if s["contracts"] != 0.0:
-            wake |= liquidation_after_mark_nb(
-                account,
-                positions,
-                params,
-                tiers,
-                orders,
-                active,
-                fills,
-                liquidations,
-                ledger,
-                i,
-                ts,
-                m,
-                scratch,
-            )
-    account[0]["wake_ref"] = row
+        if s["contracts"] != 0.0 or s["margin_call_active"]:
+            wake |= liquidation_after_mark_nb(state, i, ts)
+    state.account[0]["wake_ref"] = row
     return wake
 
 
 @njit(cache=True)
-def handle_index_nb(
-    account,
-    positions,
-    params,
-    tiers,
-    orders,
-    active,
-    fills,
-    liquidations,
-    ledger,
-    index,
-    funding,
-    i,
-    ts,
-    m,
-    scratch,
-) -> int:
+def handle_index_nb(state, i, ts) -> int:
     """An index price arrives: the mark is recomputed, then the liquidation check runs."""
-    s = positions[i]
-    s["index_price"] = index[s["c_index"]]["price"]
+    s = state.positions[i]
+    s["index_price"] = state.index[s["c_index"]]["price"]
     s["c_index"] += 1
-    if update_mark_from_index_nb(positions, params, funding, i, ts) and s["contracts"] != 0.0:
-        return liquidation_after_mark_nb(
-            account,
-            positions,
-            params,
-            tiers,
-            orders,
-            active,
-            fills,
-            liquidations,
-            ledger,
-            i,
-            ts,
-            m,
-            scratch,
-        )
+    if update_mark_from_index_nb(state, i, ts) and (
+        s["contracts"] != 0.0 or s["margin_call_active"]
+    ):
+        return liquidation_after_mark_nb(state, i, ts)
     return 0
 
 
 @njit(cache=True)
-def handle_mark_nb(
-    account,
-    positions,
-    params,
-    tiers,
-    orders,
-    active,
-    fills,
-    liquidations,
-    ledger,
-    mark,
-    i,
-    ts,
-    m,
-    scratch,
-) -> int:
+def handle_mark_nb(state, i, ts) -> int:
     """A historical mark arrives: replayed as the mark under the HISTORICAL method."""
-    s = positions[i]
-    price = mark[s["c_mark"]]["price"]
+    s = state.positions[i]
+    price = state.mark[s["c_mark"]]["price"]
     s["c_mark"] += 1
-    if params[i]["mark_price_method"] != MarkPriceMethod.HISTORICAL:
+    if state.params[i]["mark_price_method"] != MarkPriceMethod.HISTORICAL:
         return 0
     s["mark_price"] = price
-    if s["contracts"] == 0.0:
+    if s["contracts"] == 0.0 and not s["margin_call_active"]:
         return 0
-    return liquidation_after_mark_nb(
-        account,
-        positions,
-        params,
-        tiers,
-        orders,
-        active,
-        fills,
-        liquidations,
-        ledger,
-        i,
-        ts,
-        m,
-        scratch,
-    )
+    return liquidation_after_mark_nb(state, i, ts)
 
 
 @njit(cache=True)
-def handle_funding_nb(account, positions, params, funding_payments, ledger, funding, i, ts):
+def handle_deleverage_nb(state, i, ts) -> int:
+    """An ADL or clawback scenario event: the strategy's position is hit per the venue's rule
+    (:mod:`backtester.engine.deleverage_nb`); an ADL close cancels the instrument's resting
+    orders first, as BitMEX does. Returns FILL | LIQUIDATION wake bits when applied."""
+    s = state.positions[i]
+    event = state.deleverage[s["c_deleverage"]]
+    s["c_deleverage"] += 1
+    n_fills = state.account[0]["n_fills"]
+    applied = apply_deleverage_event_nb(
+        state.account,
+        state.positions,
+        state.params,
+        state.tiers,
+        state.fills,
+        state.adl,
+        state.ledger,
+        i,
+        ts,
+        event,
+    )
+    if applied == 0:
+        return 0
+    if state.account[0]["n_fills"] > n_fills:
+        cancel_instrument_orders_nb(state.account, state.orders, state.active, i, ts)
+    return WakeReason.ADL
+
+
+@njit(cache=True)
+def handle_funding_nb(state, i, ts) -> int:
     """A funding timestamp: an open position pays/receives at the mark (FUNDING_PAYMENT)."""
-    s = positions[i]
-    f = funding[s["c_funding"]]
+    s = state.positions[i]
+    f = state.funding[s["c_funding"]]
     s["c_funding"] += 1
     s["funding_rate"] = f["funding_rate"]
     if apply_funding_nb(
-        account, positions, params, funding_payments, ledger, i, ts, f["funding_rate"], f["source"]
+        state.account,
+        state.positions,
+        state.params,
+        state.funding_payments,
+        state.ledger,
+        i,
+        ts,
+        f["funding_rate"],
+        f["source"],
     ):
         return WakeReason.FUNDING
     return 0
 
 
 @njit(cache=True)
+def callbacks_nb(
+    state,
+    wake,
+    i,
+    on_bar,
+    on_trade,
+    on_fill,
+    on_funding,
+    on_liquidation,
+    on_margin_call,
+    on_adl,
+    user_state,
+) -> None:
+    """Run the jitted strategy's callbacks for the event just completed, in the Python
+    path's order: liquidations, ADL/clawback records, funding payments, fills, margin call,
+    then the bar or trade."""
+    acc = state.account[0]
+    mask = acc["callback_mask"]
+    if mask & WakeReason.LIQUIDATION:
+        for k in range(acc["n_liquidations_seen"], acc["n_liquidations"]):
+            on_liquidation(state, user_state, k)
+    acc["n_liquidations_seen"] = acc["n_liquidations"]
+    if mask & WakeReason.ADL:
+        for k in range(acc["n_adl_seen"], acc["n_adl"]):
+            on_adl(state, user_state, k)
+    acc["n_adl_seen"] = acc["n_adl"]
+    if mask & WakeReason.FUNDING:
+        for k in range(acc["n_funding_seen"], acc["n_funding_payments"]):
+            on_funding(state, user_state, k)
+    acc["n_funding_seen"] = acc["n_funding_payments"]
+    if mask & WakeReason.FILL:
+        for k in range(acc["n_fills_seen"], acc["n_fills"]):
+            if state.fills[k]["order_id"] >= 0:
+                on_fill(state, user_state, k)
+    acc["n_fills_seen"] = acc["n_fills"]
+    if wake & mask & WakeReason.MARGIN_CALL:
+        on_margin_call(state, user_state, i)
+    if wake & mask & WakeReason.BAR:
+        on_bar(state, user_state, i, acc["wake_ref"])
+    if wake & mask & WakeReason.TRADE:
+        on_trade(state, user_state, i, acc["wake_ref"])
+
+
+@njit(cache=True)
+def accept_after_callbacks_nb(state, on_order_rejected, user_state, ts) -> None:
+    """Validate the orders a jitted callback placed; report rejections to the strategy."""
+    acc = state.account[0]
+    first = acc["n_orders_seen"]
+    rejected = accept_orders_nb(
+        state.account,
+        state.positions,
+        state.params,
+        state.tiers,
+        state.orders,
+        state.work,
+        state.active,
+        ts,
+        state.scratch,
+    )
+    if rejected > 0 and acc["callback_mask"] & _ORDER_UPDATE:
+        for r in range(first, acc["n_orders_seen"]):
+            if state.orders[r]["status"] == OrderStatus.REJECTED:
+                on_order_rejected(state, user_state, r)
+
+
+@njit(cache=True)
 def run_until_nb(
-    trades,
-    bars,
-    index,
-    mark,
-    funding,
-    params,
-    tiers,
-    slippage,
-    account,
-    positions,
-    orders,
-    work,
-    active,
-    fills,
-    funding_payments,
-    liquidations,
-    settlements,
-    ledger,
-    equity,
+    state,
     capacities,
+    on_bar,
+    on_trade,
+    on_fill,
+    on_funding,
+    on_liquidation,
+    on_margin_call,
+    on_adl,
+    on_order_rejected,
+    user_state,
 ) -> int:
     """Replay events until a subscribed wake-up, the end of data or a full buffer.
 
-    Returns a :class:`~backtester.enums.Status`. On WAKE, ``account[0]['wake_reason']`` holds
-    the WakeReason bits of the event just completed and ``wake_instrument``/``wake_ref`` its
+    ``state`` is an :class:`~backtester.engine.state_nb.EngineState`. Returns a
+    :class:`~backtester.enums.Status`. On WAKE, ``account[0]['wake_reason']`` holds the
+    WakeReason bits of the event just completed and ``wake_instrument``/``wake_ref`` its
     instrument and stream row. On BUFFER_FULL no event was consumed: grow and call again.
-    Mutates: every state and record array passed.
+
+    Jit path: the ``on_*`` arguments are jitted callbacks ``(state, user_state, ...)``; those
+    whose WakeReason bit is in ``account[0]['callback_mask']`` run inside the loop after each
+    event, and orders they place are validated before the next event. The Python path passes
+    no-op callbacks and a zero mask (its callbacks run at WAKE, in the driver).
+    Mutates: every state and record array.
     """
+    account = state.account
     acc = account[0]
-    m = np.zeros(N_METRICS)
-    scratch = np.zeros(N_METRICS)
-    n_inst = len(positions)
+    n_inst = len(state.positions)
+    n_orders_capacity = len(state.orders)
     while True:
         need = HEADROOM_PER_ORDER * (acc["n_active"] + 2 * n_inst) + 8
         if min_free_nb(account, capacities) < need:
             return _BUFFER_FULL
-        i, kind, ts = next_event_nb(positions, trades, bars, index, mark, funding)
+        if acc["callback_mask"] != 0 and n_orders_capacity - acc["n_orders"] < ORDER_HEADROOM:
+            return _BUFFER_FULL
+        i, kind, ts = next_event_nb(state)
         if i < 0:
             return _END_OF_DATA
         acc["ts_ns"] = ts
-        s = positions[i]
-        p = params[i]
-        if p["daily_settlement"] and ts >= s["next_settlement_ns"]:
-            apply_settlement_nb(account, positions, params, settlements, ledger, i, ts)
-            s["next_settlement_ns"] = next_settlement_ns_nb(ts, p["settlement_offset_ns"])
-        if kind == EventKind.INDEX:
-            wake = handle_index_nb(
-                account,
-                positions,
-                params,
-                tiers,
-                orders,
-                active,
-                fills,
-                liquidations,
-                ledger,
-                index,
-                funding,
-                i,
-                ts,
-                m,
-                scratch,
+        s = state.positions[i]
+        if state.params[i]["daily_settlement"] and ts >= s["next_settlement_ns"]:
+            apply_settlement_nb(
+                account, state.positions, state.params, state.settlements, state.ledger, i, ts
             )
+            s["next_settlement_ns"] = next_settlement_ns_nb(
+                ts, state.params[i]["settlement_offset_ns"]
+            )
+        if kind == EventKind.TRADE:
+            wake = handle_trade_nb(state, i, ts)
+        elif kind == EventKind.BAR:
+            wake = handle_bar_nb(state, i, ts)
+        elif kind == EventKind.INDEX:
+            wake = handle_index_nb(state, i, ts)
         elif kind == EventKind.MARK:
-            wake = handle_mark_nb(
-                account,
-                positions,
-                params,
-                tiers,
-                orders,
-                active,
-                fills,
-                liquidations,
-                ledger,
-                mark,
-                i,
-                ts,
-                m,
-                scratch,
-            )
-        elif kind == EventKind.FUNDING:
-            wake = handle_funding_nb(
-                account, positions, params, funding_payments, ledger, funding, i, ts
-            )
-        elif kind == EventKind.TRADE:
-            wake = handle_trade_nb(
-                account,
-                positions,
-                params,
-                tiers,
-                orders,
-                work,
-                active,
-                fills,
-                liquidations,
-                ledger,
-                trades,
-                slippage,
-                i,
-                ts,
-                m,
-                scratch,
-            )
+            wake = handle_mark_nb(state, i, ts)
+        elif kind == EventKind.DELEVERAGE:
+            wake = handle_deleverage_nb(state, i, ts)
         else:
-            wake = handle_bar_nb(
-                account,
-                positions,
-                params,
-                tiers,
-                orders,
-                work,
-                active,
-                fills,
-                liquidations,
-                ledger,
-                bars,
-                slippage,
-                i,
-                ts,
-                m,
-                scratch,
-            )
+            wake = handle_funding_nb(state, i, ts)
         if acc["equity_interval_ns"] > 0 and ts >= acc["next_equity_ns"]:
-            record_equity_nb(account, positions, params, tiers, equity, ts, m, scratch)
+            record_equity_nb(state, ts)
             step = acc["equity_interval_ns"]
             acc["next_equity_ns"] = (ts // step + 1) * step
+        if wake & acc["callback_mask"]:
+            callbacks_nb(
+                state,
+                wake,
+                i,
+                on_bar,
+                on_trade,
+                on_fill,
+                on_funding,
+                on_liquidation,
+                on_margin_call,
+                on_adl,
+                user_state,
+            )
+            if acc["n_orders"] > acc["n_orders_seen"]:
+                accept_after_callbacks_nb(state, on_order_rejected, user_state, ts)
         if wake & acc["wake_mask"]:
             acc["wake_reason"] = wake
             acc["wake_instrument"] = i
@@ -650,9 +563,14 @@ def run_until_nb(
 
 
 @njit(cache=True)
+def no_callback_nb(state, user_state, i, ref=0) -> None:
+    """The callback of an event the strategy does not handle (never called: masked out)."""
+
+
+@njit(cache=True)
 def min_free_nb(account, capacities) -> int:
     """Smallest free space over the record buffers (fills, funding, liquidations, settlements,
-    ledger, equity)."""
+    ledger, equity, adl)."""
     acc = account[0]
     free = capacities[0] - acc["n_fills"]
     free = min(free, capacities[1] - acc["n_funding_payments"])
@@ -660,4 +578,89 @@ def min_free_nb(account, capacities) -> int:
     free = min(free, capacities[3] - acc["n_settlements"])
     free = min(free, capacities[4] - acc["n_ledger"])
     free = min(free, capacities[5] - acc["n_equity"])
+    free = min(free, capacities[6] - acc["n_adl"])
     return free
+
+
+# Codes yielded by replay_gen_nb: >= 0 is a wake-up, packed as
+# (stream row << 24) | (instrument << 12) | WakeReason bits; negative ends the generator.
+YIELD_END_OF_DATA = -1
+YIELD_BUFFER_FULL = -2
+WAKE_REASON_MASK = 0xFFF
+WAKE_INSTRUMENT_SHIFT = 12
+WAKE_REF_SHIFT = 24
+
+
+@njit(cache=True)
+def accept_pending_nb(state) -> int:
+    """Validate the orders placed since the last call; returns the first new row when some
+    were rejected and the strategy listens to rejections (ORDER_UPDATE in the wake mask),
+    else -1."""
+    acc = state.account[0]
+    first = acc["n_orders_seen"]
+    if acc["n_orders"] == first:
+        return -1
+    rejected = accept_orders_nb(
+        state.account,
+        state.positions,
+        state.params,
+        state.tiers,
+        state.orders,
+        state.work,
+        state.active,
+        acc["ts_ns"],
+        state.scratch,
+    )
+    if rejected > 0 and acc["wake_mask"] & _ORDER_UPDATE:
+        return first
+    return -1
+
+
+@njit(cache=True)
+def replay_gen_nb(state, capacities, no_callback):
+    """The replay as a generator: yields one int64 per wake-up of the Python strategy.
+
+    A wake-up yields ``(row << WAKE_REF_SHIFT) | (instrument << WAKE_INSTRUMENT_SHIFT) | bits``
+    (row: the stream row of the bar/trade, or the first order row when ``bits`` is
+    ORDER_UPDATE, i.e. orders were rejected); the end yields YIELD_END_OF_DATA, a full record
+    buffer YIELD_BUFFER_FULL (grow the buffers and start a new generator: all state lives in
+    the arrays). On resumption, orders the strategy placed in its callback are validated
+    first, at the wake-up's timestamp. ``no_callback`` is :func:`no_callback_nb`, passed in
+    because a jitted function referenced as a global value cannot be cached.
+
+    Why a generator: resuming it from Python costs ~0.2 µs, while calling a jitted function
+    with the ~20 state arrays costs ~10 µs of argument unboxing; a Python ``on_bar`` runs
+    once per bar, so the crossing is the engine's per-bar cost.
+    """
+    # no record variable (``account[0]``) here: a generator keeps its locals by value across
+    # yields, so a record would be a stale copy after the first resumption
+    account = state.account
+    no_state = np.zeros(0)
+    while True:
+        first = accept_pending_nb(state)
+        if first >= 0:
+            yield (first << WAKE_REF_SHIFT) | _ORDER_UPDATE
+        status = run_until_nb(
+            state,
+            capacities,
+            no_callback,
+            no_callback,
+            no_callback,
+            no_callback,
+            no_callback,
+            no_callback,
+            no_callback,
+            no_callback,
+            no_state,
+        )
+        if status == _END_OF_DATA:
+            yield YIELD_END_OF_DATA
+            return
+        if status == _BUFFER_FULL:
+            yield YIELD_BUFFER_FULL
+            return
+        yield (
+            (account[0]["wake_ref"] << WAKE_REF_SHIFT)
+            | (account[0]["wake_instrument"] << WAKE_INSTRUMENT_SHIFT)
+            | account[0]["wake_reason"]
+        )

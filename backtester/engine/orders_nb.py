@@ -6,9 +6,48 @@ with a :class:`~backtester.enums.RejectReason`. Matching has two primitives:
 * :func:`process_point_nb` — one traded price (a trade tick, or a bar's open): market and
   marketable orders take that price; stops trigger when the price is at or through the trigger
   and fill at that price; resting limits fill at their limit when the trade prints through it
-  (or at the bar open when the bar gaps through it).
+  (or at the bar open when the bar gaps through it). On trade ticks with a known size a resting
+  limit fills at most the trade's size (partial fills); with ``queue_model`` a trade at exactly
+  the limit fills the part of it beyond the queue ahead.
 * :func:`process_segment_nb` — a continuous move between two intrabar path points: every level
   crossed fills at the level, nearest first, so no fill lies outside the bar's range.
+
+Fill-size model on trade ticks (maker side)
+-------------------------------------------
+A trade of ``qty_base`` base coin at price ``P`` is ``c = qty_base / face_value`` contracts on a
+linear contract (face value in base coin per contract) and ``c = qty_base · P / face_value`` on an
+inverse one (face value in quote, USD, per contract). A resting limit that the trade reaches
+fills ``min(c, remaining)`` at its limit price, one fill per order per trade, and keeps working
+as PARTIALLY_FILLED with the rest. This cap holds both when the trade prints *at* the limit
+(queue model) and when it prints *through* it: a print through the limit proves the level was
+swept, but the data do not say how much of the sweep reached this order, so the conservative
+and consistent rule is the same cap in both cases. One trade's size is shared by the strategy's
+own resting orders, in the order they were accepted (time priority, not price priority), so a
+trade never fills more than its size in total. Fill sizes are whole lots (floored); a sub-lot
+remainder is carried in ``work['fill_credit_contracts']`` and added to the order's next trade,
+so small prints still add up to fills. A trade with ``qty_base == 0`` (size unknown) fills the
+whole remaining order, as on bars, where fills are always whole.
+
+Taker orders (market orders, marketable limits, triggered stops) fill in full at the trade
+price: a taker walks the book, whose depth trade data do not show; the print is only the price
+reference of the next execution, not a bound on the book's size there.
+
+Queue model (``account['queue_model']``)
+----------------------------------------
+Without it, a trade exactly at a resting limit never fills it (only prints through it do). With
+it, an accepted limit joins the back of the queue at its price: ``queue_ahead_base`` starts at
+``work['queue_initial_base']`` (base coin, the user's assumption of the resting size ahead,
+written with the order row; 0 means the back of an empty queue), since trade data show no book.
+Each trade exactly at the limit first consumes the queue ahead; only its excess beyond the
+queue fills the order (capped as above), after which the order is at the front (queue 0). A
+trade through the limit fills it regardless of the queue (the level was swept) and empties the
+queue. Cancellations ahead never advance the order. This is the "risk-averse" queue model of
+hftbacktest: "your order's queue position advances only when trades occur at the same price
+level" (hftbacktest.readthedocs.io v1.8.4, reference/queue_models, ``RiskAverseQueueModel``;
+``RiskAdverseQueueModel`` in the Rust crate, src/backtest/models/queue.rs). Trades at the
+price with unknown size cannot consume the queue and fill nothing. Known limitations: the
+trade's aggressor side is not used, and the strategy's own orders at one price do not count in
+each other's queue.
 """
 
 from __future__ import annotations
@@ -22,6 +61,7 @@ from backtester.engine.account_nb import (
     tier_row_nb,
 )
 from backtester.enums import (
+    ContractKind,
     Liquidity,
     OrderStatus,
     OrderType,
@@ -79,6 +119,48 @@ def limit_crossed_nb(side, price, limit) -> bool:
     if side > 0:
         return price <= limit
     return price >= limit
+
+
+@njit(cache=True)
+def awaiting_trigger_nb(orders, row) -> bool:
+    """A stop / take-profit that has not triggered yet (still NEW)."""
+    o = orders[row]
+    return is_conditional_nb(o["order_type"]) and o["status"] == OrderStatus.NEW
+
+
+@njit(cache=True)
+def trade_contracts_nb(contract_kind, qty_base, face_value, price) -> float:
+    """Contracts in a trade of ``qty_base`` base coin at ``price``.
+
+    Linear: ``qty_base / face_value`` (face value in base coin per contract). Inverse:
+    ``qty_base · price / face_value`` (face value in quote per contract; OKX BTC-USD-SWAP
+    100 USD, so 0.01 BTC at 30 000 is 3 contracts).
+    """
+    if contract_kind == ContractKind.INVERSE:
+        return qty_base * price / face_value
+    return qty_base / face_value
+
+
+@njit(cache=True)
+def maker_quantity_nb(orders, work, row, lot, available) -> tuple:
+    """Contracts order ``row`` fills from ``available`` traded contracts: (qty, used).
+
+    ``qty`` is ``np.inf`` for "the whole rest" (the trade plus the carried sub-lot credit covers
+    it), else the credit plus ``available`` floored to whole lots (possibly 0); the sub-lot
+    remainder stays in ``fill_credit_contracts``. ``used`` is how much of ``available`` the order
+    took (the rest of the trade is left for the strategy's other orders).
+    """
+    o = orders[row]
+    w = work[row]
+    remaining = o["qty_contracts"] - o["filled_contracts"]
+    credit = w["fill_credit_contracts"]
+    total = available + credit
+    if total + _GRID_TOLERANCE * lot >= remaining:
+        w["fill_credit_contracts"] = 0.0
+        return np.inf, min(available, max(0.0, remaining - credit))
+    qty = np.floor(total / lot + _GRID_TOLERANCE) * lot
+    w["fill_credit_contracts"] = max(0.0, total - qty)
+    return qty, available
 
 
 @njit(cache=True)
@@ -187,14 +269,19 @@ def validate_order_nb(account, positions, params, tiers, orders, work, active, r
 def accept_orders_nb(account, positions, params, tiers, orders, work, active, ts_ns, scratch):
     """Validate the order rows the strategy added since the last call; returns rejections.
 
-    Accepted rows join the active list with ``active_from_ns = ts + latency``; rejected rows get
-    status REJECTED and their reason. Mutates: ``orders``, ``work``, ``active``, account counters.
+    Accepted rows join the active list with ``active_from_ns = ts + latency`` and
+    ``queue_ahead_base = queue_initial_base`` (the assumed queue ahead; see the module notes);
+    rejected rows get status REJECTED and their reason. Rows the strategy cancelled before
+    validation (status CANCELLED) stay cancelled and never join the active list. Mutates:
+    ``orders``, ``work``, ``active``, account counters.
     """
     acc = account[0]
     rejected = 0
     for row in range(acc["n_orders_seen"], acc["n_orders"]):
         o = orders[row]
         o["ts_updated_ns"] = ts_ns
+        if o["status"] == OrderStatus.CANCELLED:
+            continue
         reason = validate_order_nb(
             account, positions, params, tiers, orders, work, active, row, scratch
         )
@@ -205,7 +292,10 @@ def accept_orders_nb(account, positions, params, tiers, orders, work, active, ts
             continue
         o["status"] = OrderStatus.NEW
         work[row]["active_from_ns"] = ts_ns + acc["latency_ns"]
-        work[row]["queue_ahead_base"] = 0.0
+        # only a positive finite assumption is a queue; 0 (the default) is an empty one
+        initial = work[row]["queue_initial_base"]
+        work[row]["queue_ahead_base"] = initial if initial > 0.0 and np.isfinite(initial) else 0.0
+        work[row]["fill_credit_contracts"] = 0.0
         active[acc["n_active"]] = row
         acc["n_active"] += 1
     acc["n_orders_seen"] = acc["n_orders"]
@@ -214,13 +304,28 @@ def accept_orders_nb(account, positions, params, tiers, orders, work, active, ts
 
 @njit(cache=True)
 def execute_nb(
-    account, positions, params, orders, fills, ledger, row, ts, price, liquidity, slip, lo, hi
+    account,
+    positions,
+    params,
+    orders,
+    fills,
+    ledger,
+    row,
+    qty_max,
+    ts,
+    price,
+    liquidity,
+    slip,
+    lo,
+    hi,
 ) -> bool:
-    """Fill the rest of order ``row`` at ``price``; returns True when the order is done.
+    """Fill up to ``qty_max`` contracts of order ``row`` at ``price`` (``np.inf``: the whole
+    rest); returns True when the order is done.
 
     Taker fills move by the slippage rate against the order, clipped to [lo, hi] (the bar's
     range, or the trade price itself on ticks). Reduce-only orders are capped at the position
-    and cancelled when there is nothing left to reduce.
+    and are done once capped (cancelled when there is nothing left to reduce). A fill smaller
+    than the rest leaves the order PARTIALLY_FILLED and working.
     """
     o = orders[row]
     i = o["instrument"]
@@ -228,16 +333,20 @@ def execute_nb(
     p = params[i]
     side = o["side"]
     qty = o["qty_contracts"] - o["filled_contracts"]
-    capped = False
+    partial = False
+    if qty_max < qty:
+        qty = qty_max
+        partial = True
     if o["reduce_only"]:
         q = s["contracts"]
         if q == 0.0 or np.sign(q) == side:
             o["status"] = OrderStatus.CANCELLED
             o["ts_updated_ns"] = ts
             return True
-        if qty > abs(q):
+        if qty >= abs(q):
+            # the position is closed: nothing is left for the rest of a reduce-only order
             qty = abs(q)
-            capped = True
+            partial = False
     fee_rate = p["maker_fee_rate"]
     if liquidity == Liquidity.TAKER:
         fee_rate = p["taker_fee_rate"]
@@ -263,51 +372,64 @@ def execute_nb(
     o["average_fill_price"] = (avg * filled + price * qty) / (filled + qty)
     o["filled_contracts"] = filled + qty
     o["ts_updated_ns"] = ts
-    if capped:
-        o["status"] = OrderStatus.FILLED if o["filled_contracts"] > 0 else OrderStatus.CANCELLED
-    else:
-        o["status"] = OrderStatus.FILLED
+    if partial:
+        o["status"] = OrderStatus.PARTIALLY_FILLED
+        return False
+    o["status"] = OrderStatus.FILLED
     return True
 
 
 @njit(cache=True)
-def point_action_nb(orders, work, row, price, queue_model, volume, on_bar) -> tuple:
-    """What order ``row`` does at one traded price: (action, fill price, liquidity).
+def point_action_nb(orders, work, params, row, price, queue_model, volume, on_bar) -> tuple:
+    """What order ``row`` does at one traded price: (action, fill price, liquidity, contracts).
 
-    action 0 keep, 1 fill, 2 expire.
+    action 0 keep, 1 fill, 2 expire. ``contracts`` bounds a maker fill: the traded size that
+    reaches the order (after the queue ahead), or ``np.inf`` when unbounded (bars, takers,
+    trades of unknown size). Mutates the order's trigger state and queue position.
     """
     o = orders[row]
     typ = o["order_type"]
     side = o["side"]
     w = work[row]
-    if is_conditional_nb(typ) and o["status"] != OrderStatus.TRIGGERED:
+    if awaiting_trigger_nb(orders, row):
         if not trigger_hit_nb(typ, side, price, o["trigger_price"]):
-            return 0, price, Liquidity.TAKER
+            return 0, price, Liquidity.TAKER, np.inf
         if typ == OrderType.STOP_MARKET or typ == OrderType.TAKE_PROFIT:
-            return 1, price, Liquidity.TAKER
+            return 1, price, Liquidity.TAKER, np.inf
         o["status"] = OrderStatus.TRIGGERED
         w["is_taker"] = True
     if typ == OrderType.MARKET:
-        return 1, price, Liquidity.TAKER
+        return 1, price, Liquidity.TAKER, np.inf
     limit = o["price"]
     if w["is_taker"]:
         if limit_crossed_nb(side, price, limit):
-            return 1, price, Liquidity.TAKER
+            return 1, price, Liquidity.TAKER, np.inf
         if o["time_in_force"] != TimeInForce.GTC:
-            return 2, price, Liquidity.TAKER
+            return 2, price, Liquidity.TAKER, np.inf
         w["is_taker"] = False
-        return 0, price, Liquidity.MAKER
+        return 0, price, Liquidity.MAKER, np.inf
+    if on_bar:
+        if limit_crossed_nb(side, price, limit):
+            # a bar opening through the limit fills at the open (the better price)
+            return 1, price, Liquidity.MAKER, np.inf
+        return 0, price, Liquidity.MAKER, np.inf
+    sized = volume > 0.0  # False for qty_base 0 (size unknown) and NaN
+    p = params[o["instrument"]]
     through = price < limit if side > 0 else price > limit
     if through:
-        return 1, (price if on_bar else limit), Liquidity.MAKER
-    if price == limit:
-        if on_bar:
-            return 1, limit, Liquidity.MAKER
-        if queue_model:
-            w["queue_ahead_base"] -= volume
-            if w["queue_ahead_base"] < 0.0:
-                return 1, limit, Liquidity.MAKER
-    return 0, price, Liquidity.MAKER
+        w["queue_ahead_base"] = 0.0  # the level was swept: nothing is left ahead
+        if not sized:
+            return 1, limit, Liquidity.MAKER, np.inf
+        traded = trade_contracts_nb(p["contract_kind"], volume, p["face_value"], price)
+        return 1, limit, Liquidity.MAKER, traded
+    if price == limit and queue_model and sized:
+        ahead = w["queue_ahead_base"]
+        if volume > ahead:
+            w["queue_ahead_base"] = 0.0
+            excess = trade_contracts_nb(p["contract_kind"], volume - ahead, p["face_value"], price)
+            return 1, limit, Liquidity.MAKER, excess
+        w["queue_ahead_base"] = ahead - volume
+    return 0, price, Liquidity.MAKER, np.inf
 
 
 @njit(cache=True)
@@ -330,15 +452,20 @@ def process_point_nb(
 ) -> bool:
     """Match the active orders of ``instrument`` against one traded price.
 
+    ``volume`` is the trade's size in base coin (0 when unknown, and on bars); on ticks it caps
+    the maker fills of this trade in total (module notes: fill-size model, queue model).
     Orders become eligible once ``active_from_ns <= active_ts`` (the trade time, or the bar's
     open time on bars); fills are stamped ``ts`` (the event time).
 
-    Returns True when a strategy order filled. Mutates: orders, active list, position, records.
+    Returns True when a strategy order filled (partly or wholly). Mutates: orders, work rows,
+    active list, position, records.
     """
     acc = account[0]
     filled = False
     keep = 0
     n = acc["n_active"]
+    lot = params[instrument]["lot_size_contracts"]
+    budget = -1.0  # traded contracts not yet given to maker orders (< 0: not computed yet)
     for k in range(n):
         row = active[k]
         o = orders[row]
@@ -346,11 +473,22 @@ def process_point_nb(
             active[keep] = row
             keep += 1
             continue
-        action, fill_price, liquidity = point_action_nb(
-            orders, work, row, price, acc["queue_model"], volume, on_bar
+        action, fill_price, liquidity, reach = point_action_nb(
+            orders, work, params, row, price, acc["queue_model"], volume, on_bar
         )
         if action == 1:
-            execute_nb(
+            qty_max = np.inf
+            if liquidity == Liquidity.MAKER and np.isfinite(reach):
+                if budget < 0.0:  # first sized maker fill of this trade
+                    p = params[instrument]
+                    budget = trade_contracts_nb(p["contract_kind"], volume, p["face_value"], price)
+                qty_max, used = maker_quantity_nb(orders, work, row, lot, min(reach, budget))
+                budget = max(0.0, budget - used)
+                if qty_max <= 0.0:  # less than a lot reached the order: carried as credit
+                    active[keep] = row
+                    keep += 1
+                    continue
+            done = execute_nb(
                 account,
                 positions,
                 params,
@@ -358,6 +496,7 @@ def process_point_nb(
                 fills,
                 ledger,
                 row,
+                qty_max,
                 ts,
                 fill_price,
                 liquidity,
@@ -366,6 +505,9 @@ def process_point_nb(
                 price,
             )
             filled = True
+            if not done:
+                active[keep] = row
+                keep += 1
         elif action == 2:
             o["status"] = OrderStatus.EXPIRED
             o["ts_updated_ns"] = ts
@@ -384,7 +526,7 @@ def segment_level_nb(orders, row, up) -> float:
     side = o["side"]
     if typ == OrderType.MARKET:
         return np.nan
-    if is_conditional_nb(typ) and o["status"] != OrderStatus.TRIGGERED:
+    if awaiting_trigger_nb(orders, row):
         stop = typ == OrderType.STOP_MARKET or typ == OrderType.STOP_LIMIT
         fires_up = (side > 0) == stop
         return o["trigger_price"] if fires_up == up else np.nan
@@ -439,7 +581,7 @@ def process_segment_nb(
         o = orders[row]
         typ = o["order_type"]
         done = True
-        if is_conditional_nb(typ) and o["status"] != OrderStatus.TRIGGERED:
+        if awaiting_trigger_nb(orders, row):
             if typ == OrderType.STOP_MARKET or typ == OrderType.TAKE_PROFIT:
                 execute_nb(
                     account,
@@ -449,6 +591,7 @@ def process_segment_nb(
                     fills,
                     ledger,
                     row,
+                    np.inf,
                     ts,
                     best_level,
                     Liquidity.TAKER,
@@ -467,6 +610,7 @@ def process_segment_nb(
                         fills,
                         ledger,
                         row,
+                        np.inf,
                         ts,
                         best_level,
                         Liquidity.TAKER,
@@ -486,6 +630,7 @@ def process_segment_nb(
                 fills,
                 ledger,
                 row,
+                np.inf,
                 ts,
                 best_level,
                 Liquidity.MAKER,

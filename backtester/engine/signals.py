@@ -3,7 +3,8 @@
 At the close of bar ``k``, ``entries[k]`` opens (or flips into) a position of ``contracts`` in
 ``direction`` and ``exits[k]`` closes it (an exit wins over an entry on the same bar). The orders
 are market orders filled at the next bar's open, exactly as a Strategy placing them in
-``on_bar`` would, so both paths give identical trades.
+``on_bar`` would, so both paths give identical trades. The signals are read by a jitted
+``on_bar`` inside the replay loop (the jit path), so a run costs no Python per bar.
 """
 
 from __future__ import annotations
@@ -12,39 +13,47 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from backtester.checks import check_positive
 from backtester.data.market import MarketData
 from backtester.engine.backtest import backtest
+from backtester.jit import JitStrategy, market
 from backtester.results import Result
-from backtester.strategy import Context, Strategy
 from backtester.swap.contract import ContractSpec
 
 __all__ = ["backtest_signals"]
 
 
-class _Signals(Strategy):
-    """Reads the signal arrays at each bar close."""
+@njit(cache=True)
+def signal_on_bar_nb(ctx, signals, instrument, row) -> None:
+    """At the close of bar ``k``: an exit closes the position, else an entry goes to the
+    target size (``direction · contracts``), both by market order."""
+    entries, exits, size = signals
+    k = row - np.int64(size[2])
+    position = ctx.positions[instrument]["contracts"]
+    if exits[k]:
+        if position != 0.0:
+            market(ctx, instrument, -position)
+    elif entries[k]:
+        target = size[1] * size[0]
+        if position != target:
+            market(ctx, instrument, target - position)
 
+
+class _Signals(JitStrategy):
+    """Reads the signal arrays at each bar close, inside the jitted loop."""
+
+    on_bar = signal_on_bar_nb
     entries: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
     exits: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
     contracts = 1.0
     direction = 1
 
-    def on_start(self, ctx: Context) -> None:
-        self._k = -1
-
-    def on_bar(self, ctx: Context, bar: np.void) -> None:
-        self._k += 1
-        k = self._k
-        position = ctx.position
-        if self.exits[k]:
-            if position != 0:
-                ctx.market(-position)
-        elif self.entries[k]:
-            target = self.direction * self.contracts
-            if position != target:
-                ctx.market(target - position)
+    def make_state(self) -> tuple[Any, ...]:
+        # the first bar's row is 0: one instrument, its bars first in the replayed stream
+        size = np.array([float(self.contracts), float(self.direction), 0.0])
+        return (self.entries, self.exits, size)
 
 
 def _as_signal(values: Any, n: int, name: str) -> npt.NDArray[np.bool_]:

@@ -170,3 +170,62 @@ def test_parameters_are_typed_by_the_class_attribute(tmp_path: Path) -> None:
     assert isinstance(sweep.coerce_parameter(cls, "size", "2"), float)
     assert sweep.coerce_parameter(cls, "reverse", "true") is True
     assert sweep.coerce_parameter(cls, "fast_window", 12.0) == 12
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["okxx", "BTC-USDT-SWAP"], ["ccxt has no exchange 'okxx'", "did you mean 'okx'?"]),
+        (["okx", "BTC-USDT-SWAP", "--kinds", "bars,mark_barz"],
+         ["unknown kind 'mark_barz'", "did you mean 'mark_bars'?"]),
+        (["okx", "BTC-USDT-SWAP", "--start", "2024-02-01", "--end", "2024-01-01"],
+         ["end: '2024-01-01' is not after start '2024-02-01'"]),
+        (["okx", "BTC-USDT-SWAP", "--interval", "7q"], ["interval", "'7q'"]),
+    ],
+)  # fmt: skip
+def test_fetch_bad_input_exits_2_before_any_download(
+    tmp_path: Path, args: list[str], fragments: list[str]
+) -> None:
+    done = backtester("fetch", *args, "--catalog", str(tmp_path / "cat"))
+    assert_usage_error(done, *fragments)
+    assert not (tmp_path / "cat").exists() or not any((tmp_path / "cat").iterdir())
+
+
+FAILING_SOURCE = """
+from backtester.strategy import Strategy
+
+
+class Failing(Strategy):
+    at_bar = 5
+
+    def on_bar(self, ctx, bar):
+        if len(ctx.closes) >= self.at_bar:
+            raise RuntimeError(f"strategy bug at bar {self.at_bar}")
+"""
+
+
+def test_failure_while_running_exits_1_and_debug_shows_the_traceback(tmp_path: Path) -> None:
+    strategy = tmp_path / "failing.py"
+    strategy.write_text(FAILING_SOURCE)
+    span = ["--start", "2024-02-01", "--end", "2024-02-02", "--out", str(tmp_path / "out")]
+    done = backtester("run", str(strategy), *span)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    # the last line (warnings of the engine, if any, come before it)
+    assert done.stderr.strip().splitlines()[-1] == (
+        "backtester: error: RuntimeError: strategy bug at bar 5"
+    )
+    debug = backtester("run", str(strategy), *span, "--debug")
+    assert debug.returncode == 1
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert 'raise RuntimeError(f"strategy bug at bar {self.at_bar}")' in debug.stderr
+    # a sweep in which every combination fails has nothing to rank: a failure, not bad input
+    sweep = backtester("sweep", str(strategy), *span[:4], "--grid", "at_bar=5,7",
+                       "--executor", "serial", "--out", str(tmp_path / "sweep"))  # fmt: skip
+    assert sweep.returncode == 1, sweep.stderr
+    assert "Traceback" not in sweep.stderr
+    assert sweep.stderr.strip().splitlines()[-1] == (
+        "backtester: error: SweepFailed: sweep: all 2 combinations failed; first error: "
+        "RuntimeError: strategy bug at bar 5"
+    )
+    assert len(list((tmp_path / "sweep" / "results").glob("*.json"))) == 2  # errors stored

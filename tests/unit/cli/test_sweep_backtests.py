@@ -5,6 +5,7 @@ give identical metrics; a resumed sweep computes only the missing combinations; 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,12 +42,6 @@ def strategy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_job(strategy_file: Path) -> dict:
-    for module in (
-        "backtester.strategy",
-        "backtester.engine.backtest",
-        "backtester.report.metrics",
-    ):
-        pytest.importorskip(module, reason=f"{module} (engine/reports helpers) not written yet")
     from backtester import sweep
     from backtester.cli import _default_contract
 
@@ -140,3 +135,82 @@ def test_sweep_and_report_commands(base_job: dict, strategy_file: Path, tmp_path
     assert bad.returncode == 2
     assert "did you mean 'fast'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def _span_args(base_job: dict) -> list[str]:
+    import pandas as pd
+
+    start = pd.Timestamp(base_job["data"]["start_ns"], unit="ns", tz="UTC")
+    end = pd.Timestamp(base_job["data"]["end_ns"], unit="ns", tz="UTC")
+    return ["--data", "sample", "--start", start.isoformat(), "--end", end.isoformat()]
+
+
+def test_sweep_command_on_an_existing_dask_cluster_matches_serial(
+    base_job: dict, strategy_file: Path, tmp_path: Path
+) -> None:
+    import distributed
+    import pandas as pd
+
+    from backtester import sweep
+
+    command = [sys.executable, "-m", "backtester.cli", "sweep", str(strategy_file),
+               *_span_args(base_job), "--grid", "fast=5,10", "leverage=5,50"]  # fmt: skip
+    serial = subprocess.run([*command, "--executor", "serial", "--out", str(tmp_path / "serial")],
+                            capture_output=True, text=True, cwd=REPO, timeout=600)  # fmt: skip
+    assert serial.returncode == 0, serial.stderr
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=50,
+                                  scheduler_kwargs=sweep.QUIET_SCHEDULER) as cluster:  # fmt: skip
+        on_dask = subprocess.run(
+            [*command, "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "dask")],
+            capture_output=True, text=True, cwd=REPO, timeout=600,
+        )  # fmt: skip
+        assert on_dask.returncode == 0, on_dask.stderr
+        assert "4 combinations, 4 executed now, 0 already stored, 0 failed now" in on_dask.stdout
+        with distributed.Client(cluster) as client:
+            worker_pids = set(client.run(os.getpid).values())
+        assert len(worker_pids) == 2
+    tables = [pd.read_csv(tmp_path / name / "results.csv") for name in ("serial", "dask")]
+    assert len(tables[0]) == 4
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    # the runs really happened in the cluster's worker processes
+    records = [json.loads(p.read_text()) for p in (tmp_path / "dask" / "results").glob("*.json")]
+    assert {r["metrics"]["worker_pid"] for r in records} <= worker_pids
+    assert {r["metrics"]["worker_data_loads"] for r in records} == {1}
+
+
+def test_walk_forward_command_runs_in_sample_winners_out_of_sample(
+    base_job: dict, strategy_file: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    out = tmp_path / "wf"
+    command = [sys.executable, "-m", "backtester.cli", "sweep", str(strategy_file),
+               *_span_args(base_job), "--grid", "fast=5,10", "--executor", "serial",
+               "--walk-forward", "train=4d,test=2d", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr
+    # ten days: windows start at day 0, 2, 4 (train 4 d + test 2 d); 3 x 2 in sample + 3 out
+    assert "walk-forward: 3 windows, 9 runs executed now" in done.stdout
+    frame = pd.read_csv(out / "walk_forward.csv")
+    start = pd.Timestamp(base_job["data"]["start_ns"], unit="ns", tz="UTC")
+    assert list(pd.to_datetime(frame["test_start"])) == [
+        start + pd.Timedelta(days=d) for d in (4, 6, 8)
+    ]
+    assert set(frame["fast"]) <= {5, 10}
+    assert list(frame["oos_status"]) == ["ok", "ok", "ok"]
+    # each in-sample winner has the best in-sample sharpe of its window
+    records = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
+    for _, row in frame.iterrows():
+        train_end = int((pd.Timestamp(row["test_start"])).value)
+        in_sample = [r for r in records if r["job"]["data"]["end_ns"] == train_end
+                     and r["job"]["data"]["end_ns"] - r["job"]["data"]["start_ns"]
+                     == 4 * 86_400_000_000_000]  # fmt: skip
+        assert len(in_sample) == 2
+        best = max(r["metrics"]["sharpe"] for r in in_sample)
+        assert row["is_sharpe"] == pytest.approx(best, rel=1e-12)
+    # every window is cut from one load of the whole span per worker process
+    assert set(frame["oos_worker_data_loads"]) == {1}
+    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "walk-forward: 3 windows, 0 runs executed now" in again.stdout

@@ -1,0 +1,100 @@
+"""Placing and cancelling orders: the one implementation behind ``ctx.market(...)`` (Python
+strategies) and ``market(ctx, ...)`` (jitted strategies).
+
+A placed order is written as a NEW ORDER_DTYPE row; it is validated (margin, leverage, lot,
+tick, post-only) by :func:`~backtester.engine.orders_nb.accept_orders_nb` after the callback
+returns, at the same timestamp, as an exchange validates an order on arrival.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from backtester.enums import OrderStatus
+
+# Free ORDER_DTYPE rows the loop guarantees before each event, so a jitted callback can place
+# this many orders in one event; the driver grows the order arrays when fewer are left.
+ORDER_HEADROOM = 256
+
+
+@njit(cache=True)
+def place_order_nb(
+    account,
+    orders,
+    work,
+    instrument,
+    order_type,
+    side,
+    qty_contracts,
+    price,
+    trigger_price,
+    time_in_force,
+    reduce_only,
+    post_only,
+    tag,
+    queue_ahead_base,
+) -> int:
+    """Write a NEW order row at the account's current timestamp; returns its order id.
+
+    ``qty_contracts`` > 0 and ``side`` (+1 buy / -1 sell) as the Side enum; ``price`` and
+    ``trigger_price`` in quote per base, NaN when not applicable. Returns -1 when the order
+    array is full (more than ORDER_HEADROOM orders placed in one jitted callback).
+    Mutates: ``orders``, ``work``, ``account[0]['n_orders']``, ``account[0]['next_order_id']``.
+    """
+    acc = account[0]
+    row = acc["n_orders"]
+    if row >= len(orders):
+        return -1
+    o = orders[row]
+    o["order_id"] = row
+    o["instrument"] = instrument
+    o["ts_created_ns"] = acc["ts_ns"]
+    o["ts_updated_ns"] = acc["ts_ns"]
+    o["order_type"] = order_type
+    o["side"] = side
+    o["time_in_force"] = time_in_force
+    o["reduce_only"] = reduce_only
+    o["post_only"] = post_only
+    o["status"] = OrderStatus.NEW
+    o["reject_reason"] = 0
+    o["price"] = price
+    o["trigger_price"] = trigger_price
+    o["qty_contracts"] = qty_contracts
+    o["filled_contracts"] = 0.0
+    o["average_fill_price"] = np.nan
+    o["tag"] = tag
+    if np.isnan(queue_ahead_base):
+        queue_ahead_base = acc["queue_initial_base"]
+    work[row]["queue_initial_base"] = queue_ahead_base
+    acc["n_orders"] = row + 1
+    acc["next_order_id"] = row + 1
+    return row
+
+
+@njit(cache=True)
+def cancel_order_nb(account, orders, active, order_id) -> bool:
+    """Cancel a working order, or one placed in this callback and not yet validated.
+
+    Returns False when the order is not working (filled, cancelled, rejected, unknown id).
+    Mutates: the order's status, the active list.
+    """
+    acc = account[0]
+    if order_id < 0 or order_id >= acc["n_orders"]:
+        return False
+    o = orders[order_id]
+    if order_id >= acc["n_orders_seen"]:
+        if o["status"] == OrderStatus.CANCELLED:
+            return False
+        o["status"] = OrderStatus.CANCELLED
+        return True
+    n = acc["n_active"]
+    for k in range(n):
+        if active[k] == order_id:
+            for j in range(k, n - 1):
+                active[j] = active[j + 1]
+            acc["n_active"] = n - 1
+            o["status"] = OrderStatus.CANCELLED
+            o["ts_updated_ns"] = acc["ts_ns"]
+            return True
+    return False
