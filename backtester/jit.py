@@ -48,9 +48,9 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from backtester.checks import suggestion
 from backtester.engine.order_entry_nb import cancel_order_nb, place_order_nb
 from backtester.enums import OrderType, Side, TimeInForce
+from backtester.strategy import class_parameters, set_parameters
 
 __all__ = [
     "CALLBACKS",
@@ -99,14 +99,7 @@ class JitStrategy:
     on_stop: Any = None
 
     def __init__(self, **params: object) -> None:
-        known = self.parameters()
-        for name, value in params.items():
-            if name not in known:
-                raise ValueError(
-                    f"{type(self).__name__}: unknown parameter {name!r}; "
-                    f"{suggestion(name, known) if known else 'the strategy has no parameters'}"
-                )
-            setattr(self, name, value)
+        set_parameters(self, params)
         for name in CALLBACKS:
             fn = self.callback(name)
             if fn is not None and not hasattr(fn, "py_func"):
@@ -118,20 +111,7 @@ class JitStrategy:
     def parameters(cls) -> dict[str, object]:
         """Parameter names and default values (public class attributes that are not
         callbacks or methods)."""
-        out: dict[str, object] = {}
-        for klass in reversed(cls.__mro__):
-            if klass is object or klass is JitStrategy:
-                continue
-            for name, value in vars(klass).items():
-                if (
-                    name.startswith("_")
-                    or name in CALLBACKS
-                    or callable(value)
-                    or isinstance(value, (classmethod, staticmethod, property))
-                ):
-                    continue
-                out[name] = value
-        return out
+        return class_parameters(cls, JitStrategy, skip=CALLBACKS)
 
     @classmethod
     def callback(cls, name: str) -> Any:

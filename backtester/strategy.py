@@ -80,31 +80,12 @@ class Strategy:
     """
 
     def __init__(self, **params: object) -> None:
-        known = self.parameters()
-        for name, value in params.items():
-            if name not in known:
-                raise ValueError(
-                    f"{type(self).__name__}: unknown parameter {name!r}; "
-                    f"{suggestion(name, known) if known else 'the strategy has no parameters'}"
-                )
-            setattr(self, name, value)
+        set_parameters(self, params)
 
     @classmethod
     def parameters(cls) -> dict[str, object]:
         """Parameter names and default values (public non-callable class attributes)."""
-        out: dict[str, object] = {}
-        for klass in reversed(cls.__mro__):
-            if klass is object or klass is Strategy:
-                continue
-            for name, value in vars(klass).items():
-                if (
-                    name.startswith("_")
-                    or callable(value)
-                    or isinstance(value, (classmethod, staticmethod, property))
-                ):
-                    continue
-                out[name] = value
-        return out
+        return class_parameters(cls, Strategy)
 
     @classmethod
     def subscribed(cls) -> set[str]:
@@ -140,6 +121,38 @@ class Strategy:
 
     def on_stop(self, ctx: Context) -> None:
         """Called once after the last event."""
+
+
+def class_parameters(cls: type, base: type, skip: tuple[str, ...] = ()) -> dict[str, object]:
+    """Parameters of a strategy class: its public class attributes (and its bases' below
+    ``base``) that are not callables, descriptors or names in ``skip``, with their defaults."""
+    out: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is object or klass is base or klass in base.__mro__:
+            continue
+        for name, value in vars(klass).items():
+            if (
+                name.startswith("_")
+                or name in skip
+                or callable(value)
+                or isinstance(value, (classmethod, staticmethod, property))
+            ):
+                continue
+            out[name] = value
+    return out
+
+
+def set_parameters(strategy: object, params: dict[str, object]) -> None:
+    """Override ``strategy``'s class-attribute parameters; unknown names raise ValueError with
+    a "did you mean" suggestion."""
+    known = type(strategy).parameters()  # type: ignore[attr-defined]
+    for name, value in params.items():
+        if name not in known:
+            raise ValueError(
+                f"{type(strategy).__name__}: unknown parameter {name!r}; "
+                f"{suggestion(name, known) if known else 'the strategy has no parameters'}"
+            )
+        setattr(strategy, name, value)
 
 
 def _side_of(contracts: float) -> tuple[int, float]:

@@ -49,6 +49,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -67,6 +68,9 @@ from backtester.data.schemas import (
 )
 from backtester.data.validation import MAX_ABS_FUNDING_RATE, validate_records
 from backtester.enums import TierBasis
+
+if TYPE_CHECKING:
+    from backtester.data.stream import MarketDataStream
 
 ROW_GROUP_ROWS = 65_536
 """Rows per Parquet row group (the unit of streaming and of range pruning)."""
@@ -709,6 +713,43 @@ class Catalog:
             funding=funding,
             exchange=exchange,
             sources=sources,
+        )
+
+    def stream_market_data(
+        self,
+        exchange: str,
+        symbols: str | list[str],
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        bar_interval_ns: int = 0,
+        with_trades: bool = False,
+        *,
+        chunk_ns: int = 7 * 86_400_000_000_000,
+        snap_to_funding: bool = True,
+    ) -> MarketDataStream:
+        """:meth:`load_market_data` of one or several instruments, served in windows of
+        ``chunk_ns`` of event time (a :class:`~backtester.data.stream.MarketDataStream`).
+
+        Pass the stream as ``data`` to :func:`~backtester.engine.backtest.backtest`: the replay
+        then holds one window of input rows at a time (chunked replay), whatever the span.
+        ``chunk_ns`` (> 0, default one week) is the window length; with ``snap_to_funding``
+        each boundary moves forward to the next common funding time so the funding-basis mark
+        is exact (see :mod:`backtester.data.stream`). Raises ``ValueError`` naming the argument
+        (``chunk_ns`` <= 0, a symbol without market data, an empty span).
+        """
+        from backtester.data.stream import MarketDataStream
+
+        names = [symbols] if isinstance(symbols, str) else list(symbols)
+        return MarketDataStream(
+            self,
+            exchange,
+            names,
+            start_ns,
+            end_ns,
+            bar_interval_ns,
+            with_trades,
+            chunk_ns,
+            snap_to_funding,
         )
 
     # ------------------------------------------------------------------ tiers

@@ -29,18 +29,21 @@ only looks inside the current window, so a window must end at a funding time: th
 funding row of every mark computed in the window (ts ≤ T_k+1) lies in the window. With
 ``snap_to_funding=True`` (the default) each boundary ``start + k·chunk_ns`` is moved forward to
 the first instant at which every instrument that still has funding rows has one (its next
-funding row is exactly at the boundary); the search looks up to ``chunk_ns`` ahead, so a window
-spans at most ``2·chunk_ns``. When no such instant exists in that range (instruments with
-unrelated funding schedules), the boundary stays unsnapped and a mark computed between an
-instrument's last funding row of the window and the boundary uses ``until = 0`` and the last
-applied rate (the mark equals the index there), unlike the unstreamed replay; the
-``snapped`` list of :attr:`MarketDataStream.boundaries` tells which boundaries were snapped.
+funding row is exactly at the boundary); the search looks up to ``max(chunk_ns, 1 day)`` ahead,
+so a window spans at most ``chunk_ns + max(chunk_ns, 1 day)``. When no such instant exists in
+that range (instruments with unrelated funding schedules), the boundary stays unsnapped and a
+mark computed between an instrument's last funding row of the window and the boundary uses
+``until = 0`` and the last applied rate (the mark equals the index there), unlike the unstreamed
+replay; the ``snapped`` list of :attr:`MarketDataStream.boundaries` tells which boundaries were
+snapped.
 The funding rows of the span are read once at construction (3 rows a day per instrument:
 ~11,000 per decade), everything else per window.
 
-Reads go through :meth:`Catalog.read`, which opens only the partition files overlapping the
-window and reads only the row groups whose ``ts_ns`` statistics overlap it, so a window read
-costs one window of rows plus at most a row group at each end.
+Iterating reads each stream sequentially: the partition files of the span in order, one row
+group (``ROW_GROUP_ROWS`` rows) decoded at a time and kept only until its last row has gone
+into a window, so the memory is one window plus one row group per stream, and every row group
+is decoded once. :meth:`MarketDataStream.window` (random access) reads through
+:meth:`Catalog.read`, which touches only the files and row groups overlapping the window.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = ["MarketDataStream"]
 
 _NO_TS = np.iinfo(np.int64).max
+_DAY_NS = 86_400_000_000_000
 
 
 class MarketDataStream:
@@ -229,9 +233,7 @@ class MarketDataStream:
             if name == "bars":
                 f, la = self._first_row_ts("bars", symbol, lo, hi, interval)
                 la = la + interval if la >= 0 else la
-            elif name in ("index", "mark") and not self.catalog.exists(
-                name, self.exchange, symbol
-            ):
+            elif name in ("index", "mark") and not self.catalog.exists(name, self.exchange, symbol):
                 step = self.catalog._intervals(f"{name}_bars", self.exchange, symbol)[0]
                 f, la = self._first_row_ts(
                     f"{name}_bars",
@@ -255,17 +257,15 @@ class MarketDataStream:
         return self.catalog.read("funding", self.exchange, symbol, self._start, self._end)
 
     def _snap(self, nominal: int) -> tuple[int, bool]:
-        """First instant in [nominal, nominal + chunk_ns) where every instrument with funding
-        rows left has its next one exactly there; (nominal, False) when there is none."""
-        limit = nominal + self.chunk_ns
+        """First instant in [nominal, nominal + max(chunk_ns, 1 day)) where every instrument
+        with funding rows left has its next one exactly there; (nominal, False) if none."""
+        limit = nominal + max(self.chunk_ns, _DAY_NS)
         heads = []
         for f in self._funding:
             ts = f["ts_ns"]
             k = int(np.searchsorted(ts, nominal, "left"))
             heads.append((ts, k))
-        candidates = sorted(
-            {int(ts[k]) for ts, k in heads if k < len(ts) and int(ts[k]) < limit}
-        )
+        candidates = sorted({int(ts[k]) for ts, k in heads if k < len(ts) and int(ts[k]) < limit})
         for c in candidates:
             ok = True
             for ts, _ in heads:
@@ -300,10 +300,34 @@ class MarketDataStream:
         return len(self.boundaries) - 1
 
     def __iter__(self) -> Iterator[list[MarketData]]:
+        # one sequential reader per stream and pass: each row group is decoded once
+        readers = [self._readers(i) for i in range(len(self.symbols))]
         for k in range(len(self.boundaries) - 1):
-            window = self.window(k)
+            t0, t1 = self.boundaries[k], self.boundaries[k + 1]
+            window = [
+                self._window_of(i, t0, t1, k == 0, readers[i]) for i in range(len(self.symbols))
+            ]
             if any(_n_events(d) for d in window):
                 yield window
+
+    def _readers(self, i: int) -> dict[str, _Sequential]:
+        c, ex, symbol = self.catalog, self.exchange, self.symbols[i]
+        lo, hi = self._start, self._end
+        out = {}
+        for name in self.sources[i]:
+            if name == "funding":
+                continue
+            kind, interval, shift = name, 0, 0
+            if name == "bars":
+                interval = self.bar_intervals[i]
+            elif name in ("index", "mark") and not c.exists(name, ex, symbol):
+                kind = f"{name}_bars"
+                interval = shift = c._intervals(kind, ex, symbol)[0]
+            g_lo = None if lo is None else lo - shift
+            g_hi = None if hi is None else hi - shift
+            files = c._files_in_range(kind, ex, symbol, g_lo, g_hi, interval)
+            out[name] = _Sequential(c._iter_groups(kind, files, g_lo, g_hi), shift)
+        return out
 
     def window(self, k: int) -> list[MarketData]:
         """The MarketData of window ``k`` (may be empty), one per symbol."""
@@ -318,7 +342,9 @@ class MarketDataStream:
             hi = min(hi, self._end)
         return lo, max(lo, hi)
 
-    def _window_of(self, i: int, t0: int, t1: int, first: bool) -> MarketData:
+    def _window_of(
+        self, i: int, t0: int, t1: int, first: bool, readers: dict[str, _Sequential] | None = None
+    ) -> MarketData:
         c, ex, symbol = self.catalog, self.exchange, self.symbols[i]
         sources = self.sources[i]
         interval = self.bar_intervals[i]
@@ -327,17 +353,23 @@ class MarketDataStream:
         bars = np.zeros(0, dtype=dtypes.BAR_DTYPE)
         if interval:
             b_lo, b_hi = self._clip(t0 - interval, t1 - interval)
-            if b_lo < b_hi:
+            if readers is not None:
+                bars = readers["bars"].take(b_lo, b_hi, dtypes.BAR_DTYPE)
+            elif b_lo < b_hi:
                 bars = c.read("bars", ex, symbol, b_lo, b_hi, interval_ns=interval)
         trades = np.zeros(0, dtype=dtypes.TRADE_DTYPE)
         if "trades" in sources:
             t_lo, t_hi = self._clip(t0, t1)
-            if t_lo < t_hi:
+            if readers is not None:
+                trades = readers["trades"].take(t_lo, t_hi, dtypes.TRADE_DTYPE)
+            elif t_lo < t_hi:
                 trades = c.read("trades", ex, symbol, t_lo, t_hi)
         points = {}
         for which in ("index", "mark"):
             points[which] = np.zeros(0, dtype=dtypes.PRICE_DTYPE)
-            if which in sources and p_lo < p_hi:
+            if which in sources and readers is not None:
+                points[which] = readers[which].take(p_lo, p_hi, dtypes.PRICE_DTYPE)
+            elif which in sources and p_lo < p_hi:
                 points[which] = c._price_points(which, ex, symbol, p_lo, p_hi)[0]
         funding = self._funding[i]
         ts = funding["ts_ns"]
@@ -362,6 +394,46 @@ class MarketDataStream:
             f"[{self.start_ns}, {self.end_ns}], chunk_ns={self.chunk_ns}, "
             f"windows={len(self)})"
         )
+
+
+class _Sequential:
+    """Rows of one stream for increasing, non-overlapping ranges [lo, hi), from an iterator
+    of row groups in time order (``Catalog._iter_groups``): each group is decoded once and
+    held until its last row is taken, so memory is one window plus one row group. With
+    ``shift`` > 0 the groups are index/mark candles, served as points at their close time
+    (``bars_to_points``) and selected by that time."""
+
+    def __init__(self, groups: Iterator[np.ndarray], shift: int) -> None:
+        self._groups = groups
+        self._shift = shift
+        self._pending: np.ndarray | None = None
+
+    def _next(self) -> np.ndarray | None:
+        from backtester.data.catalog import bars_to_points
+
+        for group in self._groups:
+            return bars_to_points(group, self._shift) if self._shift else group
+        return None
+
+    def take(self, lo: int, hi: int, dtype: np.dtype) -> npt.NDArray[np.void]:
+        parts = []
+        while True:
+            if self._pending is None or not len(self._pending):
+                self._pending = self._next()
+                if self._pending is None:
+                    break
+            ts = self._pending["ts_ns"]
+            a = int(np.searchsorted(ts, lo, "left"))
+            b = int(np.searchsorted(ts, hi, "left"))
+            if b > a:
+                parts.append(self._pending[a:b])
+            if b < len(ts):
+                self._pending = self._pending[b:]
+                break
+            self._pending = None
+        if not parts:
+            return np.zeros(0, dtype=dtype)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
 
 
 def _n_events(d: MarketData) -> int:

@@ -17,7 +17,8 @@ import numpy.typing as npt
 from backtester import dtypes
 from backtester.checks import check_in_range, check_non_negative, check_positive, suggestion
 from backtester.data.market import MarketData
-from backtester.engine.driver import Run
+from backtester.data.stream import MarketDataStream
+from backtester.engine.driver import Run, record_buffer
 from backtester.engine.slippage import NullSlippage, SlippageModel, SlippageParams
 from backtester.enums import MarginMode, MarkPriceMethod
 from backtester.results import Result
@@ -34,6 +35,7 @@ _OPTIONS = {
     "margin_call_buffer_ratio": 1.5,
     "slippage": None,
     "equity_interval_ns": None,
+    "history_bars": 10_000,
 }
 _MINUTE_NS = 60_000_000_000
 
@@ -62,10 +64,12 @@ def _resolve_contracts(contract: Any, n: int) -> list[ContractSpec]:
     return out
 
 
-def _mark_method_used(spec: ContractSpec, data: MarketData) -> MarkPriceMethod:
+def _mark_method_used(
+    spec: ContractSpec, data: MarketData, has_index: bool, has_mark: bool
+) -> MarkPriceMethod:
     """The profile's mark method, or LAST when the data lacks the stream it needs."""
     method = MarkPriceMethod(int(spec.profile.mark_price_method))
-    if method == MarkPriceMethod.HISTORICAL and len(data.mark) == 0:
+    if method == MarkPriceMethod.HISTORICAL and not has_mark:
         raise ValueError(
             f"data[{data.symbol!r}].mark: profile {spec.profile.name!r} replays a historical mark "
             f"price but the data has no mark stream"
@@ -77,7 +81,7 @@ def _mark_method_used(spec: ContractSpec, data: MarketData) -> MarkPriceMethod:
             MarkPriceMethod.FUNDING_BASIS,
             MarkPriceMethod.BINANCE_MEDIAN,
         )
-        and len(data.index) == 0
+        and not has_index
     ):
         return MarkPriceMethod.LAST
     return method
@@ -85,19 +89,55 @@ def _mark_method_used(spec: ContractSpec, data: MarketData) -> MarkPriceMethod:
 
 def _price_series(d: MarketData) -> dict[str, npt.NDArray[np.void]]:
     if len(d.trades):
-        last = np.zeros(len(d.trades), dtype=dtypes.PRICE_DTYPE)
+        last = record_buffer(len(d.trades), dtypes.PRICE_DTYPE)
         last["ts_ns"] = d.trades["ts_ns"]
         last["price"] = d.trades["price"]
     else:
-        last = np.zeros(len(d.bars), dtype=dtypes.PRICE_DTYPE)
+        last = record_buffer(len(d.bars), dtypes.PRICE_DTYPE)
         last["ts_ns"] = d.bars["ts_ns"] + d.bar_interval_ns
         last["price"] = d.bars["close"]
     return {"last": last, "mark": d.mark, "index": d.index}
 
 
+class _PriceSampler:
+    """Price series of a chunked replay, bounded like the equity records: per instrument and
+    series (last, mark, index), the last point of each ``interval_ns`` bucket (by its time),
+    collected chunk by chunk as the chunks pass on their way to the engine. The unstreamed
+    :func:`_price_series` keeps every point instead."""
+
+    def __init__(self, n: int, interval_ns: int) -> None:
+        self.interval_ns = interval_ns
+        self.parts: list[dict[str, list[npt.NDArray[np.void]]]] = [
+            {"last": [], "mark": [], "index": []} for _ in range(n)
+        ]
+
+    def wrap(self, chunks: Any) -> Any:
+        for chunk in chunks:
+            self.add(chunk)
+            yield chunk
+
+    def add(self, chunk: list[MarketData]) -> None:
+        for parts, d in zip(self.parts, chunk, strict=True):
+            for name, series in _price_series(d).items():
+                if len(series):
+                    parts[name].append(self._thin(series))
+
+    def _thin(self, series: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+        bucket = series["ts_ns"] // self.interval_ns
+        keep = np.r_[bucket[1:] != bucket[:-1], True]
+        return series[keep].copy()
+
+    def series(self) -> list[dict[str, npt.NDArray[np.void]]]:
+        empty = np.zeros(0, dtype=dtypes.PRICE_DTYPE)
+        return [
+            {name: self._thin(np.concatenate(a)) if a else empty for name, a in parts.items()}
+            for parts in self.parts
+        ]
+
+
 def backtest(
     strategy: type[Strategy],
-    data: MarketData | list[MarketData],
+    data: MarketData | list[MarketData] | MarketDataStream,
     contract: ContractSpec | str | list[ContractSpec | str],
     *,
     initial_balance: float,
@@ -114,7 +154,12 @@ def backtest(
         A :class:`~backtester.strategy.Strategy` subclass (the class, not an instance).
     data
         One :class:`~backtester.data.market.MarketData`, or a list (one per instrument; all
-        instruments share one account and must settle in the same currency).
+        instruments share one account and must settle in the same currency), or a
+        :class:`~backtester.data.stream.MarketDataStream`
+        (:meth:`~backtester.data.catalog.Catalog.stream_market_data`) for a chunked replay:
+        one window of input rows in memory at a time, the same records as the unstreamed
+        run (see ``history_bars`` for the limits of history windows). Its ``price_series``
+        then holds the last point of each ``equity_interval_ns`` bucket (not every point).
     contract
         A :class:`~backtester.swap.contract.ContractSpec`, a built-in name such as
         ``"okx:BTC-USDT-SWAP"``, or a list matching ``data``.
@@ -138,6 +183,9 @@ def backtest(
         ``margin_call_buffer_ratio`` (float ≥ 1, default 1.5): on_margin_call fires when the
         liquidation buffer falls below it. ``slippage`` (a SlippageModel, default none).
         ``equity_interval_ns`` (int): equity sampling step (default: the bar interval, or 1 min).
+        ``history_bars`` (int ≥ 0, default 10,000): chunked replay only — bars per instrument
+        carried from one chunk into the next for history windows (``ctx.sma(n)`` and jitted
+        ``ctx.bars[row - k]`` exact for ``n, k <= history_bars``).
 
     Returns
     -------
@@ -160,9 +208,23 @@ def backtest(
         raise ValueError(f"backtest: unknown option {name!r}; {suggestion(name, _OPTIONS)}")
     opts = {**_OPTIONS, **options}
     instance = strategy(**(params or {}))
-    data_list = data if isinstance(data, list) else [data]
-    if not data_list or not all(isinstance(d, MarketData) for d in data_list):
-        raise TypeError("data: expected a MarketData or a non-empty list of MarketData")
+    stream = data if isinstance(data, MarketDataStream) else None
+    chunks: Any = None
+    if stream is not None:
+        chunks = iter(stream)
+        first = next(chunks, None)
+        if first is None:
+            raise ValueError(f"data: the stream {stream!r} yields no window with events")
+        data_list = first
+        has_index, has_mark = stream.has_index, stream.has_mark
+    else:
+        data_list = data if isinstance(data, list) else [data]
+        if not data_list or not all(isinstance(d, MarketData) for d in data_list):
+            raise TypeError(
+                "data: expected a MarketData, a non-empty list of MarketData or a MarketDataStream"
+            )
+        has_index = [len(d.index) > 0 for d in data_list]
+        has_mark = [len(d.mark) > 0 for d in data_list]
     n = len(data_list)
     specs = _resolve_contracts(contract, n)
     settle = {s.settle_currency for s in specs}
@@ -187,15 +249,18 @@ def backtest(
     if latency < 0:
         raise ValueError(f"latency_ns: expected an integer >= 0, got {latency!r}")
     slippage: SlippageModel = opts["slippage"] or NullSlippage()
-    start_ns = min(d.start_ns for d in data_list)
+    history_bars = int(opts["history_bars"])
+    if history_bars < 0:
+        raise ValueError(f"history_bars: expected an integer >= 0, got {history_bars!r}")
+    start_ns = stream.start_ns if stream is not None else min(d.start_ns for d in data_list)
     param_rows, tier_rows, methods = [], [], []
     offset = 0
-    for spec, d, lev in zip(specs, data_list, leverages, strict=True):
+    for k, (spec, d, lev) in enumerate(zip(specs, data_list, leverages, strict=True)):
         row, tiers = spec.to_params(start_ns)
         row["tier_offset"] = offset
         row["tier_count"] = len(tiers)
         offset += len(tiers)
-        method = _mark_method_used(spec, d)
+        method = _mark_method_used(spec, d, has_index[k], has_mark[k])
         row["mark_price_method"] = int(method)
         methods.append(method.name)
         if lev > float(row[0]["max_leverage"]):
@@ -213,7 +278,13 @@ def backtest(
     ]
     equity_interval = opts["equity_interval_ns"]
     if equity_interval is None:
-        equity_interval = data_list[0].bar_interval_ns or _MINUTE_NS
+        first_interval = stream.bar_intervals[0] if stream else data_list[0].bar_interval_ns
+        equity_interval = first_interval or _MINUTE_NS
+    sampler = None
+    if stream is not None:
+        sampler = _PriceSampler(n, int(equity_interval) or _MINUTE_NS)
+        sampler.add(data_list)
+        chunks = sampler.wrap(chunks)
     run = Run(
         data_list,
         params_array,
@@ -228,6 +299,11 @@ def backtest(
         queue_initial_base=check_non_negative(opts["queue_initial_base"], "queue_initial_base"),
         margin_call_buffer_ratio=margin_call,
         equity_interval_ns=int(equity_interval),
+        chunks=chunks,
+        history_bars=history_bars,
+        start_ns=start_ns,
+        bar_intervals=stream.bar_intervals if stream is not None else None,
+        fill_on_trades=stream.has_trades if stream is not None else None,
     )
     if isinstance(instance, JitStrategy):
         run.run_jit(instance)
@@ -246,21 +322,26 @@ def backtest(
             {
                 "symbol": d.symbol,
                 "exchange": d.exchange,
-                "start_ns": d.start_ns,
-                "end_ns": d.end_ns,
-                "bar_interval_ns": d.bar_interval_ns,
+                "start_ns": d.start_ns if stream is None else stream.start_ns,
+                "end_ns": d.end_ns if stream is None else stream.end_ns,
+                "bar_interval_ns": d.bar_interval_ns if stream is None else stream.bar_intervals[k],
                 "sources": d.sources,
             }
-            for d in data_list
+            for k, d in enumerate(data_list)
         ],
     }
+    if stream is not None:
+        config["stream"] = {"chunk_ns": stream.chunk_ns, "windows": run.n_chunks}
+        price_series = dict(zip(stream.symbols, sampler.series(), strict=True))
+    else:
+        price_series = {d.symbol: _price_series(d) for d in data_list}
     return Result(
         instruments=[d.symbol for d in data_list],
         settle_currency=specs[0].settle_currency,
         initial_balance_settle=balance,
         records=run.records(),
         config=config,
-        price_series={d.symbol: _price_series(d) for d in data_list},
+        price_series=price_series,
         contract_kinds=[int(s.contract_kind) for s in specs],
     )
 

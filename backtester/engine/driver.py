@@ -5,11 +5,14 @@ between :func:`~backtester.engine.loop_nb.run_until_nb` (numba, many events) and
 callbacks (Python, one wake-up). Orders the strategy places are written as ORDER_DTYPE rows and
 validated by :func:`~backtester.engine.orders_nb.accept_orders_nb` after the callback. When a
 record buffer is full the loop returns BUFFER_FULL and the driver doubles it (STYLE.md C6).
+In a chunked replay, END_OF_DATA of one chunk swaps in the next chunk's stream arrays
+(:meth:`Run._next_chunk`) and the replay continues, so the input held in memory is one chunk.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,12 +35,13 @@ from backtester.engine.loop_nb import (
     WAKE_REASON_MASK,
     WAKE_REF_SHIFT,
     YIELD_BUFFER_FULL,
+    YIELD_END_OF_DATA,
     no_callback_nb,
     record_equity_nb,
     replay_gen_nb,
     run_until_nb,
 )
-from backtester.engine.order_entry_nb import ORDER_HEADROOM, cancel_order_nb, place_order_nb
+from backtester.engine.order_entry_nb import ORDER_HEADROOM, cancel_order_nb
 from backtester.engine.orders_nb import accept_orders_nb
 from backtester.engine.rows import RowView
 from backtester.engine.state_nb import EngineState
@@ -68,13 +72,48 @@ _COUNTERS = (
     "n_fills", "n_funding_payments", "n_liquidations", "n_settlements", "n_ledger", "n_equity",
     "n_adl",
 )  # fmt: skip
+# stream attribute of MarketData -> cursor suffix in POSITION_STATE_DTYPE (c_<suffix>, e_<suffix>)
+_STREAMS = {
+    "trades": "trade", "bars": "bar", "index": "index", "mark": "mark", "funding": "funding",
+    "deleverage": "deleverage",
+}  # fmt: skip
 _TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
+# Run.place writes whole rows as tuples in these field orders
+assert dtypes.ORDER_DTYPE.names == (
+    "order_id", "instrument", "ts_created_ns", "ts_updated_ns", "order_type", "side",
+    "time_in_force", "reduce_only", "post_only", "status", "reject_reason", "price",
+    "trigger_price", "qty_contracts", "filled_contracts", "average_fill_price", "tag",
+)  # fmt: skip
+assert dtypes.ORDER_WORK_DTYPE.names == (
+    "active_from_ns", "queue_ahead_base", "is_taker", "queue_initial_base",
+    "fill_credit_contracts",
+)  # fmt: skip
 
 
 def _concat(arrays: list[npt.NDArray[np.void]], dtype: np.dtype) -> npt.NDArray[np.void]:
     if not arrays:
         return np.zeros(0, dtype=dtype)
     return np.ascontiguousarray(np.concatenate(arrays)) if len(arrays) > 1 else arrays[0]
+
+
+def record_buffer(rows: int, dtype: np.dtype) -> npt.NDArray[np.void]:
+    """``np.zeros(rows, dtype)`` without numpy's transparent-huge-page advice.
+
+    numpy advises MADV_HUGEPAGE on arrays of 4 MiB and more; with the common kernel setting
+    ``transparent_hugepage/defrag = madvise`` every first touch of such memory may then wait for
+    page compaction. The record buffers are written once, row by row, by the replay: measured on
+    a 1M-bar run, the advice made the equity buffer cost ~150 ns a row instead of ~20 ns (the
+    whole run took twice as long). The advice is switched off for this allocation only.
+    """
+    core = getattr(np, "_core", None) or np.core
+    set_advice = getattr(core.multiarray, "_set_madvise_hugepage", None)
+    if set_advice is None:
+        return np.zeros(rows, dtype=dtype)
+    previous = set_advice(False)
+    try:
+        return np.zeros(rows, dtype=dtype)
+    finally:
+        set_advice(previous)
 
 
 def _equity_rows(data: list[MarketData], interval_ns: int, n_events: int) -> int:
@@ -105,6 +144,21 @@ class Run:
     latency_ns, bar_path, queue_model, queue_initial_base, margin_call_buffer_ratio,
     equity_interval_ns
         Engine options (see :func:`backtester.engine.backtest.backtest`).
+    chunks
+        Chunked replay: the next chunks of the data (``data`` is the first), e.g. the rest of
+        a :class:`~backtester.data.stream.MarketDataStream`. When every cursor of a chunk has
+        reached its end, the next chunk's streams replace the current ones and the replay
+        continues; state, orders and records carry over. The chunks must partition the data
+        in replay order (the stream's windows do, see :mod:`backtester.data.stream`).
+    history_bars
+        Bars per instrument kept from one chunk into the next (default 10,000) for history
+        windows: ``ctx.closes`` / ``ctx.history`` then reach back at most ``history_bars`` bars
+        before the chunk's first bar (``ctx.sma(n)`` is exact for ``n <= history_bars``;
+        ``ctx.ema``, which weights the whole history, is not), and a jitted ``ctx.bars[row -
+        k]`` is valid for ``k <= history_bars``. Trades keep no history across chunks.
+    start_ns, bar_intervals, fill_on_trades
+        For chunked replay, the span's values (first timestamp; per instrument, candle length
+        and whether orders fill on trades), which the first chunk alone may not show.
     """
 
     def __init__(
@@ -123,42 +177,31 @@ class Run:
         queue_initial_base: float = 0.0,
         margin_call_buffer_ratio: float,
         equity_interval_ns: int,
+        chunks: Iterator[list[MarketData]] | None = None,
+        history_bars: int = 10_000,
+        start_ns: int | None = None,
+        bar_intervals: list[int] | None = None,
+        fill_on_trades: list[bool] | None = None,
     ) -> None:
+        if history_bars < 0:
+            raise ValueError(f"history_bars: expected an integer >= 0, got {history_bars!r}")
         self.data = data
+        self._chunks = chunks
+        self.history_bars = int(history_bars)
+        self.n_chunks = 1
         self.n_instruments = len(data)
         self.params = params
         self.tiers = tiers
         self.slippage = np.asarray(slippage_rates, dtype=np.float64)
         self.positions = np.zeros(self.n_instruments, dtype=dtypes.POSITION_STATE_DTYPE)
-        streams: dict[str, list[npt.NDArray[np.void]]] = {
-            "trades": [],
-            "bars": [],
-            "index": [],
-            "mark": [],
-            "funding": [],
-            "deleverage": [],
-        }
-        cursor_names = {
-            "trades": "trade",
-            "bars": "bar",
-            "index": "index",
-            "mark": "mark",
-            "funding": "funding",
-            "deleverage": "deleverage",
-        }
-        offsets = dict.fromkeys(streams, 0)
-        start_ns = min(d.start_ns for d in data)
+        if start_ns is None:
+            start_ns = min(d.start_ns for d in data)
+        self._bar_starts = [0] * self.n_instruments
+        self._load_streams(data, first=True)
         for i, d in enumerate(data):
             s = self.positions[i]
-            for name in streams:
-                array = getattr(d, name)
-                streams[name].append(array)
-                short = cursor_names[name]
-                s[f"c_{short}"] = offsets[name]
-                s[f"e_{short}"] = offsets[name] + len(array)
-                offsets[name] += len(array)
-            s["bar_interval_ns"] = d.bar_interval_ns
-            s["fill_on_trades"] = len(d.trades) > 0
+            s["bar_interval_ns"] = d.bar_interval_ns if bar_intervals is None else bar_intervals[i]
+            s["fill_on_trades"] = len(d.trades) > 0 if fill_on_trades is None else fill_on_trades[i]
             s["leverage"] = leverage[i]
             s["margin_mode"] = margin_modes[i]
             for name in (
@@ -174,15 +217,6 @@ class Run:
                 s["next_settlement_ns"] = next_settlement_ns_nb(
                     start_ns - 1, int(params[i]["settlement_offset_ns"])
                 )
-        self.trades = _concat(streams["trades"], dtypes.TRADE_DTYPE)
-        self.bars = _concat(streams["bars"], dtypes.BAR_DTYPE)
-        self.index = _concat(streams["index"], dtypes.PRICE_DTYPE)
-        self.mark = _concat(streams["mark"], dtypes.PRICE_DTYPE)
-        self.funding = _concat(streams["funding"], dtypes.FUNDING_RATE_DTYPE)
-        self.deleverage = _concat(streams["deleverage"], dtypes.DELEVERAGE_EVENT_DTYPE)
-        self._bar_view = RowView(self.bars)
-        self._trade_view = RowView(self.trades)
-        self._bar_starts = [int(self.positions[i]["c_bar"]) for i in range(self.n_instruments)]
         self.account = np.zeros(1, dtype=dtypes.ACCOUNT_STATE_DTYPE)
         a = self.account[0]
         a["balance_settle"] = initial_balance
@@ -207,7 +241,7 @@ class Run:
             "settlements": np.zeros(64, dtype=dtypes.SETTLEMENT_DTYPE),
             "adl": np.zeros(max(64, len(self.deleverage) + 8), dtype=dtypes.ADL_DTYPE),
             "ledger": np.zeros(4096, dtype=dtypes.LEDGER_DTYPE),
-            "equity": np.zeros(
+            "equity": record_buffer(
                 _equity_rows(data, equity_interval_ns, n_bars), dtype=dtypes.EQUITY_DTYPE
             ),
         }
@@ -218,6 +252,67 @@ class Run:
         self._args: tuple[Any, ...] | None = None
         self._caps = np.zeros(len(_BUFFERS), dtype=np.int64)
         self._contexts = [Context(self, i) for i in range(self.n_instruments)]
+
+    # ------------------------------------------------------------------ streams
+    def _load_streams(self, data: list[MarketData], *, first: bool) -> None:
+        """Concatenate the instruments' streams and point each instrument's cursors ``c_*`` /
+        ends ``e_*`` at its block.
+
+        After the first chunk (``first=False``), the last ``history_bars`` bars each instrument
+        has seen are kept in front of its new bars as already-replayed rows (the cursor starts
+        after them), so history windows (``ctx.closes``, ``ctx.sma``, a jitted
+        ``ctx.bars[row - k]``) reach across the chunk boundary.
+        """
+        streams: dict[str, list[npt.NDArray[np.void]]] = {name: [] for name in _STREAMS}
+        offsets = dict.fromkeys(_STREAMS, 0)
+        for i, d in enumerate(data):
+            s = self.positions[i]
+            if d.symbol != self.data[i].symbol:
+                raise ValueError(
+                    f"data: chunk instrument {i} is {d.symbol!r}, expected {self.data[i].symbol!r}"
+                )
+            for name, short in _STREAMS.items():
+                array = getattr(d, name)
+                seen = 0
+                if name == "bars" and not first:
+                    end = int(s["c_bar"])
+                    kept = self.bars[max(self._bar_starts[i], end - self.history_bars) : end]
+                    if len(kept):
+                        seen = len(kept)
+                        array = np.concatenate([kept, array]) if len(array) else kept.copy()
+                    self._bar_starts[i] = offsets[name]
+                elif name == "bars":
+                    self._bar_starts[i] = offsets[name]
+                streams[name].append(array)
+                s[f"c_{short}"] = offsets[name] + seen
+                s[f"e_{short}"] = offsets[name] + len(array)
+                offsets[name] += len(array)
+        self.trades = _concat(streams["trades"], dtypes.TRADE_DTYPE)
+        self.bars = _concat(streams["bars"], dtypes.BAR_DTYPE)
+        self.index = _concat(streams["index"], dtypes.PRICE_DTYPE)
+        self.mark = _concat(streams["mark"], dtypes.PRICE_DTYPE)
+        self.funding = _concat(streams["funding"], dtypes.FUNDING_RATE_DTYPE)
+        self.deleverage = _concat(streams["deleverage"], dtypes.DELEVERAGE_EVENT_DTYPE)
+        self._bar_view = RowView(self.bars)
+        self._trade_view = RowView(self.trades)
+        self._args = None
+
+    def _next_chunk(self) -> bool:
+        """At the end of the current chunk: swap in the next one (True), or False at the end
+        of the data. Every cursor has reached its end here, so only the stream arrays and
+        cursors change; state, orders and record buffers carry over."""
+        if self._chunks is None:
+            return False
+        for chunk in self._chunks:
+            if len(chunk) != self.n_instruments:
+                raise ValueError(
+                    f"data: a chunk has {len(chunk)} instruments, expected {self.n_instruments}"
+                )
+            self._load_streams(chunk, first=False)
+            self.n_chunks += 1
+            return True
+        self._chunks = None
+        return False
 
     # ------------------------------------------------------------------ capacity
     def _capacities(self) -> npt.NDArray[np.int64]:
@@ -232,7 +327,7 @@ class Run:
                 len(buffer) - int(a[counter])
                 < 8 * (int(a["n_active"]) + 2 * self.n_instruments) + 16
             ):
-                grown = np.zeros(2 * len(buffer) + 64, dtype=buffer.dtype)
+                grown = record_buffer(2 * len(buffer) + 64, buffer.dtype)
                 grown[: len(buffer)] = buffer
                 self.buffers[name] = grown
         if len(self.orders) - int(a["n_orders"]) < ORDER_HEADROOM:
@@ -270,26 +365,27 @@ class Run:
                 f"time_in_force: expected 'GTC', 'IOC' or 'FOK', got {time_in_force!r}"
             )
         a = self.account[0]
-        if int(a["n_orders"]) >= len(self.orders):
+        row = int(a["n_orders"])
+        if row >= len(self.orders):
             self._grow_orders()
-        row = place_order_nb(
-            self.account,
-            self.orders,
-            self.work,
-            instrument,
-            order_type,
-            side,
-            qty,
+        # the row as one tuple (field order checked at import): ~2 µs, where a jitted call
+        # (place_order_nb, the jit path's writer) costs ~40 µs of argument typing from Python
+        ts = int(a["ts_ns"])
+        self.orders[row] = (
+            row, instrument, ts, ts, int(order_type), int(side), int(_TIF[time_in_force]),
+            bool(reduce_only), bool(post_only), int(OrderStatus.NEW), 0,
             math.nan if price is None else check_finite(price, "price"),
             math.nan if trigger is None else check_finite(trigger, "trigger"),
-            _TIF[time_in_force],
-            reduce_only,
-            post_only,
-            tag,
-            math.nan
+            float(qty), 0.0, math.nan, int(tag),
+        )  # fmt: skip
+        queue = (
+            float(a["queue_initial_base"])
             if queue_ahead_base is None
-            else check_non_negative(queue_ahead_base, "queue_ahead_base"),
+            else check_non_negative(queue_ahead_base, "queue_ahead_base")
         )
+        self.work[row] = (0, 0.0, False, queue, 0.0)
+        a["n_orders"] = row + 1
+        a["next_order_id"] = row + 1
         self._dirty = True
         return int(row)
 
@@ -383,7 +479,8 @@ class Run:
         return self._contexts[instrument]
 
     def history(self, field: str, instrument: int) -> npt.NDArray[np.float64]:
-        """Bar field values seen so far (read-only view)."""
+        """Bar field values seen so far (read-only view; in a chunked replay, from at most
+        ``history_bars`` bars before the current chunk)."""
         start = self._bar_starts[instrument]
         end = int(self.positions[instrument]["c_bar"])
         view = self.bars[field][start:end]
@@ -541,6 +638,8 @@ class Run:
             state, capacities = self._loop_arguments()
             status = run_until_nb(state, capacities, *callbacks, user_state)
             if status == Status.END_OF_DATA:
+                if self._next_chunk():
+                    continue
                 break
             self._grow_buffers()
         self._grow_buffers()
@@ -569,6 +668,11 @@ class Run:
             self._args = self._loop_arguments()
             for code in replay_gen_nb(*self._args, no_callback_nb):
                 if code < 0:
+                    if code == YIELD_END_OF_DATA and self._next_chunk():
+                        # new stream arrays: new views, and a new generator over them
+                        bar_view, trade_view = self._bar_view, self._trade_view
+                        b_start = b_end = t_start = t_end = 0
+                        break
                     return int(code)
                 reason = code & WAKE_REASON_MASK
                 if reason == bar_bit and on_bar is not None:

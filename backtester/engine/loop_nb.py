@@ -61,7 +61,11 @@ HEADROOM_PER_ORDER = 6  # records one event may write per active order / instrum
 
 @njit(cache=True)
 def next_event_nb(state) -> tuple:
-    """(instrument, EventKind, ts_ns) of the next event, or (-1, -1, max) at the end."""
+    """(instrument, EventKind, ts_ns) of the next event, or (-1, -1, max) at the end.
+
+    At one timestamp the lowest EventKind wins, then the lowest instrument. Unrolled per stream
+    on purpose (each has its own array and cursor fields): this runs once per event, and a
+    loop over kinds through a helper measured ~25% slower on ticks."""
     positions = state.positions
     best_ts = _NO_EVENT
     best_kind = 99

@@ -54,8 +54,8 @@ def test_readme_first_command_runs_a_backtest_on_the_sample(tmp_path: Path) -> N
 def test_readme_strategy_and_notebook_examples_run() -> None:
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) == 2, "README: expected the strategy and the notebook examples"
-    strategy, notebook = blocks
+    assert len(blocks) == 3, "README: expected the strategy, notebook and jit examples"
+    strategy, notebook, _ = blocks
     assert len(strategy.splitlines()) <= 30  # fits on one screen
     namespace: dict = {"__name__": "readme_example"}
     exec(compile(strategy, "README.md strategy", "exec"), namespace)
@@ -65,3 +65,22 @@ def test_readme_strategy_and_notebook_examples_run() -> None:
     total = float(ledger["amount_settle"].sum())
     assert total == pytest.approx(result.final_balance_settle - 1.0, abs=1e-9)
     assert len(result.fills) > 10
+
+
+def test_readme_jit_example_trades_on_the_sample_ticks() -> None:
+    from backtester import backtest
+    from backtester.data.sample import load_sample
+
+    text = (REPO / "README.md").read_text()
+    jit_block = re.findall(r"```python\n(.*?)```", text, re.S)[2]
+    namespace: dict = {"__name__": "readme_jit_example"}
+    exec(compile(jit_block, "README.md jit example", "exec"), namespace)
+    data = load_sample("BTC-USDT-SWAP", with_trades=True)
+    result = backtest(namespace["EmaTicks"], data, "okx:BTC-USDT-SWAP", initial_balance=10_000.0)
+    fills = result.records["fills"]
+    assert len(fills) >= 1
+    assert (fills["side"][fills["order_id"] >= 0] == 1).all()  # the example only buys
+    ledger = result.records["ledger"]
+    assert 10_000.0 + ledger["amount_settle"].sum() == pytest.approx(
+        result.final_balance_settle, rel=1e-12
+    )

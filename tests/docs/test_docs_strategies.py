@@ -8,21 +8,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backtester import Strategy, backtest
+from backtester import JitStrategy, Strategy, backtest
 from backtester.data.sample import load_sample
 from backtester.enums import Liquidity
 
 STRATEGIES = Path(__file__).resolve().parents[2] / "strategies"
 
 
-def load_strategy(name: str) -> type[Strategy]:
+def load_strategy(name: str) -> type[Strategy] | type[JitStrategy]:
     spec = importlib.util.spec_from_file_location(f"strategies_{name}", STRATEGIES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     classes = [
         v
         for v in vars(module).values()
-        if isinstance(v, type) and issubclass(v, Strategy) and v is not Strategy
+        if isinstance(v, type)
+        and issubclass(v, (Strategy, JitStrategy))
+        and v not in (Strategy, JitStrategy)
     ]
     assert len(classes) == 1
     return classes[0]
@@ -37,6 +39,7 @@ def conserves(result) -> bool:
 
 def test_every_strategy_file_is_covered():
     assert sorted(p.stem for p in STRATEGIES.glob("*.py")) == [
+        "ema_trend_ticks",
         "funding_carry",
         "grid_maker",
         "high_leverage",
@@ -106,4 +109,30 @@ def test_grid_maker_quotes_on_trades():
             assert (at < fill["price"]).any()
         else:
             assert (at > fill["price"]).any()
+    assert conserves(result)
+
+
+def test_ema_trend_ticks_enters_on_breakouts_with_a_stop_behind_each_entry():
+    from backtester.enums import OrderStatus, OrderType
+
+    data = load_sample("BTC-USDT-SWAP", with_trades=True)
+    result = backtest(
+        load_strategy("ema_trend_ticks"), data, "okx:BTC-USDT-SWAP", initial_balance=10_000.0
+    )
+    orders = result.records["orders"]
+    entries = orders[orders["order_type"] == OrderType.MARKET]
+    stops = orders[orders["order_type"] == OrderType.STOP_MARKET]
+    assert len(entries) > 5
+    # one stop per filled entry, reduce-only, on the other side, 0.4 % beyond the entry fill
+    fills = result.records["fills"]
+    entry_fills = fills[np.isin(fills["order_id"], entries["order_id"])]
+    assert len(stops) == len(entry_fills)
+    assert stops["reduce_only"].all()
+    for fill, stop_order in zip(entry_fills, stops, strict=True):
+        assert stop_order["side"] == -fill["side"]
+        expected = round(fill["price"] * (1 - fill["side"] * 0.004), 1)
+        assert stop_order["trigger_price"] == pytest.approx(expected, rel=1e-12)
+    # every stop ends filled (the position was stopped out) or cancelled by the next entry,
+    # except possibly the last one, still working at the end of the data
+    assert set(stops["status"][:-1].tolist()) <= {OrderStatus.FILLED, OrderStatus.CANCELLED}
     assert conserves(result)
