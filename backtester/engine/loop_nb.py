@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit
 
 from backtester.engine.account_nb import (
+    M_BUFFER,
     M_MM,
     M_RATIO,
     M_UPL,
@@ -101,7 +102,19 @@ def next_event_nb(state) -> tuple:
 
 @njit(cache=True)
 def liquidation_after_mark_nb(state, i, ts) -> int:
-    """Run the liquidation check after instrument ``i``'s mark changed; returns wake bits."""
+    """Run the liquidation check after instrument ``i``'s mark changed; returns wake bits.
+
+    An isolated position whose liquidation buffer is above 1 and at or above the margin-call
+    level (and not in a margin-call episode) needs nothing: that is decided here from its own
+    metrics, without the full check's ~11 array arguments (the common case, once per mark
+    update)."""
+    s = state.positions[i]
+    if s["margin_mode"] == MarginMode.ISOLATED and not s["margin_call_active"]:
+        m = state.metrics
+        isolated_buffer_nb(state.positions, state.params, state.tiers, i, m)
+        buffer = m[M_BUFFER]
+        if buffer > 1.0 and buffer >= state.account[0]["margin_call_buffer_ratio"]:
+            return 0
     return check_liquidation_nb(
         state.account,
         state.positions,
