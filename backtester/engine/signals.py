@@ -60,8 +60,10 @@ def _as_signal(values: Any, n: int, name: str) -> npt.NDArray[np.bool_]:
     array = np.asarray(values)
     if array.dtype != np.bool_:
         raise TypeError(f"{name}: expected a boolean array, got dtype {array.dtype}")
-    if array.shape != (n,):
-        raise ValueError(f"{name}: expected shape ({n},) (one value per bar), got {array.shape}")
+    if array.ndim not in (1, 2) or array.shape[0] != n:
+        raise ValueError(
+            f"{name}: expected shape ({n},) or ({n}, columns) (one row per bar), got {array.shape}"
+        )
     return array
 
 
@@ -77,13 +79,16 @@ def backtest_signals(
     leverage: float = 10.0,
     margin_mode: str = "isolated",
     **options: Any,
-) -> Result:
+) -> Result | list[Result]:
     """Backtest boolean entry/exit signals over ``data.bars``.
 
     Parameters
     ----------
     entries, exits
-        Boolean arrays, one value per bar of ``data.bars``; acted on at that bar's close.
+        Boolean arrays with one row per bar of ``data.bars``, acted on at that bar's close:
+        shape ``(bars,)`` for one backtest, or ``(bars, columns)`` for a sweep — one backtest
+        per column (e.g. one per parameter set of the indicator that made the signals), on the
+        same data and compiled loop. A 1-D array is broadcast against a 2-D one.
     data, contract, initial_balance, leverage, margin_mode, **options
         As for :func:`backtester.engine.backtest.backtest`.
     contracts
@@ -93,26 +98,48 @@ def backtest_signals(
 
     Returns
     -------
-    Result
-        As :func:`~backtester.engine.backtest.backtest`; ``config["strategy"]`` names the
-        signal path.
+    Result or list of Result
+        As :func:`~backtester.engine.backtest.backtest` (one per column for 2-D signals);
+        ``config["strategy"]`` names the signal path.
     """
     n = len(data.bars)
     if direction not in ("long", "short"):
         raise ValueError(f"direction: expected 'long' or 'short', got {direction!r}")
-    params = {
-        "entries": _as_signal(entries, n, "entries"),
-        "exits": _as_signal(exits, n, "exits"),
-        "contracts": check_positive(contracts, "contracts"),
-        "direction": 1 if direction == "long" else -1,
-    }
-    return backtest(
-        _Signals,
-        data,
-        contract,
-        initial_balance=initial_balance,
-        leverage=leverage,
-        margin_mode=margin_mode,
-        params=params,
-        **options,
-    )
+    entry_array = _as_signal(entries, n, "entries")
+    exit_array = _as_signal(exits, n, "exits")
+    size = check_positive(contracts, "contracts")
+    sign = 1 if direction == "long" else -1
+
+    def run(entry_column: npt.NDArray[np.bool_], exit_column: npt.NDArray[np.bool_]) -> Result:
+        params = {
+            "entries": np.ascontiguousarray(entry_column),
+            "exits": np.ascontiguousarray(exit_column),
+            "contracts": size,
+            "direction": sign,
+        }
+        return backtest(
+            _Signals,
+            data,
+            contract,
+            initial_balance=initial_balance,
+            leverage=leverage,
+            margin_mode=margin_mode,
+            params=params,
+            **options,
+        )
+
+    if entry_array.ndim == 1 and exit_array.ndim == 1:
+        return run(entry_array, exit_array)
+    columns = {a.shape[1] for a in (entry_array, exit_array) if a.ndim == 2}
+    if len(columns) != 1:
+        raise ValueError(
+            f"entries, exits: 2-D signals need the same number of columns, got "
+            f"{entry_array.shape} and {exit_array.shape}"
+        )
+    (n_columns,) = columns
+    entry_2d = entry_array if entry_array.ndim == 2 else entry_array[:, None]
+    exit_2d = exit_array if exit_array.ndim == 2 else exit_array[:, None]
+    return [
+        run(entry_2d[:, min(k, entry_2d.shape[1] - 1)], exit_2d[:, min(k, exit_2d.shape[1] - 1)])
+        for k in range(n_columns)
+    ]

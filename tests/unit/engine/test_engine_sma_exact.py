@@ -159,3 +159,46 @@ def test_signal_path_gives_the_same_trades_as_the_strategy(bars):
     for kind in ("fills", "ledger", "equity"):
         assert result.frame(kind).equals(reference.frame(kind))
     assert len(result.records["fills"]) > 20
+
+
+def test_two_dimensional_signals_run_one_backtest_per_column(bars):
+    from backtester import backtest_signals
+
+    closes = bars["close"]
+    data = MarketData("BTC-USDT-SWAP", bars=bars, bar_interval_ns=MINUTE_NS)
+    entries, exits = [], []
+    for window in (10, 20, 40):
+        sma = np.convolve(closes, np.ones(window) / window)[: len(closes)]
+        valid = np.arange(len(closes)) >= window - 1
+        entries.append(valid & (closes > sma))
+        exits.append(valid & (closes < sma))
+    sweep = backtest_signals(
+        np.column_stack(entries),
+        np.column_stack(exits),
+        data,
+        "okx:BTC-USDT-SWAP",
+        initial_balance=100_000.0,
+    )
+    assert len(sweep) == 3
+    for k in range(3):
+        single = backtest_signals(
+            entries[k], exits[k], data, "okx:BTC-USDT-SWAP", initial_balance=100_000.0
+        )
+        assert sweep[k].fingerprint() == single.fingerprint()
+    counts = [len(r.records["fills"]) for r in sweep]
+    assert counts[0] > counts[1] > counts[2] > 10  # longer windows trade less
+    # a 1-D exit broadcasts against 2-D entries
+    broadcast = backtest_signals(
+        np.column_stack(entries[:2]), exits[0], data, "okx:BTC-USDT-SWAP", initial_balance=1e5
+    )
+    assert broadcast[0].fingerprint() == sweep[0].fingerprint()
+    with pytest.raises(ValueError, match="same number of columns"):
+        backtest_signals(
+            np.column_stack(entries),
+            np.column_stack(exits[:2]),
+            data,
+            "okx:BTC-USDT-SWAP",
+            initial_balance=1e5,
+        )
+    with pytest.raises(ValueError, match="one row per bar"):
+        backtest_signals(entries[0][:-1], exits[0], data, "okx:BTC-USDT-SWAP", initial_balance=1e5)
