@@ -32,6 +32,7 @@ from backtester.enums import MarginMode, OrderType, Side, TimeInForce
 
 if TYPE_CHECKING:
     from backtester.engine.driver import Run
+    from backtester.engine.rows import RowView
 
 __all__ = ["Context", "Strategy"]
 
@@ -95,10 +96,10 @@ class Strategy:
     def on_start(self, ctx: Context) -> None:
         """Called once before the first event."""
 
-    def on_bar(self, ctx: Context, bar: np.void) -> None:
+    def on_bar(self, ctx: Context, bar: RowView) -> None:
         """Called at each bar close."""
 
-    def on_trade(self, ctx: Context, trade: np.void) -> None:
+    def on_trade(self, ctx: Context, trade: RowView) -> None:
         """Called at each trade tick (only if overridden)."""
 
     def on_funding(self, ctx: Context, payment: np.void) -> None:

@@ -21,6 +21,7 @@ from backtester.data.stream import MarketDataStream
 from backtester.engine.driver import Run, record_buffer
 from backtester.engine.slippage import NullSlippage, SlippageModel, SlippageParams
 from backtester.enums import MarginMode, MarkPriceMethod
+from backtester.jit import JitStrategy
 from backtester.results import Result
 from backtester.strategy import Strategy
 from backtester.swap.contract import ContractSpec, get_contract
@@ -136,7 +137,7 @@ class _PriceSampler:
 
 
 def backtest(
-    strategy: type[Strategy],
+    strategy: type[Strategy] | type[JitStrategy],
     data: MarketData | list[MarketData] | MarketDataStream,
     contract: ContractSpec | str | list[ContractSpec | str],
     *,
@@ -151,7 +152,10 @@ def backtest(
     Parameters
     ----------
     strategy
-        A :class:`~backtester.strategy.Strategy` subclass (the class, not an instance).
+        A :class:`~backtester.strategy.Strategy` subclass (Python callbacks, called at its
+        wake-ups) or a :class:`~backtester.jit.JitStrategy` subclass (``@njit`` callbacks run
+        inside the compiled loop) — the class, not an instance. Both give the same Result for
+        the same decisions.
     data
         One :class:`~backtester.data.market.MarketData`, or a list (one per instrument; all
         instruments share one account and must settle in the same currency), or a
@@ -198,8 +202,6 @@ def backtest(
     ValueError, TypeError
         Naming the argument and the expected value.
     """
-    from backtester.jit import JitStrategy
-
     if not (isinstance(strategy, type) and issubclass(strategy, (Strategy, JitStrategy))):
         raise TypeError(f"strategy: expected a Strategy or JitStrategy subclass, got {strategy!r}")
     unknown = set(options) - set(_OPTIONS)
