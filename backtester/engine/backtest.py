@@ -37,6 +37,15 @@ _OPTIONS = {
     "slippage": None,
     "equity_interval_ns": None,
     "history_bars": 10_000,
+    "mark_price_method": "profile",
+}
+_MARK_METHODS = {
+    "profile": None,
+    "index_ema_basis": MarkPriceMethod.INDEX_EMA_BASIS,
+    "funding_basis": MarkPriceMethod.FUNDING_BASIS,
+    "binance_median": MarkPriceMethod.BINANCE_MEDIAN,
+    "historical": MarkPriceMethod.HISTORICAL,
+    "last": MarkPriceMethod.LAST,
 }
 _MINUTE_NS = 60_000_000_000
 
@@ -66,25 +75,35 @@ def _resolve_contracts(contract: Any, n: int) -> list[ContractSpec]:
 
 
 def _mark_method_used(
-    spec: ContractSpec, data: MarketData, has_index: bool, has_mark: bool
+    spec: ContractSpec,
+    data: MarketData,
+    has_index: bool,
+    has_mark: bool,
+    requested: MarkPriceMethod | None = None,
 ) -> MarkPriceMethod:
-    """The profile's mark method, or LAST when the data lacks the stream it needs."""
-    method = MarkPriceMethod(int(spec.profile.mark_price_method))
+    """The mark method of the run: ``requested`` (the ``mark_price_method`` option) or the
+    profile's; a computed mark whose index is missing falls back to the recorded mark series
+    when the data has one (the venue's own mark), else to the last price."""
+    method = (
+        requested if requested is not None else MarkPriceMethod(int(spec.profile.mark_price_method))
+    )
     if method == MarkPriceMethod.HISTORICAL and not has_mark:
         raise ValueError(
-            f"data[{data.symbol!r}].mark: profile {spec.profile.name!r} replays a historical mark "
-            f"price but the data has no mark stream"
+            f"data[{data.symbol!r}].mark: mark_price_method {method.name.lower()!r} replays a "
+            f"historical mark price but the data has no mark stream"
         )
-    if (
-        method
-        in (
-            MarkPriceMethod.INDEX_EMA_BASIS,
-            MarkPriceMethod.FUNDING_BASIS,
-            MarkPriceMethod.BINANCE_MEDIAN,
-        )
-        and not has_index
-    ):
-        return MarkPriceMethod.LAST
+    needs_index = (
+        MarkPriceMethod.INDEX_EMA_BASIS,
+        MarkPriceMethod.FUNDING_BASIS,
+        MarkPriceMethod.BINANCE_MEDIAN,
+    )
+    if method in needs_index and not has_index:
+        if requested is not None:
+            raise ValueError(
+                f"data[{data.symbol!r}].index: mark_price_method {method.name.lower()!r} needs "
+                f"an index price stream, and the data has none"
+            )
+        return MarkPriceMethod.HISTORICAL if has_mark else MarkPriceMethod.LAST
     return method
 
 
@@ -187,6 +206,11 @@ def backtest(
         ``margin_call_buffer_ratio`` (float ≥ 1, default 1.5): on_margin_call fires when the
         liquidation buffer falls below it. ``slippage`` (a SlippageModel, default none).
         ``equity_interval_ns`` (int): equity sampling step (default: the bar interval, or 1 min).
+        ``mark_price_method`` ("profile" (default), "index_ema_basis", "funding_basis",
+        "binance_median", "historical", "last"): how the mark is formed. With "profile", a
+        method whose index stream is missing falls back to the data's recorded mark series
+        (replayed as is) and, without one, to the last price; ``config["mark_price_method_used"]``
+        says which. An explicit method whose stream is missing is an error.
         ``history_bars`` (int ≥ 0, default 10,000): chunked replay only — bars per instrument
         carried from one chunk into the next for history windows (``ctx.sma(n)`` and jitted
         ``ctx.bars[row - k]`` exact for ``n, k <= history_bars``).
@@ -255,6 +279,10 @@ def backtest(
     if history_bars < 0:
         raise ValueError(f"history_bars: expected an integer >= 0, got {history_bars!r}")
     start_ns = stream.start_ns if stream is not None else min(d.start_ns for d in data_list)
+    mark_option = opts["mark_price_method"]
+    if mark_option not in _MARK_METHODS:
+        raise ValueError(f"mark_price_method: {suggestion(str(mark_option), _MARK_METHODS)}")
+    requested_mark = _MARK_METHODS[mark_option]
     param_rows, tier_rows, methods = [], [], []
     offset = 0
     for k, (spec, d, lev) in enumerate(zip(specs, data_list, leverages, strict=True)):
@@ -262,7 +290,7 @@ def backtest(
         row["tier_offset"] = offset
         row["tier_count"] = len(tiers)
         offset += len(tiers)
-        method = _mark_method_used(spec, d, has_index[k], has_mark[k])
+        method = _mark_method_used(spec, d, has_index[k], has_mark[k], requested_mark)
         row["mark_price_method"] = int(method)
         methods.append(method.name)
         if lev > float(row[0]["max_leverage"]):
