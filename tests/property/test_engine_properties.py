@@ -3,7 +3,9 @@
 * the ledger conserves: initial balance + Σ ledger amounts = final balance, row by row;
 * with isolated margin only, the wallet never goes negative (no isolated loss exceeds its
   margin plus the fees reserved at acceptance);
-* every strategy fill lies inside the range of the bar it happened in.
+* every strategy fill lies inside the range of the bar it happened in;
+* ADL closes and clawbacks (random scenario events) keep all of the above, and the ledger's
+  CLAWBACK rows equal the clawback records.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from hypothesis import strategies as st
 
 from backtester import Strategy, backtest, dtypes
 from backtester.data.market import MarketData
-from backtester.enums import Liquidity
+from backtester.enums import LedgerKind, Liquidity
 
 MINUTE_NS = 60_000_000_000
 T0 = 1_704_067_200_000_000_000
+DAY_NS = 86_400_000_000_000
 
 
 @st.composite
@@ -46,9 +49,33 @@ def scenarios(draw):
             max_size=12,
         )
     )
+    # an opening market order on the first bar, so the later episodes often meet a position
+    actions = [(0, "market", draw(st.integers(-40, 40).filter(bool)), 0.0, False), *actions]
     leverage = draw(st.sampled_from([1.0, 5.0, 20.0, 50.0, 100.0]))
     funding_rate = draw(st.floats(-0.003, 0.003))
-    return bars, actions, leverage, funding_rate
+    episodes = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, n - 1),
+                st.booleans(),  # ADL (else clawback)
+                st.sampled_from([-1, 0, 1]),
+                st.floats(-0.02, 0.02),
+                st.sampled_from([0.0, 0.0, 0.1, 0.5, 1.0]),
+            ),
+            max_size=3,
+        )
+    )
+    deleverage = np.zeros(len(episodes), dtypes.DELEVERAGE_EVENT_DTYPE)
+    # ADL episodes (within the bars) first, then the next day's clawbacks: time order
+    in_time_order = sorted(episodes, key=lambda e: (not e[1], e[0]))
+    for row, (at, adl, side, offset, threshold) in zip(deleverage, in_time_order, strict=True):
+        # ADL within the bars; a clawback the next day takes a share of this day's profit
+        row["ts_ns"] = bars["ts_ns"][at] + MINUTE_NS // 2 + (0 if adl else DAY_NS)
+        row["kind"] = LedgerKind.ADL if adl else LedgerKind.CLAWBACK
+        row["side"] = side if adl else 0
+        row["price"] = round(float(close[at]) * (1 + offset), 1) if adl else np.nan
+        row["threshold"] = threshold
+    return bars, actions, leverage, funding_rate, deleverage
 
 
 class RandomOrders(Strategy):
@@ -78,11 +105,17 @@ class RandomOrders(Strategy):
 @settings(max_examples=60)
 @given(scenarios())
 def test_ledger_conserves_wallet_stays_positive_and_fills_stay_in_range(scenario):
-    bars, actions, leverage, funding_rate = scenario
+    bars, actions, leverage, funding_rate, deleverage = scenario
     funding = np.zeros(1, dtypes.FUNDING_RATE_DTYPE)
     funding["ts_ns"] = bars["ts_ns"][len(bars) // 2]
     funding["funding_rate"] = funding_rate
-    data = MarketData("BTC-USDT-SWAP", bars=bars, bar_interval_ns=MINUTE_NS, funding=funding)
+    data = MarketData(
+        "BTC-USDT-SWAP",
+        bars=bars,
+        bar_interval_ns=MINUTE_NS,
+        funding=funding,
+        deleverage=deleverage,
+    )
     balance = 1_000.0
     result = backtest(
         RandomOrders,
@@ -101,8 +134,18 @@ def test_ledger_conserves_wallet_stays_positive_and_fills_stay_in_range(scenario
     )
     assert abs(balance + ledger["amount_settle"].sum() - result.final_balance_settle) < 1e-9
     assert (ledger["balance_after_settle"] >= -1e-9).all()
+    adl = result.records["adl"]
+    clawbacks = ledger[ledger["kind"] == LedgerKind.CLAWBACK]["amount_settle"]
+    # the ledger row is the cash movement (< 0); the record the amount taken (> 0)
+    np.testing.assert_array_equal(
+        np.sort(-clawbacks), np.sort(adl[adl["kind"] == LedgerKind.CLAWBACK]["amount_settle"])
+    )
+    assert (clawbacks <= 0).all()
     fills = result.records["fills"]
-    own = fills[fills["liquidity"] != Liquidity.LIQUIDATION]
+    assert (fills[fills["liquidity"] == Liquidity.ADL]["fee_settle"] == 0).all()
+    own = fills[
+        (fills["liquidity"] != Liquidity.LIQUIDATION) & (fills["liquidity"] != Liquidity.ADL)
+    ]
     bar_of_fill = (own["ts_ns"] - T0) // MINUTE_NS - 1
     assert (bar_of_fill >= 0).all()
     assert (own["price"] >= bars["low"][bar_of_fill] - 1e-9).all()
