@@ -12,7 +12,7 @@ In a chunked replay, END_OF_DATA of one chunk swaps in the next chunk's stream a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -247,8 +247,6 @@ class Run:
         }
         self._metrics = np.zeros(N_METRICS)
         self._scratch = np.zeros(N_METRICS)
-        self._dirty = False
-        self._wants_rejected = False
         self._args: tuple[Any, ...] | None = None
         self._caps = np.zeros(len(_BUFFERS), dtype=np.int64)
         self._contexts = [Context(self, i) for i in range(self.n_instruments)]
@@ -386,7 +384,6 @@ class Run:
         self.work[row] = (0, 0.0, False, queue, 0.0)
         a["n_orders"] = row + 1
         a["next_order_id"] = row + 1
-        self._dirty = True
         return int(row)
 
     def cancel(self, order_id: int) -> bool:
@@ -521,15 +518,15 @@ class Run:
         return {"unrealised_pnl": upl, "margin_ratio": ratio, "liquidation_price": liq}
 
     # ------------------------------------------------------------------ the run
-    def _accept(self, strategy: Strategy) -> None:
+    def _accept(self, on_rejected: Callable[[int], None] | None) -> None:
         """Validate orders placed outside the replay (``on_start``, ``on_stop``); call
-        ``on_order_rejected`` for refused ones (orders it places are validated in turn)."""
-        self._dirty = False
+        ``on_rejected(row)`` for refused ones (orders it places are validated in turn)."""
         for _ in range(10_000):
             a = self.account[0]
             first, last = int(a["n_orders_seen"]), int(a["n_orders"])
             if first == last:
                 return
+            self._grow_buffers()
             accept_orders_nb(
                 self.account,
                 self.positions,
@@ -541,12 +538,29 @@ class Run:
                 a["ts_ns"],
                 self._scratch,
             )
-            if self._wants_rejected:
+            if on_rejected is not None:
                 for r in range(first, last):
                     if self.orders[r]["status"] == OrderStatus.REJECTED:
-                        o = self.orders[r]
-                        strategy.on_order_rejected(self._contexts[int(o["instrument"])], o)
+                        on_rejected(r)
         raise RuntimeError("on_order_rejected kept placing rejected orders (10,000 rounds)")
+
+    def _set_masks(self, subscribed: set[str], *, jitted: bool) -> None:
+        """WakeReason bits of the subscribed callbacks: the wake mask (Python callbacks, run at
+        wake-ups) or the callback mask (jitted callbacks, run inside the loop)."""
+        mask = 0
+        for name, bit in _WAKE_BITS.items():
+            if name in subscribed:
+                mask |= int(bit)
+        if "on_order_rejected" in subscribed:
+            mask |= int(WakeReason.ORDER_UPDATE)
+        a = self.account[0]
+        a["wake_mask"] = 0 if jitted else mask
+        a["callback_mask"] = mask if jitted else 0
+
+    def _finish(self) -> None:
+        """The final equity row, after ``on_stop`` and its orders."""
+        self._grow_buffers()
+        record_equity_nb(self._loop_arguments()[0], self.account[0]["ts_ns"])
 
     def _loop_arguments(self) -> tuple[Any, ...]:
         """(EngineState, capacities): the arguments of the replay kernels, rebuilt after any
@@ -567,24 +581,21 @@ class Run:
     def run(self, strategy: Strategy) -> None:
         """Replay everything, calling the strategy at its wake-ups."""
         subscribed = strategy.subscribed()
-        self._wants_rejected = "on_order_rejected" in subscribed
-        mask = 0
-        for name, bit in _WAKE_BITS.items():
-            if name in subscribed:
-                mask |= int(bit)
-        if self._wants_rejected:
-            mask |= int(WakeReason.ORDER_UPDATE)
-        self.account[0]["wake_mask"] = mask
+        self._set_masks(subscribed, jitted=False)
+
+        def rejected(row: int) -> None:
+            order = self.orders[row]
+            strategy.on_order_rejected(self._contexts[int(order["instrument"])], order)
+
+        on_rejected = rejected if "on_order_rejected" in subscribed else None
         ctx = self._contexts[0]
         strategy.on_start(ctx)
-        self._accept(strategy)
+        self._accept(on_rejected)
         while self._replay(strategy, subscribed) == YIELD_BUFFER_FULL:
             self._grow_buffers()
         strategy.on_stop(ctx)
-        self._accept(strategy)
-        self._grow_buffers()
-        a = self.account[0]
-        record_equity_nb(self._loop_arguments()[0], a["ts_ns"])
+        self._accept(on_rejected)
+        self._finish()
 
     def run_jit(self, strategy: Any) -> None:
         """Replay everything with a :class:`~backtester.jit.JitStrategy`: its callbacks run
@@ -593,16 +604,7 @@ class Run:
 
         if not isinstance(strategy, JitStrategy):
             raise TypeError(f"strategy: expected a JitStrategy instance, got {strategy!r}")
-        subscribed = strategy.subscribed()
-        mask = 0
-        for name, bit in _WAKE_BITS.items():
-            if name in subscribed:
-                mask |= int(bit)
-        if "on_order_rejected" in subscribed:
-            mask |= int(WakeReason.ORDER_UPDATE)
-        a = self.account[0]
-        a["wake_mask"] = 0
-        a["callback_mask"] = mask
+        self._set_masks(strategy.subscribed(), jitted=True)
         user_state = strategy.make_state()
         callbacks = [
             strategy.callback(name) or no_callback_nb
@@ -612,28 +614,15 @@ class Run:
             )
         ]  # fmt: skip
         rejected = strategy.callback("on_order_rejected")
-
-        def accept() -> None:
-            for _ in range(10_000):
-                first, last = int(a["n_orders_seen"]), int(a["n_orders"])
-                if first == last:
-                    return
-                self._grow_buffers()
-                accept_orders_nb(
-                    self.account, self.positions, self.params, self.tiers, self.orders,
-                    self.work, self.active, a["ts_ns"], self._scratch,
-                )  # fmt: skip
-                if rejected is not None:
-                    state = self._loop_arguments()[0]
-                    for r in range(first, last):
-                        if self.orders[r]["status"] == OrderStatus.REJECTED:
-                            rejected(state, user_state, r)
-            raise RuntimeError("on_order_rejected kept placing rejected orders (10,000 rounds)")
-
+        on_rejected = (
+            None
+            if rejected is None
+            else lambda row: rejected(self._loop_arguments()[0], user_state, row)
+        )
         self._grow_buffers()
         if strategy.callback("on_start") is not None:
             strategy.callback("on_start")(self._loop_arguments()[0], user_state)
-        accept()
+        self._accept(on_rejected)
         while True:
             state, capacities = self._loop_arguments()
             status = run_until_nb(state, capacities, *callbacks, user_state)
@@ -645,9 +634,8 @@ class Run:
         self._grow_buffers()
         if strategy.callback("on_stop") is not None:
             strategy.callback("on_stop")(self._loop_arguments()[0], user_state)
-        accept()
-        self._grow_buffers()
-        record_equity_nb(self._loop_arguments()[0], a["ts_ns"])
+        self._accept(on_rejected)
+        self._finish()
 
     def _replay(self, strategy: Strategy, subscribed: set[str]) -> int:
         """Drive the replay generator until the end of data or a full buffer; returns its code.

@@ -16,38 +16,12 @@ from backtester import JitStrategy, Strategy, backtest, dtypes
 from backtester.data.market import MarketData
 from backtester.enums import OrderStatus, RejectReason
 from backtester.jit import cancel, limit, market, position
+from tests.unit.engine.test_engine_sma_exact import SmaCross as SmaCrossPy
+from tests.unit.engine.test_engine_sma_exact import make_bars
 
 MINUTE_NS = 60_000_000_000
 SECOND_NS = 1_000_000_000
 T0 = 1_700_000_000_000_000_000
-
-
-def make_bars(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    close = np.round(30_000 * np.exp(np.cumsum(rng.normal(0, 0.002, n))), 1)
-    open_ = np.r_[30_000.0, close[:-1]]
-    bars = np.zeros(n, dtypes.BAR_DTYPE)
-    bars["ts_ns"] = T0 + np.arange(n) * MINUTE_NS
-    bars["open"] = open_
-    bars["close"] = close
-    bars["high"] = np.round(np.maximum(open_, close) * 1.001, 1)
-    bars["low"] = np.round(np.minimum(open_, close) * 0.999, 1)
-    return bars
-
-
-class SmaCrossPy(Strategy):
-    fast = 5
-    slow = 20
-    size = 3.0
-
-    def on_bar(self, ctx, bar):
-        if len(ctx.closes) < self.slow:
-            return
-        fast, slow = ctx.sma(self.fast), ctx.sma(self.slow)
-        if fast > slow and ctx.position <= 0:
-            ctx.market(self.size - ctx.position)
-        elif fast < slow and ctx.position >= 0:
-            ctx.market(-self.size - ctx.position)
 
 
 @njit
