@@ -39,7 +39,7 @@ from backtester.engine.loop_nb import (
     no_callback_nb,
     record_equity_nb,
     replay_gen_nb,
-    run_until_nb,
+    run_until_jit_nb,
 )
 from backtester.engine.order_entry_nb import ORDER_HEADROOM, cancel_order_nb
 from backtester.engine.orders_nb import accept_orders_nb
@@ -625,7 +625,7 @@ class Run:
         self._accept(on_rejected)
         while True:
             state, capacities = self._loop_arguments()
-            status = run_until_nb(state, capacities, *callbacks, user_state)
+            status = run_until_jit_nb(state, capacities, *callbacks, user_state)
             if status == Status.END_OF_DATA:
                 if self._next_chunk():
                     continue

@@ -426,7 +426,9 @@ def handle_funding_nb(state, i, ts) -> int:
     return 0
 
 
-@njit(cache=True)
+# Not cached (nor ``accept_after_callbacks_nb``): the jit path specialises them for each
+# strategy's callbacks, see ``run_until_jit_nb``.
+@njit
 def callbacks_nb(
     state,
     wake,
@@ -470,7 +472,7 @@ def callbacks_nb(
         on_trade(state, user_state, i, acc["wake_ref"])
 
 
-@njit(cache=True)
+@njit
 def accept_after_callbacks_nb(state, on_order_rejected, user_state, ts) -> None:
     """Validate the orders a jitted callback placed; report rejections to the strategy."""
     acc = state.account[0]
@@ -577,6 +579,13 @@ def run_until_nb(
             acc["wake_reason"] = wake
             acc["wake_instrument"] = i
             return _WAKE
+
+
+# The jit path's entry: ``run_until_nb`` compiled per strategy and never cached. A cached
+# specialisation would be keyed on the callbacks' dispatcher types, which refer to objects of
+# the process that compiled them: a later process reading the cache index can fail on such an
+# entry ("underlying object has vanished"), and an entry can outlive an edit of the callback.
+run_until_jit_nb = njit(run_until_nb.py_func)
 
 
 @njit(cache=True)

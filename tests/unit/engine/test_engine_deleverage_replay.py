@@ -15,19 +15,7 @@ from numba import njit
 from backtester import JitStrategy, Strategy, backtest, dtypes
 from backtester.data.market import MarketData
 from backtester.enums import LedgerKind, Liquidity, OrderStatus
-
-HOUR_NS = 3_600_000_000_000
-DAY0 = 1_704_067_200_000_000_000  # 2024-01-01 00:00 UTC
-
-
-def hourly_bars(closes: list[float]) -> np.ndarray:
-    bars = np.zeros(len(closes), dtypes.BAR_DTYPE)
-    bars["ts_ns"] = DAY0 + np.arange(len(closes)) * HOUR_NS
-    bars["close"] = closes
-    bars["open"] = np.r_[closes[0], closes[:-1]]
-    bars["high"] = np.maximum(bars["open"], bars["close"])
-    bars["low"] = np.minimum(bars["open"], bars["close"])
-    return bars
+from tests.unit.engine.test_engine_funding_settlement import DAY0, HOUR_NS, hourly_bars
 
 
 def scenario(rows: list[tuple[int, int, int, float, float]]) -> np.ndarray:
