@@ -127,6 +127,14 @@ class JitStrategy:
         """Names of the callbacks this class defines."""
         return {name for name in CALLBACKS if cls.callback(name) is not None}
 
+    def replay_kernel(self, run: Any) -> Any:
+        """A replay of this strategy specialised for ``run`` (a
+        :class:`~backtester.engine.driver.Run`), or None (the default) for the general jitted
+        loop. Returns ``(kernel, arguments)``: ``kernel(state, capacities, *arguments)`` must
+        replay like ``run_until_nb`` with this strategy's callbacks (same records) and return
+        a Status. The signal path uses it (:mod:`backtester.engine.signals_nb`)."""
+        return None
+
     def make_state(self) -> Any:
         """The value passed to every callback as ``state`` (default: an empty float array).
 

@@ -10,6 +10,7 @@ computed from these arrays, so two results compare equal exactly when their arra
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ class Result:
     initial_balance_settle: float
     records: dict[str, npt.NDArray[np.void]]
     config: dict[str, Any] = field(default_factory=dict)
-    price_series: dict[str, dict[str, npt.NDArray[np.void]]] = field(default_factory=dict)
+    price_series: dict[str, Mapping[str, npt.NDArray[np.void]]] = field(default_factory=dict)
     contract_kinds: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -332,6 +332,26 @@ class Run:
             self._grow_orders()
         self._args = None
 
+    def reserve(self, orders: int = 0, **records: int) -> None:
+        """Grow the order arrays to at least ``orders`` rows and each named record buffer
+        (``fills=``, ``ledger=``, ...) to at least its rows, before a run whose record counts
+        are known in advance (the signal path): saves the regrow-and-copy rounds. Untouched
+        rows cost no memory until written."""
+        for name, rows in records.items():
+            buffer = self.buffers[name]
+            if rows > len(buffer):
+                grown = record_buffer(rows, buffer.dtype)
+                grown[: len(buffer)] = buffer
+                self.buffers[name] = grown
+        if orders > len(self.orders):
+            n = len(self.orders)
+            for name in ("orders", "work", "active"):
+                old = getattr(self, name)
+                grown = np.zeros(orders, dtype=old.dtype)
+                grown[:n] = old
+                setattr(self, name, grown)
+        self._args = None
+
     def _grow_orders(self) -> None:
         n = len(self.orders)
         for name in ("orders", "work", "active"):
@@ -605,6 +625,10 @@ class Run:
         if not isinstance(strategy, JitStrategy):
             raise TypeError(f"strategy: expected a JitStrategy instance, got {strategy!r}")
         self._set_masks(strategy.subscribed(), jitted=True)
+        kernel = strategy.replay_kernel(self)
+        if kernel is not None:
+            self._run_kernel(*kernel)
+            return
         user_state = strategy.make_state()
         callbacks = [
             strategy.callback(name) or no_callback_nb
@@ -635,6 +659,21 @@ class Run:
         if strategy.callback("on_stop") is not None:
             strategy.callback("on_stop")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
+        self._finish()
+
+    def _run_kernel(self, kernel: Any, arguments: tuple[Any, ...]) -> None:
+        """Replay everything with a strategy's own kernel (see ``JitStrategy.replay_kernel``);
+        it has no start or stop callbacks."""
+        self._grow_buffers()
+        while True:
+            state, capacities = self._loop_arguments()
+            status = kernel(state, capacities, *arguments)
+            if status == Status.END_OF_DATA:
+                if self._next_chunk():
+                    continue
+                break
+            self._grow_buffers()
+        self._grow_buffers()
         self._finish()
 
     def _replay(self, strategy: Strategy, subscribed: set[str]) -> int:

@@ -18,6 +18,8 @@ from numba import njit
 from backtester.checks import check_positive
 from backtester.data.market import MarketData
 from backtester.engine.backtest import backtest
+from backtester.engine.order_entry_nb import ORDER_HEADROOM
+from backtester.engine.signals_nb import run_signals_nb
 from backtester.jit import JitStrategy, market
 from backtester.results import Result
 from backtester.swap.contract import ContractSpec
@@ -49,11 +51,39 @@ class _Signals(JitStrategy):
     exits: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
     contracts = 1.0
     direction = 1
+    replay = "auto"
+
+    def replay_kernel(self, run: Any) -> Any:
+        """The signal kernel (:func:`~backtester.engine.signals_nb.run_signals_nb`) when the
+        run is one instrument on bars without ADL/clawback events, else None (general loop)."""
+        if self.replay == "events" or not signal_kernel_applies(run):
+            return None
+        # one order per signal bar at most, each filled once or liquidated: reserve the rows
+        # instead of regrowing (and copying) the buffers a dozen times on a long run
+        n = int(np.count_nonzero(self.entries | self.exits))
+        run.reserve(
+            orders=n + ORDER_HEADROOM,
+            fills=2 * n + 1024,
+            ledger=4 * n + 2 * len(run.funding) + 4096,
+        )
+        size = np.array([float(self.contracts), float(self.direction)])
+        return run_signals_nb, (self.entries, self.exits, size)
 
     def make_state(self) -> tuple[Any, ...]:
         # the first bar's row is 0: one instrument, its bars first in the replayed stream
         size = np.array([float(self.contracts), float(self.direction), 0.0])
         return (self.entries, self.exits, size)
+
+
+def signal_kernel_applies(run: Any) -> bool:
+    """True when the signal kernel can replay ``run`` (a Run): one instrument, bars, no
+    trades, no ADL/clawback scenario events, not chunked."""
+    return (
+        run.n_instruments == 1
+        and len(run.trades) == 0
+        and len(run.deleverage) == 0
+        and run._chunks is None
+    )
 
 
 def _as_signal(values: Any, n: int, name: str) -> npt.NDArray[np.bool_]:
@@ -78,6 +108,7 @@ def backtest_signals(
     direction: str = "long",
     leverage: float = 10.0,
     margin_mode: str = "isolated",
+    replay: str = "auto",
     **options: Any,
 ) -> Result | list[Result]:
     """Backtest boolean entry/exit signals over ``data.bars``.
@@ -95,6 +126,11 @@ def backtest_signals(
         Position size opened on an entry, in contracts (> 0).
     direction
         ``"long"`` or ``"short"``.
+    replay
+        ``"auto"`` (default): the signal kernel (:mod:`backtester.engine.signals_nb`) where it
+        applies — one instrument on bars, no trade ticks, no ADL/clawback events — else the
+        general jitted loop; ``"events"``: always the general loop. Both give identical
+        records; ``"events"`` exists to check that.
 
     Returns
     -------
@@ -109,6 +145,8 @@ def backtest_signals(
     exit_array = _as_signal(exits, n, "exits")
     size = check_positive(contracts, "contracts")
     sign = 1 if direction == "long" else -1
+    if replay not in ("auto", "events"):
+        raise ValueError(f"replay: expected 'auto' or 'events', got {replay!r}")
 
     def run(entry_column: npt.NDArray[np.bool_], exit_column: npt.NDArray[np.bool_]) -> Result:
         params = {
@@ -116,6 +154,7 @@ def backtest_signals(
             "exits": np.ascontiguousarray(exit_column),
             "contracts": size,
             "direction": sign,
+            "replay": replay,
         }
         return backtest(
             _Signals,

@@ -3,12 +3,14 @@ the summary; (2) the test command is exactly the one CI runs (`.ci/run`)."""
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,8 +56,8 @@ def test_readme_first_command_runs_a_backtest_on_the_sample(tmp_path: Path) -> N
 def test_readme_strategy_and_notebook_examples_run() -> None:
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) == 3, "README: expected the strategy, notebook and jit examples"
-    strategy, notebook, _ = blocks
+    assert len(blocks) == 4, "README: expected the strategy, notebook, jit and signal examples"
+    strategy, notebook, _, _ = blocks
     assert len(strategy.splitlines()) <= 30  # fits on one screen
     namespace: dict = {"__name__": "readme_example"}
     exec(compile(strategy, "README.md strategy", "exec"), namespace)
@@ -82,5 +84,24 @@ def test_readme_jit_example_trades_on_the_sample_ticks() -> None:
     assert (fills["side"][fills["order_id"] >= 0] == 1).all()  # the example only buys
     ledger = result.records["ledger"]
     assert 10_000.0 + ledger["amount_settle"].sum() == pytest.approx(
+        result.final_balance_settle, rel=1e-12
+    )
+
+
+def test_readme_signal_example_trades_the_crossings_with_hourly_equity() -> None:
+    text = (REPO / "README.md").read_text()
+    signal_block = re.findall(r"```python\n(.*?)```", text, re.S)[3]
+    namespace: dict = {"__name__": "readme_signal_example"}
+    exec(compile(signal_block, "README.md signal example", "exec"), namespace)
+    result = namespace["result"]
+    crossings = int(namespace["cross"].sum())
+    fills = result.records["fills"]
+    # one order per crossing after the first entry (an exit while flat places nothing)
+    assert 2 <= len(fills) <= crossings
+    assert (fills["side"][::2] == 1).all()  # entries buy, exits sell
+    ts = result.records["equity"]["ts_ns"][:-1]  # the last row is the final one
+    assert (np.diff(ts) >= 3_600_000_000_000).all()
+    ledger = result.records["ledger"]
+    assert 10_000.0 + math.fsum(ledger["amount_settle"]) == pytest.approx(
         result.final_balance_settle, rel=1e-12
     )
