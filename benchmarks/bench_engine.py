@@ -11,7 +11,8 @@ same through the general jitted loop (``replay="events"``, identical records); a
 on a slow signal (SMA 200/1000 crossings) with hourly equity rows, where the per-bar cost of
 the replay itself shows rather than fills and the 72-byte equity row of every bar.
 
-Usage: ``python benchmarks/bench_engine.py [--bars 200000] [--ticks 500000] [--repeat 3]``
+Usage: ``python benchmarks/bench_engine.py [--bars 200000] [--ticks 500000] [--repeat 3]
+[--only "signal"]``
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=200_000)
     parser.add_argument("--ticks", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default="", help="run only the cases whose name contains this")
     args = parser.parse_args()
     bars, ticks = synthetic(args.bars, args.ticks)
     close = bars.bars["close"]
@@ -255,6 +257,8 @@ def main() -> None:
         "ticks, Python on_trade": 500e3,
     }
     for name, (fn, events, bare) in cases.items():
+        if args.only not in name:
+            continue
         seconds = median_seconds(fn, args.repeat)
         fills = len(fn().records["fills"])
         rate = events / seconds

@@ -419,4 +419,8 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray):
+        # an array parameter (e.g. signal arrays) is described, not printed: its repr is
+        # abbreviated anyway and costs ~1 ms per million elements
+        return f"<array {value.dtype}{list(value.shape)}>"
     return repr(value)

@@ -133,10 +133,11 @@ def liquidation_after_mark_nb(state, i, ts) -> int:
 
 
 @njit(cache=True, inline="always")
-def update_mark_from_index_nb(s, p, funding, ts) -> bool:
+def update_mark_from_index_nb(s, p, funding, ts, alpha) -> bool:
     """Recompute the mark after an index update per the profile's method; True if it changed.
 
-    ``s``/``p``: the instrument's POSITION_STATE and CONTRACT_PARAMS records. Inlined, with
+    ``s``/``p``: the instrument's POSITION_STATE and CONTRACT_PARAMS records; ``alpha``:
+    ``ema_alpha_nb(p["mark_ema_span"])`` (a division the caller may hoist). Inlined, with
     records and not arrays as arguments: an inlined function's array arguments get reference
     count updates (~5 ns each), and this runs at every index point."""
     method = p["mark_price_method"]
@@ -148,7 +149,7 @@ def update_mark_from_index_nb(s, p, funding, ts) -> bool:
                 s["ema_basis"] = ema_update_nb(
                     s["ema_basis"],
                     s["last_price"] - index,
-                    ema_alpha_nb(p["mark_ema_span"]),
+                    alpha,
                     s["ema_initialised"],
                 )
                 s["ema_initialised"] = True
@@ -373,7 +374,9 @@ def handle_index_nb(state, i, ts) -> int:
     s = state.positions[i]
     s["index_price"] = state.index[s["c_index"]]["price"]
     s["c_index"] += 1
-    if update_mark_from_index_nb(s, state.params[i], state.funding, ts) and (
+    p = state.params[i]
+    alpha = ema_alpha_nb(p["mark_ema_span"])
+    if update_mark_from_index_nb(s, p, state.funding, ts, alpha) and (
         s["contracts"] != 0.0 or s["margin_call_active"]
     ):
         return liquidation_after_mark_nb(state, i, ts)

@@ -60,7 +60,7 @@ class _Signals(JitStrategy):
             return None
         # one order per signal bar at most, each filled once or liquidated: reserve the rows
         # instead of regrowing (and copying) the buffers a dozen times on a long run
-        n = int(np.count_nonzero(self.entries | self.exits))
+        n = int(np.count_nonzero(self.entries)) + int(np.count_nonzero(self.exits))
         run.reserve(
             orders=n + ORDER_HEADROOM,
             fills=2 * n + 1024,

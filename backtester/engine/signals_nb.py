@@ -55,6 +55,7 @@ from backtester.enums import (
     TierBasis,
     TimeInForce,
 )
+from backtester.swap.mark_nb import ema_alpha_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
 
@@ -170,6 +171,7 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
     tiers = state.tiers
     mc_ratio = acc["margin_call_buffer_ratio"]
     method = p["mark_price_method"]
+    alpha = ema_alpha_nb(p["mark_ema_span"])
     daily_settlement = p["daily_settlement"]
     equity_interval = acc["equity_interval_ns"]
     bar_interval = s["bar_interval_ns"]
@@ -234,7 +236,7 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
             c_index += 1
             s["c_index"] = c_index
             t_index = index[c_index]["ts_ns"] if c_index < e_index else _NO_EVENT
-            if update_mark_from_index_nb(s, p, funding, ts):
+            if update_mark_from_index_nb(s, p, funding, ts, alpha):
                 mark_moved = True
         elif kind == EventKind.BAR:
             row = c_bar
