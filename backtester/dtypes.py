@@ -352,7 +352,10 @@ ALL_RECORD_DTYPES = {
 #     index; ema_initialised (b1); next_mark_sample_ns (i8); funding_rate (f8, rate) last known;
 #     next_funding_ns (i8); next_settlement_ns (i8); margin_call_active (b1); bar_interval_ns
 #     (i8); c_<stream> / e_<stream> (i8) cursor and end row of each stream in the concatenated
-#     stream arrays; fill_on_trades (b1) whether resting orders fill on trades (else on bars).
+#     stream arrays; fill_on_trades (b1) whether resting orders fill on trades (else on bars);
+#     last_trade_ns (i8) time of the last trade replayed (0 before any): a bar during which no
+#     trade printed fills resting orders on its intrabar path even when the instrument fills on
+#     trades (the bars-only stretches of data with trades for part of the span).
 # ORDER_WORK_DTYPE: working fields of each order row beside ORDER_DTYPE.
 #     active_from_ns (i8) first event time the order may fill (creation + latency);
 #     queue_ahead_base (f8, base) volume ahead of a resting limit; is_taker (b1) marketable at
@@ -423,6 +426,7 @@ POSITION_STATE_DTYPE = np.dtype(
         ("margin_call_active", np.bool_),
         ("bar_interval_ns", np.int64),
         ("fill_on_trades", np.bool_),
+        ("last_trade_ns", np.int64),
         ("c_index", np.int64),
         ("e_index", np.int64),
         ("c_mark", np.int64),

@@ -311,14 +311,15 @@ def segment_nb(state, i, ts, start, end, lo, hi, active_ts) -> bool:
 @njit(cache=True)
 def handle_bar_nb(state, i, ts) -> int:
     """A bar closes: its path open → extremes → close fills resting orders (when the instrument
-    fills on bars), the last price becomes the close, and under the LAST mark method the mark
-    too (then the liquidation check). Returns wake bits."""
+    fills on bars, or when no trade printed during the bar: data with trades for only part of
+    the span fill on bars elsewhere), the last price becomes the close, and under the LAST mark
+    method the mark too (then the liquidation check). Returns wake bits."""
     s = state.positions[i]
     row = s["c_bar"]
     bar = state.bars[row]
     s["c_bar"] = row + 1
     wake = 0 | WakeReason.BAR
-    if not s["fill_on_trades"]:
+    if not s["fill_on_trades"] or s["last_trade_ns"] < bar["ts_ns"]:
         if state.account[0]["n_active"] > 0:
             lo = bar["low"]
             hi = bar["high"]
@@ -354,6 +355,7 @@ def handle_trade_nb(state, i, ts) -> int:
     s["c_trade"] = row + 1
     wake = 0 | WakeReason.TRADE
     s["last_price"] = t["price"]
+    s["last_trade_ns"] = ts
     if (
         s["fill_on_trades"]
         and state.account[0]["n_active"] > 0
