@@ -175,7 +175,6 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
     daily_settlement = p["daily_settlement"]
     equity_interval = acc["equity_interval_ns"]
     bar_interval = s["bar_interval_ns"]
-    orders_free = len(state.orders) - acc["n_orders"]
     target = size[1] * size[0]
     tier_size = np.nan  # the cached tier row is valid for a position of this size
     tier_row = -1
@@ -198,15 +197,14 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
     while True:
         if unchecked == 0:
             # run_until_nb checks ``need`` free rows before every event; an event writes at
-            # most that many, so ``free // need`` events can run before the next check
+            # most that many, so ``free // need`` events can run before the next check (and a
+            # new order, the only way to use an order row, resets the count)
             need = HEADROOM_PER_ORDER * (acc["n_active"] + 2) + 8
             free = min_free_nb(account, capacities)
-            if free < need:
+            if free < need or len(state.orders) - acc["n_orders"] <= 0:
                 return _BUFFER_FULL
             unchecked = free // need
         unchecked -= 1
-        if orders_free <= 0:
-            return _BUFFER_FULL
         # the next event of the one instrument: index → mark → funding → bar at one time
         ts = t_index
         kind = EventKind.INDEX
@@ -228,96 +226,112 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
             )
             next_settlement = next_settlement_ns_nb(ts, p["settlement_offset_ns"])
             s["next_settlement_ns"] = next_settlement
-        fresh = False  # upl, mm, ratio hold the open isolated position's metrics now
-        mark_moved = False
-        if kind == EventKind.INDEX:
-            # handle_index_nb, keeping the metrics of the liquidation check
-            s["index_price"] = index[c_index]["price"]
-            c_index += 1
-            s["c_index"] = c_index
-            t_index = index[c_index]["ts_ns"] if c_index < e_index else _NO_EVENT
-            if update_mark_from_index_nb(s, p, funding, ts, alpha):
-                mark_moved = True
-        elif kind == EventKind.BAR:
-            row = c_bar
-            if acc["n_active"] > 0 or method == MarkPriceMethod.LAST:
-                handle_bar_nb(state, 0, ts)
-            else:  # handle_bar_nb with nothing to fill and the mark not on the last price
-                s["c_bar"] = row + 1
-                s["last_price"] = bars[row]["close"]
-                acc["wake_ref"] = row
-            c_bar = row + 1
-            t_bar = bars[c_bar]["ts_ns"] + bar_interval if c_bar < e_bar else _NO_EVENT
-        elif kind == EventKind.MARK:
-            price = mark[c_mark]["price"]
-            c_mark += 1
-            s["c_mark"] = c_mark
-            t_mark = mark[c_mark]["ts_ns"] if c_mark < e_mark else _NO_EVENT
-            if method == MarkPriceMethod.HISTORICAL:
-                s["mark_price"] = price
-                mark_moved = True
-        else:
-            handle_funding_nb(state, 0, ts)
-            c_funding += 1
-            t_funding = funding[c_funding]["ts_ns"] if c_funding < e_funding else _NO_EVENT
-        if mark_moved and (s["contracts"] != 0.0 or s["margin_call_active"]):
-            # liquidation_after_mark_nb, its fast exit settled from metrics kept for the
-            # equity row
-            buffer = np.nan
+        # one event, or an index point and the bar that closes at its time (the common pair:
+        # run_until_nb's next event, handled here without the selection and checks above)
+        while True:
+            fresh = False  # upl, mm, ratio hold the open isolated position's metrics now
+            mark_moved = False
+            if kind == EventKind.INDEX:
+                # handle_index_nb, keeping the metrics of the liquidation check
+                s["index_price"] = index[c_index]["price"]
+                c_index += 1
+                s["c_index"] = c_index
+                t_index = index[c_index]["ts_ns"] if c_index < e_index else _NO_EVENT
+                if update_mark_from_index_nb(s, p, funding, ts, alpha):
+                    mark_moved = True
+            elif kind == EventKind.BAR:
+                row = c_bar
+                if acc["n_active"] > 0 or method == MarkPriceMethod.LAST:
+                    handle_bar_nb(state, 0, ts)
+                else:  # handle_bar_nb with nothing to fill and the mark not on the last price
+                    s["c_bar"] = row + 1
+                    s["last_price"] = bars[row]["close"]
+                    acc["wake_ref"] = row
+                c_bar = row + 1
+                t_bar = bars[c_bar]["ts_ns"] + bar_interval if c_bar < e_bar else _NO_EVENT
+            elif kind == EventKind.MARK:
+                price = mark[c_mark]["price"]
+                c_mark += 1
+                s["c_mark"] = c_mark
+                t_mark = mark[c_mark]["ts_ns"] if c_mark < e_mark else _NO_EVENT
+                if method == MarkPriceMethod.HISTORICAL:
+                    s["mark_price"] = price
+                    mark_moved = True
+            else:
+                handle_funding_nb(state, 0, ts)
+                c_funding += 1
+                t_funding = funding[c_funding]["ts_ns"] if c_funding < e_funding else _NO_EVENT
+            if mark_moved and (s["contracts"] != 0.0 or s["margin_call_active"]):
+                # liquidation_after_mark_nb, its fast exit settled from metrics kept for the
+                # equity row
+                buffer = np.nan
+                if (
+                    s["contracts"] != 0.0
+                    and s["margin_mode"] == MarginMode.ISOLATED
+                    and not s["margin_call_active"]
+                    and np.isfinite(s["mark_price"])
+                ):
+                    size_abs = abs(s["contracts"])
+                    if size_abs != tier_size:
+                        tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                    upl, mm, buffer, ratio = isolated_metrics_nb(s, p, tiers[tier_row])
+                    fresh = True
+                if needs_full_check_nb(s, mc_ratio, buffer):
+                    liquidation_after_mark_nb(state, 0, ts)
+                    fresh = False
+            if equity_interval > 0 and ts >= next_equity:
+                q = s["contracts"]
+                isolated = s["margin_mode"] == MarginMode.ISOLATED
+                if q == 0.0 or (isolated and np.isfinite(s["mark_price"])):
+                    # record_equity_nb's row for one isolated instrument, from the kept metrics
+                    row_upl = 0.0
+                    row_mm = 0.0
+                    row_ratio = np.nan
+                    if q != 0.0:
+                        if not fresh:
+                            size_abs = abs(q)
+                            if size_abs != tier_size:
+                                tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                            upl, mm, buffer, ratio = isolated_metrics_nb(s, p, tiers[tier_row])
+                        row_upl += upl
+                        row_mm += mm
+                        row_ratio = ratio
+                    n = acc["n_equity"]
+                    r = equity[n]
+                    r["ts_ns"] = ts
+                    r["balance_settle"] = acc["balance_settle"]
+                    r["equity_settle"] = acc["balance_settle"] + row_upl
+                    r["unrealised_pnl_settle"] = row_upl
+                    r["maintenance_margin_settle"] = row_mm
+                    r["margin_ratio"] = row_ratio
+                    r["position_contracts"] = q
+                    r["mark_price"] = s["mark_price"]
+                    r["last_price"] = s["last_price"]
+                    acc["n_equity"] = n + 1
+                else:
+                    record_equity_nb(state, ts)
+                if equity_aligned:  # a multiple of the interval since the first row
+                    next_equity = next_boundary_nb(ts, next_equity, equity_interval)
+                else:
+                    next_equity = (ts // equity_interval + 1) * equity_interval
+                    equity_aligned = True
+                acc["next_equity_ns"] = next_equity
+            if kind == EventKind.BAR:
+                k = c_bar - 1
+                if exits[k] or (entries[k] and s["contracts"] != target):
+                    signal_orders_nb(state, entries, exits, size, k)
+                    unchecked = 0  # more working orders: a larger head-room from now on
+                break
             if (
-                s["contracts"] != 0.0
-                and s["margin_mode"] == MarginMode.ISOLATED
-                and not s["margin_call_active"]
-                and np.isfinite(s["mark_price"])
+                kind != EventKind.INDEX
+                or t_bar != ts
+                or t_index == ts
+                or t_mark == ts
+                or t_funding == ts
+                or unchecked == 0
             ):
-                size_abs = abs(s["contracts"])
-                if size_abs != tier_size:
-                    tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
-                upl, mm, buffer, ratio = isolated_metrics_nb(s, p, tiers[tier_row])
-                fresh = True
-            if needs_full_check_nb(s, mc_ratio, buffer):
-                liquidation_after_mark_nb(state, 0, ts)
-                fresh = False
-        if equity_interval > 0 and ts >= next_equity:
-            q = s["contracts"]
-            isolated = s["margin_mode"] == MarginMode.ISOLATED
-            if q == 0.0 or (isolated and np.isfinite(s["mark_price"])):
-                # record_equity_nb's row for one isolated instrument, from the kept metrics
-                row_upl = 0.0
-                row_mm = 0.0
-                row_ratio = np.nan
-                if q != 0.0:
-                    if not fresh:
-                        size_abs = abs(q)
-                        if size_abs != tier_size:
-                            tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
-                        upl, mm, buffer, ratio = isolated_metrics_nb(s, p, tiers[tier_row])
-                    row_upl += upl
-                    row_mm += mm
-                    row_ratio = ratio
-                n = acc["n_equity"]
-                r = equity[n]
-                r["ts_ns"] = ts
-                r["balance_settle"] = acc["balance_settle"]
-                r["equity_settle"] = acc["balance_settle"] + row_upl
-                r["unrealised_pnl_settle"] = row_upl
-                r["maintenance_margin_settle"] = row_mm
-                r["margin_ratio"] = row_ratio
-                r["position_contracts"] = q
-                r["mark_price"] = s["mark_price"]
-                r["last_price"] = s["last_price"]
-                acc["n_equity"] = n + 1
-            else:
-                record_equity_nb(state, ts)
-            if equity_aligned:  # a multiple of the interval since the first row
-                next_equity = next_boundary_nb(ts, next_equity, equity_interval)
-            else:
-                next_equity = (ts // equity_interval + 1) * equity_interval
-                equity_aligned = True
-            acc["next_equity_ns"] = next_equity
-        if kind == EventKind.BAR:
-            k = c_bar - 1
-            if exits[k] or (entries[k] and s["contracts"] != target):
-                signal_orders_nb(state, entries, exits, size, k)
-                orders_free = len(state.orders) - acc["n_orders"]
-                unchecked = 0  # more working orders: a larger head-room from now on
+                break
+            # the bar is next: nothing else at this time comes before it, its head-room is
+            # covered, and the settlement at this time (if any) has been applied
+            unchecked -= 1
+            kind = EventKind.BAR
