@@ -647,15 +647,7 @@ class Run:
         if strategy.callback("on_start") is not None:
             strategy.callback("on_start")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
-        while True:
-            state, capacities = self._loop_arguments()
-            status = run_until_jit_nb(state, capacities, *callbacks, user_state)
-            if status == Status.END_OF_DATA:
-                if self._next_chunk():
-                    continue
-                break
-            self._grow_buffers()
-        self._grow_buffers()
+        self._drive(run_until_jit_nb, (*callbacks, user_state))
         if strategy.callback("on_stop") is not None:
             strategy.callback("on_stop")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
@@ -665,6 +657,12 @@ class Run:
         """Replay everything with a strategy's own kernel (see ``JitStrategy.replay_kernel``);
         it has no start or stop callbacks."""
         self._grow_buffers()
+        self._drive(kernel, arguments)
+        self._finish()
+
+    def _drive(self, kernel: Any, arguments: tuple[Any, ...]) -> None:
+        """Call ``kernel(state, capacities, *arguments)`` until the end of the data: growing
+        the buffers after a BUFFER_FULL, moving to the next chunk at the end of one."""
         while True:
             state, capacities = self._loop_arguments()
             status = kernel(state, capacities, *arguments)
@@ -674,7 +672,6 @@ class Run:
                 break
             self._grow_buffers()
         self._grow_buffers()
-        self._finish()
 
     def _replay(self, strategy: Strategy, subscribed: set[str]) -> int:
         """Drive the replay generator until the end of data or a full buffer; returns its code.

@@ -46,15 +46,15 @@ from backtester.swap.mark_nb import (
 )
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
-_NO_EVENT = np.iinfo(np.int64).max
+NO_EVENT = np.iinfo(np.int64).max
 # The per-event functions take the EngineState (one pointer) and fetch only the arrays they
 # use: a jitted call that passes ~13 arrays costs ~45 ns of argument passing and reference
 # counting (one atomic update per array, each way), more than the event's own work. Kernels
 # with array arguments are called only when there is work for them (open position, orders).
 # Status values as plain ints: returning an IntEnum member from a jitted function boxes it
 # through pickle on every call (µs per crossing); the driver compares the ints with Status.
-_BUFFER_FULL = int(Status.BUFFER_FULL)
-_END_OF_DATA = int(Status.END_OF_DATA)
+BUFFER_FULL = int(Status.BUFFER_FULL)
+END_OF_DATA = int(Status.END_OF_DATA)
 _WAKE = int(Status.WAKE)
 _ORDER_UPDATE = int(WakeReason.ORDER_UPDATE)
 HEADROOM_PER_ORDER = 6  # records one event may write per active order / instrument
@@ -68,7 +68,7 @@ def next_event_nb(state) -> tuple:
     on purpose (each has its own array and cursor fields): this runs once per event, and a
     loop over kinds through a helper measured ~25% slower on ticks."""
     positions = state.positions
-    best_ts = _NO_EVENT
+    best_ts = NO_EVENT
     best_kind = 99
     best_i = -1
     for i in range(len(positions)):
@@ -551,12 +551,12 @@ def run_until_nb(
     while True:
         need = HEADROOM_PER_ORDER * (acc["n_active"] + 2 * n_inst) + 8
         if min_free_nb(account, capacities) < need:
-            return _BUFFER_FULL
+            return BUFFER_FULL
         if acc["callback_mask"] != 0 and n_orders_capacity - acc["n_orders"] < ORDER_HEADROOM:
-            return _BUFFER_FULL
+            return BUFFER_FULL
         i, kind, ts = next_event_nb(state)
         if i < 0:
-            return _END_OF_DATA
+            return END_OF_DATA
         acc["ts_ns"] = ts
         s = state.positions[i]
         if state.params[i]["daily_settlement"] and ts >= s["next_settlement_ns"]:
@@ -702,10 +702,10 @@ def replay_gen_nb(state, capacities, no_callback):
             no_callback,
             no_state,
         )
-        if status == _END_OF_DATA:
+        if status == END_OF_DATA:
             yield YIELD_END_OF_DATA
             return
-        if status == _BUFFER_FULL:
+        if status == BUFFER_FULL:
             yield YIELD_BUFFER_FULL
             return
         yield (

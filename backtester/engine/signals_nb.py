@@ -34,7 +34,10 @@ from backtester.engine.account_nb import (
     metrics_at_tier_nb,
 )
 from backtester.engine.loop_nb import (
+    BUFFER_FULL,
+    END_OF_DATA,
     HEADROOM_PER_ORDER,
+    NO_EVENT,
     handle_bar_nb,
     handle_funding_nb,
     liquidation_after_mark_nb,
@@ -51,17 +54,12 @@ from backtester.enums import (
     MarkPriceMethod,
     OrderType,
     Side,
-    Status,
     TierBasis,
     TimeInForce,
 )
 from backtester.swap.mark_nb import ema_alpha_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
-
-_NO_EVENT = np.iinfo(np.int64).max
-_BUFFER_FULL = int(Status.BUFFER_FULL)
-_END_OF_DATA = int(Status.END_OF_DATA)
 
 
 @njit(cache=True)
@@ -188,10 +186,10 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
     c_mark, e_mark = s["c_mark"], s["e_mark"]
     c_funding, e_funding = s["c_funding"], s["e_funding"]
     c_bar, e_bar = s["c_bar"], s["e_bar"]
-    t_index = index[c_index]["ts_ns"] if c_index < e_index else _NO_EVENT
-    t_mark = mark[c_mark]["ts_ns"] if c_mark < e_mark else _NO_EVENT
-    t_funding = funding[c_funding]["ts_ns"] if c_funding < e_funding else _NO_EVENT
-    t_bar = bars[c_bar]["ts_ns"] + bar_interval if c_bar < e_bar else _NO_EVENT
+    t_index = index[c_index]["ts_ns"] if c_index < e_index else NO_EVENT
+    t_mark = mark[c_mark]["ts_ns"] if c_mark < e_mark else NO_EVENT
+    t_funding = funding[c_funding]["ts_ns"] if c_funding < e_funding else NO_EVENT
+    t_bar = bars[c_bar]["ts_ns"] + bar_interval if c_bar < e_bar else NO_EVENT
     next_settlement = s["next_settlement_ns"]
     next_equity = acc["next_equity_ns"]
     while True:
@@ -202,7 +200,7 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
             need = HEADROOM_PER_ORDER * (acc["n_active"] + 2) + 8
             free = min_free_nb(account, capacities)
             if free < need or len(state.orders) - acc["n_orders"] <= 0:
-                return _BUFFER_FULL
+                return BUFFER_FULL
             unchecked = free // need
         unchecked -= 1
         # the next event of the one instrument: index → mark → funding → bar at one time
@@ -217,8 +215,8 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
         if t_bar < ts:
             ts = t_bar
             kind = EventKind.BAR
-        if ts == _NO_EVENT:
-            return _END_OF_DATA
+        if ts == NO_EVENT:
+            return END_OF_DATA
         acc["ts_ns"] = ts
         if daily_settlement and ts >= next_settlement:
             apply_settlement_nb(
@@ -236,7 +234,7 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
                 s["index_price"] = index[c_index]["price"]
                 c_index += 1
                 s["c_index"] = c_index
-                t_index = index[c_index]["ts_ns"] if c_index < e_index else _NO_EVENT
+                t_index = index[c_index]["ts_ns"] if c_index < e_index else NO_EVENT
                 if update_mark_from_index_nb(s, p, funding, ts, alpha):
                     mark_moved = True
             elif kind == EventKind.BAR:
@@ -248,19 +246,19 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
                     s["last_price"] = bars[row]["close"]
                     acc["wake_ref"] = row
                 c_bar = row + 1
-                t_bar = bars[c_bar]["ts_ns"] + bar_interval if c_bar < e_bar else _NO_EVENT
+                t_bar = bars[c_bar]["ts_ns"] + bar_interval if c_bar < e_bar else NO_EVENT
             elif kind == EventKind.MARK:
                 price = mark[c_mark]["price"]
                 c_mark += 1
                 s["c_mark"] = c_mark
-                t_mark = mark[c_mark]["ts_ns"] if c_mark < e_mark else _NO_EVENT
+                t_mark = mark[c_mark]["ts_ns"] if c_mark < e_mark else NO_EVENT
                 if method == MarkPriceMethod.HISTORICAL:
                     s["mark_price"] = price
                     mark_moved = True
             else:
                 handle_funding_nb(state, 0, ts)
                 c_funding += 1
-                t_funding = funding[c_funding]["ts_ns"] if c_funding < e_funding else _NO_EVENT
+                t_funding = funding[c_funding]["ts_ns"] if c_funding < e_funding else NO_EVENT
             if mark_moved and (s["contracts"] != 0.0 or s["margin_call_active"]):
                 # liquidation_after_mark_nb, its fast exit settled from metrics kept for the
                 # equity row
