@@ -68,8 +68,8 @@ def position_metrics_nb(positions, params, tiers, instrument, out) -> None:
     q = s["contracts"]
     mark = s["mark_price"]
     if q == 0.0 or not np.isfinite(mark):
-        # element by element: a slice assignment ``out[:] = 0.0`` costs ~20 ns, a third of
-        # the whole call (this runs at every mark update of an open position)
+        # element by element: a slice assignment ``out[:] = 0.0`` costs ~20 ns (this runs
+        # at mark updates and equity rows)
         for k in range(N_METRICS):
             out[k] = 0.0
         out[M_BUFFER] = np.inf
