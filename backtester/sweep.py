@@ -501,10 +501,16 @@ def check_some_ok(records: Sequence[dict[str, Any]], what: str) -> None:
 
 
 def rank(frame: pd.DataFrame, rank_by: str, *, ascending: bool = False) -> pd.DataFrame:
-    """Sort by a metric (best first; NaN and errors last). Unknown metric → ``ValueError``."""
-    if rank_by not in frame.columns:
-        metrics = [c for c in frame.columns if c not in ("status", "error", "key")]
-        raise ValueError(f"rank-by: unknown metric {rank_by!r}; {suggestion(rank_by, metrics)}")
+    """Sort by a numeric column (best first; NaN and errors last). A column that is missing or
+    not numeric → ``ValueError`` suggesting the numeric ones."""
+    metrics = [
+        c
+        for c in frame.columns
+        if c not in ("status", "error", "key") and pd.api.types.is_numeric_dtype(frame[c])
+    ]
+    if rank_by not in metrics:
+        what = "not a numeric metric" if rank_by in frame.columns else "unknown metric"
+        raise ValueError(f"rank-by: {what} {rank_by!r}; {suggestion(rank_by, metrics)}")
     values = pd.to_numeric(frame[rank_by], errors="coerce")
     order = values.sort_values(ascending=ascending, na_position="last", kind="stable").index
     return frame.loc[order].reset_index(drop=True)

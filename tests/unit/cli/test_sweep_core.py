@@ -147,6 +147,14 @@ def test_results_frame_and_rank(tmp_path) -> None:
     assert list(sweep.rank(frame, "sharpe", ascending=True)["fast"]) == [1, 2, 3]
     with pytest.raises(ValueError, match="did you mean 'sharpe'"):
         sweep.rank(frame, "sharp")
+    # text columns are not offered as metrics, and ranking by one is refused
+    frame["venue"] = ["okx", "okx", "binance"]
+    with pytest.raises(ValueError, match="not a numeric metric 'venue'") as error:
+        sweep.rank(frame, "venue")
+    assert "'status'" not in str(error.value)
+    with pytest.raises(ValueError, match="unknown metric 'venu'") as error:
+        sweep.rank(frame, "venu")
+    assert "'venue'" not in str(error.value)
     page = sweep.write_sweep_html(ranked, tmp_path / "s.html", rank_by="sharpe",
                                   heatmap=["fast", "leverage"])  # fmt: skip
     text = page.read_text()
