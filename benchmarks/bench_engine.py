@@ -11,6 +11,10 @@ same through the general jitted loop (``replay="events"``, identical records); a
 on a slow signal (SMA 200/1000 crossings) with hourly equity rows, where the per-bar cost of
 the replay itself shows rather than fills and the 72-byte equity row of every bar.
 
+The runs after the warm-up reuse the record memory of the runs before them, as the runs of a
+sweep do (``backtester.engine.buffers``); a single cold run also pays the page faults of its
+fresh record buffers (~32 ns per equity row on the project's VM).
+
 Usage: ``python benchmarks/bench_engine.py [--bars 200000] [--ticks 500000] [--repeat 3]
 [--only "signal"]``
 """

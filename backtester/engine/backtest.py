@@ -19,7 +19,8 @@ from backtester import dtypes
 from backtester.checks import check_in_range, check_non_negative, check_positive, suggestion
 from backtester.data.market import MarketData
 from backtester.data.stream import MarketDataStream
-from backtester.engine.driver import Run, record_buffer
+from backtester.engine.buffers import record_buffer
+from backtester.engine.driver import Run
 from backtester.engine.slippage import NullSlippage, SlippageModel, SlippageParams
 from backtester.enums import MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
@@ -399,11 +400,13 @@ def backtest(
         price_series = dict(zip(stream.symbols, sampler.series(), strict=True))
     else:
         price_series = {d.symbol: _PriceSeries(d) for d in data_list}
+    records = run.records()
+    run.release()
     return Result(
         instruments=[d.symbol for d in data_list],
         settle_currency=specs[0].settle_currency,
         initial_balance_settle=balance,
-        records=run.records(),
+        records=records,
         config=config,
         price_series=price_series,
         contract_kinds=[int(s.contract_kind) for s in specs],

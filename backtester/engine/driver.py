@@ -30,6 +30,7 @@ from backtester.engine.account_nb import (
     isolated_buffer_nb,
     isolated_liquidation_price_nb,
 )
+from backtester.engine.buffers import record_buffer
 from backtester.engine.loop_nb import (
     WAKE_INSTRUMENT_SHIFT,
     WAKE_REASON_MASK,
@@ -94,26 +95,6 @@ def _concat(arrays: list[npt.NDArray[np.void]], dtype: np.dtype) -> npt.NDArray[
     if not arrays:
         return np.zeros(0, dtype=dtype)
     return np.ascontiguousarray(np.concatenate(arrays)) if len(arrays) > 1 else arrays[0]
-
-
-def record_buffer(rows: int, dtype: np.dtype) -> npt.NDArray[np.void]:
-    """``np.zeros(rows, dtype)`` without numpy's transparent-huge-page advice.
-
-    numpy advises MADV_HUGEPAGE on arrays of 4 MiB and more; with the common kernel setting
-    ``transparent_hugepage/defrag = madvise`` every first touch of such memory may then wait for
-    page compaction. The record buffers are written once, row by row, by the replay: measured on
-    a 1M-bar run, the advice made the equity buffer cost ~150 ns a row instead of ~20 ns (the
-    whole run took twice as long). The advice is switched off for this allocation only.
-    """
-    core = getattr(np, "_core", None) or np.core
-    set_advice = getattr(core.multiarray, "_set_madvise_hugepage", None)
-    if set_advice is None:
-        return np.zeros(rows, dtype=dtype)
-    previous = set_advice(False)
-    try:
-        return np.zeros(rows, dtype=dtype)
-    finally:
-        set_advice(previous)
 
 
 def _equity_rows(data: list[MarketData], interval_ns: int, n_events: int) -> int:
@@ -773,6 +754,15 @@ class Run:
         for name, counter in zip(_BUFFERS, _COUNTERS, strict=True):
             out[name] = self.buffers[name][: int(a[counter])]
         return out
+
+    def release(self) -> None:
+        """Drop the run's references to its buffers and contexts once its records are taken.
+        The contexts refer back to the run, so without this the buffers would live until the
+        cyclic garbage collector runs, and their memory could not return to the record-buffer
+        pool (:mod:`backtester.engine.buffers`) in time for the next run of a sweep."""
+        self.buffers = {}
+        self._contexts = []
+        self._args = None
 
 
 __all__ = ["Run"]
