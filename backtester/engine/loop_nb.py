@@ -495,12 +495,11 @@ def callbacks_nb(
         on_trade(state, user_state, i, acc["wake_ref"])
 
 
-@njit
-def accept_after_callbacks_nb(state, on_order_rejected, user_state, ts) -> None:
-    """Validate the orders a jitted callback placed; report rejections to the strategy."""
-    acc = state.account[0]
-    first = acc["n_orders_seen"]
-    rejected = accept_orders_nb(
+@njit(cache=True)
+def accept_state_orders_nb(state, ts) -> int:
+    """:func:`~backtester.engine.orders_nb.accept_orders_nb` over the EngineState's arrays:
+    validate the orders placed since the last call at ``ts``; returns the rejections."""
+    return accept_orders_nb(
         state.account,
         state.positions,
         state.params,
@@ -511,6 +510,14 @@ def accept_after_callbacks_nb(state, on_order_rejected, user_state, ts) -> None:
         ts,
         state.scratch,
     )
+
+
+@njit
+def accept_after_callbacks_nb(state, on_order_rejected, user_state, ts) -> None:
+    """Validate the orders a jitted callback placed; report rejections to the strategy."""
+    acc = state.account[0]
+    first = acc["n_orders_seen"]
+    rejected = accept_state_orders_nb(state, ts)
     if rejected > 0 and acc["callback_mask"] & _ORDER_UPDATE:
         for r in range(first, acc["n_orders_seen"]):
             if state.orders[r]["status"] == OrderStatus.REJECTED:
@@ -649,17 +656,7 @@ def accept_pending_nb(state) -> int:
     first = acc["n_orders_seen"]
     if acc["n_orders"] == first:
         return -1
-    rejected = accept_orders_nb(
-        state.account,
-        state.positions,
-        state.params,
-        state.tiers,
-        state.orders,
-        state.work,
-        state.active,
-        acc["ts_ns"],
-        state.scratch,
-    )
+    rejected = accept_state_orders_nb(state, acc["ts_ns"])
     if rejected > 0 and acc["wake_mask"] & _ORDER_UPDATE:
         return first
     return -1

@@ -38,6 +38,7 @@ from backtester.engine.loop_nb import (
     END_OF_DATA,
     HEADROOM_PER_ORDER,
     NO_EVENT,
+    accept_state_orders_nb,
     handle_bar_nb,
     handle_funding_nb,
     liquidation_after_mark_nb,
@@ -47,7 +48,6 @@ from backtester.engine.loop_nb import (
     update_mark_from_index_nb,
 )
 from backtester.engine.order_entry_nb import place_order_nb
-from backtester.engine.orders_nb import accept_orders_nb
 from backtester.enums import (
     EventKind,
     MarginMode,
@@ -91,17 +91,7 @@ def signal_orders_nb(state, entries, exits, size, k) -> None:
         0,
         np.nan,
     )
-    accept_orders_nb(
-        state.account,
-        state.positions,
-        state.params,
-        state.tiers,
-        state.orders,
-        state.work,
-        state.active,
-        state.account[0]["ts_ns"],
-        state.scratch,
-    )
+    accept_state_orders_nb(state, state.account[0]["ts_ns"])
 
 
 @njit(cache=True)
