@@ -235,17 +235,24 @@ def record_equity_nb(state, ts) -> None:
                 if np.isnan(ratio):
                     ratio = m[M_RATIO]
     n = acc["n_equity"]
-    r = state.equity[n]
+    equity_row_nb(state.equity[n], acc, positions[0], ts, upl, mm, ratio)
+    acc["n_equity"] = n + 1
+
+
+@njit(cache=True, inline="always")
+def equity_row_nb(r, acc, s, ts, upl, mm, ratio) -> None:
+    """Fill the EQUITY record ``r``: the account's balance and equity (``acc``: its row), the
+    UPL, maintenance margin and margin ratio given, and the first instrument's position, mark
+    and last price (``s``: its position row). Records only (inlined in the signal kernel)."""
     r["ts_ns"] = ts
     r["balance_settle"] = acc["balance_settle"]
     r["equity_settle"] = acc["balance_settle"] + upl
     r["unrealised_pnl_settle"] = upl
     r["maintenance_margin_settle"] = mm
     r["margin_ratio"] = ratio
-    r["position_contracts"] = positions[0]["contracts"]
-    r["mark_price"] = positions[0]["mark_price"]
-    r["last_price"] = positions[0]["last_price"]
-    acc["n_equity"] = n + 1
+    r["position_contracts"] = s["contracts"]
+    r["mark_price"] = s["mark_price"]
+    r["last_price"] = s["last_price"]
 
 
 @njit(cache=True)

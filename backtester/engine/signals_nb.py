@@ -39,6 +39,7 @@ from backtester.engine.loop_nb import (
     HEADROOM_PER_ORDER,
     NO_EVENT,
     accept_state_orders_nb,
+    equity_row_nb,
     handle_bar_nb,
     handle_funding_nb,
     liquidation_after_mark_nb,
@@ -285,16 +286,7 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
                         row_mm += mm
                         row_ratio = ratio
                     n = acc["n_equity"]
-                    r = equity[n]
-                    r["ts_ns"] = ts
-                    r["balance_settle"] = acc["balance_settle"]
-                    r["equity_settle"] = acc["balance_settle"] + row_upl
-                    r["unrealised_pnl_settle"] = row_upl
-                    r["maintenance_margin_settle"] = row_mm
-                    r["margin_ratio"] = row_ratio
-                    r["position_contracts"] = q
-                    r["mark_price"] = s["mark_price"]
-                    r["last_price"] = s["last_price"]
+                    equity_row_nb(equity[n], acc, s, ts, row_upl, row_mm, row_ratio)
                     acc["n_equity"] = n + 1
                 else:
                     record_equity_nb(state, ts)
