@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import deque
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +33,12 @@ POOL_MAX_BYTES = 1 << 29
 """Idle memory the pool keeps at most (512 MiB); the least recently freed blocks go first."""
 
 _lock = threading.Lock()
-_idle: list[np.ndarray] = []  # raw uint8 blocks, most recently freed last
+_idle: list[np.ndarray] = []  # raw uint8 blocks, most recently freed last (under _lock)
+# Blocks given back and not yet in _idle. A finalizer runs wherever the last reference goes,
+# possibly inside the garbage collector while this module holds _lock (a cycle collected on an
+# allocation there): it only appends here (atomic, no lock), and the holders of _lock move
+# the blocks over.
+_returned: deque[np.ndarray] = deque()
 
 
 def _unadvised_zeros(nbytes: int) -> np.ndarray:
@@ -49,10 +55,20 @@ def _unadvised_zeros(nbytes: int) -> np.ndarray:
         set_advice(previous)
 
 
+def _collect_returned() -> None:
+    """Move the given-back blocks to the idle list and enforce the cap (with _lock held)."""
+    while _returned:
+        _idle.append(_returned.popleft())
+    total = sum(len(b) for b in _idle)
+    while _idle and total > POOL_MAX_BYTES:
+        total -= len(_idle.pop(0))
+
+
 def _take_block(nbytes: int) -> tuple[np.ndarray, bool]:
     """An idle block of at least ``nbytes`` and at most twice that (the smallest such), or a
     new one; and whether it was reused (then it holds old bytes)."""
     with _lock:
+        _collect_returned()
         best = -1
         for k, block in enumerate(_idle):
             if nbytes <= len(block) <= 2 * nbytes and (best < 0 or len(block) < len(_idle[best])):
@@ -63,16 +79,13 @@ def _take_block(nbytes: int) -> tuple[np.ndarray, bool]:
 
 
 def _give_back(block: np.ndarray) -> None:
-    with _lock:
-        _idle.append(block)
-        total = sum(len(b) for b in _idle)
-        while _idle and total > POOL_MAX_BYTES:
-            total -= len(_idle.pop(0))
+    _returned.append(block)
 
 
 def release_pool() -> int:
     """Drop every idle block (returns the bytes released); buffers in use are unaffected."""
     with _lock:
+        _collect_returned()
         total = sum(len(b) for b in _idle)
         _idle.clear()
     return total
@@ -81,6 +94,7 @@ def release_pool() -> int:
 def pooled_bytes() -> int:
     """Bytes of idle memory the pool holds now."""
     with _lock:
+        _collect_returned()
         return sum(len(b) for b in _idle)
 
 

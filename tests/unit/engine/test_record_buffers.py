@@ -3,6 +3,8 @@ reused memory zeroed again, the idle cap, and byte-identical records on recycled
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,16 @@ def test_records_on_recycled_memory_are_byte_identical():
     assert buffers.pooled_bytes() < returned  # the second run took recycled blocks
     for name, array in second.records.items():
         assert array.tobytes() == expected[name], name
+
+
+def test_a_buffer_held_in_a_reference_cycle_returns_at_collection():
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.self = holder  # a cycle: only the cyclic collector frees it
+    holder.rows = buffers.record_buffer(ROWS, dtypes.EQUITY_DTYPE)[:5]
+    del holder
+    assert buffers.pooled_bytes() == 0
+    gc.collect()
+    assert buffers.pooled_bytes() == ROWS * dtypes.EQUITY_DTYPE.itemsize
