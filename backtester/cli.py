@@ -853,16 +853,21 @@ def cmd_import(args: argparse.Namespace) -> int:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"import: no such file {path!r}")
     catalog = Catalog(args.catalog)
-    for path in args.paths:
-        try:
-            streams = import_file(path, args.format, args.exchange, args.symbol, catalog, **options)
-        except _IMPORT_INPUT_ERRORS as error:
-            # a file the importer refuses is bad input (exit 2): it was read and validated
-            # whole before anything was written, so the catalog is unchanged
-            raise UsageError(_import_error(path, args.format, error)) from error
-        for stream in streams:
-            gaps = f", {stream.gaps}".split("\n")[0].rstrip(":") if stream.gaps else ""
-            print(f"{path}: {stream.kind} {len(stream.records):,} rows{gaps}")
+    lines = []
+    with catalog.transaction():  # all files or none: a refused file discards the others
+        for path in args.paths:
+            try:
+                streams = import_file(
+                    path, args.format, args.exchange, args.symbol, catalog, **options
+                )
+            except _IMPORT_INPUT_ERRORS as error:
+                # a file the importer refuses is bad input (exit 2); the transaction is
+                # discarded, so the catalog is unchanged
+                raise UsageError(_import_error(path, args.format, error)) from error
+            for stream in streams:
+                gaps = f", {stream.gaps}".split("\n")[0].rstrip(":") if stream.gaps else ""
+                lines.append(f"{path}: {stream.kind} {len(stream.records):,} rows{gaps}")
+    print("\n".join(lines))
     return EXIT_OK
 
 
