@@ -217,6 +217,29 @@ class Result:
         """Balance, equity, margin ratio and position over time."""
         return self.frame("equity")
 
+    @property
+    def rejections(self) -> pd.Series:
+        """Rejected orders counted by reason name, most frequent first (empty when none);
+        ``config["rejections"]`` explains the first order of each reason."""
+        from backtester.rejections import rejection_counts
+
+        return rejection_counts(self.records["orders"])
+
+    @property
+    def rejected_orders(self) -> pd.DataFrame:
+        """The rejected orders' rows (as :attr:`orders`), with their ``reject_reason``."""
+        from backtester.rejections import rejected_orders
+
+        return rejected_orders(self)
+
+    @property
+    def open_position_at_end(self) -> dict[str, Any] | None:
+        """The position still open when the data ended (signed contracts by symbol, and its
+        unrealised PnL apart from the realised balance change), or None when flat."""
+        from backtester.rejections import open_position_at_end
+
+        return open_position_at_end(self)
+
     # ------------------------------------------------------------------ reports (lazy imports)
     @property
     def stats(self) -> pd.Series:

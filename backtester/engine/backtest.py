@@ -24,6 +24,7 @@ from backtester.engine.driver import Run
 from backtester.engine.slippage import NullSlippage, SlippageModel, SlippageParams
 from backtester.enums import MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
+from backtester.rejections import explain_rejections, warn_rejections
 from backtester.results import Result
 from backtester.strategy import Strategy
 from backtester.swap.contract import ContractSpec, get_contract
@@ -402,6 +403,9 @@ def backtest(
         price_series = {d.symbol: _PriceSeries(d) for d in data_list}
     records = run.records()
     run.release()
+    # nothing silent: each reject reason is explained once (config, summary, report) and warned
+    config["rejections"] = explain_rejections(records, specs, leverages)
+    warn_rejections(config["rejections"], stacklevel=3)
     return Result(
         instruments=[d.symbol for d in data_list],
         settle_currency=specs[0].settle_currency,

@@ -328,6 +328,9 @@ def write_html(result: Result, path: str | Path) -> Path:
     liquidations["margin_ratio_path"] = [
         " ".join(f"{v:.4g}" for v in path) for path in liquidations["margin_ratio_path"]
     ]
+    from backtester.rejections import notes_html
+
+    parts.append(notes_html(result))  # rejected orders, position open at the end
     parts.append(f"<h2>Liquidations ({len(liquidations)})</h2>")
     parts.append(_table(liquidations, "liquidations-table"))
     fills = result.fills.drop(columns=["ts_ns"])

@@ -83,4 +83,9 @@ def format_summary(result: Result) -> str:
         cell_l = a[0] + " " * (width_l - len(a[0]) - len(a[1])) + a[1]
         cell_r = b[0] + " " * (width_r - len(b[0]) - len(b[1])) + b[1] if b[0] else ""
         lines.append(f"{cell_l}   {cell_r}".rstrip())
+    from backtester.rejections import format_notes
+
+    notes = format_notes(result)  # rejected orders and a position left open, never silent
+    if notes:
+        lines.extend(["-" * (width_l + 3 + width_r), notes])
     return "\n".join(lines)
