@@ -326,7 +326,12 @@ def apply_funding_nb(
 def apply_settlement_nb(account, positions, params, settlements, ledger, instrument, ts_ns) -> None:
     """Daily settlement: UPL at the mark moves to the balance; the reference price resets.
 
-    Equity is unchanged. Mutates: position row, account, ``settlements``, ``ledger``.
+    Equity is unchanged. In fixed-margin (isolated) mode a negative UPL is deducted from the
+    position's fixed margin (MECHANICS.md §7, OKEx-swap-guide: "a negative UPL is deducted from
+    the fixed margin at settlement"): margin + UPL, the liquidation price and the bankruptcy
+    price stay where they were, so the position can never lose more than its margin. A
+    positive UPL goes to the free balance (the fixed margin is unchanged).
+    Mutates: position row, account, ``settlements``, ``ledger``.
     """
     s = positions[instrument]
     p = params[instrument]
@@ -345,6 +350,11 @@ def apply_settlement_nb(account, positions, params, settlements, ledger, instrum
     row["previous_reference_price"] = s["reference_price"]
     row["position_contracts"] = q
     row["settled_pnl_settle"] = settled
+    deducted = 0.0
+    if s["margin_mode"] == MarginMode.ISOLATED and settled < 0.0:
+        deducted = -settled
+        s["margin_settle"] += settled
+    row["margin_deducted_settle"] = deducted
     acc["n_settlements"] = n + 1
     s["reference_price"] = s["mark_price"]
     ledger_nb(account, ledger, ts_ns, LedgerKind.SETTLEMENT, instrument, settled, n)
