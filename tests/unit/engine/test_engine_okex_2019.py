@@ -172,3 +172,60 @@ def test_sample_data_short_through_settlements_never_drives_the_wallet_negative(
     expected = balance - margin - open_fee + funding
     assert result.final_balance_settle == pytest.approx(expected, rel=1e-9)
     assert result.final_balance_settle > 0.0
+
+
+@pytest.mark.parametrize("mark", [48_000.0, 47_700.0])
+def test_tier_3_position_steps_down_or_past_every_tier_is_taken_over_whole(mark):
+    """20x long of 15,000 contracts from 50,000: tier 3 (12,001–22,000, MMR 1.5 %) of the
+    OKX rule of Sept 2019; tier 1 is 0–2,000 at 0.5 % (MECHANICS.md §4.3).
+
+    Margin ratio (§4.2) MR(P) = (M + F·N·(1/E − 1/P))/(F·N/P) = P·(lev + 1)/(lev·E) − 1.
+    Tier-3 trigger MR < 1.5 % + 0.075 % → P < 48,369.05; the lowest tier's requirement
+    MR < 0.5 % + 0.075 % → P < 47,892.86; bankruptcy E·lev/(lev + 1) = 47,619.05.
+    - mark 48,000: MR = 0.8 % ≥ 0.575 % → one partial step to tier 1 at the mark (close
+      15,000 − 2,000 = 13,000, §5.4); the rest keeps MR 0.8 % (margin released pro rata), safe.
+    - mark 47,700: MR = 0.17 % < 0.575 %, past every tier → the whole position is taken over
+      at the bankruptcy price and the full margin M = F·N/(E·lev) = 1.5 BTC is lost.
+    """
+    entry, lev, n = 50_000.0, 20.0, 15_000.0
+    spec = get_contract(CONTRACT)
+    rows = spec.tier_table(DAY0).rows
+    assert (rows[0]["max_size"], rows[2]["tier"], rows[2]["maintenance_margin_rate"]) == (
+        2_000.0,
+        3,
+        0.015,
+    )
+    assert rows[2]["min_size"] <= n <= rows[2]["max_size"]
+    ratio = mark * (lev + 1) / (lev * entry) - 1
+    trigger_3 = (1 + 0.015 + FEE_RATE) * entry * lev / (lev + 1)
+    assert trigger_3 == pytest.approx(48_369.05, abs=0.005)
+    assert mark < trigger_3
+    bankrupt = entry * lev / (lev + 1)
+    margin = FACE * n / (entry * lev)
+    closes = [entry, entry, entry, mark, mark]
+    data = MarketData("BTC-USD-SWAP", bars=hourly_bars(closes), bar_interval_ns=HOUR_NS)
+    result = backtest(
+        OpenAndWatch, data, CONTRACT, initial_balance=2.0, leverage=lev, params={"contracts": n}
+    )
+    liquidations = result.records["liquidations"]
+    ledger = result.records["ledger"]
+    kinds = [LedgerKind.LIQUIDATION_LOSS, LedgerKind.LIQUIDATION_FEE]
+    lost = ledger["amount_settle"][np.isin(ledger["kind"], kinds)].sum()
+    assert liquidations[0]["tier"] == 3
+    assert liquidations[0]["margin_ratio"] == pytest.approx(ratio, rel=1e-9)
+    if ratio >= MMR_TIER_1 + FEE_RATE:
+        (step,) = liquidations
+        assert step["is_partial"]
+        assert (step["contracts_before"], step["contracts_after"]) == (n, 2_000.0)
+        assert step["fill_price"] == mark
+        # realised at the mark on 13,000 contracts, and the fee on their value at the mark
+        realised = FACE * 13_000 * (1 / entry - 1 / mark)
+        fee = FEE_RATE * FACE * 13_000 / mark
+        assert lost == pytest.approx(realised - fee, rel=1e-12)
+        assert result.records["equity"]["position_contracts"][-1] == 2_000.0
+    else:
+        (takeover,) = liquidations
+        assert not takeover["is_partial"]
+        assert (takeover["contracts_before"], takeover["contracts_after"]) == (n, 0.0)
+        assert takeover["fill_price"] == pytest.approx(bankrupt, rel=1e-12)
+        assert lost == pytest.approx(-margin, rel=1e-12)
