@@ -179,8 +179,20 @@ class Result:
 
     @property
     def ledger(self) -> pd.DataFrame:
-        """Every cash movement with its type; sums to final minus initial balance."""
-        return self.frame("ledger")
+        """Every cash movement with its type; sums to final minus initial balance.
+
+        ``funding_source`` labels each FUNDING row with the source of its rate (``HISTORICAL``,
+        or ``COMPUTED`` from the premium when the data had no funding history); "" elsewhere.
+        """
+        frame = self.frame("ledger")
+        ledger = self.records["ledger"]
+        sources = self.records["funding_payments"]["source"]
+        is_funding = ledger["kind"] == int(LedgerKind.FUNDING)
+        labels = np.full(len(ledger), "", dtype=object)
+        refs = ledger["ref_id"][is_funding]
+        labels[is_funding] = [FundingRateSource(int(v)).name for v in sources[refs]]
+        frame["funding_source"] = labels
+        return frame
 
     @property
     def fills(self) -> pd.DataFrame:

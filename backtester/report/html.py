@@ -317,6 +317,10 @@ def write_html(result: Result, path: str | Path) -> Path:
         + f". Balance change {attribution.attrs['total_settle']:.10g} "
         f"{html.escape(result.settle_currency)}.</p>"
     )
+    parts.extend(
+        f"<p class='warning'>Warning: {html.escape(str(text))}</p>"
+        for text in result.config.get("warnings", [])
+    )
     first = True
     for chart_id, figure in build_figures(result):
         parts.append(figure.to_html(

@@ -69,6 +69,9 @@ def format_summary(result: Result) -> str:
         for name, value in attribution.items()
         if value != 0.0
     ]
+    if attribution.attrs["funding_rate_sources"].get("computed", 0):
+        computed = attribution.attrs["funding_computed_settle"]
+        right.append(("(funding computed from premium)", f"{computed:.8g}"))
     right.append(("= balance change", f"{attribution.attrs['total_settle']:.8g}"))
     width_l = max(len(a) + len(b) for a, b in left) + 2
     width_r = max(len(a) + len(b) for a, b in right) + 2
@@ -88,4 +91,6 @@ def format_summary(result: Result) -> str:
     notes = format_notes(result)  # rejected orders and a position left open, never silent
     if notes:
         lines.extend(["-" * (width_l + 3 + width_r), notes])
+    # what the run computed or fell back on (funding from the premium, mark = last price)
+    lines.extend(f"warning: {text}" for text in result.config.get("warnings", []))
     return "\n".join(lines)
