@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from backtester.checks import suggestion
+from backtester.io import check_name, slug
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_SYMBOL = "BTC-USD-SWAP"
@@ -455,10 +456,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = read_config(args.config) if args.config else {}
         out = Path(args.out or config.get("out") or "reports")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        given = args.name or config.get("name")
         name = (
-            args.name
-            or config.get("name")
-            or (f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}-{stamp}")
+            check_name(given, "name")  # a directory under --out: no '..', no separators
+            if given is not None
+            else slug(f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}-{stamp}")
         )
     del data  # loaded above so that data errors are input errors (exit 2); now cached
     from backtester.report.outputs import save_run
@@ -510,7 +512,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 raise ValueError(f"heatmap: {name!r} is not swept; {suggestion(name, space)}")
         if len(heatmap) != 2:
             heatmap = []
-        name = args.name or f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}"
+        name = (
+            check_name(args.name, "name")
+            if args.name is not None
+            else slug(f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}")
+        )
         directory = Path(args.out) if args.out else Path("reports") / "sweeps" / name
         windows = None
         if args.walk_forward:
@@ -742,6 +748,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 f"exchange: ccxt has no exchange {args.exchange!r}; "
                 f"{_close_or_examples(args.exchange, ccxt.exchanges)}"
             )
+        check_name(args.symbol, "symbol", allow_slash=True)
         kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
         allowed = [k for k in fetch.KINDS if k != "tiers"]  # tiers need a basis: use the API
         for kind in kinds or [""]:
@@ -847,6 +854,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 raise ValueError(f"option: expected NAME=VALUE, got {item!r}")
             options[name.strip()] = sweep.parse_scalar(value)
         _check_import_options(args.format, options)
+        check_name(args.exchange, "exchange")  # catalog directories: no '..' or separators
+        check_name(args.symbol, "symbol", allow_slash=True)
         for path in args.paths:
             if Path(path).is_dir():
                 raise ValueError(f"import: {path!r} is a directory; expected a data file")

@@ -73,8 +73,15 @@ from backtester.data.schemas import (
     records_to_table,
     table_to_records,
 )
-from backtester.data.validation import MAX_ABS_FUNDING_RATE, validate_records
+from backtester.data.validation import (
+    MAX_ABS_FUNDING_RATE,
+    check_candle_grid,
+    check_funding_caps,
+    funding_caps,
+    validate_records,
+)
 from backtester.enums import TierBasis
+from backtester.io import check_name
 
 if TYPE_CHECKING:
     from backtester.data.stream import MarketDataStream
@@ -363,6 +370,9 @@ class Catalog:
             name = kind
         if not exchange or not symbol:
             raise ValueError(f"exchange and symbol must be non-empty, got {exchange!r}, {symbol!r}")
+        # quoted below, but '.', '..' and hidden names survive quoting: refuse them
+        check_name(exchange, "exchange")
+        check_name(symbol, "symbol", allow_slash=True)
         return self.root / quote(exchange, safe="-_.") / quote(symbol, safe="-_.") / name
 
     def partitions(self, kind: str, exchange: str, symbol: str, interval_ns: int = 0) -> list[Path]:
@@ -440,14 +450,21 @@ class Catalog:
         if not isinstance(source, str) or not source:
             raise ValueError(f"source: expected a non-empty provenance string, got {source!r}")
         label = f"{exchange}:{symbol} {directory.name}"
+        name = f"{Path(source).name} ({label})" if Path(source).exists() else f"records for {label}"
         validate_records(
             records,
             kind,
-            name=f"records for {label}",
+            name=name,
             interval_ns=interval_ns,
             allow_open_outside_range=allow_open_outside_range,
             max_abs_funding_rate=max_abs_funding_rate,
         )
+        if kind == "funding" and max_abs_funding_rate == MAX_ABS_FUNDING_RATE:
+            caps = funding_caps(exchange, symbol, records["ts_ns"])
+            if caps is not None:  # the venue publishes a cap for this symbol and era
+                check_funding_caps(
+                    records["funding_rate"], caps[0], caps[1], name, records["ts_ns"]
+                )
         if len(records) == 0:
             return []
         meta = {
@@ -486,6 +503,8 @@ class Catalog:
                         part = _merge_trades(old, part, f"{label} {path.name}")
                     else:
                         part = _merge_unique(old, part, f"{label} {path.name}")
+                    if kind in BAR_KINDS:  # new candles on the stored candles' grid
+                        check_candle_grid(part["ts_ns"], interval_ns, f"{label} {path.name}")
                     file_meta = _merge_metadata(old_meta, meta)
                 written.append(self._write_staged(path, records_to_table(part, kind, file_meta)))
         return written
@@ -723,6 +742,8 @@ class Catalog:
     # ------------------------------------------------------------------ market data
 
     def _intervals(self, kind: str, exchange: str, symbol: str) -> list[int]:
+        check_name(exchange, "exchange")
+        check_name(symbol, "symbol", allow_slash=True)
         base = self.root / quote(exchange, safe="-_.") / quote(symbol, safe="-_.")
         return sorted(
             parse_interval(directory.name.split("-", 1)[1])
