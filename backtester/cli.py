@@ -453,6 +453,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with user_input():
         job, cls = build_job(args)
         data = sweep.load_data(job["data"])
+        sweep.check_job(job, data)  # settings and range: bad input (exit 2), not a failed run
         config = read_config(args.config) if args.config else {}
         out = Path(args.out or config.get("out") or "reports")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -526,7 +527,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 data.start_ns, data.end_ns, train_ns, test_ns, step_ns
             )
         else:
-            sweep.load_data(job["data"])  # data errors are input errors
+            sweep.check_job(job, sweep.load_data(job["data"]))  # data errors are input errors
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"workers: expected a value >= 1, got {args.workers}")
     store = sweep.SweepStore(directory)
@@ -646,8 +647,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     from backtester.data.validation import find_gaps
 
     catalog = Catalog(args.catalog)
-    frame = catalog.datasets()
-    with user_input():
+    with user_input():  # a corrupt catalog file is bad input named by its path (exit 2)
+        frame = catalog.datasets()
         if args.symbol is None and args.exchange is not None:
             raise ValueError("data: give both EXCHANGE and SYMBOL, or neither")
         if args.exchange is None:
@@ -677,9 +678,10 @@ def cmd_data(args: argparse.Namespace) -> int:
         label = f"{row['kind']}{'-' + row['interval'] if row['interval'] else ''}"
         print(f"{label}: {row['rows']:,} rows, {row['start']} → {row['end']} ({row['source']})")
         if row["interval_ns"]:
-            records = catalog.read(
-                row["kind"], args.exchange, args.symbol, interval_ns=int(row["interval_ns"])
-            )
+            with user_input():
+                records = catalog.read(
+                    row["kind"], args.exchange, args.symbol, interval_ns=int(row["interval_ns"])
+                )
             print(
                 "  "
                 + str(find_gaps(records["ts_ns"], int(row["interval_ns"]))).replace("\n", "\n  ")

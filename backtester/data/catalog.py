@@ -273,6 +273,23 @@ def _merge_metadata(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
     return out
 
 
+class CorruptPartitionError(ValueError):
+    """A catalog file cannot be read as Parquet; the message names the file."""
+
+
+def _parquet(call: Callable[..., Any], path: Path, *args: Any, **kwargs: Any) -> Any:
+    """``call(path, ...)`` with an unreadable file reported by its path (not only "magic bytes")."""
+    try:
+        return call(path, *args, **kwargs)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CorruptPartitionError(
+            f"{path}: corrupt catalog file ({exc}); restore it or delete it and import or "
+            "fetch its span again"
+        ) from None
+
+
 def _read_locked(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run a read under the catalog's shared lock (never sees half of a commit)."""
 
@@ -494,7 +511,7 @@ class Catalog:
                 file_meta = dict(meta)
                 current = transaction.current(path)
                 if current is not None:
-                    old_table = pq.read_table(current)
+                    old_table = _parquet(pq.read_table, current)
                     old = table_to_records(old_table, kind)
                     old_meta = {
                         k.decode(): v.decode() for k, v in (old_table.schema.metadata or {}).items()
@@ -575,7 +592,8 @@ class Catalog:
     ) -> Iterator[tuple[pq.ParquetFile, int, int]]:
         """``(file, row group, rows)`` whose ts_ns statistics overlap the range."""
         for path in files:
-            handle = pq.ParquetFile(path)
+            handle = _parquet(pq.ParquetFile, path)
+            handle.metadata_path = path  # for error messages
             meta = handle.metadata
             ts_col = handle.schema_arrow.get_field_index("ts_ns")
             for g in range(meta.num_row_groups):
@@ -591,7 +609,14 @@ class Catalog:
         self, kind: str, files: list[Path], start_ns: int | None, end_ns: int | None
     ) -> Iterator[np.ndarray]:
         for handle, g, _ in self._selected_groups(files, start_ns, end_ns):
-            records = table_to_records(handle.read_row_group(g), kind)
+            try:
+                table = handle.read_row_group(g)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise CorruptPartitionError(
+                    f"{handle.metadata_path}: corrupt catalog file, row group {g} ({exc}); "
+                    "restore it or delete it and import or fetch its span again"
+                ) from None
+            records = table_to_records(table, kind)
             if start_ns is not None or end_ns is not None:
                 ts = records["ts_ns"]
                 lo = 0 if start_ns is None else int(np.searchsorted(ts, start_ns, "left"))
@@ -692,12 +717,12 @@ class Catalog:
                     continue
                 count, first, last = 0, None, None
                 for path in files:
-                    meta = pq.read_metadata(path)
+                    meta = _parquet(pq.read_metadata, path)
                     count += meta.num_rows
                     lo, hi = _file_span(path)
                     first = lo if first is None else min(first, lo)
                     last = hi if last is None else max(last, hi)
-                file_meta = pq.read_schema(files[-1]).metadata or {}
+                file_meta = _parquet(pq.read_schema, files[-1]).metadata or {}
                 rows.append(
                     {
                         "exchange": unquote(directory.parent.parent.name),
@@ -736,7 +761,7 @@ class Catalog:
     ) -> dict[str, str]:
         """Schema metadata of the newest file of a stream (provenance, units, options)."""
         files = self._files_in_range(kind, exchange, symbol, None, None, interval_ns)
-        raw = pq.read_schema(files[-1]).metadata or {}
+        raw = _parquet(pq.read_schema, files[-1]).metadata or {}
         return {k.decode(): v.decode() for k, v in raw.items() if k != b"ARROW:schema"}
 
     # ------------------------------------------------------------------ market data
@@ -914,7 +939,7 @@ class Catalog:
         with self.transaction():
             current = self._active().current(path)
             if current is not None:
-                old = table_to_records(pq.read_table(current), "tiers")
+                old = table_to_records(_parquet(pq.read_table, current), "tiers")
                 if len(old) != len(table_rows) or not _rows_equal(old, table_rows).all():
                     raise ValueError(
                         f"{path}: a different tier table valid from {stamp} is already stored"
@@ -927,7 +952,7 @@ class Catalog:
         directory = self.dataset_dir("tiers", exchange, symbol)
         out = []
         for path in sorted(directory.glob("*.parquet")) if directory.is_dir() else []:
-            table = pq.read_table(path)
+            table = _parquet(pq.read_table, path)
             meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
             out.append(
                 (
@@ -941,7 +966,7 @@ class Catalog:
 
 
 def _file_span(path: Path) -> tuple[int, int]:
-    meta = pq.read_metadata(path)
+    meta = _parquet(pq.read_metadata, path)
     col = meta.schema.to_arrow_schema().get_field_index("ts_ns")
     lo = hi = None
     for g in range(meta.num_row_groups):
