@@ -73,8 +73,15 @@ from backtester.data.schemas import (
     records_to_table,
     table_to_records,
 )
-from backtester.data.validation import MAX_ABS_FUNDING_RATE, validate_records
+from backtester.data.validation import (
+    MAX_ABS_FUNDING_RATE,
+    check_candle_grid,
+    check_funding_caps,
+    funding_caps,
+    validate_records,
+)
 from backtester.enums import TierBasis
+from backtester.io import check_name
 
 if TYPE_CHECKING:
     from backtester.data.stream import MarketDataStream
@@ -266,6 +273,23 @@ def _merge_metadata(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
     return out
 
 
+class CorruptPartitionError(ValueError):
+    """A catalog file cannot be read as Parquet; the message names the file."""
+
+
+def _parquet(call: Callable[..., Any], path: Path, *args: Any, **kwargs: Any) -> Any:
+    """``call(path, ...)`` with an unreadable file reported by its path (not only "magic bytes")."""
+    try:
+        return call(path, *args, **kwargs)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CorruptPartitionError(
+            f"{path}: corrupt catalog file ({exc}); restore it or delete it and import or "
+            "fetch its span again"
+        ) from None
+
+
 def _read_locked(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run a read under the catalog's shared lock (never sees half of a commit)."""
 
@@ -363,6 +387,9 @@ class Catalog:
             name = kind
         if not exchange or not symbol:
             raise ValueError(f"exchange and symbol must be non-empty, got {exchange!r}, {symbol!r}")
+        # quoted below, but '.', '..' and hidden names survive quoting: refuse them
+        check_name(exchange, "exchange")
+        check_name(symbol, "symbol", allow_slash=True)
         return self.root / quote(exchange, safe="-_.") / quote(symbol, safe="-_.") / name
 
     def partitions(self, kind: str, exchange: str, symbol: str, interval_ns: int = 0) -> list[Path]:
@@ -440,14 +467,21 @@ class Catalog:
         if not isinstance(source, str) or not source:
             raise ValueError(f"source: expected a non-empty provenance string, got {source!r}")
         label = f"{exchange}:{symbol} {directory.name}"
+        name = f"{Path(source).name} ({label})" if Path(source).exists() else f"records for {label}"
         validate_records(
             records,
             kind,
-            name=f"records for {label}",
+            name=name,
             interval_ns=interval_ns,
             allow_open_outside_range=allow_open_outside_range,
             max_abs_funding_rate=max_abs_funding_rate,
         )
+        if kind == "funding" and max_abs_funding_rate == MAX_ABS_FUNDING_RATE:
+            caps = funding_caps(exchange, symbol, records["ts_ns"])
+            if caps is not None:  # the venue publishes a cap for this symbol and era
+                check_funding_caps(
+                    records["funding_rate"], caps[0], caps[1], name, records["ts_ns"]
+                )
         if len(records) == 0:
             return []
         meta = {
@@ -477,7 +511,7 @@ class Catalog:
                 file_meta = dict(meta)
                 current = transaction.current(path)
                 if current is not None:
-                    old_table = pq.read_table(current)
+                    old_table = _parquet(pq.read_table, current)
                     old = table_to_records(old_table, kind)
                     old_meta = {
                         k.decode(): v.decode() for k, v in (old_table.schema.metadata or {}).items()
@@ -486,6 +520,8 @@ class Catalog:
                         part = _merge_trades(old, part, f"{label} {path.name}")
                     else:
                         part = _merge_unique(old, part, f"{label} {path.name}")
+                    if kind in BAR_KINDS:  # new candles on the stored candles' grid
+                        check_candle_grid(part["ts_ns"], interval_ns, f"{label} {path.name}")
                     file_meta = _merge_metadata(old_meta, meta)
                 written.append(self._write_staged(path, records_to_table(part, kind, file_meta)))
         return written
@@ -556,7 +592,8 @@ class Catalog:
     ) -> Iterator[tuple[pq.ParquetFile, int, int]]:
         """``(file, row group, rows)`` whose ts_ns statistics overlap the range."""
         for path in files:
-            handle = pq.ParquetFile(path)
+            handle = _parquet(pq.ParquetFile, path)
+            handle.metadata_path = path  # for error messages
             meta = handle.metadata
             ts_col = handle.schema_arrow.get_field_index("ts_ns")
             for g in range(meta.num_row_groups):
@@ -572,7 +609,14 @@ class Catalog:
         self, kind: str, files: list[Path], start_ns: int | None, end_ns: int | None
     ) -> Iterator[np.ndarray]:
         for handle, g, _ in self._selected_groups(files, start_ns, end_ns):
-            records = table_to_records(handle.read_row_group(g), kind)
+            try:
+                table = handle.read_row_group(g)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise CorruptPartitionError(
+                    f"{handle.metadata_path}: corrupt catalog file, row group {g} ({exc}); "
+                    "restore it or delete it and import or fetch its span again"
+                ) from None
+            records = table_to_records(table, kind)
             if start_ns is not None or end_ns is not None:
                 ts = records["ts_ns"]
                 lo = 0 if start_ns is None else int(np.searchsorted(ts, start_ns, "left"))
@@ -673,12 +717,12 @@ class Catalog:
                     continue
                 count, first, last = 0, None, None
                 for path in files:
-                    meta = pq.read_metadata(path)
+                    meta = _parquet(pq.read_metadata, path)
                     count += meta.num_rows
                     lo, hi = _file_span(path)
                     first = lo if first is None else min(first, lo)
                     last = hi if last is None else max(last, hi)
-                file_meta = pq.read_schema(files[-1]).metadata or {}
+                file_meta = _parquet(pq.read_schema, files[-1]).metadata or {}
                 rows.append(
                     {
                         "exchange": unquote(directory.parent.parent.name),
@@ -717,12 +761,14 @@ class Catalog:
     ) -> dict[str, str]:
         """Schema metadata of the newest file of a stream (provenance, units, options)."""
         files = self._files_in_range(kind, exchange, symbol, None, None, interval_ns)
-        raw = pq.read_schema(files[-1]).metadata or {}
+        raw = _parquet(pq.read_schema, files[-1]).metadata or {}
         return {k.decode(): v.decode() for k, v in raw.items() if k != b"ARROW:schema"}
 
     # ------------------------------------------------------------------ market data
 
     def _intervals(self, kind: str, exchange: str, symbol: str) -> list[int]:
+        check_name(exchange, "exchange")
+        check_name(symbol, "symbol", allow_slash=True)
         base = self.root / quote(exchange, safe="-_.") / quote(symbol, safe="-_.")
         return sorted(
             parse_interval(directory.name.split("-", 1)[1])
@@ -893,7 +939,7 @@ class Catalog:
         with self.transaction():
             current = self._active().current(path)
             if current is not None:
-                old = table_to_records(pq.read_table(current), "tiers")
+                old = table_to_records(_parquet(pq.read_table, current), "tiers")
                 if len(old) != len(table_rows) or not _rows_equal(old, table_rows).all():
                     raise ValueError(
                         f"{path}: a different tier table valid from {stamp} is already stored"
@@ -906,7 +952,7 @@ class Catalog:
         directory = self.dataset_dir("tiers", exchange, symbol)
         out = []
         for path in sorted(directory.glob("*.parquet")) if directory.is_dir() else []:
-            table = pq.read_table(path)
+            table = _parquet(pq.read_table, path)
             meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
             out.append(
                 (
@@ -920,7 +966,7 @@ class Catalog:
 
 
 def _file_span(path: Path) -> tuple[int, int]:
-    meta = pq.read_metadata(path)
+    meta = _parquet(pq.read_metadata, path)
     col = meta.schema.to_arrow_schema().get_field_index("ts_ns")
     lo = hi = None
     for g in range(meta.num_row_groups):

@@ -254,9 +254,14 @@ def test_failed_first_write_leaves_no_directories(tmp_path: Path) -> None:
     cat = Catalog(tmp_path / "cat")
     (tmp_path / "cat").mkdir()
     bars = make_bars(5)
-    with pytest.raises(ValueError, match="boom"), cat.transaction():
-        cat.write("bars", "x", "S", bars, source="u", interval_ns=MINUTE)
-        raise ValueError("boom")  # the block fails after a write: the write is discarded
+
+    def failing_block() -> None:
+        with cat.transaction():
+            cat.write("bars", "x", "S", bars, source="u", interval_ns=MINUTE)
+            raise ValueError("boom")  # the block fails after a write: the write is discarded
+
+    with pytest.raises(ValueError, match="boom"):
+        failing_block()
     assert data_files(tmp_path / "cat") == {}
     assert not cat.exists("bars", "x", "S", MINUTE)
 
@@ -269,9 +274,14 @@ def test_transaction_groups_streams_and_a_conflict_discards_all(tmp_path: Path) 
     trades = make_trades([T0, T0 + 1])
     changed = bars[4:].copy()
     changed["close"][0] += 1.0  # conflicts with the stored row 4
-    with pytest.raises(ValueError, match="conflicting rows"), cat.transaction():
-        cat.write("trades", "x", "S", trades, source="u")  # staged, then discarded
-        cat.write("bars", "x", "S", changed, source="u", interval_ns=MINUTE)
+
+    def two_writes() -> None:
+        with cat.transaction():
+            cat.write("trades", "x", "S", trades, source="u")  # staged, then discarded
+            cat.write("bars", "x", "S", changed, source="u", interval_ns=MINUTE)
+
+    with pytest.raises(ValueError, match="conflicting rows"):
+        two_writes()
     assert tree_digest(tmp_path) == before
     with cat.transaction():
         cat.write("trades", "x", "S", trades, source="u")
