@@ -826,13 +826,14 @@ def render_report(
 
 def _benchmark_html(result: Result, returns: pd.Series, benchmark: pd.Series) -> str:
     from backtester.report.metrics import cagr, max_drawdown, sharpe_ratio
+    from backtester.report.periods import beta as beta_to
 
     if len(benchmark) == 0 or len(returns) == 0:
         return "<h3>Benchmark</h3><p>No buy-and-hold benchmark (face value or prices unknown).</p>"
     aligned = pd.concat([returns.rename("s"), benchmark.rename("b")], axis=1).dropna()
     s, b = aligned["s"].to_numpy(), aligned["b"].to_numpy()
     var = float(np.var(b, ddof=1)) if len(b) > 1 else 0.0
-    beta = float(np.cov(s, b, ddof=1)[0, 1]) / var if var > 0 else math.nan
+    beta = beta_to(returns, benchmark)
     corr = float(np.corrcoef(s, b)[0, 1]) if len(b) > 1 and np.std(s) > 0 and var > 0 else math.nan
     lev = _first(result.config.get("leverage", 1.0))
     rows = [

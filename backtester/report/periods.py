@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "benchmark_returns",
+    "beta",
     "drawdown_series",
     "funding_by_month",
     "monthly_returns",
@@ -151,7 +152,10 @@ def benchmark_returns(result: Result, freq: str = "1D") -> pd.Series:
     else:
         contracts = initial * leverage / (entry * face)
         pnl = contracts * face * (mark - entry)
-    wealth = np.maximum(initial + pnl, 0.0)
+    wealth = initial + pnl
+    wiped = np.flatnonzero(wealth <= 0.0)
+    if len(wiped):  # liquidated: the benchmark stays at 0 even if the price comes back
+        wealth[wiped[0] :] = 0.0
     series = pd.Series(wealth, index=pd.to_datetime(ts, unit="ns", utc=True))
     grid = series.resample(freq).last().ffill()
     values = np.concatenate([[initial], grid.to_numpy()])
@@ -159,6 +163,19 @@ def benchmark_returns(result: Result, freq: str = "1D") -> pd.Series:
         changes = values[1:] / values[:-1] - 1.0
     changes = np.where(values[:-1] == 0.0, 0.0, changes)  # wiped out: stays at 0
     return pd.Series(changes, index=grid.index, name="benchmark")
+
+
+def beta(returns: pd.Series, benchmark: pd.Series) -> float:
+    """cov(strategy, benchmark) / var(benchmark) over the days both have (empyrical ``beta``)."""
+    aligned = pd.concat([returns.rename("s"), benchmark.rename("b")], axis=1).dropna()
+    if len(aligned) < 2:
+        return math.nan
+    s = aligned["s"].to_numpy(dtype=np.float64)
+    b = aligned["b"].to_numpy(dtype=np.float64)
+    var = float(np.mean(np.square(b - b.mean())))
+    if var == 0.0:
+        return math.nan
+    return float(np.mean((s - s.mean()) * (b - b.mean()))) / var
 
 
 def funding_by_month(result: Result) -> pd.DataFrame:
