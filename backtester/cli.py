@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(run)
     run.add_argument("--out", help="output folder (default reports/)")
     run.add_argument("--name", help="run name (default <strategy>-<symbol>-<UTC time>)")
+    run.add_argument(
+        "--self-contained", action="store_true", help="inline plotly.js in report.html"
+    )
     run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     sweep = commands.add_parser(
@@ -218,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("directory")
     report.add_argument("--rank-by", help="(sweep directories) metric to rank by")
+    report.add_argument(
+        "--self-contained", action="store_true", help="inline plotly.js in report.html"
+    )
     report.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     data = commands.add_parser(
@@ -469,7 +475,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     result = sweep.run_backtest_job(job)
     result.config.setdefault("job", job)
-    directory = save_run(result, out / name)
+    directory = save_run(result, out / name, self_contained=args.self_contained)
     print(format_summary(result))
     print(f"report: {directory}")
     del cls
@@ -633,9 +639,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         result = load_run(directory)
     from backtester.report.html import write_html
+    from backtester.report.outputs import report_plotly
     from backtester.report.summary import format_summary
 
-    path = write_html(result, directory / "report.html")
+    options = report_plotly(directory, getattr(args, "self_contained", False))
+    path = write_html(result, directory / "report.html", **options)
     print(format_summary(result))
     print(f"report: {path or directory / 'report.html'}")
     return EXIT_OK

@@ -10,7 +10,9 @@ Layout of a run directory::
     <kind>.csv           readable copies (timestamps, enum names, symbols) of ledger, fills,
                          liquidations, equity, funding_payments, orders
     price_series.parquet symbol, series ("last" | "mark" | "index"), ts_ns, price
-    report.html          the HTML report
+    trades.csv           round trips (backtester.report.trades; duration in seconds)
+    report.html          the HTML report; plotly.js is shared from the parent folder
+                         (plotly-<version>.min.js) unless self_contained
 
 Every file is written to a temporary name in the same directory and moved into place with
 ``os.replace``, so a crash never leaves a half-written file under the final name.
@@ -106,7 +108,7 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-def save_run(result: Result, directory: str | Path) -> Path:
+def save_run(result: Result, directory: str | Path, *, self_contained: bool = False) -> Path:
     """Write a run's outputs to ``directory`` (created if needed); returns the directory.
 
     Parameters
@@ -115,6 +117,9 @@ def save_run(result: Result, directory: str | Path) -> Path:
         The backtest result.
     directory
         Target folder, usually ``reports/<run name>``.
+    self_contained
+        Inline plotly.js into report.html (one file, about 4.6 MB more) instead of sharing one
+        ``plotly-<version>.min.js`` in the parent folder with every report there.
 
     Returns
     -------
@@ -166,8 +171,21 @@ def save_run(result: Result, directory: str | Path) -> Path:
         }
     )
     _atomic_write(root / "price_series.parquet", _parquet_bytes(prices))
-    write_html(result, root / "report.html")
+    from backtester.report.trades import round_trips
+
+    trades = round_trips(result).reset_index(drop=True)
+    trades.insert(trades.columns.get_loc("duration"), "duration_s",
+                  trades["duration"].dt.total_seconds())  # fmt: skip
+    _atomic_write(root / "trades.csv", _csv_bytes(trades.drop(columns=["duration"])))
+    write_html(result, root / "report.html", **report_plotly(root, self_contained))
     return root
+
+
+def report_plotly(directory: Path, self_contained: bool) -> dict[str, Any]:
+    """write_html options: plotly.js inlined, or shared from ``directory``'s parent folder."""
+    if self_contained:
+        return {"plotly_js": "inline"}
+    return {"plotly_js": "shared", "shared_dir": Path(directory).resolve().parent}
 
 
 def load_run(directory: str | Path) -> Result:

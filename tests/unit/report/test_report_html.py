@@ -48,4 +48,7 @@ def test_downsample_keeps_extremes_and_bounds_points() -> None:
 def test_plot_returns_figure(hand_result) -> None:
     figure = hand_result.plot()
     assert isinstance(figure, go.Figure)
-    assert len(figure.data) == 2  # equity and drawdown
+    names = [trace.name for trace in figure.data]
+    assert names == ["equity (BTC)", "wallet balance", "drawdown"]
+    assert {trace.type for trace in figure.data} == {"scatter"}  # SVG, no WebGL
+    assert figure.data[2].yaxis == "y2"  # drawdown on its own panel
