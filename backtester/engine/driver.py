@@ -45,7 +45,7 @@ from backtester.engine.loop_nb import (
 from backtester.engine.order_entry_nb import ORDER_HEADROOM, cancel_order_nb
 from backtester.engine.orders_nb import accept_orders_nb
 from backtester.engine.rows import RowView
-from backtester.engine.state_nb import EngineState
+from backtester.engine.state_nb import new_engine_state_nb
 from backtester.enums import (
     MarginMode,
     OrderStatus,
@@ -566,16 +566,12 @@ class Run:
     def _loop_arguments(self) -> tuple[Any, ...]:
         """(EngineState, capacities): the arguments of the replay kernels, rebuilt after any
         array was replaced (grown)."""
-        state = EngineState(
-            trades=self.trades, bars=self.bars, index=self.index, mark=self.mark,
-            funding=self.funding, deleverage=self.deleverage, params=self.params,
-            tiers=self.tiers, slippage=self.slippage,
-            account=self.account, positions=self.positions, orders=self.orders, work=self.work,
-            active=self.active, fills=self.buffers["fills"],
-            funding_payments=self.buffers["funding_payments"],
-            liquidations=self.buffers["liquidations"], settlements=self.buffers["settlements"],
-            adl=self.buffers["adl"], ledger=self.buffers["ledger"], equity=self.buffers["equity"],
-            metrics=self._metrics, scratch=self._scratch,
+        state = new_engine_state_nb(
+            self.trades, self.bars, self.index, self.mark, self.funding, self.deleverage,
+            self.params, self.tiers, self.slippage, self.account, self.positions, self.orders,
+            self.work, self.active, self.buffers["fills"], self.buffers["funding_payments"],
+            self.buffers["liquidations"], self.buffers["settlements"], self.buffers["adl"],
+            self.buffers["ledger"], self.buffers["equity"], self._metrics, self._scratch,
         )  # fmt: skip
         return state, self._capacities()
 
