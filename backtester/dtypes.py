@@ -147,6 +147,17 @@ DELEVERAGE_EVENT_DTYPE = np.dtype(
 
 # --------------------------------------------------------------------------- contract parameters
 
+TIER_SWITCH_DTYPE = np.dtype(
+    [
+        ("instrument", np.int32),
+        ("valid_from_ns", np.int64),  # ns UTC, the dated table's effective date
+        ("tier_offset", np.int64),  # its first row in the run's tier rows
+        ("tier_count", np.int64),
+        ("max_leverage", np.float64),  # its tier 1's
+    ],
+    align=True,
+)
+
 TIER_DTYPE = np.dtype(
     [
         ("tier", np.int32),  # 1-based tier number as the venue numbers it
@@ -262,6 +273,11 @@ LIQUIDATION_DTYPE = np.dtype(
         ("loss_settle", np.float64),  # trading loss booked (>0 is a loss)
         ("fee_settle", np.float64),  # liquidation fee charged
         ("insurance_fund_delta_settle", np.float64),  # >0: fund gains, <0: fund pays
+        # what triggered it: PriceStream, PathPoint and the open time of the candle (ns UTC;
+        # the point's own time for point streams and ticks)
+        ("trigger_stream", np.int8),
+        ("trigger_point", np.int8),
+        ("trigger_candle_ns", np.int64),
     ],
     align=True,
 )
@@ -358,6 +374,16 @@ ALL_RECORD_DTYPES = {
 #     last_trade_ns (i8) time of the last trade replayed (0 before any): a bar during which no
 #     trade printed fills resting orders on its intrabar path even when the instrument fills on
 #     trades (the bars-only stretches of data with trades for part of the span).
+#     bar_phase (i1) which event of the current bar row comes next (0 open, 1 first extreme,
+#     2 second extreme, 3 close of the path, 4 bar close for the strategy; EventKind);
+#     bar_low_first (b1) the current bar's path visits its low first; bar_fills (b1) resting
+#     orders fill on the current bar's path (decided at its open); index_interval_ns /
+#     mark_interval_ns (i8) candle length when that stream is a candle path (0: points);
+#     index_swap / mark_swap (b1) the current candle's extremes are replayed low first;
+#     trigger_stream (i1 PriceStream), trigger_point (i1 PathPoint), trigger_candle_ns (i8)
+#     the price update being applied (copied into a liquidation it triggers);
+#     c_tier_switch / e_tier_switch (i8) cursor and end row of the instrument's dated tier
+#     tables still to come (TIER_SWITCH_DTYPE rows of the run).
 # ORDER_WORK_DTYPE: working fields of each order row beside ORDER_DTYPE.
 #     active_from_ns (i8) first event time the order may fill (creation + latency);
 #     queue_ahead_base (f8, base) volume ahead of a resting limit; is_taker (b1) marketable at
@@ -405,6 +431,11 @@ ACCOUNT_STATE_DTYPE = np.dtype(
         ("callback_mask", np.int64),
         # queue model: resting size assumed ahead of a new limit order at its price, base coin
         ("queue_initial_base", np.float64),
+        # an equity row is due for the instant ``ts_ns``: written once every event of that
+        # instant has run (before the first event of a later one, or at the end of the run)
+        ("equity_pending", np.bool_),
+        # earliest effective date of a dated tier table still to come (int64 max: none)
+        ("next_tier_switch_ns", np.int64),
     ],
     align=True,
 )
@@ -441,6 +472,18 @@ POSITION_STATE_DTYPE = np.dtype(
         ("e_bar", np.int64),
         ("c_deleverage", np.int64),
         ("e_deleverage", np.int64),
+        ("bar_phase", np.int8),
+        ("bar_low_first", np.bool_),
+        ("bar_fills", np.bool_),
+        ("index_interval_ns", np.int64),
+        ("mark_interval_ns", np.int64),
+        ("index_swap", np.bool_),
+        ("mark_swap", np.bool_),
+        ("trigger_stream", np.int8),
+        ("trigger_point", np.int8),
+        ("trigger_candle_ns", np.int64),
+        ("c_tier_switch", np.int64),
+        ("e_tier_switch", np.int64),
     ],
     align=True,
 )

@@ -962,6 +962,11 @@ def build_contract(job: dict[str, Any]) -> Any:
             contract = get_contract(same_instrument)
         else:  # the venue's rules on this instrument (its own tiers and fees kept)
             contract = replace(contract, profile=get_profile(profile))
+    data = job.get("data") or {}
+    if data.get("source") not in (None, "sample"):
+        contract = with_catalog_tiers(
+            contract, data.get("catalog") or "data/catalog", data["source"], data["symbol"]
+        )
     maker, taker = job.get("maker_fee_rate"), job.get("taker_fee_rate")
     if maker is not None or taker is not None:
         contract = contract.with_fees(
@@ -1008,6 +1013,45 @@ def check_job(job: dict[str, Any], data: Any) -> None:
         raise ValueError(
             f"leverage: expected a value in [1, {most:g}] for {contract.name}, got {leverage:g}"
         )
+
+
+def with_catalog_tiers(contract: Any, root: Any, exchange: str, symbol: str) -> Any:
+    """``contract`` with the tier tables that ``backtester fetch`` stored in the catalog for
+    ``exchange:symbol`` added to its dated schedule (a stored table replaces a built-in one of
+    the same date; the run switches tables at their dates). Tables of another basis than the
+    contract's are not used, with a warning naming them; so is every table that is used."""
+    import warnings
+    from dataclasses import replace
+
+    from backtester.data.catalog import Catalog
+    from backtester.enums import TierBasis
+    from backtester.swap.tiers import TierSchedule, TierTable
+
+    stored = Catalog(root).read_tiers(exchange, symbol)
+    if not stored:
+        return contract
+    tables = {t.valid_from_ns: t for t in contract.tiers.tables}
+    used, skipped = [], []
+    for valid_from, basis, rows, source in stored:
+        if basis != int(contract.tiers.basis):
+            skipped.append(f"{pd.Timestamp(valid_from, tz='UTC')} ({TierBasis(basis).name})")
+            continue
+        tables[valid_from] = TierTable(TierBasis(basis), rows, valid_from, source)
+        used.append(str(pd.Timestamp(valid_from, tz="UTC")))
+    if skipped:
+        warnings.warn(
+            f"catalog tiers of {exchange}:{symbol} not used (basis differs from the contract's "
+            f"{contract.tiers.basis.name}): {', '.join(skipped)}",
+            stacklevel=2,
+        )
+    if not used:
+        return contract
+    warnings.warn(
+        f"{contract.name}: tier tables from the catalog ({exchange}:{symbol}) valid from "
+        f"{', '.join(used)} replace or extend the built-in schedule",
+        stacklevel=2,
+    )
+    return replace(contract, tiers=TierSchedule(tuple(tables.values())))
 
 
 def run_backtest_job(job: dict[str, Any]) -> Any:

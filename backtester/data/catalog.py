@@ -789,10 +789,12 @@ class Catalog:
             return np.zeros(0, dtype=dtypes.PRICE_DTYPE), ""
         step = intervals[0]  # the finest stored candle
         lo = None if start_ns is None else start_ns - step
-        hi = None if end_ns is None else end_ns - step
-        bars = self.read(f"{which}_bars", exchange, symbol, lo, hi, interval_ns=step)
+        bars = self.read(f"{which}_bars", exchange, symbol, lo, end_ns, interval_ns=step)
         points = bars_to_points(bars, step)
-        return points, str(self.dataset_dir(f"{which}_bars", exchange, symbol, step))
+        ts = points["ts_ns"]
+        a = 0 if start_ns is None else int(np.searchsorted(ts, start_ns, "left"))
+        b = len(ts) if end_ns is None else int(np.searchsorted(ts, end_ns, "left"))
+        return points[a:b], str(self.dataset_dir(f"{which}_bars", exchange, symbol, step))
 
     @_read_locked
     def load_market_data(
@@ -809,8 +811,10 @@ class Catalog:
         * bars: the ``bars`` stream at ``bar_interval_ns``; with 0 the single stored interval
           (several stored → ``ValueError`` listing them; none → no bars).
         * index / mark: the point stream if stored, else the finest stored ``index_bars`` /
-          ``mark_bars``, each candle becoming a point at its close time (open + interval) with
-          the close price, so no price is visible before its candle has closed.
+          ``mark_bars``, each candle replayed as its path (open at ``t0 + 1 ns``, the extremes
+          at a third and two thirds of the interval, the close at its end:
+          :func:`~backtester.data.market.candle_path_points`; ``index_interval_ns`` /
+          ``mark_interval_ns`` of the result say so).
         * funding: the ``funding`` stream; trades only with ``with_trades=True``.
 
         Every stream is cut to ``start_ns <= ts_ns < end_ns`` (points by the time they are
@@ -858,7 +862,15 @@ class Catalog:
             funding=funding,
             exchange=exchange,
             sources=sources,
+            index_interval_ns=self._path_interval("index", exchange, symbol, index_src),
+            mark_interval_ns=self._path_interval("mark", exchange, symbol, mark_src),
         )
+
+    def _path_interval(self, which: str, exchange: str, symbol: str, source: str) -> int:
+        """Candle length of the index/mark stream read from candles (0: points or none)."""
+        if not source or self.exists(which, exchange, symbol):
+            return 0
+        return self._intervals(f"{which}_bars", exchange, symbol)[0]
 
     def stream_market_data(
         self,
@@ -981,8 +993,9 @@ def _file_span(path: Path) -> tuple[int, int]:
 
 
 def bars_to_points(bars: np.ndarray, interval_ns: int) -> np.ndarray:
-    """Index/mark candles → ``PRICE_DTYPE`` points at close time (open + interval), close price."""
-    points = np.empty(len(bars), dtype=dtypes.PRICE_DTYPE)
-    points["ts_ns"] = bars["ts_ns"] + interval_ns
-    points["price"] = bars["close"]
-    return points
+    """Index/mark candles → their replayed path, four ``PRICE_DTYPE`` points a candle (open at
+    ``t0 + 1 ns``, high, low, close at ``t0 + interval``;
+    :func:`backtester.data.market.candle_path_points`)."""
+    from backtester.data.market import candle_path_points
+
+    return candle_path_points(bars, interval_ns)

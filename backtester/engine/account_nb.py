@@ -428,7 +428,12 @@ def liquidation_record_nb(
 
 @njit(cache=True)
 def isolated_liquidation_price_nb(positions, params, tiers, instrument) -> float:
-    """Liquidation price of an isolated position (liquidation_price_nb at its current tier)."""
+    """Liquidation price of an isolated position: liquidation_price_nb with the tier of the
+    position's size *at the liquidation price* (where the trigger is checked), found by
+    starting from the tier at the mark and moving to the tier at the price found until they
+    agree (at most one pass per tier; a table by contracts needs none). Binance "Liquidation
+    Price Calculation": MMR and cum are those of the bracket of the notional at the
+    liquidation price, not at entry."""
     s = positions[instrument]
     p = params[instrument]
     q = s["contracts"]
@@ -436,18 +441,27 @@ def isolated_liquidation_price_nb(positions, params, tiers, instrument) -> float
         return np.nan
     price = s["mark_price"] if np.isfinite(s["mark_price"]) else s["reference_price"]
     row = tier_row_nb(params, tiers, instrument, abs(q), price)
-    return liquidation_price_nb(
-        p["liquidation_rule"],
-        p["contract_kind"],
-        int(np.sign(q)),
-        abs(q),
-        p["face_value"],
-        s["reference_price"],
-        s["margin_settle"],
-        tiers[row]["maintenance_margin_rate"],
-        tiers[row]["maintenance_amount_settle"],
-        p["liquidation_fee_rate"],
-    )
+    liq = np.nan
+    for _ in range(max(1, p["tier_count"])):
+        liq = liquidation_price_nb(
+            p["liquidation_rule"],
+            p["contract_kind"],
+            int(np.sign(q)),
+            abs(q),
+            p["face_value"],
+            s["reference_price"],
+            s["margin_settle"],
+            tiers[row]["maintenance_margin_rate"],
+            tiers[row]["maintenance_amount_settle"],
+            p["liquidation_fee_rate"],
+        )
+        if not (np.isfinite(liq) and liq > 0.0):
+            break
+        at_liq = tier_row_nb(params, tiers, instrument, abs(q), liq)
+        if at_liq == row:
+            break
+        row = at_liq
+    return liq
 
 
 @njit(cache=True)

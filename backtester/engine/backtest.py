@@ -363,12 +363,13 @@ def backtest(
     if mark_option not in _MARK_METHODS:
         raise ValueError(f"mark_price_method: {suggestion(str(mark_option), _MARK_METHODS)}")
     requested_mark = _MARK_METHODS[mark_option]
-    param_rows, tier_rows, methods = [], [], []
+    param_rows, tier_rows, methods, switches = [], [], [], []
     funding_used: list[str] = []
     run_warnings: list[str] = []
     if stream is None:
         data_list = list(data_list)
     offset = 0
+    end_ns = stream.end_ns if stream is not None else max(d.end_ns for d in data_list)
     for k, (spec, d, lev) in enumerate(zip(specs, data_list, leverages, strict=True)):
         if stream is None:
             d, used = _funding_used(spec, d, has_index[k])
@@ -386,6 +387,19 @@ def backtest(
         row["tier_offset"] = offset
         row["tier_count"] = len(tiers)
         offset += len(tiers)
+        tier_rows.append(tiers)
+        # dated tables taking effect during the run switch in at their date (switch_tiers_nb)
+        for table in spec.tiers.tables:
+            if start_ns < table.valid_from_ns <= end_ns:
+                switch = np.zeros(1, dtype=dtypes.TIER_SWITCH_DTYPE)
+                switch["instrument"] = k
+                switch["valid_from_ns"] = table.valid_from_ns
+                switch["tier_offset"] = offset
+                switch["tier_count"] = len(table)
+                switch["max_leverage"] = table.max_leverage
+                switches.append(switch)
+                tier_rows.append(table.rows.copy())
+                offset += len(table)
         method = _mark_method_used(spec, d, has_index[k], has_mark[k], requested_mark)
         row["mark_price_method"] = int(method)
         methods.append(method.name)
@@ -403,9 +417,11 @@ def backtest(
                 f"{spec.name}, got {lev!r}"
             )
         param_rows.append(row)
-        tier_rows.append(tiers)
     params_array = np.concatenate(param_rows)
     tiers_array = np.ascontiguousarray(np.concatenate(tier_rows))
+    tier_switches = (
+        np.concatenate(switches) if switches else np.zeros(0, dtype=dtypes.TIER_SWITCH_DTYPE)
+    )
     rates = [
         float(slippage.slippage_rate(SlippageParams(s.symbol, s.tick_size, int(s.contract_kind))))
         for s in specs
@@ -438,6 +454,7 @@ def backtest(
         start_ns=start_ns,
         bar_intervals=stream.bar_intervals if stream is not None else None,
         fill_on_trades=stream.has_trades if stream is not None else None,
+        tier_switches=tier_switches,
     )
     if run_warnings:
         # once per run, every instrument in one message; also in config["warnings"], the

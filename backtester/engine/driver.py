@@ -137,6 +137,9 @@ class Run:
         before the chunk's first bar (``ctx.sma(n)`` is exact for ``n <= history_bars``;
         ``ctx.ema``, which weights the whole history, is not), and a jitted ``ctx.bars[row -
         k]`` is valid for ``k <= history_bars``. Trades keep no history across chunks.
+    tier_switches
+        TIER_SWITCH_DTYPE rows (sorted by instrument, then date): the dated tier tables that
+        take effect after the start, their rows already in ``tiers``.
     start_ns, bar_intervals, fill_on_trades
         For chunked replay, the span's values (first timestamp; per instrument, candle length
         and whether orders fill on trades), which the first chunk alone may not show.
@@ -163,6 +166,7 @@ class Run:
         start_ns: int | None = None,
         bar_intervals: list[int] | None = None,
         fill_on_trades: list[bool] | None = None,
+        tier_switches: npt.NDArray[np.void] | None = None,
     ) -> None:
         if history_bars < 0:
             raise ValueError(f"history_bars: expected an integer >= 0, got {history_bars!r}")
@@ -173,6 +177,9 @@ class Run:
         self.n_instruments = len(data)
         self.params = params
         self.tiers = tiers
+        if tier_switches is None:
+            tier_switches = np.zeros(0, dtype=dtypes.TIER_SWITCH_DTYPE)
+        self.tier_switches = tier_switches
         self.slippage = np.asarray(slippage_rates, dtype=np.float64)
         self.positions = np.zeros(self.n_instruments, dtype=dtypes.POSITION_STATE_DTYPE)
         if start_ns is None:
@@ -208,6 +215,17 @@ class Run:
         a["margin_call_buffer_ratio"] = margin_call_buffer_ratio
         a["equity_interval_ns"] = equity_interval_ns
         a["next_equity_ns"] = start_ns
+        a["next_tier_switch_ns"] = np.iinfo(np.int64).max
+        switch_instruments = tier_switches["instrument"]
+        for i in range(self.n_instruments):
+            rows = np.flatnonzero(switch_instruments == i)
+            s = self.positions[i]
+            s["c_tier_switch"] = rows[0] if len(rows) else 0
+            s["e_tier_switch"] = rows[-1] + 1 if len(rows) else 0
+            if len(rows):
+                a["next_tier_switch_ns"] = min(
+                    int(a["next_tier_switch_ns"]), int(tier_switches["valid_from_ns"][rows[0]])
+                )
         order_capacity = 64
         self.orders = np.zeros(order_capacity, dtype=dtypes.ORDER_DTYPE)
         self.work = np.zeros(order_capacity, dtype=dtypes.ORDER_WORK_DTYPE)
@@ -250,6 +268,8 @@ class Run:
                 raise ValueError(
                     f"data: chunk instrument {i} is {d.symbol!r}, expected {self.data[i].symbol!r}"
                 )
+            s["index_interval_ns"] = d.index_interval_ns
+            s["mark_interval_ns"] = d.mark_interval_ns
             for name, short in _STREAMS.items():
                 array = getattr(d, name)
                 seen = 0
@@ -559,8 +579,10 @@ class Run:
         a["callback_mask"] = mask if jitted else 0
 
     def _finish(self) -> None:
-        """The final equity row, after ``on_stop`` and its orders."""
+        """The final equity row, after ``on_stop`` and its orders (it is also the row due at
+        the last instant, if one was: no event ran after it)."""
         self._grow_buffers()
+        self.account[0]["equity_pending"] = False
         record_equity_nb(self._loop_arguments()[0], self.account[0]["ts_ns"])
 
     def _loop_arguments(self) -> tuple[Any, ...]:
@@ -572,6 +594,7 @@ class Run:
             self.work, self.active, self.buffers["fills"], self.buffers["funding_payments"],
             self.buffers["liquidations"], self.buffers["settlements"], self.buffers["adl"],
             self.buffers["ledger"], self.buffers["equity"], self._metrics, self._scratch,
+            self.tier_switches,
         )  # fmt: skip
         return state, self._capacities()
 

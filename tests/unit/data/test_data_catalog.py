@@ -309,7 +309,7 @@ def test_uncommitted_staging_of_a_dead_writer_is_rolled_back_and_legacy_tmp_remo
     assert not legacy.exists()
 
 
-def test_load_market_data_converts_mark_bars_to_close_points(tmp_path: Path) -> None:
+def test_load_market_data_replays_mark_bars_as_paths(tmp_path: Path) -> None:
     cat = Catalog(tmp_path)
     hour = 60 * MINUTE
     bars = make_bars(48, step=hour)
@@ -325,9 +325,23 @@ def test_load_market_data_converts_mark_bars_to_close_points(tmp_path: Path) -> 
     md = cat.load_market_data("x", "S", start_ns=T0 + 2 * hour, end_ns=T0 + 10 * hour)
     assert md.bar_interval_ns == hour
     np.testing.assert_array_equal(md.bars["ts_ns"], bars["ts_ns"][2:10])
-    # mark candle opening at 1h closes at 2h: it is the first point known inside [2h, 10h)
-    np.testing.assert_array_equal(md.mark["ts_ns"], T0 + np.arange(2, 10) * hour)
-    np.testing.assert_array_equal(md.mark["price"], mark["close"][1:9])
+    # each mark candle [t0, t0 + 1h) is its path: open at t0 + 1 ns, high at t0 + 20 min, low
+    # at t0 + 40 min, close at t0 + 1h; the points inside [2h, 10h) are the close of the candle
+    # opening at 1h, then candles 2h..9h, without the 9h candle's close (at 10h)
+    expected = [(T0 + 2 * hour, mark["close"][1])]
+    for k in range(2, 10):
+        t0 = T0 + k * hour
+        expected += [
+            (t0 + 1, mark["open"][k]),
+            (t0 + 20 * MINUTE, mark["high"][k]),
+            (t0 + 40 * MINUTE, mark["low"][k]),
+        ]
+        if k < 9:
+            expected.append((t0 + hour, mark["close"][k]))
+    assert md.mark["ts_ns"].tolist() == [e[0] for e in expected]
+    np.testing.assert_array_equal(md.mark["price"], [e[1] for e in expected])
+    assert md.mark_interval_ns == hour
+    assert md.index_interval_ns == 0
     np.testing.assert_array_equal(md.funding["funding_rate"], [-2e-4])
     assert len(md.index) == 0
     assert cat.exists("bars", "x", "S")  # any interval
