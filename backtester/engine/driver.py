@@ -26,6 +26,7 @@ from backtester.engine.account_nb import (
     M_UPL,
     N_METRICS,
     available_nb,
+    cross_liquidation_price_nb,
     cross_metrics_nb,
     isolated_buffer_nb,
     isolated_liquidation_price_nb,
@@ -535,7 +536,11 @@ class Run:
                 self.account, self.positions, self.params, self.tiers, m, self._scratch
             )
             ratio = float(m[M_RATIO])
-            liq = math.nan
+            liq = float(
+                cross_liquidation_price_nb(
+                    self.account, self.positions, self.params, self.tiers, instrument
+                )
+            )
         return {"unrealised_pnl": upl, "margin_ratio": ratio, "liquidation_price": liq}
 
     # ------------------------------------------------------------------ the run
