@@ -29,7 +29,12 @@ from backtester.data.market import MarketData
 from backtester.data.stream import MarketDataStream
 from backtester.engine.buffers import record_buffer
 from backtester.engine.driver import Run
-from backtester.engine.slippage import NullSlippage, SlippageModel, SlippageParams
+from backtester.engine.slippage import (
+    NullSlippage,
+    SlippageModel,
+    SlippageParams,
+    slippage_row,
+)
 from backtester.enums import MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
 from backtester.results import Result
@@ -406,7 +411,7 @@ def backtest(
     params_array = np.concatenate(param_rows)
     tiers_array = np.ascontiguousarray(np.concatenate(tier_rows))
     rates = [
-        float(slippage.slippage_rate(SlippageParams(s.symbol, s.tick_size, int(s.contract_kind))))
+        slippage_row(slippage, SlippageParams(s.symbol, s.tick_size, int(s.contract_kind)))
         for s in specs
     ]
     equity_interval = opts["equity_interval_ns"]

@@ -293,8 +293,9 @@ def point_nb(state, i, ts, price, volume, on_bar, active_ts) -> bool:
 
 
 @njit(cache=True)
-def segment_nb(state, i, ts, start, end, lo, hi, active_ts) -> bool:
-    """Match resting orders against the intrabar path from ``start`` to ``end``."""
+def segment_nb(state, i, ts, start, end, lo, hi, active_ts, volume=0.0) -> bool:
+    """Match resting orders against the intrabar path from ``start`` to ``end`` (``volume``:
+    the bar's base-coin volume, for a volume-dependent slippage)."""
     return process_segment_nb(
         state.account,
         state.positions,
@@ -312,6 +313,7 @@ def segment_nb(state, i, ts, start, end, lo, hi, active_ts) -> bool:
         hi,
         state.slippage,
         active_ts,
+        volume,
     )
 
 
@@ -331,16 +333,18 @@ def handle_bar_nb(state, i, ts) -> int:
             lo = bar["low"]
             hi = bar["high"]
             t_open = bar["ts_ns"]
-            filled = point_nb(state, i, ts, bar["open"], 0.0, True, t_open)
+            # the bar's volume sizes a slippage impact (point_action_nb ignores it on bars)
+            volume = bar["volume_base"]
+            filled = point_nb(state, i, ts, bar["open"], volume, True, t_open)
             # the path's segments only when orders are left after the open (a segment call
             # passes ~10 arrays: ~0.1 µs even with nothing to match)
             if state.account[0]["n_active"] > 0:
                 first, second = bar_path_nb(
                     bar, np.sign(s["contracts"]), state.account[0]["bar_path"] == 1
                 )
-                filled |= segment_nb(state, i, ts, bar["open"], first, lo, hi, t_open)
-                filled |= segment_nb(state, i, ts, first, second, lo, hi, t_open)
-                filled |= segment_nb(state, i, ts, second, bar["close"], lo, hi, t_open)
+                filled |= segment_nb(state, i, ts, bar["open"], first, lo, hi, t_open, volume)
+                filled |= segment_nb(state, i, ts, first, second, lo, hi, t_open, volume)
+                filled |= segment_nb(state, i, ts, second, bar["close"], lo, hi, t_open, volume)
             if filled:
                 wake |= WakeReason.FILL
         s["last_price"] = bar["close"]
