@@ -29,7 +29,12 @@ from backtester.data.market import MarketData
 from backtester.data.stream import MarketDataStream
 from backtester.engine.buffers import record_buffer
 from backtester.engine.driver import Run
-from backtester.engine.slippage import NullSlippage, SlippageModel, SlippageParams
+from backtester.engine.slippage import (
+    NullSlippage,
+    SlippageModel,
+    SlippageParams,
+    slippage_row,
+)
 from backtester.enums import MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
 from backtester.rejections import explain_rejections, warn_rejections
@@ -423,7 +428,7 @@ def backtest(
         np.concatenate(switches) if switches else np.zeros(0, dtype=dtypes.TIER_SWITCH_DTYPE)
     )
     rates = [
-        float(slippage.slippage_rate(SlippageParams(s.symbol, s.tick_size, int(s.contract_kind))))
+        slippage_row(slippage, SlippageParams(s.symbol, s.tick_size, int(s.contract_kind)))
         for s in specs
     ]
     equity_interval = opts["equity_interval_ns"]

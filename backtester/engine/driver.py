@@ -122,7 +122,8 @@ class Run:
     leverage, margin_modes
         Per instrument.
     slippage_rates
-        Taker slippage fraction per instrument.
+        Taker slippage per instrument: a fraction, or a ``(fixed rate, impact coefficient, max
+        rate)`` row (:func:`~backtester.engine.slippage.slippage_row`).
     latency_ns, bar_path, queue_model, queue_initial_base, margin_call_buffer_ratio,
     equity_interval_ns
         Engine options (see :func:`backtester.engine.backtest.backtest`).
@@ -154,7 +155,7 @@ class Run:
         initial_balance: float,
         leverage: list[float],
         margin_modes: list[int],
-        slippage_rates: list[float],
+        slippage_rates: list[float] | list[tuple[float, float, float]],
         *,
         latency_ns: int,
         bar_path: int,
@@ -181,7 +182,12 @@ class Run:
         if tier_switches is None:
             tier_switches = np.zeros(0, dtype=dtypes.TIER_SWITCH_DTYPE)
         self.tier_switches = tier_switches
-        self.slippage = np.asarray(slippage_rates, dtype=np.float64)
+        # one (fixed rate, impact coefficient, max rate) row per instrument; a plain rate per
+        # instrument is a fixed rate without impact or cap
+        slip = np.asarray(slippage_rates, dtype=np.float64)
+        if slip.ndim == 1:
+            slip = np.column_stack([slip, np.zeros(len(slip)), np.full(len(slip), np.inf)])
+        self.slippage = np.ascontiguousarray(slip)
         self.positions = np.zeros(self.n_instruments, dtype=dtypes.POSITION_STATE_DTYPE)
         if start_ns is None:
             start_ns = min(d.start_ns for d in data)

@@ -406,8 +406,9 @@ def point_nb(state, i, ts, price, volume, on_bar, active_ts) -> bool:
 
 
 @njit(cache=True)
-def segment_nb(state, i, ts, start, end, lo, hi, active_ts) -> bool:
-    """Match resting orders against the intrabar path from ``start`` to ``end``."""
+def segment_nb(state, i, ts, start, end, lo, hi, active_ts, volume=0.0) -> bool:
+    """Match resting orders against the intrabar path from ``start`` to ``end`` (``volume``:
+    the bar's base-coin volume, for a volume-dependent slippage)."""
     return process_segment_nb(
         state.account,
         state.positions,
@@ -425,6 +426,7 @@ def segment_nb(state, i, ts, start, end, lo, hi, active_ts) -> bool:
         hi,
         state.slippage,
         active_ts,
+        volume,
     )
 
 
@@ -465,7 +467,7 @@ def handle_bar_open_nb(state, i, ts) -> int:
     if (
         fills
         and state.account[0]["n_active"] > 0
-        and point_nb(state, i, ts, bar["open"], 0.0, True, ts)
+        and point_nb(state, i, ts, bar["open"], bar["volume_base"], True, ts)
     ):
         wake |= WakeReason.FILL
     return wake | last_price_moved_nb(
@@ -502,7 +504,7 @@ def handle_bar_path_nb(state, i, ts) -> int:
     if (
         s["bar_fills"]
         and state.account[0]["n_active"] > 0
-        and segment_nb(state, i, ts, start, end, lo, hi, bar["ts_ns"])
+        and segment_nb(state, i, ts, start, end, lo, hi, bar["ts_ns"], bar["volume_base"])
     ):
         wake |= WakeReason.FILL
     if phase == 3:

@@ -60,6 +60,7 @@ from backtester.engine.account_nb import (
     available_nb,
     tier_row_nb,
 )
+from backtester.engine.slippage_nb import taker_slippage_rate_nb
 from backtester.enums import (
     ContractKind,
     Liquidity,
@@ -324,14 +325,17 @@ def execute_nb(
     price,
     liquidity,
     slip,
+    volume,
     lo,
     hi,
 ) -> bool:
     """Fill up to ``qty_max`` contracts of order ``row`` at ``price`` (``np.inf``: the whole
     rest); returns True when the order is done.
 
-    Taker fills move by the slippage rate against the order, clipped to [lo, hi] (the bar's
-    range, or the trade price itself on ticks). Reduce-only orders are capped at the position
+    Taker fills move against the order by ``taker_slippage_rate_nb(slip, ..., volume)`` (``slip``
+    the instrument's (fixed, impact coefficient, cap) row, ``volume`` the base coin traded by
+    the tick or bar), clipped to [lo, hi] (the bar's range for stops on a bar path; a limit
+    order's own price; unbounded for market orders). Reduce-only orders are capped at the position
     and are done once capped (cancelled when there is nothing left to reduce). A fill smaller
     than the rest leaves the order PARTIALLY_FILLED and working.
     """
@@ -358,8 +362,9 @@ def execute_nb(
     fee_rate = p["maker_fee_rate"]
     if liquidity == Liquidity.TAKER:
         fee_rate = p["taker_fee_rate"]
-        if slip != 0.0:
-            price = min(max(price * (1.0 + side * slip), lo), hi)
+        rate = taker_slippage_rate_nb(slip, p["contract_kind"], p["face_value"], qty, price, volume)
+        if rate != 0.0:
+            price = min(max(price * (1.0 + side * rate), lo), hi)
     apply_fill_nb(
         account,
         positions,
@@ -485,6 +490,15 @@ def process_point_nb(
             orders, work, params, row, price, acc["queue_model"], volume, on_bar
         )
         if action == 1:
+            # a market (or stop-market) taker fill may slip without bound; a limit order's
+            # taker fill never beyond its limit
+            lo = -np.inf
+            hi = np.inf
+            if o["order_type"] == OrderType.LIMIT or o["order_type"] == OrderType.STOP_LIMIT:
+                if o["side"] > 0:
+                    hi = o["price"]
+                else:
+                    lo = o["price"]
             qty_max = np.inf
             if liquidity == Liquidity.MAKER and np.isfinite(reach):
                 if budget < 0.0:  # first sized maker fill of this trade
@@ -509,8 +523,9 @@ def process_point_nb(
                 fill_price,
                 liquidity,
                 slippage[instrument],
-                price,
-                price,
+                volume,
+                lo,
+                hi,
             )
             filled = True
             if not done:
@@ -560,8 +575,11 @@ def process_segment_nb(
     hi,
     slippage,
     active_ts,
+    volume=0.0,
 ) -> bool:
-    """Fill the orders whose level lies in the move a → b (excluding a), nearest level first."""
+    """Fill the orders whose level lies in the move a → b (excluding a), nearest level first.
+
+    ``volume``: base coin traded by the bar (sizes a square-root slippage impact)."""
     if a == b:
         return False
     acc = account[0]
@@ -604,6 +622,7 @@ def process_segment_nb(
                     best_level,
                     Liquidity.TAKER,
                     slippage[instrument],
+                    volume,
                     lo,
                     hi,
                 )
@@ -623,6 +642,7 @@ def process_segment_nb(
                         best_level,
                         Liquidity.TAKER,
                         slippage[instrument],
+                        volume,
                         lo,
                         hi,
                     )
@@ -642,6 +662,7 @@ def process_segment_nb(
                 ts,
                 best_level,
                 Liquidity.MAKER,
+                slippage[instrument],
                 0.0,
                 lo,
                 hi,

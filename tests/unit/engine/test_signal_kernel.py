@@ -95,7 +95,8 @@ def synthetic(
         streams["trades"] = ticks
     if deleverage:
         events = np.zeros(1, dtypes.DELEVERAGE_EVENT_DTYPE)
-        events[0] = (T0 + (n_bars // 2) * interval_ns, LedgerKind.ADL, 1, close[n_bars // 2], 0.0)
+        at = T0 + (n_bars // 2) * interval_ns
+        events[0] = (at, LedgerKind.ADL, 1, close[n_bars // 2], 0.0, 0.0)
         streams["deleverage"] = events
     return MarketData(symbol, bars=bars, bar_interval_ns=interval_ns, **streams)
 
