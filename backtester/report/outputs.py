@@ -108,7 +108,13 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-def save_run(result: Result, directory: str | Path, *, self_contained: bool = False) -> Path:
+def save_run(
+    result: Result,
+    directory: str | Path,
+    *,
+    self_contained: bool = False,
+    shared_dir: str | Path | None = None,
+) -> Path:
     """Write a run's outputs to ``directory`` (created if needed); returns the directory.
 
     Parameters
@@ -120,6 +126,9 @@ def save_run(result: Result, directory: str | Path, *, self_contained: bool = Fa
     self_contained
         Inline plotly.js into report.html (one file, about 4.6 MB more) instead of sharing one
         ``plotly-<version>.min.js`` in the parent folder with every report there.
+    shared_dir
+        Folder of that shared copy instead of the parent folder (a sweep's run reports share
+        the sweep folder's).
 
     Returns
     -------
@@ -177,7 +186,10 @@ def save_run(result: Result, directory: str | Path, *, self_contained: bool = Fa
     trades.insert(trades.columns.get_loc("duration"), "duration_s",
                   trades["duration"].dt.total_seconds())  # fmt: skip
     _atomic_write(root / "trades.csv", _csv_bytes(trades.drop(columns=["duration"])))
-    write_html(result, root / "report.html", **report_plotly(root, self_contained))
+    options = report_plotly(root, self_contained)
+    if shared_dir is not None and not self_contained:
+        options["shared_dir"] = Path(shared_dir)
+    write_html(result, root / "report.html", **options)
     return root
 
 

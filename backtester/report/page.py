@@ -66,7 +66,8 @@ p.note{color:#555;font-size:12px;margin:.3em 0}
 table{border-collapse:collapse;font-size:12px;margin:4px 0}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
 th{background:#f3f3f3}td.l,th.l{text-align:left}.scroll{max-height:420px;overflow:auto}
-.groups{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:10px}
+.groups{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}
+.groups.usd{grid-template-columns:repeat(auto-fill,minmax(440px,1fr))}
 .groups table{width:100%}.pos{color:#1a7f37}.neg{color:#c62828}
 .header td{text-align:left;border:none;padding:1px 10px 1px 0}.header th{background:none;
 border:none;text-align:left;color:#666;font-weight:normal;padding:1px 10px 1px 0}
@@ -88,6 +89,7 @@ def fmt_money(value: float, currency: str) -> str:
     """A money amount with its currency: 8 significant digits for coins, 2 decimals for USD(T)."""
     if value is None or not math.isfinite(value):
         return "n/a"
+    value = value + 0.0  # -0.0 shows as 0
     if currency.upper() in ("USD", "USDT", "USDC", "BUSD"):
         return f"{value:,.2f} {currency}"
     return f"{value:.8g} {currency}"
@@ -685,7 +687,7 @@ def _header_html(result: Result) -> str:
 
 def _metrics_html(result: Result, metrics: dict[str, Any]) -> str:
     usd = "initial_balance_usd" in metrics
-    parts = ["<div class='groups' id='metrics'>"]
+    parts = [f"<div class='groups{' usd' if usd else ''}' id='metrics'>"]
     for group, rows in metric_groups(result, metrics):
         headers = [group, result.settle_currency, *(["USD"] if usd else [])]
         body = [[label, coin, *([u or ""] if usd else [])] for label, coin, u in rows]
