@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from backtester.checks import suggestion
+from backtester.io import check_name, slug
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_SYMBOL = "BTC-USD-SWAP"
@@ -462,13 +463,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     with user_input():
         job, cls = build_job(args)
         data = sweep.load_data(job["data"])
+        sweep.check_job(job, data)  # settings and range: bad input (exit 2), not a failed run
         config = read_config(args.config) if args.config else {}
         out = Path(args.out or config.get("out") or "reports")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        given = args.name or config.get("name")
         name = (
-            args.name
-            or config.get("name")
-            or (f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}-{stamp}")
+            check_name(given, "name")  # a directory under --out: no '..', no separators
+            if given is not None
+            else slug(f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}-{stamp}")
         )
     del data  # loaded above so that data errors are input errors (exit 2); now cached
     from backtester.report.outputs import save_run
@@ -520,7 +523,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 raise ValueError(f"heatmap: {name!r} is not swept; {suggestion(name, space)}")
         if len(heatmap) != 2:
             heatmap = []
-        name = args.name or f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}"
+        name = (
+            check_name(args.name, "name")
+            if args.name is not None
+            else slug(f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}")
+        )
         directory = Path(args.out) if args.out else Path("reports") / "sweeps" / name
         windows = None
         if args.walk_forward:
@@ -530,7 +537,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 data.start_ns, data.end_ns, train_ns, test_ns, step_ns
             )
         else:
-            sweep.load_data(job["data"])  # data errors are input errors
+            sweep.check_job(job, sweep.load_data(job["data"]))  # data errors are input errors
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"workers: expected a value >= 1, got {args.workers}")
     store = sweep.SweepStore(directory)
@@ -685,8 +692,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     from backtester.data.validation import find_gaps
 
     catalog = Catalog(args.catalog)
-    frame = catalog.datasets()
-    with user_input():
+    with user_input():  # a corrupt catalog file is bad input named by its path (exit 2)
+        frame = catalog.datasets()
         if args.symbol is None and args.exchange is not None:
             raise ValueError("data: give both EXCHANGE and SYMBOL, or neither")
         if args.exchange is None:
@@ -716,9 +723,10 @@ def cmd_data(args: argparse.Namespace) -> int:
         label = f"{row['kind']}{'-' + row['interval'] if row['interval'] else ''}"
         print(f"{label}: {row['rows']:,} rows, {row['start']} → {row['end']} ({row['source']})")
         if row["interval_ns"]:
-            records = catalog.read(
-                row["kind"], args.exchange, args.symbol, interval_ns=int(row["interval_ns"])
-            )
+            with user_input():
+                records = catalog.read(
+                    row["kind"], args.exchange, args.symbol, interval_ns=int(row["interval_ns"])
+                )
             print(
                 "  "
                 + str(find_gaps(records["ts_ns"], int(row["interval_ns"]))).replace("\n", "\n  ")
@@ -787,6 +795,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 f"exchange: ccxt has no exchange {args.exchange!r}; "
                 f"{_close_or_examples(args.exchange, ccxt.exchanges)}"
             )
+        check_name(args.symbol, "symbol", allow_slash=True)
         kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
         allowed = [k for k in fetch.KINDS if k != "tiers"]  # tiers need a basis: use the API
         for kind in kinds or [""]:
@@ -892,22 +901,29 @@ def cmd_import(args: argparse.Namespace) -> int:
                 raise ValueError(f"option: expected NAME=VALUE, got {item!r}")
             options[name.strip()] = sweep.parse_scalar(value)
         _check_import_options(args.format, options)
+        check_name(args.exchange, "exchange")  # catalog directories: no '..' or separators
+        check_name(args.symbol, "symbol", allow_slash=True)
         for path in args.paths:
             if Path(path).is_dir():
                 raise ValueError(f"import: {path!r} is a directory; expected a data file")
             if not Path(path).is_file():
                 raise FileNotFoundError(f"import: no such file {path!r}")
     catalog = Catalog(args.catalog)
-    for path in args.paths:
-        try:
-            streams = import_file(path, args.format, args.exchange, args.symbol, catalog, **options)
-        except _IMPORT_INPUT_ERRORS as error:
-            # a file the importer refuses is bad input (exit 2): it was read and validated
-            # whole before anything was written, so the catalog is unchanged
-            raise UsageError(_import_error(path, args.format, error)) from error
-        for stream in streams:
-            gaps = f", {stream.gaps}".split("\n")[0].rstrip(":") if stream.gaps else ""
-            print(f"{path}: {stream.kind} {len(stream.records):,} rows{gaps}")
+    lines = []
+    with catalog.transaction():  # all files or none: a refused file discards the others
+        for path in args.paths:
+            try:
+                streams = import_file(
+                    path, args.format, args.exchange, args.symbol, catalog, **options
+                )
+            except _IMPORT_INPUT_ERRORS as error:
+                # a file the importer refuses is bad input (exit 2); the transaction is
+                # discarded, so the catalog is unchanged
+                raise UsageError(_import_error(path, args.format, error)) from error
+            for stream in streams:
+                gaps = f", {stream.gaps}".split("\n")[0].rstrip(":") if stream.gaps else ""
+                lines.append(f"{path}: {stream.kind} {len(stream.records):,} rows{gaps}")
+    print("\n".join(lines))
     return EXIT_OK
 
 

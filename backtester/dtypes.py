@@ -274,6 +274,8 @@ SETTLEMENT_DTYPE = np.dtype(
         ("previous_reference_price", np.float64),
         ("position_contracts", np.float64),  # signed
         ("settled_pnl_settle", np.float64),  # UPL moved to balance
+        # part of a negative settled UPL taken out of the isolated (fixed) margin; 0 in cross
+        ("margin_deducted_settle", np.float64),
     ],
     align=True,
 )

@@ -258,8 +258,20 @@ class Result:
 
     @property
     def ledger(self) -> pd.DataFrame:
-        """Every cash movement with its type; sums to final minus initial balance."""
-        return self.frame("ledger")
+        """Every cash movement with its type; sums to final minus initial balance.
+
+        ``funding_source`` labels each FUNDING row with the source of its rate (``HISTORICAL``,
+        or ``COMPUTED`` from the premium when the data had no funding history); "" elsewhere.
+        """
+        frame = self.frame("ledger")
+        ledger = self.records["ledger"]
+        sources = self.records["funding_payments"]["source"]
+        is_funding = ledger["kind"] == int(LedgerKind.FUNDING)
+        labels = np.full(len(ledger), "", dtype=object)
+        refs = ledger["ref_id"][is_funding]
+        labels[is_funding] = [FundingRateSource(int(v)).name for v in sources[refs]]
+        frame["funding_source"] = labels
+        return frame
 
     @property
     def fills(self) -> pd.DataFrame:
@@ -295,6 +307,29 @@ class Result:
     def equity(self) -> pd.DataFrame:
         """Balance, equity, margin ratio and position over time."""
         return self.frame("equity")
+
+    @property
+    def rejections(self) -> pd.Series:
+        """Rejected orders counted by reason name, most frequent first (empty when none);
+        ``config["rejections"]`` explains the first order of each reason."""
+        from backtester.rejections import rejection_counts
+
+        return rejection_counts(self.records["orders"])
+
+    @property
+    def rejected_orders(self) -> pd.DataFrame:
+        """The rejected orders' rows (as :attr:`orders`), with their ``reject_reason``."""
+        from backtester.rejections import rejected_orders
+
+        return rejected_orders(self)
+
+    @property
+    def open_position_at_end(self) -> dict[str, Any] | None:
+        """The position still open when the data ended (signed contracts by symbol, and its
+        unrealised PnL apart from the realised balance change), or None when flat."""
+        from backtester.rejections import open_position_at_end
+
+        return open_position_at_end(self)
 
     # ------------------------------------------------------------------ reports (lazy imports)
     @property

@@ -28,7 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester.checks import check_finite, check_positive, suggestion
-from backtester.enums import MarginMode, OrderType, Side, TimeInForce
+from backtester.enums import ContractKind, MarginMode, OrderType, Side, TimeInForce
+from backtester.sizing import contracts_for, round_price
 
 if TYPE_CHECKING:
     from backtester.engine.driver import Run
@@ -245,6 +246,105 @@ class Context:
         # e_n = (1-α)^n·x_0 + Σ_{t≥1} α·(1-α)^(n-t)·x_t
         return float(weights[0] * values[0] + alpha * np.dot(weights[1:], values[1:]))
 
+    # ------------------------------------------------------------------ the contract
+    @property
+    def tick_size(self) -> float:
+        """Price increment of the contract (quote); prices off this grid are rejected."""
+        return float(self._run.params[self._i]["tick_size_quote"])
+
+    @property
+    def lot_size(self) -> float:
+        """Size increment of an order (contracts); other sizes are rejected."""
+        return float(self._run.params[self._i]["lot_size_contracts"])
+
+    @property
+    def min_size(self) -> float:
+        """Smallest order size (contracts)."""
+        return float(self._run.params[self._i]["min_size_contracts"])
+
+    @property
+    def contract_value(self) -> float:
+        """Face value of one contract: base coin for linear (OKX BTC-USDT-SWAP 0.01 BTC),
+        quote for inverse (OKX BTC-USD-SWAP 100 USD)."""
+        return float(self._run.params[self._i]["face_value"])
+
+    @property
+    def contract_kind(self) -> str:
+        """``"linear"`` (value and PnL in quote) or ``"inverse"`` (in coin)."""
+        return ContractKind(int(self._run.params[self._i]["contract_kind"])).name.lower()
+
+    def round_price(self, price: float, side: str | None = None) -> float:
+        """``price`` on the tick grid: nearest, or the passive side for an order's ``side``
+        (``"buy"`` rounds down, ``"sell"`` up), e.g. 49,873.27 -> 49,873.3 on a 0.1 tick."""
+        direction = {None: 0, "buy": -1, "sell": 1}.get(side)
+        if direction is None:
+            raise ValueError(f"side: expected 'buy', 'sell' or None, got {side!r}")
+        return round_price(check_finite(price, "price"), self.tick_size, direction)
+
+    def size(
+        self,
+        *,
+        notional: float | None = None,
+        equity_fraction: float | None = None,
+        base: float | None = None,
+        price: float | None = None,
+    ) -> float:
+        """Signed contracts for one money amount, rounded toward zero to the lot.
+
+        ``notional``: quote currency (USDT, USD); ``base``: coin (BTC); ``equity_fraction``:
+        a position value of that fraction of :attr:`equity`. Converted at ``price`` (default
+        the last price) with the contract value, linear or inverse (formulas in
+        :mod:`backtester.sizing`). ValueError when the amount is less than one lot.
+        """
+        return self._order_size(None, notional, equity_fraction, base, price)
+
+    def _order_size(
+        self,
+        contracts: float | None,
+        notional: float | None,
+        equity_fraction: float | None,
+        base: float | None,
+        price: float | None,
+    ) -> float:
+        """The order size in contracts from exactly one of the four ways of giving it."""
+        given = {
+            name: value
+            for name, value in (
+                ("contracts", contracts), ("notional", notional),
+                ("equity_fraction", equity_fraction), ("base", base),
+            )
+            if value is not None
+        }  # fmt: skip
+        if len(given) != 1:
+            raise ValueError(
+                "order size: give exactly one of contracts, notional=, equity_fraction=, base=; "
+                f"got {', '.join(given) or 'none'}"
+            )
+        if contracts is not None:
+            return contracts
+        ((name, amount),) = given.items()
+        amount = check_finite(amount, name)
+        if price is None or not math.isfinite(price):
+            price = self.last_price
+        if not math.isfinite(price):
+            raise ValueError(
+                f"{name}: no price yet to convert {amount!r} to contracts (before the first "
+                "bar or trade); give contracts, or a limit price"
+            )
+        p = self._run.params[self._i]
+        equity = self.equity if equity_fraction is not None else math.nan
+        values = [math.nan, math.nan, math.nan]
+        values[("notional", "base", "equity_fraction").index(name)] = amount
+        args = (int(p["contract_kind"]), float(p["face_value"]))
+        qty = contracts_for(*args, float(p["lot_size_contracts"]), price, equity, *values)
+        if qty == 0.0:
+            raw = contracts_for(*args, 0.0, price, equity, *values)
+            raise ValueError(
+                f"{name}={amount:g}: {raw:.6g} contracts at {price:g}, less than one lot "
+                f"({float(p['lot_size_contracts']):g} contracts)"
+            )
+        return qty
+
     # ------------------------------------------------------------------ position and account
     @property
     def position(self) -> float:
@@ -301,8 +401,20 @@ class Context:
         return self._run.open_orders(self._i)
 
     # ------------------------------------------------------------------ orders
-    def market(self, contracts: float, *, reduce_only: bool = False, tag: int = 0) -> int:
-        """Market order of ``contracts`` (signed). Returns the order id."""
+    def market(
+        self,
+        contracts: float | None = None,
+        *,
+        notional: float | None = None,
+        equity_fraction: float | None = None,
+        base: float | None = None,
+        reduce_only: bool = False,
+        tag: int = 0,
+    ) -> int:
+        """Market order of ``contracts`` (signed), or of a money size: ``notional=`` (quote),
+        ``base=`` (coin) or ``equity_fraction=`` (signed; see :meth:`size`), converted at the
+        last price and rounded toward zero to the lot. Returns the order id."""
+        contracts = self._order_size(contracts, notional, equity_fraction, base, None)
         side, qty = _side_of(contracts)
         return self._run.place(
             self._i, OrderType.MARKET, side, qty, reduce_only=reduce_only, tag=tag
@@ -310,9 +422,12 @@ class Context:
 
     def limit(
         self,
-        contracts: float,
+        contracts: float | None,
         price: float,
         *,
+        notional: float | None = None,
+        equity_fraction: float | None = None,
+        base: float | None = None,
         post_only: bool = False,
         time_in_force: str = "GTC",
         reduce_only: bool = False,
@@ -322,7 +437,10 @@ class Context:
         """Limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK".
 
         ``queue_ahead_base``: resting size (base coin) assumed ahead of the order at its price
-        under the queue model (default: the run's ``queue_initial_base``)."""
+        under the queue model (default: the run's ``queue_initial_base``). A money size
+        (``notional=``, ``base=``, ``equity_fraction=``, with ``contracts`` None) is converted
+        at ``price``."""
+        contracts = self._order_size(contracts, notional, equity_fraction, base, price)
         side, qty = _side_of(contracts)
         return self._run.place(
             self._i,

@@ -917,6 +917,45 @@ def build_contract(job: dict[str, Any]) -> Any:
     return contract
 
 
+def check_job(job: dict[str, Any], data: Any) -> None:
+    """Refuse a job whose settings or data range cannot run, before running it.
+
+    The same checks the engine makes at its start (leverage in ``[1, max leverage of the
+    contract's tier 1 at the data's start]``, margin mode, initial balance > 0), plus a data
+    range holding at least one event; raises ``ValueError`` naming the setting, so the command
+    line reports bad input (exit code 2) and not a failed run.
+    """
+    from backtester.checks import check_positive
+
+    sel = job["data"]
+    try:
+        start_ns = data.start_ns
+    except ValueError:
+        span = [
+            pd.Timestamp(v, unit="ns", tz="UTC").isoformat() if v is not None else "open"
+            for v in (sel.get("start_ns"), sel.get("end_ns"))
+        ]
+        raise ValueError(
+            f"start/end: no market data for {sel['source']}:{sel['symbol']} in "
+            f"[{span[0]}, {span[1]}); choose a range inside the stored data (backtester data "
+            f"{sel['source']} {sel['symbol']})"
+        ) from None
+    check_positive(job["initial_balance"], "initial_balance")
+    leverage = check_positive(job.get("leverage", 10.0), "leverage")
+    mode = job.get("margin_mode", "isolated")
+    if mode not in ("isolated", "cross"):
+        raise ValueError(
+            f"margin_mode: got {mode!r}; {suggestion(str(mode), ['isolated', 'cross'])}"
+        )
+    contract = build_contract(job)
+    row, _ = contract.to_params(start_ns)
+    most = float(row[0]["max_leverage"])
+    if not 1.0 <= leverage <= most:
+        raise ValueError(
+            f"leverage: expected a value in [1, {most:g}] for {contract.name}, got {leverage:g}"
+        )
+
+
 def run_backtest_job(job: dict[str, Any]) -> Any:
     """Run one job and return the :class:`~backtester.results.Result`."""
     from backtester.engine.backtest import backtest

@@ -477,16 +477,19 @@ def fetch_to_catalog(
     start = 0 if start_ns is None else int(start_ns)
     timeframe = interval_label(interval_ns)
     result: dict[str, int | str] = {}
-    for kind in kinds:
-        if kind in CANDLE_KINDS:
-            result[kind] = fetcher.fetch_ohlcv(ccxt_symbol, timeframe, start, end, kind, symbol)
-        elif kind == "trades":
-            result[kind] = fetcher.fetch_trades(ccxt_symbol, start, end, symbol)
-        elif kind == "funding":
-            result[kind] = fetcher.fetch_funding(ccxt_symbol, start, end, symbol)
-        else:
-            path = fetcher.fetch_tiers(ccxt_symbol, int(tier_basis or 0), end, symbol)
-            result[kind] = str(path)
+    # one transaction: every kind and month of the fetch becomes visible together, or (on an
+    # error or a kill) none of it does
+    with cat.transaction():
+        for kind in kinds:
+            if kind in CANDLE_KINDS:
+                result[kind] = fetcher.fetch_ohlcv(ccxt_symbol, timeframe, start, end, kind, symbol)
+            elif kind == "trades":
+                result[kind] = fetcher.fetch_trades(ccxt_symbol, start, end, symbol)
+            elif kind == "funding":
+                result[kind] = fetcher.fetch_funding(ccxt_symbol, start, end, symbol)
+            else:
+                path = fetcher.fetch_tiers(ccxt_symbol, int(tier_basis or 0), end, symbol)
+                result[kind] = str(path)
     return result
 
 

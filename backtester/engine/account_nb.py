@@ -24,6 +24,7 @@ from backtester.swap.funding_nb import funding_payment_nb
 from backtester.swap.insurance_nb import insurance_fund_delta_nb
 from backtester.swap.liquidation_nb import (
     bankruptcy_price_nb,
+    is_past_every_tier_nb,
     liquidation_price_nb,
     partial_liquidation_contracts_nb,
 )
@@ -326,7 +327,12 @@ def apply_funding_nb(
 def apply_settlement_nb(account, positions, params, settlements, ledger, instrument, ts_ns) -> None:
     """Daily settlement: UPL at the mark moves to the balance; the reference price resets.
 
-    Equity is unchanged. Mutates: position row, account, ``settlements``, ``ledger``.
+    Equity is unchanged. In fixed-margin (isolated) mode a negative UPL is deducted from the
+    position's fixed margin (MECHANICS.md §7, OKEx-swap-guide: "a negative UPL is deducted from
+    the fixed margin at settlement"): margin + UPL, the liquidation price and the bankruptcy
+    price stay where they were, so the position can never lose more than its margin. A
+    positive UPL goes to the free balance (the fixed margin is unchanged).
+    Mutates: position row, account, ``settlements``, ``ledger``.
     """
     s = positions[instrument]
     p = params[instrument]
@@ -345,6 +351,11 @@ def apply_settlement_nb(account, positions, params, settlements, ledger, instrum
     row["previous_reference_price"] = s["reference_price"]
     row["position_contracts"] = q
     row["settled_pnl_settle"] = settled
+    deducted = 0.0
+    if s["margin_mode"] == MarginMode.ISOLATED and settled < 0.0:
+        deducted = -settled
+        s["margin_settle"] += settled
+    row["margin_deducted_settle"] = deducted
     acc["n_settlements"] = n + 1
     s["reference_price"] = s["mark_price"]
     ledger_nb(account, ledger, ts_ns, LedgerKind.SETTLEMENT, instrument, settled, n)
@@ -443,7 +454,9 @@ def isolated_liquidation_price_nb(positions, params, tiers, instrument) -> float
 def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledger, i, ts, m):
     """Close one partial-liquidation step of isolated position ``i`` at the mark.
 
-    Returns False when the profile has no partial step for this size (full takeover next).
+    Returns False when the profile has no partial step for this size, or when the position is
+    past the threshold of even the lowest tier (``is_past_every_tier_nb``: no step can make it
+    compliant), so the whole position is taken over at the bankruptcy price next.
     """
     s = positions[i]
     p = params[i]
@@ -465,6 +478,16 @@ def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledg
     )
     if not (step > 0.0 and step < abs(q)) or m[M_MARGIN_BALANCE] <= 0.0:
         # no partial step for this size, or the mark is already past bankruptcy: take over
+        return False
+    if is_past_every_tier_nb(
+        p["liquidation_rule"],
+        tiers,
+        p["tier_offset"],
+        p["tier_count"],
+        m[M_MARGIN_BALANCE],
+        m[M_PV],
+        p["liquidation_fee_rate"],
+    ):
         return False
     side = int(np.sign(q))
     liq_price = isolated_liquidation_price_nb(positions, params, tiers, i)

@@ -671,7 +671,7 @@ class Run:
         b_start = b_end = t_start = t_end = 0
         while True:
             self._args = self._loop_arguments()
-            for code in replay_gen_nb(*self._args, no_callback_nb):
+            for code in replay_gen_nb(*self._args):
                 if code < 0:
                     if code == YIELD_END_OF_DATA and self._next_chunk():
                         # new stream arrays: new views, and a new generator over them

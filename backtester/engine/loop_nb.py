@@ -596,7 +596,8 @@ def run_until_nb(
             record_equity_nb(state, ts)
             step = acc["equity_interval_ns"]
             acc["next_equity_ns"] = (ts // step + 1) * step
-        if wake & acc["callback_mask"]:
+        # ``on_bar is None`` (the Python path) is pruned at compile time: no callback code
+        if on_bar is not None and wake & acc["callback_mask"]:
             callbacks_nb(
                 state,
                 wake,
@@ -670,7 +671,7 @@ def accept_pending_nb(state) -> int:
 
 
 @njit(cache=True)
-def replay_gen_nb(state, capacities, no_callback):
+def replay_gen_nb(state, capacities):
     """The replay as a generator: yields one int64 per wake-up of the Python strategy.
 
     A wake-up yields ``(row << WAKE_REF_SHIFT) | (instrument << WAKE_INSTRUMENT_SHIFT) | bits``
@@ -678,8 +679,12 @@ def replay_gen_nb(state, capacities, no_callback):
     ORDER_UPDATE, i.e. orders were rejected); the end yields YIELD_END_OF_DATA, a full record
     buffer YIELD_BUFFER_FULL (grow the buffers and start a new generator: all state lives in
     the arrays). On resumption, orders the strategy placed in its callback are validated
-    first, at the wake-up's timestamp. ``no_callback`` is :func:`no_callback_nb`, passed in
-    because a jitted function referenced as a global value cannot be cached.
+    first, at the wake-up's timestamp.
+
+    The callbacks are passed as ``None`` (pruned from the compiled loop), not as no-op
+    dispatchers: a dispatcher's type names its object in the compiling process, so with one in
+    the signature every process missed the on-disk cache, recompiled (~5 s) and wrote another
+    cache entry.
 
     Why a generator: resuming it from Python costs ~0.2 µs, while calling a jitted function
     with the ~20 state arrays costs ~10 µs of argument unboxing; a Python ``on_bar`` runs
@@ -696,14 +701,14 @@ def replay_gen_nb(state, capacities, no_callback):
         status = run_until_nb(
             state,
             capacities,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
             no_state,
         )
         if status == END_OF_DATA:

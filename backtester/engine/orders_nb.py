@@ -244,7 +244,15 @@ def validate_order_nb(account, positions, params, tiers, orders, work, active, r
         return RejectReason.INVALID_PRICE
     increase = qty
     if q != 0.0 and np.sign(q) != side:
-        increase = max(0.0, qty - abs(q))
+        # what this order closes is what earlier working orders on the same side leave open:
+        # a second buy against a short the first buy already closes opens a position (and is
+        # checked for its margin), it does not close the short again
+        pending = 0.0
+        for k in range(account[0]["n_active"]):
+            other = orders[active[k]]
+            if other["instrument"] == i and other["side"] == side:
+                pending += other["qty_contracts"] - other["filled_contracts"]
+        increase = max(0.0, qty - max(0.0, abs(q) - pending))
     if increase <= 0.0:
         return RejectReason.NONE
     new_abs = abs(q) + increase if (q == 0.0 or np.sign(q) == side) else increase

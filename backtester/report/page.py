@@ -745,6 +745,14 @@ def render_report(
         "and the closest approach to liquidation stay visible); the tables and the run "
         "folder's files hold every record.</p>"
     )
+    # what the run computed or fell back on (funding from the premium, mark = last price)
+    parts.extend(
+        f"<p class='warning'>Warning: {esc(str(text))}</p>"
+        for text in result.config.get("warnings", [])
+    )
+    from backtester.rejections import notes_html
+
+    parts.append(notes_html(result))  # rejected orders, a position open at the end
     parts.append("<h2>Charts</h2>")
     for chart_id, figure in build_figures(result, trades):
         parts.append(_figure_html(chart_id, figure, chart_id != "attribution"))

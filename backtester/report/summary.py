@@ -69,6 +69,9 @@ def format_summary(result: Result) -> str:
         for name, value in attribution.items()
         if value != 0.0
     ]
+    if attribution.attrs["funding_rate_sources"].get("computed", 0):
+        computed = attribution.attrs["funding_computed_settle"]
+        right.append(("(funding computed from premium)", f"{computed:.8g}"))
     right.append(("= balance change", f"{attribution.attrs['total_settle']:.8g}"))
     width_l = max(len(a) + len(b) for a, b in left) + 2
     width_r = max(len(a) + len(b) for a, b in right) + 2
@@ -83,4 +86,11 @@ def format_summary(result: Result) -> str:
         cell_l = a[0] + " " * (width_l - len(a[0]) - len(a[1])) + a[1]
         cell_r = b[0] + " " * (width_r - len(b[0]) - len(b[1])) + b[1] if b[0] else ""
         lines.append(f"{cell_l}   {cell_r}".rstrip())
+    from backtester.rejections import format_notes
+
+    notes = format_notes(result)  # rejected orders and a position left open, never silent
+    if notes:
+        lines.extend(["-" * (width_l + 3 + width_r), notes])
+    # what the run computed or fell back on (funding from the premium, mark = last price)
+    lines.extend(f"warning: {text}" for text in result.config.get("warnings", []))
     return "\n".join(lines)
