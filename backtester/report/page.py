@@ -63,6 +63,7 @@ margin:0 auto;max-width:1280px;padding:12px 20px;color:#222;background:#fff}
 h1{font-size:1.45em;margin:.4em 0 .1em}h2{font-size:1.15em;margin:1.4em 0 .4em;
 border-bottom:1px solid #ddd}h3{font-size:1em;margin:.8em 0 .3em}
 p.note{color:#555;font-size:12px;margin:.3em 0}
+p.warning{color:#7a4100;background:#fff4e5;border-left:3px solid #f0a030;padding:3px 8px}
 table{border-collapse:collapse;font-size:12px;margin:4px 0}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
 th{background:#f3f3f3}td.l,th.l{text-align:left}.scroll{max-height:420px;overflow:auto}
