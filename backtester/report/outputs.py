@@ -10,6 +10,7 @@ Layout of a run directory::
     <kind>.csv           readable copies (timestamps, enum names, symbols) of ledger, fills,
                          liquidations, equity, funding_payments, orders
     price_series.parquet symbol, series ("last" | "mark" | "index"), ts_ns, price
+    plots.parquet        indicator series the strategy registered: name, ts_ns, value
     trades.csv           round trips (backtester.report.trades; duration in seconds)
     report.html          the HTML report; plotly.js is shared from the parent folder
                          (plotly-<version>.min.js) unless self_contained
@@ -180,6 +181,13 @@ def save_run(
         }
     )
     _atomic_write(root / "price_series.parquet", _parquet_bytes(prices))
+    names = [name for name, (t, _) in result.plots.items() for _ in range(len(t))]
+    plots = pa.table({
+        "name": pa.array(names, type=pa.string()),
+        "ts_ns": np.concatenate([t for t, _ in result.plots.values()] or [np.zeros(0, np.int64)]),
+        "value": np.concatenate([v for _, v in result.plots.values()] or [np.zeros(0)]),
+    })  # fmt: skip
+    _atomic_write(root / "plots.parquet", _parquet_bytes(plots))
     from backtester.report.trades import round_trips
 
     trades = round_trips(result).reset_index(drop=True)
@@ -244,6 +252,16 @@ def load_run(directory: str | Path) -> Result:
             array["ts_ns"] = ts[mask]
             array["price"] = price[mask]
             price_series.setdefault(key[0], {})[key[1]] = array
+    plots: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    plots_path = root / "plots.parquet"
+    if plots_path.is_file():
+        table = pq.read_table(plots_path)
+        names = np.asarray(table.column("name").to_pylist(), dtype=object)
+        ts = table.column("ts_ns").to_numpy()
+        values = table.column("value").to_numpy()
+        for name in dict.fromkeys(names.tolist()):
+            mask = names == name
+            plots[name] = (ts[mask].astype(np.int64), values[mask].astype(np.float64))
     return Result(
         instruments=list(meta["instruments"]),
         settle_currency=meta["settle_currency"],
@@ -252,4 +270,5 @@ def load_run(directory: str | Path) -> Result:
         config=config,
         price_series=price_series,
         contract_kinds=[int(k) for k in meta["contract_kinds"]],
+        plots=plots,
     )

@@ -50,8 +50,8 @@ __all__ = [
     "render_report",
 ]
 
-CHART_POINTS = 4_000
-"""Points per line series after min/max bucketing (about two per pixel of a wide screen)."""
+CHART_POINTS = 2_400
+"""Points per line after min/max bucketing: a min and a max per pixel of the ~1,200 px plot."""
 MAX_SEGMENTS = 3_000
 """Round trips drawn on the price chart at most (the largest |PnL| first); all are in the table."""
 MAX_TABLE_ROWS = 2_000
@@ -67,7 +67,8 @@ p.warning{color:#7a4100;background:#fff4e5;border-left:3px solid #f0a030;padding
 table{border-collapse:collapse;font-size:12px;margin:4px 0}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
 th{background:#f3f3f3}td.l,th.l{text-align:left}.scroll{max-height:420px;overflow:auto}
-.groups{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}
+.groups{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px;
+align-items:start}
 .groups.usd{grid-template-columns:repeat(auto-fill,minmax(440px,1fr))}
 .groups table{width:100%}.pos{color:#1a7f37}.neg{color:#c62828}
 .header td{text-align:left;border:none;padding:1px 10px 1px 0}.header th{background:none;
@@ -326,10 +327,12 @@ def _price_figure(result: Result, index: int, trades: pd.DataFrame) -> go.Figure
             x=_times(x), y=y, mode="lines", name=f"{name} price",
             line={"width": 1, "color": colors[name]}, opacity=0.9 if name == "last" else 0.6,
         ))  # fmt: skip
-    for name, array in (result.config.get("_plots") or {}).items():  # registered indicators
-        ts, values = np.asarray(array[0]), np.asarray(array[1], dtype=np.float64)
-        x, y = _bucket(ts, values)
-        fig.add_trace(go.Scatter(x=_times(x), y=y, mode="lines", name=esc(name)))
+    if index == 0:  # indicators the strategy registered (ctx.plot / plots=), on its price axis
+        for name, (ts, values) in result.plots.items():
+            finite = np.isfinite(np.asarray(values, dtype=np.float64))
+            x, y = _bucket(np.asarray(ts)[finite], np.asarray(values, dtype=np.float64)[finite])
+            fig.add_trace(go.Scatter(x=_times(x), y=y, mode="lines", name=esc(name),
+                                     line={"width": 1.2}))  # fmt: skip
     mine = trades[(trades["instrument"] == symbol) & trades["exit_price"].notna()]
     shown = len(mine)
     if len(mine) > MAX_SEGMENTS:

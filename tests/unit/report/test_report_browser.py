@@ -136,6 +136,17 @@ def test_report_renders_offline_in_chromium(hand_result, tmp_path) -> None:
                 chart_id: plot_area_variance(page, chart_id)
                 for chart_id in ("price-0", "equity", "margin")
             }
+            # zoom the price chart: every time chart follows (linked x axes)
+            page.evaluate(
+                "() => Plotly.relayout('price-0', {'xaxis.range': "
+                "['2020-01-03 00:00', '2020-01-05 00:00']})"
+            )
+            page.wait_for_timeout(500)
+            ranges = page.evaluate(
+                "() => ['equity', 'margin', 'funding'].map(id => {"
+                " const l = document.getElementById(id)._fullLayout;"
+                " return [l.xaxis.range, l.xaxis2 ? l.xaxis2.range : null]; })"
+            )
             title = page.title()
             png = page.screenshot(full_page=False)
             (tmp_path / "screenshot.png").write_bytes(png)
@@ -143,6 +154,10 @@ def test_report_renders_offline_in_chromium(hand_result, tmp_path) -> None:
             browser.close()
     assert errors == []
     assert blocked == []  # the page requested nothing from the network
+    zoom = ["2020-01-03", "2020-01-05"]
+    for main, lower in ranges:
+        assert [v[:10] for v in main] == zoom
+        assert lower is None or [v[:10] for v in lower] == zoom  # the drawdown panel too
     ids = [c[0] for c in charts]
     assert ids == [
         "price-0", "equity", "margin", "mark-last", "funding", "attribution", "rolling"
