@@ -52,3 +52,11 @@ def test_plot_returns_figure(hand_result) -> None:
     assert names == ["equity (BTC)", "wallet balance", "drawdown"]
     assert {trace.type for trace in figure.data} == {"scatter"}  # SVG, no WebGL
     assert figure.data[2].yaxis == "y2"  # drawdown on its own panel
+
+
+def test_summary_names_the_strategy_class(hand_result) -> None:
+    from backtester.report.summary import format_summary
+
+    first = format_summary(hand_result).splitlines()[0]
+    assert first.startswith("HandMade on BTC-USD-SWAP")
+    assert "PnL attribution (BTC)" in first
