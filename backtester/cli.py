@@ -209,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", help="sweep folder (default reports/sweeps/<name>)")
     sweep.add_argument("--name", help="sweep name (default <strategy>-<symbol>-sweep)")
     sweep.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
+    sweep.add_argument(
+        "--reports", type=int, default=0, metavar="N",
+        help="write the run report of the N best combinations (linked from sweep.html)",
+    )  # fmt: skip
     sweep.add_argument("--retry-errors", action="store_true", help="re-run failed combinations")
     sweep.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
@@ -561,6 +565,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise
         path = directory / "walk_forward.csv"
         frame.to_csv(path, index=False)
+        from backtester.report.sweep_page import write_walk_forward_page
+
+        page = write_walk_forward_page(
+            frame, directory / "walk_forward.html", rank_by=args.rank_by, dimensions=list(space),
+            title=f"Walk-forward {directory.name}",
+        )  # fmt: skip
         print(f"walk-forward: {len(windows)} windows, {executed} runs executed now")
         shown = ["test_start", "test_end", *space, f"is_{args.rank_by}", "oos_status"]
         shown += [
@@ -568,6 +578,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         ]
         print(_table(frame[[c for c in dict.fromkeys(shown) if c in frame.columns]], len(frame)))
         print(f"results: {path}")
+        print(f"report: {page}")
         return EXIT_OK
     jobs = [sweep.apply_combination(job, combo) for combo in combos]
     outcome = sweep.run_jobs(sweep.evaluate_backtest, jobs, store, **options)
@@ -575,6 +586,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         store, outcome.records, list(space), args.rank_by, args.ascending, heatmap, args.top,
         note=f"{len(jobs)} combinations, {outcome.executed} executed now, "
         f"{len(jobs) - outcome.executed} already stored, {outcome.failed} failed now",
+        reports=max(0, args.reports),
     )  # fmt: skip
 
 
@@ -587,6 +599,7 @@ def _render_sweep(
     heatmap: list[str],
     top: int,
     note: str,
+    reports: int = 0,
 ) -> int:
     from backtester import sweep
 
@@ -596,9 +609,10 @@ def _render_sweep(
     with user_input():
         ranked = sweep.rank(frame, rank_by, ascending=ascending)
     ranked.drop(columns=["key"]).to_csv(store.directory / "results.csv", index=False)
+    links = _run_reports(store, records, ranked, reports)
     html = sweep.write_sweep_html(
         ranked, store.directory / "sweep.html", rank_by=rank_by, heatmap=heatmap,
-        title=f"Sweep {store.directory.name}",
+        title=f"Sweep {store.directory.name}", dimensions=dimensions, reports=links,
     )  # fmt: skip
     print(note)
     print(_table(ranked.drop(columns=["key"]), top))
@@ -608,6 +622,29 @@ def _render_sweep(
     if len(failed):
         print(f"{len(failed)} combinations failed; first error: {failed['error'].iloc[0]}")
     return EXIT_OK
+
+
+def _run_reports(store: Any, records: list[dict[str, Any]], ranked: Any, top: int) -> dict:
+    """Write the run reports of the ``top`` best ok combinations under ``runs/<key>/`` (those
+    already there are kept) and return every existing one as key → path relative to the page.
+    """
+    from backtester import sweep
+    from backtester.report.outputs import save_run
+
+    jobs = {r["key"]: r["job"] for r in records}
+    best = ranked[ranked["status"] == "ok"]["key"].head(top).tolist()
+    for key in best:
+        target = store.directory / "runs" / key
+        if (target / "report.html").is_file():
+            continue
+        result = sweep.run_backtest_job(jobs[key])
+        result.config.setdefault("job", jobs[key])
+        save_run(result, target, shared_dir=store.directory)
+    return {
+        key: f"runs/{key}/report.html"
+        for key in ranked["key"].tolist()
+        if (store.directory / "runs" / key / "report.html").is_file()
+    }
 
 
 def _table(frame: Any, rows: int) -> str:

@@ -118,6 +118,10 @@ class Result:
         For plotting: ``{symbol: {"last" | "mark" | "index": PRICE_DTYPE array}}``.
     contract_kinds
         ``ContractKind`` value per instrument (inverse results are also shown in USD).
+    plots
+        Indicator series a strategy registered (``ctx.plot(name, value)``, or ``plots=`` of
+        ``backtest_signals``): ``{name: (ts_ns int64 array, value float64 array)}``, drawn on
+        the price chart of the report.
     """
 
     instruments: list[str]
@@ -127,6 +131,9 @@ class Result:
     config: dict[str, Any] = field(default_factory=dict)
     price_series: dict[str, Mapping[str, npt.NDArray[np.void]]] = field(default_factory=dict)
     contract_kinds: list[int] = field(default_factory=list)
+    plots: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         for name, dtype in dtypes.ALL_RECORD_DTYPES.items():

@@ -752,76 +752,22 @@ def write_sweep_html(
     heatmap: Sequence[str] = (),
     title: str = "Sweep",
     liquidation_column: str = "liquidations",
+    dimensions: Sequence[str] | None = None,
+    reports: dict[str, str] | None = None,
+    plotly_js: str = "shared",
 ) -> Path:
-    """A self-contained HTML page: ranked table, heatmap over two parameters, distributions.
+    """The sweep page: :func:`backtester.report.sweep_page.write_sweep_page`.
 
-    The heatmap shows, for each pair of values of the two ``heatmap`` parameters, the best
-    ``rank_by`` value over the other swept dimensions. The distribution panel shows the
-    histogram of ``rank_by`` and how many combinations were liquidated at least once.
+    ``dimensions`` default to the ``heatmap`` parameters; ``reports`` maps result keys to run
+    report paths relative to the page.
     """
-    import plotly.graph_objects as go  # plotly is only needed for the page
+    from backtester.report.sweep_page import write_sweep_page
 
-    figures = []
-    ok = frame[frame["status"] == "ok"]
-    values = pd.to_numeric(ok.get(rank_by), errors="coerce") if len(ok) else pd.Series([])
-    if len(heatmap) == 2 and len(ok):
-        x_name, y_name = heatmap
-        pivot = (
-            ok.assign(_metric=values)
-            .groupby([y_name, x_name])["_metric"]
-            .max()
-            .unstack(x_name)
-            .sort_index()
-        )
-        figure = go.Figure(
-            go.Heatmap(
-                z=pivot.to_numpy(),
-                x=[str(v) for v in pivot.columns],
-                y=[str(v) for v in pivot.index],
-                colorscale="RdYlGn",
-                colorbar={"title": rank_by},
-            )
-        )
-        figure.update_layout(
-            title=f"{rank_by} by {x_name} × {y_name} (best over other dimensions)",
-            xaxis_title=x_name,
-            yaxis_title=y_name,
-        )
-        figures.append(figure)
-    histogram = go.Figure(go.Histogram(x=values.to_numpy(), nbinsx=30, name=rank_by))
-    histogram.update_layout(title=f"Distribution of {rank_by}", xaxis_title=rank_by)
-    figures.append(histogram)
-    liquidated = 0
-    if liquidation_column in ok.columns:
-        counts = pd.to_numeric(ok[liquidation_column], errors="coerce").fillna(0)
-        liquidated = int((counts > 0).sum())
-        bars = go.Figure(
-            go.Bar(
-                x=["not liquidated", "liquidated at least once"],
-                y=[len(ok) - liquidated, liquidated],
-            )
-        )
-        bars.update_layout(title="Combinations liquidated")
-        figures.append(bars)
-    parts = [
-        figure.to_html(full_html=False, include_plotlyjs=(i == 0))
-        for i, figure in enumerate(figures)
-    ]
-    errors = int((frame["status"] == "error").sum())
-    table = frame.drop(columns=["key"], errors="ignore").head(50).to_html(index=False, border=0)
-    html = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
-        "table{border-collapse:collapse;font-size:12px}td,th{padding:2px 8px;"
-        "border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
-        f"<h1>{title}</h1><p>{len(frame)} combinations, {errors} failed, {liquidated} "
-        f"liquidated at least once; ranked by {rank_by}.</p>"
-        + "".join(parts)
-        + f"<h2>Top {min(50, len(frame))}</h2>{table}</body></html>"
-    )
-    path = Path(path)
-    path.write_text(html)
-    return path
+    return write_sweep_page(
+        frame, path, rank_by=rank_by, dimensions=list(dimensions or heatmap), heatmap=heatmap,
+        title=title, liquidation_column=liquidation_column, reports=reports,
+        plotly_js=plotly_js,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- walk-forward

@@ -498,6 +498,7 @@ def backtest(
     else:
         price_series = {d.symbol: _PriceSeries(d) for d in data_list}
     records = run.records()
+    plots = run.plot_arrays()
     run.release()
     # nothing silent: each reject reason is explained once (config, summary, report) and warned
     config["rejections"] = explain_rejections(records, specs, leverages)
@@ -510,6 +511,7 @@ def backtest(
         config=config,
         price_series=price_series,
         contract_kinds=[int(s.contract_kind) for s in specs],
+        plots=plots,
     )
 
 

@@ -177,6 +177,7 @@ class Run:
         self.history_bars = int(history_bars)
         self.n_chunks = 1
         self.n_instruments = len(data)
+        self.plots: dict[str, tuple[list[int], list[float]]] = {}  # ctx.plot series
         self.params = params
         self.tiers = tiers
         if tier_switches is None:
@@ -499,6 +500,19 @@ class Run:
         return orders[orders["instrument"] == instrument].copy()
 
     # ------------------------------------------------------------------ views
+    def plot(self, name: str, ts_ns: int, value: float) -> None:
+        """Append one point of an indicator series the strategy registered (ctx.plot)."""
+        times, values = self.plots.setdefault(name, ([], []))
+        times.append(ts_ns)
+        values.append(value)
+
+    def plot_arrays(self) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+        """The registered indicator series as (ts_ns, value) arrays."""
+        return {
+            name: (np.asarray(t, dtype=np.int64), np.asarray(v, dtype=np.float64))
+            for name, (t, v) in self.plots.items()
+        }
+
     def context(self, instrument: int) -> Context:
         """The strategy context of one instrument (one object per instrument and run)."""
         return self._contexts[instrument]

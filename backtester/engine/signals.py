@@ -9,6 +9,7 @@ are market orders filled at the next bar's open, exactly as a Strategy placing t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,7 @@ def backtest_signals(
     leverage: float = 10.0,
     margin_mode: str = "isolated",
     replay: str = "auto",
+    plots: Mapping[str, npt.ArrayLike] | None = None,
     **options: Any,
 ) -> Result | list[Result]:
     """Backtest boolean entry/exit signals over ``data.bars``.
@@ -131,6 +133,10 @@ def backtest_signals(
         applies — one instrument on bars, no trade ticks, no ADL/clawback events — else the
         general jitted loop; ``"events"``: always the general loop. Both give identical
         records; ``"events"`` exists to check that.
+    plots
+        Indicator arrays to draw on the report's price chart, ``{name: values}`` with one
+        value per bar (the indicator that made the signals), stamped at each bar's close;
+        kept in ``result.plots``.
 
     Returns
     -------
@@ -147,6 +153,15 @@ def backtest_signals(
     sign = 1 if direction == "long" else -1
     if replay not in ("auto", "events"):
         raise ValueError(f"replay: expected 'auto' or 'events', got {replay!r}")
+    series = {}
+    for name, values in (plots or {}).items():
+        array = np.asarray(values, dtype=np.float64)
+        if array.shape != (n,):
+            raise ValueError(
+                f"plots[{name!r}]: expected one value per bar, shape ({n},), got {array.shape}"
+            )
+        close_ns = np.asarray(data.bars["ts_ns"], dtype=np.int64) + int(data.bar_interval_ns)
+        series[str(name)] = (close_ns, array)
 
     def run(entry_column: npt.NDArray[np.bool_], exit_column: npt.NDArray[np.bool_]) -> Result:
         params = {
@@ -156,7 +171,7 @@ def backtest_signals(
             "direction": sign,
             "replay": replay,
         }
-        return backtest(
+        result = backtest(
             _Signals,
             data,
             contract,
@@ -166,6 +181,8 @@ def backtest_signals(
             params=params,
             **options,
         )
+        result.plots.update(series)
+        return result
 
     if entry_array.ndim == 1 and exit_array.ndim == 1:
         return run(entry_array, exit_array)

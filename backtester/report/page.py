@@ -50,8 +50,8 @@ __all__ = [
     "render_report",
 ]
 
-CHART_POINTS = 4_000
-"""Points per line series after min/max bucketing (about two per pixel of a wide screen)."""
+CHART_POINTS = 2_400
+"""Points per line after min/max bucketing: a min and a max per pixel of the ~1,200 px plot."""
 MAX_SEGMENTS = 3_000
 """Round trips drawn on the price chart at most (the largest |PnL| first); all are in the table."""
 MAX_TABLE_ROWS = 2_000
@@ -63,10 +63,13 @@ margin:0 auto;max-width:1280px;padding:12px 20px;color:#222;background:#fff}
 h1{font-size:1.45em;margin:.4em 0 .1em}h2{font-size:1.15em;margin:1.4em 0 .4em;
 border-bottom:1px solid #ddd}h3{font-size:1em;margin:.8em 0 .3em}
 p.note{color:#555;font-size:12px;margin:.3em 0}
+p.warning{color:#7a4100;background:#fff4e5;border-left:3px solid #f0a030;padding:3px 8px}
 table{border-collapse:collapse;font-size:12px;margin:4px 0}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
 th{background:#f3f3f3}td.l,th.l{text-align:left}.scroll{max-height:420px;overflow:auto}
-.groups{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:10px}
+.groups{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px;
+align-items:start}
+.groups.usd{grid-template-columns:repeat(auto-fill,minmax(440px,1fr))}
 .groups table{width:100%}.pos{color:#1a7f37}.neg{color:#c62828}
 .header td{text-align:left;border:none;padding:1px 10px 1px 0}.header th{background:none;
 border:none;text-align:left;color:#666;font-weight:normal;padding:1px 10px 1px 0}
@@ -88,6 +91,7 @@ def fmt_money(value: float, currency: str) -> str:
     """A money amount with its currency: 8 significant digits for coins, 2 decimals for USD(T)."""
     if value is None or not math.isfinite(value):
         return "n/a"
+    value = value + 0.0  # -0.0 shows as 0
     if currency.upper() in ("USD", "USDT", "USDC", "BUSD"):
         return f"{value:,.2f} {currency}"
     return f"{value:.8g} {currency}"
@@ -323,10 +327,12 @@ def _price_figure(result: Result, index: int, trades: pd.DataFrame) -> go.Figure
             x=_times(x), y=y, mode="lines", name=f"{name} price",
             line={"width": 1, "color": colors[name]}, opacity=0.9 if name == "last" else 0.6,
         ))  # fmt: skip
-    for name, array in (result.config.get("_plots") or {}).items():  # registered indicators
-        ts, values = np.asarray(array[0]), np.asarray(array[1], dtype=np.float64)
-        x, y = _bucket(ts, values)
-        fig.add_trace(go.Scatter(x=_times(x), y=y, mode="lines", name=esc(name)))
+    if index == 0:  # indicators the strategy registered (ctx.plot / plots=), on its price axis
+        for name, (ts, values) in result.plots.items():
+            finite = np.isfinite(np.asarray(values, dtype=np.float64))
+            x, y = _bucket(np.asarray(ts)[finite], np.asarray(values, dtype=np.float64)[finite])
+            fig.add_trace(go.Scatter(x=_times(x), y=y, mode="lines", name=esc(name),
+                                     line={"width": 1.2}))  # fmt: skip
     mine = trades[(trades["instrument"] == symbol) & trades["exit_price"].notna()]
     shown = len(mine)
     if len(mine) > MAX_SEGMENTS:
@@ -685,7 +691,7 @@ def _header_html(result: Result) -> str:
 
 def _metrics_html(result: Result, metrics: dict[str, Any]) -> str:
     usd = "initial_balance_usd" in metrics
-    parts = ["<div class='groups' id='metrics'>"]
+    parts = [f"<div class='groups{' usd' if usd else ''}' id='metrics'>"]
     for group, rows in metric_groups(result, metrics):
         headers = [group, result.settle_currency, *(["USD"] if usd else [])]
         body = [[label, coin, *([u or ""] if usd else [])] for label, coin, u in rows]

@@ -52,6 +52,13 @@ def _format(key: str, value: Any) -> str:
     return str(value)
 
 
+def _title(result: Result) -> str:
+    """``SmaCross on BTC-USD-SWAP``: the strategy's class name, not its loader module path."""
+    from backtester.report.page import strategy_name
+
+    return f"{strategy_name(result)} on {', '.join(result.instruments)}"
+
+
 def format_summary(result: Result) -> str:
     """Format the run's key metrics and PnL attribution as a fixed-width text table.
 
@@ -75,10 +82,7 @@ def format_summary(result: Result) -> str:
     right.append(("= balance change", f"{attribution.attrs['total_settle']:.8g}"))
     width_l = max(len(a) + len(b) for a, b in left) + 2
     width_r = max(len(a) + len(b) for a, b in right) + 2
-    header = (
-        f"{'Run ' + ', '.join(result.instruments):<{width_l}}   "
-        f"PnL attribution ({result.settle_currency})"
-    )
+    header = f"{_title(result):<{width_l}}   PnL attribution ({result.settle_currency})"
     lines = [header, "-" * (width_l + 3 + width_r)]
     for i in range(max(len(left), len(right))):
         a = left[i] if i < len(left) else ("", "")

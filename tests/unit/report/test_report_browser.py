@@ -136,6 +136,17 @@ def test_report_renders_offline_in_chromium(hand_result, tmp_path) -> None:
                 chart_id: plot_area_variance(page, chart_id)
                 for chart_id in ("price-0", "equity", "margin")
             }
+            # zoom the price chart: every time chart follows (linked x axes)
+            page.evaluate(
+                "() => Plotly.relayout('price-0', {'xaxis.range': "
+                "['2020-01-03 00:00', '2020-01-05 00:00']})"
+            )
+            page.wait_for_timeout(500)
+            ranges = page.evaluate(
+                "() => ['equity', 'margin', 'funding'].map(id => {"
+                " const l = document.getElementById(id)._fullLayout;"
+                " return [l.xaxis.range, l.xaxis2 ? l.xaxis2.range : null]; })"
+            )
             title = page.title()
             png = page.screenshot(full_page=False)
             (tmp_path / "screenshot.png").write_bytes(png)
@@ -143,6 +154,10 @@ def test_report_renders_offline_in_chromium(hand_result, tmp_path) -> None:
             browser.close()
     assert errors == []
     assert blocked == []  # the page requested nothing from the network
+    zoom = ["2020-01-03", "2020-01-05"]
+    for main, lower in ranges:
+        assert [v[:10] for v in main] == zoom
+        assert lower is None or [v[:10] for v in lower] == zoom  # the drawdown panel too
     ids = [c[0] for c in charts]
     assert ids == [
         "price-0", "equity", "margin", "mark-last", "funding", "attribution", "rolling"
@@ -157,3 +172,116 @@ def test_report_renders_offline_in_chromium(hand_result, tmp_path) -> None:
     assert monthly_rows == 1  # January 2020
     assert title.startswith("HandMade — BTC-USD-SWAP")
     assert png_pixel_variance(png) > 0.0
+
+
+def _open(playwright, path: Path, errors: list[str], viewport: dict | None = None):
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    context = browser.new_context(offline=True, viewport=viewport or {"width": 1366, "height": 768})
+    context.route(lambda url: not url.startswith("file:"), lambda route: route.abort())
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.resolve().as_uri())
+    page.wait_for_function(
+        "() => { const d = [...document.querySelectorAll('.js-plotly-plot')];"
+        " return d.length > 0 && d.every(x => x._fullLayout && x.querySelector('.main-svg')); }",
+        timeout=60_000,
+    )
+    return browser, page
+
+
+def test_sweep_page_in_chromium(tmp_path) -> None:
+    import numpy as np
+    import pandas as pd
+    from playwright.sync_api import sync_playwright
+
+    from backtester.report.sweep_page import write_sweep_page
+
+    rng = np.random.default_rng(5)
+    rows = [
+        {"fast": f, "slow": s, "sharpe": float(rng.normal()), "liquidations": int(f == 5),
+         "total_return": float(rng.normal(0, 0.1)), "status": "ok", "error": "",
+         "key": f"k{f}-{s}"}
+        for f in (5, 10, 15) for s in (20, 40, 60)
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows).sort_values("sharpe", ascending=False).reset_index(drop=True)
+    (tmp_path / "runs" / "k10-20").mkdir(parents=True)
+    (tmp_path / "runs" / "k10-20" / "report.html").write_text("<html></html>")
+    path = write_sweep_page(
+        frame, tmp_path / "sweep.html", rank_by="sharpe", dimensions=["fast", "slow"],
+        heatmap=["fast", "slow"], reports={"k10-20": "runs/k10-20/report.html"},
+    )  # fmt: skip
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser, page = _open(playwright, path, errors)
+        try:
+            headers = page.evaluate(
+                "() => [...document.querySelectorAll('#ranking thead th')].map(t => t.textContent)"
+            )
+            rows_shown = page.evaluate(
+                "() => document.querySelectorAll('#ranking tbody tr').length"
+            )
+            marks = page.evaluate(
+                "() => [...document.querySelectorAll('#heatmap .textpoint text')]"
+                ".map(t => t.textContent)"
+            )
+            link = page.evaluate("() => document.querySelector('#ranking a').getAttribute('href')")
+            variance = plot_area_variance(page, "heatmap")
+        finally:
+            browser.close()
+    assert errors == []
+    assert headers[:4] == ["#", "sharpe", "fast", "slow"]  # rank metric and parameters first
+    assert rows_shown == 9
+    assert marks == ["✕"] * 3  # the three fast=5 cells were liquidated
+    assert link == "runs/k10-20/report.html"
+    assert variance > 20.0
+
+
+@pytest.mark.slow
+def test_sample_report_in_chromium_and_screenshot(tmp_path) -> None:
+    """A real run on the bundled sample: size bound, sections present, README screenshot.
+
+    ``BACKTESTER_SCREENSHOT=docs/report.png python -m pytest -q
+    tests/unit/report/test_report_browser.py -k screenshot`` regenerates the README's image.
+    """
+    import os
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from backtester import backtest
+    from backtester.data.sample import load_sample
+    from backtester.report.outputs import save_run
+    from backtester.sweep import load_strategy
+
+    cls = load_strategy(str(Path(__file__).resolve().parents[3] / "strategies" / "sma_cross.py"))
+    data = load_sample("BTC-USD-SWAP", with_trades=False)
+    result = backtest(cls, data, "okx:BTC-USD-SWAP", initial_balance=1.0, leverage=10.0,
+                      params={"fast": 240, "slow": 1440})  # fmt: skip
+    directory = save_run(result, tmp_path / "reports" / "sma")
+    report = directory / "report.html"
+    assert report.stat().st_size <= 1_000_000  # plus the shared plotly.js
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser, page = _open(playwright, report, errors, {"width": 1280, "height": 1500})
+        try:
+            counts = page.evaluate(
+                "() => ['#trades-table', '#monthly-table', '#drawdowns-table',"
+                " '#benchmark-table', '#exit-reasons-table', '#metrics-returns']"
+                ".map(s => document.querySelectorAll(s + ' tbody tr').length)"
+            )
+            variance = {c: plot_area_variance(page, c) for c in ("price-0", "equity")}
+            page.evaluate("() => window.scrollTo(0, 0)")
+            png = page.screenshot(full_page=False)
+        finally:
+            browser.close()
+    assert errors == []
+    trades = result.trades
+    assert counts[0] == len(trades)
+    assert counts[1] == 1  # 2024
+    assert all(c > 0 for c in counts), counts
+    assert all(v > 20.0 for v in variance.values()), variance
+    (tmp_path / "report.png").write_bytes(png)
+    target = os.environ.get("BACKTESTER_SCREENSHOT")
+    if target:
+        shutil.copyfile(tmp_path / "report.png", target)
