@@ -181,6 +181,10 @@ class Context:
         self._mark = run.positions["mark_price"]
         self._last = run.positions["last_price"]
         self._account = run.account
+        self._indicators = run.indicators
+        self._sma_entries = run.indicators.sma_entries[instrument]
+        self._ema_entries = run.indicators.ema_entries[instrument]
+        self._c_bar = run.positions["c_bar"]
 
     def on(self, instrument: int) -> Context:
         """The context of instrument number ``instrument`` (order of the ``data`` list)."""
@@ -226,25 +230,27 @@ class Context:
         return self._run.history(field, self._i)
 
     def sma(self, window: int, field: str = "close") -> float:
-        """Simple moving average of the last ``window`` values (NaN while too few)."""
-        values = self._run.history(field, self._i)
-        if window <= 0:
-            raise ValueError(f"window: expected an integer > 0, got {window!r}")
-        if len(values) < window:
-            return math.nan
-        return float(values[-window:].mean())
+        """Simple moving average of the last ``window`` values of a bar field (NaN while
+        fewer); O(1) per bar (running sum, see :mod:`backtester.indicators`)."""
+        # fast path (one dict look-up and one array read); the rest in Indicators.sma
+        entry = self._sma_entries.get((window, field))
+        if entry is not None and entry[0] is self._run.bars:
+            k = self._c_bar.item(self._i) - entry[1]
+            if k > 0:
+                value = entry[2][k - 1]
+                if value == value:
+                    return value
+        return self._indicators.sma(self._i, window, field)
 
     def ema(self, span: int, field: str = "close") -> float:
-        """Exponential moving average, alpha = 2/(span+1), seeded with the first value."""
-        values = self._run.history(field, self._i)
-        if span <= 0:
-            raise ValueError(f"span: expected an integer > 0, got {span!r}")
-        if len(values) == 0:
-            return math.nan
-        alpha = 2.0 / (span + 1.0)
-        weights = (1.0 - alpha) ** np.arange(len(values) - 1, -1, -1)
-        # e_n = (1-α)^n·x_0 + Σ_{t≥1} α·(1-α)^(n-t)·x_t
-        return float(weights[0] * values[0] + alpha * np.dot(weights[1:], values[1:]))
+        """Exponential moving average, alpha = 2/(span+1), seeded with the first value:
+        e[n] = e[n-1] + alpha·(x[n] - e[n-1]); O(1) per bar (see :mod:`backtester.indicators`)."""
+        entry = self._ema_entries.get((span, field))
+        if entry is not None and entry[0] is self._run.bars:
+            k = self._c_bar.item(self._i) - entry[1]
+            if k > 0:
+                return entry[2][k - 1]
+        return self._indicators.ema(self._i, span, field)
 
     # ------------------------------------------------------------------ the contract
     @property

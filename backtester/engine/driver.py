@@ -53,6 +53,7 @@ from backtester.enums import (
     TimeInForce,
     WakeReason,
 )
+from backtester.indicators import Indicators
 from backtester.strategy import Context, Strategy
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
@@ -134,8 +135,8 @@ class Run:
     history_bars
         Bars per instrument kept from one chunk into the next (default 10,000) for history
         windows: ``ctx.closes`` / ``ctx.history`` then reach back at most ``history_bars`` bars
-        before the chunk's first bar (``ctx.sma(n)`` is exact for ``n <= history_bars``;
-        ``ctx.ema``, which weights the whole history, is not), and a jitted ``ctx.bars[row -
+        before the chunk's first bar (``ctx.sma(n)`` needs ``n <= history_bars``; ``ctx.ema``,
+        incremental, continues exactly), and a jitted ``ctx.bars[row -
         k]`` is valid for ``k <= history_bars``. Trades keep no history across chunks.
     start_ns, bar_intervals, fill_on_trades
         For chunked replay, the span's values (first timestamp; per instrument, candle length
@@ -178,6 +179,8 @@ class Run:
         if start_ns is None:
             start_ns = min(d.start_ns for d in data)
         self._bar_starts = [0] * self.n_instruments
+        # bars closed since the start of the run = c_bar + bar_count_offset[i] (across chunks)
+        self.bar_count_offset = [0] * self.n_instruments
         self._load_streams(data, first=True)
         for i, d in enumerate(data):
             s = self.positions[i]
@@ -230,6 +233,7 @@ class Run:
         self._scratch = np.zeros(N_METRICS)
         self._args: tuple[Any, ...] | None = None
         self._caps = np.zeros(len(_BUFFERS), dtype=np.int64)
+        self.indicators = Indicators(self)  # ctx.sma / ctx.ema state, O(1) per bar
         self._contexts = [Context(self, i) for i in range(self.n_instruments)]
 
     # ------------------------------------------------------------------ streams
@@ -260,6 +264,8 @@ class Run:
                         seen = len(kept)
                         array = np.concatenate([kept, array]) if len(array) else kept.copy()
                     self._bar_starts[i] = offsets[name]
+                    # the cursor moves from `end` to after the kept rows; the count carries on
+                    self.bar_count_offset[i] += end - (offsets[name] + seen)
                 elif name == "bars":
                     self._bar_starts[i] = offsets[name]
                 streams[name].append(array)
