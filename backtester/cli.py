@@ -396,7 +396,8 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
         "end_ns": _parse_time(option("end"), "end"),
         "interval_ns": _interval_ns(interval) if interval else 0,
         "catalog": str(Path(catalog).resolve()) if catalog else None,
-        "with_trades": bool(option("trades", False)),
+        # a strategy listening to trades gets them without --trades
+        "with_trades": bool(option("trades", "on_trade" in cls.subscribed())),
     }
     if (
         selection["start_ns"] is not None
