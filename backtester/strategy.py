@@ -416,14 +416,45 @@ class Context:
         base: float | None = None,
         reduce_only: bool = False,
         tag: int = 0,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        stop_loss_distance: float | None = None,
+        take_profit_distance: float | None = None,
     ) -> int:
         """Market order of ``contracts`` (signed), or of a money size: ``notional=`` (quote),
         ``base=`` (coin) or ``equity_fraction=`` (signed; see :meth:`size`), converted at the
-        last price and rounded toward zero to the lot. Returns the order id."""
+        last price and rounded toward zero to the lot. Returns the order id.
+
+        ``stop_loss`` / ``take_profit`` (prices) or ``stop_loss_distance`` /
+        ``take_profit_distance`` (quote, from the fill price) attach reduce-only exits placed
+        when the entry fills, one cancelling the other (:mod:`backtester.protection`)."""
         contracts = self._order_size(contracts, notional, equity_fraction, base, None)
         side, qty = _side_of(contracts)
-        return self._run.place(
+        order_id = self._run.place(
             self._i, OrderType.MARKET, side, qty, reduce_only=reduce_only, tag=tag
+        )
+        self._protect(order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        return order_id
+
+    def _protect(
+        self,
+        order_id: int,
+        stop_loss: float | None,
+        take_profit: float | None,
+        stop_loss_distance: float | None,
+        take_profit_distance: float | None,
+    ) -> None:
+        exits = (stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        if all(value is None for value in exits):
+            return
+        self._run.protections.add(
+            order_id,
+            self._i,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            stop_loss_distance=stop_loss_distance,
+            take_profit_distance=take_profit_distance,
+            tag=int(self._run.orders[order_id]["tag"]),
         )
 
     def limit(
@@ -439,16 +470,20 @@ class Context:
         reduce_only: bool = False,
         tag: int = 0,
         queue_ahead_base: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        stop_loss_distance: float | None = None,
+        take_profit_distance: float | None = None,
     ) -> int:
         """Limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK".
 
         ``queue_ahead_base``: resting size (base coin) assumed ahead of the order at its price
         under the queue model (default: the run's ``queue_initial_base``). A money size
         (``notional=``, ``base=``, ``equity_fraction=``, with ``contracts`` None) is converted
-        at ``price``."""
+        at ``price``. Exits as for :meth:`market` (``stop_loss=``, ``take_profit=``, ...)."""
         contracts = self._order_size(contracts, notional, equity_fraction, base, price)
         side, qty = _side_of(contracts)
-        return self._run.place(
+        order_id = self._run.place(
             self._i,
             OrderType.LIMIT,
             side,
@@ -460,6 +495,8 @@ class Context:
             tag=tag,
             queue_ahead_base=queue_ahead_base,
         )
+        self._protect(order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        return order_id
 
     def stop(
         self,

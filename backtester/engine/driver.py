@@ -54,6 +54,7 @@ from backtester.enums import (
     WakeReason,
 )
 from backtester.indicators import Indicators
+from backtester.protection import Protections
 from backtester.strategy import Context, Strategy
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
@@ -234,6 +235,8 @@ class Run:
         self._args: tuple[Any, ...] | None = None
         self._caps = np.zeros(len(_BUFFERS), dtype=np.int64)
         self.indicators = Indicators(self)  # ctx.sma / ctx.ema state, O(1) per bar
+        self.protections = Protections(self)  # stop_loss= / take_profit= of entry orders
+        self.wants_fills = False  # the strategy has on_fill (see Protections._restore_mask)
         self._contexts = [Context(self, i) for i in range(self.n_instruments)]
 
     # ------------------------------------------------------------------ streams
@@ -561,6 +564,7 @@ class Run:
         if "on_order_rejected" in subscribed:
             mask |= int(WakeReason.ORDER_UPDATE)
         a = self.account[0]
+        self.wants_fills = not jitted and "on_fill" in subscribed
         a["wake_mask"] = 0 if jitted else mask
         a["callback_mask"] = mask if jitted else 0
 
@@ -739,10 +743,13 @@ class Run:
                 strategy.on_funding(contexts[int(payments[k]["instrument"])], payments[k])
         a["n_funding_seen"] = a["n_funding_payments"]
         fills = self.buffers["fills"]
+        first_fill = int(a["n_fills_seen"])
         if "on_fill" in subscribed:
             for k in range(int(a["n_fills_seen"]), int(a["n_fills"])):
                 if fills[k]["order_id"] >= 0:
                     strategy.on_fill(contexts[int(fills[k]["instrument"])], fills[k])
+        if self.protections.active:  # place / cancel the exits attached to entries
+            self.protections.after_fills(first_fill, int(a["n_fills"]))
         a["n_fills_seen"] = a["n_fills"]
         if reason & WakeReason.MARGIN_CALL and "on_margin_call" in subscribed:
             summary = self.position_summary(i)
