@@ -431,7 +431,10 @@ def _execute_dask(
     scheduler: str | None,
     preload: Callable[[], None] | None,
 ) -> Iterable[tuple[str, dict[str, Any] | BaseException]]:
-    import distributed  # dask is imported here only
+    from backtester.extras import require
+
+    # dask is imported here only (the "dask" extra)
+    distributed = require("distributed", "dask", "sweep --executor dask / --scheduler")
 
     cluster = None
     if scheduler:
