@@ -407,7 +407,8 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
         "end_ns": _parse_time(option("end"), "end"),
         "interval_ns": _interval_ns(interval) if interval else 0,
         "catalog": str(Path(catalog).resolve()) if catalog else None,
-        "with_trades": bool(option("trades", False)),
+        # a strategy listening to trades gets them without --trades
+        "with_trades": bool(option("trades", "on_trade" in cls.subscribed())),
     }
     if (
         selection["start_ns"] is not None
@@ -783,11 +784,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     Everything the user typed is checked before the first request, so a typo is exit code 2
     and not a network round trip; a download that fails is exit code 1.
     """
+    from backtester.extras import MissingExtraError, require
+
     try:
+        ccxt = require("ccxt", "fetch", "backtester fetch")  # an optional dependency
         from backtester.data import fetch
-    except ImportError as error:  # ccxt is an optional dependency
-        raise UsageError(f"fetch: needs ccxt, which is not installed ({error})") from None
-    import ccxt
+    except MissingExtraError as error:
+        raise UsageError(str(error)) from None
 
     with user_input():
         if args.exchange not in ccxt.exchanges:

@@ -181,6 +181,10 @@ class Context:
         self._mark = run.positions["mark_price"]
         self._last = run.positions["last_price"]
         self._account = run.account
+        self._indicators = run.indicators
+        self._sma_entries = run.indicators.sma_entries[instrument]
+        self._ema_entries = run.indicators.ema_entries[instrument]
+        self._c_bar = run.positions["c_bar"]
 
     def on(self, instrument: int) -> Context:
         """The context of instrument number ``instrument`` (order of the ``data`` list)."""
@@ -234,25 +238,27 @@ class Context:
         self._run.plot(str(name), int(self._account[0]["ts_ns"]), float(value))
 
     def sma(self, window: int, field: str = "close") -> float:
-        """Simple moving average of the last ``window`` values (NaN while too few)."""
-        values = self._run.history(field, self._i)
-        if window <= 0:
-            raise ValueError(f"window: expected an integer > 0, got {window!r}")
-        if len(values) < window:
-            return math.nan
-        return float(values[-window:].mean())
+        """Simple moving average of the last ``window`` values of a bar field (NaN while
+        fewer); O(1) per bar (running sum, see :mod:`backtester.indicators`)."""
+        # fast path (one dict look-up and one array read); the rest in Indicators.sma
+        entry = self._sma_entries.get((window, field))
+        if entry is not None and entry[0] is self._run.bars:
+            k = self._c_bar.item(self._i) - entry[1]
+            if k > 0:
+                value = entry[2][k - 1]
+                if value == value:
+                    return value
+        return self._indicators.sma(self._i, window, field)
 
     def ema(self, span: int, field: str = "close") -> float:
-        """Exponential moving average, alpha = 2/(span+1), seeded with the first value."""
-        values = self._run.history(field, self._i)
-        if span <= 0:
-            raise ValueError(f"span: expected an integer > 0, got {span!r}")
-        if len(values) == 0:
-            return math.nan
-        alpha = 2.0 / (span + 1.0)
-        weights = (1.0 - alpha) ** np.arange(len(values) - 1, -1, -1)
-        # e_n = (1-α)^n·x_0 + Σ_{t≥1} α·(1-α)^(n-t)·x_t
-        return float(weights[0] * values[0] + alpha * np.dot(weights[1:], values[1:]))
+        """Exponential moving average, alpha = 2/(span+1), seeded with the first value:
+        e[n] = e[n-1] + alpha·(x[n] - e[n-1]); O(1) per bar (see :mod:`backtester.indicators`)."""
+        entry = self._ema_entries.get((span, field))
+        if entry is not None and entry[0] is self._run.bars:
+            k = self._c_bar.item(self._i) - entry[1]
+            if k > 0:
+                return entry[2][k - 1]
+        return self._indicators.ema(self._i, span, field)
 
     # ------------------------------------------------------------------ the contract
     @property
@@ -418,14 +424,45 @@ class Context:
         base: float | None = None,
         reduce_only: bool = False,
         tag: int = 0,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        stop_loss_distance: float | None = None,
+        take_profit_distance: float | None = None,
     ) -> int:
         """Market order of ``contracts`` (signed), or of a money size: ``notional=`` (quote),
         ``base=`` (coin) or ``equity_fraction=`` (signed; see :meth:`size`), converted at the
-        last price and rounded toward zero to the lot. Returns the order id."""
+        last price and rounded toward zero to the lot. Returns the order id.
+
+        ``stop_loss`` / ``take_profit`` (prices) or ``stop_loss_distance`` /
+        ``take_profit_distance`` (quote, from the fill price) attach reduce-only exits placed
+        when the entry fills, one cancelling the other (:mod:`backtester.protection`)."""
         contracts = self._order_size(contracts, notional, equity_fraction, base, None)
         side, qty = _side_of(contracts)
-        return self._run.place(
+        order_id = self._run.place(
             self._i, OrderType.MARKET, side, qty, reduce_only=reduce_only, tag=tag
+        )
+        self._protect(order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        return order_id
+
+    def _protect(
+        self,
+        order_id: int,
+        stop_loss: float | None,
+        take_profit: float | None,
+        stop_loss_distance: float | None,
+        take_profit_distance: float | None,
+    ) -> None:
+        exits = (stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        if all(value is None for value in exits):
+            return
+        self._run.protections.add(
+            order_id,
+            self._i,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            stop_loss_distance=stop_loss_distance,
+            take_profit_distance=take_profit_distance,
+            tag=int(self._run.orders[order_id]["tag"]),
         )
 
     def limit(
@@ -441,16 +478,20 @@ class Context:
         reduce_only: bool = False,
         tag: int = 0,
         queue_ahead_base: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        stop_loss_distance: float | None = None,
+        take_profit_distance: float | None = None,
     ) -> int:
         """Limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK".
 
         ``queue_ahead_base``: resting size (base coin) assumed ahead of the order at its price
         under the queue model (default: the run's ``queue_initial_base``). A money size
         (``notional=``, ``base=``, ``equity_fraction=``, with ``contracts`` None) is converted
-        at ``price``."""
+        at ``price``. Exits as for :meth:`market` (``stop_loss=``, ``take_profit=``, ...)."""
         contracts = self._order_size(contracts, notional, equity_fraction, base, price)
         side, qty = _side_of(contracts)
-        return self._run.place(
+        order_id = self._run.place(
             self._i,
             OrderType.LIMIT,
             side,
@@ -462,6 +503,8 @@ class Context:
             tag=tag,
             queue_ahead_base=queue_ahead_base,
         )
+        self._protect(order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        return order_id
 
     def stop(
         self,

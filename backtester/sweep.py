@@ -56,6 +56,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -640,7 +641,10 @@ def _execute_dask(
     scheduler: str | None,
     preload: Callable[[], None] | None,
 ) -> Iterable[tuple[str, dict[str, Any] | BaseException]]:
-    import distributed  # dask is imported here only
+    from backtester.extras import require
+
+    # dask is imported here only (the "dask" extra)
+    distributed = require("distributed", "dask", "sweep --executor dask / --scheduler")
 
     cluster = None
     if scheduler:
@@ -938,6 +942,8 @@ def load_strategy(reference: str) -> type:
     is_file = target.endswith(".py") or Path(target).exists()
     if is_file and not Path(target).is_file():
         raise FileNotFoundError(f"strategy: no such file {target!r}")
+    from backtester.jit import JitStrategy
+    from backtester.signal_module import signal_module_strategy
     from backtester.strategy import Strategy
 
     if is_file:
@@ -962,10 +968,13 @@ def load_strategy(reference: str) -> type:
         k: v
         for k, v in vars(module).items()
         if isinstance(v, type)
-        and issubclass(v, Strategy)
-        and v is not Strategy
+        and issubclass(v, (Strategy, JitStrategy))
+        and v not in (Strategy, JitStrategy)
         and v.__module__ == module.__name__
     }
+    signals = None if found or class_name else signal_module_strategy(module)
+    if signals is not None:  # a signals module: signals(bars, **params) -> entries, exits
+        found = {signals.__name__: signals}
     if class_name:
         if class_name not in found:
             raise ValueError(
@@ -977,9 +986,14 @@ def load_strategy(reference: str) -> type:
         cls = next(iter(found.values()))
     else:
         what = ", ".join(sorted(found)) or "none"
-        raise ValueError(
-            f"strategy: {reference!r} defines {len(found)} Strategy subclasses ({what}); "
+        hint = (
             f"name one as {target}:ClassName"
+            if found
+            else "expected a Strategy or JitStrategy subclass, or a function "
+            "signals(bars, **params) returning entries, exits (see backtester.signal_module)"
+        )
+        raise ValueError(
+            f"strategy: {reference!r} defines {len(found)} Strategy subclasses ({what}); {hint}"
         )
     _STRATEGY_CACHE[reference] = cls
     return cls
@@ -1231,11 +1245,12 @@ def with_catalog_tiers(contract: Any, root: Any, exchange: str, symbol: str) -> 
 def run_backtest_job(job: dict[str, Any]) -> Any:
     """Run one job and return the :class:`~backtester.results.Result`."""
     from backtester.engine.backtest import backtest
+    from backtester.signal_module import SignalModule
 
     cls = load_strategy(job["strategy"])
     params = {name: coerce_parameter(cls, name, v) for name, v in (job.get("params") or {}).items()}
-    return backtest(
-        cls,
+    run = cls.backtest if issubclass(cls, SignalModule) else partial(backtest, cls)
+    return run(
         load_data(job["data"]),
         build_contract(job),
         initial_balance=float(job["initial_balance"]),

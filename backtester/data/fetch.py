@@ -45,13 +45,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ccxt
 import numpy as np
 from tqdm import tqdm
 
 from backtester import dtypes
 from backtester.data.catalog import Catalog, interval_label
 from backtester.enums import FundingRateSource, Side
+from backtester.extras import require
+
+ccxt = require("ccxt", "fetch", "backtester.data.fetch")  # the "fetch" extra
 
 MS_NS = 1_000_000
 """Nanoseconds per millisecond (ccxt timestamps are ms)."""

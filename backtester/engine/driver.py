@@ -54,6 +54,8 @@ from backtester.enums import (
     TimeInForce,
     WakeReason,
 )
+from backtester.indicators import Indicators
+from backtester.protection import Protections
 from backtester.strategy import Context, Strategy
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
@@ -136,8 +138,8 @@ class Run:
     history_bars
         Bars per instrument kept from one chunk into the next (default 10,000) for history
         windows: ``ctx.closes`` / ``ctx.history`` then reach back at most ``history_bars`` bars
-        before the chunk's first bar (``ctx.sma(n)`` is exact for ``n <= history_bars``;
-        ``ctx.ema``, which weights the whole history, is not), and a jitted ``ctx.bars[row -
+        before the chunk's first bar (``ctx.sma(n)`` needs ``n <= history_bars``; ``ctx.ema``,
+        incremental, continues exactly), and a jitted ``ctx.bars[row -
         k]`` is valid for ``k <= history_bars``. Trades keep no history across chunks.
     tier_switches
         TIER_SWITCH_DTYPE rows (sorted by instrument, then date): the dated tier tables that
@@ -193,6 +195,8 @@ class Run:
         if start_ns is None:
             start_ns = min(d.start_ns for d in data)
         self._bar_starts = [0] * self.n_instruments
+        # bars closed since the start of the run = c_bar + bar_count_offset[i] (across chunks)
+        self.bar_count_offset = [0] * self.n_instruments
         self._load_streams(data, first=True)
         for i, d in enumerate(data):
             s = self.positions[i]
@@ -256,6 +260,9 @@ class Run:
         self._scratch = np.zeros(N_METRICS)
         self._args: tuple[Any, ...] | None = None
         self._caps = np.zeros(len(_BUFFERS), dtype=np.int64)
+        self.indicators = Indicators(self)  # ctx.sma / ctx.ema state, O(1) per bar
+        self.protections = Protections(self)  # stop_loss= / take_profit= of entry orders
+        self.wants_fills = False  # the strategy has on_fill (see Protections._restore_mask)
         self._contexts = [Context(self, i) for i in range(self.n_instruments)]
 
     # ------------------------------------------------------------------ streams
@@ -288,6 +295,8 @@ class Run:
                         seen = len(kept)
                         array = np.concatenate([kept, array]) if len(array) else kept.copy()
                     self._bar_starts[i] = offsets[name]
+                    # the cursor moves from `end` to after the kept rows; the count carries on
+                    self.bar_count_offset[i] += end - (offsets[name] + seen)
                 elif name == "bars":
                     self._bar_starts[i] = offsets[name]
                 streams[name].append(array)
@@ -600,6 +609,7 @@ class Run:
         if "on_order_rejected" in subscribed:
             mask |= int(WakeReason.ORDER_UPDATE)
         a = self.account[0]
+        self.wants_fills = not jitted and "on_fill" in subscribed
         a["wake_mask"] = 0 if jitted else mask
         a["callback_mask"] = mask if jitted else 0
 
@@ -777,10 +787,13 @@ class Run:
                 strategy.on_funding(contexts[int(payments[k]["instrument"])], payments[k])
         a["n_funding_seen"] = a["n_funding_payments"]
         fills = self.buffers["fills"]
+        first_fill = int(a["n_fills_seen"])
         if "on_fill" in subscribed:
             for k in range(int(a["n_fills_seen"]), int(a["n_fills"])):
                 if fills[k]["order_id"] >= 0:
                     strategy.on_fill(contexts[int(fills[k]["instrument"])], fills[k])
+        if self.protections.active:  # place / cancel the exits attached to entries
+            self.protections.after_fills(first_fill, int(a["n_fills"]))
         a["n_fills_seen"] = a["n_fills"]
         if reason & WakeReason.MARGIN_CALL and "on_margin_call" in subscribed:
             summary = self.position_summary(i)
