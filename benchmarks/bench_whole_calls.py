@@ -5,9 +5,9 @@ doing the same logic in the same process (issue 15's table).
 Cases (SMA 20/100 always-in reversal on synthetic 1-minute bars, 1 contract, taker fee, funding
 every 8 h and an index per minute so the mark, funding and liquidation checks run):
 
-- ``signals``: ``backtest_signals`` with long entries/exits and short entries/exits of the same
-  crossings (today two one-directional calls, two accounts), equity row per bar; ratio to the
-  bare numba loop (``bare_sma_loop_nb``).
+- ``signals``: one ``backtest_signals`` call with long entries on up-crossings and short
+  entries on down-crossings (always in, one account), equity row per bar; ratio to the bare
+  numba loop (``bare_sma_loop_nb``).
 - ``python on_bar``: a :class:`~backtester.strategy.Strategy` with running sums; ratio to a
   bare Python loop calling a function with the same logic per bar.
 - ``jit on_trade`` (with and without index/funding): the jitted tick EMA strategy of
@@ -103,20 +103,14 @@ def run_case(case: str, n_bars: int, n_ticks: int, repeat: int) -> dict:
     if case == "signals":
         long_entries, short_entries = sma_signals(close, 20, 100)
 
+        no_exits = np.zeros(len(close), dtype=bool)
+
         def call():
-            longs = backtest_signals(
-                long_entries, short_entries, bars, contract, initial_balance=1e6, leverage=5
-            )
-            shorts = backtest_signals(
-                short_entries,
-                long_entries,
-                bars,
-                contract,
-                initial_balance=1e6,
-                leverage=5,
-                direction="short",
-            )
-            return len(longs.fills) + len(shorts.fills), len(longs.equity)
+            r = backtest_signals(
+                long_entries, no_exits, bars, contract, short_entries=short_entries,
+                initial_balance=1e6, leverage=5,
+            )  # fmt: skip
+            return len(r.fills), len(r.equity)
 
         bare, _ = median_seconds(lambda: bare_sma_loop_nb(close, 20, 100), repeat)
         events = n_bars

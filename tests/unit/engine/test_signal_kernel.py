@@ -171,11 +171,14 @@ def probe_kernel(entries, exits, data, contract, **kwargs) -> tuple[bool, Any, R
     """Run the signal strategy through ``backtest`` as ``backtest_signals`` does and return
     (signal_kernel_applies(run), the kernel chosen for replay="auto" or None, Result)."""
     _Probe.decisions.clear()
+    size = float(kwargs.pop("contracts", 1.0))
+    sign = 1.0 if kwargs.pop("direction", "long") == "long" else -1.0
+    no = np.zeros(len(entries), dtype=bool)
     params = {
-        "entries": np.ascontiguousarray(entries),
-        "exits": np.ascontiguousarray(exits),
-        "contracts": float(kwargs.pop("contracts", 1.0)),
-        "direction": 1 if kwargs.pop("direction", "long") == "long" else -1,
+        "amount": np.where(entries & ~exits, sign * size, np.nan),
+        "close_long": np.ascontiguousarray(exits if sign > 0 else no),
+        "close_short": np.ascontiguousarray(exits if sign < 0 else no),
+        "unit": 0,
         "replay": "auto",
     }
     result = backtest(_Probe, data, contract, params=params, **kwargs)
