@@ -249,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--start 2024-01-01 --end 2024-02-01",
         formatter_class=raw,
     )
-    fetch.add_argument("exchange", help="ccxt exchange id (okx, binanceusdm, bitmex, ...)")
+    fetch.add_argument(
+        "exchange", help="ccxt exchange id of the installed ccxt (okx, binanceusdm, bybit, ...)"
+    )
     fetch.add_argument("symbol", help="venue id (BTC-USDT-SWAP) or ccxt symbol (BTC/USDT:USDT)")
     fetch.add_argument(
         "--kinds",
@@ -779,7 +781,11 @@ def _close_or_examples(value: str, names: Sequence[str]) -> str:
     close = get_close_matches(value, list(names), n=1)
     if close:
         return f"did you mean {close[0]!r}?"
-    return "e.g. okx, binanceusdm, binancecoinm, bitmex, bybit"
+    return "e.g. " + ", ".join(e for e in _FETCH_EXAMPLES if e in names)
+
+
+_FETCH_EXAMPLES = ("okx", "binanceusdm", "binancecoinm", "bybit", "bitmex", "deribit")
+"""Venues named in fetch messages, each only if the installed ccxt provides it."""
 
 
 _IMPORT_INPUT_ERRORS = (
