@@ -285,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="importer keyword option (repeatable), e.g. interval=1m",
     )
+    import_.add_argument(
+        "--columns",
+        metavar="FIELD=COLUMN,...",
+        help="generic format: which file column holds each field, e.g. "
+        "ts_ns=time,price=px,qty_base=size (with --option kind=trades)",
+    )
     import_.add_argument("--catalog", default="data/catalog", help="catalog root")
     import_.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -861,6 +867,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             if not sep:
                 raise ValueError(f"option: expected NAME=VALUE, got {item!r}")
             options[name.strip()] = sweep.parse_scalar(value)
+        if args.columns is not None:
+            if args.format != "generic":
+                raise ValueError(
+                    f"columns: only the generic format takes --columns, not {args.format}"
+                )
+            options["columns"] = args.columns
         _check_import_options(args.format, options)
         check_name(args.exchange, "exchange")  # catalog directories: no '..' or separators
         check_name(args.symbol, "symbol", allow_slash=True)
