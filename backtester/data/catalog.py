@@ -53,6 +53,7 @@ import functools
 import itertools
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -273,6 +274,10 @@ def _merge_metadata(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
     return out
 
 
+class CatalogRecoveryWarning(UserWarning):
+    """A transaction left by a writer that died was rolled forward or back on open."""
+
+
 class CorruptPartitionError(ValueError):
     """A catalog file cannot be read as Parquet; the message names the file."""
 
@@ -331,8 +336,15 @@ class Catalog:
                 yield self
                 return
             if outermost:
-                _txn.recover(self.root)
-                _txn.remove_legacy_tmp(self.root)
+                self._recover()
+                removed = _txn.remove_legacy_tmp(self.root)
+                if removed:
+                    warnings.warn(
+                        f"catalog {self.root}: removed {removed} temporary file(s) left by an "
+                        "interrupted write of an earlier version",
+                        CatalogRecoveryWarning,
+                        stacklevel=3,
+                    )
             transaction = _txn.Transaction(self.root)
             lock.txn = transaction
             try:
@@ -352,9 +364,18 @@ class Catalog:
         if lock.depth == 0 and _txn.pending(self.root):
             with lock.hold(exclusive=True) as outermost:
                 if outermost:
-                    _txn.recover(self.root)
+                    self._recover()
         with lock.hold(exclusive=False):
             yield
+
+    def _recover(self) -> None:
+        """Finish or undo a dead writer's transaction, and say so (never silently)."""
+        for line in _txn.recover(self.root):
+            warnings.warn(
+                f"catalog {self.root}: recovered the transaction of a writer that died: {line}",
+                CatalogRecoveryWarning,
+                stacklevel=4,
+            )
 
     def _active(self) -> _txn.Transaction:
         transaction = _txn.root_lock(self.root).txn

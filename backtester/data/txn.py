@@ -180,9 +180,12 @@ def recover(root: Path) -> list[str]:
                     os.replace(staged, target)
                     fsync_dir(target.parent)
                     moved += 1
-            done.append(f"{staging.name}: committed, {moved} of {len(paths)} files moved now")
+            done.append(
+                f"{staging.name} had committed: completed ({moved} of {len(paths)} files "
+                "moved into place now)"
+            )
         else:
-            done.append(f"{staging.name}: not committed, rolled back")
+            done.append(f"{staging.name} had not committed: rolled back (its writes discarded)")
         shutil.rmtree(staging, ignore_errors=True)
     fsync_dir(txn)
     return done

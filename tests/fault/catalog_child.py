@@ -40,9 +40,11 @@ def six_months() -> np.ndarray:
 
 
 def interleaved(seed: int, rows: int) -> np.ndarray:
-    """Bars on minute ``2 * i + seed`` of January 2023: two seeds never share a timestamp."""
+    """Bars of January 2023 in blocks of 10 minutes, even blocks for seed 0 and odd blocks for
+    seed 1: two seeds never share a timestamp (and each has consecutive minutes)."""
     bars = np.zeros(rows, dtype=dtypes.BAR_DTYPE)
-    bars["ts_ns"] = T0 + (2 * np.arange(rows, dtype=np.int64) + seed) * MINUTE
+    i = np.arange(rows, dtype=np.int64)
+    bars["ts_ns"] = T0 + ((i // 10) * 20 + seed * 10 + i % 10) * MINUTE
     bars["open"] = bars["close"] = 100.0 + seed
     bars["high"] = bars["open"] + 1
     bars["low"] = bars["open"] - 1

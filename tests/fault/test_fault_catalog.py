@@ -11,12 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from backtester.data import Catalog
+from backtester.data.catalog import CatalogRecoveryWarning
 
 CHILD = Path(__file__).with_name("catalog_child.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -62,15 +64,26 @@ def test_two_concurrent_importers_into_one_month_keep_every_row(tmp_path: Path) 
     np.testing.assert_array_equal(got["ts_ns"], expected)
     # each row carries the price of the writer that wrote it (no row overwritten by the other)
     minute = (got["ts_ns"] - T0) // MINUTE
-    np.testing.assert_array_equal(got["close"], 100.0 + minute % 2)
+    np.testing.assert_array_equal(got["close"], 100.0 + (minute // 10) % 2)
     assert Catalog(tmp_path).metadata("bars", "x", "S", MINUTE)["source"] in (
         "writer 0 | writer 1",
         "writer 1 | writer 0",
     )
 
 
+def reopen_read(root: Path, interval_ns: int) -> np.ndarray:
+    """Read as the next process would; a recovery it makes is announced by a warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = Catalog(root).read("bars", "x", "S", interval_ns=interval_ns)
+    for warning in caught:
+        assert issubclass(warning.category, CatalogRecoveryWarning), warning.message
+        assert "recovered the transaction of a writer that died" in str(warning.message)
+    return got
+
+
 def _check_old_or_complete(root: Path, before: np.ndarray, full: np.ndarray) -> str:
-    got = Catalog(root).read("bars", "x", "S", interval_ns=STEP)
+    got = reopen_read(root, STEP)
     assert leftovers(root) == []
     if len(got) == len(before):
         np.testing.assert_array_equal(got, before)
@@ -152,7 +165,8 @@ def test_leftover_staging_is_rolled_forward_or_back_on_open(tmp_path: Path, stag
         (staging / "COMMIT").write_text(json.dumps(rels))
     for path in files[1:]:
         path.unlink()  # as if the moves had not happened: only January is live
-    got = Catalog(tmp_path).read("bars", "x", "S", interval_ns=STEP)
+    with pytest.warns(CatalogRecoveryWarning, match="committed: completed|rolled back"):
+        got = Catalog(tmp_path).read("bars", "x", "S", interval_ns=STEP)
     assert leftovers(tmp_path) == []
     if stage == "committed":
         np.testing.assert_array_equal(got, full)  # rolled forward
