@@ -7,6 +7,8 @@ Usage::
                                                         # a 6-month write makes
     python catalog_child.py kill ROOT N                 # the 6-month write, SIGKILLed at the
                                                         # N-th fsync/replace call
+    python catalog_child.py hold ROOT DIR               # the 6-month write inside a
+                                                        # transaction held open until DIR/go
 
 The kill is a real ``SIGKILL`` of this process at a file-system call of the real catalog code:
 ``os.fsync`` and ``os.replace`` are wrapped so that the N-th call kills the process first.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -60,6 +63,16 @@ def main() -> None:
         # several small writes, as an importer of many files would do
         for part in np.array_split(bars, 10):
             catalog.write("bars", "x", "S", part, source=f"writer {seed}", interval_ns=MINUTE)
+        return
+    if mode == "hold":  # stage the six months, then wait inside the transaction for "go"
+        folder = sys.argv[3]
+        with catalog.transaction():
+            catalog.write("bars", "x", "S", six_months(), source="held", interval_ns=STEP)
+            open(os.path.join(folder, "ready"), "w").close()
+            for _ in range(1200):
+                if os.path.exists(os.path.join(folder, "go")):
+                    break
+                time.sleep(0.1)
         return
     calls = {"n": 0}
     kill_at = int(sys.argv[3]) if mode == "kill" else -1
