@@ -259,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--start 2024-01-01 --end 2024-02-01",
         formatter_class=raw,
     )
-    fetch.add_argument("exchange", help="ccxt exchange id (okx, binanceusdm, bitmex, ...)")
+    fetch.add_argument(
+        "exchange", help="ccxt exchange id of the installed ccxt (okx, binanceusdm, bybit, ...)"
+    )
     fetch.add_argument("symbol", help="venue id (BTC-USDT-SWAP) or ccxt symbol (BTC/USDT:USDT)")
     fetch.add_argument(
         "--kinds",
@@ -292,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="importer keyword option (repeatable), e.g. interval=1m",
+    )
+    import_.add_argument(
+        "--columns",
+        metavar="FIELD=COLUMN,...",
+        help="generic format: which file column holds each field, e.g. "
+        "ts_ns=time,price=px,qty_base=size (with --option kind=trades)",
     )
     import_.add_argument("--catalog", default="data/catalog", help="catalog root")
     import_.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -827,7 +835,11 @@ def _close_or_examples(value: str, names: Sequence[str]) -> str:
     close = get_close_matches(value, list(names), n=1)
     if close:
         return f"did you mean {close[0]!r}?"
-    return "e.g. okx, binanceusdm, binancecoinm, bitmex, bybit"
+    return "e.g. " + ", ".join(e for e in _FETCH_EXAMPLES if e in names)
+
+
+_FETCH_EXAMPLES = ("okx", "binanceusdm", "binancecoinm", "bybit", "bitmex", "deribit")
+"""Venues named in fetch messages, each only if the installed ccxt provides it."""
 
 
 _IMPORT_INPUT_ERRORS = (
@@ -903,6 +915,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             if not sep:
                 raise ValueError(f"option: expected NAME=VALUE, got {item!r}")
             options[name.strip()] = sweep.parse_scalar(value)
+        if args.columns is not None:
+            if args.format != "generic":
+                raise ValueError(
+                    f"columns: only the generic format takes --columns, not {args.format}"
+                )
+            options["columns"] = args.columns
         _check_import_options(args.format, options)
         check_name(args.exchange, "exchange")  # catalog directories: no '..' or separators
         check_name(args.symbol, "symbol", allow_slash=True)

@@ -31,7 +31,7 @@ all the files of one write — or of every write inside one ``with catalog.trans
 block, as an import of several files or a ``fetch`` of several kinds — become visible together
 or not at all, also after a ``SIGKILL`` (the next process to open the catalog rolls a committed
 transaction forward and an uncommitted one back). Concurrent writers are serialised, so no
-writer loses another's rows; readers take the lock shared and never see half a commit.
+writer loses another's rows; readers never see half a commit and wait only for its renames.
 Merge rules:
 
 * candles, index, mark, funding: a timestamp present in both the stored and the new rows must
@@ -53,6 +53,7 @@ import functools
 import itertools
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -273,6 +274,10 @@ def _merge_metadata(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
     return out
 
 
+class CatalogRecoveryWarning(UserWarning):
+    """A transaction left by a writer that died was rolled forward or back on open."""
+
+
 class CorruptPartitionError(ValueError):
     """A catalog file cannot be read as Parquet; the message names the file."""
 
@@ -319,45 +324,72 @@ class Catalog:
     def transaction(self) -> Iterator[Catalog]:
         """Group writes: everything written inside the block is committed together, or not at all.
 
-        Holds the catalog's exclusive inter-process lock for the whole block (other writers
-        wait; readers wait for the commit). An exception inside the block discards every
-        write of the block. Nested blocks (and :meth:`write` inside a block) join the outer
-        transaction. Reads inside the block see the catalog as it was before the block. See
+        Holds the catalog's writer lock for the whole block (other writers wait) and its
+        commit lock for the commit only (readers wait for the few renames of the commit, not
+        for the block). An exception inside the block discards every write of the block.
+        Nested blocks (and :meth:`write` inside a block) join the outer transaction. Reads
+        inside the block see the catalog as it was before the block. See
         :mod:`backtester.data.txn` for the guarantee after a crash.
         """
-        lock = _txn.root_lock(self.root)
-        with lock.hold(exclusive=True) as outermost:
-            if lock.txn is not None:
+        writer = _txn.root_lock(self.root, "writer")
+        commit = _txn.root_lock(self.root, "lock")
+        with writer.hold(exclusive=True) as outermost:
+            if writer.txn is not None:
                 yield self
                 return
-            if outermost:
-                _txn.recover(self.root)
-                _txn.remove_legacy_tmp(self.root)
+            if outermost:  # no other writer is alive: every leftover staging is dead
+                with commit.hold(exclusive=True):
+                    self._recover(committed_only=False)
+                removed = _txn.remove_legacy_tmp(self.root)
+                if removed:
+                    warnings.warn(
+                        f"catalog {self.root}: removed {removed} temporary file(s) left by an "
+                        "interrupted write of an earlier version",
+                        CatalogRecoveryWarning,
+                        stacklevel=3,
+                    )
             transaction = _txn.Transaction(self.root)
-            lock.txn = transaction
+            writer.txn = transaction
             try:
                 yield self
             except BaseException:
                 transaction.rollback()
                 raise
             else:
-                transaction.commit()
+                with commit.hold(exclusive=True):
+                    transaction.commit()
             finally:
-                lock.txn = None
+                writer.txn = None
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
-        """Shared lock for a read; first completes or undoes a dead writer's transaction."""
-        lock = _txn.root_lock(self.root)
+        """Shared commit lock for a read; first completes a dead writer's committed
+        transaction (and, when no writer is alive, undoes an uncommitted one)."""
+        lock = _txn.root_lock(self.root, "lock")
         if lock.depth == 0 and _txn.pending(self.root):
-            with lock.hold(exclusive=True) as outermost:
+            writer = _txn.root_lock(self.root, "writer")
+            with (
+                writer.hold(exclusive=True, blocking=False) as no_writer,
+                lock.hold(exclusive=True) as outermost,
+            ):
                 if outermost:
-                    _txn.recover(self.root)
+                    # with the writer lock (no live writer) every leftover is dead; without
+                    # it only a committed one is (its writer held this lock while moving)
+                    self._recover(committed_only=not no_writer)
         with lock.hold(exclusive=False):
             yield
 
+    def _recover(self, *, committed_only: bool) -> None:
+        """Finish or undo a dead writer's transaction, and say so (never silently)."""
+        for line in _txn.recover(self.root, committed_only=committed_only):
+            warnings.warn(
+                f"catalog {self.root}: recovered the transaction of a writer that died: {line}",
+                CatalogRecoveryWarning,
+                stacklevel=4,
+            )
+
     def _active(self) -> _txn.Transaction:
-        transaction = _txn.root_lock(self.root).txn
+        transaction = _txn.root_lock(self.root, "writer").txn
         assert transaction is not None, "catalog writes run inside transaction()"
         return transaction
 

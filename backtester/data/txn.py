@@ -11,10 +11,13 @@ How
 ---
 All bookkeeping lives in ``<root>/.catalog/`` (hidden from :meth:`Catalog.datasets`):
 
-* ``lock`` — an ``flock`` lock file. Writers hold it exclusively for the whole transaction
-  (read → merge → stage → commit); readers hold it shared while they read, so they never see
-  a half-applied commit. The lock is re-entrant inside one process (one ``flock`` per catalog
-  root and process; threads queue on a process lock).
+* ``writer`` — an ``flock`` lock file writers hold exclusively for their whole transaction
+  (read → merge → stage → commit): writers are serialised, so none loses another's rows.
+* ``lock`` — an ``flock`` lock file readers hold shared while they read and a writer holds
+  exclusively only while it commits (journal + renames), so a reader never sees half a commit
+  and is not held up by a long download staging its pages.
+  Both locks are re-entrant inside one process (one ``flock`` per catalog root, lock and
+  process; threads queue on a process lock).
 * ``txn/<pid>-<uuid>/files/<relative path>`` — the new content of every partition the
   transaction touches, written in full and ``fsync``-ed. Nothing under the catalog's data
   directories changes before the commit point.
@@ -23,15 +26,14 @@ All bookkeeping lives in ``<root>/.catalog/`` (hidden from :meth:`Catalog.datase
   Then every staged file is moved over its target with ``os.replace`` (atomic per file) and the
   staging directory is removed.
 
-Recovery (under the exclusive lock, before any read or write of a process that finds
-leftovers): a staging directory **with** ``COMMIT`` belongs to a transaction that committed and
-died while moving files: the remaining staged files are moved into place (roll forward). One
-**without** ``COMMIT`` died before its commit point: it is deleted (roll back), and the catalog
-is exactly as before it. Temporary files left by writers of earlier versions
-(``.<name>.parquet.tmp-<pid>-<hex>``) are deleted when a write transaction starts. A staging
-directory is only ever looked at by a process holding the exclusive lock, and a live writer
-holds that lock for as long as its staging directory exists, so recovery never touches a
-transaction in progress.
+Recovery, before any read or write of a process that finds leftovers: a staging directory
+**with** ``COMMIT`` belongs to a transaction that committed and died while moving files (a live
+writer holds the commit lock while its journal exists): the remaining staged files are moved
+into place (roll forward; readers do this too). One **without** ``COMMIT`` died before its
+commit point — or belongs to a live writer still staging: it is deleted (roll back) only by a
+process holding the writer lock, i.e. when no writer is alive, and the catalog is exactly as
+before it. Temporary files left by writers of earlier versions
+(``.<name>.parquet.tmp-<pid>-<hex>``) are deleted when a write transaction starts.
 
 A catalog directory the process cannot write (a read-only install of the sample data) is
 read without a lock: nobody can write it either.
@@ -68,10 +70,11 @@ def fsync_dir(path: Path) -> None:
 
 
 class _RootLock:
-    """One ``flock`` on ``<root>/.catalog/lock`` per process, re-entrant, shared or exclusive."""
+    """One ``flock`` on ``<root>/.catalog/<name>`` per process, re-entrant, shared or exclusive."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, name: str = "lock") -> None:
         self.root = root
+        self.name = name
         self.fd: int | None = None
         self.exclusive = False
         self.depth = 0
@@ -83,7 +86,7 @@ class _RootLock:
         try:
             if create:
                 meta.mkdir(parents=True, exist_ok=True)
-            return os.open(meta / "lock", os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
+            return os.open(meta / self.name, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
         except FileNotFoundError:
             if create:
                 raise
@@ -94,14 +97,28 @@ class _RootLock:
             raise
 
     @contextlib.contextmanager
-    def hold(self, exclusive: bool) -> Iterator[bool]:
-        """Hold the lock; yields whether this is the outermost hold of the process."""
-        with self.thread_lock:
+    def hold(self, exclusive: bool, blocking: bool = True) -> Iterator[bool | None]:
+        """Hold the lock; yields whether this is the outermost hold of the process.
+
+        With ``blocking=False`` yields ``None`` without holding anything when another process
+        or thread holds the lock.
+        """
+        if not self.thread_lock.acquire(blocking=blocking):
+            yield None
+            return
+        try:
             outermost = self.depth == 0
             if outermost:
                 self.fd = self._open(create=exclusive)
                 if self.fd is not None:
-                    fcntl.flock(self.fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+                    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+                    try:
+                        fcntl.flock(self.fd, mode | (0 if blocking else fcntl.LOCK_NB))
+                    except BlockingIOError:
+                        os.close(self.fd)
+                        self.fd = None
+                        yield None
+                        return
                 self.exclusive = exclusive
             elif exclusive and not self.exclusive:
                 # a write inside a read of the same process: upgrade (kept until released)
@@ -117,9 +134,11 @@ class _RootLock:
                 if self.depth == 0 and self.fd is not None:
                     os.close(self.fd)  # releases the flock
                     self.fd = None
+        finally:
+            self.thread_lock.release()
 
 
-_LOCKS: dict[str, _RootLock] = {}
+_LOCKS: dict[tuple[str, str], _RootLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
@@ -134,13 +153,14 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def root_lock(root: Path) -> _RootLock:
-    """The process-wide lock object of one catalog root."""
-    key = os.path.realpath(root)
+def root_lock(root: Path, name: str = "lock") -> _RootLock:
+    """The process-wide lock object ``name`` (``"lock"``: commits and reads; ``"writer"``:
+    whole write transactions) of one catalog root."""
+    key = (os.path.realpath(root), name)
     with _LOCKS_GUARD:
         lock = _LOCKS.get(key)
         if lock is None:
-            lock = _LOCKS[key] = _RootLock(Path(key))
+            lock = _LOCKS[key] = _RootLock(Path(key[0]), name)
         return lock
 
 
@@ -153,11 +173,23 @@ def pending(root: Path) -> bool:
         return False
 
 
-def recover(root: Path) -> list[str]:
-    """Roll forward committed and roll back uncommitted leftover transactions.
+def pending_committed(root: Path) -> bool:
+    """Whether a staging directory holds a commit journal (a writer died while moving files,
+    or a live writer is moving them right now)."""
+    txn = root / META_DIR / "txn"
+    try:
+        return any((staging / "COMMIT").is_file() for staging in txn.iterdir())
+    except OSError:
+        return False
 
-    The caller holds the exclusive lock as the outermost holder. Returns one line per
-    transaction recovered (what was done), for logging.
+
+def recover(root: Path, *, committed_only: bool = False) -> list[str]:
+    """Roll forward committed and (unless ``committed_only``) roll back uncommitted leftover
+    transactions.
+
+    The caller holds the commit lock exclusively (so no live writer is moving files) and,
+    to roll back, the writer lock too (so no uncommitted staging belongs to a live writer).
+    Returns one line per transaction recovered (what was done), for the warning.
     """
     done: list[str] = []
     txn = root / META_DIR / "txn"
@@ -169,6 +201,8 @@ def recover(root: Path) -> list[str]:
                 staging.unlink()
             continue
         journal = staging / "COMMIT"
+        if committed_only and not journal.is_file():
+            continue  # may belong to a live writer: invisible anyway
         if journal.is_file():
             paths = json.loads(journal.read_text())
             moved = 0
@@ -180,9 +214,12 @@ def recover(root: Path) -> list[str]:
                     os.replace(staged, target)
                     fsync_dir(target.parent)
                     moved += 1
-            done.append(f"{staging.name}: committed, {moved} of {len(paths)} files moved now")
+            done.append(
+                f"{staging.name} had committed: completed ({moved} of {len(paths)} files "
+                "moved into place now)"
+            )
         else:
-            done.append(f"{staging.name}: not committed, rolled back")
+            done.append(f"{staging.name} had not committed: rolled back (its writes discarded)")
         shutil.rmtree(staging, ignore_errors=True)
     fsync_dir(txn)
     return done

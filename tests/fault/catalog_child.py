@@ -7,6 +7,8 @@ Usage::
                                                         # a 6-month write makes
     python catalog_child.py kill ROOT N                 # the 6-month write, SIGKILLed at the
                                                         # N-th fsync/replace call
+    python catalog_child.py hold ROOT DIR               # the 6-month write inside a
+                                                        # transaction held open until DIR/go
 
 The kill is a real ``SIGKILL`` of this process at a file-system call of the real catalog code:
 ``os.fsync`` and ``os.replace`` are wrapped so that the N-th call kills the process first.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -40,9 +43,11 @@ def six_months() -> np.ndarray:
 
 
 def interleaved(seed: int, rows: int) -> np.ndarray:
-    """Bars on minute ``2 * i + seed`` of January 2023: two seeds never share a timestamp."""
+    """Bars of January 2023 in blocks of 10 minutes, even blocks for seed 0 and odd blocks for
+    seed 1: two seeds never share a timestamp (and each has consecutive minutes)."""
     bars = np.zeros(rows, dtype=dtypes.BAR_DTYPE)
-    bars["ts_ns"] = T0 + (2 * np.arange(rows, dtype=np.int64) + seed) * MINUTE
+    i = np.arange(rows, dtype=np.int64)
+    bars["ts_ns"] = T0 + ((i // 10) * 20 + seed * 10 + i % 10) * MINUTE
     bars["open"] = bars["close"] = 100.0 + seed
     bars["high"] = bars["open"] + 1
     bars["low"] = bars["open"] - 1
@@ -58,6 +63,16 @@ def main() -> None:
         # several small writes, as an importer of many files would do
         for part in np.array_split(bars, 10):
             catalog.write("bars", "x", "S", part, source=f"writer {seed}", interval_ns=MINUTE)
+        return
+    if mode == "hold":  # stage the six months, then wait inside the transaction for "go"
+        folder = sys.argv[3]
+        with catalog.transaction():
+            catalog.write("bars", "x", "S", six_months(), source="held", interval_ns=STEP)
+            open(os.path.join(folder, "ready"), "w").close()
+            for _ in range(1200):
+                if os.path.exists(os.path.join(folder, "go")):
+                    break
+                time.sleep(0.1)
         return
     calls = {"n": 0}
     kill_at = int(sys.argv[3]) if mode == "kill" else -1

@@ -11,12 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from backtester.data import Catalog
+from backtester.data.catalog import CatalogRecoveryWarning
 
 CHILD = Path(__file__).with_name("catalog_child.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -62,15 +64,26 @@ def test_two_concurrent_importers_into_one_month_keep_every_row(tmp_path: Path) 
     np.testing.assert_array_equal(got["ts_ns"], expected)
     # each row carries the price of the writer that wrote it (no row overwritten by the other)
     minute = (got["ts_ns"] - T0) // MINUTE
-    np.testing.assert_array_equal(got["close"], 100.0 + minute % 2)
+    np.testing.assert_array_equal(got["close"], 100.0 + (minute // 10) % 2)
     assert Catalog(tmp_path).metadata("bars", "x", "S", MINUTE)["source"] in (
         "writer 0 | writer 1",
         "writer 1 | writer 0",
     )
 
 
+def reopen_read(root: Path, interval_ns: int) -> np.ndarray:
+    """Read as the next process would; a recovery it makes is announced by a warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = Catalog(root).read("bars", "x", "S", interval_ns=interval_ns)
+    for warning in caught:
+        assert issubclass(warning.category, CatalogRecoveryWarning), warning.message
+        assert "recovered the transaction of a writer that died" in str(warning.message)
+    return got
+
+
 def _check_old_or_complete(root: Path, before: np.ndarray, full: np.ndarray) -> str:
-    got = Catalog(root).read("bars", "x", "S", interval_ns=STEP)
+    got = reopen_read(root, STEP)
     assert leftovers(root) == []
     if len(got) == len(before):
         np.testing.assert_array_equal(got, before)
@@ -152,10 +165,38 @@ def test_leftover_staging_is_rolled_forward_or_back_on_open(tmp_path: Path, stag
         (staging / "COMMIT").write_text(json.dumps(rels))
     for path in files[1:]:
         path.unlink()  # as if the moves had not happened: only January is live
-    got = Catalog(tmp_path).read("bars", "x", "S", interval_ns=STEP)
+    with pytest.warns(CatalogRecoveryWarning, match="committed: completed|rolled back"):
+        got = Catalog(tmp_path).read("bars", "x", "S", interval_ns=STEP)
     assert leftovers(tmp_path) == []
     if stage == "committed":
         np.testing.assert_array_equal(got, full)  # rolled forward
     else:
         jan = full[full["ts_ns"] < T0 + 31 * 1440 * MINUTE]
         np.testing.assert_array_equal(got, jan)  # the staged months are dropped
+
+
+def test_readers_are_not_held_up_by_a_long_write_transaction(tmp_path: Path) -> None:
+    """A fetch may stage pages for hours: reads in the meantime see the catalog as before
+    it, without waiting; the next read after its commit sees all of it."""
+    import threading
+
+    root = tmp_path / "cat"
+    full = _seed_catalog(root)
+    before = Catalog(root).read("bars", "x", "S", interval_ns=STEP)
+    proc = child("hold", str(root), str(tmp_path))
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "ready").exists(), proc.stderr.read() if proc.poll() is not None else ""
+    got: list[np.ndarray] = []
+    reader = threading.Thread(
+        target=lambda: got.append(Catalog(root).read("bars", "x", "S", interval_ns=STEP))
+    )
+    reader.start()
+    reader.join(timeout=60)  # deadlock detection, not a timing measurement
+    assert not reader.is_alive(), "a read waited for the open write transaction"
+    np.testing.assert_array_equal(got[0], before)  # the staged months are not visible yet
+    (tmp_path / "go").touch()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    np.testing.assert_array_equal(Catalog(root).read("bars", "x", "S", interval_ns=STEP), full)

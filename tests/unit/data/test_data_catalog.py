@@ -245,7 +245,11 @@ def test_failure_after_commit_point_is_completed_by_the_next_reader(
     assert moved == ["2023-01.parquet"]
     assert len(list((tmp_path / "x" / "S" / "bars-1m").glob("*.parquet"))) == 1  # half applied
     # a new Catalog object (as another process would) rolls the committed transaction forward
-    got = Catalog(tmp_path).read("bars", "x", "S", interval_ns=MINUTE)
+    with pytest.warns(
+        catalog_module.CatalogRecoveryWarning,
+        match=r"had committed: completed \(2 of 3 files moved into place now\)",
+    ):
+        got = Catalog(tmp_path).read("bars", "x", "S", interval_ns=MINUTE)
     assert_records_equal(got, bars)
     assert list((tmp_path / ".catalog" / "txn").iterdir()) == []
 
@@ -303,9 +307,15 @@ def test_uncommitted_staging_of_a_dead_writer_is_rolled_back_and_legacy_tmp_remo
     (stale / "files" / "x" / "S" / "bars-1m" / "2023-01.parquet").write_bytes(b"garbage")
     legacy = target / ".2023-01.parquet.tmp-4242-0123abcd"
     legacy.write_bytes(b"half")
-    assert_records_equal(Catalog(tmp_path).read("bars", "x", "S", interval_ns=MINUTE), bars)
+    with pytest.warns(
+        catalog_module.CatalogRecoveryWarning,
+        match="999999-deadbeef0000 had not committed: rolled back",
+    ):
+        got = Catalog(tmp_path).read("bars", "x", "S", interval_ns=MINUTE)
+    assert_records_equal(got, bars)
     assert not stale.exists()
-    cat.write("bars", "x", "S", bars[-1:], source="u", interval_ns=MINUTE)  # a write cleans
+    with pytest.warns(catalog_module.CatalogRecoveryWarning, match="removed 1 temporary file"):
+        cat.write("bars", "x", "S", bars[-1:], source="u", interval_ns=MINUTE)  # a write cleans
     assert not legacy.exists()
 
 
