@@ -161,3 +161,50 @@ def test_trades_in_the_run_folder(flip_result, tmp_path) -> None:
     assert len(saved) == len(trades)
     np.testing.assert_allclose(saved["pnl_settle"], trades["pnl_settle"], rtol=0, atol=0)
     assert list(saved["exit_reason"]) == list(trades["exit_reason"])
+
+
+class _Scripted(Strategy):
+    actions: dict = {}  # noqa: RUF012  (set per run)
+
+    def on_bar(self, ctx, bar):
+        action = self.actions.get(len(ctx.closes) - 1)
+        if action is not None:
+            action(ctx)
+
+
+def test_exit_reasons_stop_take_profit_and_end_of_data() -> None:
+    """Linear OKX BTC-USDT-SWAP bars: a take-profit, a stop-loss, then a trade left open."""
+    from backtester import dtypes
+    from backtester.data.market import MarketData
+
+    minute = 60_000_000_000
+    flat = (30_000.0, 30_010.0, 29_990.0, 30_000.0)
+    entry = (30_000.0, 30_100.0, 29_900.0, 30_050.0)  # a market order fills at its open
+    up = (30_050.0, 31_100.0, 30_000.0, 31_050.0)  # through the take-profit at 31,000
+    down = (30_050.0, 30_060.0, 29_400.0, 29_450.0)  # through the stop at 29,500
+    ohlc = [flat, entry, up, flat, entry, down, flat, entry, flat, flat]
+    rows = np.zeros(len(ohlc), dtypes.BAR_DTYPE)
+    rows["ts_ns"] = 1_700_000_000_000_000_000 + np.arange(len(ohlc)) * minute
+    for k, (o, h, low, c) in enumerate(ohlc):
+        rows[k]["open"], rows[k]["high"], rows[k]["low"], rows[k]["close"] = o, h, low, c
+    data = MarketData("BTC-USDT-SWAP", bars=rows, bar_interval_ns=minute)
+
+    def enter(ctx):
+        ctx.market(1, stop_loss_distance=500, take_profit_distance=1_000)
+
+    result = backtest(
+        _Scripted, data, "okx:BTC-USDT-SWAP", initial_balance=10_000.0,
+        params={"actions": {0: enter, 3: enter, 6: lambda c: c.market(2)}},
+    )  # fmt: skip
+    trades = result.trades
+    assert list(trades["exit_reason"]) == ["take_profit", "stop", "end_of_data"]
+    assert list(trades["is_open"]) == [False, False, True]
+    # 1 contract x 0.01 BTC x (31,000 - 30,000) and x (29,500 - 30,000), before fees
+    assert trades["price_pnl_settle"].iloc[0] == pytest.approx(10.0, rel=1e-12)
+    assert trades["price_pnl_settle"].iloc[1] == pytest.approx(-5.0, rel=1e-12)
+    last = trades.iloc[2]
+    assert pd.isna(last["exit_time"])
+    assert last["size_contracts"] == 2.0
+    upl = float(result.records["equity"]["unrealised_pnl_settle"][-1])
+    assert last["unrealised_pnl_settle"] == upl
+    assert last["pnl_settle"] == pytest.approx(upl + last["fees_settle"], rel=1e-12)
