@@ -184,7 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(run)
     run.add_argument("--out", help="output folder (default reports/)")
     run.add_argument("--name", help="run name (default <strategy>-<symbol>-<UTC time>)")
-    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument(
+        "--csv",
+        action="store_true",
+        default=None,
+        help="also write readable CSV copies of the records (default: Parquet only)",
+    )
+    run.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error (an error in the strategy names its file, "
+        "line and bar time without it)",
+    )
 
     sweep = commands.add_parser(
         "sweep", help="parameter sweep", epilog=_SWEEP_EPILOG, formatter_class=raw
@@ -467,7 +478,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     result = sweep.run_backtest_job(job)
     result.config.setdefault("job", job)
-    directory = save_run(result, out / name)
+    directory = save_run(result, out / name, csv=bool(args.csv or config.get("csv")))
     print(format_summary(result))
     print(f"report: {directory}")
     del cls

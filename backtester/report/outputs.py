@@ -7,8 +7,8 @@ Layout of a run directory::
     result.json          instruments, settle currency, initial balance, contract kinds, format
     <kind>.parquet       raw record fields (enum fields as their integer values), every kind in
                          backtester.dtypes.ALL_RECORD_DTYPES; load_run reads these
-    <kind>.csv           readable copies (timestamps, enum names, symbols) of ledger, fills,
-                         liquidations, equity, funding_payments, orders
+    <kind>.csv           with ``csv=True`` only: readable copies (timestamps, enum names,
+                         symbols) of ledger, fills, liquidations, equity, funding_payments, orders
     price_series.parquet symbol, series ("last" | "mark" | "index"), ts_ns, price
     report.html          the HTML report
 
@@ -106,7 +106,7 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-def save_run(result: Result, directory: str | Path) -> Path:
+def save_run(result: Result, directory: str | Path, *, csv: bool = False) -> Path:
     """Write a run's outputs to ``directory`` (created if needed); returns the directory.
 
     Parameters
@@ -115,6 +115,10 @@ def save_run(result: Result, directory: str | Path) -> Path:
         The backtest result.
     directory
         Target folder, usually ``reports/<run name>``.
+    csv
+        Also write the readable CSV copies (``backtester run --csv``). Off by default: Parquet
+        holds the same records in a fraction of the space (a one-year 1-minute run wrote
+        91 MB of ``equity.csv``).
 
     Returns
     -------
@@ -148,7 +152,7 @@ def save_run(result: Result, directory: str | Path) -> Path:
     for kind in dtypes.ALL_RECORD_DTYPES:
         records = result.records[kind]
         _atomic_write(root / f"{kind}.parquet", _parquet_bytes(_records_table(records)))
-        if kind in CSV_KINDS:
+        if csv and kind in CSV_KINDS:
             _atomic_write(root / f"{kind}.csv", _csv_bytes(result.frame(kind)))
     symbols, series, ts, price = [], [], [], []
     for symbol, streams in result.price_series.items():

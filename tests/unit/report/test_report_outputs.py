@@ -29,7 +29,7 @@ def test_save_and_load_are_bit_identical(hand_result, tmp_path) -> None:
 
 
 def test_run_directory_layout(hand_result, tmp_path) -> None:
-    directory = save_run(hand_result, tmp_path / "run")
+    directory = save_run(hand_result, tmp_path / "run", csv=True)
     for kind in CSV_KINDS:
         assert (directory / f"{kind}.parquet").is_file()
         frame = pd.read_csv(directory / f"{kind}.csv")
@@ -75,3 +75,10 @@ def test_format_summary_shows_metrics_and_attribution(hand_result) -> None:
     change = hand_result.final_balance_settle - hand_result.initial_balance_settle
     assert f"{change:.8g}" in text
     assert "final equity (USD)" in text
+
+
+def test_parquet_only_unless_csv_is_asked_for(hand_result, tmp_path) -> None:
+    directory = save_run(hand_result, tmp_path / "run")
+    assert not list(directory.glob("*.csv"))
+    for kind in CSV_KINDS:
+        assert (directory / f"{kind}.parquet").is_file()
