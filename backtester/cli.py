@@ -214,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler")
     sweep.add_argument("--walk-forward", metavar="train=60d,test=20d[,step=20d]")
     sweep.add_argument("--out", help="sweep folder (default reports/sweeps/<name>)")
-    sweep.add_argument("--name", help="sweep name (default <strategy>-<symbol>-sweep)")
+    sweep.add_argument(
+        "--name", help="sweep name (default <strategy>-<symbol>, in reports/sweeps/<name>/)"
+    )
     sweep.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
     sweep.add_argument("--retry-errors", action="store_true", help="re-run failed combinations")
     sweep.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
