@@ -188,7 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--self-contained", action="store_true", help="inline plotly.js in report.html"
     )
-    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument(
+        "--csv",
+        action="store_true",
+        default=None,
+        help="also write readable CSV copies of the records (default: Parquet only)",
+    )
+    run.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error (an error in the strategy names its file, "
+        "line and bar time without it)",
+    )
 
     sweep = commands.add_parser(
         "sweep", help="parameter sweep", epilog=_SWEEP_EPILOG, formatter_class=raw
@@ -207,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler")
     sweep.add_argument("--walk-forward", metavar="train=60d,test=20d[,step=20d]")
     sweep.add_argument("--out", help="sweep folder (default reports/sweeps/<name>)")
-    sweep.add_argument("--name", help="sweep name (default <strategy>-<symbol>-sweep)")
+    sweep.add_argument(
+        "--name", help="sweep name (default <strategy>-<symbol>, in reports/sweeps/<name>/)"
+    )
     sweep.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
     sweep.add_argument(
         "--reports", type=int, default=0, metavar="N",
@@ -488,7 +501,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     result = sweep.run_backtest_job(job)
     result.config.setdefault("job", job)
-    directory = save_run(result, out / name, self_contained=args.self_contained)
+    directory = save_run(
+        result, out / name, self_contained=args.self_contained,
+        csv=bool(args.csv or config.get("csv")),
+    )  # fmt: skip
     print(format_summary(result))
     print(f"report: {directory}")
     del cls

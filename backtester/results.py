@@ -361,8 +361,9 @@ class Result:
             return figures["equity"]
         return figures["price-0"] if "price-0" in figures else figures["equity"]
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the run's outputs (:func:`backtester.report.outputs.save_run`)."""
+    def save(self, directory: str | Path, *, csv: bool = False) -> Path:
+        """Write the run's outputs (:func:`backtester.report.outputs.save_run`; Parquet, and
+        readable CSV copies with ``csv=True``)."""
         from backtester.report.outputs import save_run
 
-        return save_run(self, directory)
+        return save_run(self, directory, csv=csv)

@@ -644,13 +644,26 @@ class Run:
 
         on_rejected = rejected if "on_order_rejected" in subscribed else None
         ctx = self._contexts[0]
-        strategy.on_start(ctx)
-        self._accept(on_rejected)
-        while self._replay(strategy, subscribed) == YIELD_BUFFER_FULL:
-            self._grow_buffers()
-        strategy.on_stop(ctx)
-        self._accept(on_rejected)
+        try:
+            strategy.on_start(ctx)
+            self._accept(on_rejected)
+            while self._replay(strategy, subscribed) == YIELD_BUFFER_FULL:
+                self._grow_buffers()
+            strategy.on_stop(ctx)
+            self._accept(on_rejected)
+        except Exception as error:
+            self._raise_strategy_error(error, type(strategy).__name__)
         self._finish()
+
+    def _raise_strategy_error(self, error: Exception, name: str) -> None:
+        """Re-raise ``error`` as a StrategyError naming the strategy's file, line and the
+        replay time when it came from the strategy's code (else unchanged)."""
+        from backtester.errors import strategy_error
+
+        wrapped = strategy_error(error, int(self.account[0]["ts_ns"]), name)
+        if wrapped is None:
+            raise error
+        raise wrapped from error
 
     def run_jit(self, strategy: Any) -> None:
         """Replay everything with a :class:`~backtester.jit.JitStrategy`: its callbacks run

@@ -7,11 +7,12 @@ Layout of a run directory::
     result.json          instruments, settle currency, initial balance, contract kinds, format
     <kind>.parquet       raw record fields (enum fields as their integer values), every kind in
                          backtester.dtypes.ALL_RECORD_DTYPES; load_run reads these
-    <kind>.csv           readable copies (timestamps, enum names, symbols) of ledger, fills,
-                         liquidations, equity, funding_payments, orders
+    <kind>.csv           with ``csv=True`` only: readable copies (timestamps, enum names,
+                         symbols) of ledger, fills, liquidations, equity, funding_payments, orders
     price_series.parquet symbol, series ("last" | "mark" | "index"), ts_ns, price
     plots.parquet        indicator series the strategy registered: name, ts_ns, value
-    trades.csv           round trips (backtester.report.trades; duration in seconds)
+    trades.parquet       round trips (backtester.report.trades; duration in seconds), and
+                         trades.csv with ``csv=True``
     report.html          the HTML report; plotly.js is shared from the parent folder
                          (plotly-<version>.min.js) unless self_contained
 
@@ -115,6 +116,7 @@ def save_run(
     *,
     self_contained: bool = False,
     shared_dir: str | Path | None = None,
+    csv: bool = False,
 ) -> Path:
     """Write a run's outputs to ``directory`` (created if needed); returns the directory.
 
@@ -130,6 +132,10 @@ def save_run(
     shared_dir
         Folder of that shared copy instead of the parent folder (a sweep's run reports share
         the sweep folder's).
+    csv
+        Also write the readable CSV copies (``backtester run --csv``). Off by default: Parquet
+        holds the same records in a fraction of the space (a one-year 1-minute run wrote
+        91 MB of ``equity.csv``).
 
     Returns
     -------
@@ -163,7 +169,7 @@ def save_run(
     for kind in dtypes.ALL_RECORD_DTYPES:
         records = result.records[kind]
         _atomic_write(root / f"{kind}.parquet", _parquet_bytes(_records_table(records)))
-        if kind in CSV_KINDS:
+        if csv and kind in CSV_KINDS:
             _atomic_write(root / f"{kind}.csv", _csv_bytes(result.frame(kind)))
     symbols, series, ts, price = [], [], [], []
     for symbol, streams in result.price_series.items():
@@ -193,7 +199,10 @@ def save_run(
     trades = round_trips(result).reset_index(drop=True)
     trades.insert(trades.columns.get_loc("duration"), "duration_s",
                   trades["duration"].dt.total_seconds())  # fmt: skip
-    _atomic_write(root / "trades.csv", _csv_bytes(trades.drop(columns=["duration"])))
+    trades = trades.drop(columns=["duration"])
+    _atomic_write(root / "trades.parquet", _parquet_bytes(pa.Table.from_pandas(trades)))
+    if csv:
+        _atomic_write(root / "trades.csv", _csv_bytes(trades))
     options = report_plotly(root, self_contained)
     if shared_dir is not None and not self_contained:
         options["shared_dir"] = Path(shared_dir)

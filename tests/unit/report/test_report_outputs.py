@@ -29,7 +29,7 @@ def test_save_and_load_are_bit_identical(hand_result, tmp_path) -> None:
 
 
 def test_run_directory_layout(hand_result, tmp_path) -> None:
-    directory = save_run(hand_result, tmp_path / "run")
+    directory = save_run(hand_result, tmp_path / "run", csv=True)
     for kind in CSV_KINDS:
         assert (directory / f"{kind}.parquet").is_file()
         frame = pd.read_csv(directory / f"{kind}.csv")
@@ -44,6 +44,8 @@ def test_run_directory_layout(hand_result, tmp_path) -> None:
     assert (directory / "report.html").stat().st_size < 300_000
     trades = pd.read_csv(directory / "trades.csv")
     assert trades["exit_reason"].tolist() == ["signal", "liquidation"]
+    parquet = pd.read_parquet(directory / "trades.parquet")
+    assert parquet["exit_reason"].tolist() == ["signal", "liquidation"]
     alone = save_run(hand_result, tmp_path / "alone" / "run", self_contained=True)
     assert (alone / "report.html").stat().st_size > 1_000_000  # plotly.js inlined
     assert not list((tmp_path / "alone").glob("plotly-*.js"))
@@ -87,3 +89,10 @@ def test_format_summary_shows_metrics_and_attribution(hand_result) -> None:
     change = hand_result.final_balance_settle - hand_result.initial_balance_settle
     assert f"{change:.8g}" in text
     assert "final equity (USD)" in text
+
+
+def test_parquet_only_unless_csv_is_asked_for(hand_result, tmp_path) -> None:
+    directory = save_run(hand_result, tmp_path / "run")
+    assert not list(directory.glob("*.csv"))
+    for kind in CSV_KINDS:
+        assert (directory / f"{kind}.parquet").is_file()

@@ -156,7 +156,7 @@ def test_round_trips_add_up_to_the_ledger(flip_result) -> None:
 @pytest.mark.slow
 def test_trades_in_the_run_folder(flip_result, tmp_path) -> None:
     flip_result.save(tmp_path / "run")
-    saved = pd.read_csv(tmp_path / "run" / "trades.csv")
+    saved = pd.read_parquet(tmp_path / "run" / "trades.parquet")
     trades = flip_result.trades
     assert len(saved) == len(trades)
     np.testing.assert_allclose(saved["pnl_settle"], trades["pnl_settle"], rtol=0, atol=0)
