@@ -212,8 +212,11 @@ def test_failure_while_running_exits_1_and_debug_shows_the_traceback(tmp_path: P
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     # the last line (warnings of the engine, if any, come before it)
+    # bar 5 closes at 00:05 (the span starts 2024-02-01 00:00 on one-minute bars)
     assert done.stderr.strip().splitlines()[-1] == (
-        "backtester: error: RuntimeError: strategy bug at bar 5"
+        "backtester: error: StrategyError: Failing.on_bar raised RuntimeError: strategy bug at "
+        f"bar 5 at {strategy}:10 (replay time 2024-02-01 00:05:00 UTC): "
+        'raise RuntimeError(f"strategy bug at bar {self.at_bar}")'
     )
     debug = backtester("run", str(strategy), *span, "--debug")
     assert debug.returncode == 1
@@ -224,8 +227,8 @@ def test_failure_while_running_exits_1_and_debug_shows_the_traceback(tmp_path: P
                        "--executor", "serial", "--out", str(tmp_path / "sweep"))  # fmt: skip
     assert sweep.returncode == 1, sweep.stderr
     assert "Traceback" not in sweep.stderr
-    assert sweep.stderr.strip().splitlines()[-1] == (
+    assert sweep.stderr.strip().splitlines()[-1].startswith(
         "backtester: error: SweepFailed: sweep: all 2 combinations failed; first error: "
-        "RuntimeError: strategy bug at bar 5"
+        "StrategyError: Failing.on_bar raised RuntimeError: strategy bug at bar 5 at "
     )
     assert len(list((tmp_path / "sweep" / "results").glob("*.json"))) == 2  # errors stored

@@ -15,7 +15,7 @@ from backtester.rejections import RejectedOrderWarning
 from backtester.report.summary import format_summary
 
 MINUTE_NS = 60_000_000_000
-T0 = 1_700_000_000_000_000_000
+T0 = 1_699_999_980_000_000_000  # 2023-11-14 22:13:00 UTC, on the minute grid of the equity rows
 CONTRACT = "okx:BTC-USDT-SWAP"  # linear, face 0.01 BTC, tick 0.1, lot 0.01
 
 
@@ -48,7 +48,7 @@ def test_each_reason_warns_once_naming_order_and_accepted_value():
     assert "PRICE_OFF_TICK" in messages[0]
     assert "trigger 29,873.27 is off the 0.1 tick; nearest 29,873.3" in messages[0]
     assert "sell 1 contracts BTC-USDT-SWAP STOP_MARKET" in messages[0]
-    assert "2023-11-14 22:14:20 UTC" in messages[0]  # T0 + 1 min: the close of bar 0
+    assert "2023-11-14 22:14:00 UTC" in messages[0]  # T0 + 1 min: the close of bar 0
     assert result.rejections.to_dict() == {"PRICE_OFF_TICK": 1}
     assert len(result.rejected_orders) == 1
 
