@@ -499,7 +499,11 @@ class Catalog:
         if not isinstance(source, str) or not source:
             raise ValueError(f"source: expected a non-empty provenance string, got {source!r}")
         label = f"{exchange}:{symbol} {directory.name}"
-        name = f"{Path(source).name} ({label})" if Path(source).exists() else f"records for {label}"
+        try:  # messages name the imported file when the source is one
+            is_file = Path(source).is_file()
+        except (OSError, ValueError):  # a provenance text too long or odd for a path
+            is_file = False
+        name = f"{Path(source).name} ({label})" if is_file else f"records for {label}"
         validate_records(
             records,
             kind,

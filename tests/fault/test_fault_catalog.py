@@ -98,6 +98,7 @@ def _seed_catalog(root: Path) -> np.ndarray:
     return full
 
 
+@pytest.mark.slow  # one child process per kill point
 def test_sigkill_at_every_fsync_and_rename_of_a_multi_month_import(tmp_path: Path) -> None:
     probe = tmp_path / "probe"
     full = _seed_catalog(probe)
@@ -123,6 +124,7 @@ def test_sigkill_at_every_fsync_and_rename_of_a_multi_month_import(tmp_path: Pat
     assert outcomes[first_complete:] == ["complete"] * (calls - first_complete)
 
 
+@pytest.mark.slow  # one child process per kill point
 def test_sigkill_at_random_instants_of_a_multi_month_import(tmp_path: Path) -> None:
     rng = np.random.default_rng(17)
     probe = tmp_path / "probe"

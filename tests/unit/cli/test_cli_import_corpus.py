@@ -222,3 +222,27 @@ def test_generic_importer_from_the_command_line(tmp_path: Path, capsys) -> None:
     np.testing.assert_array_equal(trades["price"], [42000.5, 42000.0, 42001.0])
     np.testing.assert_array_equal(trades["qty_base"], [0.25, 0.5, 1.0])
     np.testing.assert_array_equal(trades["side"], [1, -1, 1])
+
+
+def test_import_good_then_bad_file_writes_neither(tmp_path: Path, capsys) -> None:
+    """`import good bad`: one transaction, so the refusal of the second file discards the
+    first (before, the first was written and the command still exited 2)."""
+    good = sample_minutes(120)
+    bad = sample_minutes(240).iloc[120:].reset_index(drop=True)
+    bad.loc[5, "close"] = float("nan")
+    name = "BTC_USD-1m-futures.feather"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = feather_file(good, name)(tmp_path / "a")
+    second = feather_file(bad, name)(tmp_path / "b")
+    catalog = tmp_path / "catalog"
+    args = ["import", str(first), str(second), "--format", "freqtrade", "--exchange", "x",
+            "--symbol", "BTC", "--catalog", str(catalog)]  # fmt: skip
+    assert main(args) == 2
+    assert "row 6: close nan (prices must be finite)" in capsys.readouterr().err
+    assert digest(catalog) == {}
+    bad.loc[5, "close"] = bad.loc[5, "open"]
+    feather_file(bad, name)(tmp_path / "b")
+    assert main(args) == 0
+    stored = Catalog(catalog).read("bars", "x", "BTC", interval_ns=MIN_MS * 10**6)
+    assert len(stored) == 240
