@@ -52,9 +52,9 @@ __all__ = [
 
 CHART_POINTS = 2_400
 """Points per line after min/max bucketing: a min and a max per pixel of the ~1,200 px plot."""
-MAX_SEGMENTS = 3_000
+MAX_SEGMENTS = 1_000
 """Round trips drawn on the price chart at most (the largest |PnL| first); all are in the table."""
-MAX_TABLE_ROWS = 2_000
+MAX_TABLE_ROWS = 500
 """Rows of the round-trip table in the page (the run folder's trades.csv has all of them)."""
 
 CSS = """

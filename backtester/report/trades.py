@@ -168,6 +168,7 @@ def round_trips(result: Result) -> pd.DataFrame:
             by_fill.setdefault(ref, []).append((kind, amount))
 
     trips: list[_Trip] = []
+    orphans: dict[str, list[float]] = {}
     current: dict[int, _Trip] = {}
     position: dict[int, float] = {}
     columns = zip(
@@ -187,6 +188,10 @@ def round_trips(result: Result) -> pd.DataFrame:
         booked = by_fill.get(fill_id, [])
         closing_fee: list[float] = []
         trip = current.get(inst)
+        if closed > 0.0 and trip is None:  # a close without a known opening: never dropped
+            for kind, amount in booked:
+                orphans.setdefault(LedgerKind(kind).name.lower(), []).append(amount)
+            booked = []
         if closed > 0.0 and trip is not None:
             trip.fills += 1
             trip.exits[0].append(price)
@@ -229,6 +234,8 @@ def round_trips(result: Result) -> pd.DataFrame:
             trip.max_position = max(trip.max_position, abs(after))
 
     unattributed = _place_time_rows(result, trips)
+    for name, values in orphans.items():
+        unattributed[name] = math.fsum([unattributed.get(name, 0.0), *values])
     if trips and len(result.records["equity"]) and len(result.instruments) == 1:
         last = trips[-1]
         if last.is_open:

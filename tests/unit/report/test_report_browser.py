@@ -256,6 +256,11 @@ def test_sample_report_in_chromium_and_screenshot(tmp_path) -> None:
 
     cls = load_strategy(str(Path(__file__).resolve().parents[3] / "strategies" / "sma_cross.py"))
     data = load_sample("BTC-USD-SWAP", with_trades=False)
+    # the README's first command (default parameters, 3,000+ round trips): at most 1 MB
+    default = backtest(cls, data, "okx:BTC-USD-SWAP", initial_balance=1.0, leverage=10.0)
+    assert len(default.trades) > 3_000
+    busy = save_run(default, tmp_path / "reports" / "default") / "report.html"
+    assert busy.stat().st_size <= 1_000_000, busy.stat().st_size
     result = backtest(cls, data, "okx:BTC-USD-SWAP", initial_balance=1.0, leverage=10.0,
                       params={"fast": 240, "slow": 1440})  # fmt: skip
     directory = save_run(result, tmp_path / "reports" / "sma")

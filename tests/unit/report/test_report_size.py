@@ -72,5 +72,5 @@ def test_a_year_of_minutes_stays_under_3_mb(tmp_path) -> None:
     assert size <= 3_000_000, size
     text = path.read_text()
     assert f"at most {CHART_POINTS:,} points per line" in text  # the bound is stated
-    assert "First 2,000 of 8,000 round trips" in text
-    assert "the 3000 largest of 8000 drawn" in text
+    assert "First 500 of 8,000 round trips" in text
+    assert "the 1000 largest of 8000 drawn" in text
