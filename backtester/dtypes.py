@@ -262,6 +262,8 @@ LIQUIDATION_DTYPE = np.dtype(
         ("loss_settle", np.float64),  # trading loss booked (>0 is a loss)
         ("fee_settle", np.float64),  # liquidation fee charged
         ("insurance_fund_delta_settle", np.float64),  # >0: fund gains, <0: fund pays
+        # fund balance after this liquidation (floored at 0; see ACCOUNT_STATE_DTYPE)
+        ("insurance_fund_after_settle", np.float64),
     ],
     align=True,
 )
@@ -344,8 +346,11 @@ ALL_RECORD_DTYPES = {
 #     margin_call_buffer_ratio (f8) liquidation buffer below which on_margin_call fires;
 #     latency_ns (i8) order activation delay; bar_path (i1) 0 conservative, 1 nearest-first;
 #     equity_interval_ns / next_equity_ns (i8) equity sampling; wake_mask (i8, WakeReason bits)
-#     which wake-ups the strategy subscribed to; insurance_fund_settle (f8) cumulative
-#     insurance-fund delta caused by the strategy's liquidations.
+#     which wake-ups the strategy subscribed to; insurance_fund_settle (f8) the venue's
+#     insurance-fund balance: the run's starting value (``insurance_fund_settle`` option,
+#     default +inf) plus the deltas of the strategy's liquidations, floored at 0 — a deficit
+#     beyond it adds to uncovered_deficit_settle, which the next clawback (clawback_period_ns
+#     grid) socialises.
 # POSITION_STATE_DTYPE: one row per instrument.
 #     contracts (f8, contracts, signed); entry_price (f8, quote) average entry;
 #     reference_price (f8, quote) PnL reference (= entry until a daily settlement resets it);
@@ -405,6 +410,14 @@ ACCOUNT_STATE_DTYPE = np.dtype(
         ("callback_mask", np.int64),
         # queue model: resting size assumed ahead of a new limit order at its price, base coin
         ("queue_initial_base", np.float64),
+        # insurance fund and clawback (swap/insurance_nb.py): deficits the fund could not cover
+        # in the current clawback period; the period grid (0 = no clawback) and its next end;
+        # Σ profits of the venue's profitable accounts per period (NaN: the strategy's own)
+        ("uncovered_deficit_settle", np.float64),
+        ("clawback_period_ns", np.int64),
+        ("clawback_offset_ns", np.int64),
+        ("next_clawback_ns", np.int64),
+        ("clawback_profit_pool_settle", np.float64),
     ],
     align=True,
 )

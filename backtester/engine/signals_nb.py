@@ -33,6 +33,7 @@ from backtester.engine.account_nb import (
     isolated_ratio_at_nb,
     metrics_at_tier_nb,
 )
+from backtester.engine.deleverage_nb import apply_period_clawback_nb
 from backtester.engine.loop_nb import (
     BUFFER_FULL,
     END_OF_DATA,
@@ -215,6 +216,16 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
             )
             next_settlement = next_settlement_ns_nb(ts, p["settlement_offset_ns"])
             s["next_settlement_ns"] = next_settlement
+        if acc["clawback_period_ns"] > 0 and ts >= acc["next_clawback_ns"]:
+            apply_period_clawback_nb(
+                account,
+                state.positions,
+                state.params,
+                state.settlements,
+                state.adl,
+                state.ledger,
+                ts,
+            )
         # one event, or an index point and the bar that closes at its time (the common pair:
         # run_until_nb's next event, handled here without the selection and checks above)
         while True:

@@ -52,7 +52,7 @@ def test_golden_sma_cross_inverse_sample():
     assert digests(result) == {
         "fills": "0e4365613d254d73fe5d4e0a72700f90bcba114e5855694fa592eeada6c15190",
         "funding_payments": "e1154e0136008cf276d6e191161a647fb82b72394e0b765b5ffdfc34fe5de441",
-        "liquidations": "9a7e80c3e59bfa4812e296b1df3cb17a6b6f5a39bca2482c0a6f03eaa2e4ebbc",
+        "liquidations": "8b0da6ce59590359d73e42d7e554a29bbe13824ad5975dd7959aff4745e6d9e7",
         "ledger": "cf24100127fad253ac7d2211baf98ede7a6c68acbaa62761c1f957838a27a642",
     }
 
@@ -72,6 +72,6 @@ def test_golden_high_leverage_liquidations_sample():
     assert digests(result) == {
         "fills": "bf266a4987cd8cc3373a2d0367fb42db66285a443f3309e153ead5253650f1dc",
         "funding_payments": "601b958b9423f89612f05d14ce74f850b48eb7103abb84e0976c4c849eed960f",
-        "liquidations": "655f53f78da7e1f0b8f9dc046eeecf7d96ed983e8f57783c0cfb36b7c5e4004c",
+        "liquidations": "289d157889d1e000ddb251eab817f545d40aeb7cebffe7b4861be41e6c5dd641",
         "ledger": "6d08c0a7d4ba024e13bd1e23150d6e5b247576f3b23d2402f1a1c8ce9cfa27d9",
     }
