@@ -501,6 +501,11 @@ def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledg
         return False
     side = int(np.sign(q))
     liq_price = isolated_liquidation_price_nb(positions, params, tiers, i)
+    # the bankruptcy price of the position at this step, for the record (the step itself
+    # closes at the mark)
+    bankrupt = bankruptcy_price_nb(
+        kind, side, abs(q), face, s["reference_price"], s["margin_settle"]
+    )
     realised = pnl_nb(kind, side * step, face, s["reference_price"], mark)
     fee = fee_nb(kind, step, face, mark, p["liquidation_fee_rate"])
     before = abs(q)
@@ -534,7 +539,7 @@ def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledg
         before - step,
         mark,
         liq_price,
-        np.nan,
+        bankrupt,
         mark,
         s["last_price"],
         m[M_RATIO],
