@@ -284,6 +284,8 @@ LIQUIDATION_DTYPE = np.dtype(
         ("trigger_stream", np.int8),
         ("trigger_point", np.int8),
         ("trigger_candle_ns", np.int64),
+        # fund balance after this liquidation (floored at 0; see ACCOUNT_STATE_DTYPE)
+        ("insurance_fund_after_settle", np.float64),
     ],
     align=True,
 )
@@ -366,8 +368,11 @@ ALL_RECORD_DTYPES = {
 #     margin_call_buffer_ratio (f8) liquidation buffer below which on_margin_call fires;
 #     latency_ns (i8) order activation delay; bar_path (i1) 0 conservative, 1 nearest-first;
 #     equity_interval_ns / next_equity_ns (i8) equity sampling; wake_mask (i8, WakeReason bits)
-#     which wake-ups the strategy subscribed to; insurance_fund_settle (f8) cumulative
-#     insurance-fund delta caused by the strategy's liquidations.
+#     which wake-ups the strategy subscribed to; insurance_fund_settle (f8) the venue's
+#     insurance-fund balance: the run's starting value (``insurance_fund_settle`` option,
+#     default +inf) plus the deltas of the strategy's liquidations, floored at 0 — a deficit
+#     beyond it adds to uncovered_deficit_settle, which the next clawback (clawback_period_ns
+#     grid) socialises.
 # POSITION_STATE_DTYPE: one row per instrument.
 #     contracts (f8, contracts, signed); entry_price (f8, quote) average entry;
 #     reference_price (f8, quote) PnL reference (= entry until a daily settlement resets it);
@@ -442,6 +447,14 @@ ACCOUNT_STATE_DTYPE = np.dtype(
         ("equity_pending", np.bool_),
         # earliest effective date of a dated tier table still to come (int64 max: none)
         ("next_tier_switch_ns", np.int64),
+        # insurance fund and clawback (swap/insurance_nb.py): deficits the fund could not cover
+        # in the current clawback period; the period grid (0 = no clawback) and its next end;
+        # Σ profits of the venue's profitable accounts per period (NaN: the strategy's own)
+        ("uncovered_deficit_settle", np.float64),
+        ("clawback_period_ns", np.int64),
+        ("clawback_offset_ns", np.int64),
+        ("next_clawback_ns", np.int64),
+        ("clawback_profit_pool_settle", np.float64),
     ],
     align=True,
 )

@@ -21,7 +21,7 @@ from backtester.enums import (
 )
 from backtester.swap.fee_nb import fee_nb
 from backtester.swap.funding_nb import funding_payment_nb
-from backtester.swap.insurance_nb import insurance_fund_delta_nb
+from backtester.swap.insurance_nb import fund_after_delta_nb, insurance_fund_delta_nb
 from backtester.swap.liquidation_nb import (
     bankruptcy_price_nb,
     is_past_every_tier_nb,
@@ -403,7 +403,11 @@ def liquidation_record_nb(
     fee,
     fund_delta,
 ) -> int:
-    """Write one LIQUIDATION row; returns its index."""
+    """Write one LIQUIDATION row; returns its index.
+
+    The venue's insurance fund (``account['insurance_fund_settle']``) takes ``fund_delta``;
+    what it cannot cover adds to ``account['uncovered_deficit_settle']`` (fund_after_delta_nb).
+    """
     acc = account[0]
     n = acc["n_liquidations"]
     r = liquidations[n]
@@ -423,8 +427,12 @@ def liquidation_record_nb(
     r["loss_settle"] = loss
     r["fee_settle"] = fee
     r["insurance_fund_delta_settle"] = fund_delta
+    # the fund absorbs the delta down to 0; the rest waits for the period's clawback
+    fund, uncovered = fund_after_delta_nb(acc["insurance_fund_settle"], fund_delta)
+    acc["insurance_fund_settle"] = fund
+    acc["uncovered_deficit_settle"] += uncovered
+    r["insurance_fund_after_settle"] = fund
     acc["n_liquidations"] = n + 1
-    acc["insurance_fund_settle"] += fund_delta
     return n
 
 
@@ -507,6 +515,11 @@ def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledg
         return False
     side = int(np.sign(q))
     liq_price = isolated_liquidation_price_nb(positions, params, tiers, i)
+    # the bankruptcy price of the position at this step, for the record (the step itself
+    # closes at the mark)
+    bankrupt = bankruptcy_price_nb(
+        kind, side, abs(q), face, s["reference_price"], s["margin_settle"]
+    )
     realised = pnl_nb(kind, side * step, face, s["reference_price"], mark)
     fee = fee_nb(kind, step, face, mark, p["liquidation_fee_rate"])
     before = abs(q)
@@ -540,7 +553,7 @@ def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledg
         before - step,
         mark,
         liq_price,
-        np.nan,
+        bankrupt,
         mark,
         s["last_price"],
         m[M_RATIO],

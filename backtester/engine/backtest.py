@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from backtester import dtypes
 from backtester.checks import (
@@ -35,7 +36,7 @@ from backtester.engine.slippage import (
     SlippageParams,
     slippage_row,
 )
-from backtester.enums import MarginMode, MarkPriceMethod
+from backtester.enums import AdlRule, MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
 from backtester.rejections import explain_rejections, warn_rejections
 from backtester.results import Result
@@ -46,6 +47,7 @@ from backtester.swap.funding_rules import (
     computed_funding,
     premium_from_last_price,
 )
+from backtester.swap.insurance_nb import OKEX_CLAWBACK_OFFSET_NS, WEEK_NS
 
 __all__ = ["backtest"]
 
@@ -59,6 +61,9 @@ _OPTIONS = {
     "equity_interval_ns": None,
     "history_bars": 10_000,
     "mark_price_method": "profile",
+    "insurance_fund_settle": math.inf,
+    "clawback_profit_pool_settle": None,
+    "clawback_period": "profile",
 }
 _MARK_METHODS = {
     "profile": None,
@@ -296,6 +301,19 @@ def backtest(
         method whose index stream is missing falls back to the data's recorded mark series
         (replayed as is) and, without one, to the last price; ``config["mark_price_method_used"]``
         says which. An explicit method whose stream is missing is an error.
+        ``insurance_fund_settle`` (float ≥ 0, default +inf; or a published history: a pandas
+        Series of balances indexed by time, or an array with ``ts_ns`` and ``balance_settle``
+        fields): the venue's insurance fund (settle currency) at the start of the run — from a
+        history, its last value at or before the first event. The strategy's liquidations feed
+        it (surplus) or draw it (deficit, floored at 0); +inf means the venue's fund always
+        covers (no clawback). ``clawback_period`` ("profile" (default: a week ending Friday
+        08:00 UTC = 16:00 HKT for profiles with ``adl_rule`` CLAWBACK, else none), "week",
+        "none"): when a deficit the fund could not cover is clawed back from the account's net
+        profit over the period (all instruments). ``clawback_profit_pool_settle`` (float > 0 or
+        None): Σ profits of the venue's profitable accounts in a period, the denominator of the
+        clawback rate ``max(0, deficit − fund)/Σ profits``; None: the strategy's own profit
+        (it is the only profitable account the replay knows, so the rate is the largest).
+        ``result.config["insurance_fund"]`` holds the start and end balances and the source.
         ``history_bars`` (int ≥ 0, default 10,000): chunked replay only — bars per instrument
         carried from one chunk into the next for history windows (``ctx.sma(n)`` and jitted
         ``ctx.bars[row - k]`` exact for ``n, k <= history_bars``).
@@ -440,6 +458,16 @@ def backtest(
         sampler = _PriceSampler(n, int(equity_interval) or _MINUTE_NS)
         sampler.add(data_list)
         chunks = sampler.wrap(chunks)
+    fund_start, fund_source = _insurance_fund_start(opts["insurance_fund_settle"], start_ns)
+    clawback_period = opts["clawback_period"]
+    if clawback_period not in ("profile", "week", "none"):
+        raise ValueError(
+            f"clawback_period: {suggestion(str(clawback_period), ['profile', 'week', 'none'])}"
+        )
+    if clawback_period == "profile":
+        clawback_period = "week" if specs[0].profile.adl_rule == AdlRule.CLAWBACK else "none"
+    pool = opts["clawback_profit_pool_settle"]
+    pool = math.nan if pool is None else check_positive(pool, "clawback_profit_pool_settle")
     run = Run(
         data_list,
         params_array,
@@ -460,6 +488,10 @@ def backtest(
         bar_intervals=stream.bar_intervals if stream is not None else None,
         fill_on_trades=stream.has_trades if stream is not None else None,
         tier_switches=tier_switches,
+        insurance_fund_settle=fund_start,
+        clawback_period_ns=WEEK_NS if clawback_period == "week" else 0,
+        clawback_offset_ns=OKEX_CLAWBACK_OFFSET_NS,
+        clawback_profit_pool_settle=pool,
     )
     if run_warnings:
         # once per run, every instrument in one message; also in config["warnings"], the
@@ -492,6 +524,14 @@ def backtest(
             for k, d in enumerate(data_list)
         ],
     }
+    config["insurance_fund"] = {
+        "start_settle": fund_start,
+        "source": fund_source,
+        "end_settle": float(run.account[0]["insurance_fund_settle"]),
+        "uncovered_deficit_pending_settle": float(run.account[0]["uncovered_deficit_settle"]),
+        "clawback_period": clawback_period,
+        "clawback_profit_pool_settle": pool,
+    }
     if stream is not None:
         config["stream"] = {"chunk_ns": stream.chunk_ns, "windows": run.n_chunks}
         price_series = dict(zip(stream.symbols, sampler.series(), strict=True))
@@ -513,6 +553,52 @@ def backtest(
         contract_kinds=[int(s.contract_kind) for s in specs],
         plots=plots,
     )
+
+
+def _insurance_fund_start(value: Any, start_ns: int) -> tuple[float, str]:
+    """(fund balance at the start, where it came from) of the ``insurance_fund_settle`` option.
+
+    A float (≥ 0, +inf allowed) is used as is; a published history (pandas Series indexed by
+    time, or a structured array with ``ts_ns`` and ``balance_settle``) gives its last value at
+    or before ``start_ns``. Errors name the option and what was expected.
+    """
+    name = "insurance_fund_settle"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not value >= 0.0:
+            raise ValueError(f"{name}: expected a balance >= 0 (or inf), got {value!r}")
+        return float(value), "inf: the venue's fund always covers" if math.isinf(value) else "value"
+    if isinstance(value, pd.Series):
+        ts = pd.DatetimeIndex(value.index)
+        ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+        times = ts.as_unit("ns").asi8
+        balances = value.to_numpy(dtype=np.float64)
+    elif (
+        isinstance(value, np.ndarray)
+        and value.dtype.names
+        and {"ts_ns", "balance_settle"} <= set(value.dtype.names)
+    ):
+        times = value["ts_ns"].astype(np.int64)
+        balances = value["balance_settle"].astype(np.float64)
+    else:
+        raise TypeError(
+            f"{name}: expected a float, a pandas Series of balances indexed by time, or an array "
+            f"with ts_ns and balance_settle fields, got {type(value).__name__}"
+        )
+    if len(times) == 0 or np.any(np.diff(times) < 0):
+        raise ValueError(f"{name}: the history must be non-empty and in time order")
+    if not (np.isfinite(balances).all() and (balances >= 0).all()):
+        bad = int(np.flatnonzero(~(np.isfinite(balances) & (balances >= 0)))[0])
+        raise ValueError(
+            f"{name}: row {bad}: expected a finite balance >= 0, got {balances[bad]!r}"
+        )
+    k = int(np.searchsorted(times, start_ns, side="right")) - 1
+    if k < 0:
+        raise ValueError(
+            f"{name}: the history starts at {pd.Timestamp(int(times[0]), tz='UTC')}, after the "
+            f"run's first event {pd.Timestamp(start_ns, tz='UTC')}; no balance is known then"
+        )
+    when = pd.Timestamp(int(times[k]), tz="UTC").isoformat()
+    return float(balances[k]), f"history: balance published at {when}"
 
 
 def _jsonable(value: Any) -> Any:

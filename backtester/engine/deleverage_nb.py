@@ -31,13 +31,18 @@ from numba import njit
 from backtester.engine.account_nb import (
     M_RATIO,
     N_METRICS,
+    apply_settlement_nb,
     cross_metrics_nb,
     isolated_margins_nb,
     tier_row_nb,
 )
 from backtester.engine.records_nb import fill_record_nb, ledger_nb
 from backtester.enums import AdlRule, ContractKind, LedgerKind, Liquidity, MarginMode
-from backtester.swap.insurance_nb import bitmex_adl_ranking_nb
+from backtester.swap.insurance_nb import (
+    bitmex_adl_ranking_nb,
+    clawback_rate_nb,
+    next_period_end_ns_nb,
+)
 from backtester.swap.liquidation_nb import bankruptcy_price_nb
 from backtester.swap.margin_nb import initial_margin_nb, maintenance_margin_nb, margin_ratio_nb
 from backtester.swap.pnl_nb import pnl_nb, position_value_nb
@@ -307,6 +312,10 @@ def apply_clawback_nb(account, params, adl, ledger, i, ts, event) -> int:
     -------
     amount = rate · max(0, clawback_profit_nb(...)), rate = ``event['threshold']`` ∈ [0, 1].
 
+    Every instrument's daily settlement due by ``ts`` is applied first (the loop settles an
+    instrument at its own next event), so the period's profit includes the settlement at the
+    clawback instant.
+
     Effect: a CLAWBACK ledger row of −amount (ref_id = the ADL row) and an ADL_DTYPE row (kind
     CLAWBACK, contracts 0, price NaN, rate, ``amount_settle`` = amount). Nothing is written when
     the amount is 0 (no profit, rate 0). Returns :data:`APPLIED` or :data:`NOT_APPLIED`.
@@ -353,3 +362,88 @@ def apply_deleverage_event_nb(
     if kind == LedgerKind.CLAWBACK:
         return apply_clawback_nb(account, params, adl, ledger, i, ts, event)
     return NOT_APPLIED
+
+
+@njit(cache=True)
+def account_profit_nb(ledger, n_ledger, start_ns, end_ns) -> float:
+    """Net profit of the whole account (every instrument) over (start, end], from the ledger.
+
+    Σ ``amount_settle`` of the rows in the period of every kind but DEPOSIT, MARGIN_TRANSFER
+    and CLAWBACK: trading PnL, fees, funding, liquidation, settlement. Unrealised PnL counts as
+    far as a daily settlement moved it to the balance (the OKEx clawback runs at the settlement
+    instant). Source: MECHANICS.md §6 (OKEx: "users with a net profit (realised + unrealised)
+    across all contracts of the period").
+    """
+    total = 0.0
+    for k in range(n_ledger - 1, -1, -1):
+        row = ledger[k]
+        if row["ts_ns"] <= start_ns:
+            break
+        if row["ts_ns"] > end_ns:
+            continue
+        kind = row["kind"]
+        if (
+            kind == LedgerKind.DEPOSIT
+            or kind == LedgerKind.MARGIN_TRANSFER
+            or kind == LedgerKind.CLAWBACK
+        ):
+            continue
+        total += row["amount_settle"]
+    return total
+
+
+@njit(cache=True)
+def apply_period_clawback_nb(account, positions, params, settlements, adl, ledger, ts) -> int:
+    """At the end of a clawback period: socialise the deficit the insurance fund could not cover.
+
+    Formula
+    -------
+    rate = max(0, deficit − fund)/Σ profits (``clawback_rate_nb``; the deficit here is what
+    was left after the fund was drained to 0, so fund = 0); Σ profits =
+    ``account['clawback_profit_pool_settle']`` — the venue's profitable accounts over the
+    period — or, when NaN, the strategy's own profit (it is then the only profitable account
+    the replay knows of); the pool is never less than the strategy's own profit.
+    clawback = rate × the account's net profit over the period (:func:`account_profit_nb`, all
+    instruments), when positive.
+
+    Every instrument's daily settlement due by ``ts`` is applied first (the loop settles an
+    instrument at its own next event), so the period's profit includes the settlement at the
+    clawback instant.
+
+    Effect: a CLAWBACK ledger row (instrument −1, account level) of −clawback and an ADL_DTYPE
+    row (kind CLAWBACK, instrument −1, rate, amount); the uncovered deficit restarts at 0 and
+    the next period end is set. Returns :data:`APPLIED` when a clawback was taken.
+
+    Source
+    ------
+    MECHANICS.md §6 (OKEx full-account clawback: "take a portion of the profit in equal
+    percentage from all profited traders", weekly, all contract types; Aug 2018 ≈ 18 %).
+    """
+    acc = account[0]
+    for j in range(len(positions)):
+        if params[j]["daily_settlement"] and ts >= positions[j]["next_settlement_ns"]:
+            apply_settlement_nb(account, positions, params, settlements, ledger, j, ts)
+            positions[j]["next_settlement_ns"] = next_settlement_ns_nb(
+                ts, params[j]["settlement_offset_ns"]
+            )
+    end = acc["next_clawback_ns"]
+    period = acc["clawback_period_ns"]
+    start = end - period
+    acc["next_clawback_ns"] = next_period_end_ns_nb(ts, period, acc["clawback_offset_ns"])
+    deficit = acc["uncovered_deficit_settle"]
+    acc["uncovered_deficit_settle"] = 0.0
+    if not deficit > 0.0:
+        return NOT_APPLIED
+    profit = account_profit_nb(ledger, acc["n_ledger"], start, end)
+    if not profit > 0.0:
+        return NOT_APPLIED
+    pool = acc["clawback_profit_pool_settle"]
+    if not (np.isfinite(pool) and pool > profit):
+        pool = profit
+    rate = clawback_rate_nb(deficit, 0.0, pool)
+    amount = rate * profit
+    if not amount > 0.0:
+        return NOT_APPLIED
+    n = adl_record_nb(account, adl, ts, -1, LedgerKind.CLAWBACK, 0.0, np.nan, rate, amount)
+    ledger_nb(account, ledger, ts, LedgerKind.CLAWBACK, -1, -amount, n)
+    return APPLIED

@@ -57,6 +57,7 @@ from backtester.enums import (
 from backtester.indicators import Indicators
 from backtester.protection import Protections
 from backtester.strategy import Context, Strategy
+from backtester.swap.insurance_nb import next_period_end_ns_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
 _WAKE_BITS = {
@@ -144,6 +145,9 @@ class Run:
     tier_switches
         TIER_SWITCH_DTYPE rows (sorted by instrument, then date): the dated tier tables that
         take effect after the start, their rows already in ``tiers``.
+    insurance_fund_settle, clawback_period_ns, clawback_offset_ns, clawback_profit_pool_settle
+        The venue's insurance fund at the start and the clawback period grid (0: none) and
+        profit pool (see :func:`backtester.engine.deleverage_nb.apply_period_clawback_nb`).
     start_ns, bar_intervals, fill_on_trades
         For chunked replay, the span's values (first timestamp; per instrument, candle length
         and whether orders fill on trades), which the first chunk alone may not show.
@@ -171,6 +175,10 @@ class Run:
         bar_intervals: list[int] | None = None,
         fill_on_trades: list[bool] | None = None,
         tier_switches: npt.NDArray[np.void] | None = None,
+        insurance_fund_settle: float = math.inf,
+        clawback_period_ns: int = 0,
+        clawback_offset_ns: int = 0,
+        clawback_profit_pool_settle: float = math.nan,
     ) -> None:
         if history_bars < 0:
             raise ValueError(f"history_bars: expected an integer >= 0, got {history_bars!r}")
@@ -238,6 +246,14 @@ class Run:
                 a["next_tier_switch_ns"] = min(
                     int(a["next_tier_switch_ns"]), int(tier_switches["valid_from_ns"][rows[0]])
                 )
+        a["insurance_fund_settle"] = insurance_fund_settle
+        a["clawback_period_ns"] = clawback_period_ns
+        a["clawback_offset_ns"] = clawback_offset_ns
+        a["clawback_profit_pool_settle"] = clawback_profit_pool_settle
+        if clawback_period_ns > 0:
+            a["next_clawback_ns"] = next_period_end_ns_nb(
+                start_ns - 1, clawback_period_ns, clawback_offset_ns
+            )
         order_capacity = 64
         self.orders = np.zeros(order_capacity, dtype=dtypes.ORDER_DTYPE)
         self.work = np.zeros(order_capacity, dtype=dtypes.ORDER_WORK_DTYPE)
@@ -792,7 +808,8 @@ class Run:
         adl = self.buffers["adl"]
         if "on_adl" in subscribed:
             for k in range(int(a["n_adl_seen"]), int(a["n_adl"])):
-                strategy.on_adl(contexts[int(adl[k]["instrument"])], adl[k])
+                # an account-level clawback (instrument −1) goes to the first instrument's context
+                strategy.on_adl(contexts[max(0, int(adl[k]["instrument"]))], adl[k])
         a["n_adl_seen"] = a["n_adl"]
         payments = self.buffers["funding_payments"]
         if "on_funding" in subscribed:

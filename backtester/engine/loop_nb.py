@@ -29,7 +29,7 @@ from backtester.engine.account_nb import (
     cross_metrics_nb,
     isolated_buffer_nb,
 )
-from backtester.engine.deleverage_nb import apply_deleverage_event_nb
+from backtester.engine.deleverage_nb import apply_deleverage_event_nb, apply_period_clawback_nb
 from backtester.engine.order_entry_nb import ORDER_HEADROOM
 from backtester.engine.orders_nb import accept_orders_nb, process_point_nb, process_segment_nb
 from backtester.enums import (
@@ -791,6 +791,21 @@ def run_until_nb(
             s["next_settlement_ns"] = next_settlement_ns_nb(
                 ts, state.params[i]["settlement_offset_ns"]
             )
+        clawback = 0  # the period's clawback of what the insurance fund could not cover
+        if (
+            acc["clawback_period_ns"] > 0
+            and ts >= acc["next_clawback_ns"]
+            and apply_period_clawback_nb(
+                account,
+                state.positions,
+                state.params,
+                state.settlements,
+                state.adl,
+                state.ledger,
+                ts,
+            )
+        ):
+            clawback = WakeReason.ADL
         if kind == EventKind.TRADE:
             wake = handle_trade_nb(state, i, ts)
         elif kind == EventKind.BAR_PATH:
@@ -807,6 +822,7 @@ def run_until_nb(
             wake = handle_deleverage_nb(state, i, ts)
         else:
             wake = handle_funding_nb(state, i, ts)
+        wake |= clawback
         if acc["equity_interval_ns"] > 0 and ts >= acc["next_equity_ns"]:
             # the row is written when every event of ``ts`` has run (equity_pending)
             acc["equity_pending"] = True

@@ -24,6 +24,7 @@ from numba import njit
 from backtester.engine.account_nb import (
     apply_settlement_nb,
 )
+from backtester.engine.deleverage_nb import apply_period_clawback_nb
 from backtester.engine.loop_nb import (
     BUFFER_FULL,
     END_OF_DATA,
@@ -222,6 +223,12 @@ def run_signals_nb(state, capacities, signals) -> int:
                 account, state.positions, state.params, state.settlements, state.ledger, 0, ts
             )
             s["next_settlement_ns"] = next_settlement_ns_nb(ts, p["settlement_offset_ns"])
+        if acc["clawback_period_ns"] > 0 and ts >= acc["next_clawback_ns"]:
+            # the period's clawback of what the insurance fund could not cover (run_until_nb)
+            apply_period_clawback_nb(
+                account, state.positions, state.params, state.settlements, state.adl,
+                state.ledger, ts,
+            )  # fmt: skip
         if kind == EventKind.INDEX:
             handle_index_nb(state, 0, ts)
             t_index = index[s["c_index"]]["ts_ns"] if s["c_index"] < s["e_index"] else NO_EVENT

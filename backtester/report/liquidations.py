@@ -33,10 +33,13 @@ def liquidation_report(result: Result, path_samples: int = 20) -> pd.DataFrame:
         ``mark_price`` (at the trigger), ``liquidation_price``, ``bankruptcy_price``,
         ``fill_price``, ``market_price``, ``margin_ratio`` (venue's, at the trigger),
         ``loss_settle`` (> 0 is a loss), ``fee_settle``, ``insurance_fund_delta_settle``
-        (> 0 the fund gained), ``margin_ratio_path`` (list of the equity records' margin ratio
-        over the last ``path_samples`` samples up to the trigger), ``margin_ratio_path_times``
-        (their UTC times) and ``trigger`` (which price update triggered it, e.g. "triggered on
-        the low of the 2024-08-05 10:00 mark candle": :func:`trigger_text`).
+        (> 0 the fund gained), ``insurance_fund_after_settle`` (the venue's fund after the
+        step, see the ``insurance_fund_settle`` option of ``backtest``), ``margin_ratio_path``
+        (list of the equity records' margin ratio over the last ``path_samples`` samples up to
+        the trigger), ``margin_ratio_path_times`` (their UTC times) and ``trigger`` (which price
+        update triggered it, e.g. "triggered on the low of the 2024-08-05 10:00 mark candle":
+        :func:`trigger_text`). One row per step: a partial liquidation's steps and the takeover
+        that may follow, and in cross mode one row per position taken over.
     """
     if path_samples < 1:
         raise ValueError(f"path_samples: expected >= 1, got {path_samples!r}")
@@ -72,6 +75,7 @@ def liquidation_report(result: Result, path_samples: int = 20) -> pd.DataFrame:
             "loss_settle": records["loss_settle"],
             "fee_settle": records["fee_settle"],
             "insurance_fund_delta_settle": records["insurance_fund_delta_settle"],
+            "insurance_fund_after_settle": records["insurance_fund_after_settle"],
             "margin_ratio_path": pd.Series(paths, dtype=object),
             "margin_ratio_path_times": pd.Series(times, dtype=object),
             "trigger": [

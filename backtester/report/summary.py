@@ -32,6 +32,8 @@ _KEYS = (
     ("funding received", "funding_received_settle"),
     ("liquidations", "liquidations"),
     ("liquidation cost", "liquidation_cost_settle"),
+    ("insurance fund (end)", "insurance_fund_end_settle"),
+    ("clawback", "clawback_settle"),
     ("worst margin ratio", "worst_margin_ratio"),
     ("total return (USD)", "total_return_usd"),
     ("final equity (USD)", "final_equity_usd"),

@@ -273,3 +273,140 @@ def test_isolated_position_loses_at_most_its_margin_across_daily_settlements(cas
     ].sum()
     assert not (ledger["kind"] == LedgerKind.TRADE_PNL).any()
     assert np.minimum(settled, 0.0).sum() + takeover == pytest.approx(-margin, rel=1e-9)
+
+
+def _value(inverse: bool, contracts: float, face: float, price: float) -> float:
+    """Position value in the settle currency (MECHANICS.md §1.2)."""
+    return contracts * face / price if inverse else contracts * face * price
+
+
+def _pnl(inverse: bool, signed: float, face: float, entry: float, exit_: float) -> float:
+    """Inverse s·N·F·(1/entry − 1/exit); linear s·N·F·(exit − entry) (MECHANICS.md §1.2)."""
+    if inverse:
+        return signed * face * (1.0 / entry - 1.0 / exit_)
+    return signed * face * (exit_ - entry)
+
+
+@settings(max_examples=60)
+@given(scenarios())
+def test_ledger_agrees_with_an_independent_recomputation(scenario):
+    """Recompute, outside the engine, from the fills, the funding rates and the bars:
+
+    * every fee = fee rate (maker/taker by the fill's liquidity) × value at the fill price
+      (MECHANICS.md §7), in the fill and in its FEE ledger row;
+    * every realised PnL by replaying the fills: the reference price is the entry (arithmetic
+      mean linear, harmonic inverse, §1.2) reset to the settlement price at each daily
+      settlement (§7); compared with the TRADE_PNL (own and ADL fills) or LIQUIDATION rows;
+    * every settled PnL = PnL(position, reference → settlement price);
+    * every funding payment = −position × value at the mark × rate, the position from the
+      replay and the mark the last bar close before the funding time (no index: the profile's
+      mark falls back to the last price; funding before the bar at equal times, §3).
+    """
+    bars, interval, actions, leverage, funding_rate, deleverage, venue = scenario
+    contract, balance, scale = venue
+    funding = np.zeros(1, dtypes.FUNDING_RATE_DTYPE)
+    funding["ts_ns"] = bars["ts_ns"][len(bars) // 2]
+    funding["funding_rate"] = funding_rate
+    data = MarketData(
+        contract.symbol,
+        bars=bars,
+        bar_interval_ns=interval,
+        funding=funding,
+        deleverage=deleverage,
+    )
+    result = backtest(
+        RandomOrders,
+        data,
+        contract,
+        initial_balance=balance,
+        leverage=leverage,
+        params={"actions": actions, "scale": scale},
+    )
+    inverse = contract.contract_kind == ContractKind.INVERSE
+    face = contract.face_value
+    fills = result.records["fills"]
+    ledger = result.records["ledger"]
+    settlements = result.records["settlements"]
+    payments = result.records["funding_payments"]
+
+    def ledger_rows(kind, ref):
+        rows = ledger[(ledger["kind"] == kind) & (ledger["ref_id"] == ref)]
+        return rows["amount_settle"]
+
+    tol = 1e-12 * balance
+    # fees
+    for f in fills[
+        (fills["liquidity"] == Liquidity.MAKER) | (fills["liquidity"] == Liquidity.TAKER)
+    ]:
+        rate = (
+            contract.maker_fee_rate
+            if f["liquidity"] == Liquidity.MAKER
+            else contract.taker_fee_rate
+        )
+        fee = rate * _value(inverse, f["qty_contracts"], face, f["price"])
+        assert f["fee_settle"] == pytest.approx(fee, rel=1e-12, abs=tol)
+        rows = ledger_rows(LedgerKind.FEE, f["fill_id"])
+        assert rows.sum() == pytest.approx(-fee, rel=1e-12, abs=tol)
+    # replay of fills and settlements in time order (a settlement before the fills at its time)
+    events = [(int(s["ts_ns"]), 0, k) for k, s in enumerate(settlements)]
+    events += [(int(f["ts_ns"]), 1, k) for k, f in enumerate(fills)]
+    events.sort()
+    q = 0.0
+    ref = np.nan
+    history = []  # (ts, position after) for the funding check
+    for ts, what, k in events:
+        if what == 0:
+            s = settlements[k]
+            assert s["position_contracts"] == pytest.approx(q, abs=1e-9)
+            assert s["previous_reference_price"] == pytest.approx(ref, rel=1e-12)
+            settled = _pnl(inverse, q, face, ref, s["settlement_price"])
+            assert s["settled_pnl_settle"] == pytest.approx(settled, rel=1e-9, abs=tol)
+            ref = s["settlement_price"]
+            continue
+        f = fills[k]
+        side, qty, price = int(f["side"]), float(f["qty_contracts"]), float(f["price"])
+        realised = 0.0
+        rest = qty
+        if q != 0.0 and np.sign(q) != side:
+            closed = min(qty, abs(q))
+            realised = _pnl(inverse, np.sign(q) * closed, face, ref, price)
+            rest = qty - closed
+            q = np.sign(q) * (abs(q) - closed)
+            if abs(q) < 1e-12:
+                q, ref = 0.0, np.nan
+        if rest > 1e-12:
+            if q == 0.0:
+                ref = price
+            elif inverse:
+                ref = (abs(q) + rest) / (abs(q) / ref + rest / price)
+            else:
+                ref = (abs(q) * ref + rest * price) / (abs(q) + rest)
+            q = q + side * rest
+        assert f["position_after_contracts"] == pytest.approx(q, abs=1e-9)
+        if f["liquidity"] == Liquidity.LIQUIDATION:
+            rows = ledger_rows(LedgerKind.LIQUIDATION_LOSS, f["fill_id"])
+            if f["position_after_contracts"] == 0.0:  # takeover: loss and fee rows together
+                rows = np.r_[rows, ledger_rows(LedgerKind.LIQUIDATION_FEE, f["fill_id"])]
+        else:
+            rows = ledger_rows(LedgerKind.TRADE_PNL, f["fill_id"])
+        assert rows.sum() == pytest.approx(realised, rel=1e-9, abs=tol)
+        history.append((ts, q))
+    # funding
+    closes_at = bars["ts_ns"] + interval
+    for p in payments:
+        ts = int(p["ts_ns"])
+        before = [pos for t, pos in history if t < ts]
+        position = before[-1] if before else 0.0
+        visible = np.flatnonzero(closes_at < ts)
+        assert len(visible) > 0
+        mark = float(bars["close"][visible[-1]])
+        assert p["mark_price"] == mark
+        expected = -position * _value(inverse, 1.0, face, mark) * p["funding_rate"]
+        assert p["payment_settle"] == pytest.approx(expected, rel=1e-12, abs=tol)
+        rows = ledger[(ledger["kind"] == LedgerKind.FUNDING) & (ledger["ts_ns"] == ts)]
+        assert rows["amount_settle"].sum() == pytest.approx(expected, rel=1e-12, abs=tol)
+    if len(payments) == 0 and funding_rate != 0.0:
+        # no payment only when flat at the funding time (or no mark yet)
+        ts = int(funding["ts_ns"][0])
+        before = [pos for t, pos in history if t < ts]
+        assert (not before) or before[-1] == 0.0 or not (closes_at < ts).any()

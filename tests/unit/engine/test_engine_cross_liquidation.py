@@ -201,3 +201,41 @@ def test_binance_cross_takes_every_position_over_at_the_bankruptcy_price():
     lost = liquidations["loss_settle"].sum() + liquidations["fee_settle"].sum()
     assert lost == pytest.approx(wallet, rel=1e-12)
     assert result.final_balance_settle == pytest.approx(0.0, abs=1e-9)
+
+
+def test_liquidation_report_shows_every_cross_step():
+    """Tier-3 cross account (as above) stepped down at 48,300, then past every tier at 44,000:
+    the report has the partial step and the takeover, each with its tier, trigger mark,
+    liquidation and bankruptcy prices, quantity, loss, fee and fund effect.
+
+    After the step (13,000 closed at 48,300, fee 0.075 % of its value) the wallet is
+    W' = W + F·13,000·(1/E − 1/48,300) − fee; the takeover of the 2,000 left is at
+    1/(1/E + W'/(F·2,000)) (§5.3).
+    """
+    from backtester.report.liquidations import liquidation_report
+
+    entry, n, wallet = 50_000.0, 15_000.0, 1.5
+    balance = wallet + TAKER * FACE * n / entry
+    result = cross_run([entry, entry, entry, 48_300.0, 44_000.0, 44_000.0], n, balance)
+    report = liquidation_report(result)
+    assert list(report["kind"]) == ["partial", "full"]
+    assert list(report["tier"]) == [3, 1]
+    assert list(report["mark_price"]) == [48_300.0, 44_000.0]
+    assert list(report["contracts_before"]) == [n, 2_000.0]
+    assert list(report["contracts_after"]) == [2_000.0, 0.0]
+    step_fee = 0.00075 * FACE * 13_000 / 48_300.0
+    after_step = wallet + FACE * 13_000 * (1 / entry - 1 / 48_300.0) - step_fee
+    bp = 1 / (1 / entry + after_step / (FACE * 2_000))
+    # MR of the rest at 44,000 is below tier 1's 0.575 %: past every tier, taken over
+    ratio = (after_step + FACE * 2_000 * (1 / entry - 1 / 44_000.0)) * 44_000.0 / (FACE * 2_000)
+    assert 0 < ratio < K_TIER_1
+    assert report["fee_settle"].iloc[0] == pytest.approx(step_fee, rel=1e-12)
+    assert report["bankruptcy_price"].iloc[1] == pytest.approx(bp, rel=1e-12)
+    assert report["loss_settle"].iloc[1] + report["fee_settle"].iloc[1] == pytest.approx(
+        after_step, rel=1e-12
+    )
+    assert report["liquidation_price"].notna().all()
+    assert report["insurance_fund_delta_settle"].iloc[1] == pytest.approx(
+        FACE * 2_000 * (1 / bp - 1 / 44_000.0), rel=1e-9
+    )
+    assert (report["insurance_fund_after_settle"] == np.inf).all()

@@ -218,6 +218,8 @@ def test_tier_3_position_steps_down_or_past_every_tier_is_taken_over_whole(mark)
         assert step["is_partial"]
         assert (step["contracts_before"], step["contracts_after"]) == (n, 2_000.0)
         assert step["fill_price"] == mark
+        # the record carries the position's bankruptcy price at the step: E·lev/(lev + 1)
+        assert step["bankruptcy_price"] == pytest.approx(bankrupt, rel=1e-12)
         # realised at the mark on 13,000 contracts, and the fee on their value at the mark
         realised = FACE * 13_000 * (1 / entry - 1 / mark)
         fee = FEE_RATE * FACE * 13_000 / mark
