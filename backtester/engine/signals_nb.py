@@ -23,6 +23,8 @@ from numba import njit
 
 from backtester.engine.account_nb import (
     apply_settlement_nb,
+    isolated_ratio_at_nb,
+    metrics_at_tier_nb,
 )
 from backtester.engine.loop_nb import (
     BUFFER_FULL,
@@ -31,6 +33,7 @@ from backtester.engine.loop_nb import (
     NO_EVENT,
     accept_state_orders_nb,
     bar_event_nb,
+    equity_row_nb,
     handle_bar_nb,
     handle_bar_open_nb,
     handle_bar_path_nb,
@@ -45,11 +48,14 @@ from backtester.engine.loop_nb import (
 from backtester.engine.order_entry_nb import place_order_nb
 from backtester.enums import (
     EventKind,
+    MarginMode,
     OrderType,
     Side,
+    TierBasis,
     TimeInForce,
 )
 from backtester.swap.settlement_nb import next_settlement_ns_nb
+from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
 
 
 @njit(cache=True)
@@ -85,6 +91,34 @@ def signal_orders_nb(state, entries, exits, size, k) -> None:
 
 
 @njit(cache=True)
+def tier_cache_nb(s, p, tiers, size_abs) -> tuple:
+    """``(tier_size, tier_row)``: the tier row of a position of ``size_abs`` contracts at its
+    mark, and the size for which it stays valid (NaN unless the table is by contracts, where
+    the row does not depend on the price)."""
+    row = tier_index_nb(
+        tiers,
+        p["tier_offset"],
+        p["tier_count"],
+        tier_size_nb(
+            p["tier_basis"], p["contract_kind"], size_abs, p["face_value"], s["mark_price"]
+        ),
+    )
+    return (size_abs if p["tier_basis"] == TierBasis.CONTRACTS else np.nan), row
+
+
+@njit(cache=True, inline="always")
+def isolated_metrics_nb(s, p, tier) -> tuple:
+    """(UPL, maintenance margin, liquidation buffer, margin ratio) of the open isolated
+    position record ``s`` at its (finite) mark: the values
+    :func:`~backtester.engine.account_nb.isolated_buffer_nb` computes, for the tier record
+    ``tier``. Records only: an inlined function's array arguments cost reference-count
+    updates on every call, and this runs at every mark update of an open position."""
+    upl, pv, mm = metrics_at_tier_nb(s, p, tier)
+    _, buffer, ratio = isolated_ratio_at_nb(s, p, upl, pv, mm, tier["maintenance_margin_rate"])
+    return upl, mm, buffer, ratio
+
+
+@njit(cache=True)
 def run_signals_nb(state, capacities, entries, exits, size) -> int:
     """Replay until the end of data or a full buffer; returns a Status.
 
@@ -111,6 +145,10 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
     bar_interval = s["bar_interval_ns"]
     target = size[1] * size[0]
     unchecked = 0  # events that may run before the record buffers' head-room is checked again
+    equity = state.equity
+    tiers = state.tiers
+    tier_size = np.nan  # the cached tier row is valid for a position of this size
+    tier_row = -1
     t_index = index[s["c_index"]]["ts_ns"] if s["c_index"] < s["e_index"] else NO_EVENT
     t_mark = mark[s["c_mark"]]["ts_ns"] if s["c_mark"] < s["e_mark"] else NO_EVENT
     t_funding = funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
@@ -144,11 +182,33 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
         if ts == NO_EVENT:
             return END_OF_DATA
         if acc["equity_pending"] and ts > acc["ts_ns"]:
-            record_equity_nb(state, acc["ts_ns"])
+            q = s["contracts"]
+            if q == 0.0 or (
+                s["margin_mode"] == MarginMode.ISOLATED and np.isfinite(s["mark_price"])
+            ):
+                # record_equity_nb's row for one isolated instrument, with the tier row cached
+                # while the size is unchanged (a table by contracts)
+                row_upl = 0.0
+                row_mm = 0.0
+                row_ratio = np.nan
+                if q != 0.0:
+                    size_abs = abs(q)
+                    if size_abs != tier_size:
+                        tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                    upl, mm, _, row_ratio = isolated_metrics_nb(s, p, tiers[tier_row])
+                    # added to 0.0 as record_equity_nb sums them (so -0.0 is written as 0.0)
+                    row_upl += upl
+                    row_mm += mm
+                n = acc["n_equity"]
+                equity_row_nb(equity[n], acc, s, acc["ts_ns"], row_upl, row_mm, row_ratio)
+                acc["n_equity"] = n + 1
+            else:
+                record_equity_nb(state, acc["ts_ns"])
             acc["equity_pending"] = False
         acc["ts_ns"] = ts
         if ts >= acc["next_tier_switch_ns"]:
             switch_tiers_nb(state, ts)
+            tier_size = np.nan  # the cached tier row was of the previous table
         if daily_settlement and settlement_due_nb(ts, kind, s["next_settlement_ns"]):
             apply_settlement_nb(
                 account, state.positions, state.params, state.settlements, state.ledger, 0, ts
