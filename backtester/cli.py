@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from backtester.checks import suggestion
+from backtester.io import check_name, slug
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_SYMBOL = "BTC-USD-SWAP"
@@ -184,7 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(run)
     run.add_argument("--out", help="output folder (default reports/)")
     run.add_argument("--name", help="run name (default <strategy>-<symbol>-<UTC time>)")
-    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument(
+        "--self-contained", action="store_true", help="inline plotly.js in report.html"
+    )
+    run.add_argument(
+        "--csv",
+        action="store_true",
+        default=None,
+        help="also write readable CSV copies of the records (default: Parquet only)",
+    )
+    run.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error (an error in the strategy names its file, "
+        "line and bar time without it)",
+    )
 
     sweep = commands.add_parser(
         "sweep", help="parameter sweep", epilog=_SWEEP_EPILOG, formatter_class=raw
@@ -203,8 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler")
     sweep.add_argument("--walk-forward", metavar="train=60d,test=20d[,step=20d]")
     sweep.add_argument("--out", help="sweep folder (default reports/sweeps/<name>)")
-    sweep.add_argument("--name", help="sweep name (default <strategy>-<symbol>-sweep)")
+    sweep.add_argument(
+        "--name", help="sweep name (default <strategy>-<symbol>, in reports/sweeps/<name>/)"
+    )
     sweep.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
+    sweep.add_argument(
+        "--reports", type=int, default=0, metavar="N",
+        help="write the run report of the N best combinations (linked from sweep.html)",
+    )  # fmt: skip
     sweep.add_argument("--retry-errors", action="store_true", help="re-run failed combinations")
     sweep.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
@@ -217,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("directory")
     report.add_argument("--rank-by", help="(sweep directories) metric to rank by")
+    report.add_argument(
+        "--self-contained", action="store_true", help="inline plotly.js in report.html"
+    )
     report.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     data = commands.add_parser(
@@ -248,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--start 2024-01-01 --end 2024-02-01",
         formatter_class=raw,
     )
-    fetch.add_argument("exchange", help="ccxt exchange id (okx, binanceusdm, bitmex, ...)")
+    fetch.add_argument(
+        "exchange", help="ccxt exchange id of the installed ccxt (okx, binanceusdm, bybit, ...)"
+    )
     fetch.add_argument("symbol", help="venue id (BTC-USDT-SWAP) or ccxt symbol (BTC/USDT:USDT)")
     fetch.add_argument(
         "--kinds",
@@ -281,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="importer keyword option (repeatable), e.g. interval=1m",
+    )
+    import_.add_argument(
+        "--columns",
+        metavar="FIELD=COLUMN,...",
+        help="generic format: which file column holds each field, e.g. "
+        "ts_ns=time,price=px,qty_base=size (with --option kind=trades)",
     )
     import_.add_argument("--catalog", default="data/catalog", help="catalog root")
     import_.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -396,7 +428,8 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
         "end_ns": _parse_time(option("end"), "end"),
         "interval_ns": _interval_ns(interval) if interval else 0,
         "catalog": str(Path(catalog).resolve()) if catalog else None,
-        "with_trades": bool(option("trades", False)),
+        # a strategy listening to trades gets them without --trades
+        "with_trades": bool(option("trades", "on_trade" in cls.subscribed())),
     }
     if (
         selection["start_ns"] is not None
@@ -452,13 +485,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     with user_input():
         job, cls = build_job(args)
         data = sweep.load_data(job["data"])
+        sweep.check_job(job, data)  # settings and range: bad input (exit 2), not a failed run
         config = read_config(args.config) if args.config else {}
         out = Path(args.out or config.get("out") or "reports")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        given = args.name or config.get("name")
         name = (
-            args.name
-            or config.get("name")
-            or (f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}-{stamp}")
+            check_name(given, "name")  # a directory under --out: no '..', no separators
+            if given is not None
+            else slug(f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}-{stamp}")
         )
     del data  # loaded above so that data errors are input errors (exit 2); now cached
     from backtester.report.outputs import save_run
@@ -466,7 +501,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     result = sweep.run_backtest_job(job)
     result.config.setdefault("job", job)
-    directory = save_run(result, out / name)
+    directory = save_run(
+        result, out / name, self_contained=args.self_contained,
+        csv=bool(args.csv or config.get("csv")),
+    )  # fmt: skip
     print(format_summary(result))
     print(f"report: {directory}")
     del cls
@@ -510,7 +548,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 raise ValueError(f"heatmap: {name!r} is not swept; {suggestion(name, space)}")
         if len(heatmap) != 2:
             heatmap = []
-        name = args.name or f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}"
+        name = (
+            check_name(args.name, "name")
+            if args.name is not None
+            else slug(f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}")
+        )
         directory = Path(args.out) if args.out else Path("reports") / "sweeps" / name
         windows = None
         if args.walk_forward:
@@ -520,7 +562,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 data.start_ns, data.end_ns, train_ns, test_ns, step_ns
             )
         else:
-            sweep.load_data(job["data"])  # data errors are input errors
+            sweep.check_job(job, sweep.load_data(job["data"]))  # data errors are input errors
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"workers: expected a value >= 1, got {args.workers}")
     store = sweep.SweepStore(directory)
@@ -548,6 +590,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise
         path = directory / "walk_forward.csv"
         frame.to_csv(path, index=False)
+        from backtester.report.sweep_page import write_walk_forward_page
+
+        page = write_walk_forward_page(
+            frame, directory / "walk_forward.html", rank_by=args.rank_by, dimensions=list(space),
+            title=f"Walk-forward {directory.name}",
+        )  # fmt: skip
         print(f"walk-forward: {len(windows)} windows, {executed} runs executed now")
         shown = ["test_start", "test_end", *space, f"is_{args.rank_by}", "oos_status"]
         shown += [
@@ -555,6 +603,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         ]
         print(_table(frame[[c for c in dict.fromkeys(shown) if c in frame.columns]], len(frame)))
         print(f"results: {path}")
+        print(f"report: {page}")
         return EXIT_OK
     jobs = [sweep.apply_combination(job, combo) for combo in combos]
     outcome = sweep.run_jobs(sweep.evaluate_backtest, jobs, store, **options)
@@ -562,6 +611,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         store, outcome.records, list(space), args.rank_by, args.ascending, heatmap, args.top,
         note=f"{len(jobs)} combinations, {outcome.executed} executed now, "
         f"{len(jobs) - outcome.executed} already stored, {outcome.failed} failed now",
+        reports=max(0, args.reports),
     )  # fmt: skip
 
 
@@ -574,6 +624,7 @@ def _render_sweep(
     heatmap: list[str],
     top: int,
     note: str,
+    reports: int = 0,
 ) -> int:
     from backtester import sweep
 
@@ -583,9 +634,10 @@ def _render_sweep(
     with user_input():
         ranked = sweep.rank(frame, rank_by, ascending=ascending)
     ranked.drop(columns=["key"]).to_csv(store.directory / "results.csv", index=False)
+    links = _run_reports(store, records, ranked, reports)
     html = sweep.write_sweep_html(
         ranked, store.directory / "sweep.html", rank_by=rank_by, heatmap=heatmap,
-        title=f"Sweep {store.directory.name}",
+        title=f"Sweep {store.directory.name}", dimensions=dimensions, reports=links,
     )  # fmt: skip
     print(note)
     print(_table(ranked.drop(columns=["key"]), top))
@@ -595,6 +647,29 @@ def _render_sweep(
     if len(failed):
         print(f"{len(failed)} combinations failed; first error: {failed['error'].iloc[0]}")
     return EXIT_OK
+
+
+def _run_reports(store: Any, records: list[dict[str, Any]], ranked: Any, top: int) -> dict:
+    """Write the run reports of the ``top`` best ok combinations under ``runs/<key>/`` (those
+    already there are kept) and return every existing one as key → path relative to the page.
+    """
+    from backtester import sweep
+    from backtester.report.outputs import save_run
+
+    jobs = {r["key"]: r["job"] for r in records}
+    best = ranked[ranked["status"] == "ok"]["key"].head(top).tolist()
+    for key in best:
+        target = store.directory / "runs" / key
+        if (target / "report.html").is_file():
+            continue
+        result = sweep.run_backtest_job(jobs[key])
+        result.config.setdefault("job", jobs[key])
+        save_run(result, target, shared_dir=store.directory)
+    return {
+        key: f"runs/{key}/report.html"
+        for key in ranked["key"].tolist()
+        if (store.directory / "runs" / key / "report.html").is_file()
+    }
 
 
 def _table(frame: Any, rows: int) -> str:
@@ -626,9 +701,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         result = load_run(directory)
     from backtester.report.html import write_html
+    from backtester.report.outputs import report_plotly
     from backtester.report.summary import format_summary
 
-    path = write_html(result, directory / "report.html")
+    options = report_plotly(directory, getattr(args, "self_contained", False))
+    path = write_html(result, directory / "report.html", **options)
     print(format_summary(result))
     print(f"report: {path or directory / 'report.html'}")
     return EXIT_OK
@@ -640,8 +717,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     from backtester.data.validation import find_gaps
 
     catalog = Catalog(args.catalog)
-    frame = catalog.datasets()
-    with user_input():
+    with user_input():  # a corrupt catalog file is bad input named by its path (exit 2)
+        frame = catalog.datasets()
         if args.symbol is None and args.exchange is not None:
             raise ValueError("data: give both EXCHANGE and SYMBOL, or neither")
         if args.exchange is None:
@@ -671,9 +748,10 @@ def cmd_data(args: argparse.Namespace) -> int:
         label = f"{row['kind']}{'-' + row['interval'] if row['interval'] else ''}"
         print(f"{label}: {row['rows']:,} rows, {row['start']} → {row['end']} ({row['source']})")
         if row["interval_ns"]:
-            records = catalog.read(
-                row["kind"], args.exchange, args.symbol, interval_ns=int(row["interval_ns"])
-            )
+            with user_input():
+                records = catalog.read(
+                    row["kind"], args.exchange, args.symbol, interval_ns=int(row["interval_ns"])
+                )
             print(
                 "  "
                 + str(find_gaps(records["ts_ns"], int(row["interval_ns"]))).replace("\n", "\n  ")
@@ -730,11 +808,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     Everything the user typed is checked before the first request, so a typo is exit code 2
     and not a network round trip; a download that fails is exit code 1.
     """
+    from backtester.extras import MissingExtraError, require
+
     try:
+        ccxt = require("ccxt", "fetch", "backtester fetch")  # an optional dependency
         from backtester.data import fetch
-    except ImportError as error:  # ccxt is an optional dependency
-        raise UsageError(f"fetch: needs ccxt, which is not installed ({error})") from None
-    import ccxt
+    except MissingExtraError as error:
+        raise UsageError(str(error)) from None
 
     with user_input():
         if args.exchange not in ccxt.exchanges:
@@ -742,6 +822,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 f"exchange: ccxt has no exchange {args.exchange!r}; "
                 f"{_close_or_examples(args.exchange, ccxt.exchanges)}"
             )
+        check_name(args.symbol, "symbol", allow_slash=True)
         kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
         allowed = [k for k in fetch.KINDS if k != "tiers"]  # tiers need a basis: use the API
         for kind in kinds or [""]:
@@ -770,7 +851,11 @@ def _close_or_examples(value: str, names: Sequence[str]) -> str:
     close = get_close_matches(value, list(names), n=1)
     if close:
         return f"did you mean {close[0]!r}?"
-    return "e.g. okx, binanceusdm, binancecoinm, bitmex, bybit"
+    return "e.g. " + ", ".join(e for e in _FETCH_EXAMPLES if e in names)
+
+
+_FETCH_EXAMPLES = ("okx", "binanceusdm", "binancecoinm", "bybit", "bitmex", "deribit")
+"""Venues named in fetch messages, each only if the installed ccxt provides it."""
 
 
 _IMPORT_INPUT_ERRORS = (
@@ -846,23 +931,36 @@ def cmd_import(args: argparse.Namespace) -> int:
             if not sep:
                 raise ValueError(f"option: expected NAME=VALUE, got {item!r}")
             options[name.strip()] = sweep.parse_scalar(value)
+        if args.columns is not None:
+            if args.format != "generic":
+                raise ValueError(
+                    f"columns: only the generic format takes --columns, not {args.format}"
+                )
+            options["columns"] = args.columns
         _check_import_options(args.format, options)
+        check_name(args.exchange, "exchange")  # catalog directories: no '..' or separators
+        check_name(args.symbol, "symbol", allow_slash=True)
         for path in args.paths:
             if Path(path).is_dir():
                 raise ValueError(f"import: {path!r} is a directory; expected a data file")
             if not Path(path).is_file():
                 raise FileNotFoundError(f"import: no such file {path!r}")
     catalog = Catalog(args.catalog)
-    for path in args.paths:
-        try:
-            streams = import_file(path, args.format, args.exchange, args.symbol, catalog, **options)
-        except _IMPORT_INPUT_ERRORS as error:
-            # a file the importer refuses is bad input (exit 2): it was read and validated
-            # whole before anything was written, so the catalog is unchanged
-            raise UsageError(_import_error(path, args.format, error)) from error
-        for stream in streams:
-            gaps = f", {stream.gaps}".split("\n")[0].rstrip(":") if stream.gaps else ""
-            print(f"{path}: {stream.kind} {len(stream.records):,} rows{gaps}")
+    lines = []
+    with catalog.transaction():  # all files or none: a refused file discards the others
+        for path in args.paths:
+            try:
+                streams = import_file(
+                    path, args.format, args.exchange, args.symbol, catalog, **options
+                )
+            except _IMPORT_INPUT_ERRORS as error:
+                # a file the importer refuses is bad input (exit 2); the transaction is
+                # discarded, so the catalog is unchanged
+                raise UsageError(_import_error(path, args.format, error)) from error
+            for stream in streams:
+                gaps = f", {stream.gaps}".split("\n")[0].rstrip(":") if stream.gaps else ""
+                lines.append(f"{path}: {stream.kind} {len(stream.records):,} rows{gaps}")
+    print("\n".join(lines))
     return EXIT_OK
 
 

@@ -54,6 +54,11 @@ DELEVERAGE_EVENT_DTYPE
     threshold f8    1 / rate   ADL: ranking score at or above which a position is hit (the
                                venue queue's cut-off in this scenario, dimensionless); clawback:
                                clawback rate, fraction of the period's net profit taken, in [0, 1]
+    contracts f8    contracts  ADL: contracts of the liquidated order still to allocate when the
+                               queue reaches the strategy's position; it gives
+                               min(|position|, contracts) (``swap.adl.allocate_adl_queue`` splits
+                               a liquidation along a queue); 0 or NaN: the whole position
+                               (np.zeros rows keep the full close); clawback: unused
     ========= ===== ========== ==========================================================
 
 Contract parameters (compiled from ContractSpec / VenueProfile by ``to_params()``)
@@ -142,6 +147,7 @@ DELEVERAGE_EVENT_DTYPE = np.dtype(
         # ADL: ranking-score cut-off (dimensionless, hit if score >= threshold);
         # clawback: rate, fraction of the period's net profit taken, 0..1
         ("threshold", np.float64),
+        ("contracts", np.float64),  # ADL: quantity left to allocate; 0 / NaN: whole position
     ],
     align=True,
 )
@@ -291,6 +297,8 @@ SETTLEMENT_DTYPE = np.dtype(
         ("previous_reference_price", np.float64),
         ("position_contracts", np.float64),  # signed
         ("settled_pnl_settle", np.float64),  # UPL moved to balance
+        # part of a negative settled UPL taken out of the isolated (fixed) margin; 0 in cross
+        ("margin_deducted_settle", np.float64),
     ],
     align=True,
 )

@@ -28,7 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester.checks import check_finite, check_positive, suggestion
-from backtester.enums import MarginMode, OrderType, Side, TimeInForce
+from backtester.enums import ContractKind, MarginMode, OrderType, Side, TimeInForce
+from backtester.sizing import contracts_for, round_price
 
 if TYPE_CHECKING:
     from backtester.engine.driver import Run
@@ -180,6 +181,10 @@ class Context:
         self._mark = run.positions["mark_price"]
         self._last = run.positions["last_price"]
         self._account = run.account
+        self._indicators = run.indicators
+        self._sma_entries = run.indicators.sma_entries[instrument]
+        self._ema_entries = run.indicators.ema_entries[instrument]
+        self._c_bar = run.positions["c_bar"]
 
     def on(self, instrument: int) -> Context:
         """The context of instrument number ``instrument`` (order of the ``data`` list)."""
@@ -224,26 +229,135 @@ class Context:
         """A bar field (``open``, ``high``, ``low``, ``close``, ``volume_base``) so far."""
         return self._run.history(field, self._i)
 
+    def plot(self, name: str, value: float) -> None:
+        """Record ``value`` of the indicator ``name`` at the current time for the report.
+
+        Every registered series is drawn on the price chart of the HTML report (line, same
+        price axis) and kept in ``result.plots[name]`` as (ts_ns, values).
+        """
+        self._run.plot(str(name), int(self._account[0]["ts_ns"]), float(value))
+
     def sma(self, window: int, field: str = "close") -> float:
-        """Simple moving average of the last ``window`` values (NaN while too few)."""
-        values = self._run.history(field, self._i)
-        if window <= 0:
-            raise ValueError(f"window: expected an integer > 0, got {window!r}")
-        if len(values) < window:
-            return math.nan
-        return float(values[-window:].mean())
+        """Simple moving average of the last ``window`` values of a bar field (NaN while
+        fewer); O(1) per bar (running sum, see :mod:`backtester.indicators`)."""
+        # fast path (one dict look-up and one array read); the rest in Indicators.sma
+        entry = self._sma_entries.get((window, field))
+        if entry is not None and entry[0] is self._run.bars:
+            k = self._c_bar.item(self._i) - entry[1]
+            if k > 0:
+                value = entry[2][k - 1]
+                if value == value:
+                    return value
+        return self._indicators.sma(self._i, window, field)
 
     def ema(self, span: int, field: str = "close") -> float:
-        """Exponential moving average, alpha = 2/(span+1), seeded with the first value."""
-        values = self._run.history(field, self._i)
-        if span <= 0:
-            raise ValueError(f"span: expected an integer > 0, got {span!r}")
-        if len(values) == 0:
-            return math.nan
-        alpha = 2.0 / (span + 1.0)
-        weights = (1.0 - alpha) ** np.arange(len(values) - 1, -1, -1)
-        # e_n = (1-α)^n·x_0 + Σ_{t≥1} α·(1-α)^(n-t)·x_t
-        return float(weights[0] * values[0] + alpha * np.dot(weights[1:], values[1:]))
+        """Exponential moving average, alpha = 2/(span+1), seeded with the first value:
+        e[n] = e[n-1] + alpha·(x[n] - e[n-1]); O(1) per bar (see :mod:`backtester.indicators`)."""
+        entry = self._ema_entries.get((span, field))
+        if entry is not None and entry[0] is self._run.bars:
+            k = self._c_bar.item(self._i) - entry[1]
+            if k > 0:
+                return entry[2][k - 1]
+        return self._indicators.ema(self._i, span, field)
+
+    # ------------------------------------------------------------------ the contract
+    @property
+    def tick_size(self) -> float:
+        """Price increment of the contract (quote); prices off this grid are rejected."""
+        return float(self._run.params[self._i]["tick_size_quote"])
+
+    @property
+    def lot_size(self) -> float:
+        """Size increment of an order (contracts); other sizes are rejected."""
+        return float(self._run.params[self._i]["lot_size_contracts"])
+
+    @property
+    def min_size(self) -> float:
+        """Smallest order size (contracts)."""
+        return float(self._run.params[self._i]["min_size_contracts"])
+
+    @property
+    def contract_value(self) -> float:
+        """Face value of one contract: base coin for linear (OKX BTC-USDT-SWAP 0.01 BTC),
+        quote for inverse (OKX BTC-USD-SWAP 100 USD)."""
+        return float(self._run.params[self._i]["face_value"])
+
+    @property
+    def contract_kind(self) -> str:
+        """``"linear"`` (value and PnL in quote) or ``"inverse"`` (in coin)."""
+        return ContractKind(int(self._run.params[self._i]["contract_kind"])).name.lower()
+
+    def round_price(self, price: float, side: str | None = None) -> float:
+        """``price`` on the tick grid: nearest, or the passive side for an order's ``side``
+        (``"buy"`` rounds down, ``"sell"`` up), e.g. 49,873.27 -> 49,873.3 on a 0.1 tick."""
+        direction = {None: 0, "buy": -1, "sell": 1}.get(side)
+        if direction is None:
+            raise ValueError(f"side: expected 'buy', 'sell' or None, got {side!r}")
+        return round_price(check_finite(price, "price"), self.tick_size, direction)
+
+    def size(
+        self,
+        *,
+        notional: float | None = None,
+        equity_fraction: float | None = None,
+        base: float | None = None,
+        price: float | None = None,
+    ) -> float:
+        """Signed contracts for one money amount, rounded toward zero to the lot.
+
+        ``notional``: quote currency (USDT, USD); ``base``: coin (BTC); ``equity_fraction``:
+        a position value of that fraction of :attr:`equity`. Converted at ``price`` (default
+        the last price) with the contract value, linear or inverse (formulas in
+        :mod:`backtester.sizing`). ValueError when the amount is less than one lot.
+        """
+        return self._order_size(None, notional, equity_fraction, base, price)
+
+    def _order_size(
+        self,
+        contracts: float | None,
+        notional: float | None,
+        equity_fraction: float | None,
+        base: float | None,
+        price: float | None,
+    ) -> float:
+        """The order size in contracts from exactly one of the four ways of giving it."""
+        given = {
+            name: value
+            for name, value in (
+                ("contracts", contracts), ("notional", notional),
+                ("equity_fraction", equity_fraction), ("base", base),
+            )
+            if value is not None
+        }  # fmt: skip
+        if len(given) != 1:
+            raise ValueError(
+                "order size: give exactly one of contracts, notional=, equity_fraction=, base=; "
+                f"got {', '.join(given) or 'none'}"
+            )
+        if contracts is not None:
+            return contracts
+        ((name, amount),) = given.items()
+        amount = check_finite(amount, name)
+        if price is None or not math.isfinite(price):
+            price = self.last_price
+        if not math.isfinite(price):
+            raise ValueError(
+                f"{name}: no price yet to convert {amount!r} to contracts (before the first "
+                "bar or trade); give contracts, or a limit price"
+            )
+        p = self._run.params[self._i]
+        equity = self.equity if equity_fraction is not None else math.nan
+        values = [math.nan, math.nan, math.nan]
+        values[("notional", "base", "equity_fraction").index(name)] = amount
+        args = (int(p["contract_kind"]), float(p["face_value"]))
+        qty = contracts_for(*args, float(p["lot_size_contracts"]), price, equity, *values)
+        if qty == 0.0:
+            raw = contracts_for(*args, 0.0, price, equity, *values)
+            raise ValueError(
+                f"{name}={amount:g}: {raw:.6g} contracts at {price:g}, less than one lot "
+                f"({float(p['lot_size_contracts']):g} contracts)"
+            )
+        return qty
 
     # ------------------------------------------------------------------ position and account
     @property
@@ -301,30 +415,83 @@ class Context:
         return self._run.open_orders(self._i)
 
     # ------------------------------------------------------------------ orders
-    def market(self, contracts: float, *, reduce_only: bool = False, tag: int = 0) -> int:
-        """Market order of ``contracts`` (signed). Returns the order id."""
+    def market(
+        self,
+        contracts: float | None = None,
+        *,
+        notional: float | None = None,
+        equity_fraction: float | None = None,
+        base: float | None = None,
+        reduce_only: bool = False,
+        tag: int = 0,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        stop_loss_distance: float | None = None,
+        take_profit_distance: float | None = None,
+    ) -> int:
+        """Market order of ``contracts`` (signed), or of a money size: ``notional=`` (quote),
+        ``base=`` (coin) or ``equity_fraction=`` (signed; see :meth:`size`), converted at the
+        last price and rounded toward zero to the lot. Returns the order id.
+
+        ``stop_loss`` / ``take_profit`` (prices) or ``stop_loss_distance`` /
+        ``take_profit_distance`` (quote, from the fill price) attach reduce-only exits placed
+        when the entry fills, one cancelling the other (:mod:`backtester.protection`)."""
+        contracts = self._order_size(contracts, notional, equity_fraction, base, None)
         side, qty = _side_of(contracts)
-        return self._run.place(
+        order_id = self._run.place(
             self._i, OrderType.MARKET, side, qty, reduce_only=reduce_only, tag=tag
+        )
+        self._protect(order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        return order_id
+
+    def _protect(
+        self,
+        order_id: int,
+        stop_loss: float | None,
+        take_profit: float | None,
+        stop_loss_distance: float | None,
+        take_profit_distance: float | None,
+    ) -> None:
+        exits = (stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        if all(value is None for value in exits):
+            return
+        self._run.protections.add(
+            order_id,
+            self._i,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            stop_loss_distance=stop_loss_distance,
+            take_profit_distance=take_profit_distance,
+            tag=int(self._run.orders[order_id]["tag"]),
         )
 
     def limit(
         self,
-        contracts: float,
+        contracts: float | None,
         price: float,
         *,
+        notional: float | None = None,
+        equity_fraction: float | None = None,
+        base: float | None = None,
         post_only: bool = False,
         time_in_force: str = "GTC",
         reduce_only: bool = False,
         tag: int = 0,
         queue_ahead_base: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        stop_loss_distance: float | None = None,
+        take_profit_distance: float | None = None,
     ) -> int:
         """Limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK".
 
         ``queue_ahead_base``: resting size (base coin) assumed ahead of the order at its price
-        under the queue model (default: the run's ``queue_initial_base``)."""
+        under the queue model (default: the run's ``queue_initial_base``). A money size
+        (``notional=``, ``base=``, ``equity_fraction=``, with ``contracts`` None) is converted
+        at ``price``. Exits as for :meth:`market` (``stop_loss=``, ``take_profit=``, ...)."""
+        contracts = self._order_size(contracts, notional, equity_fraction, base, price)
         side, qty = _side_of(contracts)
-        return self._run.place(
+        order_id = self._run.place(
             self._i,
             OrderType.LIMIT,
             side,
@@ -336,6 +503,8 @@ class Context:
             tag=tag,
             queue_ahead_base=queue_ahead_base,
         )
+        self._protect(order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        return order_id
 
     def stop(
         self,

@@ -100,6 +100,21 @@ class LeanSma(Strategy):
             ctx.market(-1 - position)
 
 
+class Empty(Strategy):
+    """An on_bar that does nothing: the cost of the wake-ups alone."""
+
+    def on_bar(self, ctx, bar):
+        pass
+
+
+class CtxIndicators(Strategy):
+    """ctx.ema and ctx.sma on every bar (O(1) incremental state; target within 2x of Empty)."""
+
+    def on_bar(self, ctx, bar):
+        ctx.ema(50)
+        ctx.sma(30)
+
+
 class TickEma(Strategy):
     """Python on_trade: an EMA of the trade price; long above it, short below (with a band)."""
 
@@ -216,6 +231,16 @@ def main() -> None:
             args.bars,
             bare_bars,
         ),
+        "bars, empty on_bar": (
+            lambda: backtest(Empty, bars, "okx:BTC-USDT-SWAP", initial_balance=1e5),
+            args.bars,
+            bare_bars,
+        ),
+        "bars, ctx.ema + ctx.sma on_bar": (
+            lambda: backtest(CtxIndicators, bars, "okx:BTC-USDT-SWAP", initial_balance=1e5),
+            args.bars,
+            bare_bars,
+        ),
         "signal path": (
             lambda: backtest_signals(
                 entries, exits, bars, "okx:BTC-USDT-SWAP", initial_balance=1e5
@@ -254,22 +279,33 @@ def main() -> None:
     )
     targets = {
         "bars, Python on_bar": 500e3,
+        "bars, empty on_bar": 500e3,
+        "bars, ctx.ema + ctx.sma on_bar": 250e3,  # within 2x of the empty on_bar's target
         "signal path": 50e6,
         "signal path, general loop": 50e6,
         "signal path, SMA 200/1000, hourly equity": 50e6,
         "ticks, jitted on_trade": 30e6,
         "ticks, Python on_trade": 500e3,
     }
+    measured: dict[str, float] = {}
     for name, (fn, events, bare) in cases.items():
         if args.only not in name:
             continue
-        seconds = median_seconds(fn, args.repeat)
+        seconds = measured[name] = median_seconds(fn, args.repeat)
         fills = len(fn().records["fills"])
         rate = events / seconds
         print(
             f"{name:42s} median {seconds:8.3f} s  {rate / 1e3:12,.0f} k events/s  "
             f"{seconds / bare:8,.1f}x the bare loop  ({fills} fills; target "
             f"{targets[name] / 1e3:,.0f} k/s: {'met' if rate >= targets[name] else 'NOT met'})"
+        )
+
+    empty, indicators = "bars, empty on_bar", "bars, ctx.ema + ctx.sma on_bar"
+    if empty in measured and indicators in measured:
+        ratio = measured[indicators] / measured[empty]
+        print(
+            f"ctx.ema + ctx.sma / empty on_bar: {ratio:.2f}x "
+            f"(target <= 2x: {'met' if ratio <= 2.0 else 'NOT met'})"
         )
 
 

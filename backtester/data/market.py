@@ -122,6 +122,7 @@ class MarketData:
         side = events["side"].astype(np.int64)
         price = events["price"]
         threshold = events["threshold"]
+        contracts = events["contracts"]
         is_adl = kind == int(LedgerKind.ADL)
         is_clawback = kind == int(LedgerKind.CLAWBACK)
         rules = (
@@ -134,6 +135,11 @@ class MarketData:
             ((side < -1) | (side > 1), "side", "-1 (shorts), 0 (both) or +1 (longs)"),
             (is_adl & ~(np.isfinite(price) & (price > 0)), "price", "a finite price > 0 for ADL"),
             (is_adl & np.isnan(threshold), "threshold", "a ranking-score cut-off (not NaN)"),
+            (
+                is_adl & (contracts < 0.0),
+                "contracts",
+                "contracts >= 0 for ADL (0 or NaN: the whole position)",
+            ),
             (is_clawback & (side != 0), "side", "0 for a clawback (every profitable position)"),
             (is_clawback & ~np.isnan(price), "price", "NaN for a clawback (no close price)"),
             (

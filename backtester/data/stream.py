@@ -189,6 +189,8 @@ class MarketDataStream:
         self.end_ns = max(lasts)
         """Last timestamp over all streams (bars by close time), as ``MarketData.end_ns``."""
         self._funding = [self._read_funding(s) for s in self.symbols]
+        self.has_funding: list[bool] = [len(f) > 0 for f in self._funding]
+        """Per instrument: whether the catalog holds funding rows over the span."""
         self.boundaries, self.snapped = self._boundaries()
 
     # ------------------------------------------------------------------ set-up

@@ -8,7 +8,9 @@ the configuration needed to re-run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,17 +18,34 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester import dtypes
-from backtester.checks import check_in_range, check_non_negative, check_positive, suggestion
+from backtester.checks import (
+    RunDataWarning,
+    check_in_range,
+    check_non_negative,
+    check_positive,
+    suggestion,
+)
 from backtester.data.market import MarketData
 from backtester.data.stream import MarketDataStream
 from backtester.engine.buffers import record_buffer
 from backtester.engine.driver import Run
-from backtester.engine.slippage import NullSlippage, SlippageModel, SlippageParams
+from backtester.engine.slippage import (
+    NullSlippage,
+    SlippageModel,
+    SlippageParams,
+    slippage_row,
+)
 from backtester.enums import MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
+from backtester.rejections import explain_rejections, warn_rejections
 from backtester.results import Result
 from backtester.strategy import Strategy
 from backtester.swap.contract import ContractSpec, get_contract
+from backtester.swap.funding_rules import (
+    FUNDING_RULES,
+    computed_funding,
+    premium_from_last_price,
+)
 
 __all__ = ["backtest"]
 
@@ -107,6 +126,37 @@ def _mark_method_used(
             )
         return MarkPriceMethod.HISTORICAL if has_mark else MarkPriceMethod.LAST
     return method
+
+
+def _funding_used(spec: ContractSpec, d: MarketData, has_index: bool) -> tuple[MarketData, str]:
+    """The instrument's funding for an unstreamed run and a label of its source.
+
+    With a funding stream: it is used as is ("historical"). Without one but with an index:
+    funding computed from the premium (last − index)/index with the venue's rule
+    (:mod:`backtester.swap.funding_rules`), rows labelled COMPUTED. Otherwise none is charged.
+    """
+    if len(d.funding):
+        return d, "historical funding stream"
+    rule = FUNDING_RULES.get(spec.profile.name)
+    if rule is None:
+        return d, (
+            f"none: no funding stream, and profile {spec.profile.name!r} has no funding rule "
+            "to compute one (no funding charged)"
+        )
+    if not has_index:
+        return d, "none: no funding stream and no index to compute the premium (no funding charged)"
+    last = _last_price_series(d)
+    sample_ts, premium = premium_from_last_price(
+        last["ts_ns"], last["price"], d.index["ts_ns"], d.index["price"], rule.sample_ns
+    )
+    funding = computed_funding(sample_ts, premium, rule)
+    label = (
+        f"computed from the premium (last − index)/index sampled every "
+        f"{rule.sample_ns // 1_000_000_000} s, venue rule of {spec.profile.name} "
+        f"({len(funding)} events; no book in the data, the last price stands for the "
+        f"impact bid/ask)"
+    )
+    return dataclasses.replace(d, funding=funding), label
 
 
 def _last_price_series(d: MarketData) -> npt.NDArray[np.void]:
@@ -319,9 +369,25 @@ def backtest(
         raise ValueError(f"mark_price_method: {suggestion(str(mark_option), _MARK_METHODS)}")
     requested_mark = _MARK_METHODS[mark_option]
     param_rows, tier_rows, methods, switches = [], [], [], []
+    funding_used: list[str] = []
+    run_warnings: list[str] = []
+    if stream is None:
+        data_list = list(data_list)
     offset = 0
     end_ns = stream.end_ns if stream is not None else max(d.end_ns for d in data_list)
     for k, (spec, d, lev) in enumerate(zip(specs, data_list, leverages, strict=True)):
+        if stream is None:
+            d, used = _funding_used(spec, d, has_index[k])
+            data_list[k] = d
+        else:
+            used = (
+                "historical funding stream (catalog)"
+                if stream.has_funding[k]
+                else "none: the stream's catalog has no funding (no funding charged)"
+            )
+        funding_used.append(used)
+        if not used.startswith("historical"):
+            run_warnings.append(f"{d.symbol}: funding {used}")
         row, tiers = spec.to_params(start_ns)
         row["tier_offset"] = offset
         row["tier_count"] = len(tiers)
@@ -342,6 +408,14 @@ def backtest(
         method = _mark_method_used(spec, d, has_index[k], has_mark[k], requested_mark)
         row["mark_price_method"] = int(method)
         methods.append(method.name)
+        profile_method = MarkPriceMethod(int(spec.profile.mark_price_method))
+        if requested_mark is None and method != profile_method:
+            run_warnings.append(
+                f"{d.symbol}: mark price {method.name.lower()} instead of the profile's "
+                f"{profile_method.name.lower()}: the data has no index stream"
+                + (" (the recorded mark is replayed)" if method == MarkPriceMethod.HISTORICAL
+                   else " and no mark stream (mark = last price)")
+            )  # fmt: skip
         if lev > float(row[0]["max_leverage"]):
             raise ValueError(
                 f"leverage: expected a value in [1, {float(row[0]['max_leverage']):g}] for "
@@ -354,7 +428,7 @@ def backtest(
         np.concatenate(switches) if switches else np.zeros(0, dtype=dtypes.TIER_SWITCH_DTYPE)
     )
     rates = [
-        float(slippage.slippage_rate(SlippageParams(s.symbol, s.tick_size, int(s.contract_kind))))
+        slippage_row(slippage, SlippageParams(s.symbol, s.tick_size, int(s.contract_kind)))
         for s in specs
     ]
     equity_interval = opts["equity_interval_ns"]
@@ -387,6 +461,10 @@ def backtest(
         fill_on_trades=stream.has_trades if stream is not None else None,
         tier_switches=tier_switches,
     )
+    if run_warnings:
+        # once per run, every instrument in one message; also in config["warnings"], the
+        # summary and the report
+        warnings.warn("; ".join(run_warnings), RunDataWarning, stacklevel=2)
     if isinstance(instance, JitStrategy):
         run.run_jit(instance)
     else:
@@ -399,6 +477,8 @@ def backtest(
         "leverage": leverages,
         "margin_mode": [MarginMode(m).name.lower() for m in modes],
         "mark_price_method_used": methods,
+        "funding_source_used": funding_used,
+        "warnings": run_warnings,
         "options": {k: _jsonable(v) for k, v in opts.items()},
         "data": [
             {
@@ -418,7 +498,11 @@ def backtest(
     else:
         price_series = {d.symbol: _PriceSeries(d) for d in data_list}
     records = run.records()
+    plots = run.plot_arrays()
     run.release()
+    # nothing silent: each reject reason is explained once (config, summary, report) and warned
+    config["rejections"] = explain_rejections(records, specs, leverages)
+    warn_rejections(config["rejections"], stacklevel=3)
     return Result(
         instruments=[d.symbol for d in data_list],
         settle_currency=specs[0].settle_currency,
@@ -427,6 +511,7 @@ def backtest(
         config=config,
         price_series=price_series,
         contract_kinds=[int(s.contract_kind) for s in specs],
+        plots=plots,
     )
 
 

@@ -7,9 +7,10 @@ announcement or written as a stress scenario. What this module decides is whethe
 own position is hit, using the venue's rule, and what that does to the account:
 
 ADL (``LedgerKind.ADL``)
-    The position on instrument ``i`` is closed in full at the event price (the bankruptcy price of
-    the liquidated counter-order, BitMEX/Binance practice, MECHANICS.md §6; OKX summaries say the
-    mark price, §9 item 9, so an OKX scenario puts the mark there) when it is on the
+    The position on instrument ``i`` is closed, in full or by the event's ``contracts``, at the
+    event price (the bankruptcy price of the liquidated counter-order, BitMEX/Binance practice,
+    MECHANICS.md §6; OKX summaries say the mark price, §9 item 9, so an OKX scenario puts the
+    mark there) when it is on the
     deleveraged side (``event.side``: +1 longs, −1 shorts, 0 both), is in profit at the event
     price, and its ranking score (:func:`adl_ranking_nb`) is ≥ ``event.threshold``, the cut-off of
     the venue's queue in this scenario. No fee is charged (see :func:`apply_adl_nb`).
@@ -183,19 +184,26 @@ def apply_adl_nb(account, positions, params, tiers, fills, adl, ledger, i, ts, e
     """Auto-deleverage the position on instrument ``i`` if the episode hits it.
 
     Hit when all hold: the position is open; ``event['side']`` is 0 or its side; it is in profit
-    at the event price (PnL from ``entry_price`` to ``event['price']`` > 0); its
-    :func:`adl_ranking_nb` score ≥ ``event['threshold']``.
+    at the event price (PnL from ``entry_price`` to ``event['price']`` > 0) — except under
+    ADL_BITMEX, whose queue also holds losing positions ranked by PNL% ÷ effective leverage
+    (BitMEX ADL page: "Ranking = PNL Percentage / Effective Leverage (if PNL percentage < 0)");
+    its :func:`adl_ranking_nb` score ≥ ``event['threshold']``.
 
     Effect
     ------
-    The whole position is closed at ``event['price']``: a FILL row (``order_id`` −1,
-    ``Liquidity.ADL``, fee 0, realised PnL = pnl_nb(reference → event price)), a TRADE_PNL
-    ledger row (the kind ``apply_fill_nb`` uses, so PnL attribution counts it as trading PnL),
-    the isolated margin released (it stays in the wallet: ``margin_settle`` → 0, no cash moves),
-    and one ADL_DTYPE row: kind ADL, contracts closed, price, rate = ranking score,
-    ``amount_settle`` = PnL at the mark − PnL at the event price (profit given up against closing
-    at the mark; negative when the bankruptcy price is the better one, as it usually is for the
-    deleveraged side; 0 without a mark). Resting orders are not touched here (BitMEX cancels them:
+    ``c = min(|q|, event['contracts'])`` contracts are closed at ``event['price']`` (all of them
+    when ``event['contracts']`` is 0 or NaN): venues deleverage the queue's accounts in rank
+    order, each by what the liquidated order still needs, so a position is often reduced, not
+    closed (BitMEX ADL example: "the remaining 10 contracts ... assigned to account 5", which
+    keeps 10 of 20). A FILL row (``order_id`` −1, ``Liquidity.ADL``, fee 0, realised PnL =
+    pnl_nb(reference → event price) of the closed contracts), a TRADE_PNL ledger row (the kind
+    ``apply_fill_nb`` uses, so PnL attribution counts it as trading PnL), the closed share
+    c/|q| of the isolated margin released (it stays in the wallet, no cash moves; entry and
+    reference prices of the rest are unchanged), and one ADL_DTYPE row: kind ADL, contracts
+    closed, price, rate = ranking score, ``amount_settle`` = PnL at the mark − PnL at the event
+    price of the closed contracts (profit given up against closing at the mark; negative when
+    the bankruptcy price is the better one, as it usually is for the deleveraged side; 0
+    without a mark). Resting orders are not touched here (BitMEX cancels them:
     "Open orders will be cancelled"; the caller has the order arrays).
 
     Fee: none. MECHANICS.md §6 gives the close price of ADL but no fee rule; BitMEX's ADL page
@@ -217,26 +225,41 @@ def apply_adl_nb(account, positions, params, tiers, fills, adl, ledger, i, ts, e
     kind = p["contract_kind"]
     face = p["face_value"]
     price = event["price"]
-    if not pnl_nb(kind, q, face, s["entry_price"], price) > 0.0:
+    # BitMEX ranks losing positions too (PNL% / effective leverage < 0, after every profitable
+    # one): a cut-off below their score reaches them; other rules rank profitable positions only
+    if (
+        p["adl_rule"] != AdlRule.ADL_BITMEX
+        and not pnl_nb(kind, q, face, s["entry_price"], price) > 0.0
+    ):
         return NOT_APPLIED
     score = adl_ranking_nb(account, positions, params, tiers, i, price)
     if not score >= event["threshold"]:
         return NOT_APPLIED
-    realised = pnl_nb(kind, q, face, s["reference_price"], price)
+    closed = abs(q)
+    wanted = event["contracts"]
+    if wanted > 0.0 and wanted < closed:  # NaN and 0 compare False: the whole position
+        closed = wanted
+    part = side * closed  # signed contracts closed
+    realised = pnl_nb(kind, part, face, s["reference_price"], price)
     given_up = 0.0
     if np.isfinite(s["mark_price"]):
-        given_up = pnl_nb(kind, q, face, s["reference_price"], s["mark_price"]) - realised
-    s["contracts"] = 0.0
-    s["entry_price"] = np.nan
-    s["reference_price"] = np.nan
-    s["margin_settle"] = 0.0
-    s["margin_call_active"] = False
+        given_up = pnl_nb(kind, part, face, s["reference_price"], s["mark_price"]) - realised
+    if closed < abs(q):
+        s["margin_settle"] = s["margin_settle"] * (1.0 - closed / abs(q))
+        s["contracts"] = q - part
+    else:
+        s["contracts"] = 0.0
+        s["entry_price"] = np.nan
+        s["reference_price"] = np.nan
+        s["margin_settle"] = 0.0
+        s["margin_call_active"] = False
     fill_id = fill_record_nb(
-        account, fills, ts, -1, i, -side, Liquidity.ADL, price, abs(q), 0.0, realised, 0.0
-    )
+        account, fills, ts, -1, i, -side, Liquidity.ADL, price, closed, 0.0, realised,
+        s["contracts"],
+    )  # fmt: skip
     if realised != 0.0:
         ledger_nb(account, ledger, ts, LedgerKind.TRADE_PNL, i, realised, fill_id)
-    adl_record_nb(account, adl, ts, i, LedgerKind.ADL, abs(q), price, score, given_up)
+    adl_record_nb(account, adl, ts, i, LedgerKind.ADL, closed, price, score, given_up)
     return APPLIED
 
 

@@ -26,6 +26,7 @@ from backtester.engine.account_nb import (
     M_UPL,
     N_METRICS,
     available_nb,
+    cross_liquidation_price_nb,
     cross_metrics_nb,
     isolated_buffer_nb,
     isolated_liquidation_price_nb,
@@ -45,7 +46,7 @@ from backtester.engine.loop_nb import (
 from backtester.engine.order_entry_nb import ORDER_HEADROOM, cancel_order_nb
 from backtester.engine.orders_nb import accept_orders_nb
 from backtester.engine.rows import RowView
-from backtester.engine.state_nb import EngineState
+from backtester.engine.state_nb import new_engine_state_nb
 from backtester.enums import (
     MarginMode,
     OrderStatus,
@@ -53,6 +54,8 @@ from backtester.enums import (
     TimeInForce,
     WakeReason,
 )
+from backtester.indicators import Indicators
+from backtester.protection import Protections
 from backtester.strategy import Context, Strategy
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
@@ -121,7 +124,8 @@ class Run:
     leverage, margin_modes
         Per instrument.
     slippage_rates
-        Taker slippage fraction per instrument.
+        Taker slippage per instrument: a fraction, or a ``(fixed rate, impact coefficient, max
+        rate)`` row (:func:`~backtester.engine.slippage.slippage_row`).
     latency_ns, bar_path, queue_model, queue_initial_base, margin_call_buffer_ratio,
     equity_interval_ns
         Engine options (see :func:`backtester.engine.backtest.backtest`).
@@ -134,8 +138,8 @@ class Run:
     history_bars
         Bars per instrument kept from one chunk into the next (default 10,000) for history
         windows: ``ctx.closes`` / ``ctx.history`` then reach back at most ``history_bars`` bars
-        before the chunk's first bar (``ctx.sma(n)`` is exact for ``n <= history_bars``;
-        ``ctx.ema``, which weights the whole history, is not), and a jitted ``ctx.bars[row -
+        before the chunk's first bar (``ctx.sma(n)`` needs ``n <= history_bars``; ``ctx.ema``,
+        incremental, continues exactly), and a jitted ``ctx.bars[row -
         k]`` is valid for ``k <= history_bars``. Trades keep no history across chunks.
     tier_switches
         TIER_SWITCH_DTYPE rows (sorted by instrument, then date): the dated tier tables that
@@ -153,7 +157,7 @@ class Run:
         initial_balance: float,
         leverage: list[float],
         margin_modes: list[int],
-        slippage_rates: list[float],
+        slippage_rates: list[float] | list[tuple[float, float, float]],
         *,
         latency_ns: int,
         bar_path: int,
@@ -175,16 +179,24 @@ class Run:
         self.history_bars = int(history_bars)
         self.n_chunks = 1
         self.n_instruments = len(data)
+        self.plots: dict[str, tuple[list[int], list[float]]] = {}  # ctx.plot series
         self.params = params
         self.tiers = tiers
         if tier_switches is None:
             tier_switches = np.zeros(0, dtype=dtypes.TIER_SWITCH_DTYPE)
         self.tier_switches = tier_switches
-        self.slippage = np.asarray(slippage_rates, dtype=np.float64)
+        # one (fixed rate, impact coefficient, max rate) row per instrument; a plain rate per
+        # instrument is a fixed rate without impact or cap
+        slip = np.asarray(slippage_rates, dtype=np.float64)
+        if slip.ndim == 1:
+            slip = np.column_stack([slip, np.zeros(len(slip)), np.full(len(slip), np.inf)])
+        self.slippage = np.ascontiguousarray(slip)
         self.positions = np.zeros(self.n_instruments, dtype=dtypes.POSITION_STATE_DTYPE)
         if start_ns is None:
             start_ns = min(d.start_ns for d in data)
         self._bar_starts = [0] * self.n_instruments
+        # bars closed since the start of the run = c_bar + bar_count_offset[i] (across chunks)
+        self.bar_count_offset = [0] * self.n_instruments
         self._load_streams(data, first=True)
         for i, d in enumerate(data):
             s = self.positions[i]
@@ -248,6 +260,9 @@ class Run:
         self._scratch = np.zeros(N_METRICS)
         self._args: tuple[Any, ...] | None = None
         self._caps = np.zeros(len(_BUFFERS), dtype=np.int64)
+        self.indicators = Indicators(self)  # ctx.sma / ctx.ema state, O(1) per bar
+        self.protections = Protections(self)  # stop_loss= / take_profit= of entry orders
+        self.wants_fills = False  # the strategy has on_fill (see Protections._restore_mask)
         self._contexts = [Context(self, i) for i in range(self.n_instruments)]
 
     # ------------------------------------------------------------------ streams
@@ -280,6 +295,8 @@ class Run:
                         seen = len(kept)
                         array = np.concatenate([kept, array]) if len(array) else kept.copy()
                     self._bar_starts[i] = offsets[name]
+                    # the cursor moves from `end` to after the kept rows; the count carries on
+                    self.bar_count_offset[i] += end - (offsets[name] + seen)
                 elif name == "bars":
                     self._bar_starts[i] = offsets[name]
                 streams[name].append(array)
@@ -492,6 +509,19 @@ class Run:
         return orders[orders["instrument"] == instrument].copy()
 
     # ------------------------------------------------------------------ views
+    def plot(self, name: str, ts_ns: int, value: float) -> None:
+        """Append one point of an indicator series the strategy registered (ctx.plot)."""
+        times, values = self.plots.setdefault(name, ([], []))
+        times.append(ts_ns)
+        values.append(value)
+
+    def plot_arrays(self) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+        """The registered indicator series as (ts_ns, value) arrays."""
+        return {
+            name: (np.asarray(t, dtype=np.int64), np.asarray(v, dtype=np.float64))
+            for name, (t, v) in self.plots.items()
+        }
+
     def context(self, instrument: int) -> Context:
         """The strategy context of one instrument (one object per instrument and run)."""
         return self._contexts[instrument]
@@ -535,7 +565,11 @@ class Run:
                 self.account, self.positions, self.params, self.tiers, m, self._scratch
             )
             ratio = float(m[M_RATIO])
-            liq = math.nan
+            liq = float(
+                cross_liquidation_price_nb(
+                    self.account, self.positions, self.params, self.tiers, instrument
+                )
+            )
         return {"unrealised_pnl": upl, "margin_ratio": ratio, "liquidation_price": liq}
 
     # ------------------------------------------------------------------ the run
@@ -575,6 +609,7 @@ class Run:
         if "on_order_rejected" in subscribed:
             mask |= int(WakeReason.ORDER_UPDATE)
         a = self.account[0]
+        self.wants_fills = not jitted and "on_fill" in subscribed
         a["wake_mask"] = 0 if jitted else mask
         a["callback_mask"] = mask if jitted else 0
 
@@ -588,16 +623,13 @@ class Run:
     def _loop_arguments(self) -> tuple[Any, ...]:
         """(EngineState, capacities): the arguments of the replay kernels, rebuilt after any
         array was replaced (grown)."""
-        state = EngineState(
-            trades=self.trades, bars=self.bars, index=self.index, mark=self.mark,
-            funding=self.funding, deleverage=self.deleverage, params=self.params,
-            tiers=self.tiers, slippage=self.slippage,
-            account=self.account, positions=self.positions, orders=self.orders, work=self.work,
-            active=self.active, fills=self.buffers["fills"],
-            funding_payments=self.buffers["funding_payments"],
-            liquidations=self.buffers["liquidations"], settlements=self.buffers["settlements"],
-            adl=self.buffers["adl"], ledger=self.buffers["ledger"], equity=self.buffers["equity"],
-            metrics=self._metrics, scratch=self._scratch, tier_switches=self.tier_switches,
+        state = new_engine_state_nb(
+            self.trades, self.bars, self.index, self.mark, self.funding, self.deleverage,
+            self.params, self.tiers, self.slippage, self.account, self.positions, self.orders,
+            self.work, self.active, self.buffers["fills"], self.buffers["funding_payments"],
+            self.buffers["liquidations"], self.buffers["settlements"], self.buffers["adl"],
+            self.buffers["ledger"], self.buffers["equity"], self._metrics, self._scratch,
+            self.tier_switches,
         )  # fmt: skip
         return state, self._capacities()
 
@@ -612,13 +644,26 @@ class Run:
 
         on_rejected = rejected if "on_order_rejected" in subscribed else None
         ctx = self._contexts[0]
-        strategy.on_start(ctx)
-        self._accept(on_rejected)
-        while self._replay(strategy, subscribed) == YIELD_BUFFER_FULL:
-            self._grow_buffers()
-        strategy.on_stop(ctx)
-        self._accept(on_rejected)
+        try:
+            strategy.on_start(ctx)
+            self._accept(on_rejected)
+            while self._replay(strategy, subscribed) == YIELD_BUFFER_FULL:
+                self._grow_buffers()
+            strategy.on_stop(ctx)
+            self._accept(on_rejected)
+        except Exception as error:
+            self._raise_strategy_error(error, type(strategy).__name__)
         self._finish()
+
+    def _raise_strategy_error(self, error: Exception, name: str) -> None:
+        """Re-raise ``error`` as a StrategyError naming the strategy's file, line and the
+        replay time when it came from the strategy's code (else unchanged)."""
+        from backtester.errors import strategy_error
+
+        wrapped = strategy_error(error, int(self.account[0]["ts_ns"]), name)
+        if wrapped is None:
+            raise error
+        raise wrapped from error
 
     def run_jit(self, strategy: Any) -> None:
         """Replay everything with a :class:`~backtester.jit.JitStrategy`: its callbacks run
@@ -693,7 +738,7 @@ class Run:
         b_start = b_end = t_start = t_end = 0
         while True:
             self._args = self._loop_arguments()
-            for code in replay_gen_nb(*self._args, no_callback_nb):
+            for code in replay_gen_nb(*self._args):
                 if code < 0:
                     if code == YIELD_END_OF_DATA and self._next_chunk():
                         # new stream arrays: new views, and a new generator over them
@@ -755,10 +800,13 @@ class Run:
                 strategy.on_funding(contexts[int(payments[k]["instrument"])], payments[k])
         a["n_funding_seen"] = a["n_funding_payments"]
         fills = self.buffers["fills"]
+        first_fill = int(a["n_fills_seen"])
         if "on_fill" in subscribed:
             for k in range(int(a["n_fills_seen"]), int(a["n_fills"])):
                 if fills[k]["order_id"] >= 0:
                     strategy.on_fill(contexts[int(fills[k]["instrument"])], fills[k])
+        if self.protections.active:  # place / cancel the exits attached to entries
+            self.protections.after_fills(first_fill, int(a["n_fills"]))
         a["n_fills_seen"] = a["n_fills"]
         if reason & WakeReason.MARGIN_CALL and "on_margin_call" in subscribed:
             summary = self.position_summary(i)

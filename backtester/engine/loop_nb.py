@@ -406,8 +406,9 @@ def point_nb(state, i, ts, price, volume, on_bar, active_ts) -> bool:
 
 
 @njit(cache=True)
-def segment_nb(state, i, ts, start, end, lo, hi, active_ts) -> bool:
-    """Match resting orders against the intrabar path from ``start`` to ``end``."""
+def segment_nb(state, i, ts, start, end, lo, hi, active_ts, volume=0.0) -> bool:
+    """Match resting orders against the intrabar path from ``start`` to ``end`` (``volume``:
+    the bar's base-coin volume, for a volume-dependent slippage)."""
     return process_segment_nb(
         state.account,
         state.positions,
@@ -425,6 +426,7 @@ def segment_nb(state, i, ts, start, end, lo, hi, active_ts) -> bool:
         hi,
         state.slippage,
         active_ts,
+        volume,
     )
 
 
@@ -465,7 +467,7 @@ def handle_bar_open_nb(state, i, ts) -> int:
     if (
         fills
         and state.account[0]["n_active"] > 0
-        and point_nb(state, i, ts, bar["open"], 0.0, True, ts)
+        and point_nb(state, i, ts, bar["open"], bar["volume_base"], True, ts)
     ):
         wake |= WakeReason.FILL
     return wake | last_price_moved_nb(
@@ -502,7 +504,7 @@ def handle_bar_path_nb(state, i, ts) -> int:
     if (
         s["bar_fills"]
         and state.account[0]["n_active"] > 0
-        and segment_nb(state, i, ts, start, end, lo, hi, bar["ts_ns"])
+        and segment_nb(state, i, ts, start, end, lo, hi, bar["ts_ns"], bar["volume_base"])
     ):
         wake |= WakeReason.FILL
     if phase == 3:
@@ -810,7 +812,8 @@ def run_until_nb(
             acc["equity_pending"] = True
             step = acc["equity_interval_ns"]
             acc["next_equity_ns"] = (ts // step + 1) * step
-        if wake & acc["callback_mask"]:
+        # ``on_bar is None`` (the Python path) is pruned at compile time: no callback code
+        if on_bar is not None and wake & acc["callback_mask"]:
             callbacks_nb(
                 state,
                 wake,
@@ -884,7 +887,7 @@ def accept_pending_nb(state) -> int:
 
 
 @njit(cache=True)
-def replay_gen_nb(state, capacities, no_callback):
+def replay_gen_nb(state, capacities):
     """The replay as a generator: yields one int64 per wake-up of the Python strategy.
 
     A wake-up yields ``(row << WAKE_REF_SHIFT) | (instrument << WAKE_INSTRUMENT_SHIFT) | bits``
@@ -892,8 +895,12 @@ def replay_gen_nb(state, capacities, no_callback):
     ORDER_UPDATE, i.e. orders were rejected); the end yields YIELD_END_OF_DATA, a full record
     buffer YIELD_BUFFER_FULL (grow the buffers and start a new generator: all state lives in
     the arrays). On resumption, orders the strategy placed in its callback are validated
-    first, at the wake-up's timestamp. ``no_callback`` is :func:`no_callback_nb`, passed in
-    because a jitted function referenced as a global value cannot be cached.
+    first, at the wake-up's timestamp.
+
+    The callbacks are passed as ``None`` (pruned from the compiled loop), not as no-op
+    dispatchers: a dispatcher's type names its object in the compiling process, so with one in
+    the signature every process missed the on-disk cache, recompiled (~5 s) and wrote another
+    cache entry.
 
     Why a generator: resuming it from Python costs ~0.2 µs, while calling a jitted function
     with the ~20 state arrays costs ~10 µs of argument unboxing; a Python ``on_bar`` runs
@@ -910,14 +917,14 @@ def replay_gen_nb(state, capacities, no_callback):
         status = run_until_nb(
             state,
             capacities,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
             no_state,
         )
         if status == END_OF_DATA:

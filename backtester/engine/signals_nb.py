@@ -47,6 +47,7 @@ from backtester.engine.loop_nb import (
 )
 from backtester.engine.order_entry_nb import place_order_nb
 from backtester.enums import (
+    ContractKind,
     EventKind,
     MarginMode,
     OrderType,
@@ -54,23 +55,89 @@ from backtester.enums import (
     TierBasis,
     TimeInForce,
 )
+from backtester.swap.pnl_nb import pnl_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
 
+# units of a signal target amount (``target_unit`` of backtest_signals): contracts, quote
+# notional, base coin, fraction of the account equity
+UNIT_CONTRACTS = 0
+UNIT_NOTIONAL = 1
+UNIT_BASE = 2
+UNIT_EQUITY_FRACTION = 3
+_STEP_EPS = 1e-9
+
 
 @njit(cache=True)
-def signal_orders_nb(state, entries, exits, size, k) -> None:
-    """At the close of bar ``k``: an exit closes the position, else an entry goes to the
-    target size ``direction · contracts`` (``size = [contracts, direction]``), both by market
-    order, validated at once (as the jit path validates orders after its callback)."""
-    position = state.positions[0]["contracts"]
-    delta = 0.0
-    if exits[k]:
-        delta = -position
-    elif entries[k]:
-        delta = size[1] * size[0] - position
+def target_contracts_nb(p, unit, amount, price, equity) -> float:
+    """Signed contracts for a target ``amount`` in ``unit`` at ``price``, rounded toward zero
+    to the lot (NaN when the price is not positive).
+
+    The money-to-contracts table of :mod:`backtester.sizing` (``p``: the instrument's params
+    row; ``equity`` in settle currency): linear ``notional / (F·p)``, ``base / F``,
+    ``f·equity / (F·p)``; inverse ``notional / F``, ``base·p / F``, ``f·equity·p / F``.
+    """
+    face = p["face_value"]
+    inverse = p["contract_kind"] == ContractKind.INVERSE
+    if unit == UNIT_CONTRACTS:
+        raw = amount
+    elif not (price > 0.0 and np.isfinite(price)):
+        return np.nan
+    elif unit == UNIT_NOTIONAL:
+        raw = amount / face if inverse else amount / (face * price)
+    elif unit == UNIT_BASE:
+        raw = amount * price / face if inverse else amount / face
+    else:
+        value = amount * equity
+        raw = value * price / face if inverse else value / (face * price)
+    lot = p["lot_size_contracts"]
+    if not lot > 0.0:
+        return raw
+    steps = np.floor(abs(raw) / lot + _STEP_EPS)
+    if steps == 0.0:
+        return 0.0
+    decimals = max(0, -int(np.floor(np.log10(lot))) + 3)
+    return np.copysign(round(steps * lot, decimals), raw)
+
+
+@njit(cache=True)
+def signal_delta_nb(state, i, signals, k) -> float:
+    """Contracts to trade at the close of bar ``k`` (0.0: nothing), the rule of both signal
+    drivers (the kernel below and the jit strategy of the general loop).
+
+    ``signals = (amount, close_long, close_short, unit)``: a long (short) position is closed on
+    ``close_long[k]`` (``close_short[k]``); then a finite ``amount[k]`` sets the target
+    position (signed, in ``unit[0]``; 0 = flat), converted at the bar's close and the account's
+    equity at that instant (balance + the position's unrealised PnL at the mark).
+    """
+    amount, close_long, close_short, unit = signals
+    s = state.positions[i]
+    position = s["contracts"]
+    want = np.nan
+    if (close_long[k] and position > 0.0) or (close_short[k] and position < 0.0):
+        want = 0.0
+    a = amount[k]
+    if not np.isnan(a):
+        u = unit[0]
+        equity = 0.0
+        if u == UNIT_EQUITY_FRACTION:
+            p = state.params[i]
+            equity = state.account[0]["balance_settle"] + pnl_nb(
+                p["contract_kind"], position, p["face_value"], s["entry_price"], s["mark_price"]
+            )
+        want = target_contracts_nb(state.params[i], u, a, s["last_price"], equity)
+    if np.isnan(want) or want == position:
+        return 0.0
+    return want - position
+
+
+@njit(cache=True)
+def signal_orders_nb(state, signals, k) -> bool:
+    """At the close of bar ``k``: the market order of :func:`signal_delta_nb`, validated at
+    once (as the jit path validates orders after its callback). True when one was placed."""
+    delta = signal_delta_nb(state, 0, signals, k)
     if delta == 0.0 or not np.isfinite(delta):
-        return
+        return False
     place_order_nb(
         state.account,
         state.orders,
@@ -88,6 +155,7 @@ def signal_orders_nb(state, entries, exits, size, k) -> None:
         np.nan,
     )
     accept_state_orders_nb(state, state.account[0]["ts_ns"])
+    return True
 
 
 @njit(cache=True)
@@ -119,13 +187,13 @@ def isolated_metrics_nb(s, p, tier) -> tuple:
 
 
 @njit(cache=True)
-def run_signals_nb(state, capacities, entries, exits, size) -> int:
+def run_signals_nb(state, capacities, signals) -> int:
     """Replay until the end of data or a full buffer; returns a Status.
 
     ``state`` is the :class:`~backtester.engine.state_nb.EngineState` of one instrument with
-    bars and no trades; ``entries[k]`` / ``exits[k]`` act at the close of bar row ``k``;
-    ``size = [contracts, direction]``. On BUFFER_FULL no event was consumed: grow and call
-    again. Mutates: every state and record array.
+    bars and no trades; ``signals`` (see :func:`signal_delta_nb`) act at the close of bar row
+    ``k``. On BUFFER_FULL no event was consumed: grow and call again. Mutates: every state and
+    record array.
 
     Every event goes through the general loop's step functions (``handle_<kind>_nb``), in the
     order of :class:`~backtester.enums.EventKind`; what is specialised is the choice of the
@@ -143,7 +211,7 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
     daily_settlement = p["daily_settlement"]
     equity_interval = acc["equity_interval_ns"]
     bar_interval = s["bar_interval_ns"]
-    target = size[1] * size[0]
+    amount, close_long, close_short, _ = signals
     unchecked = 0  # events that may run before the record buffers' head-room is checked again
     equity = state.equity
     tiers = state.tiers
@@ -240,6 +308,6 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
             acc["next_equity_ns"] = (ts // equity_interval + 1) * equity_interval
         if kind == EventKind.BAR:
             k = s["c_bar"] - 1
-            if exits[k] or (entries[k] and s["contracts"] != target):
-                signal_orders_nb(state, entries, exits, size, k)
+            signalled = close_long[k] or close_short[k] or not np.isnan(amount[k])
+            if signalled and signal_orders_nb(state, signals, k):
                 unchecked = 0  # more working orders: a larger head-room from now on

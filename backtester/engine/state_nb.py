@@ -17,7 +17,7 @@ reference-count updates (~0.1 µs a call, more than the work of one tick).
 
 from __future__ import annotations
 
-from numba import types
+from numba import njit, types
 from numba.experimental import structref
 
 FIELDS = (
@@ -75,3 +75,22 @@ class EngineState(structref.StructRefProxy):
 
 
 structref.define_proxy(EngineState, EngineStateType, list(FIELDS))
+
+
+@njit(cache=True)
+def new_engine_state_nb(
+    trades, bars, index, mark, funding, deleverage, params, tiers, slippage, account,
+    positions, orders, work, active, fills, funding_payments, liquidations, settlements, adl,
+    ledger, equity, metrics, scratch, tier_switches,
+):  # fmt: skip
+    """Build an :class:`EngineState` in compiled code (arguments in :data:`FIELDS` order).
+
+    Why not ``EngineState(...)`` from Python: the proxy's constructor is compiled in every
+    process (numba does not cache it; ~1–8 s before the first event), while this function is
+    cached on disk, keyed by the array types, which are the same in every process.
+    """
+    return EngineState(
+        trades, bars, index, mark, funding, deleverage, params, tiers, slippage, account,
+        positions, orders, work, active, fills, funding_payments, liquidations, settlements,
+        adl, ledger, equity, metrics, scratch, tier_switches,
+    )  # fmt: skip

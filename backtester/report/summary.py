@@ -52,6 +52,13 @@ def _format(key: str, value: Any) -> str:
     return str(value)
 
 
+def _title(result: Result) -> str:
+    """``SmaCross on BTC-USD-SWAP``: the strategy's class name, not its loader module path."""
+    from backtester.report.page import strategy_name
+
+    return f"{strategy_name(result)} on {', '.join(result.instruments)}"
+
+
 def format_summary(result: Result) -> str:
     """Format the run's key metrics and PnL attribution as a fixed-width text table.
 
@@ -69,13 +76,13 @@ def format_summary(result: Result) -> str:
         for name, value in attribution.items()
         if value != 0.0
     ]
+    if attribution.attrs["funding_rate_sources"].get("computed", 0):
+        computed = attribution.attrs["funding_computed_settle"]
+        right.append(("(funding computed from premium)", f"{computed:.8g}"))
     right.append(("= balance change", f"{attribution.attrs['total_settle']:.8g}"))
     width_l = max(len(a) + len(b) for a, b in left) + 2
     width_r = max(len(a) + len(b) for a, b in right) + 2
-    header = (
-        f"{'Run ' + ', '.join(result.instruments):<{width_l}}   "
-        f"PnL attribution ({result.settle_currency})"
-    )
+    header = f"{_title(result):<{width_l}}   PnL attribution ({result.settle_currency})"
     lines = [header, "-" * (width_l + 3 + width_r)]
     for i in range(max(len(left), len(right))):
         a = left[i] if i < len(left) else ("", "")
@@ -83,4 +90,11 @@ def format_summary(result: Result) -> str:
         cell_l = a[0] + " " * (width_l - len(a[0]) - len(a[1])) + a[1]
         cell_r = b[0] + " " * (width_r - len(b[0]) - len(b[1])) + b[1] if b[0] else ""
         lines.append(f"{cell_l}   {cell_r}".rstrip())
+    from backtester.rejections import format_notes
+
+    notes = format_notes(result)  # rejected orders and a position left open, never silent
+    if notes:
+        lines.extend(["-" * (width_l + 3 + width_r), notes])
+    # what the run computed or fell back on (funding from the premium, mark = last price)
+    lines.extend(f"warning: {text}" for text in result.config.get("warnings", []))
     return "\n".join(lines)

@@ -28,6 +28,8 @@ def test_bench_engine_runs_every_case_and_the_signal_paths_agree():
     cases = dict(re.findall(r"^(\S.*?)\s+median .*\((\d+) fills;", out, re.M))
     assert set(cases) == {
         "bars, Python on_bar",
+        "bars, empty on_bar",
+        "bars, ctx.ema + ctx.sma on_bar",
         "signal path",
         "signal path, general loop",
         "signal path, SMA 200/1000, hourly equity",
@@ -40,6 +42,7 @@ def test_bench_engine_runs_every_case_and_the_signal_paths_agree():
     # the Python and jitted tick strategies are the same EMA rule
     assert cases["ticks, jitted on_trade"] == cases["ticks, Python on_trade"]
     assert re.search(r"^bare numba: [\d.,]+ M bars/s", out, re.M)
+    assert re.search(r"^ctx.ema \+ ctx.sma / empty on_bar: [\d.]+x", out, re.M)
 
 
 def test_bench_catalog_reads_back_every_row():

@@ -44,6 +44,7 @@ def test_every_strategy_file_is_covered():
         "grid_maker",
         "high_leverage",
         "sma_cross",
+        "sma_signals",  # a signals module: run by tests/unit/ux/test_cli_strategy_kinds.py
     ]
 
 

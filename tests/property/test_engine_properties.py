@@ -2,7 +2,9 @@
 
 * the ledger conserves: initial balance + Σ ledger amounts = final balance, row by row;
 * with isolated margin only, the wallet never goes negative (no isolated loss exceeds its
-  margin plus the fees reserved at acceptance);
+  margin plus the fees reserved at acceptance) — also on profiles with the OKEx daily
+  settlement (hourly bars cross 08:00 UTC), where a negative UPL settled out of the fixed
+  margin must not let the position lose its margin a second time (issue 12 item 1);
 * every strategy fill lies inside the range of the bar it happened in;
 * ADL closes and clawbacks (random scenario events) keep all of the above, and the ledger's
   CLAWBACK rows equal the clawback records.
@@ -10,29 +12,49 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtester import Strategy, backtest, dtypes
 from backtester.data.market import MarketData
-from backtester.enums import LedgerKind, Liquidity
+from backtester.enums import ContractKind, LedgerKind, Liquidity
+from backtester.swap import get_contract
 
 MINUTE_NS = 60_000_000_000
 T0 = 1_704_067_200_000_000_000
+HOUR_NS = 60 * MINUTE_NS
 DAY_NS = 86_400_000_000_000
+
+# (contract, contracts per unit of a drawn size): the OKX USDT swap without daily settlement,
+# the same contract on a profile with the 08:00 UTC settlement, and the OKEx 2019
+# coin-margined swap (inverse, settlement, partial liquidation).
+OKX_USDT = get_contract("okx:BTC-USDT-SWAP")
+OKX_USDT_SETTLED = replace(OKX_USDT, profile=replace(OKX_USDT.profile, daily_settlement=True))
+VENUES = [
+    (OKX_USDT, 0.1),
+    (OKX_USDT_SETTLED, 0.1),
+    (get_contract("okx_coinm_2019:BTC-USD-SWAP"), 1.0),
+]
 
 
 @st.composite
 def scenarios(draw):
     n = draw(st.integers(3, 30))
+    interval = draw(st.sampled_from([MINUTE_NS, HOUR_NS, 4 * HOUR_NS]))
     steps = draw(st.lists(st.floats(-0.03, 0.03), min_size=n, max_size=n))
     close = np.round(20_000.0 * np.exp(np.cumsum(steps)), 1)
     open_ = np.r_[20_000.0, close[:-1]]
     wick_up = draw(st.lists(st.floats(0.0, 0.02), min_size=n, max_size=n))
     wick_down = draw(st.lists(st.floats(0.0, 0.02), min_size=n, max_size=n))
     bars = np.zeros(n, dtypes.BAR_DTYPE)
-    bars["ts_ns"] = T0 + np.arange(n) * MINUTE_NS
+    # hourly bars start at 04:00 UTC, so most runs cross the 08:00 UTC daily settlement with
+    # the opening order filled (at 06:00); 4-hour bars cross several
+    start = T0 + (4 * HOUR_NS if interval == HOUR_NS else 0)
+    bars["ts_ns"] = start + np.arange(n) * interval
     bars["open"] = open_
     bars["close"] = close
     bars["high"] = np.round(np.maximum(open_, close) * (1 + np.array(wick_up)), 1)
@@ -70,16 +92,28 @@ def scenarios(draw):
     in_time_order = sorted(episodes, key=lambda e: (not e[1], e[0]))
     for row, (at, adl, side, offset, threshold) in zip(deleverage, in_time_order, strict=True):
         # ADL within the bars; a clawback the next day takes a share of this day's profit
-        row["ts_ns"] = bars["ts_ns"][at] + MINUTE_NS // 2 + (0 if adl else DAY_NS)
+        row["ts_ns"] = bars["ts_ns"][at] + interval // 2 + (0 if adl else DAY_NS)
         row["kind"] = LedgerKind.ADL if adl else LedgerKind.CLAWBACK
         row["side"] = side if adl else 0
         row["price"] = round(float(close[at]) * (1 + offset), 1) if adl else np.nan
         row["threshold"] = threshold
-    return bars, actions, leverage, funding_rate, deleverage
+    contract, scale = draw(st.sampled_from(VENUES))
+    # The wallet holds a small multiple of the opening order's margin and fee, so an isolated
+    # loss beyond the position's margin shows as a negative wallet.
+    contracts = abs(actions[0][2]) * scale
+    price = float(close[0])
+    if contract.contract_kind == ContractKind.INVERSE:
+        value = contracts * contract.face_value / price
+    else:
+        value = contracts * contract.face_value * price
+    cushion = draw(st.sampled_from([1.2, 1.5, 3.0, 20.0]))
+    balance = value * (1.0 / leverage + 2.0 * contract.taker_fee_rate) * cushion
+    return bars, interval, actions, leverage, funding_rate, deleverage, (contract, balance, scale)
 
 
 class RandomOrders(Strategy):
     actions: list = []  # noqa: RUF012  (set per example through params)
+    scale = 0.1  # contracts per unit of a drawn size
 
     def on_bar(self, ctx, bar):
         k = len(ctx.closes) - 1
@@ -88,13 +122,13 @@ class RandomOrders(Strategy):
                 continue
             price = round(float(bar["close"]) * (1 + offset), 1)
             if kind == "market":
-                ctx.market(size / 10, reduce_only=reduce_only)
+                ctx.market(size * self.scale, reduce_only=reduce_only)
             elif kind == "limit":
-                ctx.limit(size / 10, price, reduce_only=reduce_only)
+                ctx.limit(size * self.scale, price, reduce_only=reduce_only)
             elif kind == "stop":
-                ctx.stop(size / 10, price, reduce_only=reduce_only)
+                ctx.stop(size * self.scale, price, reduce_only=reduce_only)
             elif kind == "take_profit":
-                ctx.take_profit(size / 10, price, reduce_only=reduce_only)
+                ctx.take_profit(size * self.scale, price, reduce_only=reduce_only)
             elif kind == "close":
                 ctx.close_position()
             else:
@@ -102,38 +136,39 @@ class RandomOrders(Strategy):
                     ctx.cancel(int(order["order_id"]))
 
 
-@settings(max_examples=60)
+@settings(max_examples=80)
 @given(scenarios())
 def test_ledger_conserves_wallet_stays_positive_and_fills_stay_in_range(scenario):
-    bars, actions, leverage, funding_rate, deleverage = scenario
+    bars, interval, actions, leverage, funding_rate, deleverage, venue = scenario
+    contract, balance, scale = venue
     funding = np.zeros(1, dtypes.FUNDING_RATE_DTYPE)
     funding["ts_ns"] = bars["ts_ns"][len(bars) // 2]
     funding["funding_rate"] = funding_rate
     data = MarketData(
-        "BTC-USDT-SWAP",
+        contract.symbol,
         bars=bars,
-        bar_interval_ns=MINUTE_NS,
+        bar_interval_ns=interval,
         funding=funding,
         deleverage=deleverage,
     )
-    balance = 1_000.0
     result = backtest(
         RandomOrders,
         data,
-        "okx:BTC-USDT-SWAP",
+        contract,
         initial_balance=balance,
         leverage=leverage,
-        params={"actions": actions},
+        params={"actions": actions, "scale": scale},
     )
     ledger = result.records["ledger"]
     np.testing.assert_allclose(
         balance + np.cumsum(ledger["amount_settle"]),
         ledger["balance_after_settle"],
         rtol=0,
-        atol=1e-9,
+        atol=1e-9 * balance,
     )
-    assert abs(balance + ledger["amount_settle"].sum() - result.final_balance_settle) < 1e-9
-    assert (ledger["balance_after_settle"] >= -1e-9).all()
+    final = result.final_balance_settle
+    assert abs(balance + ledger["amount_settle"].sum() - final) < 1e-9 * balance
+    assert (ledger["balance_after_settle"] >= -1e-9 * balance).all()
     adl = result.records["adl"]
     clawbacks = ledger[ledger["kind"] == LedgerKind.CLAWBACK]["amount_settle"]
     # the ledger row is the cash movement (< 0); the record the amount taken (> 0)
@@ -146,7 +181,79 @@ def test_ledger_conserves_wallet_stays_positive_and_fills_stay_in_range(scenario
     own = fills[
         (fills["liquidity"] != Liquidity.LIQUIDATION) & (fills["liquidity"] != Liquidity.ADL)
     ]
-    bar_of_fill = (own["ts_ns"] - T0) // MINUTE_NS - 1
+    bar_of_fill = (own["ts_ns"] - bars["ts_ns"][0]) // interval - 1
     assert (bar_of_fill >= 0).all()
     assert (own["price"] >= bars["low"][bar_of_fill] - 1e-9).all()
     assert (own["price"] <= bars["high"][bar_of_fill] + 1e-9).all()
+
+
+class HoldOne(Strategy):
+    """Opens one position on the first bar and holds it."""
+
+    contracts = 1.0
+
+    def on_bar(self, ctx, bar):
+        if len(ctx.closes) == 1:
+            ctx.market(self.contracts)
+
+
+@st.composite
+def held_positions(draw):
+    n = draw(st.integers(10, 60))
+    interval = draw(st.sampled_from([HOUR_NS, 4 * HOUR_NS]))
+    drift = draw(st.floats(-0.01, 0.01))
+    steps = draw(st.lists(st.floats(-0.02, 0.02), min_size=n, max_size=n))
+    close = np.round(20_000.0 * np.exp(np.cumsum(np.array(steps) + drift)), 1)
+    bars = np.zeros(n, dtypes.BAR_DTYPE)
+    bars["ts_ns"] = T0 + np.arange(n) * interval
+    bars["open"] = np.r_[20_000.0, close[:-1]]
+    bars["close"] = close
+    bars["high"] = np.maximum(bars["open"], close)
+    bars["low"] = np.minimum(bars["open"], close)
+    contract, scale = draw(st.sampled_from(VENUES[1:]))
+    contracts = draw(st.integers(1, 50)) * scale * draw(st.sampled_from([-1, 1]))
+    leverage = draw(st.sampled_from([5.0, 20.0, 50.0, 100.0]))
+    return bars, interval, contract, contracts, leverage
+
+
+@settings(max_examples=80)
+@given(held_positions())
+def test_isolated_position_loses_at_most_its_margin_across_daily_settlements(case):
+    """One isolated position held through 08:00 UTC settlements on a wallet that holds only
+    its margin and fees: a full takeover costs exactly the margin posted at the fill (hand:
+    IM = N·F·P/lev linear, N·F/(P·lev) inverse) however much of the loss was settled before,
+    and the wallet never goes below zero (issue 12 item 1, MECHANICS.md §7, §5.3)."""
+    bars, interval, contract, contracts, leverage = case
+    n_abs = abs(contracts)
+    price = float(bars["close"][0])  # the fill: the next bar's open
+    inverse = contract.contract_kind == ContractKind.INVERSE
+    value = n_abs * contract.face_value / price if inverse else n_abs * contract.face_value * price
+    balance = value * (1.0 / leverage + 2.0 * contract.taker_fee_rate) * 1.0001
+    data = MarketData(contract.symbol, bars=bars, bar_interval_ns=interval)
+    result = backtest(
+        HoldOne,
+        data,
+        contract,
+        initial_balance=balance,
+        leverage=leverage,
+        params={"contracts": contracts},
+    )
+    fills = result.records["fills"]
+    assert fills[0]["liquidity"] != Liquidity.LIQUIDATION
+    assert fills[0]["price"] == price
+    ledger = result.records["ledger"]
+    assert (ledger["balance_after_settle"] >= -1e-9 * balance).all()
+    liquidations = result.records["liquidations"]
+    if len(liquidations) == 0:
+        return
+    assert not liquidations["is_partial"].any()  # tier 1 sizes only
+    margin = value / leverage
+    # a positive settled UPL goes to the free balance (the fixed margin stays); a negative one
+    # comes out of the fixed margin, so: Σ negative settlements + the takeover = −margin
+    amounts = ledger["amount_settle"]
+    settled = amounts[ledger["kind"] == LedgerKind.SETTLEMENT]
+    takeover = amounts[
+        np.isin(ledger["kind"], [LedgerKind.LIQUIDATION_LOSS, LedgerKind.LIQUIDATION_FEE])
+    ].sum()
+    assert not (ledger["kind"] == LedgerKind.TRADE_PNL).any()
+    assert np.minimum(settled, 0.0).sum() + takeover == pytest.approx(-margin, rel=1e-9)

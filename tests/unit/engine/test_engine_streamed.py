@@ -252,12 +252,13 @@ def test_unsnapped_boundaries_at_bar_closes_are_exact_without_funding_marks(bar_
 
 
 def test_history_bars_bounds_what_ctx_sees(bar_catalog):
-    """With fewer history bars than the slow SMA, the SMA restarts after each boundary: the
-    streamed run then differs (the documented limit), and is identical with enough."""
+    """With fewer history bars than the slow SMA, the value leaving the window after a
+    boundary is not kept: ctx.sma says so (naming history_bars) instead of restarting quietly;
+    with enough history the streamed run is identical."""
     stream = bar_catalog.stream_market_data(EX, SYM, chunk_ns=DAY)
     plain = _run(SmaLong, bar_catalog.load_market_data(EX, SYM))
-    short = _run(SmaLong, stream, history_bars=50)
-    assert short.records["fills"].tobytes() != plain.records["fills"].tobytes()
+    with pytest.raises(ValueError, match=r"window: 200 bars is more than .*\(history_bars\)"):
+        _run(SmaLong, stream, history_bars=50)
     _assert_same_records(_run(SmaLong, stream, history_bars=200), plain)
     with pytest.raises(ValueError, match="history_bars"):
         _run(SmaLong, stream, history_bars=-1)

@@ -29,12 +29,26 @@ def test_save_and_load_are_bit_identical(hand_result, tmp_path) -> None:
 
 
 def test_run_directory_layout(hand_result, tmp_path) -> None:
-    directory = save_run(hand_result, tmp_path / "run")
+    directory = save_run(hand_result, tmp_path / "run", csv=True)
     for kind in CSV_KINDS:
         assert (directory / f"{kind}.parquet").is_file()
         frame = pd.read_csv(directory / f"{kind}.csv")
         assert len(frame) == len(hand_result.records[kind])
-    assert (directory / "report.html").stat().st_size > 1_000_000  # plotly.js inlined
+    # plotly.js once in the output folder, loaded by the report through a relative path
+    from plotly.offline import get_plotlyjs_version
+
+    shared = tmp_path / f"plotly-{get_plotlyjs_version()}.min.js"
+    assert shared.stat().st_size > 1_000_000
+    report = (directory / "report.html").read_text()
+    assert f'<script src="../{shared.name}"></script>' in report
+    assert (directory / "report.html").stat().st_size < 300_000
+    trades = pd.read_csv(directory / "trades.csv")
+    assert trades["exit_reason"].tolist() == ["signal", "liquidation"]
+    parquet = pd.read_parquet(directory / "trades.parquet")
+    assert parquet["exit_reason"].tolist() == ["signal", "liquidation"]
+    alone = save_run(hand_result, tmp_path / "alone" / "run", self_contained=True)
+    assert (alone / "report.html").stat().st_size > 1_000_000  # plotly.js inlined
+    assert not list((tmp_path / "alone").glob("plotly-*.js"))
     assert not list(directory.glob(".*.tmp"))  # atomic writes left no temp files
     summary = json.loads((directory / "summary.json").read_text())
     assert summary["metrics"]["liquidations"] == 1
@@ -75,3 +89,10 @@ def test_format_summary_shows_metrics_and_attribution(hand_result) -> None:
     change = hand_result.final_balance_settle - hand_result.initial_balance_settle
     assert f"{change:.8g}" in text
     assert "final equity (USD)" in text
+
+
+def test_parquet_only_unless_csv_is_asked_for(hand_result, tmp_path) -> None:
+    directory = save_run(hand_result, tmp_path / "run")
+    assert not list(directory.glob("*.csv"))
+    for kind in CSV_KINDS:
+        assert (directory / f"{kind}.parquet").is_file()
