@@ -33,6 +33,7 @@ from backtester.engine.loop_nb import (
     NO_EVENT,
     accept_state_orders_nb,
     bar_event_nb,
+    bar_path_step_nb,
     equity_row_nb,
     handle_bar_nb,
     handle_bar_open_nb,
@@ -40,21 +41,28 @@ from backtester.engine.loop_nb import (
     handle_funding_nb,
     handle_index_nb,
     handle_mark_nb,
+    liquidation_after_mark_nb,
     min_free_nb,
     record_equity_nb,
+    set_trigger_nb,
     settlement_due_nb,
     switch_tiers_nb,
+    update_mark_from_index_nb,
 )
 from backtester.engine.order_entry_nb import place_order_nb
 from backtester.enums import (
     ContractKind,
     EventKind,
     MarginMode,
+    MarkPriceMethod,
     OrderType,
+    PathPoint,
+    PriceStream,
     Side,
     TierBasis,
     TimeInForce,
 )
+from backtester.swap.mark_nb import ema_alpha_nb
 from backtester.swap.pnl_nb import pnl_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
@@ -186,6 +194,22 @@ def isolated_metrics_nb(s, p, tier) -> tuple:
     return upl, mm, buffer, ratio
 
 
+@njit(cache=True, inline="always")
+def needs_full_check_nb(s, mc_ratio, buffer) -> bool:
+    """After a mark update: whether the full liquidation check
+    (:func:`~backtester.engine.loop_nb.liquidation_after_mark_nb`) must run — decided as its
+    own fast exit decides, from the isolated position's ``buffer`` when it was computed (NaN
+    otherwise)."""
+    if s["contracts"] == 0.0 and not s["margin_call_active"]:
+        return False
+    return not (
+        s["margin_mode"] == MarginMode.ISOLATED
+        and not s["margin_call_active"]
+        and buffer > 1.0
+        and buffer >= mc_ratio
+    )
+
+
 @njit(cache=True)
 def run_signals_nb(state, capacities, signals) -> int:
     """Replay until the end of data or a full buffer; returns a Status.
@@ -217,6 +241,11 @@ def run_signals_nb(state, capacities, signals) -> int:
     tiers = state.tiers
     tier_size = np.nan  # the cached tier row is valid for a position of this size
     tier_row = -1
+    method = p["mark_price_method"]
+    alpha = ema_alpha_nb(p["mark_ema_span"])
+    nearest = acc["bar_path"] == 1
+    mc_ratio = acc["margin_call_buffer_ratio"]
+    check = False  # a mark update of an open position awaits the liquidation check
     t_index = index[s["c_index"]]["ts_ns"] if s["c_index"] < s["e_index"] else NO_EVENT
     t_mark = mark[s["c_mark"]]["ts_ns"] if s["c_mark"] < s["e_mark"] else NO_EVENT
     t_funding = funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
@@ -283,26 +312,79 @@ def run_signals_nb(state, capacities, signals) -> int:
             )
             s["next_settlement_ns"] = next_settlement_ns_nb(ts, p["settlement_offset_ns"])
         if kind == EventKind.INDEX:
-            handle_index_nb(state, 0, ts)
-            t_index = index[s["c_index"]]["ts_ns"] if s["c_index"] < s["e_index"] else NO_EVENT
+            c = s["c_index"]
+            if s["index_interval_ns"] == 0:
+                # handle_index_nb on a point stream, its liquidation check's fast exit settled
+                # from the cached tier row (below)
+                s["index_swap"] = False
+                s["index_price"] = index[c]["price"]
+                s["c_index"] = c + 1
+                if update_mark_from_index_nb(s, p, funding, ts, alpha) and (
+                    s["contracts"] != 0.0 or s["margin_call_active"]
+                ):
+                    set_trigger_nb(s, PriceStream.INDEX, PathPoint.POINT, ts)
+                    check = True
+            else:
+                handle_index_nb(state, 0, ts)
+            t_index = index[c + 1]["ts_ns"] if c + 1 < s["e_index"] else NO_EVENT
         elif kind == EventKind.MARK:
-            handle_mark_nb(state, 0, ts)
-            t_mark = mark[s["c_mark"]]["ts_ns"] if s["c_mark"] < s["e_mark"] else NO_EVENT
+            c = s["c_mark"]
+            if s["mark_interval_ns"] == 0:
+                # handle_mark_nb on a point stream (fast exit as above)
+                s["mark_swap"] = False
+                s["c_mark"] = c + 1
+                if method == MarkPriceMethod.HISTORICAL:
+                    s["mark_price"] = mark[c]["price"]
+                    if s["contracts"] != 0.0 or s["margin_call_active"]:
+                        set_trigger_nb(s, PriceStream.MARK, PathPoint.POINT, ts)
+                        check = True
+            else:
+                handle_mark_nb(state, 0, ts)
+            t_mark = mark[c + 1]["ts_ns"] if c + 1 < s["e_mark"] else NO_EVENT
         elif kind == EventKind.FUNDING:
             handle_funding_nb(state, 0, ts)
             t_funding = (
                 funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
             )
         else:
+            # with no working order and the mark not on the last price, a bar's open and path
+            # only move the last price (what handle_bar_open_nb / handle_bar_path_nb do then)
+            quiet = acc["n_active"] == 0 and method != MarkPriceMethod.LAST
             if kind == EventKind.BAR_OPEN:
-                handle_bar_open_nb(state, 0, ts)
+                if quiet and not s["fill_on_trades"]:
+                    s["bar_phase"] = 1
+                    s["bar_fills"] = True
+                    s["last_price"] = bars[s["c_bar"]]["open"]
+                else:
+                    handle_bar_open_nb(state, 0, ts)
             elif kind == EventKind.BAR_PATH:
-                handle_bar_path_nb(state, 0, ts)
+                if quiet:
+                    _, end, _ = bar_path_step_nb(s, bars[s["c_bar"]], s["bar_phase"], nearest)
+                    s["last_price"] = end
+                else:
+                    handle_bar_path_nb(state, 0, ts)
             else:
                 handle_bar_nb(state, 0, ts)
             t_bar = NO_EVENT
             if s["c_bar"] < s["e_bar"]:
                 t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
+        if check:
+            # liquidation_after_mark_nb, its fast exit (isolated, far from the threshold)
+            # decided from the cached tier row
+            check = False
+            buffer = np.nan
+            if (
+                s["contracts"] != 0.0
+                and s["margin_mode"] == MarginMode.ISOLATED
+                and not s["margin_call_active"]
+                and np.isfinite(s["mark_price"])
+            ):
+                size_abs = abs(s["contracts"])
+                if size_abs != tier_size:
+                    tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                _, _, buffer, _ = isolated_metrics_nb(s, p, tiers[tier_row])
+            if needs_full_check_nb(s, mc_ratio, buffer):
+                liquidation_after_mark_nb(state, 0, ts)
         if equity_interval > 0 and ts >= acc["next_equity_ns"]:
             acc["equity_pending"] = True
             acc["next_equity_ns"] = (ts // equity_interval + 1) * equity_interval
