@@ -27,7 +27,8 @@ BAR_DTYPE
     ============= ===== ====== ===================================================
 PRICE_DTYPE
     Point price series (index, mark): ``ts_ns`` (i8, ns UTC, the time the price is known),
-    ``price`` (f8, quote). Index/mark candles become points at their close time.
+    ``price`` (f8, quote). Index/mark candles become their path: four points a candle
+    (``backtester.data.market.candle_path_points``).
 FUNDING_RATE_DTYPE
     ===================== ===== ================= =====================================
     ts_ns                 i8    ns UTC            funding timestamp (payment instant)

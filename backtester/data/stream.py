@@ -419,8 +419,8 @@ class _Sequential:
     """Rows of one stream for increasing, non-overlapping ranges [lo, hi), from an iterator
     of row groups in time order (``Catalog._iter_groups``): each group is decoded once and
     held until its last row is taken, so memory is one window plus one row group. With
-    ``shift`` > 0 the groups are index/mark candles, served as points at their close time
-    (``bars_to_points``) and selected by that time."""
+    ``shift`` > 0 the groups are index/mark candles, served as their path (four points a
+    candle, ``bars_to_points``) and selected by point time."""
 
     def __init__(self, groups: Iterator[np.ndarray], shift: int) -> None:
         self._groups = groups

@@ -368,7 +368,7 @@ def equity_row_nb(r, acc, s, ts, upl, mm, ratio) -> None:
     r["last_price"] = s["last_price"]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def bar_path_nb(bar, position_sign, nearest_first) -> tuple:
     """The two intrabar extremes in visiting order: conservative = adverse extreme first."""
     o = bar["open"]
@@ -488,8 +488,28 @@ def handle_bar_path_nb(state, i, ts) -> int:
     phase = s["bar_phase"]
     lo = bar["low"]
     hi = bar["high"]
+    start, end, point = bar_path_step_nb(s, bar, phase, state.account[0]["bar_path"] == 1)
+    wake = 0
+    if (
+        s["bar_fills"]
+        and state.account[0]["n_active"] > 0
+        and segment_nb(state, i, ts, start, end, lo, hi, bar["ts_ns"], bar["volume_base"])
+    ):
+        wake |= WakeReason.FILL
+    return wake | last_price_moved_nb(state, i, ts, end, PriceStream.BARS, point, bar["ts_ns"])
+
+
+@njit(cache=True, inline="always")
+def bar_path_step_nb(s, bar, phase, nearest_first) -> tuple:
+    """``(start, end, PathPoint of end)`` of the segment of the bar record's path that ends at
+    ``phase`` (1: open → first extreme, 2: → second extreme, 3: → close), and the position row
+    ``s`` moved to the next phase. At phase 1 the order of the extremes is chosen
+    (:func:`bar_path_nb`: adverse to the position first, or the nearer one) and kept in
+    ``s["bar_low_first"]``. Records only (inlined in the signal kernel)."""
+    lo = bar["low"]
+    hi = bar["high"]
     if phase == 1:
-        first, second = bar_path_nb(bar, np.sign(s["contracts"]), state.account[0]["bar_path"] == 1)
+        first, second = bar_path_nb(bar, np.sign(s["contracts"]), nearest_first)
         s["bar_low_first"] = first == lo and second == hi and lo != hi
         start = bar["open"]
         end = first
@@ -500,20 +520,13 @@ def handle_bar_path_nb(state, i, ts) -> int:
         start = hi if s["bar_low_first"] else lo
         end = bar["close"]
     s["bar_phase"] = phase + 1
-    wake = 0
-    if (
-        s["bar_fills"]
-        and state.account[0]["n_active"] > 0
-        and segment_nb(state, i, ts, start, end, lo, hi, bar["ts_ns"], bar["volume_base"])
-    ):
-        wake |= WakeReason.FILL
     if phase == 3:
         point = PathPoint.CLOSE
     elif end == lo and (phase == 1) == s["bar_low_first"]:
         point = PathPoint.LOW
     else:
         point = PathPoint.HIGH
-    return wake | last_price_moved_nb(state, i, ts, end, PriceStream.BARS, point, bar["ts_ns"])
+    return start, end, point
 
 
 @njit(cache=True)

@@ -23,6 +23,8 @@ from numba import njit
 
 from backtester.engine.account_nb import (
     apply_settlement_nb,
+    isolated_ratio_at_nb,
+    metrics_at_tier_nb,
 )
 from backtester.engine.deleverage_nb import apply_period_clawback_nb
 from backtester.engine.loop_nb import (
@@ -32,27 +34,39 @@ from backtester.engine.loop_nb import (
     NO_EVENT,
     accept_state_orders_nb,
     bar_event_nb,
+    bar_path_step_nb,
+    equity_row_nb,
     handle_bar_nb,
     handle_bar_open_nb,
     handle_bar_path_nb,
     handle_funding_nb,
     handle_index_nb,
     handle_mark_nb,
+    liquidation_after_mark_nb,
     min_free_nb,
     record_equity_nb,
+    set_trigger_nb,
     settlement_due_nb,
     switch_tiers_nb,
+    update_mark_from_index_nb,
 )
 from backtester.engine.order_entry_nb import place_order_nb
 from backtester.enums import (
     ContractKind,
     EventKind,
+    MarginMode,
+    MarkPriceMethod,
     OrderType,
+    PathPoint,
+    PriceStream,
     Side,
+    TierBasis,
     TimeInForce,
 )
+from backtester.swap.mark_nb import ema_alpha_nb
 from backtester.swap.pnl_nb import pnl_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
+from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
 
 # units of a signal target amount (``target_unit`` of backtest_signals): contracts, quote
 # notional, base coin, fraction of the account equity
@@ -154,6 +168,50 @@ def signal_orders_nb(state, signals, k) -> bool:
 
 
 @njit(cache=True)
+def tier_cache_nb(s, p, tiers, size_abs) -> tuple:
+    """``(tier_size, tier_row)``: the tier row of a position of ``size_abs`` contracts at its
+    mark, and the size for which it stays valid (NaN unless the table is by contracts, where
+    the row does not depend on the price)."""
+    row = tier_index_nb(
+        tiers,
+        p["tier_offset"],
+        p["tier_count"],
+        tier_size_nb(
+            p["tier_basis"], p["contract_kind"], size_abs, p["face_value"], s["mark_price"]
+        ),
+    )
+    return (size_abs if p["tier_basis"] == TierBasis.CONTRACTS else np.nan), row
+
+
+@njit(cache=True, inline="always")
+def isolated_metrics_nb(s, p, tier) -> tuple:
+    """(UPL, maintenance margin, liquidation buffer, margin ratio) of the open isolated
+    position record ``s`` at its (finite) mark: the values
+    :func:`~backtester.engine.account_nb.isolated_buffer_nb` computes, for the tier record
+    ``tier``. Records only: an inlined function's array arguments cost reference-count
+    updates on every call, and this runs at every mark update of an open position."""
+    upl, pv, mm = metrics_at_tier_nb(s, p, tier)
+    _, buffer, ratio = isolated_ratio_at_nb(s, p, upl, pv, mm, tier["maintenance_margin_rate"])
+    return upl, mm, buffer, ratio
+
+
+@njit(cache=True, inline="always")
+def needs_full_check_nb(s, mc_ratio, buffer) -> bool:
+    """After a mark update: whether the full liquidation check
+    (:func:`~backtester.engine.loop_nb.liquidation_after_mark_nb`) must run — decided as its
+    own fast exit decides, from the isolated position's ``buffer`` when it was computed (NaN
+    otherwise)."""
+    if s["contracts"] == 0.0 and not s["margin_call_active"]:
+        return False
+    return not (
+        s["margin_mode"] == MarginMode.ISOLATED
+        and not s["margin_call_active"]
+        and buffer > 1.0
+        and buffer >= mc_ratio
+    )
+
+
+@njit(cache=True)
 def run_signals_nb(state, capacities, signals) -> int:
     """Replay until the end of data or a full buffer; returns a Status.
 
@@ -180,6 +238,15 @@ def run_signals_nb(state, capacities, signals) -> int:
     bar_interval = s["bar_interval_ns"]
     amount, close_long, close_short, _ = signals
     unchecked = 0  # events that may run before the record buffers' head-room is checked again
+    equity = state.equity
+    tiers = state.tiers
+    tier_size = np.nan  # the cached tier row is valid for a position of this size
+    tier_row = -1
+    method = p["mark_price_method"]
+    alpha = ema_alpha_nb(p["mark_ema_span"])
+    nearest = acc["bar_path"] == 1
+    mc_ratio = acc["margin_call_buffer_ratio"]
+    check = False  # a mark update of an open position awaits the liquidation check
     t_index = index[s["c_index"]]["ts_ns"] if s["c_index"] < s["e_index"] else NO_EVENT
     t_mark = mark[s["c_mark"]]["ts_ns"] if s["c_mark"] < s["e_mark"] else NO_EVENT
     t_funding = funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
@@ -213,11 +280,33 @@ def run_signals_nb(state, capacities, signals) -> int:
         if ts == NO_EVENT:
             return END_OF_DATA
         if acc["equity_pending"] and ts > acc["ts_ns"]:
-            record_equity_nb(state, acc["ts_ns"])
+            q = s["contracts"]
+            if q == 0.0 or (
+                s["margin_mode"] == MarginMode.ISOLATED and np.isfinite(s["mark_price"])
+            ):
+                # record_equity_nb's row for one isolated instrument, with the tier row cached
+                # while the size is unchanged (a table by contracts)
+                row_upl = 0.0
+                row_mm = 0.0
+                row_ratio = np.nan
+                if q != 0.0:
+                    size_abs = abs(q)
+                    if size_abs != tier_size:
+                        tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                    upl, mm, _, row_ratio = isolated_metrics_nb(s, p, tiers[tier_row])
+                    # added to 0.0 as record_equity_nb sums them (so -0.0 is written as 0.0)
+                    row_upl += upl
+                    row_mm += mm
+                n = acc["n_equity"]
+                equity_row_nb(equity[n], acc, s, acc["ts_ns"], row_upl, row_mm, row_ratio)
+                acc["n_equity"] = n + 1
+            else:
+                record_equity_nb(state, acc["ts_ns"])
             acc["equity_pending"] = False
         acc["ts_ns"] = ts
         if ts >= acc["next_tier_switch_ns"]:
             switch_tiers_nb(state, ts)
+            tier_size = np.nan  # the cached tier row was of the previous table
         if daily_settlement and settlement_due_nb(ts, kind, s["next_settlement_ns"]):
             apply_settlement_nb(
                 account, state.positions, state.params, state.settlements, state.ledger, 0, ts
@@ -230,26 +319,79 @@ def run_signals_nb(state, capacities, signals) -> int:
                 state.ledger, ts,
             )  # fmt: skip
         if kind == EventKind.INDEX:
-            handle_index_nb(state, 0, ts)
-            t_index = index[s["c_index"]]["ts_ns"] if s["c_index"] < s["e_index"] else NO_EVENT
+            c = s["c_index"]
+            if s["index_interval_ns"] == 0:
+                # handle_index_nb on a point stream, its liquidation check's fast exit settled
+                # from the cached tier row (below)
+                s["index_swap"] = False
+                s["index_price"] = index[c]["price"]
+                s["c_index"] = c + 1
+                if update_mark_from_index_nb(s, p, funding, ts, alpha) and (
+                    s["contracts"] != 0.0 or s["margin_call_active"]
+                ):
+                    set_trigger_nb(s, PriceStream.INDEX, PathPoint.POINT, ts)
+                    check = True
+            else:
+                handle_index_nb(state, 0, ts)
+            t_index = index[c + 1]["ts_ns"] if c + 1 < s["e_index"] else NO_EVENT
         elif kind == EventKind.MARK:
-            handle_mark_nb(state, 0, ts)
-            t_mark = mark[s["c_mark"]]["ts_ns"] if s["c_mark"] < s["e_mark"] else NO_EVENT
+            c = s["c_mark"]
+            if s["mark_interval_ns"] == 0:
+                # handle_mark_nb on a point stream (fast exit as above)
+                s["mark_swap"] = False
+                s["c_mark"] = c + 1
+                if method == MarkPriceMethod.HISTORICAL:
+                    s["mark_price"] = mark[c]["price"]
+                    if s["contracts"] != 0.0 or s["margin_call_active"]:
+                        set_trigger_nb(s, PriceStream.MARK, PathPoint.POINT, ts)
+                        check = True
+            else:
+                handle_mark_nb(state, 0, ts)
+            t_mark = mark[c + 1]["ts_ns"] if c + 1 < s["e_mark"] else NO_EVENT
         elif kind == EventKind.FUNDING:
             handle_funding_nb(state, 0, ts)
             t_funding = (
                 funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
             )
         else:
+            # with no working order and the mark not on the last price, a bar's open and path
+            # only move the last price (what handle_bar_open_nb / handle_bar_path_nb do then)
+            quiet = acc["n_active"] == 0 and method != MarkPriceMethod.LAST
             if kind == EventKind.BAR_OPEN:
-                handle_bar_open_nb(state, 0, ts)
+                if quiet and not s["fill_on_trades"]:
+                    s["bar_phase"] = 1
+                    s["bar_fills"] = True
+                    s["last_price"] = bars[s["c_bar"]]["open"]
+                else:
+                    handle_bar_open_nb(state, 0, ts)
             elif kind == EventKind.BAR_PATH:
-                handle_bar_path_nb(state, 0, ts)
+                if quiet:
+                    _, end, _ = bar_path_step_nb(s, bars[s["c_bar"]], s["bar_phase"], nearest)
+                    s["last_price"] = end
+                else:
+                    handle_bar_path_nb(state, 0, ts)
             else:
                 handle_bar_nb(state, 0, ts)
             t_bar = NO_EVENT
             if s["c_bar"] < s["e_bar"]:
                 t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
+        if check:
+            # liquidation_after_mark_nb, its fast exit (isolated, far from the threshold)
+            # decided from the cached tier row
+            check = False
+            buffer = np.nan
+            if (
+                s["contracts"] != 0.0
+                and s["margin_mode"] == MarginMode.ISOLATED
+                and not s["margin_call_active"]
+                and np.isfinite(s["mark_price"])
+            ):
+                size_abs = abs(s["contracts"])
+                if size_abs != tier_size:
+                    tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                _, _, buffer, _ = isolated_metrics_nb(s, p, tiers[tier_row])
+            if needs_full_check_nb(s, mc_ratio, buffer):
+                liquidation_after_mark_nb(state, 0, ts)
         if equity_interval > 0 and ts >= acc["next_equity_ns"]:
             acc["equity_pending"] = True
             acc["next_equity_ns"] = (ts // equity_interval + 1) * equity_interval
