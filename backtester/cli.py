@@ -399,6 +399,15 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
         strategy = f"{Path(file).resolve()}:{cls}"
     cls = sweep.load_strategy(strategy)
     source = option("data", "sample")
+    if source != "sample" and get_close_matches(source, ["sample"], n=1, cutoff=0.7):
+        from backtester.data.catalog import Catalog
+
+        stored = Catalog(option("catalog") or "data/catalog").datasets()
+        if source not in set(stored.get("exchange", [])):
+            raise ValueError(
+                f"data: {source!r} is neither the bundled 'sample' nor an exchange in the "
+                "catalog; did you mean 'sample'?"
+            )
     symbol = option("symbol", DEFAULT_SYMBOL)
     interval = option("interval")
     catalog = option("catalog")
@@ -446,6 +455,23 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
     return job, cls
 
 
+def _check_leverage(job: dict[str, Any], data: Any) -> None:
+    """Leverage above the contract's maximum (tier 1 of the table valid at the data's start)
+    is bad input, said before the run (exit code 2)."""
+    from backtester import sweep
+
+    start = getattr(data, "start_ns", None)
+    if start is None:
+        return
+    row, _ = sweep.build_contract(job).to_params(int(start))
+    maximum = float(row[0]["max_leverage"])
+    if not 1.0 <= float(job["leverage"]) <= maximum:
+        raise ValueError(
+            f"leverage: expected a value in [1, {maximum:g}] for {job['contract']}, got "
+            f"{float(job['leverage']):g}"
+        )
+
+
 def _interval_ns(label: str) -> int:
     from backtester.data.catalog import parse_interval
 
@@ -466,6 +492,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with user_input():
         job, cls = build_job(args)
         data = sweep.load_data(job["data"])
+        _check_leverage(job, data)
         config = read_config(args.config) if args.config else {}
         out = Path(args.out or config.get("out") or "reports")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -914,7 +941,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if debug:
             traceback.print_exc()
-        print(f"backtester: error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        from backtester.errors import StrategyError
+
+        # a strategy's error already says what was raised, where and when
+        kind = "" if isinstance(error, StrategyError) else f"{type(error).__name__}: "
+        print(f"backtester: error: {kind}{_one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
 
 

@@ -211,10 +211,14 @@ def test_failure_while_running_exits_1_and_debug_shows_the_traceback(tmp_path: P
     done = backtester("run", str(strategy), *span)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
-    # the last line (warnings of the engine, if any, come before it)
-    assert done.stderr.strip().splitlines()[-1] == (
-        "backtester: error: RuntimeError: strategy bug at bar 5"
+    # the last line (warnings of the engine, if any, come before it), naming the strategy's
+    # file, line and replay time
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"backtester: error: Failing.on_bar raised RuntimeError: strategy bug at bar 5 at "
+        f"{strategy}:"
     )
+    assert "(replay time 2024-02-01 " in last
     debug = backtester("run", str(strategy), *span, "--debug")
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
@@ -224,8 +228,8 @@ def test_failure_while_running_exits_1_and_debug_shows_the_traceback(tmp_path: P
                        "--executor", "serial", "--out", str(tmp_path / "sweep"))  # fmt: skip
     assert sweep.returncode == 1, sweep.stderr
     assert "Traceback" not in sweep.stderr
-    assert sweep.stderr.strip().splitlines()[-1] == (
+    assert sweep.stderr.strip().splitlines()[-1].startswith(
         "backtester: error: SweepFailed: sweep: all 2 combinations failed; first error: "
-        "RuntimeError: strategy bug at bar 5"
+        "StrategyError: Failing.on_bar raised RuntimeError: strategy bug at bar 5 at "
     )
     assert len(list((tmp_path / "sweep" / "results").glob("*.json"))) == 2  # errors stored
