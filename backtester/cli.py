@@ -455,6 +455,33 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
     return job, cls
 
 
+def _load_in_span(selection: dict[str, Any]) -> Any:
+    """The selected data; when --start/--end select nothing, the error gives the data's span."""
+    from backtester import sweep
+
+    try:
+        data = sweep.load_data(selection)
+        _ = data.start_ns  # ValueError when the selection holds no event
+        return data
+    except ValueError as error:
+        if selection.get("start_ns") is None and selection.get("end_ns") is None:
+            raise
+        try:
+            whole = sweep.load_data({**selection, "start_ns": None, "end_ns": None})
+        except ValueError:
+            raise error from None
+        import pandas as pd
+
+        def day(ns: int | None) -> str:
+            return "…" if ns is None else str(pd.Timestamp(ns, unit="ns", tz="UTC"))[:19]
+
+        raise ValueError(
+            f"start/end: {day(selection.get('start_ns'))} to {day(selection.get('end_ns'))} "
+            f"selects no data of {selection['source']}:{selection['symbol']}, which covers "
+            f"{day(whole.start_ns)} to {day(whole.end_ns)} ({error})"
+        ) from None
+
+
 def _check_leverage(job: dict[str, Any], data: Any) -> None:
     """Leverage above the contract's maximum (tier 1 of the table valid at the data's start)
     is bad input, said before the run (exit code 2)."""
@@ -491,7 +518,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with user_input():
         job, cls = build_job(args)
-        data = sweep.load_data(job["data"])
+        data = _load_in_span(job["data"])
         _check_leverage(job, data)
         config = read_config(args.config) if args.config else {}
         out = Path(args.out or config.get("out") or "reports")

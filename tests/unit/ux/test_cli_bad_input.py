@@ -29,3 +29,13 @@ def test_a_misspelt_sample_is_suggested():
     assert done.returncode == 2, done.stderr
     assert "did you mean 'sample'?" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_dates_outside_the_data_give_the_data_span():
+    done = backtester("run", "strategies/sma_cross.py", "--data", "sample", "--start", "2030-01-01")
+    assert done.returncode == 2, done.stderr
+    # the sample spans February and March 2024 (backtester/data/sample.py)
+    assert "start/end: 2030-01-01 00:00:00 to … selects no data of sample:BTC-USD-SWAP" in (
+        done.stderr
+    )
+    assert "which covers 2024-02-01 00:00:00 to 2024-04-01 00:00:00" in done.stderr
