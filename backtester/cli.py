@@ -947,10 +947,20 @@ _COMMANDS = {
 }
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+    """Warnings of a run as one line on stderr, ``backtester: warning: ...`` (not the
+    interpreter's file:line of the library call that emitted them)."""
+    print(f"backtester: warning: {category.__name__}: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``backtester`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if not debug:
+        import warnings
+
+        warnings.showwarning = _show_warning
     try:
         args = build_parser().parse_args(argv)
         return _COMMANDS[args.command](args)
