@@ -789,6 +789,10 @@ def cmd_profiles(args: argparse.Namespace) -> int:
             print(f"  tiers ({table.basis.name.lower()}) valid from {start}: {table.source}")
             frame = pd.DataFrame(table.to_records())
             print("    " + frame.to_string(index=False).replace("\n", "\n    "))
+    print(
+        "\nsources: 'MECHANICS.md §n' is a section of the project's notes on exchange rules; "
+        "docs/SOURCES.md lists the exchange pages of each section"
+    )
     return EXIT_OK
 
 

@@ -31,3 +31,13 @@ def test_every_source_tag_used_has_its_page():
     # each source is a web address or a repository path a reader can open
     for line in re.findall(r"^\| [A-Za-z0-9-]+ \| (.*) \|$", pages, re.M)[1:]:  # no header
         assert re.search(r"https?://|[\w.-]+\.(com|me)/|[\w-]+/[\w-]+", line), line
+
+
+def test_backtester_profiles_points_at_the_sources_page(capsys):
+    from backtester.cli import main
+
+    assert main(["profiles", "okx_coinm_2019"]) == 0
+    out = capsys.readouterr().out
+    assert "MECHANICS.md" in out  # the profile cites the notes ...
+    assert "docs/SOURCES.md lists the exchange pages of each section" in out  # ... and says where
+    assert (REPO / "docs/SOURCES.md").is_file()
