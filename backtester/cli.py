@@ -418,6 +418,15 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
         strategy = f"{Path(file).resolve()}:{cls}"
     cls = sweep.load_strategy(strategy)
     source = option("data", "sample")
+    if source != "sample" and get_close_matches(source, ["sample"], n=1, cutoff=0.7):
+        from backtester.data.catalog import Catalog
+
+        stored = Catalog(option("catalog") or "data/catalog").datasets()
+        if source not in set(stored.get("exchange", [])):
+            raise ValueError(
+                f"data: {source!r} is neither the bundled 'sample' nor an exchange in the "
+                "catalog; did you mean 'sample'?"
+            )
     symbol = option("symbol", DEFAULT_SYMBOL)
     interval = option("interval")
     catalog = option("catalog")
@@ -465,6 +474,33 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
     return job, cls
 
 
+def _load_in_span(selection: dict[str, Any]) -> Any:
+    """The selected data; when --start/--end select nothing, the error gives the data's span."""
+    from backtester import sweep
+
+    try:
+        data = sweep.load_data(selection)
+        _ = data.start_ns  # ValueError when the selection holds no event
+        return data
+    except ValueError as error:
+        if selection.get("start_ns") is None and selection.get("end_ns") is None:
+            raise
+        try:
+            whole = sweep.load_data({**selection, "start_ns": None, "end_ns": None})
+        except ValueError:
+            raise error from None
+        import pandas as pd
+
+        def day(ns: int | None) -> str:
+            return "…" if ns is None else str(pd.Timestamp(ns, unit="ns", tz="UTC"))[:19]
+
+        raise ValueError(
+            f"start/end: {day(selection.get('start_ns'))} to {day(selection.get('end_ns'))} "
+            f"selects no data of {selection['source']}:{selection['symbol']}, which covers "
+            f"{day(whole.start_ns)} to {day(whole.end_ns)} ({error})"
+        ) from None
+
+
 def _interval_ns(label: str) -> int:
     from backtester.data.catalog import parse_interval
 
@@ -484,7 +520,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with user_input():
         job, cls = build_job(args)
-        data = sweep.load_data(job["data"])
+        data = _load_in_span(job["data"])
         sweep.check_job(job, data)  # settings and range: bad input (exit 2), not a failed run
         config = read_config(args.config) if args.config else {}
         out = Path(args.out or config.get("out") or "reports")
@@ -799,6 +835,10 @@ def cmd_profiles(args: argparse.Namespace) -> int:
             print(f"  tiers ({table.basis.name.lower()}) valid from {start}: {table.source}")
             frame = pd.DataFrame(table.to_records())
             print("    " + frame.to_string(index=False).replace("\n", "\n    "))
+    print(
+        "\nsources: 'MECHANICS.md §n' is a section of the project's notes on exchange rules; "
+        "docs/SOURCES.md lists the exchange pages of each section"
+    )
     return EXIT_OK
 
 
@@ -975,10 +1015,20 @@ _COMMANDS = {
 }
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+    """Warnings of a run as one line on stderr, ``backtester: warning: ...`` (not the
+    interpreter's file:line of the library call that emitted them)."""
+    print(f"backtester: warning: {category.__name__}: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``backtester`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if not debug:
+        import warnings
+
+        warnings.showwarning = _show_warning
     try:
         args = build_parser().parse_args(argv)
         return _COMMANDS[args.command](args)
@@ -996,7 +1046,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if debug:
             traceback.print_exc()
-        print(f"backtester: error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        from backtester.errors import StrategyError
+
+        # a strategy's error already says what was raised, where and when
+        kind = "" if isinstance(error, StrategyError) else f"{type(error).__name__}: "
+        print(f"backtester: error: {kind}{_one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
 
 

@@ -56,6 +56,12 @@ class Indicators:
             {} for _ in range(run.n_instruments)
         ]
 
+    def new_chunk(self) -> None:
+        """The stream arrays were replaced: the contexts' fast-path entries refer to the old
+        ones (the full cache keeps them for the EMA's continuation)."""
+        for entries in (*self.sma_entries, *self.ema_entries):
+            entries.clear()
+
     def sma(self, i: int, window: int, field: str) -> float:
         """Simple moving average of the last ``window`` values of ``field`` (NaN while fewer)."""
         entry = self._cache.get((i, field, window, _SMA))

@@ -50,6 +50,7 @@ from numba import njit
 
 from backtester.engine.order_entry_nb import cancel_order_nb, place_order_nb
 from backtester.enums import OrderType, Side, TimeInForce
+from backtester.sizing_nb import contracts_for_money_nb, round_price_nb
 from backtester.strategy import class_parameters, set_parameters
 
 __all__ = [
@@ -58,6 +59,8 @@ __all__ = [
     "balance",
     "cancel",
     "close_position",
+    "contracts_for_base",
+    "contracts_for_notional",
     "entry_price",
     "index_price",
     "last_price",
@@ -65,6 +68,7 @@ __all__ = [
     "mark_price",
     "market",
     "position",
+    "round_price",
     "stop",
     "take_profit",
     "time_ns",
@@ -262,3 +266,35 @@ def close_position(ctx, instrument) -> int:
 def cancel(ctx, order_id) -> bool:
     """Cancel a working order; False when it is no longer working."""
     return cancel_order_nb(ctx.account, ctx.orders, ctx.active, order_id)
+
+
+# ---------------------------------------------------------------- sizes and prices
+@njit(cache=True)
+def contracts_for_notional(ctx, instrument, notional, price=np.nan) -> float:
+    """Signed contracts worth ``notional`` quote at ``price`` (NaN: the last price), rounded
+    toward zero to the lot (0.0 below one lot; formulas in :mod:`backtester.sizing`)."""
+    p = ctx.params[instrument]
+    if np.isnan(price):
+        price = ctx.positions[instrument]["last_price"]
+    return contracts_for_money_nb(
+        p["contract_kind"], p["face_value"], p["lot_size_contracts"], price, notional, np.nan
+    )
+
+
+@njit(cache=True)
+def contracts_for_base(ctx, instrument, base, price=np.nan) -> float:
+    """Signed contracts holding ``base`` coin at ``price`` (NaN: the last price), rounded
+    toward zero to the lot."""
+    p = ctx.params[instrument]
+    if np.isnan(price):
+        price = ctx.positions[instrument]["last_price"]
+    return contracts_for_money_nb(
+        p["contract_kind"], p["face_value"], p["lot_size_contracts"], price, np.nan, base
+    )
+
+
+@njit(cache=True)
+def round_price(ctx, instrument, price, direction=0) -> float:
+    """``price`` on the contract's tick: nearest (0), down (-1, a buy's passive side) or up
+    (+1, a sell's)."""
+    return round_price_nb(price, ctx.params[instrument]["tick_size_quote"], direction)

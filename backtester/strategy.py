@@ -241,8 +241,8 @@ class Context:
         """Simple moving average of the last ``window`` values of a bar field (NaN while
         fewer); O(1) per bar (running sum, see :mod:`backtester.indicators`)."""
         # fast path (one dict look-up and one array read); the rest in Indicators.sma
-        entry = self._sma_entries.get((window, field))
-        if entry is not None and entry[0] is self._run.bars:
+        entry = self._sma_entries.get((window, field))  # emptied when a new chunk loads
+        if entry is not None:
             k = self._c_bar.item(self._i) - entry[1]
             if k > 0:
                 value = entry[2][k - 1]
@@ -254,7 +254,7 @@ class Context:
         """Exponential moving average, alpha = 2/(span+1), seeded with the first value:
         e[n] = e[n-1] + alpha·(x[n] - e[n-1]); O(1) per bar (see :mod:`backtester.indicators`)."""
         entry = self._ema_entries.get((span, field))
-        if entry is not None and entry[0] is self._run.bars:
+        if entry is not None:
             k = self._c_bar.item(self._i) - entry[1]
             if k > 0:
                 return entry[2][k - 1]

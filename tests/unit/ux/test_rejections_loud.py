@@ -129,3 +129,31 @@ def test_report_lists_rejections_with_first_rows(tmp_path):
     assert report.count("INSUFFICIENT_MARGIN") >= 5  # the list line and four table rows
     assert result.config["rejections"]["INSUFFICIENT_MARGIN"]["count"] == 4
     assert RejectReason.INSUFFICIENT_MARGIN.name in result.rejections.index
+
+
+def test_the_cli_warns_and_summarises_rejections(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "offtick.py"
+    path.write_text(
+        "from backtester import Strategy\n\n\nclass OffTick(Strategy):\n"
+        "    def on_bar(self, ctx, bar):\n"
+        "        if ctx.position == 0 and not ctx.open_orders().size:\n"
+        "            ctx.market(1)\n"
+        "            ctx.stop(-1, 12_345.67, reduce_only=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "backtester", "run", str(path), "--data", "sample",
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    warning = [line for line in done.stderr.splitlines() if "RejectedOrderWarning" in line]
+    assert len(warning) == 1
+    assert warning[0].startswith("backtester: warning: RejectedOrderWarning: PRICE_OFF_TICK: ")
+    assert "trigger 12,345.67 is off the 0.1 tick; nearest 12,345.7" in warning[0]
+    assert "rejected orders: 1 (PRICE_OFF_TICK 1)" in done.stdout
+    assert "open at the end: 1 contracts BTC-USD-SWAP" in done.stdout
+    (report,) = (tmp_path / "out").glob("*/report.html")
+    assert "Rejected orders (1)" in report.read_text()

@@ -57,7 +57,10 @@ def test_cli_prints_one_line_and_the_traceback_with_debug(tmp_path):
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert f"Broken.on_bar raised RuntimeError: boom at {path}:6 (replay time 20" in lines[0]
+    assert lines[0].startswith(
+        f"backtester: error: Broken.on_bar raised RuntimeError: boom at {path}:6"
+    )
+    assert "(replay time 20" in lines[0]
     debug = subprocess.run([*args, "--debug"], capture_output=True, text=True, timeout=600,
                            check=False)  # fmt: skip
     assert debug.returncode == 1
