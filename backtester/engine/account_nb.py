@@ -251,9 +251,16 @@ def apply_fill_nb(
         closed = min(qty, abs(q0))
         realised = pnl_nb(kind, np.sign(q0) * closed, face, s["reference_price"], price)
         remaining = abs(q0) - closed
+        rest = qty - closed
+        # sizes are lot multiples: a difference below half a lot is float dust (0.3 − 0.1 −
+        # 0.2), not a position left open or opened on the other side
+        half_lot = 0.5 * p["lot_size_contracts"]
+        if remaining <= half_lot:
+            remaining = 0.0
+        if rest <= half_lot:
+            rest = 0.0
         if isolated:
             s["margin_settle"] = s["margin_settle"] * (remaining / abs(q0))
-        rest = qty - closed
         if remaining <= 0.0:
             s["contracts"] = 0.0
             s["entry_price"] = np.nan

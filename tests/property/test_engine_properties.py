@@ -103,6 +103,8 @@ def scenarios(draw):
         row["side"] = side if adl else 0
         row["price"] = round(float(close[at]) * (1 + offset), 1) if adl else np.nan
         row["threshold"] = threshold
+    # with hourly and 4-hour bars an ADL inside the bars can come after a clawback a day on
+    deleverage = deleverage[np.argsort(deleverage["ts_ns"], kind="stable")]
     contract, scale = draw(st.sampled_from(VENUES))
     # The wallet holds a small multiple of the opening order's margin and fee, so an isolated
     # loss beyond the position's margin shows as a negative wallet.
@@ -385,9 +387,9 @@ def test_ledger_agrees_with_an_independent_recomputation(scenario):
             realised = _pnl(inverse, np.sign(q) * closed, face, ref, price)
             rest = qty - closed
             q = np.sign(q) * (abs(q) - closed)
-            if abs(q) < 1e-12:
+            if abs(q) < 0.5 * contract.lot_size:  # sizes are lot multiples: float dust
                 q, ref = 0.0, np.nan
-        if rest > 1e-12:
+        if rest > 0.5 * contract.lot_size:
             if q == 0.0:
                 ref = price
             elif inverse:
