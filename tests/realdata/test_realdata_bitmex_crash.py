@@ -11,9 +11,11 @@ inverse long of q contracts entered at E with margin M:
 
 and the position is taken over at the bankruptcy price (margin balance = 0): P_bk = q/(M + q/E),
 so the whole margin M is lost.
-The data (SOURCES.md: sxiaojian88_bitmex-xbtusd-history) has minutes whose low trades below
-the liquidation price while the close stays above it: the engine must not liquidate on those
-wicks, only at the first close at or below P_liq.
+With the mark on the last price, the mark follows each 1-minute candle's path (open, the
+adverse extreme at +20 s — the low for a long —, the other extreme, close: ``EventKind``), so
+the long is liquidated inside the first minute whose open or low reaches P_liq, at that point
+(SOURCES.md: sxiaojian88_bitmex-xbtusd-history); that minute closes above P_liq, where a
+replay of the closes alone would have waited for a later minute.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 from backtester import Strategy, backtest
 from backtester.data.importers import read_file
 from backtester.data.market import MarketData
-from backtester.enums import LedgerKind, Liquidity
+from backtester.enums import LedgerKind, Liquidity, PathPoint, PriceStream
 from backtester.swap import get_contract
 from tests.conftest import shared_path
 
@@ -72,9 +74,9 @@ def test_the_crash_liquidates_the_long_at_the_first_close_through_the_bitmex_pri
     fills = result.records["fills"]
     entry = fills[0]
     assert entry["liquidity"] == Liquidity.TAKER
-    # filled at the next bar's open, stamped when that bar is replayed (its close)
+    # filled at the next bar's open, booked at that open (12:01)
     assert entry["price"] == crash_bars["open"][1]
-    assert entry["ts_ns"] == ns("2020-03-11 12:02")
+    assert entry["ts_ns"] == ns("2020-03-11 12:01")
     e = float(entry["price"])
     q = CONTRACTS
     margin = q / e / LEVERAGE  # initial margin, XBT (the fee is paid from the wallet)
@@ -93,30 +95,42 @@ def test_the_crash_liquidates_the_long_at_the_first_close_through_the_bitmex_pri
     assert liq["liquidation_price"] == pytest.approx(p_liq, rel=1e-12)
     assert liq["bankruptcy_price"] == pytest.approx(p_bk, rel=1e-12)
 
-    # the first 1-minute close at or below the liquidation price, after the entry
-    closes_at = crash_bars["ts_ns"] + MINUTE
-    after = closes_at > entry["ts_ns"]
-    through = np.flatnonzero(after & (crash_bars["close"] <= p_liq))
-    first = through[0]
-    assert liq["ts_ns"] == closes_at[first]
-    assert liq["mark_price"] == crash_bars["close"][first]
-    # earlier minutes whose low traded through the liquidation price but closed above it
-    wicks = np.flatnonzero(after[:first] & (crash_bars["low"][:first] <= p_liq))
-    assert len(wicks) >= 1, "the data has wicks through the liquidation price before the close"
+    # the first minute after the entry's own open whose path reaches the liquidation price:
+    # at its open (t0) if the open is through, else at its low (t0 + 20 s, adverse first)
+    after = crash_bars["ts_ns"] > entry["ts_ns"]
+    first = np.flatnonzero(after & (crash_bars["low"] <= p_liq))[0]
+    t0 = int(crash_bars["ts_ns"][first])
+    if crash_bars["open"][first] <= p_liq:
+        assert (liq["ts_ns"], liq["mark_price"]) == (t0, crash_bars["open"][first])
+        assert liq["trigger_point"] == PathPoint.OPEN
+    else:
+        assert (liq["ts_ns"], liq["mark_price"]) == (t0 + MINUTE // 3, crash_bars["low"][first])
+        assert liq["trigger_point"] == PathPoint.LOW
+    assert liq["trigger_stream"] == PriceStream.BARS
+    assert int(liq["trigger_candle_ns"]) == t0
+    # that minute closed above the liquidation price: the closes alone came later
+    assert crash_bars["close"][first] > p_liq
 
     # taken over at the bankruptcy price: the whole position margin is lost,
     takeover = fills[fills["liquidity"] == Liquidity.LIQUIDATION]
     assert len(takeover) == 1
     assert takeover[0]["price"] == pytest.approx(p_bk, rel=1e-12)
-    # booked as the loss at the trigger mark plus the rest of the margin as the liquidation fee,
+    # booked as the loss plus the liquidation fee, together the whole margin,
     # which goes to the insurance fund (BitMEX keeps what is left between mark and bankruptcy)
     ledger = result.records["ledger"]
     loss = ledger[ledger["kind"] == LedgerKind.LIQUIDATION_LOSS]["amount_settle"].sum()
     liq_fee = ledger[ledger["kind"] == LedgerKind.LIQUIDATION_FEE]["amount_settle"].sum()
     mark = float(liq["mark_price"])
-    assert loss == pytest.approx(q * (1.0 / e - 1.0 / mark), rel=1e-9)
+    # the liquidation fee: fee rate × value at the trigger mark, capped by the margin balance
+    # left at that mark (the low of the minute is past the threshold, not at it)
+    left_at_mark = max(0.0, margin + q * (1.0 / e - 1.0 / mark))
+    assert -liq_fee == pytest.approx(min(fee * q / mark, left_at_mark), rel=1e-9)
     assert loss + liq_fee == pytest.approx(-margin, rel=1e-9)
-    assert liq["insurance_fund_delta_settle"] == pytest.approx(-liq_fee, rel=1e-9)
+    # the insurance fund takes the position over at the bankruptcy price and unwinds it at the
+    # market (the last price, here the trigger point): a long, so it gains q·(1/P_bk − 1/P)
+    assert liq["insurance_fund_delta_settle"] == pytest.approx(
+        q * (1.0 / p_bk - 1.0 / mark), rel=1e-9
+    )
     assert 1.0 + ledger["amount_settle"].sum() == pytest.approx(
         result.final_balance_settle, rel=1e-15
     )
