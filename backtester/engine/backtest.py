@@ -287,7 +287,8 @@ def backtest(
     **options
         ``latency_ns`` (int, default 0): delay before an order may fill.
         ``bar_path`` ("conservative" | "nearest"): intrabar order of high and low — adverse
-        extreme first for the open position, or the extreme nearer the open first.
+        extreme first for the open position, or the extreme nearer the open first — for the
+        trade candles and the index/mark candle paths alike (``EventKind``; README "Data").
         ``queue_model`` (bool): resting limits at a traded price fill once the volume traded at
         that price exceeds the queue ahead (else only trades through the price fill them).
         ``queue_initial_base`` (float ≥ 0, base coin, default 0): the resting size assumed

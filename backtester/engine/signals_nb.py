@@ -400,3 +400,28 @@ def run_signals_nb(state, capacities, signals) -> int:
             signalled = close_long[k] or close_short[k] or not np.isnan(amount[k])
             if signalled and signal_orders_nb(state, signals, k):
                 unchecked = 0  # more working orders: a larger head-room from now on
+        elif (
+            kind == EventKind.BAR_OPEN
+            and t_bar < NO_EVENT
+            and acc["n_active"] == 0
+            and method != MarkPriceMethod.LAST
+            and not acc["equity_pending"]
+        ):
+            # the bar's two extremes only move the last price when nothing else happens
+            # before its close: applied now, in their order, instead of as two events (no
+            # record, settlement, tier switch or equity row falls on them)
+            second_ns = ts + 2 * bar_interval // 3
+            close_ns = ts + bar_interval
+            if (
+                t_index >= close_ns
+                and t_mark >= close_ns
+                and t_funding >= close_ns
+                and (equity_interval <= 0 or acc["next_equity_ns"] > second_ns)
+                and (not daily_settlement or s["next_settlement_ns"] >= second_ns)
+                and acc["next_tier_switch_ns"] > second_ns
+            ):
+                bar = bars[s["c_bar"]]
+                bar_path_step_nb(s, bar, 1, nearest)
+                _, end, _ = bar_path_step_nb(s, bar, 2, nearest)
+                s["last_price"] = end
+                t_bar, k_bar = bar_event_nb(bar["ts_ns"], bar_interval, s)

@@ -19,11 +19,11 @@ T0 = 1_699_999_980_000_000_000  # 2023-11-14 22:13:00 UTC, on the minute grid of
 CONTRACT = "okx:BTC-USDT-SWAP"  # linear, face 0.01 BTC, tick 0.1, lot 0.01
 
 
-def flat_bars(n: int, price: float = 30_000.0) -> MarketData:
+def flat_bars(n: int, price: float = 30_000.0, spread: float = 10.0) -> MarketData:
     bars = np.zeros(n, dtypes.BAR_DTYPE)
     bars["ts_ns"] = T0 + np.arange(n) * MINUTE_NS
     bars["open"] = bars["close"] = price
-    bars["high"], bars["low"] = price + 10.0, price - 10.0
+    bars["high"], bars["low"] = price + spread, price - spread
     return MarketData("BTC-USDT-SWAP", bars=bars, bar_interval_ns=MINUTE_NS)
 
 
@@ -80,7 +80,11 @@ class TooBig(Strategy):
 
 def test_insufficient_margin_counted_and_explained_with_affordable_size():
     with pytest.warns(RejectedOrderWarning, match="INSUFFICIENT_MARGIN") as caught:
-        result = backtest(TooBig, flat_bars(4), CONTRACT, initial_balance=1_000.0, leverage=10.0)
+        # no intrabar range: the reference price of the message (the mark of the last equity
+        # row, here one on the bar's path) is 30,000 wherever the row falls
+        result = backtest(
+            TooBig, flat_bars(4, spread=0.0), CONTRACT, initial_balance=1_000.0, leverage=10.0
+        )
     # 100 contracts x 0.01 BTC x 30,000 / 10 = 3,000 USDT of initial margin against 1,000:
     # 1,000 x 10 / (0.01 x 30,000) = 33.33 -> 33.33 contracts on the 0.01 lot
     text = next(str(w.message) for w in caught if w.category is RejectedOrderWarning)
