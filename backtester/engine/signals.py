@@ -109,6 +109,8 @@ def backtest_signals(
     leverage: float = 10.0,
     margin_mode: str = "isolated",
     replay: str = "auto",
+    sl_stop: Any = None,
+    tp_stop: Any = None,
     **options: Any,
 ) -> Result | list[Result]:
     """Backtest boolean entry/exit signals over ``data.bars``.
@@ -131,6 +133,11 @@ def backtest_signals(
         applies — one instrument on bars, no trade ticks, no ADL/clawback events — else the
         general jitted loop; ``"events"``: always the general loop. Both give identical
         records; ``"events"`` exists to check that.
+    sl_stop, tp_stop
+        Stop-loss / take-profit of each entry as a fraction of its fill price (a number, or
+        one per bar read at the entry's bar; NaN: none), placed as reduce-only exits when the
+        entry fills, one cancelling the other. With either, the run goes through the Python
+        driver (:mod:`backtester.signal_exits`): 1-D signals only.
 
     Returns
     -------
@@ -147,6 +154,21 @@ def backtest_signals(
     sign = 1 if direction == "long" else -1
     if replay not in ("auto", "events"):
         raise ValueError(f"replay: expected 'auto' or 'events', got {replay!r}")
+    if sl_stop is not None or tp_stop is not None:
+        from backtester.signal_exits import SignalsWithExits, as_stop_array
+
+        if entry_array.ndim != 1 or exit_array.ndim != 1:
+            raise ValueError("sl_stop, tp_stop: need 1-D entries and exits (one backtest)")
+        params = {
+            "entries": entry_array, "exits": exit_array,
+            "sl_stop": as_stop_array(sl_stop, n, "sl_stop"),
+            "tp_stop": as_stop_array(tp_stop, n, "tp_stop"),
+            "contracts": size, "direction": sign,
+        }  # fmt: skip
+        return backtest(
+            SignalsWithExits, data, contract, initial_balance=initial_balance,
+            leverage=leverage, margin_mode=margin_mode, params=params, **options,
+        )  # fmt: skip
 
     def run(entry_column: npt.NDArray[np.bool_], exit_column: npt.NDArray[np.bool_]) -> Result:
         params = {
