@@ -87,3 +87,9 @@ def check_dtype(array: object, dtype: np.dtype, name: str) -> np.ndarray:
     if array.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {dtype}, got {array.dtype}")
     return array
+
+
+class RunDataWarning(UserWarning):
+    """A run replaced missing data by a computed or fallback series (funding from the premium,
+    mark = last price); the same text is in ``Result.config["warnings"]``, the summary and the
+    report."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from backtester.checks import suggestion
+from backtester.io import check_name, slug
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_SYMBOL = "BTC-USD-SWAP"
@@ -185,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output folder (default reports/)")
     run.add_argument("--name", help="run name (default <strategy>-<symbol>-<UTC time>)")
     run.add_argument(
+        "--self-contained", action="store_true", help="inline plotly.js in report.html"
+    )
+    run.add_argument(
         "--csv",
         action="store_true",
         default=None,
@@ -218,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--name", help="sweep name (default <strategy>-<symbol>, in reports/sweeps/<name>/)"
     )
     sweep.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
+    sweep.add_argument(
+        "--reports", type=int, default=0, metavar="N",
+        help="write the run report of the N best combinations (linked from sweep.html)",
+    )  # fmt: skip
     sweep.add_argument("--retry-errors", action="store_true", help="re-run failed combinations")
     sweep.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
@@ -230,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("directory")
     report.add_argument("--rank-by", help="(sweep directories) metric to rank by")
+    report.add_argument(
+        "--self-contained", action="store_true", help="inline plotly.js in report.html"
+    )
     report.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     data = commands.add_parser(
@@ -261,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--start 2024-01-01 --end 2024-02-01",
         formatter_class=raw,
     )
-    fetch.add_argument("exchange", help="ccxt exchange id (okx, binanceusdm, bitmex, ...)")
+    fetch.add_argument(
+        "exchange", help="ccxt exchange id of the installed ccxt (okx, binanceusdm, bybit, ...)"
+    )
     fetch.add_argument("symbol", help="venue id (BTC-USDT-SWAP) or ccxt symbol (BTC/USDT:USDT)")
     fetch.add_argument(
         "--kinds",
@@ -294,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="importer keyword option (repeatable), e.g. interval=1m",
+    )
+    import_.add_argument(
+        "--columns",
+        metavar="FIELD=COLUMN,...",
+        help="generic format: which file column holds each field, e.g. "
+        "ts_ns=time,price=px,qty_base=size (with --option kind=trades)",
     )
     import_.add_argument("--catalog", default="data/catalog", help="catalog root")
     import_.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -482,23 +501,6 @@ def _load_in_span(selection: dict[str, Any]) -> Any:
         ) from None
 
 
-def _check_leverage(job: dict[str, Any], data: Any) -> None:
-    """Leverage above the contract's maximum (tier 1 of the table valid at the data's start)
-    is bad input, said before the run (exit code 2)."""
-    from backtester import sweep
-
-    start = getattr(data, "start_ns", None)
-    if start is None:
-        return
-    row, _ = sweep.build_contract(job).to_params(int(start))
-    maximum = float(row[0]["max_leverage"])
-    if not 1.0 <= float(job["leverage"]) <= maximum:
-        raise ValueError(
-            f"leverage: expected a value in [1, {maximum:g}] for {job['contract']}, got "
-            f"{float(job['leverage']):g}"
-        )
-
-
 def _interval_ns(label: str) -> int:
     from backtester.data.catalog import parse_interval
 
@@ -519,14 +521,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     with user_input():
         job, cls = build_job(args)
         data = _load_in_span(job["data"])
-        _check_leverage(job, data)
+        sweep.check_job(job, data)  # settings and range: bad input (exit 2), not a failed run
         config = read_config(args.config) if args.config else {}
         out = Path(args.out or config.get("out") or "reports")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        given = args.name or config.get("name")
         name = (
-            args.name
-            or config.get("name")
-            or (f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}-{stamp}")
+            check_name(given, "name")  # a directory under --out: no '..', no separators
+            if given is not None
+            else slug(f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}-{stamp}")
         )
     del data  # loaded above so that data errors are input errors (exit 2); now cached
     from backtester.report.outputs import save_run
@@ -534,7 +537,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     result = sweep.run_backtest_job(job)
     result.config.setdefault("job", job)
-    directory = save_run(result, out / name, csv=bool(args.csv or config.get("csv")))
+    directory = save_run(
+        result, out / name, self_contained=args.self_contained,
+        csv=bool(args.csv or config.get("csv")),
+    )  # fmt: skip
     print(format_summary(result))
     print(f"report: {directory}")
     del cls
@@ -578,7 +584,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 raise ValueError(f"heatmap: {name!r} is not swept; {suggestion(name, space)}")
         if len(heatmap) != 2:
             heatmap = []
-        name = args.name or f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}"
+        name = (
+            check_name(args.name, "name")
+            if args.name is not None
+            else slug(f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}")
+        )
         directory = Path(args.out) if args.out else Path("reports") / "sweeps" / name
         windows = None
         if args.walk_forward:
@@ -588,7 +598,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 data.start_ns, data.end_ns, train_ns, test_ns, step_ns
             )
         else:
-            sweep.load_data(job["data"])  # data errors are input errors
+            sweep.check_job(job, sweep.load_data(job["data"]))  # data errors are input errors
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"workers: expected a value >= 1, got {args.workers}")
     store = sweep.SweepStore(directory)
@@ -616,6 +626,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise
         path = directory / "walk_forward.csv"
         frame.to_csv(path, index=False)
+        from backtester.report.sweep_page import write_walk_forward_page
+
+        page = write_walk_forward_page(
+            frame, directory / "walk_forward.html", rank_by=args.rank_by, dimensions=list(space),
+            title=f"Walk-forward {directory.name}",
+        )  # fmt: skip
         print(f"walk-forward: {len(windows)} windows, {executed} runs executed now")
         shown = ["test_start", "test_end", *space, f"is_{args.rank_by}", "oos_status"]
         shown += [
@@ -623,6 +639,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         ]
         print(_table(frame[[c for c in dict.fromkeys(shown) if c in frame.columns]], len(frame)))
         print(f"results: {path}")
+        print(f"report: {page}")
         return EXIT_OK
     jobs = [sweep.apply_combination(job, combo) for combo in combos]
     outcome = sweep.run_jobs(sweep.evaluate_backtest, jobs, store, **options)
@@ -630,6 +647,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         store, outcome.records, list(space), args.rank_by, args.ascending, heatmap, args.top,
         note=f"{len(jobs)} combinations, {outcome.executed} executed now, "
         f"{len(jobs) - outcome.executed} already stored, {outcome.failed} failed now",
+        reports=max(0, args.reports),
     )  # fmt: skip
 
 
@@ -642,6 +660,7 @@ def _render_sweep(
     heatmap: list[str],
     top: int,
     note: str,
+    reports: int = 0,
 ) -> int:
     from backtester import sweep
 
@@ -651,9 +670,10 @@ def _render_sweep(
     with user_input():
         ranked = sweep.rank(frame, rank_by, ascending=ascending)
     ranked.drop(columns=["key"]).to_csv(store.directory / "results.csv", index=False)
+    links = _run_reports(store, records, ranked, reports)
     html = sweep.write_sweep_html(
         ranked, store.directory / "sweep.html", rank_by=rank_by, heatmap=heatmap,
-        title=f"Sweep {store.directory.name}",
+        title=f"Sweep {store.directory.name}", dimensions=dimensions, reports=links,
     )  # fmt: skip
     print(note)
     print(_table(ranked.drop(columns=["key"]), top))
@@ -663,6 +683,29 @@ def _render_sweep(
     if len(failed):
         print(f"{len(failed)} combinations failed; first error: {failed['error'].iloc[0]}")
     return EXIT_OK
+
+
+def _run_reports(store: Any, records: list[dict[str, Any]], ranked: Any, top: int) -> dict:
+    """Write the run reports of the ``top`` best ok combinations under ``runs/<key>/`` (those
+    already there are kept) and return every existing one as key → path relative to the page.
+    """
+    from backtester import sweep
+    from backtester.report.outputs import save_run
+
+    jobs = {r["key"]: r["job"] for r in records}
+    best = ranked[ranked["status"] == "ok"]["key"].head(top).tolist()
+    for key in best:
+        target = store.directory / "runs" / key
+        if (target / "report.html").is_file():
+            continue
+        result = sweep.run_backtest_job(jobs[key])
+        result.config.setdefault("job", jobs[key])
+        save_run(result, target, shared_dir=store.directory)
+    return {
+        key: f"runs/{key}/report.html"
+        for key in ranked["key"].tolist()
+        if (store.directory / "runs" / key / "report.html").is_file()
+    }
 
 
 def _table(frame: Any, rows: int) -> str:
@@ -694,9 +737,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         result = load_run(directory)
     from backtester.report.html import write_html
+    from backtester.report.outputs import report_plotly
     from backtester.report.summary import format_summary
 
-    path = write_html(result, directory / "report.html")
+    options = report_plotly(directory, getattr(args, "self_contained", False))
+    path = write_html(result, directory / "report.html", **options)
     print(format_summary(result))
     print(f"report: {path or directory / 'report.html'}")
     return EXIT_OK
@@ -708,8 +753,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     from backtester.data.validation import find_gaps
 
     catalog = Catalog(args.catalog)
-    frame = catalog.datasets()
-    with user_input():
+    with user_input():  # a corrupt catalog file is bad input named by its path (exit 2)
+        frame = catalog.datasets()
         if args.symbol is None and args.exchange is not None:
             raise ValueError("data: give both EXCHANGE and SYMBOL, or neither")
         if args.exchange is None:
@@ -739,9 +784,10 @@ def cmd_data(args: argparse.Namespace) -> int:
         label = f"{row['kind']}{'-' + row['interval'] if row['interval'] else ''}"
         print(f"{label}: {row['rows']:,} rows, {row['start']} → {row['end']} ({row['source']})")
         if row["interval_ns"]:
-            records = catalog.read(
-                row["kind"], args.exchange, args.symbol, interval_ns=int(row["interval_ns"])
-            )
+            with user_input():
+                records = catalog.read(
+                    row["kind"], args.exchange, args.symbol, interval_ns=int(row["interval_ns"])
+                )
             print(
                 "  "
                 + str(find_gaps(records["ts_ns"], int(row["interval_ns"]))).replace("\n", "\n  ")
@@ -816,6 +862,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 f"exchange: ccxt has no exchange {args.exchange!r}; "
                 f"{_close_or_examples(args.exchange, ccxt.exchanges)}"
             )
+        check_name(args.symbol, "symbol", allow_slash=True)
         kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
         allowed = [k for k in fetch.KINDS if k != "tiers"]  # tiers need a basis: use the API
         for kind in kinds or [""]:
@@ -844,7 +891,11 @@ def _close_or_examples(value: str, names: Sequence[str]) -> str:
     close = get_close_matches(value, list(names), n=1)
     if close:
         return f"did you mean {close[0]!r}?"
-    return "e.g. okx, binanceusdm, binancecoinm, bitmex, bybit"
+    return "e.g. " + ", ".join(e for e in _FETCH_EXAMPLES if e in names)
+
+
+_FETCH_EXAMPLES = ("okx", "binanceusdm", "binancecoinm", "bybit", "bitmex", "deribit")
+"""Venues named in fetch messages, each only if the installed ccxt provides it."""
 
 
 _IMPORT_INPUT_ERRORS = (
@@ -920,23 +971,36 @@ def cmd_import(args: argparse.Namespace) -> int:
             if not sep:
                 raise ValueError(f"option: expected NAME=VALUE, got {item!r}")
             options[name.strip()] = sweep.parse_scalar(value)
+        if args.columns is not None:
+            if args.format != "generic":
+                raise ValueError(
+                    f"columns: only the generic format takes --columns, not {args.format}"
+                )
+            options["columns"] = args.columns
         _check_import_options(args.format, options)
+        check_name(args.exchange, "exchange")  # catalog directories: no '..' or separators
+        check_name(args.symbol, "symbol", allow_slash=True)
         for path in args.paths:
             if Path(path).is_dir():
                 raise ValueError(f"import: {path!r} is a directory; expected a data file")
             if not Path(path).is_file():
                 raise FileNotFoundError(f"import: no such file {path!r}")
     catalog = Catalog(args.catalog)
-    for path in args.paths:
-        try:
-            streams = import_file(path, args.format, args.exchange, args.symbol, catalog, **options)
-        except _IMPORT_INPUT_ERRORS as error:
-            # a file the importer refuses is bad input (exit 2): it was read and validated
-            # whole before anything was written, so the catalog is unchanged
-            raise UsageError(_import_error(path, args.format, error)) from error
-        for stream in streams:
-            gaps = f", {stream.gaps}".split("\n")[0].rstrip(":") if stream.gaps else ""
-            print(f"{path}: {stream.kind} {len(stream.records):,} rows{gaps}")
+    lines = []
+    with catalog.transaction():  # all files or none: a refused file discards the others
+        for path in args.paths:
+            try:
+                streams = import_file(
+                    path, args.format, args.exchange, args.symbol, catalog, **options
+                )
+            except _IMPORT_INPUT_ERRORS as error:
+                # a file the importer refuses is bad input (exit 2); the transaction is
+                # discarded, so the catalog is unchanged
+                raise UsageError(_import_error(path, args.format, error)) from error
+            for stream in streams:
+                gaps = f", {stream.gaps}".split("\n")[0].rstrip(":") if stream.gaps else ""
+                lines.append(f"{path}: {stream.kind} {len(stream.records):,} rows{gaps}")
+    print("\n".join(lines))
     return EXIT_OK
 
 

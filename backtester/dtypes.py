@@ -27,7 +27,8 @@ BAR_DTYPE
     ============= ===== ====== ===================================================
 PRICE_DTYPE
     Point price series (index, mark): ``ts_ns`` (i8, ns UTC, the time the price is known),
-    ``price`` (f8, quote). Index/mark candles become points at their close time.
+    ``price`` (f8, quote). Index/mark candles become their path: four points a candle
+    (``backtester.data.market.candle_path_points``).
 FUNDING_RATE_DTYPE
     ===================== ===== ================= =====================================
     ts_ns                 i8    ns UTC            funding timestamp (payment instant)
@@ -53,6 +54,11 @@ DELEVERAGE_EVENT_DTYPE
     threshold f8    1 / rate   ADL: ranking score at or above which a position is hit (the
                                venue queue's cut-off in this scenario, dimensionless); clawback:
                                clawback rate, fraction of the period's net profit taken, in [0, 1]
+    contracts f8    contracts  ADL: contracts of the liquidated order still to allocate when the
+                               queue reaches the strategy's position; it gives
+                               min(|position|, contracts) (``swap.adl.allocate_adl_queue`` splits
+                               a liquidation along a queue); 0 or NaN: the whole position
+                               (np.zeros rows keep the full close); clawback: unused
     ========= ===== ========== ==========================================================
 
 Contract parameters (compiled from ContractSpec / VenueProfile by ``to_params()``)
@@ -141,11 +147,23 @@ DELEVERAGE_EVENT_DTYPE = np.dtype(
         # ADL: ranking-score cut-off (dimensionless, hit if score >= threshold);
         # clawback: rate, fraction of the period's net profit taken, 0..1
         ("threshold", np.float64),
+        ("contracts", np.float64),  # ADL: quantity left to allocate; 0 / NaN: whole position
     ],
     align=True,
 )
 
 # --------------------------------------------------------------------------- contract parameters
+
+TIER_SWITCH_DTYPE = np.dtype(
+    [
+        ("instrument", np.int32),
+        ("valid_from_ns", np.int64),  # ns UTC, the dated table's effective date
+        ("tier_offset", np.int64),  # its first row in the run's tier rows
+        ("tier_count", np.int64),
+        ("max_leverage", np.float64),  # its tier 1's
+    ],
+    align=True,
+)
 
 TIER_DTYPE = np.dtype(
     [
@@ -262,6 +280,13 @@ LIQUIDATION_DTYPE = np.dtype(
         ("loss_settle", np.float64),  # trading loss booked (>0 is a loss)
         ("fee_settle", np.float64),  # liquidation fee charged
         ("insurance_fund_delta_settle", np.float64),  # >0: fund gains, <0: fund pays
+        # what triggered it: PriceStream, PathPoint and the open time of the candle (ns UTC;
+        # the point's own time for point streams and ticks)
+        ("trigger_stream", np.int8),
+        ("trigger_point", np.int8),
+        ("trigger_candle_ns", np.int64),
+        # fund balance after this liquidation (floored at 0; see ACCOUNT_STATE_DTYPE)
+        ("insurance_fund_after_settle", np.float64),
     ],
     align=True,
 )
@@ -274,6 +299,8 @@ SETTLEMENT_DTYPE = np.dtype(
         ("previous_reference_price", np.float64),
         ("position_contracts", np.float64),  # signed
         ("settled_pnl_settle", np.float64),  # UPL moved to balance
+        # part of a negative settled UPL taken out of the isolated (fixed) margin; 0 in cross
+        ("margin_deducted_settle", np.float64),
     ],
     align=True,
 )
@@ -342,8 +369,11 @@ ALL_RECORD_DTYPES = {
 #     margin_call_buffer_ratio (f8) liquidation buffer below which on_margin_call fires;
 #     latency_ns (i8) order activation delay; bar_path (i1) 0 conservative, 1 nearest-first;
 #     equity_interval_ns / next_equity_ns (i8) equity sampling; wake_mask (i8, WakeReason bits)
-#     which wake-ups the strategy subscribed to; insurance_fund_settle (f8) cumulative
-#     insurance-fund delta caused by the strategy's liquidations.
+#     which wake-ups the strategy subscribed to; insurance_fund_settle (f8) the venue's
+#     insurance-fund balance: the run's starting value (``insurance_fund_settle`` option,
+#     default +inf) plus the deltas of the strategy's liquidations, floored at 0 — a deficit
+#     beyond it adds to uncovered_deficit_settle, which the next clawback (clawback_period_ns
+#     grid) socialises.
 # POSITION_STATE_DTYPE: one row per instrument.
 #     contracts (f8, contracts, signed); entry_price (f8, quote) average entry;
 #     reference_price (f8, quote) PnL reference (= entry until a daily settlement resets it);
@@ -356,6 +386,16 @@ ALL_RECORD_DTYPES = {
 #     last_trade_ns (i8) time of the last trade replayed (0 before any): a bar during which no
 #     trade printed fills resting orders on its intrabar path even when the instrument fills on
 #     trades (the bars-only stretches of data with trades for part of the span).
+#     bar_phase (i1) which event of the current bar row comes next (0 open, 1 first extreme,
+#     2 second extreme, 3 close of the path, 4 bar close for the strategy; EventKind);
+#     bar_low_first (b1) the current bar's path visits its low first; bar_fills (b1) resting
+#     orders fill on the current bar's path (decided at its open); index_interval_ns /
+#     mark_interval_ns (i8) candle length when that stream is a candle path (0: points);
+#     index_swap / mark_swap (b1) the current candle's extremes are replayed low first;
+#     trigger_stream (i1 PriceStream), trigger_point (i1 PathPoint), trigger_candle_ns (i8)
+#     the price update being applied (copied into a liquidation it triggers);
+#     c_tier_switch / e_tier_switch (i8) cursor and end row of the instrument's dated tier
+#     tables still to come (TIER_SWITCH_DTYPE rows of the run).
 # ORDER_WORK_DTYPE: working fields of each order row beside ORDER_DTYPE.
 #     active_from_ns (i8) first event time the order may fill (creation + latency);
 #     queue_ahead_base (f8, base) volume ahead of a resting limit; is_taker (b1) marketable at
@@ -403,6 +443,19 @@ ACCOUNT_STATE_DTYPE = np.dtype(
         ("callback_mask", np.int64),
         # queue model: resting size assumed ahead of a new limit order at its price, base coin
         ("queue_initial_base", np.float64),
+        # an equity row is due for the instant ``ts_ns``: written once every event of that
+        # instant has run (before the first event of a later one, or at the end of the run)
+        ("equity_pending", np.bool_),
+        # earliest effective date of a dated tier table still to come (int64 max: none)
+        ("next_tier_switch_ns", np.int64),
+        # insurance fund and clawback (swap/insurance_nb.py): deficits the fund could not cover
+        # in the current clawback period; the period grid (0 = no clawback) and its next end;
+        # Σ profits of the venue's profitable accounts per period (NaN: the strategy's own)
+        ("uncovered_deficit_settle", np.float64),
+        ("clawback_period_ns", np.int64),
+        ("clawback_offset_ns", np.int64),
+        ("next_clawback_ns", np.int64),
+        ("clawback_profit_pool_settle", np.float64),
     ],
     align=True,
 )
@@ -439,6 +492,18 @@ POSITION_STATE_DTYPE = np.dtype(
         ("e_bar", np.int64),
         ("c_deleverage", np.int64),
         ("e_deleverage", np.int64),
+        ("bar_phase", np.int8),
+        ("bar_low_first", np.bool_),
+        ("bar_fills", np.bool_),
+        ("index_interval_ns", np.int64),
+        ("mark_interval_ns", np.int64),
+        ("index_swap", np.bool_),
+        ("mark_swap", np.bool_),
+        ("trigger_stream", np.int8),
+        ("trigger_point", np.int8),
+        ("trigger_candle_ns", np.int64),
+        ("c_tier_switch", np.int64),
+        ("e_tier_switch", np.int64),
     ],
     align=True,
 )

@@ -43,19 +43,81 @@ class MarginMode(IntEnum):
 
 
 class EventKind(IntEnum):
-    """Kinds of market events, in their documented priority at equal timestamps.
+    """Kinds of replay events; the value is the priority at equal timestamps (lower first).
 
-    At one timestamp the replay applies: index → mark → funding → (liquidation check) →
-    ADL/clawback scenario events → trade/bar → strategy. The numeric value is that priority
-    (lower first).
+    This is the one definition of the order of events at one instant ``T``; the replay loop
+    (:mod:`backtester.engine.loop_nb`), the signal kernel and the chunked windows of
+    :mod:`backtester.data.stream` follow it. A trade candle ``[t0, t0 + Δ)`` is five events
+    (its path: open at ``t0``, the two extremes at ``t0 + Δ//3`` and ``t0 + 2Δ//3``, the close
+    at ``t0 + Δ``, then the bar close for the strategy); an index or mark candle is four price
+    points (open at ``t0 + 1 ns``, extremes at ``t0 + Δ//3`` and ``t0 + 2Δ//3``, close at
+    ``t0 + Δ``; :func:`backtester.data.market.candle_path_points`). Why this order:
+
+    BAR_PATH
+        A trade candle's path point (an extreme, or the close at ``t0 + Δ``): the prices traded
+        up to ``T`` are known at ``T``, so they come first — the computed mark
+        (``index + EMA(last − index)``) at ``T`` then uses the last price of ``T``, not of the
+        previous candle (a stale basis delays liquidations on a sharp move). Resting orders
+        fill on the segment that ends here.
+    TRADE
+        A trade tick, for the same reason (a price known at ``T``).
+    INDEX, MARK
+        The mark in force at ``T`` (recomputed from the index, or the historical mark), then
+        the liquidation check.
+    FUNDING
+        Paid or received at the mark in force at ``T`` by the position held at ``T`` (after
+        the index and mark points of ``T``: Binance "Funding Rate" FAQ, OKX "Funding fee":
+        position value at the mark at the funding time).
+    DELEVERAGE
+        ADL / clawback scenario events, after the market state of ``T`` is known.
+    BAR
+        The bar that closed at ``T`` is shown to the strategy (``on_bar``), which sees the
+        mark, funding and fills of ``T``; a market order it places is marketable from ``T``.
+    BAR_OPEN
+        The next candle opens at ``T``: orders placed at the previous close fill at its open
+        price and are booked at ``T``, so the position is in every later event (the mark path
+        of the new candle starts at ``T + 1 ns``); it did not pay the funding of ``T`` (a
+        position opened just after the funding timestamp does not pay it).
+
+    Not persisted in any record (free to renumber when the order changes).
     """
 
-    INDEX = 0
-    MARK = 1
-    FUNDING = 2
-    DELEVERAGE = 3
-    TRADE = 4
-    BAR = 5
+    BAR_PATH = 0
+    TRADE = 1
+    INDEX = 2
+    MARK = 3
+    FUNDING = 4
+    DELEVERAGE = 5
+    BAR = 6
+    BAR_OPEN = 7
+
+
+class PriceStream(IntEnum):
+    """The price stream whose update triggered a liquidation (``LIQUIDATION_DTYPE``).
+
+    NONE: not triggered by a price update (e.g. a scenario event); INDEX: the computed mark
+    after an index point; MARK: a historical mark point; TRADES: a trade tick (LAST mark);
+    BARS: a trade candle's path (LAST mark)."""
+
+    NONE = 0
+    INDEX = 1
+    MARK = 2
+    TRADES = 3
+    BARS = 4
+
+
+class PathPoint(IntEnum):
+    """Which point of a candle's replayed path a price is (``LIQUIDATION_DTYPE.trigger_point``).
+
+    POINT: the stream is a series of points, not candles; TICK: a trade tick."""
+
+    NONE = 0
+    POINT = 1
+    OPEN = 2
+    HIGH = 3
+    LOW = 4
+    CLOSE = 5
+    TICK = 6
 
 
 class OrderType(IntEnum):

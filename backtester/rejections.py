@@ -18,7 +18,6 @@ stop-loss to a rejection with nothing said. After every run:
 
 from __future__ import annotations
 
-import html
 import math
 import warnings
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from backtester.enums import ContractKind, OrderStatus, OrderType, RejectReason, Side
+from backtester.report.escape import esc  # the one escaping helper of every page
 
 if TYPE_CHECKING:
     from backtester.results import Result
@@ -339,8 +339,8 @@ def notes_html(result: Result) -> str:
         for name, n in counts.items():
             message = notes.get(name, {}).get("message", "")
             parts.append(
-                f"<li><b>{html.escape(name)}</b>: {n:,}"
-                + (f" — first: {html.escape(message)}" if message else "")
+                f"<li><b>{esc(name)}</b>: {n:,}"
+                + (f" — first: {esc(message)}" if message else "")
                 + "</li>"
             )
         parts.append("</ul>")
@@ -351,12 +351,11 @@ def notes_html(result: Result) -> str:
     still = open_position_at_end(result)
     if still is not None:
         held = ", ".join(
-            f"{html.escape(_num(q))} contracts {html.escape(s)}"
-            for s, q in still["positions"].items()
+            f"{esc(_num(q))} contracts {esc(s)}" for s, q in still["positions"].items()
         )
         parts.append(
             f"<h2 id='open-position'>Open at the end</h2><p>{held}; unrealised PnL "
-            f"{still['unrealised_pnl_settle']:.8g} {html.escape(result.settle_currency)} "
+            f"{still['unrealised_pnl_settle']:.8g} {esc(result.settle_currency)} "
             "(in the final equity, not in the realised PnL: balance change "
             f"{still['realised_change_settle']:.8g}).</p>"
         )

@@ -10,6 +10,7 @@ computed from these arrays, so two results compare equal exactly when their arra
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,10 @@ class Result:
         For plotting: ``{symbol: {"last" | "mark" | "index": PRICE_DTYPE array}}``.
     contract_kinds
         ``ContractKind`` value per instrument (inverse results are also shown in USD).
+    plots
+        Indicator series a strategy registered (``ctx.plot(name, value)``, or ``plots=`` of
+        ``backtest_signals``): ``{name: (ts_ns int64 array, value float64 array)}``, drawn on
+        the price chart of the report.
     """
 
     instruments: list[str]
@@ -126,6 +131,9 @@ class Result:
     config: dict[str, Any] = field(default_factory=dict)
     price_series: dict[str, Mapping[str, npt.NDArray[np.void]]] = field(default_factory=dict)
     contract_kinds: list[int] = field(default_factory=list)
+    plots: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         for name, dtype in dtypes.ALL_RECORD_DTYPES.items():
@@ -170,17 +178,107 @@ class Result:
 
     # ------------------------------------------------------------------ pandas views
     def frame(self, kind: str) -> pd.DataFrame:
-        """One record kind as a DataFrame (see :func:`records_to_frame`)."""
+        """One record kind as a DataFrame (see :func:`records_to_frame`).
+
+        The index is a UTC ``DatetimeIndex`` named ``time``: the record's ``ts_ns`` (orders:
+        ``ts_created_ns``), so frames slice by date (``result.fills.loc["2024-02"]``) and
+        resample directly.
+        """
         if kind not in dtypes.ALL_RECORD_DTYPES:
             raise KeyError(
                 f"unknown record kind {kind!r}; expected one of {sorted(dtypes.ALL_RECORD_DTYPES)}"
             )
-        return records_to_frame(self.records[kind], self.instruments)
+        records = self.records[kind]
+        frame = records_to_frame(records, self.instruments)
+        column = "ts_created_ns" if kind == "orders" else "ts_ns"
+        frame.index = pd.DatetimeIndex(
+            pd.to_datetime(np.asarray(records[column], dtype=np.int64), unit="ns", utc=True),
+            name="time",
+        )
+        return frame
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """Round trips built from the fills, PnL split by cause from the ledger.
+
+        See :func:`backtester.report.trades.round_trips` (entry/exit time and price, side,
+        size, duration, price / fees / funding / liquidation PnL, exit reason).
+        """
+        from backtester.report.trades import round_trips
+
+        return round_trips(self)
+
+    def returns(self, freq: str = "1D", currency: str = "settle") -> pd.Series:
+        """Simple returns of the equity on a regular UTC grid, ready for quantstats/empyrical.
+
+        The equity (balance + unrealised PnL at mark) is sampled at the last record of each
+        ``freq`` bucket, carried forward over empty buckets, and the first return is measured
+        from the initial balance (:func:`backtester.report.metrics.regular_returns`, the same
+        series the Sharpe ratio etc. are computed from).
+
+        Parameters
+        ----------
+        freq
+            pandas offset alias of the grid (``"1D"``, ``"1h"``, ``"1W"``...).
+        currency
+            ``"settle"``, or ``"usd"`` (equity × mark, for inverse contracts).
+
+        Returns
+        -------
+        pandas.Series
+            Indexed by the end-of-bucket label (UTC ``DatetimeIndex``), name ``returns``.
+        """
+        from backtester.report.metrics import equity_series, regular_returns
+
+        equity = equity_series(self, currency)
+        initial = float(self.initial_balance_settle)
+        if currency == "usd" and len(equity):
+            marks = np.asarray(self.records["equity"]["mark_price"], dtype=np.float64)
+            finite = marks[np.isfinite(marks) & (marks > 0)]
+            initial = initial * float(finite[0]) if len(finite) else math.nan
+            equity = equity[np.isfinite(equity.to_numpy())]
+        grid, values = regular_returns(equity, initial, freq)
+        return pd.Series(values, index=grid.index[1:], name="returns", dtype=np.float64)
+
+    def __repr__(self) -> str:
+        strategy = str(self.config.get("strategy", "backtest")).rpartition(".")[2]
+        equity = self.records["equity"]
+        span = ""
+        if len(equity):
+            first = pd.Timestamp(int(equity["ts_ns"][0]), unit="ns", tz="UTC")
+            last = pd.Timestamp(int(equity["ts_ns"][-1]), unit="ns", tz="UTC")
+            span = f" {first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M} UTC,"
+        initial = float(self.initial_balance_settle)
+        change = self.final_equity_settle / initial - 1.0 if initial else math.nan
+        return (
+            f"<Result {strategy} on {', '.join(self.instruments)}:{span} "
+            f"equity {initial:.8g} → {self.final_equity_settle:.8g} {self.settle_currency} "
+            f"({change:+.2%}), {len(self.records['fills'])} fills, "
+            f"{len(self.records['liquidations'])} liquidations>"
+        )
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the header and grouped key metrics of the HTML report."""
+        from backtester.report.page import notebook_html
+
+        return notebook_html(self)
 
     @property
     def ledger(self) -> pd.DataFrame:
-        """Every cash movement with its type; sums to final minus initial balance."""
-        return self.frame("ledger")
+        """Every cash movement with its type; sums to final minus initial balance.
+
+        ``funding_source`` labels each FUNDING row with the source of its rate (``HISTORICAL``,
+        or ``COMPUTED`` from the premium when the data had no funding history); "" elsewhere.
+        """
+        frame = self.frame("ledger")
+        ledger = self.records["ledger"]
+        sources = self.records["funding_payments"]["source"]
+        is_funding = ledger["kind"] == int(LedgerKind.FUNDING)
+        labels = np.full(len(ledger), "", dtype=object)
+        refs = ledger["ref_id"][is_funding]
+        labels[is_funding] = [FundingRateSource(int(v)).name for v in sources[refs]]
+        frame["funding_source"] = labels
+        return frame
 
     @property
     def fills(self) -> pd.DataFrame:

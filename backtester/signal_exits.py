@@ -42,15 +42,16 @@ def as_stop_array(values: Any, n: int, name: str) -> npt.NDArray[np.float64]:
 
 
 class SignalsWithExits(Strategy):
-    """The signal path's rule (an exit closes; an entry goes to ``direction · contracts``)
-    with per-entry stop-loss / take-profit fractions."""
+    """The signal path's rule (:func:`~backtester.engine.signals_nb.signal_delta_nb`, in
+    contracts: a long (short) position is closed on ``close_long`` (``close_short``), then a
+    finite ``amount`` sets the target position) with per-entry stop-loss / take-profit
+    fractions on the orders that open or add to a position."""
 
-    entries: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-    exits: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+    amount: npt.NDArray[np.float64] = np.zeros(0)
+    close_long: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+    close_short: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
     sl_stop: npt.NDArray[np.float64] = np.zeros(0)
     tp_stop: npt.NDArray[np.float64] = np.zeros(0)
-    contracts = 1.0
-    direction = 1
 
     def on_start(self, ctx):
         self.k = -1
@@ -59,15 +60,20 @@ class SignalsWithExits(Strategy):
         self.k += 1
         k = self.k
         position = ctx.position
-        if self.exits[k]:
-            if position != 0.0:
-                ctx.market(-position)
-        elif self.entries[k]:
-            target = self.direction * self.contracts
-            if position != target:
-                sl, tp = float(self.sl_stop[k]), float(self.tp_stop[k])
-                ctx.market(
-                    target - position,
-                    stop_loss_fraction=None if math.isnan(sl) else sl,
-                    take_profit_fraction=None if math.isnan(tp) else tp,
-                )
+        want = math.nan
+        if (self.close_long[k] and position > 0.0) or (self.close_short[k] and position < 0.0):
+            want = 0.0
+        amount = float(self.amount[k])
+        if not math.isnan(amount):
+            want = amount
+        if math.isnan(want) or want == position:
+            return
+        if want == 0.0:
+            ctx.market(-position)
+            return
+        sl, tp = float(self.sl_stop[k]), float(self.tp_stop[k])
+        ctx.market(
+            want - position,
+            stop_loss_fraction=None if math.isnan(sl) else sl,
+            take_profit_fraction=None if math.isnan(tp) else tp,
+        )

@@ -229,6 +229,14 @@ class Context:
         """A bar field (``open``, ``high``, ``low``, ``close``, ``volume_base``) so far."""
         return self._run.history(field, self._i)
 
+    def plot(self, name: str, value: float) -> None:
+        """Record ``value`` of the indicator ``name`` at the current time for the report.
+
+        Every registered series is drawn on the price chart of the HTML report (line, same
+        price axis) and kept in ``result.plots[name]`` as (ts_ns, values).
+        """
+        self._run.plot(str(name), int(self._account[0]["ts_ns"]), float(value))
+
     def sma(self, window: int, field: str = "close") -> float:
         """Simple moving average of the last ``window`` values of a bar field (NaN while
         fewer); O(1) per bar (running sum, see :mod:`backtester.indicators`)."""

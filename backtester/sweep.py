@@ -7,13 +7,19 @@ file per job as it finishes, so an interrupted sweep resumes where it stopped.
 
 Execution
 ---------
-* ``executor="local"`` (default): a ``concurrent.futures.ProcessPoolExecutor`` with the
-  ``spawn`` start method (no fork of a process holding numba/dask threads); a pool initializer
-  loads the market data once per process.
+* ``executor="local"`` (default): worker processes started with the ``spawn`` start method (no
+  fork of a process holding numba/dask threads), each loading the market data once and running
+  one job at a time. A combination whose worker dies (SIGKILL by the OOM killer) is retried
+  once, then recorded as failed with the cause; workers end with the sweep's process.
 * ``executor="dask"``: a ``distributed.LocalCluster(n_workers=N, threads_per_worker=1,
   processes=True)`` or an existing scheduler (``tcp://host:8786``); data is preloaded on every
   worker with ``client.run`` and also cached lazily in a module-level dict, so a worker that
-  joins later loads it on its first job. Dask is imported only here, and only when used.
+  joins later loads it on its first job. Dask is imported only here, and only when used. A
+  LocalCluster started here retries a task whose worker died once
+  (``distributed.scheduler.allowed-failures`` = 1) and the combination is then recorded as
+  failed (``KilledWorker``); on an existing scheduler its own setting applies. Per-task memory:
+  each worker has ``memory_limit`` (LocalCluster's default: the machine's memory divided among
+  the workers; the nanny restarts a worker above 95 % of it, which counts as a death).
 * ``executor="serial"``: in this process (debugging).
 
 Store layout (``<sweep dir>/``)::
@@ -36,7 +42,7 @@ test window).
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -47,6 +53,7 @@ import multiprocessing
 import os
 import sys
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -218,8 +225,32 @@ class SweepStore:
         return self.path(key).is_file()
 
     def get(self, key: str) -> dict[str, Any]:
-        """The stored record of one job."""
-        return json.loads(self.path(key).read_text())
+        """The stored record of one job (``ValueError`` naming the file if it is corrupt)."""
+        return self._load(self.path(key))
+
+    @staticmethod
+    def _load(path: Path) -> dict[str, Any]:
+        try:
+            record = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: corrupt stored sweep result ({error})") from None
+        if not isinstance(record, dict) or "status" not in record:
+            raise ValueError(f"{path}: corrupt stored sweep result (not a result record)")
+        return record
+
+    def usable(self, key: str) -> dict[str, Any] | None:
+        """The stored record of a job, or None when there is none or it is corrupt.
+
+        A corrupt file (truncated by a full disk, edited by hand) is named in a warning and
+        the job counts as not run, so the sweep computes it again and replaces the file.
+        """
+        if not self.has(key):
+            return None
+        try:
+            return self.get(key)
+        except ValueError as error:
+            warnings.warn(f"{error}; computing it again", stacklevel=3)
+            return None
 
     def put(self, key: str, record: dict[str, Any]) -> Path:
         """Store one job's record: temporary file in the same directory, then ``os.replace``."""
@@ -248,8 +279,15 @@ class SweepStore:
         return json.loads(path.read_text())
 
     def records(self) -> list[dict[str, Any]]:
-        """Every stored record, sorted by key."""
-        return [json.loads(p.read_text()) for p in sorted(self.results_dir.glob("*.json"))]
+        """Every stored record, sorted by key; a corrupt file is skipped with a warning
+        naming it (rerun the sweep to compute it again)."""
+        out = []
+        for path in sorted(self.results_dir.glob("*.json")):
+            try:
+                out.append(self._load(path))
+            except ValueError as error:
+                warnings.warn(f"{error}; skipped (rerun the sweep to compute it)", stacklevel=2)
+        return out
 
 
 def _json_default(value: object) -> object:
@@ -286,7 +324,12 @@ class SweepRun:
 
 def _record(key: str, job: dict[str, Any], outcome: dict[str, Any] | BaseException) -> dict:
     if isinstance(outcome, BaseException):
-        message = f"{type(outcome).__name__}: {outcome}".splitlines()[0]
+        text = (
+            str(outcome)
+            if isinstance(outcome, JobError)
+            else f"{type(outcome).__name__}: {outcome}"
+        )
+        message = text.splitlines()[0] if text else type(outcome).__name__
         return {"key": key, "job": job, "status": "error", "metrics": {}, "error": message}
     return {"key": key, "job": job, "status": "ok", "metrics": outcome, "error": ""}
 
@@ -342,7 +385,8 @@ def run_jobs(
     for key, job in zip(keys, jobs, strict=True):
         if key in missing:
             continue
-        if store.has(key) and (not retry_errors or store.get(key)["status"] == "ok"):
+        stored = store.usable(key)
+        if stored is not None and (not retry_errors or stored["status"] == "ok"):
             continue
         missing[key] = job
     failed = 0
@@ -397,27 +441,193 @@ def _run_preload(preload: Callable[[], None] | None) -> None:
         preload()
 
 
+class WorkerDied(RuntimeError):
+    """The worker process running a combination died (killed by a signal or exited)."""
+
+
+class JobError(RuntimeError):
+    """A job raised in a worker process; the text is ``"<ExceptionType>: <message>"``."""
+
+
+WORKER_ATTEMPTS = 2
+"""Attempts of a combination whose worker process dies: the first death is retried once (a
+worker killed by the OOM killer while another job used the memory may succeed alone), the
+second is recorded as failed with the cause."""
+
+_POLL_S = 0.5
+
+
+def _death_cause(exitcode: int | None, last_rss: int) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        number = -exitcode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        what = f"killed by {name} ({number})"
+        if number == signal.SIGKILL:
+            what += ", as the out-of-memory killer does"
+    else:
+        what = f"exited with code {exitcode}"
+    memory = f"; last seen using {last_rss / 2**20:,.0f} MiB" if last_rss else ""
+    return f"worker process {what}{memory}"
+
+
+def _rss_bytes(pid: int) -> int:
+    """Resident memory of a live process (Linux /proc; 0 where unavailable)."""
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _die_with_parent() -> None:
+    """Make this worker end when the sweep's process ends, however it ends (even SIGKILL)."""
+    import signal
+    import threading
+
+    parent = os.getppid()
+    try:  # Linux: the kernel sends SIGKILL to this process when its parent dies
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:  # elsewhere: notice the re-parenting within a poll interval
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker_main(connection: Any, function: JobFunction, preload: Any) -> None:
+    """Loop of one local worker process: run the jobs it is sent, send back the outcomes."""
+    _die_with_parent()
+    _run_preload(preload)
+    while True:
+        try:
+            task = connection.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        key, job = task
+        outcome = _call(function, job)
+        if isinstance(outcome, BaseException):  # its text: an exception may not pickle
+            connection.send((key, "error", f"{type(outcome).__name__}: {outcome}"))
+        else:
+            connection.send((key, "ok", outcome))
+
+
 def _execute_local(
     function: JobFunction,
     jobs: dict[str, dict[str, Any]],
     workers: int | None,
     preload: Callable[[], None] | None,
 ) -> Iterable[tuple[str, dict[str, Any] | BaseException]]:
+    """Run the jobs on worker processes that the sweep watches one by one.
+
+    Each worker runs one job at a time, so when a worker process dies (SIGKILL by the OOM
+    killer, a crash in native code) the sweep knows which combination it was running: that
+    combination is retried once on a fresh worker (:data:`WORKER_ATTEMPTS`), then recorded
+    as failed with the cause (signal or exit code, last memory seen), and the sweep goes on
+    with the others. Workers end with the sweep's process even when it is SIGKILLed
+    (``PR_SET_PDEATHSIG`` on Linux, else a watcher thread), so none is left behind.
+    """
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("spawn")
     count = min(workers or os.cpu_count() or 1, len(jobs))
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=count,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_run_preload,
-        initargs=(preload,),
-    ) as pool:
-        futures = {pool.submit(_call, function, job): key for key, job in jobs.items()}
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    queue = list(jobs.items())[::-1]  # pop() takes the first job
+    attempts: dict[str, int] = {}
+    live: dict[Any, dict[str, Any]] = {}  # connection → {process, key, rss}
+
+    def start() -> None:
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=_worker_main, args=(child_end, function, preload), daemon=True
+        )
+        process.start()
+        child_end.close()
+        live[parent_end] = {"process": process, "key": None, "rss": 0}
+
+    def dispatch(connection: Any) -> None:
+        worker = live[connection]
+        if queue:
+            key, job = queue.pop()
+            attempts[key] = attempts.get(key, 0) + 1
+            worker["key"], worker["rss"] = key, 0
+            connection.send((key, job))
+        else:
+            worker["key"] = None
+
+    try:
+        for _ in range(count):
+            start()
+        for connection in list(live):
+            dispatch(connection)
+        while any(w["key"] is not None for w in live.values()):
+            sentinels = {w["process"].sentinel: c for c, w in live.items()}
+            ready = wait([*live, *sentinels], timeout=_POLL_S)
+            for worker in live.values():
+                if worker["key"] is not None:
+                    worker["rss"] = max(worker["rss"], _rss_bytes(worker["process"].pid))
+            for item in ready:
+                connection = sentinels.get(item, item)
+                if connection not in live:
+                    continue
+                worker = live[connection]
+                key = worker["key"]
+                message = None
+                if item is connection:
+                    try:
+                        message = connection.recv()
+                    except (EOFError, OSError):
+                        message = None  # died while sending: handled as a death below
+                if message is not None:
+                    got_key, status, payload = message
+                    yield got_key, payload if status == "ok" else JobError(payload)
+                    dispatch(connection)
+                    continue
+                process = worker["process"]
+                process.join(timeout=5)
+                del live[connection]
+                connection.close()
+                if key is not None:
+                    cause = _death_cause(process.exitcode, worker["rss"])
+                    if attempts[key] < WORKER_ATTEMPTS:
+                        queue.append((key, jobs[key]))  # retried next, on a fresh worker
+                    else:
+                        yield (
+                            key,
+                            WorkerDied(
+                                f"{cause} while running this combination ({attempts[key]} attempts)"
+                            ),
+                        )
+                if queue and len(live) < count:
+                    start()
+                    new = next(reversed(live))
+                    dispatch(new)
+    finally:
+        for connection in live:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                connection.send(None)
+        for connection, worker in live.items():
+            worker["process"].join(timeout=2)
+            if worker["process"].is_alive():
+                worker["process"].kill()
+                worker["process"].join(timeout=5)
+            connection.close()
 
 
 QUIET_SCHEDULER = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
@@ -440,16 +650,26 @@ def _execute_dask(
     if scheduler:
         client = distributed.Client(scheduler)
     else:
-        cluster = distributed.LocalCluster(
-            n_workers=workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            # the scheduler's HTTP server (health, metrics) otherwise takes port 8787 and
-            # warns when another cluster holds it: any free local port will do
-            scheduler_kwargs=QUIET_SCHEDULER,
-            silence_logs=50,
-        )
+        import dask
+
+        # a task whose worker dies is retried once on another worker, then KilledWorker; one
+        # task per worker thread at a time (worker-saturation 1), so a death is blamed on the
+        # task that was running and not on tasks merely queued on that worker
+        settings = {
+            "distributed.scheduler.allowed-failures": WORKER_ATTEMPTS - 1,
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
+        with dask.config.set(settings):
+            cluster = distributed.LocalCluster(
+                n_workers=workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                # the scheduler's HTTP server (health, metrics) otherwise takes port 8787 and
+                # warns when another cluster holds it: any free local port will do
+                scheduler_kwargs=QUIET_SCHEDULER,
+                silence_logs=50,
+            )
         client = distributed.Client(cluster)
     try:
         if preload is not None:
@@ -458,7 +678,15 @@ def _execute_dask(
             client.submit(_call, function, job, key=f"backtest-{key}", pure=False): key
             for key, job in jobs.items()
         }
-        for future, outcome in distributed.as_completed(futures, with_results=True):
+        finished = distributed.as_completed(futures, with_results=True, raise_errors=False)
+        for future, outcome in finished:
+            if future.status == "error":  # raise_errors=False yields (type, exception, tb)
+                outcome = outcome[1]
+            if isinstance(outcome, distributed.KilledWorker):
+                outcome = WorkerDied(  # the record names the cause in our words
+                    "worker process died while running this combination, on every attempt "
+                    f"the scheduler allowed (Dask KilledWorker: {str(outcome).splitlines()[0]})"
+                )
             yield futures[future], outcome
     finally:
         client.close()
@@ -528,76 +756,22 @@ def write_sweep_html(
     heatmap: Sequence[str] = (),
     title: str = "Sweep",
     liquidation_column: str = "liquidations",
+    dimensions: Sequence[str] | None = None,
+    reports: dict[str, str] | None = None,
+    plotly_js: str = "shared",
 ) -> Path:
-    """A self-contained HTML page: ranked table, heatmap over two parameters, distributions.
+    """The sweep page: :func:`backtester.report.sweep_page.write_sweep_page`.
 
-    The heatmap shows, for each pair of values of the two ``heatmap`` parameters, the best
-    ``rank_by`` value over the other swept dimensions. The distribution panel shows the
-    histogram of ``rank_by`` and how many combinations were liquidated at least once.
+    ``dimensions`` default to the ``heatmap`` parameters; ``reports`` maps result keys to run
+    report paths relative to the page.
     """
-    import plotly.graph_objects as go  # plotly is only needed for the page
+    from backtester.report.sweep_page import write_sweep_page
 
-    figures = []
-    ok = frame[frame["status"] == "ok"]
-    values = pd.to_numeric(ok.get(rank_by), errors="coerce") if len(ok) else pd.Series([])
-    if len(heatmap) == 2 and len(ok):
-        x_name, y_name = heatmap
-        pivot = (
-            ok.assign(_metric=values)
-            .groupby([y_name, x_name])["_metric"]
-            .max()
-            .unstack(x_name)
-            .sort_index()
-        )
-        figure = go.Figure(
-            go.Heatmap(
-                z=pivot.to_numpy(),
-                x=[str(v) for v in pivot.columns],
-                y=[str(v) for v in pivot.index],
-                colorscale="RdYlGn",
-                colorbar={"title": rank_by},
-            )
-        )
-        figure.update_layout(
-            title=f"{rank_by} by {x_name} × {y_name} (best over other dimensions)",
-            xaxis_title=x_name,
-            yaxis_title=y_name,
-        )
-        figures.append(figure)
-    histogram = go.Figure(go.Histogram(x=values.to_numpy(), nbinsx=30, name=rank_by))
-    histogram.update_layout(title=f"Distribution of {rank_by}", xaxis_title=rank_by)
-    figures.append(histogram)
-    liquidated = 0
-    if liquidation_column in ok.columns:
-        counts = pd.to_numeric(ok[liquidation_column], errors="coerce").fillna(0)
-        liquidated = int((counts > 0).sum())
-        bars = go.Figure(
-            go.Bar(
-                x=["not liquidated", "liquidated at least once"],
-                y=[len(ok) - liquidated, liquidated],
-            )
-        )
-        bars.update_layout(title="Combinations liquidated")
-        figures.append(bars)
-    parts = [
-        figure.to_html(full_html=False, include_plotlyjs=(i == 0))
-        for i, figure in enumerate(figures)
-    ]
-    errors = int((frame["status"] == "error").sum())
-    table = frame.drop(columns=["key"], errors="ignore").head(50).to_html(index=False, border=0)
-    html = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
-        "table{border-collapse:collapse;font-size:12px}td,th{padding:2px 8px;"
-        "border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
-        f"<h1>{title}</h1><p>{len(frame)} combinations, {errors} failed, {liquidated} "
-        f"liquidated at least once; ranked by {rank_by}.</p>"
-        + "".join(parts)
-        + f"<h2>Top {min(50, len(frame))}</h2>{table}</body></html>"
-    )
-    path = Path(path)
-    path.write_text(html)
-    return path
+    return write_sweep_page(
+        frame, path, rank_by=rank_by, dimensions=list(dimensions or heatmap), heatmap=heatmap,
+        title=title, liquidation_column=liquidation_column, reports=reports,
+        plotly_js=plotly_js,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- walk-forward
@@ -976,6 +1150,11 @@ def build_contract(job: dict[str, Any]) -> Any:
             contract = get_contract(same_instrument)
         else:  # the venue's rules on this instrument (its own tiers and fees kept)
             contract = replace(contract, profile=get_profile(profile))
+    data = job.get("data") or {}
+    if data.get("source") not in (None, "sample"):
+        contract = with_catalog_tiers(
+            contract, data.get("catalog") or "data/catalog", data["source"], data["symbol"]
+        )
     maker, taker = job.get("maker_fee_rate"), job.get("taker_fee_rate")
     if maker is not None or taker is not None:
         contract = contract.with_fees(
@@ -983,6 +1162,84 @@ def build_contract(job: dict[str, Any]) -> Any:
             contract.taker_fee_rate if taker is None else float(taker),
         )
     return contract
+
+
+def check_job(job: dict[str, Any], data: Any) -> None:
+    """Refuse a job whose settings or data range cannot run, before running it.
+
+    The same checks the engine makes at its start (leverage in ``[1, max leverage of the
+    contract's tier 1 at the data's start]``, margin mode, initial balance > 0), plus a data
+    range holding at least one event; raises ``ValueError`` naming the setting, so the command
+    line reports bad input (exit code 2) and not a failed run.
+    """
+    from backtester.checks import check_positive
+
+    sel = job["data"]
+    try:
+        start_ns = data.start_ns
+    except ValueError:
+        span = [
+            pd.Timestamp(v, unit="ns", tz="UTC").isoformat() if v is not None else "open"
+            for v in (sel.get("start_ns"), sel.get("end_ns"))
+        ]
+        raise ValueError(
+            f"start/end: no market data for {sel['source']}:{sel['symbol']} in "
+            f"[{span[0]}, {span[1]}); choose a range inside the stored data (backtester data "
+            f"{sel['source']} {sel['symbol']})"
+        ) from None
+    check_positive(job["initial_balance"], "initial_balance")
+    leverage = check_positive(job.get("leverage", 10.0), "leverage")
+    mode = job.get("margin_mode", "isolated")
+    if mode not in ("isolated", "cross"):
+        raise ValueError(
+            f"margin_mode: got {mode!r}; {suggestion(str(mode), ['isolated', 'cross'])}"
+        )
+    contract = build_contract(job)
+    row, _ = contract.to_params(start_ns)
+    most = float(row[0]["max_leverage"])
+    if not 1.0 <= leverage <= most:
+        raise ValueError(
+            f"leverage: expected a value in [1, {most:g}] for {contract.name}, got {leverage:g}"
+        )
+
+
+def with_catalog_tiers(contract: Any, root: Any, exchange: str, symbol: str) -> Any:
+    """``contract`` with the tier tables that ``backtester fetch`` stored in the catalog for
+    ``exchange:symbol`` added to its dated schedule (a stored table replaces a built-in one of
+    the same date; the run switches tables at their dates). Tables of another basis than the
+    contract's are not used, with a warning naming them; so is every table that is used."""
+    import warnings
+    from dataclasses import replace
+
+    from backtester.data.catalog import Catalog
+    from backtester.enums import TierBasis
+    from backtester.swap.tiers import TierSchedule, TierTable
+
+    stored = Catalog(root).read_tiers(exchange, symbol)
+    if not stored:
+        return contract
+    tables = {t.valid_from_ns: t for t in contract.tiers.tables}
+    used, skipped = [], []
+    for valid_from, basis, rows, source in stored:
+        if basis != int(contract.tiers.basis):
+            skipped.append(f"{pd.Timestamp(valid_from, tz='UTC')} ({TierBasis(basis).name})")
+            continue
+        tables[valid_from] = TierTable(TierBasis(basis), rows, valid_from, source)
+        used.append(str(pd.Timestamp(valid_from, tz="UTC")))
+    if skipped:
+        warnings.warn(
+            f"catalog tiers of {exchange}:{symbol} not used (basis differs from the contract's "
+            f"{contract.tiers.basis.name}): {', '.join(skipped)}",
+            stacklevel=2,
+        )
+    if not used:
+        return contract
+    warnings.warn(
+        f"{contract.name}: tier tables from the catalog ({exchange}:{symbol}) valid from "
+        f"{', '.join(used)} replace or extend the built-in schedule",
+        stacklevel=2,
+    )
+    return replace(contract, tiers=TierSchedule(tuple(tables.values())))
 
 
 def run_backtest_job(job: dict[str, Any]) -> Any:

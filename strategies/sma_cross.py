@@ -20,6 +20,8 @@ class SmaCross(Strategy):
         if len(ctx.closes) < self.slow:
             return
         fast, slow = ctx.sma(self.fast), ctx.sma(self.slow)
+        ctx.plot(f"SMA {self.fast}", fast)  # drawn on the report's price chart
+        ctx.plot(f"SMA {self.slow}", slow)
         if fast > slow and ctx.position <= 0:
             ctx.market(self.contracts - ctx.position)  # close a short and open a long
         elif fast < slow and ctx.position >= 0:

@@ -36,7 +36,7 @@ settings.register_profile(
     max_examples=200,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.register_profile("dev", deadline=None, max_examples=100)
+settings.register_profile("dev", deadline=None, max_examples=20)  # fast local runs
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

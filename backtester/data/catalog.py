@@ -24,18 +24,24 @@ Layout
 Writes
 ------
 :meth:`Catalog.write` validates the records first (:mod:`backtester.data.validation`), then
-merges each month with the rows already stored, and only then writes. Each partition is written
-to a temporary file in the same directory, flushed and ``fsync``-ed, and moved over the old file
-with ``os.replace`` (atomic on POSIX), so an interrupted import leaves every file either old or
-new, never half-written, and leaves no temporary file behind. Merge rules:
+merges each month with the rows already stored. Every write runs in a **transaction**
+(:mod:`backtester.data.txn`): under an inter-process file lock, the merged partitions are
+written to a staging directory and moved into place only after a commit journal is on disk, so
+all the files of one write — or of every write inside one ``with catalog.transaction():``
+block, as an import of several files or a ``fetch`` of several kinds — become visible together
+or not at all, also after a ``SIGKILL`` (the next process to open the catalog rolls a committed
+transaction forward and an uncommitted one back). Concurrent writers are serialised, so no
+writer loses another's rows; readers never see half a commit and wait only for its renames.
+Merge rules:
 
 * candles, index, mark, funding: a timestamp present in both the stored and the new rows must
   carry identical values (then it is kept once); different values raise ``ValueError`` naming
   the timestamp and both rows.
 * trades (timestamps may repeat): over the time window where the stored and new rows overlap,
-  the rows must be identical, except that the side ending first may lack trailing trades of
-  the last overlapping timestamp (a download cut inside a burst of trades sharing one
-  millisecond, resumed from ``last_ts_ns`` inclusive); anything else is a conflict.
+  the rows must be identical, except that at each end of the window one side may lack some
+  trades of the window's first or last timestamp (a download cut inside a burst of trades
+  sharing one millisecond, resumed from ``last_ts_ns`` inclusive, or a re-download starting
+  anywhere inside such a burst); anything else is a conflict.
 
 Reads select ``start_ns <= ts_ns < end_ns`` (end exclusive; ``None`` = open).
 """
@@ -43,13 +49,14 @@ Reads select ``start_ns <= ts_ns < end_ns`` (end exclusive; ``None`` = open).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import re
-import uuid
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -58,6 +65,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backtester import dtypes
+from backtester.data import txn as _txn
 from backtester.data.market import MarketData
 from backtester.data.schemas import (
     BAR_KINDS,
@@ -66,8 +74,15 @@ from backtester.data.schemas import (
     records_to_table,
     table_to_records,
 )
-from backtester.data.validation import MAX_ABS_FUNDING_RATE, validate_records
+from backtester.data.validation import (
+    MAX_ABS_FUNDING_RATE,
+    check_candle_grid,
+    check_funding_caps,
+    funding_caps,
+    validate_records,
+)
 from backtester.enums import TierBasis
+from backtester.io import check_name
 
 if TYPE_CHECKING:
     from backtester.data.stream import MarketDataStream
@@ -123,15 +138,6 @@ def _partition_span(stem: str) -> tuple[int, int]:
     )
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise equality of two same-dtype structured arrays (NaN equals NaN)."""
     equal = np.ones(len(a), dtype=bool)
@@ -170,6 +176,35 @@ def _merge_unique(old: np.ndarray, new: np.ndarray, label: str) -> np.ndarray:
     return both[keep]
 
 
+def _burst_union(
+    a: np.ndarray, b: np.ndarray, a_open: tuple[bool, bool], b_open: tuple[bool, bool]
+) -> np.ndarray | None:
+    """Union of two downloads ``a``, ``b`` of the trades of one timestamp, or None if they differ.
+
+    Each side holds a contiguous run of the burst of trades sharing the timestamp; ``*_open``
+    says whether that side may lack trades at the (start, end) of the burst — true where its
+    download starts (ends) at this timestamp. The union is the longer side when the shorter one
+    is a run inside it, else the two runs joined where the end of one equals the start of the
+    other (at least one trade in common; the largest overlap wins, as a resumed download
+    repeats the whole burst it was cut in).
+    """
+    for long, short, s_open in ((a, b, b_open), (b, a, a_open)):
+        if len(short) > len(long):
+            continue
+        for k in range(len(long) - len(short) + 1):
+            if (k > 0 and not s_open[0]) or (k + len(short) < len(long) and not s_open[1]):
+                continue
+            if _rows_equal(long[k : k + len(short)], short).all():
+                return long
+    for first, second, f_open, s_open in ((a, b, a_open, b_open), (b, a, b_open, a_open)):
+        if not (f_open[1] and s_open[0]):
+            continue
+        for k in range(min(len(first), len(second)) - 1, 0, -1):
+            if _rows_equal(first[len(first) - k :], second[:k]).all():
+                return np.concatenate([first, second[k:]])
+    return None
+
+
 def _merge_trades(old: np.ndarray, new: np.ndarray, label: str) -> np.ndarray:
     if len(old) == 0 or len(new) == 0:
         return np.concatenate([old, new])
@@ -178,35 +213,49 @@ def _merge_trades(old: np.ndarray, new: np.ndarray, label: str) -> np.ndarray:
     if lo > hi:
         both = np.concatenate([old, new])
         return both[np.argsort(both["ts_ns"], kind="stable")]
-    in_old = (old["ts_ns"] >= lo) & (old["ts_ns"] <= hi)
-    in_new = (new["ts_ns"] >= lo) & (new["ts_ns"] <= hi)
-    w_old, w_new = old[in_old], new[in_new]
-    n = min(len(w_old), len(w_new))
-    longer = w_old if len(w_old) >= len(w_new) else w_new
-    same = _rows_equal(w_old[:n], w_new[:n])
-    # the shorter side may only lack trailing rows of the last overlapping millisecond (a
-    # download cut inside a burst of trades sharing one timestamp)
-    extra_ok = bool(np.all(longer["ts_ns"][n:] == hi))
-    if not same.all() or not extra_ok:
-        i = int(np.flatnonzero(~same)[0]) if not same.all() else n
-        ts = int(longer["ts_ns"][min(i, len(longer) - 1)])
+    sides = []
+    for rows in (old, new):
+        ts = rows["ts_ns"]
+        # a download may be cut inside the burst of trades of its first or last timestamp
+        opened = (int(ts[0]) == lo, int(ts[-1]) == hi)
+        head = rows[ts == lo]
+        middle = rows[(ts > lo) & (ts < hi)]
+        tail = rows[ts == hi] if hi > lo else rows[:0]
+        sides.append((opened, head, middle, tail))
+    (o_open, o_head, o_mid, o_tail), (n_open, n_head, n_mid, n_tail) = sides
+    problem = None
+    if hi == lo:
+        head = _burst_union(o_head, n_head, o_open, n_open)
+        tail = o_tail
+        if head is None:
+            problem = lo
+    else:
+        # inside the window both sides hold the end of the first burst and the start of the last
+        head = _burst_union(o_head, n_head, (o_open[0], False), (n_open[0], False))
+        tail = _burst_union(o_tail, n_tail, (False, o_open[1]), (False, n_open[1]))
+        same_middle = len(o_mid) == len(n_mid) and bool(_rows_equal(o_mid, n_mid).all())
+        if head is None:
+            problem = lo
+        elif not same_middle:
+            n = min(len(o_mid), len(n_mid))
+            diff = np.flatnonzero(~_rows_equal(o_mid[:n], n_mid[:n]))
+            longer = o_mid if len(o_mid) > len(n_mid) else n_mid
+            problem = int(o_mid["ts_ns"][diff[0]]) if len(diff) else int(longer["ts_ns"][n])
+        elif tail is None:
+            problem = hi
+    if problem is not None:
+        in_old = int(np.count_nonzero((old["ts_ns"] >= lo) & (old["ts_ns"] <= hi)))
+        in_new = int(np.count_nonzero((new["ts_ns"] >= lo) & (new["ts_ns"] <= hi)))
         raise ValueError(
             f"{label}: stored and new trades differ where they overlap "
             f"({pd.Timestamp(lo, unit='ns', tz='UTC')} → {pd.Timestamp(hi, unit='ns', tz='UTC')}), "
-            f"first at ts_ns {ts}: {len(w_old):,} stored vs {len(w_new):,} new rows in the overlap "
-            "(the overlap must be identical, except that one side may lack trailing trades "
-            "of the last overlapping timestamp)"
+            f"first at ts_ns {problem}: {in_old:,} stored vs {in_new:,} new rows in the overlap "
+            "(the overlap must be identical, except that a download may lack trades of the "
+            "burst at its first or last timestamp)"
         )
-    window = longer
-    parts = [
-        old[old["ts_ns"] < lo],
-        new[new["ts_ns"] < lo],
-        window,
-        old[old["ts_ns"] > hi],
-        new[new["ts_ns"] > hi],
-    ]
-    both = np.concatenate(parts)
-    return both[np.argsort(both["ts_ns"], kind="stable")]
+    parts = [old[old["ts_ns"] < lo], new[new["ts_ns"] < lo], head, o_mid, tail]
+    parts += [old[old["ts_ns"] > hi], new[new["ts_ns"] > hi]]
+    return np.concatenate(parts)
 
 
 def _merge_metadata(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
@@ -225,6 +274,38 @@ def _merge_metadata(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
     return out
 
 
+class CatalogRecoveryWarning(UserWarning):
+    """A transaction left by a writer that died was rolled forward or back on open."""
+
+
+class CorruptPartitionError(ValueError):
+    """A catalog file cannot be read as Parquet; the message names the file."""
+
+
+def _parquet(call: Callable[..., Any], path: Path, *args: Any, **kwargs: Any) -> Any:
+    """``call(path, ...)`` with an unreadable file reported by its path (not only "magic bytes")."""
+    try:
+        return call(path, *args, **kwargs)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CorruptPartitionError(
+            f"{path}: corrupt catalog file ({exc}); restore it or delete it and import or "
+            "fetch its span again"
+        ) from None
+
+
+def _read_locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a read under the catalog's shared lock (never sees half of a commit)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        with self._reading():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Catalog:
     """Time-partitioned Parquet store of market-data streams (see module docstring).
 
@@ -236,6 +317,81 @@ class Catalog:
 
     def __init__(self, root: str | Path = "data/catalog") -> None:
         self.root = Path(root)
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Catalog]:
+        """Group writes: everything written inside the block is committed together, or not at all.
+
+        Holds the catalog's writer lock for the whole block (other writers wait) and its
+        commit lock for the commit only (readers wait for the few renames of the commit, not
+        for the block). An exception inside the block discards every write of the block.
+        Nested blocks (and :meth:`write` inside a block) join the outer transaction. Reads
+        inside the block see the catalog as it was before the block. See
+        :mod:`backtester.data.txn` for the guarantee after a crash.
+        """
+        writer = _txn.root_lock(self.root, "writer")
+        commit = _txn.root_lock(self.root, "lock")
+        with writer.hold(exclusive=True) as outermost:
+            if writer.txn is not None:
+                yield self
+                return
+            if outermost:  # no other writer is alive: every leftover staging is dead
+                with commit.hold(exclusive=True):
+                    self._recover(committed_only=False)
+                removed = _txn.remove_legacy_tmp(self.root)
+                if removed:
+                    warnings.warn(
+                        f"catalog {self.root}: removed {removed} temporary file(s) left by an "
+                        "interrupted write of an earlier version",
+                        CatalogRecoveryWarning,
+                        stacklevel=3,
+                    )
+            transaction = _txn.Transaction(self.root)
+            writer.txn = transaction
+            try:
+                yield self
+            except BaseException:
+                transaction.rollback()
+                raise
+            else:
+                with commit.hold(exclusive=True):
+                    transaction.commit()
+            finally:
+                writer.txn = None
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Shared commit lock for a read; first completes a dead writer's committed
+        transaction (and, when no writer is alive, undoes an uncommitted one)."""
+        lock = _txn.root_lock(self.root, "lock")
+        if lock.depth == 0 and _txn.pending(self.root):
+            writer = _txn.root_lock(self.root, "writer")
+            with (
+                writer.hold(exclusive=True, blocking=False) as no_writer,
+                lock.hold(exclusive=True) as outermost,
+            ):
+                if outermost:
+                    # with the writer lock (no live writer) every leftover is dead; without
+                    # it only a committed one is (its writer held this lock while moving)
+                    self._recover(committed_only=not no_writer)
+        with lock.hold(exclusive=False):
+            yield
+
+    def _recover(self, *, committed_only: bool) -> None:
+        """Finish or undo a dead writer's transaction, and say so (never silently)."""
+        for line in _txn.recover(self.root, committed_only=committed_only):
+            warnings.warn(
+                f"catalog {self.root}: recovered the transaction of a writer that died: {line}",
+                CatalogRecoveryWarning,
+                stacklevel=4,
+            )
+
+    def _active(self) -> _txn.Transaction:
+        transaction = _txn.root_lock(self.root, "writer").txn
+        assert transaction is not None, "catalog writes run inside transaction()"
+        return transaction
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.root)!r})"
@@ -263,6 +419,9 @@ class Catalog:
             name = kind
         if not exchange or not symbol:
             raise ValueError(f"exchange and symbol must be non-empty, got {exchange!r}, {symbol!r}")
+        # quoted below, but '.', '..' and hidden names survive quoting: refuse them
+        check_name(exchange, "exchange")
+        check_name(symbol, "symbol", allow_slash=True)
         return self.root / quote(exchange, safe="-_.") / quote(symbol, safe="-_.") / name
 
     def partitions(self, kind: str, exchange: str, symbol: str, interval_ns: int = 0) -> list[Path]:
@@ -272,6 +431,7 @@ class Catalog:
             return []
         return _partition_files(directory)
 
+    @_read_locked
     def exists(self, kind: str, exchange: str, symbol: str, interval_ns: int = 0) -> bool:
         """Whether the stream has at least one stored file.
 
@@ -339,14 +499,25 @@ class Catalog:
         if not isinstance(source, str) or not source:
             raise ValueError(f"source: expected a non-empty provenance string, got {source!r}")
         label = f"{exchange}:{symbol} {directory.name}"
+        try:  # messages name the imported file when the source is one
+            is_file = Path(source).is_file()
+        except (OSError, ValueError):  # a provenance text too long or odd for a path
+            is_file = False
+        name = f"{Path(source).name} ({label})" if is_file else f"records for {label}"
         validate_records(
             records,
             kind,
-            name=f"records for {label}",
+            name=name,
             interval_ns=interval_ns,
             allow_open_outside_range=allow_open_outside_range,
             max_abs_funding_rate=max_abs_funding_rate,
         )
+        if kind == "funding" and max_abs_funding_rate == MAX_ABS_FUNDING_RATE:
+            caps = funding_caps(exchange, symbol, records["ts_ns"])
+            if caps is not None:  # the venue publishes a cap for this symbol and era
+                check_funding_caps(
+                    records["funding_rate"], caps[0], caps[1], name, records["ts_ns"]
+                )
         if len(records) == 0:
             return []
         meta = {
@@ -364,59 +535,50 @@ class Catalog:
         months = records["ts_ns"].astype("datetime64[ns]").astype(f"datetime64[{unit}]")
         cuts = np.flatnonzero(months[1:] != months[:-1]) + 1
         bounds = [0, *cuts.tolist(), len(records)]
-        # Phase 1: build every merged partition in memory; any conflict raises before writing.
-        planned: list[tuple[Path, pa.Table]] = []
-        for a, b in itertools.pairwise(bounds):
-            part = records[a:b]
-            path = directory / f"{months[a]!s}.parquet"
-            file_meta = dict(meta)
-            if path.exists():
-                old_table = pq.read_table(path)
-                old = table_to_records(old_table, kind)
-                old_meta = {
-                    k.decode(): v.decode() for k, v in (old_table.schema.metadata or {}).items()
-                }
-                if kind == "trades":
-                    part = _merge_trades(old, part, f"{label} {path.name}")
-                else:
-                    part = _merge_unique(old, part, f"{label} {path.name}")
-                file_meta = _merge_metadata(old_meta, meta)
-            planned.append((path, records_to_table(part, kind, file_meta)))
-        # Phase 2: write each partition atomically.
-        return [self._write_atomic(path, table) for path, table in planned]
+        # Each merged partition is staged as soon as it is built (memory: one partition);
+        # nothing is visible until the transaction commits, so a conflict in a later month
+        # leaves the catalog untouched.
+        written: list[Path] = []
+        with self.transaction():
+            transaction = self._active()
+            for a, b in itertools.pairwise(bounds):
+                part = records[a:b]
+                path = directory / f"{months[a]!s}.parquet"
+                file_meta = dict(meta)
+                current = transaction.current(path)
+                if current is not None:
+                    old_table = _parquet(pq.read_table, current)
+                    old = table_to_records(old_table, kind)
+                    old_meta = {
+                        k.decode(): v.decode() for k, v in (old_table.schema.metadata or {}).items()
+                    }
+                    if kind == "trades":
+                        part = _merge_trades(old, part, f"{label} {path.name}")
+                    else:
+                        part = _merge_unique(old, part, f"{label} {path.name}")
+                    if kind in BAR_KINDS:  # new candles on the stored candles' grid
+                        check_candle_grid(part["ts_ns"], interval_ns, f"{label} {path.name}")
+                    file_meta = _merge_metadata(old_meta, meta)
+                written.append(self._write_staged(path, records_to_table(part, kind, file_meta)))
+        return written
 
-    def _write_atomic(self, path: Path, table: pa.Table) -> Path:
-        created = []
-        parent = path.parent
-        while not parent.exists():
-            created.append(parent)
-            parent = parent.parent
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        try:
-            with open(tmp, "wb") as handle:
-                # Timestamps on a regular grid compress ~10x better delta-encoded than as
-                # plain int64 under zstd; the other columns keep dictionary encoding.
-                pq.write_table(
-                    table,
-                    handle,
-                    row_group_size=ROW_GROUP_ROWS,
-                    compression="zstd",
-                    write_statistics=["ts_ns"],
-                    use_dictionary=[name for name in table.column_names if name != "ts_ns"],
-                    column_encoding={"ts_ns": "DELTA_BINARY_PACKED"},
-                )
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            for directory in created:  # innermost first
-                with contextlib.suppress(OSError):
-                    directory.rmdir()
-            raise
-        _fsync_dir(path.parent)
+    def _write_staged(self, path: Path, table: pa.Table) -> Path:
+        """Write ``table`` as the new content of ``path`` in the current transaction."""
+        staged = self._active().staged_path(path)
+        with open(staged, "wb") as handle:
+            # Timestamps on a regular grid compress ~10x better delta-encoded than as
+            # plain int64 under zstd; the other columns keep dictionary encoding.
+            pq.write_table(
+                table,
+                handle,
+                row_group_size=ROW_GROUP_ROWS,
+                compression="zstd",
+                write_statistics=["ts_ns"],
+                use_dictionary=[name for name in table.column_names if name != "ts_ns"],
+                column_encoding={"ts_ns": "DELTA_BINARY_PACKED"},
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
         return path
 
     # ------------------------------------------------------------------ read
@@ -466,7 +628,8 @@ class Catalog:
     ) -> Iterator[tuple[pq.ParquetFile, int, int]]:
         """``(file, row group, rows)`` whose ts_ns statistics overlap the range."""
         for path in files:
-            handle = pq.ParquetFile(path)
+            handle = _parquet(pq.ParquetFile, path)
+            handle.metadata_path = path  # for error messages
             meta = handle.metadata
             ts_col = handle.schema_arrow.get_field_index("ts_ns")
             for g in range(meta.num_row_groups):
@@ -482,7 +645,14 @@ class Catalog:
         self, kind: str, files: list[Path], start_ns: int | None, end_ns: int | None
     ) -> Iterator[np.ndarray]:
         for handle, g, _ in self._selected_groups(files, start_ns, end_ns):
-            records = table_to_records(handle.read_row_group(g), kind)
+            try:
+                table = handle.read_row_group(g)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise CorruptPartitionError(
+                    f"{handle.metadata_path}: corrupt catalog file, row group {g} ({exc}); "
+                    "restore it or delete it and import or fetch its span again"
+                ) from None
+            records = table_to_records(table, kind)
             if start_ns is not None or end_ns is not None:
                 ts = records["ts_ns"]
                 lo = 0 if start_ns is None else int(np.searchsorted(ts, start_ns, "left"))
@@ -491,6 +661,7 @@ class Catalog:
             if len(records):
                 yield records
 
+    @_read_locked
     def read(
         self,
         kind: str,
@@ -528,11 +699,13 @@ class Catalog:
         """Stream the rows of :meth:`read` in time order, ``chunk_rows`` at a time.
 
         Every chunk but the last holds exactly ``chunk_rows`` rows; at most one chunk plus one
-        row group is in memory at once.
+        row group is in memory at once. No lock is held between chunks (a replay may take
+        minutes): each file is read as it was when the stream reached it.
         """
         if chunk_rows <= 0:
             raise ValueError(f"chunk_rows: expected a value > 0, got {chunk_rows}")
-        files = self._files_in_range(kind, exchange, symbol, start_ns, end_ns, interval_ns)
+        with self._reading():
+            files = self._files_in_range(kind, exchange, symbol, start_ns, end_ns, interval_ns)
         pending: list[np.ndarray] = []
         count = 0
         for group in self._iter_groups(kind, files, start_ns, end_ns):
@@ -547,6 +720,7 @@ class Catalog:
         if count:
             yield pending[0] if len(pending) == 1 else np.concatenate(pending)
 
+    @_read_locked
     def last_ts_ns(self, kind: str, exchange: str, symbol: str, interval_ns: int = 0) -> int | None:
         """Largest stored ``ts_ns`` of the stream (candle open time), ``None`` if empty.
 
@@ -557,6 +731,7 @@ class Catalog:
             return None
         return _file_span(files[-1])[1]
 
+    @_read_locked
     def datasets(self) -> pd.DataFrame:
         """One row per stored stream: exchange, symbol, kind, interval(_ns), rows, files, span.
 
@@ -566,6 +741,8 @@ class Catalog:
         rows = []
         if self.root.is_dir():
             for directory in sorted(self.root.glob("*/*/*")):
+                if directory.parts[-3].startswith("."):
+                    continue  # bookkeeping (.catalog: lock file, staging area)
                 if not directory.is_dir() or directory.name == "tiers":
                     continue
                 files = _partition_files(directory)
@@ -576,12 +753,12 @@ class Catalog:
                     continue
                 count, first, last = 0, None, None
                 for path in files:
-                    meta = pq.read_metadata(path)
+                    meta = _parquet(pq.read_metadata, path)
                     count += meta.num_rows
                     lo, hi = _file_span(path)
                     first = lo if first is None else min(first, lo)
                     last = hi if last is None else max(last, hi)
-                file_meta = pq.read_schema(files[-1]).metadata or {}
+                file_meta = _parquet(pq.read_schema, files[-1]).metadata or {}
                 rows.append(
                     {
                         "exchange": unquote(directory.parent.parent.name),
@@ -614,17 +791,20 @@ class Catalog:
         ]
         return pd.DataFrame(rows, columns=columns)
 
+    @_read_locked
     def metadata(
         self, kind: str, exchange: str, symbol: str, interval_ns: int = 0
     ) -> dict[str, str]:
         """Schema metadata of the newest file of a stream (provenance, units, options)."""
         files = self._files_in_range(kind, exchange, symbol, None, None, interval_ns)
-        raw = pq.read_schema(files[-1]).metadata or {}
+        raw = _parquet(pq.read_schema, files[-1]).metadata or {}
         return {k.decode(): v.decode() for k, v in raw.items() if k != b"ARROW:schema"}
 
     # ------------------------------------------------------------------ market data
 
     def _intervals(self, kind: str, exchange: str, symbol: str) -> list[int]:
+        check_name(exchange, "exchange")
+        check_name(symbol, "symbol", allow_slash=True)
         base = self.root / quote(exchange, safe="-_.") / quote(symbol, safe="-_.")
         return sorted(
             parse_interval(directory.name.split("-", 1)[1])
@@ -645,11 +825,14 @@ class Catalog:
             return np.zeros(0, dtype=dtypes.PRICE_DTYPE), ""
         step = intervals[0]  # the finest stored candle
         lo = None if start_ns is None else start_ns - step
-        hi = None if end_ns is None else end_ns - step
-        bars = self.read(f"{which}_bars", exchange, symbol, lo, hi, interval_ns=step)
+        bars = self.read(f"{which}_bars", exchange, symbol, lo, end_ns, interval_ns=step)
         points = bars_to_points(bars, step)
-        return points, str(self.dataset_dir(f"{which}_bars", exchange, symbol, step))
+        ts = points["ts_ns"]
+        a = 0 if start_ns is None else int(np.searchsorted(ts, start_ns, "left"))
+        b = len(ts) if end_ns is None else int(np.searchsorted(ts, end_ns, "left"))
+        return points[a:b], str(self.dataset_dir(f"{which}_bars", exchange, symbol, step))
 
+    @_read_locked
     def load_market_data(
         self,
         exchange: str,
@@ -664,8 +847,10 @@ class Catalog:
         * bars: the ``bars`` stream at ``bar_interval_ns``; with 0 the single stored interval
           (several stored → ``ValueError`` listing them; none → no bars).
         * index / mark: the point stream if stored, else the finest stored ``index_bars`` /
-          ``mark_bars``, each candle becoming a point at its close time (open + interval) with
-          the close price, so no price is visible before its candle has closed.
+          ``mark_bars``, each candle replayed as its path (open at ``t0 + 1 ns``, the extremes
+          at a third and two thirds of the interval, the close at its end:
+          :func:`~backtester.data.market.candle_path_points`; ``index_interval_ns`` /
+          ``mark_interval_ns`` of the result say so).
         * funding: the ``funding`` stream; trades only with ``with_trades=True``.
 
         Every stream is cut to ``start_ns <= ts_ns < end_ns`` (points by the time they are
@@ -713,7 +898,15 @@ class Catalog:
             funding=funding,
             exchange=exchange,
             sources=sources,
+            index_interval_ns=self._path_interval("index", exchange, symbol, index_src),
+            mark_interval_ns=self._path_interval("mark", exchange, symbol, mark_src),
         )
+
+    def _path_interval(self, which: str, exchange: str, symbol: str, source: str) -> int:
+        """Candle length of the index/mark stream read from candles (0: points or none)."""
+        if not source or self.exists(which, exchange, symbol):
+            return 0
+        return self._intervals(f"{which}_bars", exchange, symbol)[0]
 
     def stream_market_data(
         self,
@@ -791,20 +984,23 @@ class Catalog:
             "valid_from_ns": str(int(valid_from_ns)),
             "source": source,
         }
-        if path.exists():
-            old = table_to_records(pq.read_table(path), "tiers")
-            if len(old) != len(table_rows) or not _rows_equal(old, table_rows).all():
-                raise ValueError(
-                    f"{path}: a different tier table valid from {stamp} is already stored"
-                )
-        return self._write_atomic(path, records_to_table(table_rows, "tiers", meta))
+        with self.transaction():
+            current = self._active().current(path)
+            if current is not None:
+                old = table_to_records(_parquet(pq.read_table, current), "tiers")
+                if len(old) != len(table_rows) or not _rows_equal(old, table_rows).all():
+                    raise ValueError(
+                        f"{path}: a different tier table valid from {stamp} is already stored"
+                    )
+            return self._write_staged(path, records_to_table(table_rows, "tiers", meta))
 
+    @_read_locked
     def read_tiers(self, exchange: str, symbol: str) -> list[tuple[int, int, np.ndarray, str]]:
         """Stored tier snapshots, oldest first: ``(valid_from_ns, basis, rows, source)``."""
         directory = self.dataset_dir("tiers", exchange, symbol)
         out = []
         for path in sorted(directory.glob("*.parquet")) if directory.is_dir() else []:
-            table = pq.read_table(path)
+            table = _parquet(pq.read_table, path)
             meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
             out.append(
                 (
@@ -818,7 +1014,7 @@ class Catalog:
 
 
 def _file_span(path: Path) -> tuple[int, int]:
-    meta = pq.read_metadata(path)
+    meta = _parquet(pq.read_metadata, path)
     col = meta.schema.to_arrow_schema().get_field_index("ts_ns")
     lo = hi = None
     for g in range(meta.num_row_groups):
@@ -833,8 +1029,9 @@ def _file_span(path: Path) -> tuple[int, int]:
 
 
 def bars_to_points(bars: np.ndarray, interval_ns: int) -> np.ndarray:
-    """Index/mark candles → ``PRICE_DTYPE`` points at close time (open + interval), close price."""
-    points = np.empty(len(bars), dtype=dtypes.PRICE_DTYPE)
-    points["ts_ns"] = bars["ts_ns"] + interval_ns
-    points["price"] = bars["close"]
-    return points
+    """Index/mark candles → their replayed path, four ``PRICE_DTYPE`` points a candle (open at
+    ``t0 + 1 ns``, high, low, close at ``t0 + interval``;
+    :func:`backtester.data.market.candle_path_points`)."""
+    from backtester.data.market import candle_path_points
+
+    return candle_path_points(bars, interval_ns)

@@ -17,8 +17,15 @@ tiers        ``fetch_leverage_tiers([symbol])`` or            a dated tier snaps
 Behaviour
 ---------
 * **Pagination** by ``since`` (ms): each page is converted (ms → ns, ccxt structures → our
-  dtypes) and written to the catalog before the next request, so an interruption loses at most
-  one page.
+  dtypes) and written to the catalog before the next request. A :class:`Fetcher` used on its
+  own commits page by page (an interruption loses at most one page); :func:`fetch_to_catalog`
+  (and ``backtester fetch``) runs in one catalog transaction: every kind and month of the
+  fetch becomes visible together, or nothing does.
+* **Span check**: :func:`fetch_to_catalog` compares what each kind got with the span asked
+  (:func:`verify_span`) and raises :class:`IncompleteFetchError` naming the missing part when
+  the venue returned less (history kept for a few months only, an API ignoring the start).
+* **OKX trades** come from the history endpoint, paged backwards by trade id: ccxt's default
+  ``okx.fetch_trades`` returns only the latest ~100 trades whatever ``since`` says.
 * **Resume**: a download starts after :meth:`Catalog.last_ts_ns` of the stream when that is
   later than the requested start; re-running an interrupted download fetches only the rest.
 * **Rate limit**: at least ``exchange.rateLimit`` ms between two requests (ccxt's own throttle
@@ -71,6 +78,12 @@ _HAS = {
     "trades": ("fetchTrades",),
     "funding": ("fetchFundingRateHistory",),
 }
+_TRADE_FLUSH_ROWS = 200_000
+"""Complete trades gathered before one catalog write on the backwards-paged OKX history."""
+
+OKX_IDS = ("okx", "okex", "okex5")
+"""ccxt ids of OKX: trades come from the history endpoint (see ``_fetch_okx_history_trades``)."""
+
 _RETRYABLE = (ccxt.RateLimitExceeded, ccxt.RequestTimeout, ccxt.NetworkError)
 
 
@@ -82,16 +95,19 @@ class UnsupportedMethodError(FetchError):
     """The exchange does not offer the ccxt method a kind of data needs."""
 
 
+class IncompleteFetchError(FetchError):
+    """The venue returned less than the span asked for; the message names the missing part."""
+
+
 def create_exchange(exchange_id: str, **config: Any) -> Any:
     """A ccxt exchange instance by id (``"okx"``, ``"binance"``...), ccxt throttle off.
 
     :class:`Fetcher` waits ``exchange.rateLimit`` ms between requests itself.
     """
     if exchange_id not in ccxt.exchanges:
-        raise ValueError(
-            f"exchange: ccxt has no exchange {exchange_id!r} (e.g. okx, binance, binanceusdm, "
-            "binancecoinm, bitmex, bybit)"
-        )
+        known = ("okx", "binance", "binanceusdm", "binancecoinm", "bybit", "bitmex")
+        examples = ", ".join(e for e in known if e in ccxt.exchanges)  # what this ccxt has
+        raise ValueError(f"exchange: ccxt has no exchange {exchange_id!r} (e.g. {examples})")
     return getattr(ccxt, exchange_id)({"enableRateLimit": False, **config})
 
 
@@ -198,6 +214,9 @@ class Fetcher:
     limit: int | None = None
     progress: bool | None = None
     requests: int = field(default=0, init=False)
+    coverage: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    """Per kind: what the last download asked and got (``since``, ``first``, ``last``,
+    ``rows``, ``stored_last``), checked by :func:`verify_span`."""
     _last_request: float | None = field(default=None, init=False, repr=False)
 
     @property
@@ -256,7 +275,21 @@ class Fetcher:
 
     def _start(self, kind: str, symbol: str, start_ns: int, interval_ns: int, step_ns: int) -> int:
         last = self.catalog.last_ts_ns(kind, self.name, symbol, interval_ns)
-        return start_ns if last is None else max(start_ns, last + step_ns)
+        since = start_ns if last is None else max(start_ns, last + step_ns)
+        self.coverage[kind] = {
+            "since": since, "first": None, "last": None, "rows": 0, "stored_last": last,
+        }  # fmt: skip
+        return since
+
+    def _covered(self, kind: str, ts_ns: np.ndarray) -> None:
+        """Record rows written for ``kind`` (for :func:`verify_span`)."""
+        if len(ts_ns) == 0:
+            return
+        cov = self.coverage[kind]
+        lo, hi = int(ts_ns.min()), int(ts_ns.max())
+        cov["first"] = lo if cov["first"] is None else min(cov["first"], lo)
+        cov["last"] = hi if cov["last"] is None else max(cov["last"], hi)
+        cov["rows"] += len(ts_ns)
 
     # ------------------------------------------------------------------ kinds
 
@@ -296,6 +329,7 @@ class Fetcher:
                     kind, self.name, target, bars, source=self._source("fetch_ohlcv", symbol),
                     interval_ns=interval_ns,
                 )  # fmt: skip
+                self._covered(kind, bars["ts_ns"])
                 written += len(bars)
                 new_since = int(bars["ts_ns"][-1]) + interval_ns
                 bar.update((new_since - since) // MS_NS)
@@ -313,6 +347,8 @@ class Fetcher:
         self.require("trades")
         target = catalog_symbol or symbol
         since = self._start("trades", target, start_ns, 0, MS_NS)
+        if str(getattr(self.exchange, "id", "")) in OKX_IDS:
+            return self._fetch_okx_history_trades(symbol, target, since, end_ns)
         written = 0
         label = f"{self.name} {target} trades"
         with self._bar(end_ns - since, label) as bar:
@@ -339,10 +375,66 @@ class Fetcher:
                     "trades", self.name, target, trades,
                     source=self._source("fetch_trades", symbol),
                 )  # fmt: skip
+                self._covered("trades", trades["ts_ns"])
                 written += len(trades)
                 bar.update((new_since - since) // MS_NS)
                 since = new_since
         return written
+
+    def _fetch_okx_history_trades(self, symbol: str, target: str, since: int, end_ns: int) -> int:
+        """OKX trades through the history endpoint, paged backwards from ``end_ns``.
+
+        ccxt's ``okx.fetch_trades`` ignores ``since`` on its default endpoint (the latest ~100
+        trades). ``GET /api/v5/market/history-trades`` pages by time (``type=2``,
+        ``after`` = trades before a ms timestamp) or by trade id (``type=1``, ``after`` = ids
+        below): the first page is taken by time before ``end_ns``, the next ones by the
+        smallest trade id seen, so no trade of a millisecond split across pages is lost.
+        Rows are written oldest-last in slices that never share a timestamp with the slice
+        written before (the trades of the oldest millisecond seen wait for the next page).
+        """
+        label = f"{self.name} {target} trades"
+        base = {"method": "publicGetMarketHistoryTrades"}
+        params: dict[str, Any] = {**base, "type": "2", "after": str(end_ns // MS_NS)}
+        pending: list[np.ndarray] = []
+        ready: list[np.ndarray] = []  # complete rows, newest slice first
+        written = 0
+        with self._bar(end_ns - since, label) as bar:
+            previous = end_ns
+            while True:
+                page = self.call("fetch_trades", symbol, None, self.limit or 100, params)
+                if not page:
+                    break
+                ids = [int(t.get("id") or 0) for t in page]
+                order = sorted(range(len(page)), key=lambda i: (page[i]["timestamp"], ids[i]))
+                trades = trades_to_records([page[i] for i in order], f"{label} page")
+                oldest = int(trades["ts_ns"][0])
+                # this page's trades are older (lower ids) than the pending ones, also inside
+                # one millisecond: first, then a stable sort keeps the trade-id order
+                joined = np.concatenate([trades[trades["ts_ns"] >= since], *pending])
+                joined = joined[np.argsort(joined["ts_ns"], kind="stable")]
+                # everything newer than the oldest millisecond of this page is complete
+                ready.append(joined[joined["ts_ns"] > oldest])
+                pending = [joined[joined["ts_ns"] <= oldest]]
+                if sum(len(r) for r in ready) >= _TRADE_FLUSH_ROWS:  # bounded memory
+                    written += self._write_trades(symbol, target, np.concatenate(ready[::-1]))
+                    ready = []
+                bar.update(max(0, previous - oldest) // MS_NS)
+                previous = oldest
+                if oldest < since:
+                    break
+                params = {**base, "type": "1", "after": str(min(ids))}
+        rest = np.concatenate([*pending, *ready[::-1]]) if pending or ready else None
+        if rest is not None and len(rest):
+            written += self._write_trades(symbol, target, rest)
+        return written
+
+    def _write_trades(self, symbol: str, target: str, trades: np.ndarray) -> int:
+        self.catalog.write(
+            "trades", self.name, target, trades,
+            source=self._source("fetch_trades[history-trades]", symbol),
+        )  # fmt: skip
+        self._covered("trades", trades["ts_ns"])
+        return len(trades)
 
     def fetch_funding(
         self, symbol: str, start_ns: int, end_ns: int, catalog_symbol: str | None = None
@@ -367,6 +459,7 @@ class Fetcher:
                     "funding", self.name, target, records,
                     source=self._source("fetch_funding_rate_history", symbol),
                 )  # fmt: skip
+                self._covered("funding", records["ts_ns"])
                 written += len(records)
                 previous = int(records["ts_ns"][-1])
                 bar.update((previous + MS_NS - since) // MS_NS)
@@ -402,6 +495,64 @@ class Fetcher:
 
     def _source(self, method: str, symbol: str) -> str:
         return f"ccxt {ccxt.__version__} {self.exchange.id}.{method}({symbol!r})"
+
+
+def _utc(ts_ns: int) -> str:
+    import pandas as pd
+
+    return str(pd.Timestamp(int(ts_ns), unit="ns", tz="UTC"))
+
+
+def verify_span(
+    label: str,
+    kind: str,
+    coverage: dict[str, Any],
+    start_ns: int | None,
+    end_ns: int,
+    interval_ns: int,
+) -> None:
+    """Raise :class:`IncompleteFetchError` when a download covers less than the span asked.
+
+    ``coverage`` is :attr:`Fetcher.coverage` of ``kind``. Checked: rows at all (unless the
+    stored stream already reached the end); the end — the last closed candle (one candle of
+    slack for a venue still publishing it), the last funding within 1.5 funding intervals of
+    the end; the start, when given and nothing was stored before — the first candle on the
+    first grid time at or after it, the first funding within 1.5 intervals, the first trade
+    within an hour. Trades have no end check: a quiet market may not trade.
+    """
+    since = coverage["since"]
+    if since >= end_ns:
+        return  # the stored stream already reached the end: nothing was asked
+    first, last, rows = coverage["first"], coverage["last"], coverage["rows"]
+    asked = f"[{_utc(since)}, {_utc(end_ns)})"
+    hint = (
+        "the venue keeps less history than asked or its API ignores the start time; nothing "
+        "was stored (the fetch is one transaction): fetch a span the venue has"
+    )
+    if last is None:
+        raise IncompleteFetchError(f"{label}: the venue returned no rows for {asked}; {hint}")
+    fresh = start_ns is not None and coverage["stored_last"] is None
+    missing = None
+    if kind in CANDLE_KINDS:
+        last_closed = (end_ns // interval_ns) * interval_ns - interval_ns
+        if last < last_closed - interval_ns:
+            missing = (last + interval_ns, end_ns)
+        grid_first = -(-since // interval_ns) * interval_ns
+        if fresh and first > grid_first:
+            missing = missing or (since, first)
+    elif kind == "funding":
+        step = 8 * 3_600_000_000_000
+        if end_ns - last > 1.5 * step:
+            missing = (last + step, end_ns)
+        if fresh and first - since > 1.5 * step:
+            missing = missing or (since, first)
+    elif kind == "trades" and fresh and first - since > 3_600_000_000_000:
+        missing = (since, first)
+    if missing is not None:
+        raise IncompleteFetchError(
+            f"{label}: asked {asked}, the venue returned {rows:,} rows from {_utc(first)} to "
+            f"{_utc(last)}: missing {_utc(missing[0])} → {_utc(missing[1])}; {hint}"
+        )
 
 
 def _resolve_symbol(exchange: Any, symbol: str) -> str:
@@ -479,16 +630,25 @@ def fetch_to_catalog(
     start = 0 if start_ns is None else int(start_ns)
     timeframe = interval_label(interval_ns)
     result: dict[str, int | str] = {}
-    for kind in kinds:
-        if kind in CANDLE_KINDS:
-            result[kind] = fetcher.fetch_ohlcv(ccxt_symbol, timeframe, start, end, kind, symbol)
-        elif kind == "trades":
-            result[kind] = fetcher.fetch_trades(ccxt_symbol, start, end, symbol)
-        elif kind == "funding":
-            result[kind] = fetcher.fetch_funding(ccxt_symbol, start, end, symbol)
-        else:
-            path = fetcher.fetch_tiers(ccxt_symbol, int(tier_basis or 0), end, symbol)
-            result[kind] = str(path)
+    # one transaction: every kind and month of the fetch becomes visible together, or (on an
+    # error or a kill) none of it does
+    with cat.transaction():
+        for kind in kinds:
+            if kind in CANDLE_KINDS:
+                result[kind] = fetcher.fetch_ohlcv(ccxt_symbol, timeframe, start, end, kind, symbol)
+            elif kind == "trades":
+                result[kind] = fetcher.fetch_trades(ccxt_symbol, start, end, symbol)
+            elif kind == "funding":
+                result[kind] = fetcher.fetch_funding(ccxt_symbol, start, end, symbol)
+            else:
+                path = fetcher.fetch_tiers(ccxt_symbol, int(tier_basis or 0), end, symbol)
+                result[kind] = str(path)
+                continue
+            # a venue that returned less than asked fails the whole fetch (nothing stored)
+            verify_span(
+                f"{fetcher.name} {symbol} {kind}", kind, fetcher.coverage[kind], start_ns, end,
+                interval_ns,
+            )  # fmt: skip
     return result
 
 

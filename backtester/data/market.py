@@ -36,10 +36,11 @@ class MarketData:
     bar_interval_ns
         Candle length in ns (0 when there are no bars).
     index
-        ``PRICE_DTYPE`` index prices, ``ts_ns`` = when the price is known (index candles enter at
-        their close time).
+        ``PRICE_DTYPE`` index prices, ``ts_ns`` = when the price is known; index candles enter
+        as their path (:func:`candle_path_points`, with ``index_interval_ns`` set).
     mark
-        ``PRICE_DTYPE`` historical mark prices (optional; replayed or used for validation).
+        ``PRICE_DTYPE`` historical mark prices (optional; replayed or used for validation);
+        mark candles enter as their path, like index candles.
     funding
         ``FUNDING_RATE_DTYPE`` funding events; a position open at ``ts_ns`` pays or receives.
     exchange
@@ -52,6 +53,11 @@ class MarketData:
         historical announcement or a stress scenario. Validated here (sorted ``ts_ns``, kind,
         side, price and threshold ranges) but not counted in :attr:`start_ns` / :attr:`end_ns`,
         which span the market data only.
+    index_interval_ns, mark_interval_ns
+        Candle length (ns) when ``index`` / ``mark`` are candle paths built by
+        :func:`candle_path_points` (4 points a candle); 0 when they are plain points. The
+        replay then knows which point of a candle each row is (for the liquidation report,
+        and to visit the extreme adverse to the open position first).
     """
 
     symbol: str
@@ -66,6 +72,8 @@ class MarketData:
     deleverage: npt.NDArray[np.void] = field(
         default_factory=lambda: _empty(dtypes.DELEVERAGE_EVENT_DTYPE)
     )
+    index_interval_ns: int = 0
+    mark_interval_ns: int = 0
 
     _STREAMS = (
         ("trades", dtypes.TRADE_DTYPE),
@@ -92,6 +100,12 @@ class MarketData:
                     f"previous {int(ts[row - 1])} (timestamps must not decrease)"
                 )
         self._check_deleverage()
+        for name in ("index_interval_ns", "mark_interval_ns"):
+            if getattr(self, name) < 0:
+                raise ValueError(
+                    f"MarketData({self.symbol!r}).{name}: expected >= 0 (0 = points), got "
+                    f"{getattr(self, name)}"
+                )
         if len(self.bars) and self.bar_interval_ns <= 0:
             raise ValueError(
                 f"MarketData({self.symbol!r}).bar_interval_ns: must be > 0 when bars are given, "
@@ -108,6 +122,7 @@ class MarketData:
         side = events["side"].astype(np.int64)
         price = events["price"]
         threshold = events["threshold"]
+        contracts = events["contracts"]
         is_adl = kind == int(LedgerKind.ADL)
         is_clawback = kind == int(LedgerKind.CLAWBACK)
         rules = (
@@ -120,6 +135,11 @@ class MarketData:
             ((side < -1) | (side > 1), "side", "-1 (shorts), 0 (both) or +1 (longs)"),
             (is_adl & ~(np.isfinite(price) & (price > 0)), "price", "a finite price > 0 for ADL"),
             (is_adl & np.isnan(threshold), "threshold", "a ranking-score cut-off (not NaN)"),
+            (
+                is_adl & (contracts < 0.0),
+                "contracts",
+                "contracts >= 0 for ADL (0 or NaN: the whole position)",
+            ),
             (is_clawback & (side != 0), "side", "0 for a clawback (every profitable position)"),
             (is_clawback & ~np.isnan(price), "price", "NaN for a clawback (no close price)"),
             (
@@ -156,6 +176,43 @@ class MarketData:
         if not lasts:
             raise ValueError(f"MarketData({self.symbol!r}) has no events in any stream")
         return max(lasts)
+
+
+def candle_path_points(bars: npt.NDArray[np.void], interval_ns: int) -> npt.NDArray[np.void]:
+    """Index or mark candles (``BAR_DTYPE``, ``ts_ns`` = open time) → their replayed path.
+
+    Each candle ``[t0, t0 + Δ)`` becomes four ``PRICE_DTYPE`` points: the open at
+    ``t0 + 1 ns`` (after the events of ``t0``, among them the fills at the open of the trade
+    candle that starts then), the high at ``t0 + Δ//3``, the low at ``t0 + 2Δ//3`` and the
+    close at ``t0 + Δ`` (when the candle is complete). The replay visits the two extremes in the
+    order of the trade candles' intrabar path: the extreme adverse to the open position first
+    (or the one nearer the open with ``bar_path="nearest"``, and with no position), swapping
+    the stored high/low when needed (``index_interval_ns`` / ``mark_interval_ns`` of
+    :class:`MarketData` tell it the rows are a path). So a liquidation on candle data happens
+    inside the first candle whose range crosses the liquidation price, at the time of the
+    crossing extreme, and funding at ``t0 + Δ`` uses the candle's close. Candles must be
+    aligned to multiples of ``Δ`` from the epoch (every venue's are) and ``Δ >= 6 ns``.
+    """
+    if interval_ns < 6:
+        raise ValueError(f"interval_ns: expected a candle length >= 6 ns, got {interval_ns}")
+    n = len(bars)
+    points = np.empty(4 * n, dtype=dtypes.PRICE_DTYPE)
+    t0 = bars["ts_ns"].astype(np.int64)
+    points["ts_ns"][0::4] = t0 + 1
+    points["ts_ns"][1::4] = t0 + interval_ns // 3
+    points["ts_ns"][2::4] = t0 + 2 * interval_ns // 3
+    points["ts_ns"][3::4] = t0 + interval_ns
+    points["price"][0::4] = bars["open"]
+    points["price"][1::4] = bars["high"]
+    points["price"][2::4] = bars["low"]
+    points["price"][3::4] = bars["close"]
+    if n and bool(np.any(t0 % interval_ns)):
+        row = int(np.flatnonzero(t0 % interval_ns)[0])
+        raise ValueError(
+            f"candles row {row:,}: open time {int(t0[row])} ns is not a multiple of the interval "
+            f"{interval_ns} ns (candles must be aligned to their interval from the epoch)"
+        )
+    return points
 
 
 def dtype_name(dtype: np.dtype) -> str:

@@ -456,19 +456,20 @@ def write_sample(
                 shutil.rmtree(directory)
     written: list[Path] = []
     meta = {"generator": "backtester.data.sample", "seed": str(seed), "synthetic": "true"}
-    for symbol, streams in data.items():
-        meta_symbol = {**meta, "contract": SAMPLE_CONTRACTS[symbol]}
-        for kind, records in streams.items():
-            interval = BAR_INTERVAL_NS if kind == "bars" else 0
-            written += catalog.write(
-                kind,
-                SAMPLE_EXCHANGE,
-                symbol,
-                records,
-                source=_source(seed),
-                interval_ns=interval,
-                metadata=meta_symbol,
-            )
+    with catalog.transaction():  # the sample appears whole or not at all
+        for symbol, streams in data.items():
+            meta_symbol = {**meta, "contract": SAMPLE_CONTRACTS[symbol]}
+            for kind, records in streams.items():
+                interval = BAR_INTERVAL_NS if kind == "bars" else 0
+                written += catalog.write(
+                    kind,
+                    SAMPLE_EXCHANGE,
+                    symbol,
+                    records,
+                    source=_source(seed),
+                    interval_ns=interval,
+                    metadata=meta_symbol,
+                )
     return written
 
 

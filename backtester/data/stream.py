@@ -13,13 +13,16 @@ end_ns, ...)`` of each instrument, every row in exactly one window, and replayin
 one after the other applies the events in the same order as the unstreamed replay. With window
 boundaries ``T_0 = start < T_1 < ... `` (event time):
 
-* trades, and bars **by close time** (``ts_ns + bar_interval_ns``): ``T_k <= t < T_k+1``;
-* index, mark and funding points: ``T_k < t <= T_k+1`` (``start <= t`` in the first window).
+* every stream by the time of its last event at a boundary: trades, bars **by close time**
+  (``ts_ns + bar_interval_ns``), index, mark and funding points: ``T_k < t <= T_k+1``
+  (``start <= t`` in the first window).
 
-The shift by one nanosecond for the points is the replay's tie rule (``EventKind``: index →
-mark → funding → ADL → trade/bar at one timestamp): the points *at* a boundary belong to the
-window that ends there, and the trades/bars at that instant to the next window, which is the
-order the unstreamed replay applies them in.
+This is the replay's tie rule (:class:`~backtester.enums.EventKind`): at an instant ``T`` every
+event but the opening of the next bar (``BAR_OPEN``, the last kind) belongs to what happened up
+to ``T``, so the window that ends at ``T`` holds them, and a bar opening at ``T`` (its close
+after ``T``) is in the next window, whose first event it is. A bar's path events (open,
+extremes) lie inside its window when the boundaries are multiples of the bar interval (funding
+times are); index/mark candle paths (four points per candle) are cut by point time.
 
 Funding look-ahead
 ------------------
@@ -127,6 +130,8 @@ class MarketDataStream:
         self.snap_to_funding = bool(snap_to_funding)
         self.bar_intervals: list[int] = []
         self.sources: list[dict[str, str]] = []
+        # candle length of the index/mark stream when it is read from candles (0: points)
+        self._path_intervals: list[dict[str, int]] = []
         for symbol in self.symbols:
             interval = bar_interval_ns
             stored = catalog._intervals("bars", exchange, symbol)
@@ -146,6 +151,16 @@ class MarketDataStream:
                 )
             self.bar_intervals.append(int(interval) if interval in stored else 0)
             self.sources.append(self._sources(symbol, self.bar_intervals[-1]))
+            self._path_intervals.append(
+                {
+                    which: (
+                        0
+                        if which not in self.sources[-1] or catalog.exists(which, exchange, symbol)
+                        else catalog._intervals(f"{which}_bars", exchange, symbol)[0]
+                    )
+                    for which in ("index", "mark")
+                }
+            )
             if not self.sources[-1]:
                 raise ValueError(
                     f"symbols: no market data for {exchange}:{symbol} in {catalog}; available: "
@@ -174,6 +189,8 @@ class MarketDataStream:
         self.end_ns = max(lasts)
         """Last timestamp over all streams (bars by close time), as ``MarketData.end_ns``."""
         self._funding = [self._read_funding(s) for s in self.symbols]
+        self.has_funding: list[bool] = [len(f) > 0 for f in self._funding]
+        """Per instrument: whether the catalog holds funding rows over the span."""
         self.boundaries, self.snapped = self._boundaries()
 
     # ------------------------------------------------------------------ set-up
@@ -348,18 +365,18 @@ class MarketDataStream:
         c, ex, symbol = self.catalog, self.exchange, self.symbols[i]
         sources = self.sources[i]
         interval = self.bar_intervals[i]
-        # points: (t0, t1] — the points at a boundary precede the trades/bars at that instant
+        # every stream by event time in (t0, t1] (module notes; EventKind)
         p_lo, p_hi = self._clip(t0 if first else t0 + 1, t1 + 1)
         bars = np.zeros(0, dtype=dtypes.BAR_DTYPE)
         if interval:
-            b_lo, b_hi = self._clip(t0 - interval, t1 - interval)
+            b_lo, b_hi = self._clip((t0 if first else t0 + 1) - interval, t1 + 1 - interval)
             if readers is not None:
                 bars = readers["bars"].take(b_lo, b_hi, dtypes.BAR_DTYPE)
             elif b_lo < b_hi:
                 bars = c.read("bars", ex, symbol, b_lo, b_hi, interval_ns=interval)
         trades = np.zeros(0, dtype=dtypes.TRADE_DTYPE)
         if "trades" in sources:
-            t_lo, t_hi = self._clip(t0, t1)
+            t_lo, t_hi = p_lo, p_hi
             if readers is not None:
                 trades = readers["trades"].take(t_lo, t_hi, dtypes.TRADE_DTYPE)
             elif t_lo < t_hi:
@@ -386,6 +403,8 @@ class MarketDataStream:
             funding=funding,
             exchange=ex,
             sources=dict(sources),
+            index_interval_ns=self._path_intervals[i]["index"],
+            mark_interval_ns=self._path_intervals[i]["mark"],
         )
 
     def __repr__(self) -> str:
@@ -400,8 +419,8 @@ class _Sequential:
     """Rows of one stream for increasing, non-overlapping ranges [lo, hi), from an iterator
     of row groups in time order (``Catalog._iter_groups``): each group is decoded once and
     held until its last row is taken, so memory is one window plus one row group. With
-    ``shift`` > 0 the groups are index/mark candles, served as points at their close time
-    (``bars_to_points``) and selected by that time."""
+    ``shift`` > 0 the groups are index/mark candles, served as their path (four points a
+    candle, ``bars_to_points``) and selected by point time."""
 
     def __init__(self, groups: Iterator[np.ndarray], shift: int) -> None:
         self._groups = groups

@@ -25,6 +25,13 @@ Rules
   Binance's ±3 % for some USDⓈ-M altcoins and Bybit's comparable alt caps; BTC caps are far
   lower (Binance ±0.3 % in 2020, ±0.375 % later; OKX ±0.375 %…1.5 %). A larger number is
   almost surely a percent written as a fraction or a unit error.
+* Candles open on their interval's grid, and the interval matches the data
+  (:func:`check_candle_grid`).
+* Funding in the catalog: within the venue's published cap for the symbol and era where one is
+  documented (:func:`funding_caps`), with the percent-vs-fraction hint; a history whose median
+  rate is 0.3 % per interval or more is refused as percent (:func:`check_funding_percent`).
+* Unit conversion is overflow-checked (:func:`to_ns`): a nanosecond value read as milliseconds
+  is refused, never wrapped around int64.
 * Gaps in a candle series are **reported** (:func:`find_gaps` → :class:`GapReport`), never filled.
 """
 
@@ -49,6 +56,140 @@ _UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns":
 
 class DataValidationError(ValueError):
     """Market data broke a validation rule; the message names file, row, value and rule."""
+
+
+_HOUR_NS = 3_600_000_000_000
+_OKX_2019_NS = 1_563_408_000_000_000_000  # 2019-07-18 00:00 UTC (OKX-funding-2019)
+_OKX_MAJORS = ("ADA", "AVAX", "BCH", "DOT", "EOS", "ETC", "ETH", "FIL", "LINK", "LTC", "TRX", "XRP")
+_OKX_2019_CAPPED = ("BTC", "ETH", "EOS", "XRP", "BCH", "BSV", "ETC", "LTC", "TRX")
+
+
+def funding_caps(exchange: str, symbol: str, ts_ns: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """Published ``|funding rate|`` cap of ``exchange:symbol`` at each ``ts_ns``, with its source.
+
+    Caps (MECHANICS.md §3.1–3.3): OKX BTC ±0.375 %, ADA/AVAX/BCH/DOT/EOS/ETC/ETH/FIL/LINK/LTC/
+    TRX/XRP ±0.75 %, DOGE ±3 %, others ±1.5 % (OKX-funding, ~2022-24); before 2019-07-18
+    BTC/ETH/EOS/XRP/BCH/BSV/ETC/LTC/TRX ±0.3 % (OKX-funding-2019). Binance BTC: the 2019-2026
+    history peaks at the ±0.3 % clamp; ±0.375 % is accepted. BitMEX XBT: ±0.375 % (75 % of
+    initial minus maintenance margin, 1 % − 0.5 %). ``None`` for a venue or symbol without a
+    documented cap (then :data:`MAX_ABS_FUNDING_RATE` applies).
+    """
+    venue = exchange.lower()
+    base = "".join(ch for ch in symbol.upper() if ch.isalnum())
+    is_btc = base.startswith(("BTC", "XBT"))
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    if venue.startswith(("okx", "okex")):
+        if is_btc:
+            now = 0.00375
+        elif base.startswith(_OKX_MAJORS):
+            now = 0.0075
+        elif base.startswith("DOGE"):
+            now = 0.03
+        else:
+            now = 0.015
+        caps = np.full(len(ts), now)
+        if base.startswith(_OKX_2019_CAPPED):
+            caps[ts < _OKX_2019_NS] = 0.003
+        return caps, "OKX-funding / OKX-funding-2019 (MECHANICS.md 3.1)"
+    if venue.startswith("binance") and is_btc:
+        return np.full(len(ts), 0.00375), "Binance BTC clamp ±0.3 % in 2019-26 (MECHANICS.md 3.2)"
+    if venue.startswith("bitmex") and is_btc:
+        return np.full(len(ts), 0.00375), "BitMEX XBT cap 75 % x (1 % - 0.5 %) (MECHANICS.md 3.3)"
+    return None
+
+
+def _percent_hint(rate: float, cap: float) -> str:
+    if abs(rate) / 100 <= cap:
+        return f"; {rate:g} / 100 = {rate / 100:g} is within it: a percent written as a fraction?"
+    return "; a unit error?"
+
+
+def check_funding_caps(
+    rate: np.ndarray,
+    caps: np.ndarray,
+    source: str,
+    name: str,
+    ts_ns: np.ndarray,
+    row_numbers: np.ndarray | None = None,
+) -> None:
+    """Every ``|rate|`` within its venue/era cap (from :func:`funding_caps`)."""
+    bad = np.abs(rate) > caps
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        when = pd.Timestamp(int(ts_ns[i]), unit="ns", tz="UTC")
+        raise DataValidationError(
+            f"{_row_label(name, i, row_numbers)}: funding_rate {_fmt(rate[i])} at {when} is "
+            f"beyond the venue's cap ±{caps[i]:g} per interval ({source})"
+            + _percent_hint(float(rate[i]), float(caps[i]))
+        )
+
+
+def _interval_text(interval_ns: int) -> str:
+    for suffix, size in (("d", 86_400_000_000_000), ("h", _HOUR_NS), ("m", 60_000_000_000)):
+        if interval_ns % size == 0:
+            return f"{interval_ns // size}{suffix}"
+    return f"{interval_ns / 1e9:g}s"
+
+
+def check_candle_grid(
+    ts: np.ndarray, interval_ns: int, name: str, row_numbers: np.ndarray | None = None
+) -> None:
+    """Candle open times on the interval's grid, and the interval matching the data.
+
+    * Every open time has the same offset modulo the interval, and that offset is a whole
+      multiple of ``min(interval, 1 h)`` (a 1h candle opens on the hour; a 1d candle may open
+      at 16:00 UTC as OKX's Hong-Kong-day candles do, but not at 16:00:30).
+    * With 10 candles or more, at least two consecutive ones are one interval apart: candles
+      that are never closer than 1h are 1h candles, whatever the file name says.
+    """
+    if len(ts) == 0:
+        return
+    phase = ts % interval_ns
+    unit = min(interval_ns, _HOUR_NS)
+    bad = (phase % unit != 0) | (phase != phase[0])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        expected = (
+            f"a multiple of {_interval_text(interval_ns)} after the epoch"
+            if interval_ns <= _HOUR_NS
+            else f"on whole hours, {phase[0] / _HOUR_NS:g} h after a multiple of "
+            f"{_interval_text(interval_ns)} as row 1"
+        )
+        off = int(phase[i] % unit) if phase[i] % unit else int(phase[i])
+        raise DataValidationError(
+            f"{_row_label(name, i, row_numbers)}: candle open time ts_ns {int(ts[i])} "
+            f"({pd.Timestamp(int(ts[i]), unit='ns', tz='UTC')}) is off the "
+            f"{_interval_text(interval_ns)} grid by {off / 1e9:g} s (expected {expected})"
+        )
+    if len(ts) >= 10:
+        spacing = int(np.min(np.diff(ts)))
+        if spacing > interval_ns:
+            raise DataValidationError(
+                f"{name}: {len(ts):,} candles declared {_interval_text(interval_ns)} are never "
+                f"closer than {_interval_text(spacing)}: the data's interval is "
+                f"{_interval_text(spacing)} (is the file name or the interval option right?)"
+            )
+
+
+def check_funding_percent(
+    rate: np.ndarray, name: str, row_numbers: np.ndarray | None = None
+) -> None:
+    """Refuse a funding history whose typical rate is a percent written as a fraction.
+
+    Calm-period rates are about 0.01 % per interval (0.0001); written in percent they read
+    0.01, inside the widest cap but with a median no venue has shown: with 10 rows or more, a
+    median ``|rate|`` of 0.3 % per interval or more (above 300 % a year) is refused.
+    """
+    if len(rate) < 10:
+        return
+    median = float(np.median(np.abs(rate)))
+    if median >= 0.003:
+        i = int(np.flatnonzero(np.abs(rate) >= median)[0])
+        raise DataValidationError(
+            f"{_row_label(name, i, row_numbers)}: funding_rate {_fmt(rate[i])}; the median "
+            f"|funding rate| of the {len(rate):,} rows is {median:g} per interval, which no "
+            f"venue has shown: rates in percent? (0.01 % is 0.0001 as a fraction; divide by 100)"
+        )
 
 
 def _row_label(name: str, index: int, row_numbers: np.ndarray | None) -> str:
@@ -100,12 +241,33 @@ def to_ns(values: np.ndarray, unit: str, name: str = "timestamps") -> np.ndarray
         unit = detect_time_unit(values, name)
     if unit not in _UNIT_SCALE:
         raise ValueError(f"{name}: unknown time unit {unit!r}; expected one of auto, s, ms, us, ns")
+    scale = _UNIT_SCALE[unit]
     if values.dtype.kind == "f":
         if not np.isfinite(values).all():
             i = int(np.flatnonzero(~np.isfinite(values))[0])
             raise DataValidationError(f"{name} row {i + 1:,}: timestamp {values[i]} is not finite")
-        return np.round(values * _UNIT_SCALE[unit]).astype(np.int64)
-    return values.astype(np.int64) * _UNIT_SCALE[unit]
+    elif values.dtype.kind not in "iu":
+        raise DataValidationError(
+            f"{name}: timestamps of dtype {values.dtype} are not numbers; expected integer "
+            f"epoch times in {_UNIT_NAMES[unit]}"
+        )
+    # int64 ns ends in 2262: a value beyond it in this unit would wrap around silently
+    limit = np.iinfo(np.int64).max // scale
+    over = np.abs(values.astype(np.float64)) > limit
+    if over.any():
+        i = int(np.flatnonzero(over)[0])
+        other = unit_of_value(values[i])
+        hint = f"it looks like {_UNIT_NAMES[other]}" if other else "it is no epoch time"
+        raise DataValidationError(
+            f"{name} row {i + 1:,}: timestamp {values[i]} read as {_UNIT_NAMES[unit]} "
+            f"overflows int64 nanoseconds (beyond 2262); {hint}: pass the right time unit"
+        )
+    if values.dtype.kind == "f":
+        # whole units and the fraction separately: ms x 1e6 as one float loses the last
+        # ~200 ns (a float64 holds 53 bits; 1.7e18 ns needs 61)
+        whole = np.floor(values)
+        return whole.astype(np.int64) * scale + np.round((values - whole) * scale).astype(np.int64)
+    return values.astype(np.int64) * scale
 
 
 def check_ts_ns(ts: np.ndarray, name: str, row_numbers: np.ndarray | None = None) -> None:
@@ -248,6 +410,7 @@ def validate_records(
     elif kind in POINT_KINDS:
         _check_positive_prices(records, ["price"], name, row_numbers)
     elif kind in BAR_KINDS:
+        check_candle_grid(ts, interval_ns, name, row_numbers)
         _check_positive_prices(records, ["open", "high", "low", "close"], name, row_numbers)
         o, h, lo, c = records["open"], records["high"], records["low"], records["close"]
         _check_mask(h < lo, name, row_numbers, "high < low", [("high", h), ("low", lo)])
@@ -283,14 +446,16 @@ def validate_records(
             "funding rate must be finite",
             [("funding_rate", rate)],
         )
-        _check_mask(
-            np.abs(rate) > max_abs_funding_rate,
-            name,
-            row_numbers,
-            f"|funding rate| above {max_abs_funding_rate:g} per interval, beyond any venue's "
-            "cap: a percent or unit error?",
-            [("funding_rate", rate)],
-        )
+        beyond = np.abs(rate) > max_abs_funding_rate
+        if beyond.any():
+            i = int(np.flatnonzero(beyond)[0])
+            raise DataValidationError(
+                f"{_row_label(name, i, row_numbers)}: funding_rate {_fmt(rate[i])} (|funding "
+                f"rate| above {max_abs_funding_rate:g} per interval, beyond any venue's cap"
+                + _percent_hint(float(rate[i]), max_abs_funding_rate)
+                + ")"
+            )
+        check_funding_percent(rate, name, row_numbers)
         _check_mask(
             records["funding_interval_ns"] < 0,
             name,

@@ -21,15 +21,18 @@ from backtester.enums import (
 )
 from backtester.swap.fee_nb import fee_nb
 from backtester.swap.funding_nb import funding_payment_nb
-from backtester.swap.insurance_nb import insurance_fund_delta_nb
+from backtester.swap.insurance_nb import fund_after_delta_nb, insurance_fund_delta_nb
 from backtester.swap.liquidation_nb import (
     bankruptcy_price_nb,
+    is_past_every_tier_nb,
+    liquidation_price_cross_nb,
     liquidation_price_nb,
     partial_liquidation_contracts_nb,
 )
 from backtester.swap.margin_nb import (
     initial_margin_nb,
     liquidation_buffer_nb,
+    liquidation_requirement_nb,
     maintenance_margin_nb,
     margin_ratio_nb,
 )
@@ -326,7 +329,12 @@ def apply_funding_nb(
 def apply_settlement_nb(account, positions, params, settlements, ledger, instrument, ts_ns) -> None:
     """Daily settlement: UPL at the mark moves to the balance; the reference price resets.
 
-    Equity is unchanged. Mutates: position row, account, ``settlements``, ``ledger``.
+    Equity is unchanged. In fixed-margin (isolated) mode a negative UPL is deducted from the
+    position's fixed margin (MECHANICS.md §7, OKEx-swap-guide: "a negative UPL is deducted from
+    the fixed margin at settlement"): margin + UPL, the liquidation price and the bankruptcy
+    price stay where they were, so the position can never lose more than its margin. A
+    positive UPL goes to the free balance (the fixed margin is unchanged).
+    Mutates: position row, account, ``settlements``, ``ledger``.
     """
     s = positions[instrument]
     p = params[instrument]
@@ -345,6 +353,11 @@ def apply_settlement_nb(account, positions, params, settlements, ledger, instrum
     row["previous_reference_price"] = s["reference_price"]
     row["position_contracts"] = q
     row["settled_pnl_settle"] = settled
+    deducted = 0.0
+    if s["margin_mode"] == MarginMode.ISOLATED and settled < 0.0:
+        deducted = -settled
+        s["margin_settle"] += settled
+    row["margin_deducted_settle"] = deducted
     acc["n_settlements"] = n + 1
     s["reference_price"] = s["mark_price"]
     ledger_nb(account, ledger, ts_ns, LedgerKind.SETTLEMENT, instrument, settled, n)
@@ -390,7 +403,11 @@ def liquidation_record_nb(
     fee,
     fund_delta,
 ) -> int:
-    """Write one LIQUIDATION row; returns its index."""
+    """Write one LIQUIDATION row; returns its index.
+
+    The venue's insurance fund (``account['insurance_fund_settle']``) takes ``fund_delta``;
+    what it cannot cover adds to ``account['uncovered_deficit_settle']`` (fund_after_delta_nb).
+    """
     acc = account[0]
     n = acc["n_liquidations"]
     r = liquidations[n]
@@ -410,14 +427,23 @@ def liquidation_record_nb(
     r["loss_settle"] = loss
     r["fee_settle"] = fee
     r["insurance_fund_delta_settle"] = fund_delta
+    # the fund absorbs the delta down to 0; the rest waits for the period's clawback
+    fund, uncovered = fund_after_delta_nb(acc["insurance_fund_settle"], fund_delta)
+    acc["insurance_fund_settle"] = fund
+    acc["uncovered_deficit_settle"] += uncovered
+    r["insurance_fund_after_settle"] = fund
     acc["n_liquidations"] = n + 1
-    acc["insurance_fund_settle"] += fund_delta
     return n
 
 
 @njit(cache=True)
 def isolated_liquidation_price_nb(positions, params, tiers, instrument) -> float:
-    """Liquidation price of an isolated position (liquidation_price_nb at its current tier)."""
+    """Liquidation price of an isolated position: liquidation_price_nb with the tier of the
+    position's size *at the liquidation price* (where the trigger is checked), found by
+    starting from the tier at the mark and moving to the tier at the price found until they
+    agree (at most one pass per tier; a table by contracts needs none). Binance "Liquidation
+    Price Calculation": MMR and cum are those of the bracket of the notional at the
+    liquidation price, not at entry."""
     s = positions[instrument]
     p = params[instrument]
     q = s["contracts"]
@@ -425,25 +451,36 @@ def isolated_liquidation_price_nb(positions, params, tiers, instrument) -> float
         return np.nan
     price = s["mark_price"] if np.isfinite(s["mark_price"]) else s["reference_price"]
     row = tier_row_nb(params, tiers, instrument, abs(q), price)
-    return liquidation_price_nb(
-        p["liquidation_rule"],
-        p["contract_kind"],
-        int(np.sign(q)),
-        abs(q),
-        p["face_value"],
-        s["reference_price"],
-        s["margin_settle"],
-        tiers[row]["maintenance_margin_rate"],
-        tiers[row]["maintenance_amount_settle"],
-        p["liquidation_fee_rate"],
-    )
+    liq = np.nan
+    for _ in range(max(1, p["tier_count"])):
+        liq = liquidation_price_nb(
+            p["liquidation_rule"],
+            p["contract_kind"],
+            int(np.sign(q)),
+            abs(q),
+            p["face_value"],
+            s["reference_price"],
+            s["margin_settle"],
+            tiers[row]["maintenance_margin_rate"],
+            tiers[row]["maintenance_amount_settle"],
+            p["liquidation_fee_rate"],
+        )
+        if not (np.isfinite(liq) and liq > 0.0):
+            break
+        at_liq = tier_row_nb(params, tiers, instrument, abs(q), liq)
+        if at_liq == row:
+            break
+        row = at_liq
+    return liq
 
 
 @njit(cache=True)
 def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledger, i, ts, m):
     """Close one partial-liquidation step of isolated position ``i`` at the mark.
 
-    Returns False when the profile has no partial step for this size (full takeover next).
+    Returns False when the profile has no partial step for this size, or when the position is
+    past the threshold of even the lowest tier (``is_past_every_tier_nb``: no step can make it
+    compliant), so the whole position is taken over at the bankruptcy price next.
     """
     s = positions[i]
     p = params[i]
@@ -466,8 +503,23 @@ def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledg
     if not (step > 0.0 and step < abs(q)) or m[M_MARGIN_BALANCE] <= 0.0:
         # no partial step for this size, or the mark is already past bankruptcy: take over
         return False
+    if is_past_every_tier_nb(
+        p["liquidation_rule"],
+        tiers,
+        p["tier_offset"],
+        p["tier_count"],
+        m[M_MARGIN_BALANCE],
+        m[M_PV],
+        p["liquidation_fee_rate"],
+    ):
+        return False
     side = int(np.sign(q))
     liq_price = isolated_liquidation_price_nb(positions, params, tiers, i)
+    # the bankruptcy price of the position at this step, for the record (the step itself
+    # closes at the mark)
+    bankrupt = bankruptcy_price_nb(
+        kind, side, abs(q), face, s["reference_price"], s["margin_settle"]
+    )
     realised = pnl_nb(kind, side * step, face, s["reference_price"], mark)
     fee = fee_nb(kind, step, face, mark, p["liquidation_fee_rate"])
     before = abs(q)
@@ -501,7 +553,7 @@ def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledg
         before - step,
         mark,
         liq_price,
-        np.nan,
+        bankrupt,
         mark,
         s["last_price"],
         m[M_RATIO],
@@ -603,6 +655,326 @@ def liquidate_isolated_nb(
 
 
 @njit(cache=True)
+def cross_liquidation_price_nb(account, positions, params, tiers, instrument) -> float:
+    """Cross-margin liquidation price of ``instrument`` (the other cross positions at their marks).
+
+    ``liquidation_price_cross_nb`` over the cross positions of the account: wallet = balance −
+    isolated margins, PnL from each position's reference price (the entry until a daily
+    settlement resets it), the rule of ``instrument``'s profile. NaN when flat or isolated.
+    """
+    s = positions[instrument]
+    if s["contracts"] == 0.0 or s["margin_mode"] != MarginMode.CROSS:
+        return np.nan
+    n = len(positions)
+    kinds = np.zeros(n, np.int64)
+    contracts = np.zeros(n)
+    faces = np.zeros(n)
+    references = np.zeros(n)
+    marks = np.zeros(n)
+    offsets = np.zeros(n, np.int64)
+    counts = np.zeros(n, np.int64)
+    bases = np.zeros(n, np.int64)
+    fees = np.zeros(n)
+    for i in range(n):
+        r = positions[i]
+        p = params[i]
+        kinds[i] = p["contract_kind"]
+        faces[i] = p["face_value"]
+        offsets[i] = p["tier_offset"]
+        counts[i] = p["tier_count"]
+        bases[i] = p["tier_basis"]
+        fees[i] = p["liquidation_fee_rate"]
+        if r["margin_mode"] != MarginMode.CROSS or r["contracts"] == 0.0:
+            continue
+        contracts[i] = r["contracts"]
+        references[i] = r["reference_price"]
+        marks[i] = r["mark_price"] if np.isfinite(r["mark_price"]) else r["reference_price"]
+    wallet = account[0]["balance_settle"] - isolated_margins_nb(positions)
+    return liquidation_price_cross_nb(
+        params[instrument]["liquidation_rule"],
+        kinds,
+        contracts,
+        faces,
+        references,
+        marks,
+        tiers,
+        offsets,
+        counts,
+        bases,
+        fees,
+        wallet,
+        instrument,
+    )
+
+
+@njit(cache=True)
+def cross_bankruptcy_prices_nb(account, positions, params, tiers, out, scratch) -> float:
+    """Bankruptcy price of every cross position at the account's bankruptcy point.
+
+    The cross margin balance at the marks, MB = wallet + Σ UPL_i, is shared among the cross
+    positions by position value at the mark, e_i = MB·PV_i/ΣPV; position i's share of the
+    wallet is then M_i = e_i − UPL_i (Σ M_i = wallet), and its bankruptcy price is where
+    M_i + PnL_i(P) = 0 (``bankruptcy_price_nb``). Taking every position over at these prices
+    costs the account exactly its cross wallet. One position: M = the wallet, the venue's
+    cross bankruptcy price (Bybit cross example, MECHANICS.md §5.3). Several positions: the
+    split by value is this engine's choice (no venue page gives one), stated here.
+    A position that cannot go bankrupt (NaN) gets its mark.
+
+    Writes ``out[i]`` (NaN for non-cross or flat rows); returns MB.
+    Mutates: ``out``, ``scratch``.
+    """
+    wallet = account[0]["balance_settle"] - isolated_margins_nb(positions)
+    total_upl = 0.0
+    total_pv = 0.0
+    for i in range(len(positions)):
+        out[i] = np.nan
+        s = positions[i]
+        if s["margin_mode"] != MarginMode.CROSS or s["contracts"] == 0.0:
+            continue
+        position_metrics_nb(positions, params, tiers, i, scratch)
+        total_upl += scratch[M_UPL]
+        total_pv += scratch[M_PV]
+    balance = wallet + total_upl
+    for i in range(len(positions)):
+        s = positions[i]
+        if s["margin_mode"] != MarginMode.CROSS or s["contracts"] == 0.0:
+            continue
+        p = params[i]
+        position_metrics_nb(positions, params, tiers, i, scratch)
+        share = balance * scratch[M_PV] / total_pv if total_pv > 0.0 else 0.0
+        q = s["contracts"]
+        bankrupt = bankruptcy_price_nb(
+            p["contract_kind"],
+            int(np.sign(q)),
+            abs(q),
+            p["face_value"],
+            s["reference_price"],
+            share - scratch[M_UPL],
+        )
+        out[i] = bankrupt if (np.isfinite(bankrupt) and bankrupt > 0.0) else s["mark_price"]
+    return balance
+
+
+@njit(cache=True)
+def is_cross_past_every_tier_nb(account, positions, params, tiers, scratch) -> bool:
+    """Whether the cross account is past the threshold even with every position at its lowest
+    tier (``is_past_every_tier_nb`` summed over the cross positions: MB ≤ Σ requirement_i at
+    tier 1), so no partial step can make it compliant (MECHANICS.md §5.4)."""
+    balance = account[0]["balance_settle"] - isolated_margins_nb(positions)
+    requirement = 0.0
+    for i in range(len(positions)):
+        s = positions[i]
+        if s["margin_mode"] != MarginMode.CROSS or s["contracts"] == 0.0:
+            continue
+        p = params[i]
+        position_metrics_nb(positions, params, tiers, i, scratch)
+        balance += scratch[M_UPL]
+        if p["tier_count"] <= 0:
+            requirement += liquidation_requirement_nb(
+                p["liquidation_rule"],
+                scratch[M_MM],
+                scratch[M_PV],
+                scratch[M_MMR],
+                p["liquidation_fee_rate"],
+            )
+            continue
+        first = tiers[p["tier_offset"]]
+        mmr = first["maintenance_margin_rate"]
+        mm = scratch[M_PV] * mmr - first["maintenance_amount_settle"]
+        requirement += liquidation_requirement_nb(
+            p["liquidation_rule"], mm, scratch[M_PV], mmr, p["liquidation_fee_rate"]
+        )
+    return balance <= requirement
+
+
+@njit(cache=True)
+def cross_partial_step_nb(
+    account, positions, params, tiers, fills, liquidations, ledger, ts, m, scratch, bankrupt
+) -> bool:
+    """One partial-liquidation step of the cross account at the marks (OKEx 2019 rule).
+
+    The cross position with the highest tier that its profile steps down
+    (``partial_liquidation_contracts_nb``) is reduced at its mark to the target tier; the
+    realised PnL and the liquidation fee (rate × value at the mark) go to the wallet. Returns
+    False — full takeover next — when no position has a step or the account is past the
+    threshold of every tier (``is_cross_past_every_tier_nb``) or its margin balance is ≤ 0.
+    """
+    if m[M_MARGIN_BALANCE] <= 0.0:
+        return False
+    if is_cross_past_every_tier_nb(account, positions, params, tiers, scratch):
+        return False
+    best = -1
+    best_tier = -1
+    best_step = 0.0
+    for i in range(len(positions)):
+        s = positions[i]
+        if s["margin_mode"] != MarginMode.CROSS or s["contracts"] == 0.0:
+            continue
+        p = params[i]
+        step = partial_liquidation_contracts_nb(
+            p["partial_liquidation_rule"],
+            p["partial_liquidation_min_tier"],
+            tiers,
+            p["tier_offset"],
+            p["tier_count"],
+            p["tier_basis"],
+            p["contract_kind"],
+            abs(s["contracts"]),
+            p["face_value"],
+            s["mark_price"],
+        )
+        if not (step > 0.0 and step < abs(s["contracts"])):
+            continue
+        position_metrics_nb(positions, params, tiers, i, scratch)
+        if int(scratch[M_TIER]) > best_tier:
+            best, best_tier, best_step = i, int(scratch[M_TIER]), step
+    if best < 0:
+        return False
+    i = best
+    s = positions[i]
+    p = params[i]
+    kind = p["contract_kind"]
+    face = p["face_value"]
+    mark = s["mark_price"]
+    q = s["contracts"]
+    side = int(np.sign(q))
+    before = abs(q)
+    liq_price = cross_liquidation_price_nb(account, positions, params, tiers, i)
+    cross_bankruptcy_prices_nb(account, positions, params, tiers, bankrupt, scratch)
+    realised = pnl_nb(kind, side * best_step, face, s["reference_price"], mark)
+    fee = fee_nb(kind, best_step, face, mark, p["liquidation_fee_rate"])
+    s["contracts"] = side * (before - best_step)
+    fill_id = fill_record_nb(
+        account,
+        fills,
+        ts,
+        -1,
+        i,
+        -side,
+        Liquidity.LIQUIDATION,
+        mark,
+        best_step,
+        fee,
+        realised,
+        s["contracts"],
+    )
+    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_LOSS, i, realised, fill_id)
+    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_FEE, i, -fee, fill_id)
+    liquidation_record_nb(
+        account,
+        liquidations,
+        ts,
+        i,
+        side,
+        True,
+        best_tier,
+        before,
+        before - best_step,
+        mark,
+        liq_price,
+        bankrupt[i],
+        mark,
+        s["last_price"],
+        m[M_RATIO],
+        -realised,
+        fee,
+        0.0,
+    )
+    return True
+
+
+@njit(cache=True)
+def cross_takeover_nb(
+    account, positions, params, tiers, fills, liquidations, ledger, ts, m, scratch, bankrupt
+) -> None:
+    """Take every cross position over at the account's bankruptcy point: the account loses its
+    whole cross wallet (balance − isolated margins → 0).
+
+    Each position is closed at its price from :func:`cross_bankruptcy_prices_nb`; loss =
+    −PnL(reference → bankruptcy price); the liquidation fee is the part of it worth
+    liquidation_fee_rate × value at the mark, capped by the position's share of the margin
+    balance left at the mark. Insurance-fund delta = insurance_fund_delta_nb(bankruptcy → last
+    trade price): the fund takes the positions at the bankruptcy prices, so what was left of the
+    margin at the market — the clearance fee included (Binance: "the liquidation clearance fee"
+    and "a portion of the remaining collateral … will go to the insurance fund",
+    Binance-docs-copy; MECHANICS.md §5.1, §5.5) — is its gain, and a market beyond the
+    bankruptcy prices its loss. The fee is the label of part of the trader's loss, not an extra
+    amount. Liquidation prices in the records are those at the trigger.
+    """
+    n = len(positions)
+    liq_prices = np.full(n, np.nan)
+    for i in range(n):
+        liq_prices[i] = cross_liquidation_price_nb(account, positions, params, tiers, i)
+    balance = cross_bankruptcy_prices_nb(account, positions, params, tiers, bankrupt, scratch)
+    total_pv = 0.0
+    for i in range(n):
+        if positions[i]["margin_mode"] == MarginMode.CROSS and positions[i]["contracts"] != 0.0:
+            position_metrics_nb(positions, params, tiers, i, scratch)
+            total_pv += scratch[M_PV]
+    ratio = m[M_RATIO]
+    for i in range(n):
+        s = positions[i]
+        if s["margin_mode"] != MarginMode.CROSS or s["contracts"] == 0.0:
+            continue
+        p = params[i]
+        position_metrics_nb(positions, params, tiers, i, scratch)
+        q = s["contracts"]
+        side = int(np.sign(q))
+        kind = p["contract_kind"]
+        face = p["face_value"]
+        before = abs(q)
+        price = bankrupt[i]
+        total = pnl_nb(kind, q, face, s["reference_price"], price)
+        left_at_mark = max(0.0, balance * scratch[M_PV] / total_pv) if total_pv > 0.0 else 0.0
+        fee = min(
+            fee_nb(kind, before, face, s["mark_price"], p["liquidation_fee_rate"]), left_at_mark
+        )
+        fee = min(fee, max(0.0, -total))
+        market = s["last_price"] if np.isfinite(s["last_price"]) else s["mark_price"]
+        delta = insurance_fund_delta_nb(kind, side, before, face, price, market)
+        s["contracts"] = 0.0
+        s["entry_price"] = np.nan
+        s["reference_price"] = np.nan
+        fill_id = fill_record_nb(
+            account,
+            fills,
+            ts,
+            -1,
+            i,
+            -side,
+            Liquidity.LIQUIDATION,
+            price,
+            before,
+            fee,
+            total + fee,
+            0.0,
+        )
+        ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_LOSS, i, total + fee, fill_id)
+        if fee != 0.0:
+            ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_FEE, i, -fee, fill_id)
+        liquidation_record_nb(
+            account,
+            liquidations,
+            ts,
+            i,
+            side,
+            False,
+            int(scratch[M_TIER]),
+            before,
+            0.0,
+            s["mark_price"],
+            liq_prices[i],
+            price,
+            price,
+            market,
+            ratio,
+            -(total + fee),
+            fee,
+            delta,
+        )
+
+
+@njit(cache=True)
 def liquidate_cross_nb(
     account,
     positions,
@@ -617,73 +989,38 @@ def liquidate_cross_nb(
     m,
     scratch,
 ) -> None:
-    """Cross liquidation: every cross position is closed at its mark.
+    """Cross liquidation per the venue's rule for cross accounts.
 
-    The liquidation fee is capped by the cross equity left; a negative cross wallet afterwards is
-    covered by the insurance fund (INSURANCE_FUND ledger row), so the wallet never goes below the
-    isolated margins.
+    The account is frozen (every cross instrument's resting orders cancelled). Profiles with a
+    partial-liquidation rule (OKEx 2019: to tier 1; OKX: two tiers a step; BitMEX) step the
+    largest-tier position down at its mark (:func:`cross_partial_step_nb`) while the account is
+    not past the threshold of every tier, re-checking the cross buffer after each step; when a
+    step leaves the account above its requirement the liquidation ends. Otherwise — and always
+    with the Binance rule (NONE: "all positions at the bankruptcy price") — every cross position
+    is taken over at the account's bankruptcy point (:func:`cross_takeover_nb`) and the account
+    loses its cross wallet; what the market fill would have gained or lost against the
+    bankruptcy prices is the insurance fund's.
+
+    Source: MECHANICS.md §5.4 (OKEx-swap-guide VIII; Binance 2019-20), §5.3, §5.5.
+    Mutates: everything it records into; ``m`` is refreshed between steps.
     """
-    ratio = m[M_RATIO]
     for i in range(len(positions)):
         s = positions[i]
-        if s["margin_mode"] != MarginMode.CROSS or s["contracts"] == 0.0:
-            continue
-        cancel_instrument_orders_nb(account, orders, active, i, ts)
-        p = params[i]
-        position_metrics_nb(positions, params, tiers, i, scratch)
-        q = s["contracts"]
-        side = int(np.sign(q))
-        kind = p["contract_kind"]
-        face = p["face_value"]
-        mark = s["mark_price"]
-        realised = pnl_nb(kind, q, face, s["reference_price"], mark)
-        left = account[0]["balance_settle"] - isolated_margins_nb(positions) + realised
-        fee = min(fee_nb(kind, abs(q), face, mark, p["liquidation_fee_rate"]), max(0.0, left))
-        s["contracts"] = 0.0
-        s["entry_price"] = np.nan
-        s["reference_price"] = np.nan
-        fill_id = fill_record_nb(
-            account,
-            fills,
-            ts,
-            -1,
-            i,
-            -side,
-            Liquidity.LIQUIDATION,
-            mark,
-            abs(q),
-            fee,
-            realised,
-            0.0,
-        )
-        ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_LOSS, i, realised, fill_id)
-        if fee != 0.0:
-            ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_FEE, i, -fee, fill_id)
-        deficit = account[0]["balance_settle"] - isolated_margins_nb(positions)
-        delta = 0.0
-        if deficit < 0.0:
-            delta = deficit
-            ledger_nb(account, ledger, ts, LedgerKind.INSURANCE_FUND, i, -deficit, fill_id)
-        liquidation_record_nb(
-            account,
-            liquidations,
-            ts,
-            i,
-            side,
-            False,
-            int(scratch[M_TIER]),
-            abs(q),
-            0.0,
-            mark,
-            np.nan,
-            np.nan,
-            mark,
-            s["last_price"],
-            ratio,
-            -realised,
-            fee,
-            delta,
-        )
+        if s["margin_mode"] == MarginMode.CROSS and s["contracts"] != 0.0:
+            cancel_instrument_orders_nb(account, orders, active, i, ts)
+    bankrupt = np.full(len(positions), np.nan)
+    for _ in range(1000):
+        if not cross_partial_step_nb(
+            account, positions, params, tiers, fills, liquidations, ledger, ts, m, scratch, bankrupt
+        ):
+            break
+        if cross_metrics_nb(account, positions, params, tiers, m, scratch) < 0:
+            return
+        if m[M_BUFFER] > 1.0:
+            return
+    cross_takeover_nb(
+        account, positions, params, tiers, fills, liquidations, ledger, ts, m, scratch, bankrupt
+    )
 
 
 @njit(cache=True)

@@ -8,26 +8,46 @@ the configuration needed to re-run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from backtester import dtypes
-from backtester.checks import check_in_range, check_non_negative, check_positive, suggestion
+from backtester.checks import (
+    RunDataWarning,
+    check_in_range,
+    check_non_negative,
+    check_positive,
+    suggestion,
+)
 from backtester.data.market import MarketData
 from backtester.data.stream import MarketDataStream
 from backtester.engine.buffers import record_buffer
 from backtester.engine.driver import Run
-from backtester.engine.slippage import NullSlippage, SlippageModel, SlippageParams
-from backtester.enums import MarginMode, MarkPriceMethod
+from backtester.engine.slippage import (
+    NullSlippage,
+    SlippageModel,
+    SlippageParams,
+    slippage_row,
+)
+from backtester.enums import AdlRule, MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
 from backtester.rejections import explain_rejections, warn_rejections
 from backtester.results import Result
 from backtester.strategy import Strategy
 from backtester.swap.contract import ContractSpec, get_contract
+from backtester.swap.funding_rules import (
+    FUNDING_RULES,
+    computed_funding,
+    premium_from_last_price,
+)
+from backtester.swap.insurance_nb import OKEX_CLAWBACK_OFFSET_NS, WEEK_NS
 
 __all__ = ["backtest"]
 
@@ -41,6 +61,9 @@ _OPTIONS = {
     "equity_interval_ns": None,
     "history_bars": 10_000,
     "mark_price_method": "profile",
+    "insurance_fund_settle": math.inf,
+    "clawback_profit_pool_settle": None,
+    "clawback_period": "profile",
 }
 _MARK_METHODS = {
     "profile": None,
@@ -108,6 +131,37 @@ def _mark_method_used(
             )
         return MarkPriceMethod.HISTORICAL if has_mark else MarkPriceMethod.LAST
     return method
+
+
+def _funding_used(spec: ContractSpec, d: MarketData, has_index: bool) -> tuple[MarketData, str]:
+    """The instrument's funding for an unstreamed run and a label of its source.
+
+    With a funding stream: it is used as is ("historical"). Without one but with an index:
+    funding computed from the premium (last − index)/index with the venue's rule
+    (:mod:`backtester.swap.funding_rules`), rows labelled COMPUTED. Otherwise none is charged.
+    """
+    if len(d.funding):
+        return d, "historical funding stream"
+    rule = FUNDING_RULES.get(spec.profile.name)
+    if rule is None:
+        return d, (
+            f"none: no funding stream, and profile {spec.profile.name!r} has no funding rule "
+            "to compute one (no funding charged)"
+        )
+    if not has_index:
+        return d, "none: no funding stream and no index to compute the premium (no funding charged)"
+    last = _last_price_series(d)
+    sample_ts, premium = premium_from_last_price(
+        last["ts_ns"], last["price"], d.index["ts_ns"], d.index["price"], rule.sample_ns
+    )
+    funding = computed_funding(sample_ts, premium, rule)
+    label = (
+        f"computed from the premium (last − index)/index sampled every "
+        f"{rule.sample_ns // 1_000_000_000} s, venue rule of {spec.profile.name} "
+        f"({len(funding)} events; no book in the data, the last price stands for the "
+        f"impact bid/ask)"
+    )
+    return dataclasses.replace(d, funding=funding), label
 
 
 def _last_price_series(d: MarketData) -> npt.NDArray[np.void]:
@@ -247,6 +301,19 @@ def backtest(
         method whose index stream is missing falls back to the data's recorded mark series
         (replayed as is) and, without one, to the last price; ``config["mark_price_method_used"]``
         says which. An explicit method whose stream is missing is an error.
+        ``insurance_fund_settle`` (float ≥ 0, default +inf; or a published history: a pandas
+        Series of balances indexed by time, or an array with ``ts_ns`` and ``balance_settle``
+        fields): the venue's insurance fund (settle currency) at the start of the run — from a
+        history, its last value at or before the first event. The strategy's liquidations feed
+        it (surplus) or draw it (deficit, floored at 0); +inf means the venue's fund always
+        covers (no clawback). ``clawback_period`` ("profile" (default: a week ending Friday
+        08:00 UTC = 16:00 HKT for profiles with ``adl_rule`` CLAWBACK, else none), "week",
+        "none"): when a deficit the fund could not cover is clawed back from the account's net
+        profit over the period (all instruments). ``clawback_profit_pool_settle`` (float > 0 or
+        None): Σ profits of the venue's profitable accounts in a period, the denominator of the
+        clawback rate ``max(0, deficit − fund)/Σ profits``; None: the strategy's own profit
+        (it is the only profitable account the replay knows, so the rate is the largest).
+        ``result.config["insurance_fund"]`` holds the start and end balances and the source.
         ``history_bars`` (int ≥ 0, default 10,000): chunked replay only — bars per instrument
         carried from one chunk into the next for history windows (``ctx.sma(n)`` and jitted
         ``ctx.bars[row - k]`` exact for ``n, k <= history_bars``).
@@ -319,27 +386,67 @@ def backtest(
     if mark_option not in _MARK_METHODS:
         raise ValueError(f"mark_price_method: {suggestion(str(mark_option), _MARK_METHODS)}")
     requested_mark = _MARK_METHODS[mark_option]
-    param_rows, tier_rows, methods = [], [], []
+    param_rows, tier_rows, methods, switches = [], [], [], []
+    funding_used: list[str] = []
+    run_warnings: list[str] = []
+    if stream is None:
+        data_list = list(data_list)
     offset = 0
+    end_ns = stream.end_ns if stream is not None else max(d.end_ns for d in data_list)
     for k, (spec, d, lev) in enumerate(zip(specs, data_list, leverages, strict=True)):
+        if stream is None:
+            d, used = _funding_used(spec, d, has_index[k])
+            data_list[k] = d
+        else:
+            used = (
+                "historical funding stream (catalog)"
+                if stream.has_funding[k]
+                else "none: the stream's catalog has no funding (no funding charged)"
+            )
+        funding_used.append(used)
+        if not used.startswith("historical"):
+            run_warnings.append(f"{d.symbol}: funding {used}")
         row, tiers = spec.to_params(start_ns)
         row["tier_offset"] = offset
         row["tier_count"] = len(tiers)
         offset += len(tiers)
+        tier_rows.append(tiers)
+        # dated tables taking effect during the run switch in at their date (switch_tiers_nb)
+        for table in spec.tiers.tables:
+            if start_ns < table.valid_from_ns <= end_ns:
+                switch = np.zeros(1, dtype=dtypes.TIER_SWITCH_DTYPE)
+                switch["instrument"] = k
+                switch["valid_from_ns"] = table.valid_from_ns
+                switch["tier_offset"] = offset
+                switch["tier_count"] = len(table)
+                switch["max_leverage"] = table.max_leverage
+                switches.append(switch)
+                tier_rows.append(table.rows.copy())
+                offset += len(table)
         method = _mark_method_used(spec, d, has_index[k], has_mark[k], requested_mark)
         row["mark_price_method"] = int(method)
         methods.append(method.name)
+        profile_method = MarkPriceMethod(int(spec.profile.mark_price_method))
+        if requested_mark is None and method != profile_method:
+            run_warnings.append(
+                f"{d.symbol}: mark price {method.name.lower()} instead of the profile's "
+                f"{profile_method.name.lower()}: the data has no index stream"
+                + (" (the recorded mark is replayed)" if method == MarkPriceMethod.HISTORICAL
+                   else " and no mark stream (mark = last price)")
+            )  # fmt: skip
         if lev > float(row[0]["max_leverage"]):
             raise ValueError(
                 f"leverage: expected a value in [1, {float(row[0]['max_leverage']):g}] for "
                 f"{spec.name}, got {lev!r}"
             )
         param_rows.append(row)
-        tier_rows.append(tiers)
     params_array = np.concatenate(param_rows)
     tiers_array = np.ascontiguousarray(np.concatenate(tier_rows))
+    tier_switches = (
+        np.concatenate(switches) if switches else np.zeros(0, dtype=dtypes.TIER_SWITCH_DTYPE)
+    )
     rates = [
-        float(slippage.slippage_rate(SlippageParams(s.symbol, s.tick_size, int(s.contract_kind))))
+        slippage_row(slippage, SlippageParams(s.symbol, s.tick_size, int(s.contract_kind)))
         for s in specs
     ]
     equity_interval = opts["equity_interval_ns"]
@@ -351,6 +458,16 @@ def backtest(
         sampler = _PriceSampler(n, int(equity_interval) or _MINUTE_NS)
         sampler.add(data_list)
         chunks = sampler.wrap(chunks)
+    fund_start, fund_source = _insurance_fund_start(opts["insurance_fund_settle"], start_ns)
+    clawback_period = opts["clawback_period"]
+    if clawback_period not in ("profile", "week", "none"):
+        raise ValueError(
+            f"clawback_period: {suggestion(str(clawback_period), ['profile', 'week', 'none'])}"
+        )
+    if clawback_period == "profile":
+        clawback_period = "week" if specs[0].profile.adl_rule == AdlRule.CLAWBACK else "none"
+    pool = opts["clawback_profit_pool_settle"]
+    pool = math.nan if pool is None else check_positive(pool, "clawback_profit_pool_settle")
     run = Run(
         data_list,
         params_array,
@@ -370,7 +487,16 @@ def backtest(
         start_ns=start_ns,
         bar_intervals=stream.bar_intervals if stream is not None else None,
         fill_on_trades=stream.has_trades if stream is not None else None,
+        tier_switches=tier_switches,
+        insurance_fund_settle=fund_start,
+        clawback_period_ns=WEEK_NS if clawback_period == "week" else 0,
+        clawback_offset_ns=OKEX_CLAWBACK_OFFSET_NS,
+        clawback_profit_pool_settle=pool,
     )
+    if run_warnings:
+        # once per run, every instrument in one message; also in config["warnings"], the
+        # summary and the report
+        warnings.warn("; ".join(run_warnings), RunDataWarning, stacklevel=2)
     if isinstance(instance, JitStrategy):
         run.run_jit(instance)
     else:
@@ -383,6 +509,8 @@ def backtest(
         "leverage": leverages,
         "margin_mode": [MarginMode(m).name.lower() for m in modes],
         "mark_price_method_used": methods,
+        "funding_source_used": funding_used,
+        "warnings": run_warnings,
         "options": {k: _jsonable(v) for k, v in opts.items()},
         "data": [
             {
@@ -396,12 +524,21 @@ def backtest(
             for k, d in enumerate(data_list)
         ],
     }
+    config["insurance_fund"] = {
+        "start_settle": fund_start,
+        "source": fund_source,
+        "end_settle": float(run.account[0]["insurance_fund_settle"]),
+        "uncovered_deficit_pending_settle": float(run.account[0]["uncovered_deficit_settle"]),
+        "clawback_period": clawback_period,
+        "clawback_profit_pool_settle": pool,
+    }
     if stream is not None:
         config["stream"] = {"chunk_ns": stream.chunk_ns, "windows": run.n_chunks}
         price_series = dict(zip(stream.symbols, sampler.series(), strict=True))
     else:
         price_series = {d.symbol: _PriceSeries(d) for d in data_list}
     records = run.records()
+    plots = run.plot_arrays()
     run.release()
     # nothing silent: each reject reason is explained once (config, summary, report) and warned
     config["rejections"] = explain_rejections(records, specs, leverages)
@@ -414,7 +551,54 @@ def backtest(
         config=config,
         price_series=price_series,
         contract_kinds=[int(s.contract_kind) for s in specs],
+        plots=plots,
     )
+
+
+def _insurance_fund_start(value: Any, start_ns: int) -> tuple[float, str]:
+    """(fund balance at the start, where it came from) of the ``insurance_fund_settle`` option.
+
+    A float (≥ 0, +inf allowed) is used as is; a published history (pandas Series indexed by
+    time, or a structured array with ``ts_ns`` and ``balance_settle``) gives its last value at
+    or before ``start_ns``. Errors name the option and what was expected.
+    """
+    name = "insurance_fund_settle"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not value >= 0.0:
+            raise ValueError(f"{name}: expected a balance >= 0 (or inf), got {value!r}")
+        return float(value), "inf: the venue's fund always covers" if math.isinf(value) else "value"
+    if isinstance(value, pd.Series):
+        ts = pd.DatetimeIndex(value.index)
+        ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+        times = ts.as_unit("ns").asi8
+        balances = value.to_numpy(dtype=np.float64)
+    elif (
+        isinstance(value, np.ndarray)
+        and value.dtype.names
+        and {"ts_ns", "balance_settle"} <= set(value.dtype.names)
+    ):
+        times = value["ts_ns"].astype(np.int64)
+        balances = value["balance_settle"].astype(np.float64)
+    else:
+        raise TypeError(
+            f"{name}: expected a float, a pandas Series of balances indexed by time, or an array "
+            f"with ts_ns and balance_settle fields, got {type(value).__name__}"
+        )
+    if len(times) == 0 or np.any(np.diff(times) < 0):
+        raise ValueError(f"{name}: the history must be non-empty and in time order")
+    if not (np.isfinite(balances).all() and (balances >= 0).all()):
+        bad = int(np.flatnonzero(~(np.isfinite(balances) & (balances >= 0)))[0])
+        raise ValueError(
+            f"{name}: row {bad}: expected a finite balance >= 0, got {balances[bad]!r}"
+        )
+    k = int(np.searchsorted(times, start_ns, side="right")) - 1
+    if k < 0:
+        raise ValueError(
+            f"{name}: the history starts at {pd.Timestamp(int(times[0]), tz='UTC')}, after the "
+            f"run's first event {pd.Timestamp(start_ns, tz='UTC')}; no balance is known then"
+        )
+    when = pd.Timestamp(int(times[k]), tz="UTC").isoformat()
+    return float(balances[k]), f"history: balance published at {when}"
 
 
 def _jsonable(value: Any) -> Any:

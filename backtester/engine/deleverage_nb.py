@@ -7,9 +7,10 @@ announcement or written as a stress scenario. What this module decides is whethe
 own position is hit, using the venue's rule, and what that does to the account:
 
 ADL (``LedgerKind.ADL``)
-    The position on instrument ``i`` is closed in full at the event price (the bankruptcy price of
-    the liquidated counter-order, BitMEX/Binance practice, MECHANICS.md §6; OKX summaries say the
-    mark price, §9 item 9, so an OKX scenario puts the mark there) when it is on the
+    The position on instrument ``i`` is closed, in full or by the event's ``contracts``, at the
+    event price (the bankruptcy price of the liquidated counter-order, BitMEX/Binance practice,
+    MECHANICS.md §6; OKX summaries say the mark price, §9 item 9, so an OKX scenario puts the
+    mark there) when it is on the
     deleveraged side (``event.side``: +1 longs, −1 shorts, 0 both), is in profit at the event
     price, and its ranking score (:func:`adl_ranking_nb`) is ≥ ``event.threshold``, the cut-off of
     the venue's queue in this scenario. No fee is charged (see :func:`apply_adl_nb`).
@@ -30,13 +31,18 @@ from numba import njit
 from backtester.engine.account_nb import (
     M_RATIO,
     N_METRICS,
+    apply_settlement_nb,
     cross_metrics_nb,
     isolated_margins_nb,
     tier_row_nb,
 )
 from backtester.engine.records_nb import fill_record_nb, ledger_nb
 from backtester.enums import AdlRule, ContractKind, LedgerKind, Liquidity, MarginMode
-from backtester.swap.insurance_nb import bitmex_adl_ranking_nb
+from backtester.swap.insurance_nb import (
+    bitmex_adl_ranking_nb,
+    clawback_rate_nb,
+    next_period_end_ns_nb,
+)
 from backtester.swap.liquidation_nb import bankruptcy_price_nb
 from backtester.swap.margin_nb import initial_margin_nb, maintenance_margin_nb, margin_ratio_nb
 from backtester.swap.pnl_nb import pnl_nb, position_value_nb
@@ -183,19 +189,26 @@ def apply_adl_nb(account, positions, params, tiers, fills, adl, ledger, i, ts, e
     """Auto-deleverage the position on instrument ``i`` if the episode hits it.
 
     Hit when all hold: the position is open; ``event['side']`` is 0 or its side; it is in profit
-    at the event price (PnL from ``entry_price`` to ``event['price']`` > 0); its
-    :func:`adl_ranking_nb` score ≥ ``event['threshold']``.
+    at the event price (PnL from ``entry_price`` to ``event['price']`` > 0) — except under
+    ADL_BITMEX, whose queue also holds losing positions ranked by PNL% ÷ effective leverage
+    (BitMEX ADL page: "Ranking = PNL Percentage / Effective Leverage (if PNL percentage < 0)");
+    its :func:`adl_ranking_nb` score ≥ ``event['threshold']``.
 
     Effect
     ------
-    The whole position is closed at ``event['price']``: a FILL row (``order_id`` −1,
-    ``Liquidity.ADL``, fee 0, realised PnL = pnl_nb(reference → event price)), a TRADE_PNL
-    ledger row (the kind ``apply_fill_nb`` uses, so PnL attribution counts it as trading PnL),
-    the isolated margin released (it stays in the wallet: ``margin_settle`` → 0, no cash moves),
-    and one ADL_DTYPE row: kind ADL, contracts closed, price, rate = ranking score,
-    ``amount_settle`` = PnL at the mark − PnL at the event price (profit given up against closing
-    at the mark; negative when the bankruptcy price is the better one, as it usually is for the
-    deleveraged side; 0 without a mark). Resting orders are not touched here (BitMEX cancels them:
+    ``c = min(|q|, event['contracts'])`` contracts are closed at ``event['price']`` (all of them
+    when ``event['contracts']`` is 0 or NaN): venues deleverage the queue's accounts in rank
+    order, each by what the liquidated order still needs, so a position is often reduced, not
+    closed (BitMEX ADL example: "the remaining 10 contracts ... assigned to account 5", which
+    keeps 10 of 20). A FILL row (``order_id`` −1, ``Liquidity.ADL``, fee 0, realised PnL =
+    pnl_nb(reference → event price) of the closed contracts), a TRADE_PNL ledger row (the kind
+    ``apply_fill_nb`` uses, so PnL attribution counts it as trading PnL), the closed share
+    c/|q| of the isolated margin released (it stays in the wallet, no cash moves; entry and
+    reference prices of the rest are unchanged), and one ADL_DTYPE row: kind ADL, contracts
+    closed, price, rate = ranking score, ``amount_settle`` = PnL at the mark − PnL at the event
+    price of the closed contracts (profit given up against closing at the mark; negative when
+    the bankruptcy price is the better one, as it usually is for the deleveraged side; 0
+    without a mark). Resting orders are not touched here (BitMEX cancels them:
     "Open orders will be cancelled"; the caller has the order arrays).
 
     Fee: none. MECHANICS.md §6 gives the close price of ADL but no fee rule; BitMEX's ADL page
@@ -217,26 +230,41 @@ def apply_adl_nb(account, positions, params, tiers, fills, adl, ledger, i, ts, e
     kind = p["contract_kind"]
     face = p["face_value"]
     price = event["price"]
-    if not pnl_nb(kind, q, face, s["entry_price"], price) > 0.0:
+    # BitMEX ranks losing positions too (PNL% / effective leverage < 0, after every profitable
+    # one): a cut-off below their score reaches them; other rules rank profitable positions only
+    if (
+        p["adl_rule"] != AdlRule.ADL_BITMEX
+        and not pnl_nb(kind, q, face, s["entry_price"], price) > 0.0
+    ):
         return NOT_APPLIED
     score = adl_ranking_nb(account, positions, params, tiers, i, price)
     if not score >= event["threshold"]:
         return NOT_APPLIED
-    realised = pnl_nb(kind, q, face, s["reference_price"], price)
+    closed = abs(q)
+    wanted = event["contracts"]
+    if wanted > 0.0 and wanted < closed:  # NaN and 0 compare False: the whole position
+        closed = wanted
+    part = side * closed  # signed contracts closed
+    realised = pnl_nb(kind, part, face, s["reference_price"], price)
     given_up = 0.0
     if np.isfinite(s["mark_price"]):
-        given_up = pnl_nb(kind, q, face, s["reference_price"], s["mark_price"]) - realised
-    s["contracts"] = 0.0
-    s["entry_price"] = np.nan
-    s["reference_price"] = np.nan
-    s["margin_settle"] = 0.0
-    s["margin_call_active"] = False
+        given_up = pnl_nb(kind, part, face, s["reference_price"], s["mark_price"]) - realised
+    if closed < abs(q):
+        s["margin_settle"] = s["margin_settle"] * (1.0 - closed / abs(q))
+        s["contracts"] = q - part
+    else:
+        s["contracts"] = 0.0
+        s["entry_price"] = np.nan
+        s["reference_price"] = np.nan
+        s["margin_settle"] = 0.0
+        s["margin_call_active"] = False
     fill_id = fill_record_nb(
-        account, fills, ts, -1, i, -side, Liquidity.ADL, price, abs(q), 0.0, realised, 0.0
-    )
+        account, fills, ts, -1, i, -side, Liquidity.ADL, price, closed, 0.0, realised,
+        s["contracts"],
+    )  # fmt: skip
     if realised != 0.0:
         ledger_nb(account, ledger, ts, LedgerKind.TRADE_PNL, i, realised, fill_id)
-    adl_record_nb(account, adl, ts, i, LedgerKind.ADL, abs(q), price, score, given_up)
+    adl_record_nb(account, adl, ts, i, LedgerKind.ADL, closed, price, score, given_up)
     return APPLIED
 
 
@@ -284,6 +312,10 @@ def apply_clawback_nb(account, params, adl, ledger, i, ts, event) -> int:
     -------
     amount = rate · max(0, clawback_profit_nb(...)), rate = ``event['threshold']`` ∈ [0, 1].
 
+    Every instrument's daily settlement due by ``ts`` is applied first (the loop settles an
+    instrument at its own next event), so the period's profit includes the settlement at the
+    clawback instant.
+
     Effect: a CLAWBACK ledger row of −amount (ref_id = the ADL row) and an ADL_DTYPE row (kind
     CLAWBACK, contracts 0, price NaN, rate, ``amount_settle`` = amount). Nothing is written when
     the amount is 0 (no profit, rate 0). Returns :data:`APPLIED` or :data:`NOT_APPLIED`.
@@ -330,3 +362,88 @@ def apply_deleverage_event_nb(
     if kind == LedgerKind.CLAWBACK:
         return apply_clawback_nb(account, params, adl, ledger, i, ts, event)
     return NOT_APPLIED
+
+
+@njit(cache=True)
+def account_profit_nb(ledger, n_ledger, start_ns, end_ns) -> float:
+    """Net profit of the whole account (every instrument) over (start, end], from the ledger.
+
+    Σ ``amount_settle`` of the rows in the period of every kind but DEPOSIT, MARGIN_TRANSFER
+    and CLAWBACK: trading PnL, fees, funding, liquidation, settlement. Unrealised PnL counts as
+    far as a daily settlement moved it to the balance (the OKEx clawback runs at the settlement
+    instant). Source: MECHANICS.md §6 (OKEx: "users with a net profit (realised + unrealised)
+    across all contracts of the period").
+    """
+    total = 0.0
+    for k in range(n_ledger - 1, -1, -1):
+        row = ledger[k]
+        if row["ts_ns"] <= start_ns:
+            break
+        if row["ts_ns"] > end_ns:
+            continue
+        kind = row["kind"]
+        if (
+            kind == LedgerKind.DEPOSIT
+            or kind == LedgerKind.MARGIN_TRANSFER
+            or kind == LedgerKind.CLAWBACK
+        ):
+            continue
+        total += row["amount_settle"]
+    return total
+
+
+@njit(cache=True)
+def apply_period_clawback_nb(account, positions, params, settlements, adl, ledger, ts) -> int:
+    """At the end of a clawback period: socialise the deficit the insurance fund could not cover.
+
+    Formula
+    -------
+    rate = max(0, deficit − fund)/Σ profits (``clawback_rate_nb``; the deficit here is what
+    was left after the fund was drained to 0, so fund = 0); Σ profits =
+    ``account['clawback_profit_pool_settle']`` — the venue's profitable accounts over the
+    period — or, when NaN, the strategy's own profit (it is then the only profitable account
+    the replay knows of); the pool is never less than the strategy's own profit.
+    clawback = rate × the account's net profit over the period (:func:`account_profit_nb`, all
+    instruments), when positive.
+
+    Every instrument's daily settlement due by ``ts`` is applied first (the loop settles an
+    instrument at its own next event), so the period's profit includes the settlement at the
+    clawback instant.
+
+    Effect: a CLAWBACK ledger row (instrument −1, account level) of −clawback and an ADL_DTYPE
+    row (kind CLAWBACK, instrument −1, rate, amount); the uncovered deficit restarts at 0 and
+    the next period end is set. Returns :data:`APPLIED` when a clawback was taken.
+
+    Source
+    ------
+    MECHANICS.md §6 (OKEx full-account clawback: "take a portion of the profit in equal
+    percentage from all profited traders", weekly, all contract types; Aug 2018 ≈ 18 %).
+    """
+    acc = account[0]
+    for j in range(len(positions)):
+        if params[j]["daily_settlement"] and ts >= positions[j]["next_settlement_ns"]:
+            apply_settlement_nb(account, positions, params, settlements, ledger, j, ts)
+            positions[j]["next_settlement_ns"] = next_settlement_ns_nb(
+                ts, params[j]["settlement_offset_ns"]
+            )
+    end = acc["next_clawback_ns"]
+    period = acc["clawback_period_ns"]
+    start = end - period
+    acc["next_clawback_ns"] = next_period_end_ns_nb(ts, period, acc["clawback_offset_ns"])
+    deficit = acc["uncovered_deficit_settle"]
+    acc["uncovered_deficit_settle"] = 0.0
+    if not deficit > 0.0:
+        return NOT_APPLIED
+    profit = account_profit_nb(ledger, acc["n_ledger"], start, end)
+    if not profit > 0.0:
+        return NOT_APPLIED
+    pool = acc["clawback_profit_pool_settle"]
+    if not (np.isfinite(pool) and pool > profit):
+        pool = profit
+    rate = clawback_rate_nb(deficit, 0.0, pool)
+    amount = rate * profit
+    if not amount > 0.0:
+        return NOT_APPLIED
+    n = adl_record_nb(account, adl, ts, -1, LedgerKind.CLAWBACK, 0.0, np.nan, rate, amount)
+    ledger_nb(account, ledger, ts, LedgerKind.CLAWBACK, -1, -amount, n)
+    return APPLIED

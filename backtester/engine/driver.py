@@ -26,6 +26,7 @@ from backtester.engine.account_nb import (
     M_UPL,
     N_METRICS,
     available_nb,
+    cross_liquidation_price_nb,
     cross_metrics_nb,
     isolated_buffer_nb,
     isolated_liquidation_price_nb,
@@ -45,7 +46,7 @@ from backtester.engine.loop_nb import (
 from backtester.engine.order_entry_nb import ORDER_HEADROOM, cancel_order_nb
 from backtester.engine.orders_nb import accept_orders_nb
 from backtester.engine.rows import RowView
-from backtester.engine.state_nb import EngineState
+from backtester.engine.state_nb import new_engine_state_nb
 from backtester.enums import (
     MarginMode,
     OrderStatus,
@@ -56,6 +57,7 @@ from backtester.enums import (
 from backtester.indicators import Indicators
 from backtester.protection import Protections
 from backtester.strategy import Context, Strategy
+from backtester.swap.insurance_nb import next_period_end_ns_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
 _WAKE_BITS = {
@@ -123,7 +125,8 @@ class Run:
     leverage, margin_modes
         Per instrument.
     slippage_rates
-        Taker slippage fraction per instrument.
+        Taker slippage per instrument: a fraction, or a ``(fixed rate, impact coefficient, max
+        rate)`` row (:func:`~backtester.engine.slippage.slippage_row`).
     latency_ns, bar_path, queue_model, queue_initial_base, margin_call_buffer_ratio,
     equity_interval_ns
         Engine options (see :func:`backtester.engine.backtest.backtest`).
@@ -139,6 +142,12 @@ class Run:
         before the chunk's first bar (``ctx.sma(n)`` needs ``n <= history_bars``; ``ctx.ema``,
         incremental, continues exactly), and a jitted ``ctx.bars[row -
         k]`` is valid for ``k <= history_bars``. Trades keep no history across chunks.
+    tier_switches
+        TIER_SWITCH_DTYPE rows (sorted by instrument, then date): the dated tier tables that
+        take effect after the start, their rows already in ``tiers``.
+    insurance_fund_settle, clawback_period_ns, clawback_offset_ns, clawback_profit_pool_settle
+        The venue's insurance fund at the start and the clawback period grid (0: none) and
+        profit pool (see :func:`backtester.engine.deleverage_nb.apply_period_clawback_nb`).
     start_ns, bar_intervals, fill_on_trades
         For chunked replay, the span's values (first timestamp; per instrument, candle length
         and whether orders fill on trades), which the first chunk alone may not show.
@@ -152,7 +161,7 @@ class Run:
         initial_balance: float,
         leverage: list[float],
         margin_modes: list[int],
-        slippage_rates: list[float],
+        slippage_rates: list[float] | list[tuple[float, float, float]],
         *,
         latency_ns: int,
         bar_path: int,
@@ -165,6 +174,11 @@ class Run:
         start_ns: int | None = None,
         bar_intervals: list[int] | None = None,
         fill_on_trades: list[bool] | None = None,
+        tier_switches: npt.NDArray[np.void] | None = None,
+        insurance_fund_settle: float = math.inf,
+        clawback_period_ns: int = 0,
+        clawback_offset_ns: int = 0,
+        clawback_profit_pool_settle: float = math.nan,
     ) -> None:
         if history_bars < 0:
             raise ValueError(f"history_bars: expected an integer >= 0, got {history_bars!r}")
@@ -173,9 +187,18 @@ class Run:
         self.history_bars = int(history_bars)
         self.n_chunks = 1
         self.n_instruments = len(data)
+        self.plots: dict[str, tuple[list[int], list[float]]] = {}  # ctx.plot series
         self.params = params
         self.tiers = tiers
-        self.slippage = np.asarray(slippage_rates, dtype=np.float64)
+        if tier_switches is None:
+            tier_switches = np.zeros(0, dtype=dtypes.TIER_SWITCH_DTYPE)
+        self.tier_switches = tier_switches
+        # one (fixed rate, impact coefficient, max rate) row per instrument; a plain rate per
+        # instrument is a fixed rate without impact or cap
+        slip = np.asarray(slippage_rates, dtype=np.float64)
+        if slip.ndim == 1:
+            slip = np.column_stack([slip, np.zeros(len(slip)), np.full(len(slip), np.inf)])
+        self.slippage = np.ascontiguousarray(slip)
         self.positions = np.zeros(self.n_instruments, dtype=dtypes.POSITION_STATE_DTYPE)
         if start_ns is None:
             start_ns = min(d.start_ns for d in data)
@@ -212,6 +235,25 @@ class Run:
         a["margin_call_buffer_ratio"] = margin_call_buffer_ratio
         a["equity_interval_ns"] = equity_interval_ns
         a["next_equity_ns"] = start_ns
+        a["next_tier_switch_ns"] = np.iinfo(np.int64).max
+        switch_instruments = tier_switches["instrument"]
+        for i in range(self.n_instruments):
+            rows = np.flatnonzero(switch_instruments == i)
+            s = self.positions[i]
+            s["c_tier_switch"] = rows[0] if len(rows) else 0
+            s["e_tier_switch"] = rows[-1] + 1 if len(rows) else 0
+            if len(rows):
+                a["next_tier_switch_ns"] = min(
+                    int(a["next_tier_switch_ns"]), int(tier_switches["valid_from_ns"][rows[0]])
+                )
+        a["insurance_fund_settle"] = insurance_fund_settle
+        a["clawback_period_ns"] = clawback_period_ns
+        a["clawback_offset_ns"] = clawback_offset_ns
+        a["clawback_profit_pool_settle"] = clawback_profit_pool_settle
+        if clawback_period_ns > 0:
+            a["next_clawback_ns"] = next_period_end_ns_nb(
+                start_ns - 1, clawback_period_ns, clawback_offset_ns
+            )
         order_capacity = 64
         self.orders = np.zeros(order_capacity, dtype=dtypes.ORDER_DTYPE)
         self.work = np.zeros(order_capacity, dtype=dtypes.ORDER_WORK_DTYPE)
@@ -257,6 +299,8 @@ class Run:
                 raise ValueError(
                     f"data: chunk instrument {i} is {d.symbol!r}, expected {self.data[i].symbol!r}"
                 )
+            s["index_interval_ns"] = d.index_interval_ns
+            s["mark_interval_ns"] = d.mark_interval_ns
             for name, short in _STREAMS.items():
                 array = getattr(d, name)
                 seen = 0
@@ -483,6 +527,19 @@ class Run:
         return orders[orders["instrument"] == instrument].copy()
 
     # ------------------------------------------------------------------ views
+    def plot(self, name: str, ts_ns: int, value: float) -> None:
+        """Append one point of an indicator series the strategy registered (ctx.plot)."""
+        times, values = self.plots.setdefault(name, ([], []))
+        times.append(ts_ns)
+        values.append(value)
+
+    def plot_arrays(self) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+        """The registered indicator series as (ts_ns, value) arrays."""
+        return {
+            name: (np.asarray(t, dtype=np.int64), np.asarray(v, dtype=np.float64))
+            for name, (t, v) in self.plots.items()
+        }
+
     def context(self, instrument: int) -> Context:
         """The strategy context of one instrument (one object per instrument and run)."""
         return self._contexts[instrument]
@@ -526,7 +583,11 @@ class Run:
                 self.account, self.positions, self.params, self.tiers, m, self._scratch
             )
             ratio = float(m[M_RATIO])
-            liq = math.nan
+            liq = float(
+                cross_liquidation_price_nb(
+                    self.account, self.positions, self.params, self.tiers, instrument
+                )
+            )
         return {"unrealised_pnl": upl, "margin_ratio": ratio, "liquidation_price": liq}
 
     # ------------------------------------------------------------------ the run
@@ -571,23 +632,22 @@ class Run:
         a["callback_mask"] = mask if jitted else 0
 
     def _finish(self) -> None:
-        """The final equity row, after ``on_stop`` and its orders."""
+        """The final equity row, after ``on_stop`` and its orders (it is also the row due at
+        the last instant, if one was: no event ran after it)."""
         self._grow_buffers()
+        self.account[0]["equity_pending"] = False
         record_equity_nb(self._loop_arguments()[0], self.account[0]["ts_ns"])
 
     def _loop_arguments(self) -> tuple[Any, ...]:
         """(EngineState, capacities): the arguments of the replay kernels, rebuilt after any
         array was replaced (grown)."""
-        state = EngineState(
-            trades=self.trades, bars=self.bars, index=self.index, mark=self.mark,
-            funding=self.funding, deleverage=self.deleverage, params=self.params,
-            tiers=self.tiers, slippage=self.slippage,
-            account=self.account, positions=self.positions, orders=self.orders, work=self.work,
-            active=self.active, fills=self.buffers["fills"],
-            funding_payments=self.buffers["funding_payments"],
-            liquidations=self.buffers["liquidations"], settlements=self.buffers["settlements"],
-            adl=self.buffers["adl"], ledger=self.buffers["ledger"], equity=self.buffers["equity"],
-            metrics=self._metrics, scratch=self._scratch,
+        state = new_engine_state_nb(
+            self.trades, self.bars, self.index, self.mark, self.funding, self.deleverage,
+            self.params, self.tiers, self.slippage, self.account, self.positions, self.orders,
+            self.work, self.active, self.buffers["fills"], self.buffers["funding_payments"],
+            self.buffers["liquidations"], self.buffers["settlements"], self.buffers["adl"],
+            self.buffers["ledger"], self.buffers["equity"], self._metrics, self._scratch,
+            self.tier_switches,
         )  # fmt: skip
         return state, self._capacities()
 
@@ -696,7 +756,7 @@ class Run:
         b_start = b_end = t_start = t_end = 0
         while True:
             self._args = self._loop_arguments()
-            for code in replay_gen_nb(*self._args, no_callback_nb):
+            for code in replay_gen_nb(*self._args):
                 if code < 0:
                     if code == YIELD_END_OF_DATA and self._next_chunk():
                         # new stream arrays: new views, and a new generator over them
@@ -750,7 +810,8 @@ class Run:
         adl = self.buffers["adl"]
         if "on_adl" in subscribed:
             for k in range(int(a["n_adl_seen"]), int(a["n_adl"])):
-                strategy.on_adl(contexts[int(adl[k]["instrument"])], adl[k])
+                # an account-level clawback (instrument −1) goes to the first instrument's context
+                strategy.on_adl(contexts[max(0, int(adl[k]["instrument"]))], adl[k])
         a["n_adl_seen"] = a["n_adl"]
         payments = self.buffers["funding_payments"]
         if "on_funding" in subscribed:

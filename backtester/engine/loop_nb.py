@@ -1,13 +1,15 @@
 """The replay loop: a k-way merge over the market streams that runs until the next wake-up.
 
-Streams of every instrument (index, mark, funding, trades, bars at their **close** time) are
-merged inside the loop by a linear scan over the stream heads (5 per instrument; cheaper than a
-heap at these sizes and needs no merged copy of the data). Ties at one timestamp are broken by
-:class:`~backtester.enums.EventKind` priority — index → mark → funding → trade → bar — then by
-instrument. A mark update is followed by the liquidation check; fills of resting orders happen
-on trades/bars; the strategy callback runs after the whole event: in Python when the loop
-returns ``Status.WAKE`` (STYLE.md C7), or inside the loop for a jitted strategy.
-``run_until_nb`` is a small dispatcher over ``handle_<kind>_nb`` functions.
+Streams of every instrument (index, mark, funding, trades, and the bars as the five events of
+their path: open, two extremes, close, bar close) are merged inside the loop by a linear scan
+over the stream heads (6 per instrument; cheaper than a heap at these sizes and needs no merged
+copy of the data). Ties at one timestamp are broken by :class:`~backtester.enums.EventKind`
+priority (its docstring says why: bar path → trade → index → mark → funding → ADL → bar close
+→ bar open), then by instrument. A mark update is followed by the liquidation check; fills of
+resting orders happen on trades and on the bar path, each booked at its own time; the strategy
+callback runs after the whole event: in Python when the loop returns ``Status.WAKE`` (STYLE.md
+C7), or inside the loop for a jitted strategy. ``run_until_nb`` is a small dispatcher over the
+step functions ``handle_<kind>_nb``, which the signal kernel calls too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from backtester.engine.account_nb import (
     cross_metrics_nb,
     isolated_buffer_nb,
 )
-from backtester.engine.deleverage_nb import apply_deleverage_event_nb
+from backtester.engine.deleverage_nb import apply_deleverage_event_nb, apply_period_clawback_nb
 from backtester.engine.order_entry_nb import ORDER_HEADROOM
 from backtester.engine.orders_nb import accept_orders_nb, process_point_nb, process_segment_nb
 from backtester.enums import (
@@ -35,6 +37,8 @@ from backtester.enums import (
     MarginMode,
     MarkPriceMethod,
     OrderStatus,
+    PathPoint,
+    PriceStream,
     Status,
     WakeReason,
 )
@@ -94,10 +98,63 @@ def next_event_nb(state) -> tuple:
             if t < best_ts or (t == best_ts and best_kind > EventKind.TRADE):
                 best_ts, best_kind, best_i = t, EventKind.TRADE, i
         if s["c_bar"] < s["e_bar"]:
-            t = state.bars[s["c_bar"]]["ts_ns"] + s["bar_interval_ns"]
-            if t < best_ts or (t == best_ts and best_kind > EventKind.BAR):
-                best_ts, best_kind, best_i = t, EventKind.BAR, i
+            t, kind = bar_event_nb(state.bars[s["c_bar"]]["ts_ns"], s["bar_interval_ns"], s)
+            if t < best_ts or (t == best_ts and best_kind > kind):
+                best_ts, best_kind, best_i = t, kind, i
     return best_i, best_kind, best_ts
+
+
+@njit(cache=True, inline="always")
+def bar_event_nb(t0, interval, s) -> tuple:
+    """(ts_ns, EventKind) of the next event of the bar opening at ``t0``, from the position
+    row's ``bar_phase``: 0 the open at ``t0`` (BAR_OPEN), 1/2 the extremes at ``t0 + Δ//3`` /
+    ``t0 + 2Δ//3`` and 3 the close at ``t0 + Δ`` (BAR_PATH), 4 the bar close shown to the
+    strategy at ``t0 + Δ`` (BAR)."""
+    phase = s["bar_phase"]
+    if phase == 0:
+        return t0, EventKind.BAR_OPEN
+    if phase == 1:
+        return t0 + interval // 3, EventKind.BAR_PATH
+    if phase == 2:
+        return t0 + 2 * interval // 3, EventKind.BAR_PATH
+    if phase == 3:
+        return t0 + interval, EventKind.BAR_PATH
+    return t0 + interval, EventKind.BAR
+
+
+@njit(cache=True)
+def switch_tiers_nb(state, ts) -> None:
+    """Dated tier tables whose effective date is ``<= ts`` take effect (before any event of
+    ``ts``, so the liquidation check of that instant uses them): each instrument's params row
+    points at its new table (``tier_offset``, ``tier_count``, ``max_leverage``);
+    ``account.next_tier_switch_ns`` becomes the next date to come. Venues publish a new
+    bracket table with its effective time (Binance "Updates to Leverage and Margin Tiers"
+    announcements, OKX "position tier adjustments"); positions open then move to the new
+    brackets at once."""
+    switches = state.tier_switches
+    nxt = NO_EVENT
+    for i in range(len(state.positions)):
+        s = state.positions[i]
+        c = s["c_tier_switch"]
+        while c < s["e_tier_switch"] and switches[c]["valid_from_ns"] <= ts:
+            p = state.params[i]
+            p["tier_offset"] = switches[c]["tier_offset"]
+            p["tier_count"] = switches[c]["tier_count"]
+            p["max_leverage"] = switches[c]["max_leverage"]
+            c += 1
+        s["c_tier_switch"] = c
+        if c < s["e_tier_switch"]:
+            nxt = min(nxt, switches[c]["valid_from_ns"])
+    state.account[0]["next_tier_switch_ns"] = nxt
+
+
+@njit(cache=True, inline="always")
+def settlement_due_nb(ts, kind, settlement_ns) -> bool:
+    """Whether the daily settlement of ``settlement_ns`` runs before this event: at its instant
+    after the prices and funding of that instant (EventKind order: it comes before the
+    ADL events, the bar close shown to the strategy and the next bar's open), else before the
+    first later event."""
+    return ts > settlement_ns or (ts == settlement_ns and kind > EventKind.FUNDING)
 
 
 @njit(cache=True)
@@ -115,7 +172,8 @@ def liquidation_after_mark_nb(state, i, ts) -> int:
         buffer = m[M_BUFFER]
         if buffer > 1.0 and buffer >= state.account[0]["margin_call_buffer_ratio"]:
             return 0
-    return check_liquidation_nb(
+    first = state.account[0]["n_liquidations"]
+    wake = check_liquidation_nb(
         state.account,
         state.positions,
         state.params,
@@ -130,6 +188,61 @@ def liquidation_after_mark_nb(state, i, ts) -> int:
         state.metrics,
         state.scratch,
     )
+    for k in range(first, state.account[0]["n_liquidations"]):
+        r = state.liquidations[k]
+        r["trigger_stream"] = s["trigger_stream"]
+        r["trigger_point"] = s["trigger_point"]
+        r["trigger_candle_ns"] = s["trigger_candle_ns"]
+    return wake
+
+
+@njit(cache=True, inline="always")
+def set_trigger_nb(s, stream, point, candle_ns) -> None:
+    """Note the price update being applied to position row ``s`` (copied into the
+    liquidation records it triggers: :class:`~backtester.enums.PriceStream`,
+    :class:`~backtester.enums.PathPoint`, candle open time)."""
+    s["trigger_stream"] = stream
+    s["trigger_point"] = point
+    s["trigger_candle_ns"] = candle_ns
+
+
+@njit(cache=True)
+def candle_point_nb(points, c, e, ts, interval, swap, position_sign, nearest_first) -> tuple:
+    """``(price, PathPoint, candle open ns, swap)`` of row ``c`` of an index/mark stream.
+
+    With ``interval`` 0 the rows are points (``PathPoint.POINT``). Otherwise they are candle
+    paths (:func:`backtester.data.market.candle_path_points`: open at ``t0 + 1``, high at
+    ``t0 + Δ//3``, low at ``t0 + 2Δ//3``, close at ``t0 + Δ``) and the point is told by its
+    time. At the first extreme the order of the two is chosen as the trade candles' path
+    chooses it (:func:`bar_path_nb`: the extreme adverse to the position first, or the one
+    nearer the open); ``swap`` (True: the low is replayed first, the stored high second) is
+    returned so the caller keeps it for the second extreme."""
+    price = points[c]["price"]
+    if interval <= 0:
+        return price, PathPoint.POINT, ts, False
+    offset = (ts - 1) % interval
+    t0 = ts - 1 - offset
+    if offset == 0:
+        return price, PathPoint.OPEN, t0, False
+    if offset == interval - 1:
+        return price, PathPoint.CLOSE, t0, False
+    if offset < interval // 2:  # the first extreme: the stored high
+        low_first = False
+        if c + 1 < e and points[c + 1]["ts_ns"] == t0 + 2 * interval // 3:
+            low = points[c + 1]["price"]
+            if nearest_first or position_sign == 0.0:
+                o = price  # no open point in the chunk: as if the candle opened at the high
+                if c > 0 and points[c - 1]["ts_ns"] == t0 + 1:
+                    o = points[c - 1]["price"]
+                low_first = not (price - o <= o - low)
+            else:
+                low_first = position_sign > 0.0
+            if low_first:
+                return low, PathPoint.LOW, t0, True
+        return price, PathPoint.HIGH, t0, False
+    if swap and c > 0:  # the second extreme after the low: the stored high
+        return points[c - 1]["price"], PathPoint.HIGH, t0, False
+    return price, PathPoint.LOW, t0, False
 
 
 @njit(cache=True, inline="always")
@@ -255,7 +368,7 @@ def equity_row_nb(r, acc, s, ts, upl, mm, ratio) -> None:
     r["last_price"] = s["last_price"]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def bar_path_nb(bar, position_sign, nearest_first) -> tuple:
     """The two intrabar extremes in visiting order: conservative = adverse extreme first."""
     o = bar["open"]
@@ -293,8 +406,9 @@ def point_nb(state, i, ts, price, volume, on_bar, active_ts) -> bool:
 
 
 @njit(cache=True)
-def segment_nb(state, i, ts, start, end, lo, hi, active_ts) -> bool:
-    """Match resting orders against the intrabar path from ``start`` to ``end``."""
+def segment_nb(state, i, ts, start, end, lo, hi, active_ts, volume=0.0) -> bool:
+    """Match resting orders against the intrabar path from ``start`` to ``end`` (``volume``:
+    the bar's base-coin volume, for a volume-dependent slippage)."""
     return process_segment_nb(
         state.account,
         state.positions,
@@ -312,44 +426,119 @@ def segment_nb(state, i, ts, start, end, lo, hi, active_ts) -> bool:
         hi,
         state.slippage,
         active_ts,
+        volume,
     )
 
 
 @njit(cache=True)
+def last_price_moved_nb(state, i, ts, price, stream, point, candle_ns) -> int:
+    """The last price of instrument ``i`` is now ``price``; under the LAST mark method the
+    mark follows it and the liquidation check runs (trigger: ``stream``/``point``/candle).
+    Returns wake bits."""
+    s = state.positions[i]
+    s["last_price"] = price
+    if state.params[i]["mark_price_method"] == MarkPriceMethod.LAST:
+        s["mark_price"] = price
+        if s["contracts"] != 0.0 or s["margin_call_active"]:
+            set_trigger_nb(s, stream, point, candle_ns)
+            return liquidation_after_mark_nb(state, i, ts)
+    return 0
+
+
+@njit(cache=True)
+def handle_bar_open_nb(state, i, ts) -> int:
+    """A bar opens at ``ts``: orders marketable at its open (a market order placed at the
+    previous bar's close) fill at the open price, booked at ``ts``, so the position takes part
+    in every later event (the mark path of this candle, funding at its close, liquidation).
+    Whether resting orders fill on this bar's path is decided here: on bars, or when no trade
+    prints during the bar (data with trades for only part of the span fill on bars elsewhere).
+    The last price becomes the open. Returns wake bits."""
+    s = state.positions[i]
+    bar = state.bars[s["c_bar"]]
+    s["bar_phase"] = 1
+    fills = True
+    if s["fill_on_trades"]:
+        fills = s["last_trade_ns"] < ts and not (
+            s["c_trade"] < s["e_trade"]
+            and state.trades[s["c_trade"]]["ts_ns"] < ts + s["bar_interval_ns"]
+        )
+    s["bar_fills"] = fills
+    wake = 0
+    if (
+        fills
+        and state.account[0]["n_active"] > 0
+        and point_nb(state, i, ts, bar["open"], bar["volume_base"], True, ts)
+    ):
+        wake |= WakeReason.FILL
+    return wake | last_price_moved_nb(
+        state, i, ts, bar["open"], PriceStream.BARS, PathPoint.OPEN, ts
+    )
+
+
+@njit(cache=True)
+def handle_bar_path_nb(state, i, ts) -> int:
+    """A point of the bar's intrabar path (first extreme, second extreme, close; see
+    :class:`~backtester.enums.EventKind`): resting orders fill on the segment that ends here
+    (booked at ``ts``), the last price moves to the point (under the LAST mark method the
+    mark too, then the liquidation check). The order of the extremes is chosen at the first:
+    adverse to the open position first (``bar_path`` conservative) or the nearer one first.
+    Returns wake bits."""
+    s = state.positions[i]
+    bar = state.bars[s["c_bar"]]
+    phase = s["bar_phase"]
+    lo = bar["low"]
+    hi = bar["high"]
+    start, end, point = bar_path_step_nb(s, bar, phase, state.account[0]["bar_path"] == 1)
+    wake = 0
+    if (
+        s["bar_fills"]
+        and state.account[0]["n_active"] > 0
+        and segment_nb(state, i, ts, start, end, lo, hi, bar["ts_ns"], bar["volume_base"])
+    ):
+        wake |= WakeReason.FILL
+    return wake | last_price_moved_nb(state, i, ts, end, PriceStream.BARS, point, bar["ts_ns"])
+
+
+@njit(cache=True, inline="always")
+def bar_path_step_nb(s, bar, phase, nearest_first) -> tuple:
+    """``(start, end, PathPoint of end)`` of the segment of the bar record's path that ends at
+    ``phase`` (1: open → first extreme, 2: → second extreme, 3: → close), and the position row
+    ``s`` moved to the next phase. At phase 1 the order of the extremes is chosen
+    (:func:`bar_path_nb`: adverse to the position first, or the nearer one) and kept in
+    ``s["bar_low_first"]``. Records only (inlined in the signal kernel)."""
+    lo = bar["low"]
+    hi = bar["high"]
+    if phase == 1:
+        first, second = bar_path_nb(bar, np.sign(s["contracts"]), nearest_first)
+        s["bar_low_first"] = first == lo and second == hi and lo != hi
+        start = bar["open"]
+        end = first
+    elif phase == 2:
+        start = lo if s["bar_low_first"] else hi
+        end = hi if s["bar_low_first"] else lo
+    else:
+        start = hi if s["bar_low_first"] else lo
+        end = bar["close"]
+    s["bar_phase"] = phase + 1
+    if phase == 3:
+        point = PathPoint.CLOSE
+    elif end == lo and (phase == 1) == s["bar_low_first"]:
+        point = PathPoint.LOW
+    else:
+        point = PathPoint.HIGH
+    return start, end, point
+
+
+@njit(cache=True)
 def handle_bar_nb(state, i, ts) -> int:
-    """A bar closes: its path open → extremes → close fills resting orders (when the instrument
-    fills on bars, or when no trade printed during the bar: data with trades for only part of
-    the span fill on bars elsewhere), the last price becomes the close, and under the LAST mark
-    method the mark too (then the liquidation check). Returns wake bits."""
+    """A bar closed at ``ts`` (its path was replayed up to the close): shown to the strategy,
+    after the index, mark, funding and ADL events of ``ts``. Returns wake bits."""
     s = state.positions[i]
     row = s["c_bar"]
-    bar = state.bars[row]
     s["c_bar"] = row + 1
-    wake = 0 | WakeReason.BAR
-    if not s["fill_on_trades"] or s["last_trade_ns"] < bar["ts_ns"]:
-        if state.account[0]["n_active"] > 0:
-            lo = bar["low"]
-            hi = bar["high"]
-            t_open = bar["ts_ns"]
-            filled = point_nb(state, i, ts, bar["open"], 0.0, True, t_open)
-            # the path's segments only when orders are left after the open (a segment call
-            # passes ~10 arrays: ~0.1 µs even with nothing to match)
-            if state.account[0]["n_active"] > 0:
-                first, second = bar_path_nb(
-                    bar, np.sign(s["contracts"]), state.account[0]["bar_path"] == 1
-                )
-                filled |= segment_nb(state, i, ts, bar["open"], first, lo, hi, t_open)
-                filled |= segment_nb(state, i, ts, first, second, lo, hi, t_open)
-                filled |= segment_nb(state, i, ts, second, bar["close"], lo, hi, t_open)
-            if filled:
-                wake |= WakeReason.FILL
-        s["last_price"] = bar["close"]
-        if state.params[i]["mark_price_method"] == MarkPriceMethod.LAST:
-            s["mark_price"] = bar["close"]
-            if s["contracts"] != 0.0 or s["margin_call_active"]:
-                wake |= liquidation_after_mark_nb(state, i, ts)
+    s["bar_phase"] = 0
     state.account[0]["wake_ref"] = row
-    return wake
+    return WakeReason.BAR
 
 
 @njit(cache=True)
@@ -372,6 +561,7 @@ def handle_trade_nb(state, i, ts) -> int:
     if state.params[i]["mark_price_method"] == MarkPriceMethod.LAST:
         s["mark_price"] = t["price"]
         if s["contracts"] != 0.0 or s["margin_call_active"]:
+            set_trigger_nb(s, PriceStream.TRADES, PathPoint.TICK, ts)
             wake |= liquidation_after_mark_nb(state, i, ts)
     state.account[0]["wake_ref"] = row
     return wake
@@ -379,30 +569,57 @@ def handle_trade_nb(state, i, ts) -> int:
 
 @njit(cache=True)
 def handle_index_nb(state, i, ts) -> int:
-    """An index price arrives: the mark is recomputed, then the liquidation check runs."""
+    """An index price arrives (a point, or a point of an index candle's path): the mark is
+    recomputed, then the liquidation check runs."""
     s = state.positions[i]
-    s["index_price"] = state.index[s["c_index"]]["price"]
-    s["c_index"] += 1
+    c = s["c_index"]
+    price, point, candle_ns, swap = candle_point_nb(
+        state.index,
+        c,
+        s["e_index"],
+        ts,
+        s["index_interval_ns"],
+        s["index_swap"],
+        np.sign(s["contracts"]),
+        state.account[0]["bar_path"] == 1,
+    )
+    s["index_swap"] = swap
+    s["index_price"] = price
+    s["c_index"] = c + 1
     p = state.params[i]
     alpha = ema_alpha_nb(p["mark_ema_span"])
     if update_mark_from_index_nb(s, p, state.funding, ts, alpha) and (
         s["contracts"] != 0.0 or s["margin_call_active"]
     ):
+        set_trigger_nb(s, PriceStream.INDEX, point, candle_ns)
         return liquidation_after_mark_nb(state, i, ts)
     return 0
 
 
 @njit(cache=True)
 def handle_mark_nb(state, i, ts) -> int:
-    """A historical mark arrives: replayed as the mark under the HISTORICAL method."""
+    """A historical mark arrives (a point, or a point of a mark candle's path): replayed as
+    the mark under the HISTORICAL method, then the liquidation check."""
     s = state.positions[i]
-    price = state.mark[s["c_mark"]]["price"]
-    s["c_mark"] += 1
+    c = s["c_mark"]
+    price, point, candle_ns, swap = candle_point_nb(
+        state.mark,
+        c,
+        s["e_mark"],
+        ts,
+        s["mark_interval_ns"],
+        s["mark_swap"],
+        np.sign(s["contracts"]),
+        state.account[0]["bar_path"] == 1,
+    )
+    s["mark_swap"] = swap
+    s["c_mark"] = c + 1
     if state.params[i]["mark_price_method"] != MarkPriceMethod.HISTORICAL:
         return 0
     s["mark_price"] = price
     if s["contracts"] == 0.0 and not s["margin_call_active"]:
         return 0
+    set_trigger_nb(s, PriceStream.MARK, point, candle_ns)
     return liquidation_after_mark_nb(state, i, ts)
 
 
@@ -571,19 +788,45 @@ def run_until_nb(
         i, kind, ts = next_event_nb(state)
         if i < 0:
             return END_OF_DATA
+        if acc["equity_pending"] and ts > acc["ts_ns"]:
+            record_equity_nb(state, acc["ts_ns"])
+            acc["equity_pending"] = False
         acc["ts_ns"] = ts
+        if ts >= acc["next_tier_switch_ns"]:
+            switch_tiers_nb(state, ts)
         s = state.positions[i]
-        if state.params[i]["daily_settlement"] and ts >= s["next_settlement_ns"]:
+        if state.params[i]["daily_settlement"] and settlement_due_nb(
+            ts, kind, s["next_settlement_ns"]
+        ):
             apply_settlement_nb(
                 account, state.positions, state.params, state.settlements, state.ledger, i, ts
             )
             s["next_settlement_ns"] = next_settlement_ns_nb(
                 ts, state.params[i]["settlement_offset_ns"]
             )
+        clawback = 0  # the period's clawback of what the insurance fund could not cover
+        if (
+            acc["clawback_period_ns"] > 0
+            and ts >= acc["next_clawback_ns"]
+            and apply_period_clawback_nb(
+                account,
+                state.positions,
+                state.params,
+                state.settlements,
+                state.adl,
+                state.ledger,
+                ts,
+            )
+        ):
+            clawback = WakeReason.ADL
         if kind == EventKind.TRADE:
             wake = handle_trade_nb(state, i, ts)
+        elif kind == EventKind.BAR_PATH:
+            wake = handle_bar_path_nb(state, i, ts)
         elif kind == EventKind.BAR:
             wake = handle_bar_nb(state, i, ts)
+        elif kind == EventKind.BAR_OPEN:
+            wake = handle_bar_open_nb(state, i, ts)
         elif kind == EventKind.INDEX:
             wake = handle_index_nb(state, i, ts)
         elif kind == EventKind.MARK:
@@ -592,11 +835,14 @@ def run_until_nb(
             wake = handle_deleverage_nb(state, i, ts)
         else:
             wake = handle_funding_nb(state, i, ts)
+        wake |= clawback
         if acc["equity_interval_ns"] > 0 and ts >= acc["next_equity_ns"]:
-            record_equity_nb(state, ts)
+            # the row is written when every event of ``ts`` has run (equity_pending)
+            acc["equity_pending"] = True
             step = acc["equity_interval_ns"]
             acc["next_equity_ns"] = (ts // step + 1) * step
-        if wake & acc["callback_mask"]:
+        # ``on_bar is None`` (the Python path) is pruned at compile time: no callback code
+        if on_bar is not None and wake & acc["callback_mask"]:
             callbacks_nb(
                 state,
                 wake,
@@ -670,7 +916,7 @@ def accept_pending_nb(state) -> int:
 
 
 @njit(cache=True)
-def replay_gen_nb(state, capacities, no_callback):
+def replay_gen_nb(state, capacities):
     """The replay as a generator: yields one int64 per wake-up of the Python strategy.
 
     A wake-up yields ``(row << WAKE_REF_SHIFT) | (instrument << WAKE_INSTRUMENT_SHIFT) | bits``
@@ -678,8 +924,12 @@ def replay_gen_nb(state, capacities, no_callback):
     ORDER_UPDATE, i.e. orders were rejected); the end yields YIELD_END_OF_DATA, a full record
     buffer YIELD_BUFFER_FULL (grow the buffers and start a new generator: all state lives in
     the arrays). On resumption, orders the strategy placed in its callback are validated
-    first, at the wake-up's timestamp. ``no_callback`` is :func:`no_callback_nb`, passed in
-    because a jitted function referenced as a global value cannot be cached.
+    first, at the wake-up's timestamp.
+
+    The callbacks are passed as ``None`` (pruned from the compiled loop), not as no-op
+    dispatchers: a dispatcher's type names its object in the compiling process, so with one in
+    the signature every process missed the on-disk cache, recompiled (~5 s) and wrote another
+    cache entry.
 
     Why a generator: resuming it from Python costs ~0.2 µs, while calling a jitted function
     with the ~20 state arrays costs ~10 µs of argument unboxing; a Python ``on_bar`` runs
@@ -696,14 +946,14 @@ def replay_gen_nb(state, capacities, no_callback):
         status = run_until_nb(
             state,
             capacities,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
-            no_callback,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
             no_state,
         )
         if status == END_OF_DATA:

@@ -60,6 +60,7 @@ from backtester.engine.account_nb import (
     available_nb,
     tier_row_nb,
 )
+from backtester.engine.slippage_nb import taker_slippage_rate_nb
 from backtester.enums import (
     ContractKind,
     Liquidity,
@@ -244,7 +245,15 @@ def validate_order_nb(account, positions, params, tiers, orders, work, active, r
         return RejectReason.INVALID_PRICE
     increase = qty
     if q != 0.0 and np.sign(q) != side:
-        increase = max(0.0, qty - abs(q))
+        # what this order closes is what earlier working orders on the same side leave open:
+        # a second buy against a short the first buy already closes opens a position (and is
+        # checked for its margin), it does not close the short again
+        pending = 0.0
+        for k in range(account[0]["n_active"]):
+            other = orders[active[k]]
+            if other["instrument"] == i and other["side"] == side:
+                pending += other["qty_contracts"] - other["filled_contracts"]
+        increase = max(0.0, qty - max(0.0, abs(q) - pending))
     if increase <= 0.0:
         return RejectReason.NONE
     new_abs = abs(q) + increase if (q == 0.0 or np.sign(q) == side) else increase
@@ -316,14 +325,17 @@ def execute_nb(
     price,
     liquidity,
     slip,
+    volume,
     lo,
     hi,
 ) -> bool:
     """Fill up to ``qty_max`` contracts of order ``row`` at ``price`` (``np.inf``: the whole
     rest); returns True when the order is done.
 
-    Taker fills move by the slippage rate against the order, clipped to [lo, hi] (the bar's
-    range, or the trade price itself on ticks). Reduce-only orders are capped at the position
+    Taker fills move against the order by ``taker_slippage_rate_nb(slip, ..., volume)`` (``slip``
+    the instrument's (fixed, impact coefficient, cap) row, ``volume`` the base coin traded by
+    the tick or bar), clipped to [lo, hi] (the bar's range for stops on a bar path; a limit
+    order's own price; unbounded for market orders). Reduce-only orders are capped at the position
     and are done once capped (cancelled when there is nothing left to reduce). A fill smaller
     than the rest leaves the order PARTIALLY_FILLED and working.
     """
@@ -350,8 +362,9 @@ def execute_nb(
     fee_rate = p["maker_fee_rate"]
     if liquidity == Liquidity.TAKER:
         fee_rate = p["taker_fee_rate"]
-        if slip != 0.0:
-            price = min(max(price * (1.0 + side * slip), lo), hi)
+        rate = taker_slippage_rate_nb(slip, p["contract_kind"], p["face_value"], qty, price, volume)
+        if rate != 0.0:
+            price = min(max(price * (1.0 + side * rate), lo), hi)
     apply_fill_nb(
         account,
         positions,
@@ -477,6 +490,15 @@ def process_point_nb(
             orders, work, params, row, price, acc["queue_model"], volume, on_bar
         )
         if action == 1:
+            # a market (or stop-market) taker fill may slip without bound; a limit order's
+            # taker fill never beyond its limit
+            lo = -np.inf
+            hi = np.inf
+            if o["order_type"] == OrderType.LIMIT or o["order_type"] == OrderType.STOP_LIMIT:
+                if o["side"] > 0:
+                    hi = o["price"]
+                else:
+                    lo = o["price"]
             qty_max = np.inf
             if liquidity == Liquidity.MAKER and np.isfinite(reach):
                 if budget < 0.0:  # first sized maker fill of this trade
@@ -501,8 +523,9 @@ def process_point_nb(
                 fill_price,
                 liquidity,
                 slippage[instrument],
-                price,
-                price,
+                volume,
+                lo,
+                hi,
             )
             filled = True
             if not done:
@@ -552,8 +575,11 @@ def process_segment_nb(
     hi,
     slippage,
     active_ts,
+    volume=0.0,
 ) -> bool:
-    """Fill the orders whose level lies in the move a → b (excluding a), nearest level first."""
+    """Fill the orders whose level lies in the move a → b (excluding a), nearest level first.
+
+    ``volume``: base coin traded by the bar (sizes a square-root slippage impact)."""
     if a == b:
         return False
     acc = account[0]
@@ -596,6 +622,7 @@ def process_segment_nb(
                     best_level,
                     Liquidity.TAKER,
                     slippage[instrument],
+                    volume,
                     lo,
                     hi,
                 )
@@ -615,6 +642,7 @@ def process_segment_nb(
                         best_level,
                         Liquidity.TAKER,
                         slippage[instrument],
+                        volume,
                         lo,
                         hi,
                     )
@@ -634,6 +662,7 @@ def process_segment_nb(
                 ts,
                 best_level,
                 Liquidity.MAKER,
+                slippage[instrument],
                 0.0,
                 lo,
                 hi,

@@ -1,14 +1,19 @@
-"""Signal path: ``backtest_signals(entries, exits, ...)`` from boolean arrays over the bars.
+"""Signal path: ``backtest_signals(entries, exits, ...)`` from arrays over the bars.
 
-At the close of bar ``k``, ``entries[k]`` opens (or flips into) a position of ``contracts`` in
-``direction`` and ``exits[k]`` closes it (an exit wins over an entry on the same bar). The orders
-are market orders filled at the next bar's open, exactly as a Strategy placing them in
-``on_bar`` would, so both paths give identical trades. The signals are read by a jitted
-``on_bar`` inside the replay loop (the jit path), so a run costs no Python per bar.
+Signals in both directions on one account, as vectorbt's ``from_signals``: at the close of bar
+``k``, ``entries[k]`` opens (or reverses into) a long of ``contracts``, ``short_entries[k]`` a
+short; ``exits[k]`` closes a long and ``short_exits[k]`` a short (an exit wins over an entry of
+its side on the same bar; a long and a short entry on the same bar cancel out). Or a target
+position per bar (``target=``, NaN = keep) in contracts, quote notional, base coin or a
+fraction of the equity. The orders are market orders filled at the next bar's open, exactly as
+a Strategy placing them in ``on_bar`` would, so both paths give identical trades. The rule is
+:func:`~backtester.engine.signals_nb.signal_delta_nb`, run inside the replay loop, so a run
+costs no Python per bar.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,7 +24,14 @@ from backtester.checks import check_positive
 from backtester.data.market import MarketData
 from backtester.engine.backtest import backtest
 from backtester.engine.order_entry_nb import ORDER_HEADROOM
-from backtester.engine.signals_nb import run_signals_nb
+from backtester.engine.signals_nb import (
+    UNIT_BASE,
+    UNIT_CONTRACTS,
+    UNIT_EQUITY_FRACTION,
+    UNIT_NOTIONAL,
+    run_signals_nb,
+    signal_delta_nb,
+)
 from backtester.jit import JitStrategy, market
 from backtester.results import Result
 from backtester.swap.contract import ContractSpec
@@ -29,28 +41,23 @@ __all__ = ["backtest_signals"]
 
 @njit(cache=True)
 def signal_on_bar_nb(ctx, signals, instrument, row) -> None:
-    """At the close of bar ``k``: an exit closes the position, else an entry goes to the
-    target size (``direction · contracts``), both by market order."""
-    entries, exits, size = signals
-    k = row - np.int64(size[2])
-    position = ctx.positions[instrument]["contracts"]
-    if exits[k]:
-        if position != 0.0:
-            market(ctx, instrument, -position)
-    elif entries[k]:
-        target = size[1] * size[0]
-        if position != target:
-            market(ctx, instrument, target - position)
+    """The general loop's driver of the signal rule: at the close of bar row ``row`` (row of
+    the replayed stream; ``signals[3][1]`` is the first bar's row), the market order of
+    :func:`~backtester.engine.signals_nb.signal_delta_nb`."""
+    k = row - signals[3][1]
+    delta = signal_delta_nb(ctx, instrument, signals, k)
+    if delta != 0.0 and np.isfinite(delta):
+        market(ctx, instrument, delta)
 
 
 class _Signals(JitStrategy):
     """Reads the signal arrays at each bar close, inside the jitted loop."""
 
     on_bar = signal_on_bar_nb
-    entries: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-    exits: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-    contracts = 1.0
-    direction = 1
+    amount: npt.NDArray[np.float64] = np.zeros(0)
+    close_long: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+    close_short: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+    unit = 0
     replay = "auto"
 
     def replay_kernel(self, run: Any) -> Any:
@@ -60,19 +67,22 @@ class _Signals(JitStrategy):
             return None
         # one order per signal bar at most, each filled once or liquidated: reserve the rows
         # instead of regrowing (and copying) the buffers a dozen times on a long run
-        n = int(np.count_nonzero(self.entries)) + int(np.count_nonzero(self.exits))
+        n = (
+            int(np.count_nonzero(~np.isnan(self.amount)))
+            + int(np.count_nonzero(self.close_long))
+            + int(np.count_nonzero(self.close_short))
+        )
         run.reserve(
             orders=n + ORDER_HEADROOM,
             fills=2 * n + 1024,
             ledger=4 * n + 2 * len(run.funding) + 4096,
         )
-        size = np.array([float(self.contracts), float(self.direction)])
-        return run_signals_nb, (self.entries, self.exits, size)
+        return run_signals_nb, (self.make_state(),)
 
     def make_state(self) -> tuple[Any, ...]:
         # the first bar's row is 0: one instrument, its bars first in the replayed stream
-        size = np.array([float(self.contracts), float(self.direction), 0.0])
-        return (self.entries, self.exits, size)
+        unit = np.array([int(self.unit), 0], dtype=np.int64)
+        return (self.amount, self.close_long, self.close_short, unit)
 
 
 def signal_kernel_applies(run: Any) -> bool:
@@ -97,47 +107,79 @@ def _as_signal(values: Any, n: int, name: str) -> npt.NDArray[np.bool_]:
     return array
 
 
+_UNITS = {
+    "contracts": UNIT_CONTRACTS,
+    "notional": UNIT_NOTIONAL,
+    "base": UNIT_BASE,
+    "equity_fraction": UNIT_EQUITY_FRACTION,
+}
+
+
 def backtest_signals(
-    entries: npt.ArrayLike,
-    exits: npt.ArrayLike,
+    entries: npt.ArrayLike | None,
+    exits: npt.ArrayLike | None,
     data: MarketData,
     contract: ContractSpec | str,
     *,
     initial_balance: float,
+    short_entries: npt.ArrayLike | None = None,
+    short_exits: npt.ArrayLike | None = None,
+    target: npt.ArrayLike | None = None,
+    target_unit: str = "contracts",
     contracts: float = 1.0,
     direction: str = "long",
     leverage: float = 10.0,
     margin_mode: str = "isolated",
     replay: str = "auto",
+    plots: Mapping[str, npt.ArrayLike] | None = None,
     sl_stop: Any = None,
     tp_stop: Any = None,
     **options: Any,
 ) -> Result | list[Result]:
-    """Backtest boolean entry/exit signals over ``data.bars``.
+    """Backtest signals over ``data.bars``, long and short on one account.
 
     Parameters
     ----------
     entries, exits
         Boolean arrays with one row per bar of ``data.bars``, acted on at that bar's close:
-        shape ``(bars,)`` for one backtest, or ``(bars, columns)`` for a sweep — one backtest
-        per column (e.g. one per parameter set of the indicator that made the signals), on the
-        same data and compiled loop. A 1-D array is broadcast against a 2-D one.
+        ``entries`` opens (or reverses into) a position of ``contracts`` in ``direction``
+        (default long), ``exits`` closes a position of that direction; an exit wins over an
+        entry on the same bar. Shape ``(bars,)`` for one backtest, or ``(bars, columns)`` for a
+        sweep — one backtest per column (e.g. one per parameter set of the indicator that made
+        the signals), on the same data and compiled loop. A 1-D array is broadcast against a
+        2-D one. ``None`` when ``target`` is given.
+    short_entries, short_exits
+        The same for short positions (with ``entries``/``exits`` as the long side), as
+        vectorbt's ``from_signals``: an always-in reversal is one call, one account. A long
+        and a short entry on the same bar cancel out.
+    target
+        Instead of signals: the target position per bar (float array; NaN = keep the
+        position, 0 = flat), signed, in ``target_unit``: ``"contracts"``, ``"notional"``
+        (quote currency), ``"base"`` (base coin) or ``"equity_fraction"`` (position value as a
+        fraction of the account equity at that bar's close); converted at the bar's close
+        price with the contract's face value (table in :mod:`backtester.sizing`) and rounded
+        toward zero to the lot.
     data, contract, initial_balance, leverage, margin_mode, **options
         As for :func:`backtester.engine.backtest.backtest`.
     contracts
         Position size opened on an entry, in contracts (> 0).
     direction
-        ``"long"`` or ``"short"``.
+        ``"long"`` or ``"short"``: the side of ``entries``/``exits`` when no short signals
+        are given (``direction="short"`` with only ``entries``/``exits`` trades shorts).
     replay
         ``"auto"`` (default): the signal kernel (:mod:`backtester.engine.signals_nb`) where it
         applies — one instrument on bars, no trade ticks, no ADL/clawback events — else the
         general jitted loop; ``"events"``: always the general loop. Both give identical
         records; ``"events"`` exists to check that.
+    plots
+        Indicator arrays to draw on the report's price chart, ``{name: values}`` with one
+        value per bar (the indicator that made the signals), stamped at each bar's close;
+        kept in ``result.plots``.
     sl_stop, tp_stop
         Stop-loss / take-profit of each entry as a fraction of its fill price (a number, or
         one per bar read at the entry's bar; NaN: none), placed as reduce-only exits when the
         entry fills, one cancelling the other. With either, the run goes through the Python
-        driver (:mod:`backtester.signal_exits`): 1-D signals only.
+        driver (:mod:`backtester.signal_exits`): 1-D signals in contracts only.
 
     Returns
     -------
@@ -148,37 +190,120 @@ def backtest_signals(
     n = len(data.bars)
     if direction not in ("long", "short"):
         raise ValueError(f"direction: expected 'long' or 'short', got {direction!r}")
-    entry_array = _as_signal(entries, n, "entries")
-    exit_array = _as_signal(exits, n, "exits")
-    size = check_positive(contracts, "contracts")
-    sign = 1 if direction == "long" else -1
+    if target_unit not in _UNITS:
+        raise ValueError(f"target_unit: expected one of {sorted(_UNITS)}, got {target_unit!r}")
     if replay not in ("auto", "events"):
         raise ValueError(f"replay: expected 'auto' or 'events', got {replay!r}")
+    size = check_positive(contracts, "contracts")
+    columns: dict[str, npt.NDArray[Any]] = {}
+    if target is not None:
+        signals = {"entries": entries, "exits": exits, "short_entries": short_entries,
+                   "short_exits": short_exits}  # fmt: skip
+        given = [name for name, v in signals.items() if v is not None]
+        if given:
+            raise ValueError(
+                f"target: give either a target array or signals, not both (also got {given})"
+            )
+        amounts = np.asarray(target, dtype=np.float64)
+        if amounts.ndim not in (1, 2) or amounts.shape[0] != n:
+            raise ValueError(
+                f"target: expected shape ({n},) or ({n}, columns) (one row per bar), "
+                f"got {amounts.shape}"
+            )
+        if np.isinf(amounts).any():
+            raise ValueError("target: infinite values (use NaN to keep the position)")
+        columns["amount"] = amounts
+        unit = _UNITS[target_unit]
+    else:
+        if entries is None or exits is None:
+            raise ValueError("entries, exits: both are required unless target= is given")
+        sides = {"entries": entries, "exits": exits}
+        if short_entries is not None or short_exits is not None:
+            if direction != "long":
+                raise ValueError(
+                    "direction: with short_entries/short_exits, entries/exits are the long side "
+                    f"(direction='long'), got {direction!r}"
+                )
+            sides["short_entries"] = (
+                short_entries if short_entries is not None else np.zeros(n, bool)
+            )
+            sides["short_exits"] = short_exits if short_exits is not None else np.zeros(n, bool)
+        for name, values in sides.items():
+            columns[name] = _as_signal(values, n, name)
+        unit = UNIT_CONTRACTS
+    widths = {a.shape[1] for a in columns.values() if a.ndim == 2}
+    if len(widths) > 1:
+        shapes = ", ".join(f"{k} {v.shape}" for k, v in columns.items())
+        raise ValueError(f"2-D signals need the same number of columns, got {shapes}")
+    series = {}
+    for name, values in (plots or {}).items():
+        array = np.asarray(values, dtype=np.float64)
+        if array.shape != (n,):
+            raise ValueError(
+                f"plots[{name!r}]: expected one value per bar, shape ({n},), got {array.shape}"
+            )
+        close_ns = np.asarray(data.bars["ts_ns"], dtype=np.int64) + int(data.bar_interval_ns)
+        series[str(name)] = (close_ns, array)
+
+    def column(name: str, k: int) -> npt.NDArray[Any]:
+        a = columns[name]
+        return a if a.ndim == 1 else a[:, min(k, a.shape[1] - 1)]
+
+    def arrays(
+        k: int,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        if "amount" in columns:
+            none = np.zeros(n, dtype=bool)
+            return np.ascontiguousarray(column("amount", k)), none, none
+        if "short_entries" in columns:
+            long_in = column("entries", k) & ~column("exits", k)
+            short_in = column("short_entries", k) & ~column("short_exits", k)
+            close_long, close_short = column("exits", k), column("short_exits", k)
+            # an entry on both sides at once is no signal (vectorbt's default: ignore)
+            long_in, short_in = long_in & ~short_in, short_in & ~long_in
+        elif direction == "long":
+            long_in = column("entries", k) & ~column("exits", k)
+            short_in = np.zeros(n, dtype=bool)
+            close_long, close_short = column("exits", k), np.zeros(n, dtype=bool)
+        else:
+            short_in = column("entries", k) & ~column("exits", k)
+            long_in = np.zeros(n, dtype=bool)
+            close_long, close_short = np.zeros(n, dtype=bool), column("exits", k)
+        amount = np.where(long_in, size, np.where(short_in, -size, np.nan))
+        return (
+            amount,
+            np.ascontiguousarray(close_long, dtype=bool),
+            np.ascontiguousarray(close_short, dtype=bool),
+        )
+
     if sl_stop is not None or tp_stop is not None:
         from backtester.signal_exits import SignalsWithExits, as_stop_array
 
-        if entry_array.ndim != 1 or exit_array.ndim != 1:
-            raise ValueError("sl_stop, tp_stop: need 1-D entries and exits (one backtest)")
+        if widths or "amount" in columns:
+            raise ValueError("sl_stop, tp_stop: need 1-D signals (not target=), one backtest")
+        amount, close_long, close_short = arrays(0)
         params = {
-            "entries": entry_array, "exits": exit_array,
+            "amount": amount, "close_long": close_long, "close_short": close_short,
             "sl_stop": as_stop_array(sl_stop, n, "sl_stop"),
             "tp_stop": as_stop_array(tp_stop, n, "tp_stop"),
-            "contracts": size, "direction": sign,
         }  # fmt: skip
-        return backtest(
+        result = backtest(
             SignalsWithExits, data, contract, initial_balance=initial_balance,
             leverage=leverage, margin_mode=margin_mode, params=params, **options,
         )  # fmt: skip
+        result.plots.update(series)
+        return result
 
-    def run(entry_column: npt.NDArray[np.bool_], exit_column: npt.NDArray[np.bool_]) -> Result:
+    def run(k: int) -> Result:
+        amount, close_long, close_short = arrays(k)
         params = {
-            "entries": np.ascontiguousarray(entry_column),
-            "exits": np.ascontiguousarray(exit_column),
-            "contracts": size,
-            "direction": sign,
+            "amount": amount,
+            "close_long": close_long,
+            "close_short": close_short,
+            "unit": unit,
             "replay": replay,
         }
-        return backtest(
+        result = backtest(
             _Signals,
             data,
             contract,
@@ -188,19 +313,10 @@ def backtest_signals(
             params=params,
             **options,
         )
+        result.plots.update(series)
+        return result
 
-    if entry_array.ndim == 1 and exit_array.ndim == 1:
-        return run(entry_array, exit_array)
-    columns = {a.shape[1] for a in (entry_array, exit_array) if a.ndim == 2}
-    if len(columns) != 1:
-        raise ValueError(
-            f"entries, exits: 2-D signals need the same number of columns, got "
-            f"{entry_array.shape} and {exit_array.shape}"
-        )
-    (n_columns,) = columns
-    entry_2d = entry_array if entry_array.ndim == 2 else entry_array[:, None]
-    exit_2d = exit_array if exit_array.ndim == 2 else exit_array[:, None]
-    return [
-        run(entry_2d[:, min(k, entry_2d.shape[1] - 1)], exit_2d[:, min(k, exit_2d.shape[1] - 1)])
-        for k in range(n_columns)
-    ]
+    if not widths:
+        return run(0)
+    (n_columns,) = widths
+    return [run(k) for k in range(n_columns)]

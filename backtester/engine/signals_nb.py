@@ -1,26 +1,19 @@
 """The signal path's replay kernel: ``run_until_nb`` specialised to one instrument on bars,
 with entry/exit arrays as the strategy.
 
-It replays the same events in the same order, through the same model kernels, as the general
-loop (:mod:`backtester.engine.loop_nb`) running the signal strategy as a
-:class:`~backtester.jit.JitStrategy`, and its records are byte-identical to that run's
+It replays the same events in the same order as the general loop
+(:mod:`backtester.engine.loop_nb`) running the signal strategy as a
+:class:`~backtester.jit.JitStrategy`, through the same step functions (``handle_index_nb``,
+``handle_mark_nb``, ``handle_funding_nb``, ``handle_bar_open_nb``, ``handle_bar_path_nb``,
+``handle_bar_nb``, ``record_equity_nb``, ``switch_tiers_nb``, settlement), so a rule or an
+ordering is written once; its records are byte-identical to that run's
 (``tests/unit/engine/test_signal_kernel.py`` and the property test check it over profiles,
-margin modes, mark methods and options). What it leaves out is the generality the signal path
-does not use, which costs the general loop most of its time per bar:
-
-- the scan over instruments and over the trade and ADL-scenario streams, and the callback
-  dispatch; stream cursors and next timestamps are kept in locals;
-- the liquidation check's fast exit (the isolated position far from its threshold) is settled
-  from metrics computed once per mark update with the tier row cached while the size is
-  unchanged (contracts-based tables), and the same metrics fill the equity row;
-- functions inlined into the loop take records and scalars, never arrays: an inlined
-  function's array arguments get reference-count updates (an atomic operation each) on
-  every call;
-- the record buffers' head-room is checked once per ``free // need`` events, not per event.
-
-Rare work (fills, funding, settlement, the full liquidation check, margin calls) goes through
-the general loop's own functions. Not covered (the caller falls back to the general loop):
-several instruments, trade ticks, ADL/clawback scenario events, chunked replay.
+margin modes, mark methods and options). What it
+leaves out is the generality the signal path does not use: the scan over instruments and over
+the trade and ADL-scenario streams (each stream's next time is kept in a local), the callback
+dispatch, and the head-room check of the record buffers before every event (done once per
+``free // need`` events). Not covered (the caller falls back to the general loop): several
+instruments, trade ticks, ADL/clawback scenario events, chunked replay.
 """
 
 from __future__ import annotations
@@ -33,49 +26,127 @@ from backtester.engine.account_nb import (
     isolated_ratio_at_nb,
     metrics_at_tier_nb,
 )
+from backtester.engine.deleverage_nb import apply_period_clawback_nb
 from backtester.engine.loop_nb import (
     BUFFER_FULL,
     END_OF_DATA,
     HEADROOM_PER_ORDER,
     NO_EVENT,
     accept_state_orders_nb,
+    bar_event_nb,
+    bar_path_step_nb,
     equity_row_nb,
     handle_bar_nb,
+    handle_bar_open_nb,
+    handle_bar_path_nb,
     handle_funding_nb,
+    handle_index_nb,
+    handle_mark_nb,
     liquidation_after_mark_nb,
     min_free_nb,
-    next_boundary_nb,
     record_equity_nb,
+    set_trigger_nb,
+    settlement_due_nb,
+    switch_tiers_nb,
     update_mark_from_index_nb,
 )
 from backtester.engine.order_entry_nb import place_order_nb
 from backtester.enums import (
+    ContractKind,
     EventKind,
     MarginMode,
     MarkPriceMethod,
     OrderType,
+    PathPoint,
+    PriceStream,
     Side,
     TierBasis,
     TimeInForce,
 )
 from backtester.swap.mark_nb import ema_alpha_nb
+from backtester.swap.pnl_nb import pnl_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
 
+# units of a signal target amount (``target_unit`` of backtest_signals): contracts, quote
+# notional, base coin, fraction of the account equity
+UNIT_CONTRACTS = 0
+UNIT_NOTIONAL = 1
+UNIT_BASE = 2
+UNIT_EQUITY_FRACTION = 3
+_STEP_EPS = 1e-9
+
 
 @njit(cache=True)
-def signal_orders_nb(state, entries, exits, size, k) -> None:
-    """At the close of bar ``k``: an exit closes the position, else an entry goes to the
-    target size ``direction · contracts`` (``size = [contracts, direction]``), both by market
-    order, validated at once (as the jit path validates orders after its callback)."""
-    position = state.positions[0]["contracts"]
-    delta = 0.0
-    if exits[k]:
-        delta = -position
-    elif entries[k]:
-        delta = size[1] * size[0] - position
+def target_contracts_nb(p, unit, amount, price, equity) -> float:
+    """Signed contracts for a target ``amount`` in ``unit`` at ``price``, rounded toward zero
+    to the lot (NaN when the price is not positive).
+
+    The money-to-contracts table of :mod:`backtester.sizing` (``p``: the instrument's params
+    row; ``equity`` in settle currency): linear ``notional / (F·p)``, ``base / F``,
+    ``f·equity / (F·p)``; inverse ``notional / F``, ``base·p / F``, ``f·equity·p / F``.
+    """
+    face = p["face_value"]
+    inverse = p["contract_kind"] == ContractKind.INVERSE
+    if unit == UNIT_CONTRACTS:
+        raw = amount
+    elif not (price > 0.0 and np.isfinite(price)):
+        return np.nan
+    elif unit == UNIT_NOTIONAL:
+        raw = amount / face if inverse else amount / (face * price)
+    elif unit == UNIT_BASE:
+        raw = amount * price / face if inverse else amount / face
+    else:
+        value = amount * equity
+        raw = value * price / face if inverse else value / (face * price)
+    lot = p["lot_size_contracts"]
+    if not lot > 0.0:
+        return raw
+    steps = np.floor(abs(raw) / lot + _STEP_EPS)
+    if steps == 0.0:
+        return 0.0
+    decimals = max(0, -int(np.floor(np.log10(lot))) + 3)
+    return np.copysign(round(steps * lot, decimals), raw)
+
+
+@njit(cache=True)
+def signal_delta_nb(state, i, signals, k) -> float:
+    """Contracts to trade at the close of bar ``k`` (0.0: nothing), the rule of both signal
+    drivers (the kernel below and the jit strategy of the general loop).
+
+    ``signals = (amount, close_long, close_short, unit)``: a long (short) position is closed on
+    ``close_long[k]`` (``close_short[k]``); then a finite ``amount[k]`` sets the target
+    position (signed, in ``unit[0]``; 0 = flat), converted at the bar's close and the account's
+    equity at that instant (balance + the position's unrealised PnL at the mark).
+    """
+    amount, close_long, close_short, unit = signals
+    s = state.positions[i]
+    position = s["contracts"]
+    want = np.nan
+    if (close_long[k] and position > 0.0) or (close_short[k] and position < 0.0):
+        want = 0.0
+    a = amount[k]
+    if not np.isnan(a):
+        u = unit[0]
+        equity = 0.0
+        if u == UNIT_EQUITY_FRACTION:
+            p = state.params[i]
+            equity = state.account[0]["balance_settle"] + pnl_nb(
+                p["contract_kind"], position, p["face_value"], s["entry_price"], s["mark_price"]
+            )
+        want = target_contracts_nb(state.params[i], u, a, s["last_price"], equity)
+    if np.isnan(want) or want == position:
+        return 0.0
+    return want - position
+
+
+@njit(cache=True)
+def signal_orders_nb(state, signals, k) -> bool:
+    """At the close of bar ``k``: the market order of :func:`signal_delta_nb`, validated at
+    once (as the jit path validates orders after its callback). True when one was placed."""
+    delta = signal_delta_nb(state, 0, signals, k)
     if delta == 0.0 or not np.isfinite(delta):
-        return
+        return False
     place_order_nb(
         state.account,
         state.orders,
@@ -93,6 +164,7 @@ def signal_orders_nb(state, entries, exits, size, k) -> None:
         np.nan,
     )
     accept_state_orders_nb(state, state.account[0]["ts_ns"])
+    return True
 
 
 @njit(cache=True)
@@ -140,13 +212,18 @@ def needs_full_check_nb(s, mc_ratio, buffer) -> bool:
 
 
 @njit(cache=True)
-def run_signals_nb(state, capacities, entries, exits, size) -> int:
+def run_signals_nb(state, capacities, signals) -> int:
     """Replay until the end of data or a full buffer; returns a Status.
 
     ``state`` is the :class:`~backtester.engine.state_nb.EngineState` of one instrument with
-    bars and no trades; ``entries[k]`` / ``exits[k]`` act at the close of bar row ``k``;
-    ``size = [contracts, direction]``. On BUFFER_FULL no event was consumed: grow and call
-    again. Mutates: every state and record array.
+    bars and no trades; ``signals`` (see :func:`signal_delta_nb`) act at the close of bar row
+    ``k``. On BUFFER_FULL no event was consumed: grow and call again. Mutates: every state and
+    record array.
+
+    Every event goes through the general loop's step functions (``handle_<kind>_nb``), in the
+    order of :class:`~backtester.enums.EventKind`; what is specialised is the choice of the
+    next event (four streams of one instrument, their next times kept in locals) and the
+    head-room check (once per ``free // need`` events).
     """
     account = state.account
     acc = account[0]
@@ -156,33 +233,27 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
     mark = state.mark
     funding = state.funding
     bars = state.bars
-    equity = state.equity
-    tiers = state.tiers
-    mc_ratio = acc["margin_call_buffer_ratio"]
-    method = p["mark_price_method"]
-    alpha = ema_alpha_nb(p["mark_ema_span"])
     daily_settlement = p["daily_settlement"]
     equity_interval = acc["equity_interval_ns"]
     bar_interval = s["bar_interval_ns"]
-    target = size[1] * size[0]
+    amount, close_long, close_short, _ = signals
+    unchecked = 0  # events that may run before the record buffers' head-room is checked again
+    equity = state.equity
+    tiers = state.tiers
     tier_size = np.nan  # the cached tier row is valid for a position of this size
     tier_row = -1
-    upl = mm = buffer = ratio = np.nan
-    equity_aligned = False
-    unchecked = 0  # events that may run before the record buffers' head-room is checked again
-    # The cursors and each stream's next timestamp live in locals (written back to the
-    # position row as they move): loaded from the row, they would be re-read after every
-    # store to a record, which the compiler cannot tell apart from the row.
-    c_index, e_index = s["c_index"], s["e_index"]
-    c_mark, e_mark = s["c_mark"], s["e_mark"]
-    c_funding, e_funding = s["c_funding"], s["e_funding"]
-    c_bar, e_bar = s["c_bar"], s["e_bar"]
-    t_index = index[c_index]["ts_ns"] if c_index < e_index else NO_EVENT
-    t_mark = mark[c_mark]["ts_ns"] if c_mark < e_mark else NO_EVENT
-    t_funding = funding[c_funding]["ts_ns"] if c_funding < e_funding else NO_EVENT
-    t_bar = bars[c_bar]["ts_ns"] + bar_interval if c_bar < e_bar else NO_EVENT
-    next_settlement = s["next_settlement_ns"]
-    next_equity = acc["next_equity_ns"]
+    method = p["mark_price_method"]
+    alpha = ema_alpha_nb(p["mark_ema_span"])
+    nearest = acc["bar_path"] == 1
+    mc_ratio = acc["margin_call_buffer_ratio"]
+    check = False  # a mark update of an open position awaits the liquidation check
+    t_index = index[s["c_index"]]["ts_ns"] if s["c_index"] < s["e_index"] else NO_EVENT
+    t_mark = mark[s["c_mark"]]["ts_ns"] if s["c_mark"] < s["e_mark"] else NO_EVENT
+    t_funding = funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
+    t_bar = NO_EVENT
+    k_bar = EventKind.BAR
+    if s["c_bar"] < s["e_bar"]:
+        t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
     while True:
         if unchecked == 0:
             # run_until_nb checks ``need`` free rows before every event; an event writes at
@@ -194,124 +265,138 @@ def run_signals_nb(state, capacities, entries, exits, size) -> int:
                 return BUFFER_FULL
             unchecked = free // need
         unchecked -= 1
-        # the next event of the one instrument: index → mark → funding → bar at one time
-        ts = t_index
-        kind = EventKind.INDEX
-        if t_mark < ts:
+        # next_event_nb over the one instrument's streams (EventKind order at one time)
+        ts = t_bar
+        kind = k_bar
+        if t_index < ts or (t_index == ts and kind > EventKind.INDEX):
+            ts = t_index
+            kind = EventKind.INDEX
+        if t_mark < ts or (t_mark == ts and kind > EventKind.MARK):
             ts = t_mark
             kind = EventKind.MARK
-        if t_funding < ts:
+        if t_funding < ts or (t_funding == ts and kind > EventKind.FUNDING):
             ts = t_funding
             kind = EventKind.FUNDING
-        if t_bar < ts:
-            ts = t_bar
-            kind = EventKind.BAR
         if ts == NO_EVENT:
             return END_OF_DATA
+        if acc["equity_pending"] and ts > acc["ts_ns"]:
+            q = s["contracts"]
+            if q == 0.0 or (
+                s["margin_mode"] == MarginMode.ISOLATED and np.isfinite(s["mark_price"])
+            ):
+                # record_equity_nb's row for one isolated instrument, with the tier row cached
+                # while the size is unchanged (a table by contracts)
+                row_upl = 0.0
+                row_mm = 0.0
+                row_ratio = np.nan
+                if q != 0.0:
+                    size_abs = abs(q)
+                    if size_abs != tier_size:
+                        tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                    upl, mm, _, row_ratio = isolated_metrics_nb(s, p, tiers[tier_row])
+                    # added to 0.0 as record_equity_nb sums them (so -0.0 is written as 0.0)
+                    row_upl += upl
+                    row_mm += mm
+                n = acc["n_equity"]
+                equity_row_nb(equity[n], acc, s, acc["ts_ns"], row_upl, row_mm, row_ratio)
+                acc["n_equity"] = n + 1
+            else:
+                record_equity_nb(state, acc["ts_ns"])
+            acc["equity_pending"] = False
         acc["ts_ns"] = ts
-        if daily_settlement and ts >= next_settlement:
+        if ts >= acc["next_tier_switch_ns"]:
+            switch_tiers_nb(state, ts)
+            tier_size = np.nan  # the cached tier row was of the previous table
+        if daily_settlement and settlement_due_nb(ts, kind, s["next_settlement_ns"]):
             apply_settlement_nb(
                 account, state.positions, state.params, state.settlements, state.ledger, 0, ts
             )
-            next_settlement = next_settlement_ns_nb(ts, p["settlement_offset_ns"])
-            s["next_settlement_ns"] = next_settlement
-        # one event, or an index point and the bar that closes at its time (the common pair:
-        # run_until_nb's next event, handled here without the selection and checks above)
-        while True:
-            fresh = False  # upl, mm, ratio hold the open isolated position's metrics now
-            mark_moved = False
-            if kind == EventKind.INDEX:
-                # handle_index_nb, keeping the metrics of the liquidation check
-                s["index_price"] = index[c_index]["price"]
-                c_index += 1
-                s["c_index"] = c_index
-                t_index = index[c_index]["ts_ns"] if c_index < e_index else NO_EVENT
-                if update_mark_from_index_nb(s, p, funding, ts, alpha):
-                    mark_moved = True
-            elif kind == EventKind.BAR:
-                row = c_bar
-                if acc["n_active"] > 0 or method == MarkPriceMethod.LAST:
-                    handle_bar_nb(state, 0, ts)
-                else:  # handle_bar_nb with nothing to fill and the mark not on the last price
-                    s["c_bar"] = row + 1
-                    s["last_price"] = bars[row]["close"]
-                    acc["wake_ref"] = row
-                c_bar = row + 1
-                t_bar = bars[c_bar]["ts_ns"] + bar_interval if c_bar < e_bar else NO_EVENT
-            elif kind == EventKind.MARK:
-                price = mark[c_mark]["price"]
-                c_mark += 1
-                s["c_mark"] = c_mark
-                t_mark = mark[c_mark]["ts_ns"] if c_mark < e_mark else NO_EVENT
-                if method == MarkPriceMethod.HISTORICAL:
-                    s["mark_price"] = price
-                    mark_moved = True
-            else:
-                handle_funding_nb(state, 0, ts)
-                c_funding += 1
-                t_funding = funding[c_funding]["ts_ns"] if c_funding < e_funding else NO_EVENT
-            if mark_moved and (s["contracts"] != 0.0 or s["margin_call_active"]):
-                # liquidation_after_mark_nb, its fast exit settled from metrics kept for the
-                # equity row
-                buffer = np.nan
-                if (
-                    s["contracts"] != 0.0
-                    and s["margin_mode"] == MarginMode.ISOLATED
-                    and not s["margin_call_active"]
-                    and np.isfinite(s["mark_price"])
+            s["next_settlement_ns"] = next_settlement_ns_nb(ts, p["settlement_offset_ns"])
+        if acc["clawback_period_ns"] > 0 and ts >= acc["next_clawback_ns"]:
+            # the period's clawback of what the insurance fund could not cover (run_until_nb)
+            apply_period_clawback_nb(
+                account, state.positions, state.params, state.settlements, state.adl,
+                state.ledger, ts,
+            )  # fmt: skip
+        if kind == EventKind.INDEX:
+            c = s["c_index"]
+            if s["index_interval_ns"] == 0:
+                # handle_index_nb on a point stream, its liquidation check's fast exit settled
+                # from the cached tier row (below)
+                s["index_swap"] = False
+                s["index_price"] = index[c]["price"]
+                s["c_index"] = c + 1
+                if update_mark_from_index_nb(s, p, funding, ts, alpha) and (
+                    s["contracts"] != 0.0 or s["margin_call_active"]
                 ):
-                    size_abs = abs(s["contracts"])
-                    if size_abs != tier_size:
-                        tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
-                    upl, mm, buffer, ratio = isolated_metrics_nb(s, p, tiers[tier_row])
-                    fresh = True
-                if needs_full_check_nb(s, mc_ratio, buffer):
-                    liquidation_after_mark_nb(state, 0, ts)
-                    fresh = False
-            if equity_interval > 0 and ts >= next_equity:
-                q = s["contracts"]
-                isolated = s["margin_mode"] == MarginMode.ISOLATED
-                if q == 0.0 or (isolated and np.isfinite(s["mark_price"])):
-                    # record_equity_nb's row for one isolated instrument, from the kept metrics
-                    row_upl = 0.0
-                    row_mm = 0.0
-                    row_ratio = np.nan
-                    if q != 0.0:
-                        if not fresh:
-                            size_abs = abs(q)
-                            if size_abs != tier_size:
-                                tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
-                            upl, mm, buffer, ratio = isolated_metrics_nb(s, p, tiers[tier_row])
-                        row_upl += upl
-                        row_mm += mm
-                        row_ratio = ratio
-                    n = acc["n_equity"]
-                    equity_row_nb(equity[n], acc, s, ts, row_upl, row_mm, row_ratio)
-                    acc["n_equity"] = n + 1
+                    set_trigger_nb(s, PriceStream.INDEX, PathPoint.POINT, ts)
+                    check = True
+            else:
+                handle_index_nb(state, 0, ts)
+            t_index = index[c + 1]["ts_ns"] if c + 1 < s["e_index"] else NO_EVENT
+        elif kind == EventKind.MARK:
+            c = s["c_mark"]
+            if s["mark_interval_ns"] == 0:
+                # handle_mark_nb on a point stream (fast exit as above)
+                s["mark_swap"] = False
+                s["c_mark"] = c + 1
+                if method == MarkPriceMethod.HISTORICAL:
+                    s["mark_price"] = mark[c]["price"]
+                    if s["contracts"] != 0.0 or s["margin_call_active"]:
+                        set_trigger_nb(s, PriceStream.MARK, PathPoint.POINT, ts)
+                        check = True
+            else:
+                handle_mark_nb(state, 0, ts)
+            t_mark = mark[c + 1]["ts_ns"] if c + 1 < s["e_mark"] else NO_EVENT
+        elif kind == EventKind.FUNDING:
+            handle_funding_nb(state, 0, ts)
+            t_funding = (
+                funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
+            )
+        else:
+            # with no working order and the mark not on the last price, a bar's open and path
+            # only move the last price (what handle_bar_open_nb / handle_bar_path_nb do then)
+            quiet = acc["n_active"] == 0 and method != MarkPriceMethod.LAST
+            if kind == EventKind.BAR_OPEN:
+                if quiet and not s["fill_on_trades"]:
+                    s["bar_phase"] = 1
+                    s["bar_fills"] = True
+                    s["last_price"] = bars[s["c_bar"]]["open"]
                 else:
-                    record_equity_nb(state, ts)
-                if equity_aligned:  # a multiple of the interval since the first row
-                    next_equity = next_boundary_nb(ts, next_equity, equity_interval)
+                    handle_bar_open_nb(state, 0, ts)
+            elif kind == EventKind.BAR_PATH:
+                if quiet:
+                    _, end, _ = bar_path_step_nb(s, bars[s["c_bar"]], s["bar_phase"], nearest)
+                    s["last_price"] = end
                 else:
-                    next_equity = (ts // equity_interval + 1) * equity_interval
-                    equity_aligned = True
-                acc["next_equity_ns"] = next_equity
-            if kind == EventKind.BAR:
-                k = c_bar - 1
-                if exits[k] or (entries[k] and s["contracts"] != target):
-                    signal_orders_nb(state, entries, exits, size, k)
-                    unchecked = 0  # more working orders: a larger head-room from now on
-                break
+                    handle_bar_path_nb(state, 0, ts)
+            else:
+                handle_bar_nb(state, 0, ts)
+            t_bar = NO_EVENT
+            if s["c_bar"] < s["e_bar"]:
+                t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
+        if check:
+            # liquidation_after_mark_nb, its fast exit (isolated, far from the threshold)
+            # decided from the cached tier row
+            check = False
+            buffer = np.nan
             if (
-                kind != EventKind.INDEX
-                or t_bar != ts
-                or t_index == ts
-                or t_mark == ts
-                or t_funding == ts
-                or unchecked == 0
+                s["contracts"] != 0.0
+                and s["margin_mode"] == MarginMode.ISOLATED
+                and not s["margin_call_active"]
+                and np.isfinite(s["mark_price"])
             ):
-                break
-            # the bar is next: nothing else at this time comes before it, its head-room is
-            # covered, and the settlement at this time (if any) has been applied
-            unchecked -= 1
-            kind = EventKind.BAR
+                size_abs = abs(s["contracts"])
+                if size_abs != tier_size:
+                    tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                _, _, buffer, _ = isolated_metrics_nb(s, p, tiers[tier_row])
+            if needs_full_check_nb(s, mc_ratio, buffer):
+                liquidation_after_mark_nb(state, 0, ts)
+        if equity_interval > 0 and ts >= acc["next_equity_ns"]:
+            acc["equity_pending"] = True
+            acc["next_equity_ns"] = (ts // equity_interval + 1) * equity_interval
+        if kind == EventKind.BAR:
+            k = s["c_bar"] - 1
+            signalled = close_long[k] or close_short[k] or not np.isnan(amount[k])
+            if signalled and signal_orders_nb(state, signals, k):
+                unchecked = 0  # more working orders: a larger head-room from now on

@@ -142,7 +142,8 @@ def pnl_attribution(result: Result) -> pd.Series:
         ``math.fsum(series) == result.final_balance_settle − result.initial_balance_settle``
         exactly. ``series.attrs`` holds ``total_settle`` (final − initial),
         ``settle_currency`` and ``funding_rate_sources`` — the number of funding payments whose
-        rate was historical vs computed from the premium index.
+        rate was historical vs computed from the premium index — and
+        ``funding_computed_settle``, the net funding of the computed ones.
     """
     ledger = result.records["ledger"]
     changes = np.asarray(ledger["amount_settle"], dtype=np.float64)
@@ -162,4 +163,9 @@ def pnl_attribution(result: Result) -> pd.Series:
         member.name.lower(): int(np.count_nonzero(sources == member))
         for member in FundingRateSource
     }
+    # the funding lines' share whose rate was computed from the premium (no history)
+    payments = result.records["funding_payments"]["payment_settle"]
+    series.attrs["funding_computed_settle"] = math.fsum(
+        payments[sources == int(FundingRateSource.COMPUTED)].tolist()
+    )
     return series

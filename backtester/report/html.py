@@ -1,27 +1,18 @@
-"""The HTML report: one self-contained, offline file with plotly charts and tables.
+"""The HTML report of a run: entry points and the min/max downsampling of long series.
 
-plotly.js is inlined once (``include_plotlyjs=True`` on the first chart only); there are no CDN
-links and no external fonts, so the file opens without a network. Every user-supplied name
-(strategy, parameters, symbols, config values) goes through :func:`html.escape`. Long price and
-equity series are downsampled for display with min/max-preserving buckets (at most
-``max_points`` per series, the extremes of each bucket kept), while every fill and liquidation is
-drawn as a marker.
+The page itself (sections, charts, tables) is built in :mod:`backtester.report.page`; it works
+offline (no CDN links, no external fonts), with plotly.js inlined or shared by relative path.
+Every user-supplied name goes through :func:`backtester.report.escape.esc`. Long series are
+downsampled for display with min/max-preserving buckets (:func:`downsample_minmax`).
 """
 
 from __future__ import annotations
 
-import html
-import json
-import math
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
-
-from backtester.enums import Liquidity, Side
 
 if TYPE_CHECKING:
     from backtester.results import Result
@@ -76,156 +67,6 @@ def downsample_minmax(
     return x[keep], y[keep]
 
 
-def _times(ts_ns: np.ndarray) -> np.ndarray:
-    """Milliseconds since the epoch as float64 (UTC).
-
-    Plotly date axes take epoch milliseconds; a float64 array is embedded as compact base64,
-    where datetime strings would take about four times the space.
-    """
-    return np.asarray(ts_ns, dtype=np.int64) // 1_000_000 * 1.0
-
-
-def _layout(fig: go.Figure, title: str, height: int = 380, time_axis: bool = True) -> go.Figure:
-    fig.update_layout(
-        title={"text": html.escape(title), "x": 0.01},
-        height=height,
-        margin={"l": 60, "r": 20, "t": 40, "b": 40},
-        legend={"orientation": "h", "y": -0.15},
-        template="plotly_white",
-        font={"family": "Arial, sans-serif"},
-    )
-    if time_axis:  # x values are epoch milliseconds (see _times)
-        fig.update_xaxes(type="date")
-    return fig
-
-
-def _price_figure(result: Result, index: int) -> go.Figure:
-    symbol = result.instruments[index]
-    fig = go.Figure()
-    streams = dict(result.price_series.get(symbol, {}))
-    mark = streams.get("mark")
-    if (mark is None or len(mark) == 0) and index == 0 and len(result.records["equity"]):
-        # the engine computed the mark; the equity records carry it for the first instrument
-        equity = result.records["equity"]
-        streams["mark"] = np.rec.fromarrays(
-            [equity["ts_ns"], equity["mark_price"]], names=["ts_ns", "price"]
-        )
-    for name in ("last", "mark", "index"):
-        array = streams.get(name)
-        if array is None or len(array) == 0:
-            continue
-        x, y = downsample_minmax(np.asarray(array["ts_ns"]), np.asarray(array["price"], float))
-        fig.add_trace(go.Scattergl(x=_times(x), y=y, mode="lines", name=f"{name} price"))
-    fills = result.records["fills"]
-    fills = fills[fills["instrument"] == index]
-    for side, label, marker in (
-        (Side.BUY, "buys", "triangle-up"),
-        (Side.SELL, "sells", "triangle-down"),
-    ):
-        mine = fills[(fills["side"] == side) & (fills["liquidity"] <= Liquidity.TAKER)]
-        if len(mine):
-            fig.add_trace(go.Scattergl(
-                x=_times(mine["ts_ns"]), y=mine["price"], mode="markers", name=label,
-                marker={"symbol": marker, "size": 9,
-                        "color": "#1a9850" if side == Side.BUY else "#d73027"},
-            ))  # fmt: skip
-    liq = result.records["liquidations"]
-    liq = liq[liq["instrument"] == index]
-    if len(liq):
-        fig.add_trace(go.Scatter(
-            x=_times(liq["ts_ns"]), y=liq["fill_price"], mode="markers", name="liquidations",
-            marker={"symbol": "x", "size": 14, "color": "black"},
-        ))  # fmt: skip
-    return _layout(fig, f"{symbol}: prices, entries, exits and liquidations", 440)
-
-
-def _equity_figure(result: Result) -> go.Figure:
-    equity = result.records["equity"]
-    ts = np.asarray(equity["ts_ns"])
-    values = np.asarray(equity["equity_settle"], dtype=np.float64)
-    peak = np.fmax.accumulate(values) if len(values) else values
-    drawdown = np.where(peak > 0, values / np.where(peak == 0, 1, peak) - 1.0, 0.0)
-    fig = go.Figure()
-    x, y = downsample_minmax(ts, values, SECONDARY_MAX_POINTS)
-    fig.add_trace(go.Scattergl(x=_times(x), y=y, name=f"equity ({result.settle_currency})"))
-    x, y = downsample_minmax(ts, drawdown, SECONDARY_MAX_POINTS)
-    fig.add_trace(
-        go.Scattergl(
-            x=_times(x),
-            y=y,
-            name="drawdown",
-            yaxis="y2",
-            fill="tozeroy",
-            line={"color": "rgba(215,48,39,0.6)", "width": 1},
-            fillcolor="rgba(215,48,39,0.15)",
-        )
-    )
-    fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%",
-                              "showgrid": False})  # fmt: skip
-    return _layout(fig, "Equity and drawdown")
-
-
-def _attribution_figure(attribution: pd.Series, currency: str) -> go.Figure:
-    shown = attribution[attribution != 0.0]
-    fig = go.Figure(go.Waterfall(
-        x=[*[str(k).removesuffix("_settle") for k in shown.index], "total"],
-        y=[*shown.tolist(), 0.0],
-        measure=[*["relative"] * len(shown), "total"],
-    ))  # fmt: skip
-    return _layout(fig, f"PnL attribution ({currency})", time_axis=False)
-
-
-def _funding_figure(result: Result) -> go.Figure:
-    payments = result.records["funding_payments"]
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=_times(payments["ts_ns"]), y=np.cumsum(payments["payment_settle"]),
-        name="cumulative funding", line={"shape": "hv"},
-    ))  # fmt: skip
-    return _layout(fig, f"Cumulative funding ({result.settle_currency}; < 0 paid)")
-
-
-def _margin_figure(result: Result, threshold: tuple[float, str] | None) -> go.Figure:
-    equity = result.records["equity"]
-    x, y = downsample_minmax(
-        np.asarray(equity["ts_ns"]),
-        np.asarray(equity["margin_ratio"], dtype=np.float64),
-        SECONDARY_MAX_POINTS,
-    )
-    fig = go.Figure(go.Scattergl(x=_times(x), y=y, name="margin ratio"))
-    if threshold is not None and len(x):
-        fig.add_hline(
-            y=threshold[0],
-            line={"dash": "dash", "color": "#d73027"},
-            annotation_text=html.escape(threshold[1]),
-        )
-    return _layout(fig, "Margin ratio (venue definition) against the maintenance threshold")
-
-
-def _mark_last_figure(result: Result) -> go.Figure:
-    equity = result.records["equity"]
-    ts = np.asarray(equity["ts_ns"])
-    fig = go.Figure()
-    for field in ("last_price", "mark_price"):
-        x, y = downsample_minmax(
-            ts, np.asarray(equity[field], dtype=np.float64), SECONDARY_MAX_POINTS
-        )
-        fig.add_trace(go.Scattergl(x=_times(x), y=y, name=field.replace("_", " ")))
-    basis = np.asarray(equity["mark_price"] - equity["last_price"], dtype=np.float64)
-    x, y = downsample_minmax(ts, basis, SECONDARY_MAX_POINTS)
-    fig.add_trace(
-        go.Scattergl(
-            x=_times(x),
-            y=y,
-            name="mark − last (right axis)",
-            yaxis="y2",
-            line={"width": 1, "color": "rgba(120,120,120,0.6)"},
-        )
-    )
-    fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "showgrid": False})
-    return _layout(fig, "Mark vs last price")
-
-
 def _threshold(result: Result) -> tuple[float, str] | None:
     """Where the venue's displayed margin ratio triggers liquidation (first instrument).
 
@@ -252,99 +93,33 @@ def _threshold(result: Result) -> tuple[float, str] | None:
 
 
 def build_figures(result: Result) -> list[tuple[str, go.Figure]]:
-    """The report's charts as (id, figure) pairs, in page order."""
-    from backtester.report.attribution import pnl_attribution
+    """The report's charts as (id, figure) pairs, in page order (:mod:`.page`)."""
+    from backtester.report.page import build_figures as page_figures
 
-    figures = [(f"price-{i}", _price_figure(result, i)) for i in range(len(result.instruments))]
-    figures += [
-        ("equity", _equity_figure(result)),
-        ("attribution", _attribution_figure(pnl_attribution(result), result.settle_currency)),
-        ("funding", _funding_figure(result)),
-        ("margin", _margin_figure(result, _threshold(result))),
-        ("mark-last", _mark_last_figure(result)),
-    ]
-    return figures
+    return page_figures(result)
 
 
-def _table(frame: pd.DataFrame, table_id: str) -> str:
-    body = frame.to_html(
-        index=False, escape=True, border=0, na_rep="", float_format="{:.8g}".format
-    )
-    body = body.replace('<table class="dataframe">', f'<table id="{table_id}">', 1)
-    body = re.sub(r">\s+<", "><", body)  # pandas indents every cell; 10k rows add up
-    return f'<div class="scroll">{body}</div>'
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
-
-
-def write_html(result: Result, path: str | Path) -> Path:
+def write_html(
+    result: Result,
+    path: str | Path,
+    *,
+    plotly_js: str = "inline",
+    shared_dir: str | Path | None = None,
+) -> Path:
     """Write the report to ``path`` (parent folders created) and return the path.
 
-    The file contains: the run's title and key metrics, price (last/mark/index) with entries,
-    exits and liquidation markers, equity and drawdown, the PnL attribution waterfall,
-    cumulative funding, margin ratio against the maintenance threshold, mark vs last, and tables
-    of metrics, attribution, fills, funding payments and liquidations, plus the configuration.
+    Sections and options: :mod:`backtester.report.page`. ``plotly_js="inline"`` (default)
+    makes one self-contained file; ``"shared"`` writes plotly.js once into ``shared_dir``
+    (default: the page's folder) and loads it by a relative path.
     """
-    from backtester.report.attribution import pnl_attribution
-    from backtester.report.liquidations import liquidation_report
-    from backtester.report.metrics import compute_metrics
+    from backtester.report.outputs import _atomic_write
+    from backtester.report.page import render_report
 
     target = Path(path)
-    metrics = compute_metrics(result)
-    attribution = pnl_attribution(result)
-    strategy = str(result.config.get("strategy", "backtest"))
-    title = f"{strategy} — {', '.join(result.instruments)}"
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-    ]
-    parts.append("<h2>Key metrics</h2>")
-    metric_frame = pd.DataFrame(
-        {"metric": list(metrics), "value": [_fmt(v) for v in metrics.values()]}
-    )
-    att_frame = pd.DataFrame({"line": list(attribution.index), "amount": attribution.to_numpy()})
-    parts.append(f"<div class='grid'>{_table(metric_frame, 'metrics-table')}"
-                 f"{_table(att_frame, 'attribution-table')}</div>")  # fmt: skip
-    sources = attribution.attrs["funding_rate_sources"]
-    parts.append(
-        "<p>Funding rates: "
-        + ", ".join(f"{html.escape(k)} {v}" for k, v in sources.items())
-        + f". Balance change {attribution.attrs['total_settle']:.10g} "
-        f"{html.escape(result.settle_currency)}.</p>"
-    )
-    first = True
-    for chart_id, figure in build_figures(result):
-        parts.append(figure.to_html(
-            full_html=False, include_plotlyjs=first, div_id=chart_id,
-            config={"displaylogo": False, "responsive": True},
-        ))  # fmt: skip
-        first = False
-    liquidations = liquidation_report(result).drop(columns=["margin_ratio_path_times"])
-    liquidations["margin_ratio_path"] = [
-        " ".join(f"{v:.4g}" for v in path) for path in liquidations["margin_ratio_path"]
-    ]
-    from backtester.rejections import notes_html
-
-    parts.append(notes_html(result))  # rejected orders, position open at the end
-    parts.append(f"<h2>Liquidations ({len(liquidations)})</h2>")
-    parts.append(_table(liquidations, "liquidations-table"))
-    fills = result.fills.drop(columns=["ts_ns"])
-    parts.append(f"<h2>Trades / fills ({len(fills)})</h2>")
-    parts.append(_table(fills, "fills-table"))
-    funding = result.funding_payments.drop(columns=["ts_ns"])
-    parts.append(f"<h2>Funding payments ({len(funding)})</h2>")
-    parts.append(_table(funding, "funding-table"))
-    parts.append("<h2>Configuration</h2>")
-    config_text = json.dumps(result.config, indent=2, default=str, sort_keys=True)
-    parts.append(f"<pre id='config'>{html.escape(config_text)}</pre>")
-    parts.append("</body></html>")
     target.parent.mkdir(parents=True, exist_ok=True)
-    from backtester.report.outputs import _atomic_write
-
-    _atomic_write(target, "\n".join(parts).encode("utf-8"))
+    text = render_report(
+        result, target, plotly_js=plotly_js,
+        shared_dir=Path(shared_dir) if shared_dir is not None else None,
+    )  # fmt: skip
+    _atomic_write(target, text.encode("utf-8"))
     return target

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from backtester.enums import Side
+from backtester.enums import PathPoint, PriceStream, Side
 
 if TYPE_CHECKING:
     from backtester.results import Result
@@ -33,9 +33,13 @@ def liquidation_report(result: Result, path_samples: int = 20) -> pd.DataFrame:
         ``mark_price`` (at the trigger), ``liquidation_price``, ``bankruptcy_price``,
         ``fill_price``, ``market_price``, ``margin_ratio`` (venue's, at the trigger),
         ``loss_settle`` (> 0 is a loss), ``fee_settle``, ``insurance_fund_delta_settle``
-        (> 0 the fund gained), ``margin_ratio_path`` (list of the equity records' margin ratio
-        over the last ``path_samples`` samples up to the trigger) and ``margin_ratio_path_times``
-        (their UTC times).
+        (> 0 the fund gained), ``insurance_fund_after_settle`` (the venue's fund after the
+        step, see the ``insurance_fund_settle`` option of ``backtest``), ``margin_ratio_path``
+        (list of the equity records' margin ratio over the last ``path_samples`` samples up to
+        the trigger), ``margin_ratio_path_times`` (their UTC times) and ``trigger`` (which price
+        update triggered it, e.g. "triggered on the low of the 2024-08-05 10:00 mark candle":
+        :func:`trigger_text`). One row per step: a partial liquidation's steps and the takeover
+        that may follow, and in cross mode one row per position taken over.
     """
     if path_samples < 1:
         raise ValueError(f"path_samples: expected >= 1, got {path_samples!r}")
@@ -71,8 +75,51 @@ def liquidation_report(result: Result, path_samples: int = 20) -> pd.DataFrame:
             "loss_settle": records["loss_settle"],
             "fee_settle": records["fee_settle"],
             "insurance_fund_delta_settle": records["insurance_fund_delta_settle"],
+            "insurance_fund_after_settle": records["insurance_fund_after_settle"],
             "margin_ratio_path": pd.Series(paths, dtype=object),
             "margin_ratio_path_times": pd.Series(times, dtype=object),
+            "trigger": [
+                trigger_text(int(s), int(p), int(c))
+                for s, p, c in zip(
+                    records["trigger_stream"].tolist(),
+                    records["trigger_point"].tolist(),
+                    records["trigger_candle_ns"].tolist(),
+                    strict=True,
+                )
+            ],
         }
     )
     return frame
+
+
+_STREAM_WORDS = {
+    PriceStream.INDEX: "index",
+    PriceStream.MARK: "mark",
+    PriceStream.BARS: "trade",
+    PriceStream.TRADES: "trade",
+}
+_STREAM_NOTE = {
+    PriceStream.INDEX: " (mark computed from the index)",
+    PriceStream.BARS: " (mark = last price)",
+    PriceStream.TRADES: " (mark = last price)",
+}
+
+
+def trigger_text(stream: int, point: int, candle_ns: int) -> str:
+    """One line saying which price update triggered a liquidation, from the record's
+    ``trigger_stream`` (PriceStream), ``trigger_point`` (PathPoint) and ``trigger_candle_ns``:
+    "triggered on the low of the 2024-08-05 10:00 mark candle", "triggered on the mark point of
+    2024-08-05 10:00:00", "triggered on the trade of ...". Candle paths are replayed as open,
+    adverse extreme (at a third of the interval), other extreme (two thirds), close
+    (:func:`backtester.data.market.candle_path_points`)."""
+    if stream == PriceStream.NONE or point == PathPoint.NONE:
+        return "not triggered by a price update"
+    when = pd.Timestamp(candle_ns, unit="ns", tz="UTC")
+    word = _STREAM_WORDS[PriceStream(stream)]
+    note = _STREAM_NOTE.get(PriceStream(stream), "")
+    if point == PathPoint.TICK:
+        return f"triggered on the trade of {when.isoformat()}{note}"
+    if point == PathPoint.POINT:
+        return f"triggered on the {word} point of {when.strftime('%Y-%m-%d %H:%M:%S')}{note}"
+    name = PathPoint(point).name.lower()
+    return f"triggered on the {name} of the {when.strftime('%Y-%m-%d %H:%M')} {word} candle{note}"

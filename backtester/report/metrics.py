@@ -315,6 +315,22 @@ def compute_metrics(
             "worst_margin_ratio": _worst_margin_ratio(result),
         }
     )
+    # the venue's insurance fund as the run left it, and the clawback taken for what it could
+    # not cover (engine.backtest option insurance_fund_settle; MECHANICS.md §6)
+    fund = result.config.get("insurance_fund", {})
+    ledger = records["ledger"]
+    metrics.update(
+        {
+            "insurance_fund_start_settle": float(fund.get("start_settle", math.nan)),
+            "insurance_fund_end_settle": float(fund.get("end_settle", math.nan)),
+            "uncovered_deficit_pending_settle": float(
+                fund.get("uncovered_deficit_pending_settle", 0.0)
+            ),
+            "clawback_settle": -math.fsum(
+                ledger["amount_settle"][ledger["kind"] == LedgerKind.CLAWBACK]
+            ),
+        }
+    )
     metrics["turnover_ratio"] = metrics["turnover_settle"] / initial if initial else math.nan
     inverse = any(k == ContractKind.INVERSE for k in result.contract_kinds)
     if inverse and len(equity_records):

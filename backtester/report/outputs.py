@@ -10,7 +10,11 @@ Layout of a run directory::
     <kind>.csv           with ``csv=True`` only: readable copies (timestamps, enum names,
                          symbols) of ledger, fills, liquidations, equity, funding_payments, orders
     price_series.parquet symbol, series ("last" | "mark" | "index"), ts_ns, price
-    report.html          the HTML report
+    plots.parquet        indicator series the strategy registered: name, ts_ns, value
+    trades.parquet       round trips (backtester.report.trades; duration in seconds), and
+                         trades.csv with ``csv=True``
+    report.html          the HTML report; plotly.js is shared from the parent folder
+                         (plotly-<version>.min.js) unless self_contained
 
 Every file is written to a temporary name in the same directory and moved into place with
 ``os.replace``, so a crash never leaves a half-written file under the final name.
@@ -106,7 +110,14 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-def save_run(result: Result, directory: str | Path, *, csv: bool = False) -> Path:
+def save_run(
+    result: Result,
+    directory: str | Path,
+    *,
+    self_contained: bool = False,
+    shared_dir: str | Path | None = None,
+    csv: bool = False,
+) -> Path:
     """Write a run's outputs to ``directory`` (created if needed); returns the directory.
 
     Parameters
@@ -115,6 +126,12 @@ def save_run(result: Result, directory: str | Path, *, csv: bool = False) -> Pat
         The backtest result.
     directory
         Target folder, usually ``reports/<run name>``.
+    self_contained
+        Inline plotly.js into report.html (one file, about 4.6 MB more) instead of sharing one
+        ``plotly-<version>.min.js`` in the parent folder with every report there.
+    shared_dir
+        Folder of that shared copy instead of the parent folder (a sweep's run reports share
+        the sweep folder's).
     csv
         Also write the readable CSV copies (``backtester run --csv``). Off by default: Parquet
         holds the same records in a fraction of the space (a one-year 1-minute run wrote
@@ -170,8 +187,34 @@ def save_run(result: Result, directory: str | Path, *, csv: bool = False) -> Pat
         }
     )
     _atomic_write(root / "price_series.parquet", _parquet_bytes(prices))
-    write_html(result, root / "report.html")
+    names = [name for name, (t, _) in result.plots.items() for _ in range(len(t))]
+    plots = pa.table({
+        "name": pa.array(names, type=pa.string()),
+        "ts_ns": np.concatenate([t for t, _ in result.plots.values()] or [np.zeros(0, np.int64)]),
+        "value": np.concatenate([v for _, v in result.plots.values()] or [np.zeros(0)]),
+    })  # fmt: skip
+    _atomic_write(root / "plots.parquet", _parquet_bytes(plots))
+    from backtester.report.trades import round_trips
+
+    trades = round_trips(result).reset_index(drop=True)
+    trades.insert(trades.columns.get_loc("duration"), "duration_s",
+                  trades["duration"].dt.total_seconds())  # fmt: skip
+    trades = trades.drop(columns=["duration"])
+    _atomic_write(root / "trades.parquet", _parquet_bytes(pa.Table.from_pandas(trades)))
+    if csv:
+        _atomic_write(root / "trades.csv", _csv_bytes(trades))
+    options = report_plotly(root, self_contained)
+    if shared_dir is not None and not self_contained:
+        options["shared_dir"] = Path(shared_dir)
+    write_html(result, root / "report.html", **options)
     return root
+
+
+def report_plotly(directory: Path, self_contained: bool) -> dict[str, Any]:
+    """write_html options: plotly.js inlined, or shared from ``directory``'s parent folder."""
+    if self_contained:
+        return {"plotly_js": "inline"}
+    return {"plotly_js": "shared", "shared_dir": Path(directory).resolve().parent}
 
 
 def load_run(directory: str | Path) -> Result:
@@ -218,6 +261,16 @@ def load_run(directory: str | Path) -> Result:
             array["ts_ns"] = ts[mask]
             array["price"] = price[mask]
             price_series.setdefault(key[0], {})[key[1]] = array
+    plots: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    plots_path = root / "plots.parquet"
+    if plots_path.is_file():
+        table = pq.read_table(plots_path)
+        names = np.asarray(table.column("name").to_pylist(), dtype=object)
+        ts = table.column("ts_ns").to_numpy()
+        values = table.column("value").to_numpy()
+        for name in dict.fromkeys(names.tolist()):
+            mask = names == name
+            plots[name] = (ts[mask].astype(np.int64), values[mask].astype(np.float64))
     return Result(
         instruments=list(meta["instruments"]),
         settle_currency=meta["settle_currency"],
@@ -226,4 +279,5 @@ def load_run(directory: str | Path) -> Result:
         config=config,
         price_series=price_series,
         contract_kinds=[int(k) for k in meta["contract_kinds"]],
+        plots=plots,
     )

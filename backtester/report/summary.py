@@ -32,6 +32,8 @@ _KEYS = (
     ("funding received", "funding_received_settle"),
     ("liquidations", "liquidations"),
     ("liquidation cost", "liquidation_cost_settle"),
+    ("insurance fund (end)", "insurance_fund_end_settle"),
+    ("clawback", "clawback_settle"),
     ("worst margin ratio", "worst_margin_ratio"),
     ("total return (USD)", "total_return_usd"),
     ("final equity (USD)", "final_equity_usd"),
@@ -52,6 +54,13 @@ def _format(key: str, value: Any) -> str:
     return str(value)
 
 
+def _title(result: Result) -> str:
+    """``SmaCross on BTC-USD-SWAP``: the strategy's class name, not its loader module path."""
+    from backtester.report.page import strategy_name
+
+    return f"{strategy_name(result)} on {', '.join(result.instruments)}"
+
+
 def format_summary(result: Result) -> str:
     """Format the run's key metrics and PnL attribution as a fixed-width text table.
 
@@ -69,13 +78,13 @@ def format_summary(result: Result) -> str:
         for name, value in attribution.items()
         if value != 0.0
     ]
+    if attribution.attrs["funding_rate_sources"].get("computed", 0):
+        computed = attribution.attrs["funding_computed_settle"]
+        right.append(("(funding computed from premium)", f"{computed:.8g}"))
     right.append(("= balance change", f"{attribution.attrs['total_settle']:.8g}"))
     width_l = max(len(a) + len(b) for a, b in left) + 2
     width_r = max(len(a) + len(b) for a, b in right) + 2
-    header = (
-        f"{'Run ' + ', '.join(result.instruments):<{width_l}}   "
-        f"PnL attribution ({result.settle_currency})"
-    )
+    header = f"{_title(result):<{width_l}}   PnL attribution ({result.settle_currency})"
     lines = [header, "-" * (width_l + 3 + width_r)]
     for i in range(max(len(left), len(right))):
         a = left[i] if i < len(left) else ("", "")
@@ -88,4 +97,6 @@ def format_summary(result: Result) -> str:
     notes = format_notes(result)  # rejected orders and a position left open, never silent
     if notes:
         lines.extend(["-" * (width_l + 3 + width_r), notes])
+    # what the run computed or fell back on (funding from the premium, mark = last price)
+    lines.extend(f"warning: {text}" for text in result.config.get("warnings", []))
     return "\n".join(lines)

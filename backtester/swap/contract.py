@@ -252,12 +252,13 @@ def _okx_btc_usd() -> ContractSpec:
     return ContractSpec(
         "BTC-USD-SWAP", ContractKind.INVERSE, 100.0, 0.1, 1.0, 1.0, "BTC", "USD", "BTC",
         profile.maker_fee_rate, profile.taker_fee_rate,
-        TierSchedule((tier_tables.okx_btc_usd_swap_2020_table(),)), profile,
+        tier_tables.okx_btc_usd_swap_schedule(), profile,
         sources={
             "face_value": "OKX v5 instrument fixture ctVal 100, ctValCcy USD, settleCcy BTC",
             "tick_size": "OKX v5 instrument BTC-USD-SWAP tickSz 0.1",
-            "tiers": "2020 galoy snapshot: no current BTC-USD-SWAP table is stored "
-            "(MECHANICS.md 4.3)",
+            "tiers": "by date: OKX-tiers-2019 (31 May 2019), the 18 Sept 2019 step rule, the "
+            "2020 galoy snapshot (from 2020-01-01), tier-1 MMR 0.4 % from galoy's Jan 2022 live "
+            "account (from 2022-01-20); no current table is stored (MECHANICS.md 4.3)",
         },
     )  # fmt: skip
 

@@ -7,6 +7,10 @@ from numba import njit
 
 from backtester.swap.pnl_nb import pnl_nb
 
+WEEK_NS = 7 * 86_400_000_000_000
+OKEX_CLAWBACK_OFFSET_NS = 86_400_000_000_000 + 8 * 3_600_000_000_000
+"""Friday 08:00 UTC (16:00 HKT) after the Thursday 1970-01-01 epoch: the OKEx weekly clawback."""
+
 
 @njit(cache=True)
 def insurance_fund_delta_nb(
@@ -157,3 +161,39 @@ def binance_adl_ranking_nb(
     if not equity > 0.0:
         return 0.0
     return pnl_percent * (maintenance_margin_settle / equity)
+
+
+@njit(cache=True)
+def next_period_end_ns_nb(ts_ns: int, period_ns: int, offset_ns: int) -> int:
+    """End of the clawback period that contains ``ts_ns`` (strictly after it).
+
+    Formula
+    -------
+    next = (⌊(ts − offset)/period⌋ + 1)·period + offset.
+
+    Source
+    ------
+    MECHANICS.md §6 (OKEx: clawback computed at the weekly Friday 16:00 HKT = 08:00 UTC
+    delivery/settlement, period = one week, offset = 1 day 8 h after the Thursday epoch).
+    """
+    n = (ts_ns - offset_ns) // period_ns
+    return (n + 1) * period_ns + offset_ns
+
+
+@njit(cache=True)
+def fund_after_delta_nb(fund_settle: float, delta_settle: float) -> tuple:
+    """(fund balance after a liquidation's delta, deficit the fund could not cover).
+
+    Formula
+    -------
+    fund' = max(0, fund + delta); uncovered = max(0, −(fund + delta)).
+
+    Source
+    ------
+    MECHANICS.md §5.5, §6 ("margin-call losses first hit the insurance fund; the rest is
+    socialised"). An infinite fund (the default) never leaves a deficit.
+    """
+    after = fund_settle + delta_settle
+    if after < 0.0:
+        return 0.0, -after
+    return after, 0.0

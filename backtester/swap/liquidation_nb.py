@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from backtester.enums import ContractKind, LiquidationRule, PartialLiquidationRule
-from backtester.swap.margin_nb import liquidation_requirement_nb
+from backtester.swap.margin_nb import liquidation_buffer_nb, liquidation_requirement_nb
 from backtester.swap.pnl_nb import pnl_nb, position_value_nb
 from backtester.swap.tier_nb import contracts_from_tier_size_nb, tier_index_nb, tier_size_nb
 
@@ -490,3 +490,43 @@ def partial_liquidation_contracts_nb(
     if close <= 0.0:
         return 0.0
     return close
+
+
+@njit(cache=True)
+def is_past_every_tier_nb(
+    rule: int,
+    tiers: np.ndarray,
+    tier_offset: int,
+    tier_count: int,
+    margin_balance_settle: float,
+    position_value_settle: float,
+    liquidation_fee_rate: float,
+) -> bool:
+    """Whether a position is past the liquidation threshold of even the lowest tier.
+
+    Then no partial step can make it compliant: the whole position is taken over at the
+    bankruptcy price and the full margin is lost, with no partial step at the mark first.
+
+    Formula
+    -------
+    buffer at tier 1 = margin balance / requirement(MM₁ = PV·MMR₁ − cum₁, fee) ≤ 1; for the OKEx
+    2019 rule: (margin + UPL)/PV < MMR₁ + fee rate.
+
+    Source
+    ------
+    MECHANICS.md §5.4 (OKEx-swap-guide VIII: "full liquidation at bankruptcy price when tier ≤ 2
+    and MR < tier MMR, or tier ≥ 3 and MR < tier-1 MMR"; the fee is on the MMR side, §4.2).
+
+    Cases
+    -----
+    okx_partial_liq_example (the partial branch; the takeover branch in the engine tests).
+    """
+    if tier_count <= 0:
+        return False
+    first = tiers[tier_offset]
+    mmr = first["maintenance_margin_rate"]
+    mm = position_value_settle * mmr - first["maintenance_amount_settle"]
+    buffer = liquidation_buffer_nb(
+        rule, margin_balance_settle, mm, position_value_settle, mmr, liquidation_fee_rate
+    )
+    return buffer <= 1.0

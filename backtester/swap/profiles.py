@@ -138,9 +138,12 @@ class VenueProfile:
                 raise ValueError(
                     f"{where}: sources: unknown field {key!r}; {suggestion(key, known)}"
                 )
-        if self.mark_price_method == MarkPriceMethod.INDEX_EMA_BASIS and self.mark_ema_span < 1:
+        averaged = (MarkPriceMethod.INDEX_EMA_BASIS, MarkPriceMethod.BINANCE_MEDIAN)
+        if self.mark_price_method in averaged and self.mark_ema_span < 1:
+            # span < 1 gives α = 2/(N + 1) > 1: the EMA overshoots every sample and oscillates
+            method = MarkPriceMethod(int(self.mark_price_method)).name
             raise ValueError(
-                f"{where}: mark_ema_span: expected a value >= 1 for INDEX_EMA_BASIS marks, "
+                f"{where}: mark_ema_span: expected a value >= 1 for {method} marks, "
                 f"got {self.mark_ema_span!r}"
             )
 

@@ -31,6 +31,8 @@ __all__ = [
     "bitmex_xbtusd_schedule",
     "okx_btc_usd_swap_2019_09",
     "okx_btc_usd_swap_2020_table",
+    "okx_btc_usd_swap_2022_table",
+    "okx_btc_usd_swap_schedule",
     "okx_btc_usdt_swap_2026_table",
     "okx_coinm_2019_schedule",
 ]
@@ -276,12 +278,13 @@ def okx_coinm_2019_schedule() -> TierSchedule:
     return TierSchedule((okx_btc_usd_swap_2019(), okx_btc_usd_swap_2019_09()))
 
 
-def okx_btc_usd_swap_2020_table() -> TierTable:
-    """OKX BTC-USD-SWAP tiers from the 2020 galoy snapshot (no current table is stored).
+def okx_btc_usd_swap_2020_table(valid_from: int | str = 0) -> TierTable:
+    """OKX BTC-USD-SWAP tiers from the 2020 galoy snapshot.
 
     Tiers [0, 999] 0.5 %, [1000, 9999] 1 %, [10000, 24999] 1.5 %, [25000, 49999] 2 %, in
     contracts. The snapshot has no initial margin rate; IMR = MMR + 0.5 % (the OKX 2019 rule's
-    basic IMR offset) is an assumption. Larger positions use tier 4. Applies to every date.
+    basic IMR offset) is an assumption. Larger positions use tier 4. ``valid_from``: 0 on its
+    own; :func:`okx_btc_usd_swap_schedule` dates it.
     """
     mmrs = (0.005, 0.01, 0.015, 0.02)
     bounds = ((0, 999), (1_000, 9_999), (10_000, 24_999), (25_000, 49_999))
@@ -292,11 +295,89 @@ def okx_btc_usd_swap_2020_table() -> TierTable:
     return TierTable(
         TierBasis.CONTRACTS,
         rows,
-        0,
+        to_ns(valid_from),
         "galoy: repo GaloyMoney/dealer GRAFANA.md @92d7cfb (2020 OKX BTC-USD-SWAP tiers, "
         "MECHANICS.md §4.3); a current table was not found in stored sources - fetch "
         "GET /api/v5/public/position-tiers?instType=SWAP&instFamily=BTC-USD. IMR = MMR + 0.5 % "
         "assumed.",
+    )
+
+
+OKX_BTC_USD_SWAP_2020_FROM = "2020-01-01"
+"""Start of the 2020 galoy table in :func:`okx_btc_usd_swap_schedule`: the snapshot is dated
+only "2020" (MECHANICS.md §4.3), so the year's first day; the 18 Sept 2019 rule runs to it."""
+
+OKX_BTC_USD_SWAP_2022_FROM = "2022-01-20"
+"""Start of the tier-1 MMR 0.4 % table: the date of the galoy live-account reading (ccxt
+v1.61.93 "as of 2022-01-20" in the same document); the change itself happened earlier, on a
+date no stored source gives."""
+
+
+def okx_btc_usd_swap_2022_table() -> TierTable:
+    """OKX BTC-USD-SWAP tiers as of January 2022: tier 1 MMR 0.4 %, IMR 1 % (100x).
+
+    Formula
+    -------
+    Tier 1 (0–999 contracts): MMR 0.4 %, IMR 1 %; tiers 2–4 as the 2020 snapshot (1 %, 1.5 %,
+    2 %; IMR = MMR + 0.5 %), the only higher tiers stored.
+
+    Source
+    ------
+    galoy (GaloyMoney/dealer GRAFANA.md @92d7cfb, Jan 2022): a live BTC-USD-SWAP cross account
+    of 100 contracts at mark 42,892 showed "Maintenance Margin Ratio = 0.000933" and "Margin
+    Ratio = 134" with equity 0.141 BTC. Position value = 100·100/42,892 = 0.233144 BTC;
+    0.000933 / 0.233144 = 0.40 % (the displayed figure is the maintenance margin in BTC), and
+    0.141 / (0.233144·(0.4 % + 0.05 %)) = 134.4 (OKX mgnRatio with the taker-sized liquidation
+    fee; MECHANICS.md §4.2). IMR 1 % / 100x: OKX's 100x maximum for BTC swaps (the BTC-USDT-SWAP
+    table's tier 1, MMR 0.4 % / IMR 1 %).
+
+    Cases
+    -----
+    None in cases.json (tests/unit/swap/test_swap_tiers.py recomputes the galoy figures).
+    """
+    records = [(1, 0, 999, 0.004, 0.01, 100.0)]
+    for k, (low, high, mmr) in enumerate(
+        ((1_000, 9_999, 0.01), (10_000, 24_999, 0.015), (25_000, 49_999, 0.02)), start=2
+    ):
+        records.append((k, low, high, mmr, mmr + 0.005, 1.0 / (mmr + 0.005)))
+    return TierTable(
+        TierBasis.CONTRACTS,
+        make_tier_rows(records),
+        to_ns(OKX_BTC_USD_SWAP_2022_FROM),
+        "galoy GaloyMoney/dealer GRAFANA.md @92d7cfb, live account Jan 2022: displayed "
+        "maintenance margin 0.000933 BTC on 100 contracts at mark 42,892 = tier-1 MMR 0.4 % "
+        "(mgnRatio 134 = 0.141/(PV·(0.4 % + 0.05 %))); tiers 2-4 from the 2020 snapshot; "
+        "valid from the reading's date 2022-01-20 (the change date is not in stored sources)",
+    )
+
+
+def okx_btc_usd_swap_schedule() -> TierSchedule:
+    """OKX BTC-USD-SWAP tiers by date, each version with its source.
+
+    * 2019-05-31 table (OKX-tiers-2019), also used before its date: the swap listed on
+      2018-12-11 and no earlier table is stored;
+    * 2019-09-18 step rule (:func:`okx_btc_usd_swap_2019_09`);
+    * 2020-01-01: the 2020 galoy snapshot (:func:`okx_btc_usd_swap_2020_table`);
+    * 2022-01-20: tier-1 MMR 0.4 % (:func:`okx_btc_usd_swap_2022_table`).
+
+    A current table is not stored: fetch ``GET /api/v5/public/position-tiers?instType=SWAP&
+    instFamily=BTC-USD`` (``backtester fetch``) for later dates.
+    """
+    first = okx_btc_usd_swap_2019()
+    first = TierTable(
+        first.basis,
+        first.rows,
+        0,
+        first.source + "; also applied before 2019-05-31 (no earlier table stored; the swap "
+        "listed 2018-12-11)",
+    )
+    return TierSchedule(
+        (
+            first,
+            okx_btc_usd_swap_2019_09(),
+            okx_btc_usd_swap_2020_table(OKX_BTC_USD_SWAP_2020_FROM),
+            okx_btc_usd_swap_2022_table(),
+        )
     )
 
 

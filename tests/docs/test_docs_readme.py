@@ -112,6 +112,16 @@ def test_readme_signal_example_trades_the_crossings_with_hourly_equity() -> None
     assert 10_000.0 + math.fsum(ledger["amount_settle"]) == pytest.approx(
         result.final_balance_settle, rel=1e-12
     )
+    # always in: every crossing trades, the first opens 1 contract, each later one reverses 2
+    flip = namespace["flip"].records["fills"]
+    assert len(flip) == crossings
+    assert flip["qty_contracts"][0] == 1.0
+    assert (flip["qty_contracts"][1:] == 2.0).all()
+    assert (np.diff(flip["side"].astype(int)) != 0).all()  # buy, sell, buy, ... alternate
+    # a target of +-50 % of the equity: every crossing reverses the side
+    sized = namespace["sized"].records["fills"]
+    assert len(sized) == crossings
+    assert (np.diff(sized["side"].astype(int)) != 0).all()
 
 
 def _readme_cli_lines() -> list[str]:

@@ -4,6 +4,11 @@ Key figures plus SHA-256 digests of the FILL, FUNDING_PAYMENT, LIQUIDATION and L
 (``backtester.results.record_digest``, field by field). A change here is a behaviour change of
 the engine, the swap model or the sample: review the diff, then update the pinned values (print
 them with the same calls) in the same change.
+
+Changed by the timing fix of issue 11 (branch ``timing``): fills at a bar's open booked at the
+open's time, the bar's intrabar path replayed as events (extremes at Δ/3 and 2Δ/3, close), the
+equal-timestamp order of ``EventKind`` (the close of a bar before the index point of its close
+time), and the liquidation record's trigger fields (a new dtype, so every liquidations digest).
 """
 
 from __future__ import annotations
@@ -47,13 +52,13 @@ def test_golden_sma_cross_inverse_sample():
     )
     assert len(result.records["fills"]) == 3355
     assert len(result.records["funding_payments"]) == 179
-    assert result.final_balance_settle == 0.9944905890422259
-    assert result.final_equity_settle == 0.9944897690899775
+    assert result.final_balance_settle == 0.9944930022221741
+    assert result.final_equity_settle == 0.9944921517392836
     assert digests(result) == {
-        "fills": "0e4365613d254d73fe5d4e0a72700f90bcba114e5855694fa592eeada6c15190",
-        "funding_payments": "e1154e0136008cf276d6e191161a647fb82b72394e0b765b5ffdfc34fe5de441",
-        "liquidations": "9a7e80c3e59bfa4812e296b1df3cb17a6b6f5a39bca2482c0a6f03eaa2e4ebbc",
-        "ledger": "cf24100127fad253ac7d2211baf98ede7a6c68acbaa62761c1f957838a27a642",
+        "fills": "d3f61639c32e19a84b6abdc676cfdaa863ca8b7d03578276520085d51a3aaa89",
+        "funding_payments": "e221be60964fd498724fcdddbf6e0ee6928c15fc334f69d3c750e733e0898afb",
+        "liquidations": "3db90fa297f251f7fdfc94b931d6d7c7c6bddb50f5aac200fd598330ffe34396",
+        "ledger": "22ccb0f6b74806b8967cdaea80fe419a53f954a63691560ff360eb9f4ba94b98",
     }
 
 
@@ -66,12 +71,12 @@ def test_golden_high_leverage_liquidations_sample():
         initial_balance=1_000.0,
         leverage=50,
     )
-    assert len(result.records["fills"]) == 205
-    assert len(result.records["liquidations"]) == 43
-    assert result.final_balance_settle == 2893.329617518105
+    assert len(result.records["fills"]) == 211
+    assert len(result.records["liquidations"]) == 46
+    assert result.final_balance_settle == 2633.2962602881075
     assert digests(result) == {
-        "fills": "bf266a4987cd8cc3373a2d0367fb42db66285a443f3309e153ead5253650f1dc",
-        "funding_payments": "601b958b9423f89612f05d14ce74f850b48eb7103abb84e0976c4c849eed960f",
-        "liquidations": "655f53f78da7e1f0b8f9dc046eeecf7d96ed983e8f57783c0cfb36b7c5e4004c",
-        "ledger": "6d08c0a7d4ba024e13bd1e23150d6e5b247576f3b23d2402f1a1c8ce9cfa27d9",
+        "fills": "ae548700ad6b31e96ba6cfeabbf7c6f7c50285bb35fada8afdc6117e94b9279b",
+        "funding_payments": "aa4b61a76e5976e06be286d7c27a519721448ac6805d981cd29c0b12d91e099d",
+        "liquidations": "42e95b73077c1b371544bf7402e3352b2e28b46e09de556371995ec4ad2c2b14",
+        "ledger": "d439ccf9625981c4a60c0a02df7b88606314a982482c14d299009fe0e6aa49fb",
     }

@@ -5,7 +5,8 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from backtester import dtypes
@@ -26,7 +27,7 @@ def bars(n: int) -> np.ndarray:
     return out
 
 
-@settings(max_examples=25)
+@pytest.mark.slow  # one Parquet transaction per step, examples from the hypothesis profile
 @given(
     st.lists(st.tuples(st.integers(0, 299), st.integers(1, 120)), min_size=1, max_size=6),
 )
@@ -47,8 +48,11 @@ def test_overlapping_pieces_in_any_order_equal_one_write(pieces) -> None:
         assert cat.last_ts_ns("bars", "x", "S", interval) == int(expected["ts_ns"][-1])
 
 
-@settings(max_examples=25)
+@pytest.mark.slow
 @given(st.integers(1, 199), st.integers(0, 5))
+@example(61, 1)  # a re-download starting inside the burst of rows 50..59 (was refused)
+@example(55, 0)  # a download cut inside the burst, resumed from its timestamp
+@example(55, 3)
 def test_trades_resume_from_last_timestamp(cut, back) -> None:
     rng = np.random.default_rng(3)
     trades = np.zeros(200, dtype=dtypes.TRADE_DTYPE)

@@ -2,7 +2,9 @@
 
 A 10x isolated long of 10,000 contracts (1 USD each, inverse, settled in XBT) opened on the
 11th is carried into the crash. With no index history for 2020 the mark is the last price
-(``mark_price_method_used == "LAST"``), so the liquidation check runs at each 1-minute close.
+(``mark_price_method_used == "LAST"``), and a 1-minute candle is replayed as its path (open at
+``t0``, the extreme adverse to the position at ``t0 + Δ/3``, the other at ``t0 + 2Δ/3``, the
+close at ``t0 + Δ``; README "Data"), so the liquidation check runs at each point of that path.
 Checked against the BitMEX rule written out here (MECHANICS.md 4.2): liquidation when the
 margin balance ≤ maintenance margin rate × position value + close commission, i.e. for an
 inverse long of q contracts entered at E with margin M:
@@ -12,8 +14,8 @@ inverse long of q contracts entered at E with margin M:
 and the position is taken over at the bankruptcy price (margin balance = 0): P_bk = q/(M + q/E),
 so the whole margin M is lost.
 The data (SOURCES.md: sxiaojian88_bitmex-xbtusd-history) has minutes whose low trades below
-the liquidation price while the close stays above it: the engine must not liquidate on those
-wicks, only at the first close at or below P_liq.
+the liquidation price while the close stays above it: with the mark taken from the last price,
+the first such low liquidates (inside that minute, at its low), not the first close below.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def result(crash_bars):
     return backtest(CarryLong, data, "bitmex:XBTUSD", initial_balance=1.0, leverage=LEVERAGE)
 
 
-def test_the_crash_liquidates_the_long_at_the_first_close_through_the_bitmex_price(
+def test_the_crash_liquidates_the_long_at_the_first_path_point_through_the_bitmex_price(
     crash_bars, result
 ):
     spec = get_contract("bitmex:XBTUSD")
@@ -72,9 +74,9 @@ def test_the_crash_liquidates_the_long_at_the_first_close_through_the_bitmex_pri
     fills = result.records["fills"]
     entry = fills[0]
     assert entry["liquidity"] == Liquidity.TAKER
-    # filled at the next bar's open, stamped when that bar is replayed (its close)
+    # filled at the next bar's open and booked at the open's time
     assert entry["price"] == crash_bars["open"][1]
-    assert entry["ts_ns"] == ns("2020-03-11 12:02")
+    assert entry["ts_ns"] == ns("2020-03-11 12:01")
     e = float(entry["price"])
     q = CONTRACTS
     margin = q / e / LEVERAGE  # initial margin, XBT (the fee is paid from the wallet)
@@ -93,30 +95,34 @@ def test_the_crash_liquidates_the_long_at_the_first_close_through_the_bitmex_pri
     assert liq["liquidation_price"] == pytest.approx(p_liq, rel=1e-12)
     assert liq["bankruptcy_price"] == pytest.approx(p_bk, rel=1e-12)
 
-    # the first 1-minute close at or below the liquidation price, after the entry
+    # the first point of the candle paths at or below the liquidation price, after the entry:
+    # per candle open (t0), low (t0 + Δ/3, adverse to a long), high (t0 + 2Δ/3), close (t0 + Δ)
+    t0 = crash_bars["ts_ns"][1:]
+    times = np.stack([t0, t0 + MINUTE // 3, t0 + 2 * MINUTE // 3, t0 + MINUTE], axis=1).ravel()
+    prices = np.stack([crash_bars[f][1:] for f in ("open", "low", "high", "close")], axis=1).ravel()
+    first = np.flatnonzero(prices <= p_liq)[0]
+    assert liq["ts_ns"] == times[first]
+    assert liq["mark_price"] == prices[first]
+    # a wick: that candle (or an earlier one) closed above the liquidation price, so a model
+    # reduced to closes would have liquidated later
     closes_at = crash_bars["ts_ns"] + MINUTE
-    after = closes_at > entry["ts_ns"]
-    through = np.flatnonzero(after & (crash_bars["close"] <= p_liq))
-    first = through[0]
-    assert liq["ts_ns"] == closes_at[first]
-    assert liq["mark_price"] == crash_bars["close"][first]
-    # earlier minutes whose low traded through the liquidation price but closed above it
-    wicks = np.flatnonzero(after[:first] & (crash_bars["low"][:first] <= p_liq))
-    assert len(wicks) >= 1, "the data has wicks through the liquidation price before the close"
+    first_close = np.flatnonzero((closes_at > entry["ts_ns"]) & (crash_bars["close"] <= p_liq))[0]
+    assert closes_at[first_close] > liq["ts_ns"]
 
-    # taken over at the bankruptcy price: the whole position margin is lost,
+    # taken over at the bankruptcy price: the whole position margin is lost (the loss and the
+    # liquidation fee together), and the insurance fund gains what the position is worth
+    # between the bankruptcy price and the mark at which the engine closes it
     takeover = fills[fills["liquidity"] == Liquidity.LIQUIDATION]
     assert len(takeover) == 1
     assert takeover[0]["price"] == pytest.approx(p_bk, rel=1e-12)
-    # booked as the loss at the trigger mark plus the rest of the margin as the liquidation fee,
-    # which goes to the insurance fund (BitMEX keeps what is left between mark and bankruptcy)
     ledger = result.records["ledger"]
     loss = ledger[ledger["kind"] == LedgerKind.LIQUIDATION_LOSS]["amount_settle"].sum()
     liq_fee = ledger[ledger["kind"] == LedgerKind.LIQUIDATION_FEE]["amount_settle"].sum()
     mark = float(liq["mark_price"])
-    assert loss == pytest.approx(q * (1.0 / e - 1.0 / mark), rel=1e-9)
     assert loss + liq_fee == pytest.approx(-margin, rel=1e-9)
-    assert liq["insurance_fund_delta_settle"] == pytest.approx(-liq_fee, rel=1e-9)
+    assert liq["insurance_fund_delta_settle"] == pytest.approx(
+        q * (1.0 / p_bk - 1.0 / mark), rel=1e-9
+    )
     assert 1.0 + ledger["amount_settle"].sum() == pytest.approx(
         result.final_balance_settle, rel=1e-15
     )

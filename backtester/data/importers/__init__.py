@@ -102,25 +102,34 @@ def import_file(
 
     ``catalog`` is a :class:`~backtester.data.catalog.Catalog` or its root directory; options
     go to the importer. All streams of the file are read and validated before anything is
-    written, so a bad file leaves the catalog untouched. Returns the imported streams.
+    written, and written in one catalog transaction: a stream that conflicts with stored rows
+    discards the others too, so a refused file leaves the catalog untouched. Inside an outer
+    ``with catalog.transaction():`` (several files) the file joins that transaction. Returns
+    the imported streams.
     """
     if isinstance(catalog, str | Path):
         from backtester.data.catalog import Catalog
 
         catalog = Catalog(catalog)
     streams = read_file(path, format, **options)
-    for stream in streams:
-        if len(stream.records):
-            catalog.write(  # type: ignore[attr-defined]
-                stream.kind,
-                exchange,
-                symbol,
-                stream.records,
-                source=stream.source,
-                interval_ns=stream.interval_ns,
-                metadata=stream.metadata,
-                allow_open_outside_range=stream.allow_open_outside_range,
-            )
+    if not any(len(stream.records) for stream in streams):
+        raise ValueError(
+            f"{Path(path).name}: no data rows (every stream of the file is empty); "
+            "expected at least one row"
+        )
+    with catalog.transaction():  # type: ignore[attr-defined]
+        for stream in streams:
+            if len(stream.records):
+                catalog.write(  # type: ignore[attr-defined]
+                    stream.kind,
+                    exchange,
+                    symbol,
+                    stream.records,
+                    source=stream.source,
+                    interval_ns=stream.interval_ns,
+                    metadata=stream.metadata,
+                    allow_open_outside_range=stream.allow_open_outside_range,
+                )
     return streams
 
 

@@ -394,6 +394,27 @@ def import_tardis_derivative_ticker(
     return out
 
 
+def parse_columns(columns: Mapping[str, str] | str) -> dict[str, str]:
+    """Column mapping from a dict or from ``"field=column,field=column"`` text."""
+    if isinstance(columns, Mapping):
+        return {str(k): str(v) for k, v in columns.items()}
+    if not isinstance(columns, str):
+        raise TypeError(
+            f"columns: expected FIELD=COLUMN pairs, e.g. 'ts_ns=time,price=px', got "
+            f"{type(columns).__name__}"
+        )
+    out: dict[str, str] = {}
+    for item in columns.split(","):
+        field, sep, column = item.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise ValueError(
+                f"columns: expected FIELD=COLUMN pairs separated by commas, e.g. "
+                f"'ts_ns=time,price=px,qty_base=size', got {item!r} in {columns!r}"
+            )
+        out[field.strip()] = column.strip()
+    return out
+
+
 def import_generic(
     path: str | Path,
     *,
@@ -407,13 +428,16 @@ def import_generic(
 ) -> list[ImportedStream]:
     """CSV / Parquet / feather with a column mapping ``{dtype field: file column}``.
 
-    ``ts_ns`` may map to a datetime column or integers in ``time_unit`` (``"auto"`` detects it
-    by magnitude). ``side`` (trades) maps text through ``side_values`` (default buy/sell) or is
-    numeric; missing ``side``/``volume_base``/``funding_interval_ns``/``source`` default to
-    NONE/0/0/historical.
+    ``columns`` is a mapping or its command-line text ``"ts_ns=time,price=px,qty_base=size"``
+    (``backtester import --columns``). ``ts_ns`` may map to a datetime column or integers in
+    ``time_unit`` (``"auto"`` detects it by magnitude). ``side`` (trades) maps text through
+    ``side_values`` (default buy/sell) or is numeric; missing ``side``/``volume_base``/
+    ``funding_interval_ns``/``source`` default to NONE/0/0/historical.
     """
     from backtester.data.importers.candles import read_table
     from backtester.data.schemas import kind_dtype
+
+    columns = parse_columns(columns)
 
     path = Path(path)
     if path.suffix in (".parquet", ".feather"):

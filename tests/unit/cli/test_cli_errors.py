@@ -218,7 +218,7 @@ def test_failure_while_running_exits_1_and_debug_shows_the_traceback(tmp_path: P
         f"backtester: error: Failing.on_bar raised RuntimeError: strategy bug at bar 5 at "
         f"{strategy}:"
     )
-    assert "(replay time 2024-02-01 " in last
+    assert "(replay time 2024-02-01 00:05:00 UTC)" in last  # bar 5 closes at 00:05
     debug = backtester("run", str(strategy), *span, "--debug")
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,7 @@ def test_sweep_and_report_commands(base_job: dict, strategy_file: Path, tmp_path
         sys.executable, "-m", "backtester.cli", "sweep", str(strategy_file), "--data", "sample",
         "--start", start.isoformat(), "--end", end.isoformat(),
         "--grid", "fast=5:10:5", "slow=20,40", "--workers", "2", "--out", str(out),
+        "--reports", "1",
     ]  # fmt: skip
     done = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr
@@ -119,6 +121,13 @@ def test_sweep_and_report_commands(base_job: dict, strategy_file: Path, tmp_path
     page = (out / "sweep.html").read_text()
     assert "Plotly.newPlot" in page
     assert "liquidated at least once" in page
+    # the best combination's run report, linked from its row, sharing the sweep's plotly.js
+    links = re.findall(r"<a href='(runs/[0-9a-f]+/report\.html)'>report</a>", page)
+    assert len(links) == 1
+    run_page = (out / links[0]).read_text()
+    assert '<script src="../../plotly-' in run_page
+    assert len(list(out.glob("plotly-*.min.js"))) == 1
+    assert str(REPO) not in run_page  # no absolute machine paths
     again = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert again.returncode == 0, again.stderr
     assert "4 combinations, 0 executed now, 4 already stored" in again.stdout
@@ -199,6 +208,11 @@ def test_walk_forward_command_runs_in_sample_winners_out_of_sample(
     ]
     assert set(frame["fast"]) <= {5, 10}
     assert list(frame["oos_status"]) == ["ok", "ok", "ok"]
+    # the walk-forward page: one row per window, out-of-sample returns compounded
+    page = (out / "walk_forward.html").read_text()
+    assert page.count("<tr><td>") == 3
+    stitched = float((1.0 + frame["oos_total_return"]).prod() - 1.0)
+    assert f"Stitched out-of-sample return {stitched * 100:.2f} %" in page
     # each in-sample winner has the best in-sample sharpe of its window
     records = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
     for _, row in frame.iterrows():

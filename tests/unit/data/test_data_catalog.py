@@ -191,42 +191,135 @@ def test_trades_are_partitioned_by_day(tmp_path: Path) -> None:
     assert cat.datasets().loc[0, "files"] == 3
 
 
-def test_atomic_write_failure_keeps_old_file_and_no_temp(tmp_path: Path, monkeypatch) -> None:
+def data_files(root: Path) -> dict[str, bytes]:
+    """The catalog tree without its bookkeeping directory (.catalog: lock and staging)."""
+    return {k: v for k, v in tree_digest(root).items() if not k.startswith(".catalog")}
+
+
+def test_failure_before_commit_point_keeps_old_files_and_no_staging(
+    tmp_path: Path, monkeypatch
+) -> None:
     cat = Catalog(tmp_path)
     bars = make_bars(100)
     cat.write("bars", "x", "S", bars[:50], source="u", interval_ns=MINUTE)
     before = tree_digest(tmp_path)
-    written = []
+    journals = []
+    real_replace = os.replace
 
     def failing_replace(src, dst):
-        written.append(Path(src).stat().st_size)  # the temp file was fully written
-        raise OSError("disk vanished")
+        if Path(dst).name == "COMMIT":  # the commit point itself fails
+            journals.append(Path(src).read_text())
+            raise OSError("disk vanished")
+        real_replace(src, dst)
 
-    monkeypatch.setattr(catalog_module.os, "replace", failing_replace)
+    monkeypatch.setattr(catalog_module._txn.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk vanished"):
         cat.write("bars", "x", "S", bars[50:], source="u", interval_ns=MINUTE)
     monkeypatch.undo()
-    assert len(written) == 1
-    assert written[0] > 0
-    assert tree_digest(tmp_path) == before
-    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+    assert journals == ['["x/S/bars-1m/2023-01.parquet"]']
+    assert tree_digest(tmp_path) == before  # staging directory removed, data untouched
+    assert list((tmp_path / ".catalog" / "txn").iterdir()) == []
     assert_records_equal(cat.read("bars", "x", "S", interval_ns=MINUTE), bars[:50])
 
 
-def test_failed_first_write_leaves_no_directories(tmp_path: Path, monkeypatch) -> None:
-    cat = Catalog(tmp_path / "cat")
-    (tmp_path / "cat").mkdir()
+def test_failure_after_commit_point_is_completed_by_the_next_reader(
+    tmp_path: Path, monkeypatch
+) -> None:
+    cat = Catalog(tmp_path)
+    day = 86_400_000_000_000
+    bars = make_bars(3, step=40 * day)  # three months: three files in one transaction
+    moved = []
+    real_replace = os.replace
 
     def failing_replace(src, dst):
-        raise OSError("boom")
+        if Path(dst).suffix == ".parquet" and moved:
+            raise OSError("killed while moving")  # the second file's move fails
+        if Path(dst).suffix == ".parquet":
+            moved.append(Path(dst).name)
+        real_replace(src, dst)
 
-    monkeypatch.setattr(catalog_module.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="boom"):
-        cat.write("bars", "x", "S", make_bars(5), source="u", interval_ns=MINUTE)
-    assert os.listdir(tmp_path / "cat") == []
+    monkeypatch.setattr(catalog_module._txn.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="killed while moving"):
+        cat.write("bars", "x", "S", bars, source="u", interval_ns=MINUTE)
+    monkeypatch.undo()
+    assert moved == ["2023-01.parquet"]
+    assert len(list((tmp_path / "x" / "S" / "bars-1m").glob("*.parquet"))) == 1  # half applied
+    # a new Catalog object (as another process would) rolls the committed transaction forward
+    with pytest.warns(
+        catalog_module.CatalogRecoveryWarning,
+        match=r"had committed: completed \(2 of 3 files moved into place now\)",
+    ):
+        got = Catalog(tmp_path).read("bars", "x", "S", interval_ns=MINUTE)
+    assert_records_equal(got, bars)
+    assert list((tmp_path / ".catalog" / "txn").iterdir()) == []
 
 
-def test_load_market_data_converts_mark_bars_to_close_points(tmp_path: Path) -> None:
+def test_failed_first_write_leaves_no_directories(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "cat")
+    (tmp_path / "cat").mkdir()
+    bars = make_bars(5)
+
+    def failing_block() -> None:
+        with cat.transaction():
+            cat.write("bars", "x", "S", bars, source="u", interval_ns=MINUTE)
+            raise ValueError("boom")  # the block fails after a write: the write is discarded
+
+    with pytest.raises(ValueError, match="boom"):
+        failing_block()
+    assert data_files(tmp_path / "cat") == {}
+    assert not cat.exists("bars", "x", "S", MINUTE)
+
+
+def test_transaction_groups_streams_and_a_conflict_discards_all(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path)
+    bars = make_bars(10)
+    cat.write("bars", "x", "S", bars[:5], source="u", interval_ns=MINUTE)
+    before = tree_digest(tmp_path)
+    trades = make_trades([T0, T0 + 1])
+    changed = bars[4:].copy()
+    changed["close"][0] += 1.0  # conflicts with the stored row 4
+
+    def two_writes() -> None:
+        with cat.transaction():
+            cat.write("trades", "x", "S", trades, source="u")  # staged, then discarded
+            cat.write("bars", "x", "S", changed, source="u", interval_ns=MINUTE)
+
+    with pytest.raises(ValueError, match="conflicting rows"):
+        two_writes()
+    assert tree_digest(tmp_path) == before
+    with cat.transaction():
+        cat.write("trades", "x", "S", trades, source="u")
+        cat.write("bars", "x", "S", bars[5:], source="u", interval_ns=MINUTE)
+        cat.write("bars", "x", "S", bars[7:], source="u", interval_ns=MINUTE)  # sees the staged
+    assert_records_equal(cat.read("bars", "x", "S", interval_ns=MINUTE), bars)
+    assert_records_equal(cat.read("trades", "x", "S"), trades)
+
+
+def test_uncommitted_staging_of_a_dead_writer_is_rolled_back_and_legacy_tmp_removed(
+    tmp_path: Path,
+) -> None:
+    cat = Catalog(tmp_path)
+    bars = make_bars(10)
+    cat.write("bars", "x", "S", bars, source="u", interval_ns=MINUTE)
+    target = tmp_path / "x" / "S" / "bars-1m"
+    stale = tmp_path / ".catalog" / "txn" / "999999-deadbeef0000"
+    (stale / "files" / "x" / "S" / "bars-1m").mkdir(parents=True)
+    (stale / "files" / "x" / "S" / "bars-1m" / "2023-01.parquet").write_bytes(b"garbage")
+    legacy = target / ".2023-01.parquet.tmp-4242-0123abcd"
+    legacy.write_bytes(b"half")
+    with pytest.warns(
+        catalog_module.CatalogRecoveryWarning,
+        match="999999-deadbeef0000 had not committed: rolled back",
+    ):
+        got = Catalog(tmp_path).read("bars", "x", "S", interval_ns=MINUTE)
+    assert_records_equal(got, bars)
+    assert not stale.exists()
+    with pytest.warns(catalog_module.CatalogRecoveryWarning, match="removed 1 temporary file"):
+        cat.write("bars", "x", "S", bars[-1:], source="u", interval_ns=MINUTE)  # a write cleans
+    assert not legacy.exists()
+
+
+def test_load_market_data_replays_mark_bars_as_paths(tmp_path: Path) -> None:
     cat = Catalog(tmp_path)
     hour = 60 * MINUTE
     bars = make_bars(48, step=hour)
@@ -242,9 +335,23 @@ def test_load_market_data_converts_mark_bars_to_close_points(tmp_path: Path) -> 
     md = cat.load_market_data("x", "S", start_ns=T0 + 2 * hour, end_ns=T0 + 10 * hour)
     assert md.bar_interval_ns == hour
     np.testing.assert_array_equal(md.bars["ts_ns"], bars["ts_ns"][2:10])
-    # mark candle opening at 1h closes at 2h: it is the first point known inside [2h, 10h)
-    np.testing.assert_array_equal(md.mark["ts_ns"], T0 + np.arange(2, 10) * hour)
-    np.testing.assert_array_equal(md.mark["price"], mark["close"][1:9])
+    # each mark candle [t0, t0 + 1h) is its path: open at t0 + 1 ns, high at t0 + 20 min, low
+    # at t0 + 40 min, close at t0 + 1h; the points inside [2h, 10h) are the close of the candle
+    # opening at 1h, then candles 2h..9h, without the 9h candle's close (at 10h)
+    expected = [(T0 + 2 * hour, mark["close"][1])]
+    for k in range(2, 10):
+        t0 = T0 + k * hour
+        expected += [
+            (t0 + 1, mark["open"][k]),
+            (t0 + 20 * MINUTE, mark["high"][k]),
+            (t0 + 40 * MINUTE, mark["low"][k]),
+        ]
+        if k < 9:
+            expected.append((t0 + hour, mark["close"][k]))
+    assert md.mark["ts_ns"].tolist() == [e[0] for e in expected]
+    np.testing.assert_array_equal(md.mark["price"], [e[1] for e in expected])
+    assert md.mark_interval_ns == hour
+    assert md.index_interval_ns == 0
     np.testing.assert_array_equal(md.funding["funding_rate"], [-2e-4])
     assert len(md.index) == 0
     assert cat.exists("bars", "x", "S")  # any interval

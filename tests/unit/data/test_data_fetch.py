@@ -351,8 +351,15 @@ def test_fetch_to_catalog_several_kinds(tmp_path):
     assert result == {"bars": 25, "mark_bars": 25, "index_bars": 25, "funding": 1}
     data = Catalog(tmp_path).load_market_data("standin", "BTC/USDT:USDT")
     assert len(data.bars) == 25
-    assert len(data.index) == 25
-    assert data.index["ts_ns"][0] == (T0_MS + MIN_MS) * MS  # index candle known at its close
+    # each index candle is replayed as its path: open at t0 + 1 ns, high, low, close at t0 + 1m
+    assert len(data.index) == 4 * 25
+    assert data.index_interval_ns == MIN_MS * MS
+    assert data.index["ts_ns"][:4].tolist() == [
+        T0_MS * MS + 1,
+        (T0_MS + MIN_MS // 3) * MS,
+        (T0_MS + 2 * MIN_MS // 3) * MS,
+        (T0_MS + MIN_MS) * MS,
+    ]
     with pytest.raises(ValueError, match="kinds: unknown"):
         fetch_to_catalog(ex, "BTC/USDT:USDT", kinds=["ohlc"], catalog=tmp_path)
 

@@ -21,7 +21,7 @@ from tests.unit.engine.test_engine_funding_settlement import DAY0, HOUR_NS, hour
 def scenario(rows: list[tuple[int, int, int, float, float]]) -> np.ndarray:
     out = np.zeros(len(rows), dtypes.DELEVERAGE_EVENT_DTYPE)
     for k, (ts, kind, side, price, threshold) in enumerate(rows):
-        out[k] = (ts, kind, side, price, threshold)
+        out[k] = (ts, kind, side, price, threshold, 0.0)  # contracts 0: the whole position
     return out
 
 

@@ -44,7 +44,7 @@ FUNDING_SEEN: list = []
 def test_funding_is_paid_at_the_mark_with_the_documented_tie_order():
     closes = [30_000.0, 30_100.0, 30_200.0, 30_300.0, 30_400.0]
     funding = np.zeros(2, dtypes.FUNDING_RATE_DTYPE)
-    # at 03:00 (= close of bar 2, tie: funding before the bar) and at 04:00
+    # at 03:00 (= close of bar 2: its path ends before the funding, EventKind) and at 04:00
     funding["ts_ns"] = [DAY0 + 3 * HOUR_NS, DAY0 + 4 * HOUR_NS]
     funding["funding_rate"] = [0.0001, -0.0002]
     data = MarketData(
@@ -54,10 +54,12 @@ def test_funding_is_paid_at_the_mark_with_the_documented_tie_order():
     result = backtest(HoldLong, data, "okx:BTC-USDT-SWAP", initial_balance=1_000.0)
     payments = result.records["funding_payments"]
     assert len(payments) == 2
-    # mark (LAST, no index) at 03:00 is the close of the bar that closed at 02:00 → 30,100
-    assert payments[0]["mark_price"] == 30_100.0
-    assert payments[0]["payment_settle"] == pytest.approx(-5 * 0.01 * 30_100.0 * 0.0001, rel=1e-12)
-    assert payments[1]["payment_settle"] == pytest.approx(5 * 0.01 * 30_200.0 * 0.0002, rel=1e-12)
+    # mark (LAST, no index) in force at 03:00 is the close of the bar that closes at 03:00 (the
+    # prices traded up to 03:00 are known at 03:00) → 30,200; at 04:00 → 30,300. The long was
+    # opened at the 01:00 open (order placed at the close of bar 0), so it pays both.
+    assert payments[0]["mark_price"] == 30_200.0
+    assert payments[0]["payment_settle"] == pytest.approx(-5 * 0.01 * 30_200.0 * 0.0001, rel=1e-12)
+    assert payments[1]["payment_settle"] == pytest.approx(5 * 0.01 * 30_300.0 * 0.0002, rel=1e-12)
     assert pytest.approx(list(payments["payment_settle"]), rel=1e-15) == FUNDING_SEEN
     ledger = result.records["ledger"]
     funding_rows = ledger[ledger["kind"] == LedgerKind.FUNDING]
@@ -82,7 +84,9 @@ def test_daily_settlement_moves_upl_to_balance_and_keeps_equity():
     assert s["ts_ns"] == DAY0 + 8 * HOUR_NS
     assert s["previous_reference_price"] == entry
     mark = s["settlement_price"]
-    assert mark == 10_600.0  # settled before the 08:00 bar close: the 07:00 close
+    # settled at 08:00 after the prices of 08:00 (EventKind: bar path, index, mark, funding,
+    # then the settlement, before the bar close is shown): the close of the 07:00 bar
+    assert mark == 10_700.0
     assert s["settled_pnl_settle"] == pytest.approx(100 * 100 * (1 / entry - 1 / mark), rel=1e-12)
     # equity just before and at the settlement instant is the same
     equity = result.records["equity"]

@@ -48,9 +48,10 @@ def test_without_an_index_the_recorded_mark_is_replayed_else_the_last_price():
     assert used(market(False, True)) == "HISTORICAL"
     assert used(market(False, False)) == "LAST"
     result = backtest(Hold, market(False, True), "okx:BTC-USDT-SWAP", initial_balance=1_000.0)
-    # the equity rows carry the mark in force: the recorded series (close − 7)
+    # the equity rows carry the mark in force: the recorded series (close − 7); row 0 is the
+    # first bar's open (no mark yet), row k the close of bar k − 1
     np.testing.assert_array_equal(
-        result.records["equity"]["mark_price"][1:4], [30_093.0, 29_893.0, 30_043.0]
+        result.records["equity"]["mark_price"][2:5], [30_093.0, 29_893.0, 30_043.0]
     )
 
 

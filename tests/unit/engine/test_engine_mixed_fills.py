@@ -56,11 +56,11 @@ def test_every_order_fills_at_the_next_price_of_its_own_stretch(mixed):
             assert fill["ts_ns"] == trades["ts_ns"][first]
             assert fill["price"] == trades["price"][first]
         else:
-            # bars only: the next bar's open, stamped at that bar's close
+            # bars only: the next bar's open, booked at that open (= the order's bar close)
             nxt = int(np.searchsorted(bars["ts_ns"], close_ns))
             assert bars["ts_ns"][nxt] == close_ns
             assert fill["price"] == bars["open"][nxt]
-            assert fill["ts_ns"] == close_ns + BAR_INTERVAL_NS
+            assert fill["ts_ns"] == close_ns
 
 
 def test_the_position_adds_up_in_order(mixed):

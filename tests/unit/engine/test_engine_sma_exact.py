@@ -114,8 +114,14 @@ def test_ledger_conserves_and_equity_is_sampled(bars):
     np.testing.assert_allclose(
         100_000.0 + np.cumsum(ledger["amount_settle"]), ledger["balance_after_settle"], rtol=1e-12
     )
-    # one equity sample per bar close plus the final one
-    assert len(result.records["equity"]) == len(bars) + 1
+    # one equity sample at the first bar's open (the first instant of the run), then one at
+    # the first event at or after each whole minute (these bars open 20 s past a minute, so
+    # that is each bar's second path point, open + 40 s), and the final one
+    equity = result.records["equity"]
+    assert int(bars["ts_ns"][0]) % MINUTE_NS == 20 * 10**9
+    assert len(equity) == len(bars) + 2
+    assert int(equity["ts_ns"][0]) == int(bars["ts_ns"][0])
+    np.testing.assert_array_equal(equity["ts_ns"][1:-1], bars["ts_ns"] + 40 * 10**9)
     assert result.config["mark_price_method_used"] == ["LAST"]
 
 

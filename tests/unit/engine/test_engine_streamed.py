@@ -218,19 +218,21 @@ def test_windows_partition_the_span_and_boundaries_sit_on_funding_times(bar_cata
     plain = bar_catalog.load_market_data(EX, SYM)
     stream = bar_catalog.stream_market_data(EX, [SYM], chunk_ns=7 * HOUR + 13 * MINUTE)
     windows = [w[0] for w in stream]
-    # 5 days, one window per 8 h, and the bar closing at the end (after the last funding)
-    assert len(windows) == 16
-    assert len(windows[-1].bars) == 1
+    # 5 days, one window per 8 h: the bar closing at the end is in the last window (every
+    # stream by event time in (t0, t1], a bar by its close)
+    assert len(windows) == 15
     assert all(stream.snapped[1:-1])
     assert all((t - T0) % (8 * HOUR) == 0 for t in stream.boundaries[:-1])
     for name in ("bars", "index", "funding"):
         joined = np.concatenate([getattr(w, name) for w in windows])
         _assert_same_rows(joined, getattr(plain, name), name)
-    # a window holds one boundary's index point and funding row, the next its bar close
+    # a window holds one boundary's index point, funding row and the bar closing then; the
+    # bar opening at the boundary (its BAR_OPEN event is the last of that instant) is next
     t1 = stream.boundaries[1]
     assert windows[0].funding["ts_ns"][-1] == t1
     assert windows[0].index["ts_ns"][-1] == t1
-    assert windows[1].bars["ts_ns"][0] + MINUTE == t1
+    assert windows[0].bars["ts_ns"][-1] + MINUTE == t1
+    assert windows[1].bars["ts_ns"][0] == t1
     assert max(len(w.bars) for w in windows) == 480
     assert stream.start_ns == plain.start_ns
     assert stream.end_ns == plain.end_ns

@@ -95,7 +95,8 @@ def synthetic(
         streams["trades"] = ticks
     if deleverage:
         events = np.zeros(1, dtypes.DELEVERAGE_EVENT_DTYPE)
-        events[0] = (T0 + (n_bars // 2) * interval_ns, LedgerKind.ADL, 1, close[n_bars // 2], 0.0)
+        at = T0 + (n_bars // 2) * interval_ns
+        events[0] = (at, LedgerKind.ADL, 1, close[n_bars // 2], 0.0, 0.0)
         streams["deleverage"] = events
     return MarketData(symbol, bars=bars, bar_interval_ns=interval_ns, **streams)
 
@@ -170,11 +171,14 @@ def probe_kernel(entries, exits, data, contract, **kwargs) -> tuple[bool, Any, R
     """Run the signal strategy through ``backtest`` as ``backtest_signals`` does and return
     (signal_kernel_applies(run), the kernel chosen for replay="auto" or None, Result)."""
     _Probe.decisions.clear()
+    size = float(kwargs.pop("contracts", 1.0))
+    sign = 1.0 if kwargs.pop("direction", "long") == "long" else -1.0
+    no = np.zeros(len(entries), dtype=bool)
     params = {
-        "entries": np.ascontiguousarray(entries),
-        "exits": np.ascontiguousarray(exits),
-        "contracts": float(kwargs.pop("contracts", 1.0)),
-        "direction": 1 if kwargs.pop("direction", "long") == "long" else -1,
+        "amount": np.where(entries & ~exits, sign * size, np.nan),
+        "close_long": np.ascontiguousarray(exits if sign > 0 else no),
+        "close_short": np.ascontiguousarray(exits if sign < 0 else no),
+        "unit": 0,
         "replay": "auto",
     }
     result = backtest(_Probe, data, contract, params=params, **kwargs)

@@ -48,4 +48,48 @@ def test_downsample_keeps_extremes_and_bounds_points() -> None:
 def test_plot_returns_figure(hand_result) -> None:
     figure = hand_result.plot()
     assert isinstance(figure, go.Figure)
-    assert len(figure.data) == 2  # equity and drawdown
+    names = [trace.name for trace in figure.data]
+    assert names == ["equity (BTC)", "wallet balance", "drawdown"]
+    assert {trace.type for trace in figure.data} == {"scatter"}  # SVG, no WebGL
+    assert figure.data[2].yaxis == "y2"  # drawdown on its own panel
+
+
+def test_summary_names_the_strategy_class(hand_result) -> None:
+    from backtester.report.summary import format_summary
+
+    first = format_summary(hand_result).splitlines()[0]
+    assert first.startswith("HandMade on BTC-USD-SWAP")
+    assert "PnL attribution (BTC)" in first
+
+
+def test_distance_to_liquidation_one_direction_for_every_venue(hand_result) -> None:
+    from backtester.report.page import liquidation_distance
+
+    ratio = hand_result.records["equity"]["margin_ratio"]
+    # OKEx 2019 (okx_coinm_2019 profile): trigger at tier-1 MMR 0.5 % + liquidation fee 0.075 %
+    distance = liquidation_distance(hand_result)
+    held = np.isfinite(ratio)
+    np.testing.assert_allclose(distance[held], 1.0 - 0.00575 / ratio[held], rtol=1e-15)
+    assert np.isnan(distance[~held]).all()  # flat: no distance
+    # Binance: ratio = maintenance margin / margin balance, liquidation at 1
+    hand_result.config["contracts"] = ["binance_usdm:BTCUSDT"]
+    np.testing.assert_allclose(liquidation_distance(hand_result)[held], 1.0 - ratio[held])
+    # OKX mgnRatio: margin balance / requirement, liquidation at 1
+    hand_result.config["contracts"] = ["okx:BTC-USD-SWAP"]
+    np.testing.assert_allclose(liquidation_distance(hand_result)[held], 1.0 - 1.0 / ratio[held])
+
+
+def test_relative_paths_hide_the_machine(tmp_path) -> None:
+    from backtester.report.page import relative_paths
+
+    config = {
+        "strategy": f"{tmp_path}/strategies/sma.py:SmaCross",
+        "data": [{"sources": {"bars": f"{tmp_path}/data/catalog/okx/BTC/bars-1m"}}],
+        "elsewhere": "/home/someone/secret/project/file.parquet",
+        "name": "not/a/path",
+    }
+    shown = relative_paths(config, [tmp_path])
+    assert shown["strategy"] == "strategies/sma.py:SmaCross"
+    assert shown["data"][0]["sources"]["bars"] == "data/catalog/okx/BTC/bars-1m"
+    assert shown["elsewhere"] == "…/project/file.parquet"
+    assert shown["name"] == "not/a/path"

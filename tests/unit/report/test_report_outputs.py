@@ -34,7 +34,21 @@ def test_run_directory_layout(hand_result, tmp_path) -> None:
         assert (directory / f"{kind}.parquet").is_file()
         frame = pd.read_csv(directory / f"{kind}.csv")
         assert len(frame) == len(hand_result.records[kind])
-    assert (directory / "report.html").stat().st_size > 1_000_000  # plotly.js inlined
+    # plotly.js once in the output folder, loaded by the report through a relative path
+    from plotly.offline import get_plotlyjs_version
+
+    shared = tmp_path / f"plotly-{get_plotlyjs_version()}.min.js"
+    assert shared.stat().st_size > 1_000_000
+    report = (directory / "report.html").read_text()
+    assert f'<script src="../{shared.name}"></script>' in report
+    assert (directory / "report.html").stat().st_size < 300_000
+    trades = pd.read_csv(directory / "trades.csv")
+    assert trades["exit_reason"].tolist() == ["signal", "liquidation"]
+    parquet = pd.read_parquet(directory / "trades.parquet")
+    assert parquet["exit_reason"].tolist() == ["signal", "liquidation"]
+    alone = save_run(hand_result, tmp_path / "alone" / "run", self_contained=True)
+    assert (alone / "report.html").stat().st_size > 1_000_000  # plotly.js inlined
+    assert not list((tmp_path / "alone").glob("plotly-*.js"))
     assert not list(directory.glob(".*.tmp"))  # atomic writes left no temp files
     summary = json.loads((directory / "summary.json").read_text())
     assert summary["metrics"]["liquidations"] == 1

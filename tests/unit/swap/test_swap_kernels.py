@@ -567,3 +567,19 @@ def test_binance_adl_ranking() -> None:
     assert binance_adl_ranking_nb(-20.0, 100.0, 15.0) == 0.0  # losing positions rank 0
     assert binance_adl_ranking_nb(0.5, 0.2, 0.1) == pytest.approx(0.5 * 0.1 / 0.7)  # WB < 1
     assert binance_adl_ranking_nb(5.0, -10.0, 1.0) == 0.0  # no equity
+
+
+def test_is_past_every_tier_at_the_lowest_tier_requirement():
+    """OKEx 2019 rule (MECHANICS.md §5.4): past every tier when (M + UPL)/PV < MMR₁ + fee."""
+    from backtester.swap.liquidation_nb import is_past_every_tier_nb
+
+    tiers = np.zeros(3, TIER_DTYPE)
+    tiers["tier"] = [1, 2, 3]
+    tiers["maintenance_margin_rate"] = [0.005, 0.01, 0.015]
+    pv, fee = 30.0, 0.00075
+    # MR 0.58 % ≥ 0.575 %: a step to tier 1 is still possible; 0.57 % is past every tier
+    assert not is_past_every_tier_nb(LiquidationRule.OKX_LEGACY, tiers, 0, 3, 0.0058 * pv, pv, fee)
+    assert is_past_every_tier_nb(LiquidationRule.OKX_LEGACY, tiers, 0, 3, 0.0057 * pv, pv, fee)
+    # the instrument's table starts at its offset: tier "1" there is 1 %
+    assert is_past_every_tier_nb(LiquidationRule.OKX_LEGACY, tiers, 1, 2, 0.0058 * pv, pv, fee)
+    assert not is_past_every_tier_nb(LiquidationRule.OKX_LEGACY, tiers, 0, 0, 0.0, pv, fee)

@@ -13,7 +13,7 @@ from backtester.data import Catalog
 from backtester.data.market import MarketData
 
 MINUTE_NS = 60_000_000_000
-T0 = 1_700_000_000_000_000_000
+T0 = 1_699_999_980_000_000_000  # on the minute grid (the catalog refuses off-grid candles)
 N = 3_000
 
 

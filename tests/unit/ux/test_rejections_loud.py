@@ -15,7 +15,7 @@ from backtester.rejections import RejectedOrderWarning
 from backtester.report.summary import format_summary
 
 MINUTE_NS = 60_000_000_000
-T0 = 1_700_000_000_000_000_000
+T0 = 1_699_999_980_000_000_000  # 2023-11-14 22:13:00 UTC, on the minute grid of the equity rows
 CONTRACT = "okx:BTC-USDT-SWAP"  # linear, face 0.01 BTC, tick 0.1, lot 0.01
 
 
@@ -48,7 +48,7 @@ def test_each_reason_warns_once_naming_order_and_accepted_value():
     assert "PRICE_OFF_TICK" in messages[0]
     assert "trigger 29,873.27 is off the 0.1 tick; nearest 29,873.3" in messages[0]
     assert "sell 1 contracts BTC-USDT-SWAP STOP_MARKET" in messages[0]
-    assert "2023-11-14 22:14:20 UTC" in messages[0]  # T0 + 1 min: the close of bar 0
+    assert "2023-11-14 22:14:00 UTC" in messages[0]  # T0 + 1 min: the close of bar 0
     assert result.rejections.to_dict() == {"PRICE_OFF_TICK": 1}
     assert len(result.rejected_orders) == 1
 
@@ -64,7 +64,7 @@ class ReduceFirst(Strategy):
 def test_reduce_only_before_the_entry_fill_says_position_and_the_fix():
     with pytest.warns(RejectedOrderWarning, match="REDUCE_ONLY_WOULD_INCREASE") as caught:
         result = backtest(ReduceFirst, flat_bars(5), CONTRACT, initial_balance=10_000.0)
-    text = str(caught[0].message)
+    text = next(str(w.message) for w in caught if w.category is RejectedOrderWarning)
     assert "the position was 0 contracts" in text
     assert "stop_loss=" in text
     assert "(1 more with this reason)" in text
@@ -83,7 +83,7 @@ def test_insufficient_margin_counted_and_explained_with_affordable_size():
         result = backtest(TooBig, flat_bars(4), CONTRACT, initial_balance=1_000.0, leverage=10.0)
     # 100 contracts x 0.01 BTC x 30,000 / 10 = 3,000 USDT of initial margin against 1,000:
     # 1,000 x 10 / (0.01 x 30,000) = 33.33 -> 33.33 contracts on the 0.01 lot
-    text = str(caught[0].message)
+    text = next(str(w.message) for w in caught if w.category is RejectedOrderWarning)
     assert "initial margin is about 3,000 USDT" in text
     assert "at most about 33.33 contracts" in text
     # one order at each of the 4 bar closes (the last bar's close included)
@@ -104,7 +104,7 @@ def test_open_position_at_the_end_reported_with_unrealised_pnl_apart(tmp_path):
     bars.bars["close"][-1] = 30_100.0
     bars.bars["high"][-1] = 30_110.0
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no rejection here: no warning
+        warnings.simplefilter("error", RejectedOrderWarning)  # no rejection here: no warning
         result = backtest(HoldToEnd, bars, CONTRACT, initial_balance=10_000.0)
     still = result.open_position_at_end
     assert still["positions"] == {"BTC-USDT-SWAP": 2.0}

@@ -1,0 +1,57 @@
+"""Names that become path components: validated (user-given) or slugged (generated).
+
+A run name, sweep name, exchange or symbol typed by a user ends up as a directory name under
+``reports/`` or the catalog. :func:`check_name` refuses anything that could leave that
+directory or hide in it — a path separator, ``.``/``..``, a leading dot, an absolute path, a
+control character — with a one-line error naming the field and what is expected;
+:func:`slug` turns generated names (``<strategy>-<symbol>``, where a ccxt symbol holds ``/`` and
+``:``) into safe ones.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+_MAX_LENGTH = 200
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=@,-]+")
+
+
+def check_name(value: object, field: str, *, allow_slash: bool = False) -> str:
+    """Return ``value`` if it is safe as one path component, else raise ``ValueError``.
+
+    ``allow_slash`` accepts ``/`` (a ccxt symbol such as ``BTC/USDT:USDT``) for names the
+    caller quotes before using them in a path (the catalog URL-quotes symbols).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{field}: expected a name (text), got {type(value).__name__}")
+    expected = (
+        "expected a plain name such as 'sma-fast10' (letters, digits, - _ . +; no path "
+        "separators, no '..', not starting with '.')"
+    )
+    if not value or not value.strip():
+        raise ValueError(f"{field}: empty name; {expected}")
+    if len(value) > _MAX_LENGTH:
+        raise ValueError(f"{field}: name of {len(value)} characters; at most {_MAX_LENGTH}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"{field}: {value!r} contains a control character; {expected}")
+    separators = {"\\", "/", os.sep} | ({os.altsep} if os.altsep else set())
+    if allow_slash:
+        separators.discard("/")  # quoted by the caller (the catalog quotes symbols)
+    if os.path.isabs(value) and not allow_slash:
+        raise ValueError(f"{field}: {value!r} is an absolute path; {expected}")
+    found = sorted(ch for ch in separators if ch in value)
+    if found:
+        raise ValueError(f"{field}: {value!r} contains the path separator {found[0]!r}; {expected}")
+    if value in (".", "..") or value.startswith("."):
+        raise ValueError(f"{field}: {value!r} starts with '.'; {expected}")
+    if allow_slash and any(part in (".", "..") for part in value.split("/")):
+        raise ValueError(f"{field}: {value!r} contains a '..' or '.' part; {expected}")
+    return value
+
+
+def slug(value: str) -> str:
+    """A generated name made safe: runs of other characters become ``-`` (``BTC/USDT:USDT`` →
+    ``BTC-USDT-USDT``); never empty, never starting with ``.``."""
+    text = _UNSAFE.sub("-", value).strip("-.")
+    return text[:_MAX_LENGTH] or "run"

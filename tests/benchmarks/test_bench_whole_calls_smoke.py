@@ -1,0 +1,31 @@
+"""Smoke run of ``benchmarks/bench_whole_calls.py`` at a tiny size: every case runs in its own
+process and returns a Result; speed itself is measured by hand, never asserted here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_whole_calls.py"
+
+
+@pytest.mark.slow
+def test_bench_whole_calls_runs_every_case():
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--bars", "5000", "--ticks", "20000", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = dict(re.findall(r"^(\S.*?)\s+median .*\((\d+) fills,", done.stdout, re.M))
+    assert set(rows) == {"signals", "python on_bar", "jit on_trade", "jit on_trade, no mechanics"}
+    assert all(int(fills) > 0 for fills in rows.values())
+    # the index and funding streams change the mark and the cash, not this strategy's orders
+    assert rows["jit on_trade"] == rows["jit on_trade, no mechanics"]
+    assert "FAILED" not in done.stdout
