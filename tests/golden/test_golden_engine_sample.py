@@ -57,7 +57,7 @@ def test_golden_sma_cross_inverse_sample():
     assert digests(result) == {
         "fills": "d3f61639c32e19a84b6abdc676cfdaa863ca8b7d03578276520085d51a3aaa89",
         "funding_payments": "e221be60964fd498724fcdddbf6e0ee6928c15fc334f69d3c750e733e0898afb",
-        "liquidations": "3db90fa297f251f7fdfc94b931d6d7c7c6bddb50f5aac200fd598330ffe34396",
+        "liquidations": "e15d04590be20e4f4b18d492cb5713876aa39cc157d5b9e3952f5d39edbfb11e",
         "ledger": "22ccb0f6b74806b8967cdaea80fe419a53f954a63691560ff360eb9f4ba94b98",
     }
 
@@ -77,6 +77,6 @@ def test_golden_high_leverage_liquidations_sample():
     assert digests(result) == {
         "fills": "ae548700ad6b31e96ba6cfeabbf7c6f7c50285bb35fada8afdc6117e94b9279b",
         "funding_payments": "aa4b61a76e5976e06be286d7c27a519721448ac6805d981cd29c0b12d91e099d",
-        "liquidations": "42e95b73077c1b371544bf7402e3352b2e28b46e09de556371995ec4ad2c2b14",
+        "liquidations": "6d9723d4e9eb59018976949d17531d332eaa7af21af169157f00397e5a2a1a8e",
         "ledger": "d439ccf9625981c4a60c0a02df7b88606314a982482c14d299009fe0e6aa49fb",
     }

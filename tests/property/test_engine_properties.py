@@ -333,6 +333,19 @@ def test_ledger_agrees_with_an_independent_recomputation(scenario):
         rows = ledger[(ledger["kind"] == kind) & (ledger["ref_id"] == ref)]
         return rows["amount_settle"]
 
+    fill_kinds = [LedgerKind.FEE, LedgerKind.TRADE_PNL, LedgerKind.LIQUIDATION_LOSS,
+                  LedgerKind.LIQUIDATION_FEE]  # fmt: skip
+
+    def fill_row(f):
+        """Place of a fill in the ledger's event order: its first ledger row (a fill without
+        money movement: before every row of its time)."""
+        rows = np.flatnonzero(
+            (ledger["ref_id"] == f["fill_id"]) & np.isin(ledger["kind"], fill_kinds)
+        )
+        if len(rows):
+            return int(rows[0])
+        return int(np.searchsorted(ledger["ts_ns"], f["ts_ns"], side="left")) - 0.5
+
     tol = 1e-12 * balance
     # fees
     for f in fills[
@@ -354,7 +367,7 @@ def test_ledger_agrees_with_an_independent_recomputation(scenario):
     q = 0.0
     ref = np.nan
     history = []  # (ts, position after) for the funding check
-    for ts, what, k in events:
+    for _ts, what, k in events:
         if what == 0:
             s = settlements[k]
             assert s["position_contracts"] == pytest.approx(q, abs=1e-9)
@@ -390,14 +403,21 @@ def test_ledger_agrees_with_an_independent_recomputation(scenario):
         else:
             rows = ledger_rows(LedgerKind.TRADE_PNL, f["fill_id"])
         assert rows.sum() == pytest.approx(realised, rel=1e-9, abs=tol)
-        history.append((ts, q))
+        history.append((fill_row(f), q))
     # funding
+    # the position held at the funding time: after the fills booked before the payment in the
+    # ledger's event order (fills at a candle's path points up to T come first, fills at the
+    # open of the candle starting at T after it); the mark in force at T: the close of the
+    # candle that closes at T (no index: the mark is the last price; README "Data")
     closes_at = bars["ts_ns"] + interval
     for p in payments:
         ts = int(p["ts_ns"])
-        before = [pos for t, pos in history if t < ts]
+        funding_row = int(
+            np.flatnonzero((ledger["kind"] == LedgerKind.FUNDING) & (ledger["ts_ns"] == ts))[0]
+        )
+        before = [pos for row, pos in history if row < funding_row]
         position = before[-1] if before else 0.0
-        visible = np.flatnonzero(closes_at < ts)
+        visible = np.flatnonzero(closes_at <= ts)
         assert len(visible) > 0
         mark = float(bars["close"][visible[-1]])
         assert p["mark_price"] == mark
@@ -408,5 +428,10 @@ def test_ledger_agrees_with_an_independent_recomputation(scenario):
     if len(payments) == 0 and funding_rate != 0.0:
         # no payment only when flat at the funding time (or no mark yet)
         ts = int(funding["ts_ns"][0])
-        before = [pos for t, pos in history if t < ts]
-        assert (not before) or before[-1] == 0.0 or not (closes_at < ts).any()
+        start_t = np.searchsorted(ledger["ts_ns"], ts, side="left")
+        end_t = np.searchsorted(ledger["ts_ns"], ts, side="right")
+        before = [pos for row, pos in history if row < start_t]
+        # the position at the funding instant is one of: the one before T, or one after a fill at T
+        candidates = [before[-1] if before else 0.0]
+        candidates += [pos for row, pos in history if start_t <= row < end_t]
+        assert 0.0 in candidates or not (closes_at <= ts).any()

@@ -82,7 +82,8 @@ def test_okex_cross_single_position_taken_over_at_the_account_bankruptcy_price()
     seen = {t: (q, p) for t, q, p in SEEN}
     assert seen[DAY0 + 3 * HOUR_NS] == (n, pytest.approx(lp, rel=1e-9))
     (liq,) = result.records["liquidations"]
-    assert liq["ts_ns"] == DAY0 + 4 * HOUR_NS
+    # inside the bar of 03:00-04:00, at its low (the adverse extreme, at t0 + Δ/3 of the path)
+    assert liq["ts_ns"] == DAY0 + 3 * HOUR_NS + HOUR_NS // 3
     assert not liq["is_partial"]
     assert liq["tier"] == 1
     assert liq["mark_price"] == 47_800.0
@@ -189,7 +190,8 @@ def test_binance_cross_takes_every_position_over_at_the_bankruptcy_price():
     liquidations = result.records["liquidations"]
     assert sorted(liquidations["instrument"].tolist()) == [0, 1]
     assert not liquidations["is_partial"].any()
-    assert (liquidations["ts_ns"] == DAY0 + 4 * HOUR_NS).all()
+    # inside the bar of 03:00-04:00, at its low (the adverse extreme, at t0 + Δ/3 of the path)
+    assert (liquidations["ts_ns"] == DAY0 + 3 * HOUR_NS + HOUR_NS // 3).all()
     by = {int(r["instrument"]): r for r in liquidations}
     for i, mark in ((0, mark_a), (1, mark_b)):
         assert by[i]["mark_price"] == mark

@@ -77,9 +77,11 @@ def test_settlement_on_fixed_margin_keeps_the_liquidation_price_and_liquidates()
     settled = FACE * n * (1 / entry - 1 / settle)
     kept_whole = (1 + k) / (1 / settle + margin / (FACE * n))
     assert kept_whole == pytest.approx(46_979.74, abs=0.005)
-    # bar k closes at DAY0 + (k + 1) h; the order on bar 0 fills at bar 1's open (02:00);
-    # the 08:00 settlement takes the mark of the 07:00 close (49,000); bar 8 closes at 47,850
-    closes = [entry, entry, settle, settle, settle, settle, settle, 48_500.0, 47_850.0, 47_850.0]
+    # bar k runs from DAY0 + k h to DAY0 + (k + 1) h; the order at bar 0's close fills at bar
+    # 1's open (01:00); the 08:00 settlement takes the mark in force at 08:00, the close of the
+    # 07:00-08:00 candle (49,000); the 09:00-10:00 candle falls from 48,500 to 47,850, its low
+    # at 09:20 on the candle path (the adverse extreme at t0 + Δ/3)
+    closes = [entry, entry, *[settle] * 6, 48_500.0, 47_850.0, 47_850.0]
     assert kept_whole < 47_850.0 < liq
     data = MarketData("BTC-USD-SWAP", bars=hourly_bars(closes), bar_interval_ns=HOUR_NS)
     balance = 1.0
@@ -95,10 +97,11 @@ def test_settlement_on_fixed_margin_keeps_the_liquidation_price_and_liquidates()
     watched = {t: (q, p) for t, q, p in WATCH}
     assert watched[DAY0 + 7 * HOUR_NS] == (n, pytest.approx(liq, rel=1e-12))
     assert watched[DAY0 + 8 * HOUR_NS] == (n, pytest.approx(liq, rel=1e-12))
-    # the 47,850 mark (bar 8 closes at 09:00) liquidates in full at the bankruptcy price,
-    # E·lev/(lev + 1) (§5.3), whatever part of the loss was settled before
+    # the 47,850 mark (the low of the 09:00 candle, at 09:20) liquidates in full at the
+    # bankruptcy price, E·lev/(lev + 1) (§5.3), whatever part of the loss was settled before
     (liquidation,) = result.records["liquidations"]
-    assert liquidation["ts_ns"] == DAY0 + 9 * HOUR_NS
+    assert liquidation["ts_ns"] == DAY0 + 9 * HOUR_NS + HOUR_NS // 3
+    assert liquidation["mark_price"] == 47_850.0
     assert not liquidation["is_partial"]
     assert liquidation["liquidation_price"] == pytest.approx(liq, rel=1e-12)
     bankrupt = entry * lev / (lev + 1)
