@@ -67,6 +67,8 @@ __all__ = [
     "limit",
     "mark_price",
     "market",
+    "one_cancels_other",
+    "place_exits",
     "position",
     "round_price",
     "stop",
@@ -298,3 +300,37 @@ def round_price(ctx, instrument, price, direction=0) -> float:
     """``price`` on the contract's tick: nearest (0), down (-1, a buy's passive side) or up
     (+1, a sell's)."""
     return round_price_nb(price, ctx.params[instrument]["tick_size_quote"], direction)
+
+
+# ---------------------------------------------------------------- exits of a position
+@njit(cache=True)
+def place_exits(ctx, instrument, stop_trigger, take_profit_trigger):
+    """Reduce-only exits for the whole open position: a STOP_MARKET at ``stop_trigger`` and a
+    TAKE_PROFIT at ``take_profit_trigger`` (NaN: not that one). Call it from ``on_fill`` once
+    the entry has filled (a reduce-only order placed while flat is rejected). Returns
+    ``(stop id, take-profit id)``, -1 for one not placed; pass them to :func:`one_cancels_other`
+    in ``on_fill`` (the Python path does both itself: ``ctx.market(..., stop_loss=...)``)."""
+    q = ctx.positions[instrument]["contracts"]
+    stop_id = -1
+    profit_id = -1
+    if q == 0.0:
+        return stop_id, profit_id
+    if np.isfinite(stop_trigger):
+        stop_id = stop(ctx, instrument, -q, stop_trigger, True)
+    if np.isfinite(take_profit_trigger):
+        profit_id = take_profit(ctx, instrument, -q, take_profit_trigger, True)
+    return stop_id, profit_id
+
+
+@njit(cache=True)
+def one_cancels_other(ctx, fill_row, first_id, second_id) -> bool:
+    """In ``on_fill``: when fill ``fill_row`` belongs to one of the two exits, cancel the other
+    (True); else False."""
+    order_id = ctx.fills[fill_row]["order_id"]
+    if order_id == first_id and second_id >= 0:
+        cancel(ctx, second_id)
+        return True
+    if order_id == second_id and first_id >= 0:
+        cancel(ctx, first_id)
+        return True
+    return False

@@ -9,10 +9,11 @@ reduce-only orders for the position the entry opened:
 
 given either as prices or, with ``stop_loss_distance`` / ``take_profit_distance``, as distances
 in quote from the entry's average fill price (long: stop ``fill − d``, target ``fill + d``;
-short the reverse), rounded to the nearest tick. The pair is one-cancels-the-other: when one
-fills, the other is cancelled; when the position is closed or reversed by anything else (the
-strategy, a liquidation), both are cancelled. Their size is the position the entry left,
-at most the entry's fill (reduce-only orders never open a position).
+short the reverse), or with ``stop_loss_fraction`` / ``take_profit_fraction`` as fractions of
+it (long: ``fill·(1 − f)``, ``fill·(1 + f)``), rounded to the nearest tick. The pair is
+one-cancels-the-other: when one fills, the other is cancelled; when the position is closed or
+reversed by anything else (the strategy, a liquidation), both are cancelled. Their size is the
+position the entry left, at most the entry's fill (reduce-only orders never open a position).
 
 Timing. The exits are placed at the first wake-up after the entry's fill: on trade data right
 after the trade that filled it; on bar data at the close of the bar in which it filled (the
@@ -45,6 +46,8 @@ class _Wanted:
     stop_distance: float
     profit_distance: float
     tag: int
+    stop_fraction: float = math.nan
+    profit_fraction: float = math.nan
 
 
 class Protections:
@@ -87,18 +90,28 @@ class Protections:
         stop_loss_distance: float | None,
         take_profit_distance: float | None,
         tag: int,
+        stop_loss_fraction: float | None = None,
+        take_profit_fraction: float | None = None,
     ) -> None:
         """Record the exits of ``entry_id`` (placed when its fill is seen)."""
         for name, value in (
             ("stop_loss_distance", stop_loss_distance),
             ("take_profit_distance", take_profit_distance),
+            ("stop_loss_fraction", stop_loss_fraction),
+            ("take_profit_fraction", take_profit_fraction),
         ):
             if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name}: expected a distance > 0 (quote), got {value!r}")
-        if stop_loss is not None and stop_loss_distance is not None:
-            raise ValueError("stop_loss: give a price or stop_loss_distance, not both")
-        if take_profit is not None and take_profit_distance is not None:
-            raise ValueError("take_profit: give a price or take_profit_distance, not both")
+                raise ValueError(f"{name}: expected a distance > 0, got {value!r}")
+        stops = [stop_loss, stop_loss_distance, stop_loss_fraction]
+        if sum(v is not None for v in stops) > 1:
+            raise ValueError(
+                "stop_loss: give one of a price, stop_loss_distance or stop_loss_fraction"
+            )
+        targets = [take_profit, take_profit_distance, take_profit_fraction]
+        if sum(v is not None for v in targets) > 1:
+            raise ValueError(
+                "take_profit: give one of a price, take_profit_distance or take_profit_fraction"
+            )
         wanted = _Wanted(
             instrument,
             self.check_price(instrument, stop_loss, "stop_loss"),
@@ -106,6 +119,8 @@ class Protections:
             math.nan if stop_loss_distance is None else float(stop_loss_distance),
             math.nan if take_profit_distance is None else float(take_profit_distance),
             tag,
+            math.nan if stop_loss_fraction is None else float(stop_loss_fraction),
+            math.nan if take_profit_fraction is None else float(take_profit_fraction),
         )
         self._wanted[entry_id] = wanted
         # the driver must hear of fills now, whether or not the strategy has on_fill
@@ -164,6 +179,11 @@ class Protections:
             stop = round_price(fill - side * wanted.stop_distance, tick)
         if not math.isnan(wanted.profit_distance):
             target = round_price(fill + side * wanted.profit_distance, tick)
+        # fractions of the fill price (the signal path's sl_stop / tp_stop)
+        if not math.isnan(wanted.stop_fraction):
+            stop = round_price(fill * (1.0 - side * wanted.stop_fraction), tick)
+        if not math.isnan(wanted.profit_fraction):
+            target = round_price(fill * (1.0 + side * wanted.profit_fraction), tick)
         exit_side = int(Side.SELL if side == Side.BUY else Side.BUY)
         ids = []
         for kind, trigger in ((OrderType.STOP_MARKET, stop), (OrderType.TAKE_PROFIT, target)):

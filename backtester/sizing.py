@@ -66,7 +66,7 @@ def round_price(price: float, tick: float, direction: int = 0) -> float:
     elif direction > 0:
         k = math.ceil(steps - _STEP_EPS)
     else:
-        k = math.floor(steps + 0.5)
+        k = math.floor(steps + 0.5 + _STEP_EPS)  # ties (up to float noise) round up
     return round(k * tick, _decimals(tick))
 
 

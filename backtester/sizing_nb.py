@@ -41,7 +41,7 @@ def round_price_nb(price: float, tick: float, direction: int) -> float:
     elif direction > 0:
         k = math.ceil(steps - _STEP_EPS)
     else:
-        k = math.floor(steps + 0.5)
+        k = math.floor(steps + 0.5 + _STEP_EPS)  # ties (up to float noise) round up
     return np.round(k * tick, _decimals_nb(tick))
 
 

@@ -428,20 +428,26 @@ class Context:
         take_profit: float | None = None,
         stop_loss_distance: float | None = None,
         take_profit_distance: float | None = None,
+        stop_loss_fraction: float | None = None,
+        take_profit_fraction: float | None = None,
     ) -> int:
         """Market order of ``contracts`` (signed), or of a money size: ``notional=`` (quote),
         ``base=`` (coin) or ``equity_fraction=`` (signed; see :meth:`size`), converted at the
         last price and rounded toward zero to the lot. Returns the order id.
 
         ``stop_loss`` / ``take_profit`` (prices) or ``stop_loss_distance`` /
-        ``take_profit_distance`` (quote, from the fill price) attach reduce-only exits placed
-        when the entry fills, one cancelling the other (:mod:`backtester.protection`)."""
+        ``take_profit_distance`` (quote, from the fill price) or ``stop_loss_fraction`` /
+        ``take_profit_fraction`` (of the fill price) attach reduce-only exits placed when the
+        entry fills, one cancelling the other (:mod:`backtester.protection`)."""
         contracts = self._order_size(contracts, notional, equity_fraction, base, None)
         side, qty = _side_of(contracts)
         order_id = self._run.place(
             self._i, OrderType.MARKET, side, qty, reduce_only=reduce_only, tag=tag
         )
-        self._protect(order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        self._protect(
+            order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance,
+            stop_loss_fraction, take_profit_fraction,
+        )  # fmt: skip
         return order_id
 
     def _protect(
@@ -451,8 +457,13 @@ class Context:
         take_profit: float | None,
         stop_loss_distance: float | None,
         take_profit_distance: float | None,
+        stop_loss_fraction: float | None = None,
+        take_profit_fraction: float | None = None,
     ) -> None:
-        exits = (stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        exits = (
+            stop_loss, take_profit, stop_loss_distance, take_profit_distance,
+            stop_loss_fraction, take_profit_fraction,
+        )  # fmt: skip
         if all(value is None for value in exits):
             return
         self._run.protections.add(
@@ -463,6 +474,8 @@ class Context:
             stop_loss_distance=stop_loss_distance,
             take_profit_distance=take_profit_distance,
             tag=int(self._run.orders[order_id]["tag"]),
+            stop_loss_fraction=stop_loss_fraction,
+            take_profit_fraction=take_profit_fraction,
         )
 
     def limit(

@@ -132,6 +132,8 @@ def backtest_signals(
     margin_mode: str = "isolated",
     replay: str = "auto",
     plots: Mapping[str, npt.ArrayLike] | None = None,
+    sl_stop: Any = None,
+    tp_stop: Any = None,
     **options: Any,
 ) -> Result | list[Result]:
     """Backtest signals over ``data.bars``, long and short on one account.
@@ -173,6 +175,11 @@ def backtest_signals(
         Indicator arrays to draw on the report's price chart, ``{name: values}`` with one
         value per bar (the indicator that made the signals), stamped at each bar's close;
         kept in ``result.plots``.
+    sl_stop, tp_stop
+        Stop-loss / take-profit of each entry as a fraction of its fill price (a number, or
+        one per bar read at the entry's bar; NaN: none), placed as reduce-only exits when the
+        entry fills, one cancelling the other. With either, the run goes through the Python
+        driver (:mod:`backtester.signal_exits`): 1-D signals in contracts only.
 
     Returns
     -------
@@ -268,6 +275,24 @@ def backtest_signals(
             np.ascontiguousarray(close_long, dtype=bool),
             np.ascontiguousarray(close_short, dtype=bool),
         )
+
+    if sl_stop is not None or tp_stop is not None:
+        from backtester.signal_exits import SignalsWithExits, as_stop_array
+
+        if widths or "amount" in columns:
+            raise ValueError("sl_stop, tp_stop: need 1-D signals (not target=), one backtest")
+        amount, close_long, close_short = arrays(0)
+        params = {
+            "amount": amount, "close_long": close_long, "close_short": close_short,
+            "sl_stop": as_stop_array(sl_stop, n, "sl_stop"),
+            "tp_stop": as_stop_array(tp_stop, n, "tp_stop"),
+        }  # fmt: skip
+        result = backtest(
+            SignalsWithExits, data, contract, initial_balance=initial_balance,
+            leverage=leverage, margin_mode=margin_mode, params=params, **options,
+        )  # fmt: skip
+        result.plots.update(series)
+        return result
 
     def run(k: int) -> Result:
         amount, close_long, close_short = arrays(k)

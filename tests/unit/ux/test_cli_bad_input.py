@@ -35,7 +35,7 @@ def test_dates_outside_the_data_give_the_data_span():
     done = backtester("run", "strategies/sma_cross.py", "--data", "sample", "--start", "2030-01-01")
     assert done.returncode == 2, done.stderr
     # the sample spans February and March 2024 (backtester/data/sample.py)
-    assert "start/end: 2030-01-01 00:00:00 to … selects no data of sample:BTC-USD-SWAP" in (
+    assert "start/end: no market data for sample:BTC-USD-SWAP in [2030-01-01T00:00:00" in (
         done.stderr
     )
-    assert "which covers 2024-02-01 00:00:00 to 2024-04-01 00:00:00" in done.stderr
+    assert "the data covers 2024-02-01 00:00:00 to 2024-04-01 00:00:00" in done.stderr
