@@ -272,11 +272,23 @@ def metric_groups(result: Result, metrics: dict[str, Any]) -> list[tuple[str, li
             ("liquidations", *plain(fmt_number(metrics.get("liquidations", 0)))),
             ("liquidation cost", *money("liquidation_cost")),
             ("clawback / ADL", *money("clawback_adl")),
+            ("clawback (fund deficit)", *money("clawback")),
+            ("venue insurance fund, start → end", *plain(_fund_text(metrics, cur))),
             ("worst margin ratio (venue's)", *plain(
                 fmt_number(metrics.get("worst_margin_ratio", math.nan), 4))),
         ]),
     ]  # fmt: skip
     return groups
+
+
+def _fund_text(metrics: dict[str, Any], currency: str) -> str:
+    """The venue's insurance fund over the run (``insurance_fund_settle`` option of
+    ``backtest``): unlimited by default, i.e. every deficit covered, no clawback."""
+    start = metrics.get("insurance_fund_start_settle", math.nan)
+    end = metrics.get("insurance_fund_end_settle", math.nan)
+    if math.isinf(start):
+        return "unlimited (default: the fund covers every deficit)"
+    return f"{fmt_money(start, currency)} → {fmt_money(end, currency)}"
 
 
 # --------------------------------------------------------------------------- charts

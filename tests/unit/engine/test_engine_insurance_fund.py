@@ -119,8 +119,11 @@ def test_deficit_beyond_the_fund_is_clawed_back_from_the_week_profit(
     if pool is None:
         # the HTML report's metrics table carries the fund balance and the clawback
         html = result.to_html(tmp_path / "report.html").read_text()
-        assert "insurance_fund_end_settle" in html
-        assert "clawback_settle" in html
+        assert "venue insurance fund, start → end" in html
+        assert (
+            "clawback of the fund&#x27;s deficit" in html
+            or "clawback of the fund's deficit" in html
+        )
 
 
 def test_no_clawback_while_the_fund_covers_and_a_surplus_feeds_it():
