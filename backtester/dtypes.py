@@ -456,6 +456,9 @@ ACCOUNT_STATE_DTYPE = np.dtype(
         ("clawback_offset_ns", np.int64),
         ("next_clawback_ns", np.int64),
         ("clawback_profit_pool_settle", np.float64),
+        # Σ clawback the account could not pay: a clawback is capped at the free wallet
+        # (balance − isolated margins, deleverage_nb.clawback_cap_nb); reported after the run
+        ("clawback_not_taken_settle", np.float64),
     ],
     align=True,
 )

@@ -532,7 +532,17 @@ def backtest(
         "uncovered_deficit_pending_settle": float(run.account[0]["uncovered_deficit_settle"]),
         "clawback_period": clawback_period,
         "clawback_profit_pool_settle": pool,
+        "clawback_not_taken_settle": float(run.account[0]["clawback_not_taken_settle"]),
     }
+    not_taken = config["insurance_fund"]["clawback_not_taken_settle"]
+    if not_taken > 0.0:
+        # nothing silent: a clawback larger than the free wallet was capped (deleverage_nb)
+        message = (
+            f"clawback capped at the free wallet: {not_taken:.10g} {specs[0].settle_currency} "
+            "of the clawbacks not taken (the period's profit was no longer in the account)"
+        )
+        run_warnings.append(message)
+        warnings.warn(message, RunDataWarning, stacklevel=2)
     if stream is not None:
         config["stream"] = {"chunk_ns": stream.chunk_ns, "windows": run.n_chunks}
         price_series = dict(zip(stream.symbols, sampler.series(), strict=True))

@@ -305,12 +305,40 @@ def clawback_profit_nb(ledger, n_ledger, instrument, ts, settlement_offset_ns) -
 
 
 @njit(cache=True)
-def apply_clawback_nb(account, params, adl, ledger, i, ts, event) -> int:
+def clawback_cap_nb(account, positions, wanted: float) -> float:
+    """The part of a clawback of ``wanted`` (settle, > 0) the account can pay; the rest is
+    added to ``account['clawback_not_taken_settle']`` (reported after the run).
+
+    Formula
+    -------
+    taken = min(wanted, max(0, balance − Σ isolated margins)).
+
+    Why: OKEx takes the clawback out of the profit it credits at the settlement ("RPL less the
+    Clawback amount", MECHANICS.md §6), so it never exceeds what the account holds. A scenario
+    event later than the settlement instant finds the day's profit possibly lost since (spent
+    as margin of a position liquidated in between): it takes only the free wallet, never the
+    margin locked in isolated positions, and never drives the wallet below zero.
+
+    Mutates: ``account['clawback_not_taken_settle']``.
+    """
+    acc = account[0]
+    free = acc["balance_settle"] - isolated_margins_nb(positions)
+    taken = wanted
+    if not free >= wanted:
+        taken = max(0.0, free)
+        acc["clawback_not_taken_settle"] += wanted - taken
+    return taken
+
+
+@njit(cache=True)
+def apply_clawback_nb(account, positions, params, adl, ledger, i, ts, event) -> int:
     """Take ``rate`` × the strategy's net profit of the day just closed on instrument ``i``.
 
     Formula
     -------
-    amount = rate · max(0, clawback_profit_nb(...)), rate = ``event['threshold']`` ∈ [0, 1].
+    amount = rate · max(0, clawback_profit_nb(...)), rate = ``event['threshold']`` ∈ [0, 1],
+    capped at the free wallet (:func:`clawback_cap_nb`: the day's profit may have been lost
+    between the settlement and the event).
 
     Every instrument's daily settlement due by ``ts`` is applied first (the loop settles an
     instrument at its own next event), so the period's profit includes the settlement at the
@@ -318,8 +346,9 @@ def apply_clawback_nb(account, params, adl, ledger, i, ts, event) -> int:
 
     Effect: a CLAWBACK ledger row of −amount (ref_id = the ADL row) and an ADL_DTYPE row (kind
     CLAWBACK, contracts 0, price NaN, rate, ``amount_settle`` = amount). Nothing is written when
-    the amount is 0 (no profit, rate 0). Returns :data:`APPLIED` or :data:`NOT_APPLIED`.
-    Mutates: account, ``adl``, ``ledger``.
+    the amount is 0 (no profit, rate 0, no free wallet). Returns :data:`APPLIED` or
+    :data:`NOT_APPLIED`.
+    Mutates: account (``clawback_not_taken_settle`` too), ``adl``, ``ledger``.
 
     Source
     ------
@@ -335,7 +364,9 @@ def apply_clawback_nb(account, params, adl, ledger, i, ts, event) -> int:
     )
     if not profit > 0.0:
         return NOT_APPLIED
-    amount = rate * profit
+    amount = clawback_cap_nb(account, positions, rate * profit)
+    if not amount > 0.0:
+        return NOT_APPLIED
     n = adl_record_nb(account, adl, ts, i, LedgerKind.CLAWBACK, 0.0, np.nan, rate, amount)
     ledger_nb(account, ledger, ts, LedgerKind.CLAWBACK, i, -amount, n)
     return APPLIED
@@ -360,7 +391,7 @@ def apply_deleverage_event_nb(
     if kind == LedgerKind.ADL:
         return apply_adl_nb(account, positions, params, tiers, fills, adl, ledger, i, ts, event)
     if kind == LedgerKind.CLAWBACK:
-        return apply_clawback_nb(account, params, adl, ledger, i, ts, event)
+        return apply_clawback_nb(account, positions, params, adl, ledger, i, ts, event)
     return NOT_APPLIED
 
 
@@ -404,7 +435,7 @@ def apply_period_clawback_nb(account, positions, params, settlements, adl, ledge
     period — or, when NaN, the strategy's own profit (it is then the only profitable account
     the replay knows of); the pool is never less than the strategy's own profit.
     clawback = rate × the account's net profit over the period (:func:`account_profit_nb`, all
-    instruments), when positive.
+    instruments), when positive, capped at the free wallet (:func:`clawback_cap_nb`).
 
     Every instrument's daily settlement due by ``ts`` is applied first (the loop settles an
     instrument at its own next event), so the period's profit includes the settlement at the
@@ -442,6 +473,8 @@ def apply_period_clawback_nb(account, positions, params, settlements, adl, ledge
         pool = profit
     rate = clawback_rate_nb(deficit, 0.0, pool)
     amount = rate * profit
+    if amount > 0.0:
+        amount = clawback_cap_nb(account, positions, amount)
     if not amount > 0.0:
         return NOT_APPLIED
     n = adl_record_nb(account, adl, ts, -1, LedgerKind.CLAWBACK, 0.0, np.nan, rate, amount)

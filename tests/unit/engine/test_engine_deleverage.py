@@ -358,6 +358,53 @@ def test_clawback_without_profit_or_rate_writes_nothing(mark, rate):
     assert same(st.account, account)
 
 
+@pytest.mark.parametrize("closed", [10.0, 5.0])
+def test_clawback_is_capped_at_the_free_wallet_when_the_day_profit_was_lost_since(closed):
+    """The day's profit is lost after the settlement, before the clawback event: the clawback
+    takes only the free wallet (balance − isolated margin), never the wallet below zero nor the
+    margin of the position still open (OKEx credits "RPL less the clawback", MECHANICS.md §6).
+
+    Hand figures (inverse, face 100 USD, taker 0.075 %, 10x): open 10 @ 40,000, fee
+    1,000/40,000·0.00075, margin 1,000/40,000/10 = 0.0025; settlement at 44,000 credits
+    1,000·(1/40,000 − 1/44,000) (margin unchanged); the day's profit = that − the fee. After
+    the settlement, ``closed`` contracts are sold at 36,000: PnL closed·100·(1/44,000 −
+    1/36,000) from the settlement reference, fee closed·100/36,000·0.00075; the rest keeps
+    its share of the margin, 0.0025·(10 − closed)/10.
+    """
+    st = State("okx_coinm_2019:BTC-USD-SWAP", 10.0, balance=0.003)
+    st.fill(DAY0 + HOUR_NS, Side.BUY, 10.0, 40_000.0)
+    settle(st, SETTLE, 44_000.0)
+    st.fill(SETTLE + HOUR_NS, Side.SELL, closed, 36_000.0)
+    fee_open = 1_000 / 40_000.0 * 0.00075
+    settled = 1_000 * (1 / 40_000.0 - 1 / 44_000.0)
+    day = settled - fee_open
+    balance = 0.003 - fee_open + settled
+    balance += closed * 100 * (1 / 44_000.0 - 1 / 36_000.0) - closed * 100 / 36_000.0 * 0.00075
+    margin = 0.0025 * (10.0 - closed) / 10.0
+    assert st.positions[0]["margin_settle"] == pytest.approx(margin, rel=1e-12, abs=1e-18)
+    assert st.balance() == pytest.approx(balance, rel=1e-12)
+    free = balance - margin
+    wanted = 1.0 * day
+    assert 0.0 < free < wanted  # 0.000182639 (flat) / 0.001468308 (5 left) < 0.002253977
+    ts = SETTLE + 3 * HOUR_NS
+    assert st.apply(ts, event(LedgerKind.CLAWBACK, 0, np.nan, 1.0, ts)) == APPLIED
+    assert st.adl[0]["amount_settle"] == pytest.approx(free, rel=1e-12)
+    assert st.adl[0]["rate"] == 1.0
+    assert st.ledger_rows()[-1]["amount_settle"] == pytest.approx(-free, rel=1e-12)
+    assert st.balance() == pytest.approx(margin, rel=1e-12, abs=1e-15)
+    assert st.positions[0]["margin_settle"] == pytest.approx(margin, rel=1e-12, abs=1e-18)
+    assert st.account[0]["clawback_not_taken_settle"] == pytest.approx(wanted - free, rel=1e-12)
+    st.assert_identity()
+    # a second clawback of the same day finds no free wallet: nothing taken, all reported
+    assert st.apply(ts, event(LedgerKind.CLAWBACK, 0, np.nan, 0.5, ts)) == NOT_APPLIED
+    assert st.n("n_adl") == 1
+    # the first clawback (−free) counts in the day's net profit only if inside the day; it is
+    # after the settlement, so the second wants 0.5 · day again
+    assert st.account[0]["clawback_not_taken_settle"] == pytest.approx(
+        wanted - free + 0.5 * day, rel=1e-12
+    )
+
+
 # --------------------------------------------------------------------------- MarketData
 
 

@@ -155,3 +155,66 @@ def test_the_jit_path_sees_the_same_adl_and_clawback_records():
     assert 10_000.0 + ledger["amount_settle"].sum() == pytest.approx(
         py.final_balance_settle, rel=1e-15
     )
+
+
+class TwoBuys(Strategy):
+    """Buys 9 contracts at the first close (04:00 bar → fill 05:00), 5 more at the fourth
+    (fill 08:00, after the daily settlement of that instant)."""
+
+    def on_bar(self, ctx, bar):
+        k = len(ctx.closes) - 1
+        if k == 0:
+            ctx.market(9.0)
+        elif k == 3:
+            ctx.market(5.0)
+
+
+def test_a_clawback_after_the_day_profit_was_lost_is_capped_at_the_wallet_and_reported():
+    """The hypothesis example that drove the wallet below zero (okx_coinm_2019, 50x): the
+    08:00 settlement's profit is spent as margin of a bigger position, liquidated at 22:20;
+    the next day's clawback (04:30, rate 0.5) wants half of the closed day's net profit but
+    takes only what the wallet still holds, and the run says how much it could not take.
+
+    Hand figures (inverse, face 100 USD, taker 0.075 %): the day (Dec 31 08:00, Jan 1 08:00]
+    holds the entry fee 900/20,000·0.00075, the settlement of 9 contracts from 20,000 to the
+    08:00 mark 20,156.9, 900·(1/20,000 − 1/20,156.9), and the second buy's fee
+    500/20,156.9·0.00075 (booked at 08:00, after the settlement).
+    """
+    start = DAY0 + 4 * HOUR_NS
+    n = 19
+    bars = np.zeros(n, dtypes.BAR_DTYPE)
+    bars["ts_ns"] = start + np.arange(n) * HOUR_NS
+    closes = np.array([20_000.0] * 3 + [20_156.9] * 15 + [19_844.4])
+    bars["open"] = np.r_[20_000.0, closes[:-1]]
+    bars["close"] = closes
+    bars["high"] = np.maximum(bars["open"], closes)
+    bars["low"] = np.minimum(bars["open"], closes)
+    ts = start + HOUR_NS // 2 + 24 * HOUR_NS  # 04:30 the next day
+    data = MarketData(
+        "BTC-USD-SWAP",
+        bars=bars,
+        bar_interval_ns=HOUR_NS,
+        deleverage=scenario([(ts, LedgerKind.CLAWBACK, 0, np.nan, 0.5)]),
+    )
+    balance = 0.001161
+    with pytest.warns(Warning, match="clawback capped at the free wallet") as caught:
+        result = backtest(
+            TwoBuys, data, "okx_coinm_2019:BTC-USD-SWAP", initial_balance=balance, leverage=50.0
+        )
+    assert sum("clawback capped" in str(w.message) for w in caught) == 1
+    ledger = result.records["ledger"]
+    assert (ledger["balance_after_settle"] >= 0.0).all()
+    assert len(result.records["liquidations"]) == 1  # the 14 contracts, at 22:20
+    day = 900 * (1 / 20_000.0 - 1 / 20_156.9) - 900 / 20_000.0 * 0.00075
+    day -= 500 / 20_156.9 * 0.00075
+    wanted = 0.5 * day  # 0.000148569
+    assert ledger[-1]["kind"] == LedgerKind.CLAWBACK
+    assert ledger[-1]["ts_ns"] == ts
+    held = float(ledger[-2]["balance_after_settle"])  # the wallet after the liquidation
+    assert 0.0 < held < wanted
+    assert ledger[-1]["amount_settle"] == pytest.approx(-held, rel=1e-12)
+    assert result.records["adl"][0]["amount_settle"] == pytest.approx(held, rel=1e-12)
+    assert result.final_balance_settle == pytest.approx(0.0, abs=1e-15)
+    not_taken = result.config["insurance_fund"]["clawback_not_taken_settle"]
+    assert not_taken == pytest.approx(wanted - held, rel=1e-9)
+    assert any("clawback capped" in w for w in result.config["warnings"])
