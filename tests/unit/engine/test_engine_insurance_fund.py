@@ -120,10 +120,7 @@ def test_deficit_beyond_the_fund_is_clawed_back_from_the_week_profit(
         # the HTML report's metrics table carries the fund balance and the clawback
         html = result.to_html(tmp_path / "report.html").read_text()
         assert "venue insurance fund, start → end" in html
-        assert (
-            "clawback of the fund&#x27;s deficit" in html
-            or "clawback of the fund's deficit" in html
-        )
+        assert "clawback (fund deficit)" in html
 
 
 def test_no_clawback_while_the_fund_covers_and_a_surplus_feeds_it():
