@@ -228,8 +228,12 @@ def test_failure_while_running_exits_1_and_debug_shows_the_traceback(tmp_path: P
                        "--executor", "serial", "--out", str(tmp_path / "sweep"))  # fmt: skip
     assert sweep.returncode == 1, sweep.stderr
     assert "Traceback" not in sweep.stderr
-    assert sweep.stderr.strip().splitlines()[-1].startswith(
-        "backtester: error: SweepFailed: sweep: all 2 combinations failed; first error: "
-        "StrategyError: Failing.on_bar raised RuntimeError: strategy bug at bar 5 at "
+    assert (
+        sweep.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "backtester: error: SweepFailed: sweep: all 2 combinations failed; first error: "
+            "StrategyError: Failing.on_bar raised RuntimeError: strategy bug at bar 5 at "
+        )
     )
     assert len(list((tmp_path / "sweep" / "results").glob("*.json"))) == 2  # errors stored
