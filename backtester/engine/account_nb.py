@@ -482,6 +482,37 @@ def isolated_liquidation_price_nb(positions, params, tiers, instrument) -> float
 
 
 @njit(cache=True)
+def book_partial_step_nb(
+    account, s, p, fills, liquidations, ledger, i, ts, step, tier, liq_price, bankrupt, ratio
+) -> None:
+    """Book one partial-liquidation step of position row ``s`` (instrument ``i``, params row
+    ``p``) at its mark: ``step`` contracts closed, the realised PnL as LIQUIDATION_LOSS and the
+    liquidation fee (rate × value at the mark) as LIQUIDATION_FEE, a LIQUIDATION fill and a
+    partial liquidation record (``tier``, the liquidation and bankruptcy prices at the trigger,
+    the venue's margin ``ratio``). The isolated and the cross steps share it; the caller adjusts
+    the position margin (isolated) before. Mutates: ``s``, account, fills, ledger, liquidations.
+    """
+    kind = p["contract_kind"]
+    face = p["face_value"]
+    mark = s["mark_price"]
+    side = int(np.sign(s["contracts"]))
+    before = abs(s["contracts"])
+    realised = pnl_nb(kind, side * step, face, s["reference_price"], mark)
+    fee = fee_nb(kind, step, face, mark, p["liquidation_fee_rate"])
+    s["contracts"] = side * (before - step)
+    fill_id = fill_record_nb(
+        account, fills, ts, -1, i, -side, Liquidity.LIQUIDATION, mark, step, fee, realised,
+        s["contracts"],
+    )  # fmt: skip
+    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_LOSS, i, realised, fill_id)
+    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_FEE, i, -fee, fill_id)
+    liquidation_record_nb(
+        account, liquidations, ts, i, side, True, tier, before, before - step, mark, liq_price,
+        bankrupt, mark, s["last_price"], ratio, -realised, fee, 0.0,
+    )  # fmt: skip
+
+
+@njit(cache=True)
 def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledger, i, ts, m):
     """Close one partial-liquidation step of isolated position ``i`` at the mark.
 
@@ -527,47 +558,12 @@ def partial_step_nb(account, positions, params, tiers, fills, liquidations, ledg
     bankrupt = bankruptcy_price_nb(
         kind, side, abs(q), face, s["reference_price"], s["margin_settle"]
     )
-    realised = pnl_nb(kind, side * step, face, s["reference_price"], mark)
-    fee = fee_nb(kind, step, face, mark, p["liquidation_fee_rate"])
     before = abs(q)
     s["margin_settle"] = s["margin_settle"] * ((before - step) / before)
-    s["contracts"] = side * (before - step)
-    fill_id = fill_record_nb(
-        account,
-        fills,
-        ts,
-        -1,
-        i,
-        -side,
-        Liquidity.LIQUIDATION,
-        mark,
-        step,
-        fee,
-        realised,
-        s["contracts"],
-    )
-    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_LOSS, i, realised, fill_id)
-    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_FEE, i, -fee, fill_id)
-    liquidation_record_nb(
-        account,
-        liquidations,
-        ts,
-        i,
-        side,
-        True,
-        int(m[M_TIER]),
-        before,
-        before - step,
-        mark,
-        liq_price,
-        bankrupt,
-        mark,
-        s["last_price"],
-        m[M_RATIO],
-        -realised,
-        fee,
-        0.0,
-    )
+    book_partial_step_nb(
+        account, s, p, fills, liquidations, ledger, i, ts, step, int(m[M_TIER]), liq_price,
+        bankrupt, m[M_RATIO],
+    )  # fmt: skip
     return True
 
 
@@ -840,53 +836,12 @@ def cross_partial_step_nb(
     i = best
     s = positions[i]
     p = params[i]
-    kind = p["contract_kind"]
-    face = p["face_value"]
-    mark = s["mark_price"]
-    q = s["contracts"]
-    side = int(np.sign(q))
-    before = abs(q)
     liq_price = cross_liquidation_price_nb(account, positions, params, tiers, i)
     cross_bankruptcy_prices_nb(account, positions, params, tiers, bankrupt, scratch)
-    realised = pnl_nb(kind, side * best_step, face, s["reference_price"], mark)
-    fee = fee_nb(kind, best_step, face, mark, p["liquidation_fee_rate"])
-    s["contracts"] = side * (before - best_step)
-    fill_id = fill_record_nb(
-        account,
-        fills,
-        ts,
-        -1,
-        i,
-        -side,
-        Liquidity.LIQUIDATION,
-        mark,
-        best_step,
-        fee,
-        realised,
-        s["contracts"],
-    )
-    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_LOSS, i, realised, fill_id)
-    ledger_nb(account, ledger, ts, LedgerKind.LIQUIDATION_FEE, i, -fee, fill_id)
-    liquidation_record_nb(
-        account,
-        liquidations,
-        ts,
-        i,
-        side,
-        True,
-        best_tier,
-        before,
-        before - best_step,
-        mark,
-        liq_price,
-        bankrupt[i],
-        mark,
-        s["last_price"],
-        m[M_RATIO],
-        -realised,
-        fee,
-        0.0,
-    )
+    book_partial_step_nb(
+        account, s, p, fills, liquidations, ledger, i, ts, best_step, best_tier, liq_price,
+        bankrupt[i], m[M_RATIO],
+    )  # fmt: skip
     return True
 
 
