@@ -79,3 +79,27 @@ def test_python_strategy_run_hits_the_cache_and_writes_nothing_under_the_package
     assert cache_after_second == cache_after_first
     package_after = {p for p in _snapshot(PACKAGE_DIR) if p.endswith((".nbi", ".nbc"))}
     assert package_after == package_before == set()
+
+
+def test_the_cache_folder_is_keyed_by_every_source_file(tmp_path):
+    # numba invalidates a cached function only when its own file changes; a kernel inlined from
+    # another module would keep its old code, so the folder changes with any source file
+    from backtester import _source_key
+
+    package = tmp_path / "pkg"
+    (package / "engine").mkdir(parents=True)
+    (package / "engine" / "loop_nb.py").write_text("def loop(): return kernel()\n")
+    (package / "account_nb.py").write_text("def kernel(): return 1\n")
+    (package / "engine" / "__pycache__").mkdir()
+    first = _source_key(str(package))
+    assert len(first) == 16
+    (package / "engine" / "__pycache__" / "x.nbi").write_bytes(b"cache files do not count")
+    assert _source_key(str(package)) == first
+    (package / "account_nb.py").write_text("def kernel(): return 2\n")  # only the callee
+    second = _source_key(str(package))
+    assert second != first
+    (package / "account_nb.py").write_text("def kernel(): return 1\n")
+    assert _source_key(str(package)) == first  # the content, not the file's time
+    # this process's cache folder is <base>/<key of the installed sources>
+    cache_dir = Path(os.environ["NUMBA_CACHE_DIR"])
+    assert cache_dir.name == _source_key(str(PACKAGE_DIR))
