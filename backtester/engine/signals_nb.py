@@ -63,6 +63,7 @@ from backtester.enums import (
     TierBasis,
     TimeInForce,
 )
+from backtester.sizing_nb import contracts_for_money_nb, round_to_lot_nb
 from backtester.swap.mark_nb import ema_alpha_nb
 from backtester.swap.pnl_nb import pnl_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
@@ -74,39 +75,29 @@ UNIT_CONTRACTS = 0
 UNIT_NOTIONAL = 1
 UNIT_BASE = 2
 UNIT_EQUITY_FRACTION = 3
-_STEP_EPS = 1e-9
 
 
 @njit(cache=True)
 def target_contracts_nb(p, unit, amount, price, equity) -> float:
     """Signed contracts for a target ``amount`` in ``unit`` at ``price``, rounded toward zero
-    to the lot (NaN when the price is not positive).
-
-    The money-to-contracts table of :mod:`backtester.sizing` (``p``: the instrument's params
-    row; ``equity`` in settle currency): linear ``notional / (F·p)``, ``base / F``,
-    ``f·equity / (F·p)``; inverse ``notional / F``, ``base·p / F``, ``f·equity·p / F``.
+    to the lot (NaN when the price is not positive): the money-to-contracts table of
+    :mod:`backtester.sizing` through its jitted twins (``p``: the instrument's params row;
+    ``equity`` in settle currency, so a fraction of it is quote notional for a linear contract
+    and base coin for an inverse one).
     """
+    kind = p["contract_kind"]
     face = p["face_value"]
-    inverse = p["contract_kind"] == ContractKind.INVERSE
-    if unit == UNIT_CONTRACTS:
-        raw = amount
-    elif not (price > 0.0 and np.isfinite(price)):
-        return np.nan
-    elif unit == UNIT_NOTIONAL:
-        raw = amount / face if inverse else amount / (face * price)
-    elif unit == UNIT_BASE:
-        raw = amount * price / face if inverse else amount / face
-    else:
-        value = amount * equity
-        raw = value * price / face if inverse else value / (face * price)
     lot = p["lot_size_contracts"]
-    if not lot > 0.0:
-        return raw
-    steps = np.floor(abs(raw) / lot + _STEP_EPS)
-    if steps == 0.0:
-        return 0.0
-    decimals = max(0, -int(np.floor(np.log10(lot))) + 3)
-    return np.copysign(round(steps * lot, decimals), raw)
+    if unit == UNIT_CONTRACTS:
+        return round_to_lot_nb(amount, lot)
+    if unit == UNIT_NOTIONAL:
+        return contracts_for_money_nb(kind, face, lot, price, amount, np.nan)
+    if unit == UNIT_BASE:
+        return contracts_for_money_nb(kind, face, lot, price, np.nan, amount)
+    value = amount * equity
+    if kind == ContractKind.INVERSE:
+        return contracts_for_money_nb(kind, face, lot, price, np.nan, value)
+    return contracts_for_money_nb(kind, face, lot, price, value, np.nan)
 
 
 @njit(cache=True)
