@@ -219,7 +219,7 @@ class _PriceSampler:
     :func:`_price_series` keeps every point instead.
 
     With a ``spill``, each window's points go to the records folder
-    (``price-<instrument>-<series>``, one row group per window) instead of memory; the last
+    (``price-<instrument>-<series>``, row groups of whole windows) instead of memory; the last
     point of a window waits for the next one, whose first point replaces it when it falls in
     the same bucket."""
 
@@ -351,8 +351,8 @@ def backtest(
         carried from one chunk into the next for history windows (``ctx.sma(n)`` and jitted
         ``ctx.bars[row - k]`` exact for ``n, k <= history_bars``).
         ``records_directory`` (str | Path | None): chunked replay only — the folder the records
-        are spilled to, one Parquet row group per window (:mod:`backtester.engine.spill`), so
-        the memory stays bounded by the window whatever the span; it must be new or hold no
+        are spilled to, in Parquet row groups of whole windows (:mod:`backtester.engine.spill`),
+        so the memory stays bounded by the window whatever the span; it must be new or hold no
         ``.parquet`` file, and is kept (also after a failed run, with every window completed
         before the error). None (default): a temporary folder, removed by ``result.close()``
         or when the Result is garbage-collected. The Result reads a record kind back from it

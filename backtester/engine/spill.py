@@ -12,11 +12,17 @@ folder owned by the :class:`~backtester.results.Result`):
 
 * ``<kind>.parquet`` for ``fills``, ``funding_payments``, ``liquidations``, ``settlements``,
   ``adl``, ``ledger`` and ``equity`` — one column per field of the kind's dtype
-  (:data:`backtester.dtypes.ALL_RECORD_DTYPES`, same names and types), **one row group per
-  window** that added rows (the final row group: the rows written after the last window,
-  e.g. the closing equity row), rows in record order.
+  (:data:`backtester.dtypes.ALL_RECORD_DTYPES`, same names and types), rows in record order.
 * ``price-<instrument>-<last|mark|index>.parquet``: the price series of the Result
-  (PRICE_DTYPE; the last point of each equity-interval bucket), one row group per window.
+  (PRICE_DTYPE; the last point of each equity-interval bucket).
+
+Row groups: the rows of whole windows. A window's rows are written as a row group once at
+least ``min_row_group_rows`` (default :data:`ROW_GROUP_MIN_ROWS`) rows of the kind are waiting,
+so a long window is one row group and short windows are gathered (writing a row group costs
+~1 ms whatever its size: one per kind and one-day window would cost more than replaying the
+day's bars). With ``min_row_group_rows=1``, one row group per window that added rows (and a
+last one for the rows written after the last window, e.g. the closing equity row). The rows
+waiting are at most ``min_row_group_rows`` plus one window's.
 
 Row references stay global: a ledger row's ``ref_id`` is a fill id (global already) or, for
 FUNDING, SETTLEMENT and CLAWBACK rows, the row of the funding payment, settlement or ADL record
@@ -35,7 +41,8 @@ What stays in memory
   receive (``on_fill(ctx, state, fill_row)``) are valid as always.
 
 Failure: :meth:`RecordSpill.close` runs whether the replay finished or raised, so the files
-hold every window completed before the error as valid Parquet (a footer is written on close).
+hold every window completed before the error as valid Parquet (the waiting rows are written
+and the footer too).
 A temporary folder is removed on failure; a folder the user named is left as it is. A process
 killed outright (SIGKILL, out of memory) cannot write the footer: the files are then truncated
 and not readable.
@@ -97,6 +104,9 @@ LEDGER_LOOKBACK_NS = 2 * _DAY_NS + 1
 """Ledger rows newer than ``now − LEDGER_LOOKBACK_NS`` stay in memory: the per-instrument
 clawback scans the settlement day closed last, (T − 1 day, T] with T > event time − 1 day, and
 events come at or after ``now`` (:func:`~backtester.engine.deleverage_nb.clawback_profit_nb`)."""
+
+ROW_GROUP_MIN_ROWS = 65_536
+"""Rows of a kind gathered before they are written as one row group (4.7 MB of equity rows)."""
 
 _ARROW_TYPES = {
     np.dtype(np.int64): pa.int64(),
@@ -210,9 +220,19 @@ class RecordSpill:
         The folder to write (created; must hold no spilled files yet), or ``None`` for a new
         temporary folder, removed by :meth:`close` on failure and otherwise by the Result
         that reads it (``Result.close()``, or when it is garbage-collected).
+    min_row_group_rows
+        Rows of a kind gathered before a row group is written (default
+        :data:`ROW_GROUP_MIN_ROWS`; 1: a row group per window).
     """
 
-    def __init__(self, directory: str | Path | None) -> None:
+    def __init__(
+        self, directory: str | Path | None, *, min_row_group_rows: int | None = None
+    ) -> None:
+        if min_row_group_rows is None:
+            min_row_group_rows = ROW_GROUP_MIN_ROWS
+        if min_row_group_rows < 1:
+            raise ValueError(f"min_row_group_rows: expected >= 1, got {min_row_group_rows!r}")
+        self.min_row_group_rows = int(min_row_group_rows)
         if directory is None:
             self.directory = Path(tempfile.mkdtemp(prefix="backtester-records-"))
             self.owned = True
@@ -236,15 +256,30 @@ class RecordSpill:
         self.row_groups: dict[str, int] = {}
         self.windows = 0
         self._writers: dict[str, pq.ParquetWriter] = {}
+        self._waiting: dict[str, list[npt.NDArray[np.void]]] = {}
+        self._waiting_rows: dict[str, int] = {}
         self._dtypes: dict[str, np.dtype] = {}
         self.closed = False
 
     # ------------------------------------------------------------------ writing
     def write(self, name: str, rows: npt.NDArray[np.void]) -> None:
-        """Append ``rows`` to ``<name>.parquet`` as one row group (nothing for no rows)."""
+        """Append one window's ``rows`` to ``<name>.parquet``: kept (copied) until at least
+        ``min_row_group_rows`` rows wait, then written as one row group."""
         self._dtypes.setdefault(name, rows.dtype)
         if len(rows) == 0:
             return
+        self._waiting.setdefault(name, []).append(rows.copy())
+        self._waiting_rows[name] = self._waiting_rows.get(name, 0) + len(rows)
+        if self._waiting_rows[name] >= self.min_row_group_rows:
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        parts = self._waiting.pop(name, [])
+        self._waiting_rows.pop(name, None)
+        if not parts:
+            return
+        rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        del parts
         writer = self._writers.get(name)
         if writer is None:
             schema = _schema(rows.dtype)
@@ -316,6 +351,10 @@ class RecordSpill:
         if self.closed:
             return
         self.closed = True
+        if not (failed and self.owned):
+            for name in list(self._waiting):
+                self._flush(name)
+        self._waiting.clear()
         for writer in self._writers.values():
             writer.close()
         if failed and self.owned:

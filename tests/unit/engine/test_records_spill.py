@@ -119,7 +119,13 @@ def test_spilled_records_equal_the_in_memory_run_bit_for_bit(catalog, plain, tmp
     assert rows["amount_settle"].tolist() == payments["payment_settle"][rows["ref_id"]].tolist()
 
 
-def test_spilled_files_are_parquet_with_a_row_group_per_window(catalog, plain, tmp_path):
+def test_spilled_files_are_parquet_with_a_row_group_per_window(
+    catalog, plain, tmp_path, monkeypatch
+):
+    from backtester.engine import spill
+
+    # every window's rows written at its end (by default small windows are gathered)
+    monkeypatch.setattr(spill, "ROW_GROUP_MIN_ROWS", 1)
     folder = tmp_path / "records"
     stream = catalog.stream_market_data(EX, SYM, chunk_ns=DAY)
     result = _run(stream, records_directory=folder)
@@ -162,7 +168,26 @@ def test_spilled_files_are_parquet_with_a_row_group_per_window(catalog, plain, t
     assert pq.read_table(folder / "liquidations.parquet").num_rows == 0
 
 
-def test_a_failed_run_leaves_the_completed_windows_readable(catalog, plain, tmp_path):
+def test_small_windows_are_gathered_into_larger_row_groups(catalog, plain, tmp_path):
+    from backtester.engine.spill import RecordSpill
+
+    folder = tmp_path / "records"
+    stream = catalog.stream_market_data(EX, SYM, chunk_ns=5 * HOUR)
+    result = _run(stream, records_directory=folder)
+    n = len(plain.records["equity"])
+    assert n < RecordSpill(tmp_path / "other").min_row_group_rows
+    equity = pq.ParquetFile(folder / "equity.parquet")
+    assert equity.num_row_groups == 1  # 12 windows' rows gathered, written at the end
+    assert equity.metadata.num_rows == n
+    assert result.records["equity"].tobytes() == plain.records["equity"].tobytes()
+    with pytest.raises(ValueError, match="min_row_group_rows: expected >= 1"):
+        RecordSpill(tmp_path / "x", min_row_group_rows=0)
+
+
+def test_a_failed_run_leaves_the_completed_windows_readable(catalog, plain, tmp_path, monkeypatch):
+    from backtester.engine import spill
+
+    monkeypatch.setattr(spill, "ROW_GROUP_MIN_ROWS", 1)
     folder = tmp_path / "records"
     stream = catalog.stream_market_data(EX, SYM, chunk_ns=DAY)
 
@@ -182,6 +207,13 @@ def test_a_failed_run_leaves_the_completed_windows_readable(catalog, plain, tmp_
     fills = pq.read_table(folder / "fills.parquet")
     assert 0 < fills.num_rows < len(plain.records["fills"])
     assert fills.column("ts_ns").to_numpy().max() <= T0 + 2 * DAY
+    # gathered rows waiting for a larger row group are written when the run fails
+    monkeypatch.setattr(spill, "ROW_GROUP_MIN_ROWS", 65_536)
+    with pytest.raises(StrategyError, match="failed on purpose"):
+        _run(stream, Failing, records_directory=tmp_path / "gathered")
+    gathered = pq.ParquetFile(tmp_path / "gathered" / "equity.parquet")
+    assert gathered.num_row_groups == 1
+    assert gathered.read().column("ts_ns").to_numpy().tolist() == ts.tolist()
     # a failed run with a temporary folder leaves nothing behind
     before = set(_temporary_folders())
     with pytest.raises(StrategyError):
