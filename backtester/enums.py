@@ -215,6 +215,27 @@ class LiquidationRule(IntEnum):
     BYBIT = 4
 
 
+class MarginRatioForm(IntEnum):
+    """How a venue's displayed margin ratio is formed (``margin_nb.liquidation_rule_terms_nb``
+    maps each :class:`LiquidationRule` to one).
+
+    BALANCE_OVER_VALUE
+        (margin + UPL) / position value (OKEx 2019-20); liquidation at ≤ MMR + fee.
+    BALANCE_OVER_REQUIREMENT
+        (margin + UPL) / (MM + liquidation fee · PV) (OKX mgnRatio); liquidation at ≤ 1.
+    MAINTENANCE_OVER_BALANCE
+        MM / margin balance (Binance); liquidation at ≥ 1: the only form that *rises* toward
+        liquidation.
+    BALANCE_OVER_MAINTENANCE
+        margin balance / MM (BitMEX, Bybit); liquidation at ≤ (MMR + fee) / MMR.
+    """
+
+    BALANCE_OVER_VALUE = 0
+    BALANCE_OVER_REQUIREMENT = 1
+    MAINTENANCE_OVER_BALANCE = 2
+    BALANCE_OVER_MAINTENANCE = 3
+
+
 class PartialLiquidationRule(IntEnum):
     """How a large position is stepped down its tiers before a full takeover.
 

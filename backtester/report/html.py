@@ -68,28 +68,26 @@ def downsample_minmax(
 
 
 def _threshold(result: Result) -> tuple[float, str] | None:
-    """Where the venue's displayed margin ratio triggers liquidation (first instrument).
-
-    BINANCE (MM / balance), BITMEX, BYBIT and OKX_MGN_RATIO ratios trigger at 1; OKX_LEGACY's
-    (margin + UPL) / position value triggers at MMR + liquidation fee rate, shown for the
-    lowest tier (larger positions trigger higher).
+    """Where the venue's displayed margin ratio triggers liquidation (first instrument), at
+    tier 1 (larger positions trigger elsewhere): ``margin_nb.margin_ratio_threshold_nb``, the
+    same rule terms as the engine's trigger. 1 for OKX mgnRatio and Binance; MMR + fee for
+    OKEx 2019-20; (MMR + fee) / MMR for BitMEX and Bybit.
     """
-    from backtester.enums import LiquidationRule
     from backtester.report.metrics import _contract_attr
+    from backtester.swap.margin_nb import margin_ratio_threshold_nb
 
     rule = _contract_attr(result, 0, "liquidation_rule")
-    if rule is None:
-        return None
-    if int(rule) != LiquidationRule.OKX_LEGACY:
-        return 1.0, "liquidation threshold (1)"
     tiers = _contract_attr(result, 0, "tiers")
     fee = _contract_attr(result, 0, "liquidation_fee_rate")
     equity = result.records["equity"]
-    if tiers is None or fee is None or len(equity) == 0:
+    if rule is None or tiers is None or fee is None or len(equity) == 0:
         return None
     rows = tiers.at(int(equity["ts_ns"][0])).rows
-    level = float(rows["maintenance_margin_rate"][0]) + float(fee)
-    return level, f"tier-1 MMR + liquidation fee ({level:.4g})"
+    mmr = float(rows["maintenance_margin_rate"][0])
+    level = float(margin_ratio_threshold_nb(int(rule), mmr, float(fee)))
+    if level == 1.0:
+        return 1.0, "liquidation threshold (1)"
+    return level, f"liquidation threshold at tier 1 ({level:.4g})"
 
 
 def build_figures(result: Result) -> list[tuple[str, go.Figure]]:

@@ -35,7 +35,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from backtester.enums import ContractKind, LiquidationRule
+from backtester.enums import ContractKind
 from backtester.report.escape import esc
 
 if TYPE_CHECKING:
@@ -434,22 +434,20 @@ def liquidation_distance(result: Result) -> np.ndarray:
     """Share of the margin balance above what the venue requires: 0 at liquidation, 1 far away.
 
     One direction for every venue, from the venue's own margin ratio ``r`` in the equity
-    records: Binance ``r`` = MM / margin balance → ``1 − r``; OKX mgnRatio, BitMEX, Bybit
-    ``r`` = margin balance / requirement → ``1 − 1/r``; OKEx 2019 ``r`` = (margin + UPL) /
-    position value with trigger ``L`` = MMR + liquidation fee → ``1 − L / r``. NaN when flat.
+    records and its tier-1 trigger level ``L`` (:func:`_threshold`): Binance ``r`` = MM /
+    margin balance rises to ``L`` = 1 → ``1 − r/L``; every other venue's ratio falls to ``L``
+    → ``1 − L/r`` (OKX mgnRatio ``L`` = 1; OKEx 2019 ``L`` = MMR + fee; BitMEX, Bybit margin
+    balance / MM with ``L`` = (MMR + fee) / MMR). NaN when flat.
     """
-    from backtester.report.metrics import _contract_attr
+    from backtester.report.metrics import ratio_rises_to_liquidation
 
     ratio = np.asarray(result.records["equity"]["margin_ratio"], dtype=np.float64)
-    rule = _contract_attr(result, 0, "liquidation_rule")
+    threshold = _threshold(result)
+    level = threshold[0] if threshold else math.nan
     with np.errstate(divide="ignore", invalid="ignore"):
-        if rule is not None and int(rule) == LiquidationRule.BINANCE:
-            return 1.0 - ratio
-        if rule is not None and int(rule) == LiquidationRule.OKX_LEGACY:
-            threshold = _threshold(result)
-            level = threshold[0] if threshold else math.nan
-            return 1.0 - level / ratio
-        return 1.0 - 1.0 / ratio
+        if ratio_rises_to_liquidation(result):
+            return 1.0 - ratio / level
+        return 1.0 - level / ratio
 
 
 def _margin_figure(result: Result) -> go.Figure:
