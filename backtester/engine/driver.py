@@ -57,6 +57,7 @@ from backtester.enums import (
 from backtester.indicators import Indicators
 from backtester.protection import Protections
 from backtester.strategy import Context, Strategy
+from backtester.swap.contract import check_leverage_value
 from backtester.swap.insurance_nb import next_period_end_ns_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
@@ -485,12 +486,10 @@ class Run:
         s = self.positions[instrument]
         if s["contracts"] != 0.0:
             raise ValueError("set_leverage: only while the position is flat (close it first)")
-        max_leverage = float(self.params[instrument]["max_leverage"])
-        if not 1.0 <= leverage <= max_leverage:
-            raise ValueError(
-                f"leverage: expected a value in [1, {max_leverage:g}], got {leverage!r}"
-            )
-        s["leverage"] = leverage
+        # the one rule of every entry point, against the tier table in force now
+        s["leverage"] = check_leverage_value(
+            leverage, float(self.params[instrument]["max_leverage"]), self.data[instrument].symbol
+        )
 
     def transfer_margin(self, instrument: int, amount_settle: float) -> None:
         """Add (> 0) or remove (< 0) isolated position margin."""
