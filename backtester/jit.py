@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from backtester.callbacks import CALLBACKS
 from backtester.engine.order_entry_nb import cancel_order_nb, place_order_nb
 from backtester.enums import OrderType, Side, TimeInForce
 from backtester.sizing_nb import contracts_for_money_nb, round_price_nb
@@ -76,10 +77,6 @@ __all__ = [
     "time_ns",
 ]
 
-CALLBACKS = (
-    "on_start", "on_bar", "on_trade", "on_fill", "on_funding", "on_liquidation",
-    "on_margin_call", "on_adl", "on_order_rejected", "on_stop",
-)  # fmt: skip
 
 
 class JitStrategy:

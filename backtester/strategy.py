@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from backtester.callbacks import CALLBACKS
 from backtester.checks import check_finite, check_positive, suggestion
 from backtester.enums import ContractKind, MarginMode, OrderType, Side, TimeInForce
 from backtester.sizing import contracts_for, round_price
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Context", "Strategy"]
 
-_CALLBACKS = (
-    "on_start", "on_bar", "on_trade", "on_funding", "on_fill", "on_margin_call",
-    "on_liquidation", "on_adl", "on_order_rejected", "on_stop",
-)  # fmt: skip
 
 
 class Strategy:
@@ -92,7 +89,7 @@ class Strategy:
     @classmethod
     def subscribed(cls) -> set[str]:
         """Names of the callbacks this class overrides."""
-        return {name for name in _CALLBACKS if getattr(cls, name) is not getattr(Strategy, name)}
+        return {name for name in CALLBACKS if getattr(cls, name) is not getattr(Strategy, name)}
 
     def on_start(self, ctx: Context) -> None:
         """Called once before the first event."""

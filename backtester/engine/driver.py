@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester import dtypes
+from backtester.callbacks import LOOP_CALLBACKS, WAKE_REASONS
 from backtester.checks import check_finite, check_non_negative, check_positive
 from backtester.data.market import MarketData
 from backtester.engine.account_nb import (
@@ -61,15 +62,6 @@ from backtester.swap.contract import check_leverage_value
 from backtester.swap.insurance_nb import next_period_end_ns_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
-_WAKE_BITS = {
-    "on_bar": WakeReason.BAR,
-    "on_trade": WakeReason.TRADE,
-    "on_fill": WakeReason.FILL,
-    "on_funding": WakeReason.FUNDING,
-    "on_liquidation": WakeReason.LIQUIDATION,
-    "on_margin_call": WakeReason.MARGIN_CALL,
-    "on_adl": WakeReason.ADL,
-}
 # in the order of the loop's ``capacities`` (see min_free_nb)
 _BUFFERS = (
     "fills", "funding_payments", "liquidations", "settlements", "ledger", "equity", "adl",
@@ -620,11 +612,9 @@ class Run:
         """WakeReason bits of the subscribed callbacks: the wake mask (Python callbacks, run at
         wake-ups) or the callback mask (jitted callbacks, run inside the loop)."""
         mask = 0
-        for name, bit in _WAKE_BITS.items():
+        for name, bit in WAKE_REASONS.items():
             if name in subscribed:
                 mask |= int(bit)
-        if "on_order_rejected" in subscribed:
-            mask |= int(WakeReason.ORDER_UPDATE)
         a = self.account[0]
         self.wants_fills = not jitted and "on_fill" in subscribed
         a["wake_mask"] = 0 if jitted else mask
@@ -695,13 +685,7 @@ class Run:
             self._run_kernel(*kernel)
             return
         user_state = strategy.make_state()
-        callbacks = [
-            strategy.callback(name) or no_callback_nb
-            for name in (
-                "on_bar", "on_trade", "on_fill", "on_funding", "on_liquidation",
-                "on_margin_call", "on_adl", "on_order_rejected",
-            )
-        ]  # fmt: skip
+        callbacks = [strategy.callback(name) or no_callback_nb for name in LOOP_CALLBACKS]
         rejected = strategy.callback("on_order_rejected")
         on_rejected = (
             None
