@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from backtester.callbacks import CALLBACKS
 from backtester.checks import check_finite, check_positive, suggestion
-from backtester.enums import ContractKind, MarginMode, OrderType, Side, TimeInForce
+from backtester.enums import ContractKind, MarginMode, OrderType, Side
 from backtester.sizing import contracts_for, round_price
 
 if TYPE_CHECKING:
@@ -604,6 +604,3 @@ class Context:
     def margin_mode(self) -> str:
         """ "isolated" or "cross"."""
         return MarginMode(int(self._run.positions[self._i]["margin_mode"])).name.lower()
-
-
-_TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
