@@ -506,7 +506,7 @@ def _load_in_span(selection: dict[str, Any]) -> Any:
 
 
 def _interval_ns(label: str) -> int:
-    from backtester.data.catalog import parse_interval
+    from backtester.data.intervals import parse_interval
 
     return parse_interval(label)
 

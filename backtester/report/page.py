@@ -36,6 +36,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from backtester.enums import ContractKind
+from backtester.io import atomic_write
+from backtester.report.chart_data import downsample_minmax, liquidation_threshold
 from backtester.report.escape import esc
 
 if TYPE_CHECKING:
@@ -300,8 +302,6 @@ def _times(ts_ns: np.ndarray) -> np.ndarray:
 
 
 def _bucket(ts: np.ndarray, y: np.ndarray, points: int = CHART_POINTS) -> tuple:
-    from backtester.report.html import downsample_minmax
-
     return downsample_minmax(np.asarray(ts), np.asarray(y, dtype=np.float64), points)
 
 
@@ -425,9 +425,7 @@ def _equity_figure(result: Result) -> go.Figure:
 
 
 def _threshold(result: Result) -> tuple[float, str] | None:
-    from backtester.report.html import _threshold as venue_threshold
-
-    return venue_threshold(result)
+    return liquidation_threshold(result)
 
 
 def liquidation_distance(result: Result) -> np.ndarray:
@@ -632,9 +630,7 @@ def plotly_script_tag(mode: str, page_path: Path, shared_dir: Path | None = None
     name = f"plotly-{get_plotlyjs_version()}.min.js"
     target = folder / name
     if not target.is_file():
-        from backtester.report.outputs import _atomic_write
-
-        _atomic_write(target, get_plotlyjs().encode("utf-8"))
+        atomic_write(target, get_plotlyjs().encode("utf-8"))
     relative = os.path.relpath(target, page_path.parent).replace(os.sep, "/")
     return f'<script src="{esc(relative)}"></script>'
 
