@@ -35,6 +35,7 @@ from backtester.engine.loop_nb import (
     accept_state_orders_nb,
     bar_event_nb,
     bar_path_step_nb,
+    ema_basis_mark_nb,
     equity_row_nb,
     handle_bar_nb,
     handle_bar_open_nb,
@@ -44,6 +45,7 @@ from backtester.engine.loop_nb import (
     handle_mark_nb,
     liquidation_after_mark_nb,
     min_free_nb,
+    move_last_price_nb,
     record_equity_nb,
     set_trigger_nb,
     settlement_due_nb,
@@ -317,9 +319,14 @@ def run_signals_nb(state, capacities, signals) -> int:
                 s["index_swap"] = False
                 s["index_price"] = index[c]["price"]
                 s["c_index"] = c + 1
-                if update_mark_from_index_nb(s, p, funding, ts, alpha) and (
-                    s["contracts"] != 0.0 or s["margin_call_active"]
-                ):
+                if method == MarkPriceMethod.INDEX_EMA_BASIS:
+                    # update_mark_from_index_nb's branch of this method, without the funding
+                    # array argument (its reference counting costs more than the update)
+                    s["mark_price"] = ema_basis_mark_nb(s, p, ts, alpha)
+                    changed = True
+                else:
+                    changed = update_mark_from_index_nb(s, p, funding, ts, alpha)
+                if changed and (s["contracts"] != 0.0 or s["margin_call_active"]):
                     set_trigger_nb(s, PriceStream.INDEX, PathPoint.POINT, ts)
                     check = True
             else:
@@ -345,20 +352,26 @@ def run_signals_nb(state, capacities, signals) -> int:
                 funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
             )
         else:
-            # with no working order and the mark not on the last price, a bar's open and path
-            # only move the last price (what handle_bar_open_nb / handle_bar_path_nb do then)
-            quiet = acc["n_active"] == 0 and method != MarkPriceMethod.LAST
+            # with no working order, a bar's open and path only move the last price, and the
+            # mark with it under the LAST method (what handle_bar_open_nb / handle_bar_path_nb
+            # do then); the liquidation check that follows a mark move is the one below
+            quiet = acc["n_active"] == 0
             if kind == EventKind.BAR_OPEN:
                 if quiet and not s["fill_on_trades"]:
                     s["bar_phase"] = 1
                     s["bar_fills"] = True
-                    s["last_price"] = bars[s["c_bar"]]["open"]
+                    if move_last_price_nb(
+                        s, p, bars[s["c_bar"]]["open"], PriceStream.BARS, PathPoint.OPEN, ts
+                    ):
+                        check = True
                 else:
                     handle_bar_open_nb(state, 0, ts)
             elif kind == EventKind.BAR_PATH:
                 if quiet:
-                    _, end, _ = bar_path_step_nb(s, bars[s["c_bar"]], s["bar_phase"], nearest)
-                    s["last_price"] = end
+                    bar = bars[s["c_bar"]]
+                    _, end, point = bar_path_step_nb(s, bar, s["bar_phase"], nearest)
+                    if move_last_price_nb(s, p, end, PriceStream.BARS, point, bar["ts_ns"]):
+                        check = True
                 else:
                     handle_bar_path_nb(state, 0, ts)
             else:
@@ -398,21 +411,35 @@ def run_signals_nb(state, capacities, signals) -> int:
             and method != MarkPriceMethod.LAST
             and not acc["equity_pending"]
         ):
-            # the bar's two extremes only move the last price when nothing else happens
-            # before its close: applied now, in their order, instead of as two events (no
-            # record, settlement, tier switch or equity row falls on them)
+            # the bar's path only moves the last price when nothing else happens before its
+            # close (no working order, no other stream's event, mark not on the last price):
+            # applied now instead of as three events. Up to its close point when no record,
+            # settlement, tier switch, clawback or equity row falls on it or before it (the
+            # equity flag of the close's instant is set by the bar close event of the same
+            # instant, as it would be by the close point); else up to its second extreme.
             second_ns = ts + 2 * bar_interval // 3
             close_ns = ts + bar_interval
-            if (
-                t_index >= close_ns
-                and t_mark >= close_ns
-                and t_funding >= close_ns
-                and (equity_interval <= 0 or acc["next_equity_ns"] > second_ns)
-                and (not daily_settlement or s["next_settlement_ns"] >= second_ns)
-                and acc["next_tier_switch_ns"] > second_ns
-            ):
+            if t_index >= close_ns and t_mark >= close_ns and t_funding >= close_ns:
                 bar = bars[s["c_bar"]]
-                bar_path_step_nb(s, bar, 1, nearest)
-                _, end, _ = bar_path_step_nb(s, bar, 2, nearest)
-                s["last_price"] = end
-                t_bar, k_bar = bar_event_nb(bar["ts_ns"], bar_interval, s)
+                if (
+                    (equity_interval <= 0 or acc["next_equity_ns"] > second_ns)
+                    and (not daily_settlement or s["next_settlement_ns"] >= close_ns)
+                    and acc["next_tier_switch_ns"] > close_ns
+                    and (acc["clawback_period_ns"] <= 0 or acc["next_clawback_ns"] > close_ns)
+                ):
+                    # bar_path_step_nb at phase 1 keeps the order of the extremes; phases 2
+                    # and 3 only move the phase and the last price, to the close at the end
+                    bar_path_step_nb(s, bar, 1, nearest)
+                    s["bar_phase"] = 4
+                    s["last_price"] = bar["close"]
+                    t_bar, k_bar = bar_event_nb(bar["ts_ns"], bar_interval, s)
+                elif (
+                    (equity_interval <= 0 or acc["next_equity_ns"] > second_ns)
+                    and (not daily_settlement or s["next_settlement_ns"] >= second_ns)
+                    and acc["next_tier_switch_ns"] > second_ns
+                    and (acc["clawback_period_ns"] <= 0 or acc["next_clawback_ns"] > second_ns)
+                ):
+                    bar_path_step_nb(s, bar, 1, nearest)
+                    _, end, _ = bar_path_step_nb(s, bar, 2, nearest)
+                    s["last_price"] = end
+                    t_bar, k_bar = bar_event_nb(bar["ts_ns"], bar_interval, s)
