@@ -377,7 +377,10 @@ def run_signals_nb(state, capacities, signals) -> int:
                 close_ns = t0 + bar_interval
                 if (
                     s["bar_phase"] == 1
-                    and method != MarkPriceMethod.LAST
+                    and (
+                        method != MarkPriceMethod.LAST
+                        or (s["contracts"] == 0.0 and not s["margin_call_active"])
+                    )
                     and t_index >= close_ns
                     and t_mark >= close_ns
                     and t_funding >= close_ns
@@ -387,7 +390,8 @@ def run_signals_nb(state, capacities, signals) -> int:
                     and (acc["clawback_period_ns"] <= 0 or acc["next_clawback_ns"] > close_ns)
                 ):
                     # Nothing else happens up to the bar's close: its three path points only
-                    # move the last price (no order to fill, the mark not on the last price),
+                    # move the last price (no order to fill; the mark not on the last price,
+                    # or on it with no position to check),
                     # so they are applied here as one step; and an index point at the close,
                     # which comes next, with them. No record, equity row, settlement, tier
                     # switch or clawback falls on them (the equity flag of the close's
@@ -396,6 +400,8 @@ def run_signals_nb(state, capacities, signals) -> int:
                     # later segments of this bar's path read it, and they are not replayed.
                     s["bar_phase"] = 4
                     s["last_price"] = bar["close"]
+                    if method == MarkPriceMethod.LAST:
+                        s["mark_price"] = bar["close"]
                     ts = close_ns
                     acc["ts_ns"] = ts
                     if (
