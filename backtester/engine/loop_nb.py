@@ -254,21 +254,8 @@ def update_mark_from_index_nb(s, p, funding, ts, alpha) -> bool:
     records and not arrays as arguments: an inlined function's array arguments get reference
     count updates (~5 ns each), and this runs at every index point."""
     method = p["mark_price_method"]
-    index = s["index_price"]
     if method == MarkPriceMethod.INDEX_EMA_BASIS or method == MarkPriceMethod.BINANCE_MEDIAN:
-        if np.isfinite(s["last_price"]):
-            step = p["mark_sample_ns"]
-            if step <= 0 or ts >= s["next_mark_sample_ns"]:
-                s["ema_basis"] = ema_update_nb(
-                    s["ema_basis"],
-                    s["last_price"] - index,
-                    alpha,
-                    s["ema_initialised"],
-                )
-                s["ema_initialised"] = True
-                if step > 0:
-                    s["next_mark_sample_ns"] = next_boundary_nb(ts, s["next_mark_sample_ns"], step)
-        basis_mark = index + s["ema_basis"] if s["ema_initialised"] else index
+        basis_mark = ema_basis_mark_nb(s, p, ts, alpha)
         if method == MarkPriceMethod.INDEX_EMA_BASIS or not np.isfinite(s["last_price"]):
             s["mark_price"] = basis_mark
             return True
@@ -282,6 +269,30 @@ def update_mark_from_index_nb(s, p, funding, ts, alpha) -> bool:
         s["mark_price"] = funding_mark_nb(s, p, funding, ts)
         return True
     return False
+
+
+@njit(cache=True, inline="always")
+def ema_basis_mark_nb(s, p, ts, alpha) -> float:
+    """``index + EMA(last − index)`` after an index update of position row ``s`` (contract
+    record ``p``): the basis is sampled when the last price is known, once per
+    ``p["mark_sample_ns"]`` when that is set; the index alone until the first sample. Records
+    only, no array argument: the signal kernel calls it at every index point of the
+    INDEX_EMA_BASIS method, where an inlined array argument's reference counting (an atomic
+    increment and decrement, ~15 ns) cost more than the update itself."""
+    index = s["index_price"]
+    if np.isfinite(s["last_price"]):
+        step = p["mark_sample_ns"]
+        if step <= 0 or ts >= s["next_mark_sample_ns"]:
+            s["ema_basis"] = ema_update_nb(
+                s["ema_basis"],
+                s["last_price"] - index,
+                alpha,
+                s["ema_initialised"],
+            )
+            s["ema_initialised"] = True
+            if step > 0:
+                s["next_mark_sample_ns"] = next_boundary_nb(ts, s["next_mark_sample_ns"], step)
+    return index + s["ema_basis"] if s["ema_initialised"] else index
 
 
 @njit(cache=True, inline="always")
@@ -435,14 +446,24 @@ def last_price_moved_nb(state, i, ts, price, stream, point, candle_ns) -> int:
     """The last price of instrument ``i`` is now ``price``; under the LAST mark method the
     mark follows it and the liquidation check runs (trigger: ``stream``/``point``/candle).
     Returns wake bits."""
-    s = state.positions[i]
+    if move_last_price_nb(state.positions[i], state.params[i], price, stream, point, candle_ns):
+        return liquidation_after_mark_nb(state, i, ts)
+    return 0
+
+
+@njit(cache=True, inline="always")
+def move_last_price_nb(s, p, price, stream, point, candle_ns) -> bool:
+    """Position row ``s``'s last price is now ``price``; under the LAST mark method (contract
+    record ``p``) the mark follows it. True when the liquidation check must run then (the
+    mark moved on an open position or during a margin call; the trigger is noted). Records
+    only (inlined in the signal kernel)."""
     s["last_price"] = price
-    if state.params[i]["mark_price_method"] == MarkPriceMethod.LAST:
+    if p["mark_price_method"] == MarkPriceMethod.LAST:
         s["mark_price"] = price
         if s["contracts"] != 0.0 or s["margin_call_active"]:
             set_trigger_nb(s, stream, point, candle_ns)
-            return liquidation_after_mark_nb(state, i, ts)
-    return 0
+            return True
+    return False
 
 
 @njit(cache=True)

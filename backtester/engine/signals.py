@@ -38,6 +38,10 @@ from backtester.swap.contract import ContractSpec
 
 __all__ = ["backtest_signals"]
 
+# rows reserved in each small record buffer before a kernel run (~100 events per head-room
+# check; the pages are only touched when written)
+SMALL_BUFFER_ROWS = 2048
+
 
 @njit(cache=True)
 def signal_on_bar_nb(ctx, signals, instrument, row) -> None:
@@ -72,10 +76,17 @@ class _Signals(JitStrategy):
             + int(np.count_nonzero(self.close_long))
             + int(np.count_nonzero(self.close_short))
         )
+        # and room in the small buffers (liquidations, settlements, ADL, funding payments):
+        # the kernel checks the head-room once per ``free // need`` events, free being the
+        # smallest buffer's, so 64 rows meant a check (and an integer division) every 3 events
         run.reserve(
             orders=n + ORDER_HEADROOM,
             fills=2 * n + 1024,
             ledger=4 * n + 2 * len(run.funding) + 4096,
+            funding_payments=len(run.funding) + SMALL_BUFFER_ROWS,
+            liquidations=SMALL_BUFFER_ROWS,
+            settlements=SMALL_BUFFER_ROWS,
+            adl=SMALL_BUFFER_ROWS,
         )
         return run_signals_nb, (self.make_state(),)
 
