@@ -100,7 +100,8 @@ ORDER_WORK_DTYPE
     Beside each ORDER_DTYPE row: ``active_from_ns`` (creation + latency), ``queue_ahead_base``
     (base coin ahead of a resting limit), ``is_taker`` (marketable at acceptance),
     ``queue_initial_base`` (assumed queue ahead at acceptance, base coin, 0 = empty queue),
-    ``fill_credit_contracts`` (sub-lot traded size carried to the next trade).
+    ``fill_credit_contracts`` (sub-lot traded size carried to the next trade), the trail of a
+    trailing stop (``trail_offset_quote`` or ``trail_rate``, ``trail_extreme_price``).
 """
 
 from __future__ import annotations
@@ -403,7 +404,11 @@ ALL_RECORD_DTYPES = {
 #     queue assumed ahead when the order is accepted (written with the order row; 0 = the back
 #     of an empty queue), copied into queue_ahead_base by accept_orders_nb;
 #     fill_credit_contracts (f8, contracts) traded size owed to the order that was smaller than
-#     one lot (carried to the next trade so sub-lot prints still add up to fills).
+#     one lot (carried to the next trade so sub-lot prints still add up to fills);
+#     trail_offset_quote (f8, quote) / trail_rate (f8, fraction) the trail of a
+#     TRAILING_STOP_MARKET (one of them > 0, the other 0); trail_extreme_price (f8, quote) the
+#     most favourable price seen since acceptance (highest for a sell, lowest for a buy; 0 at
+#     placement = start from the last price when accepted).
 ACCOUNT_STATE_DTYPE = np.dtype(
     [
         ("balance_settle", np.float64),
@@ -518,6 +523,9 @@ ORDER_WORK_DTYPE = np.dtype(
         ("is_taker", np.bool_),
         ("queue_initial_base", np.float64),
         ("fill_credit_contracts", np.float64),
+        ("trail_offset_quote", np.float64),
+        ("trail_rate", np.float64),
+        ("trail_extreme_price", np.float64),
     ],
     align=True,
 )

@@ -121,7 +121,13 @@ class PathPoint(IntEnum):
 
 
 class OrderType(IntEnum):
-    """Order types accepted by the simulated exchange."""
+    """Order types accepted by the simulated exchange.
+
+    TRAILING_STOP_MARKET is a stop-market whose trigger follows the price: a sell (protecting a
+    long) triggers when the price falls a distance (``trail_offset_quote``) or a fraction
+    (``trail_rate``) below the highest price seen since it was accepted, a buy the mirror image
+    (``backtester.engine.orders_nb.trail_level_nb``); the trigger ratchets and never loosens.
+    """
 
     MARKET = 0
     LIMIT = 1
@@ -129,6 +135,7 @@ class OrderType(IntEnum):
     STOP_LIMIT = 3
     TAKE_PROFIT = 4
     TAKE_PROFIT_LIMIT = 5
+    TRAILING_STOP_MARKET = 6
 
 
 class TimeInForce(IntEnum):

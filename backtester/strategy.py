@@ -427,6 +427,8 @@ class Context:
         take_profit_distance: float | None = None,
         stop_loss_fraction: float | None = None,
         take_profit_fraction: float | None = None,
+        trailing_stop_distance: float | None = None,
+        trailing_stop_fraction: float | None = None,
     ) -> int:
         """Market order of ``contracts`` (signed), or of a money size: ``notional=`` (quote),
         ``base=`` (coin) or ``equity_fraction=`` (signed; see :meth:`size`), converted at the
@@ -435,7 +437,10 @@ class Context:
         ``stop_loss`` / ``take_profit`` (prices) or ``stop_loss_distance`` /
         ``take_profit_distance`` (quote, from the fill price) or ``stop_loss_fraction`` /
         ``take_profit_fraction`` (of the fill price) attach reduce-only exits placed when the
-        entry fills, one cancelling the other (:mod:`backtester.protection`)."""
+        entry fills, one cancelling the other (:mod:`backtester.protection`). A trailing stop
+        instead of the fixed one: ``trailing_stop_distance`` (quote) or
+        ``trailing_stop_fraction``, trailing the best price since the fill
+        (:meth:`trailing_stop`)."""
         contracts = self._order_size(contracts, notional, equity_fraction, base, None)
         side, qty = _side_of(contracts)
         order_id = self._run.place(
@@ -443,7 +448,8 @@ class Context:
         )
         self._protect(
             order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance,
-            stop_loss_fraction, take_profit_fraction,
+            stop_loss_fraction, take_profit_fraction, trailing_stop_distance,
+            trailing_stop_fraction,
         )  # fmt: skip
         return order_id
 
@@ -456,10 +462,13 @@ class Context:
         take_profit_distance: float | None,
         stop_loss_fraction: float | None = None,
         take_profit_fraction: float | None = None,
+        trailing_stop_distance: float | None = None,
+        trailing_stop_fraction: float | None = None,
     ) -> None:
         exits = (
             stop_loss, take_profit, stop_loss_distance, take_profit_distance,
-            stop_loss_fraction, take_profit_fraction,
+            stop_loss_fraction, take_profit_fraction, trailing_stop_distance,
+            trailing_stop_fraction,
         )  # fmt: skip
         if all(value is None for value in exits):
             return
@@ -473,6 +482,8 @@ class Context:
             tag=int(self._run.orders[order_id]["tag"]),
             stop_loss_fraction=stop_loss_fraction,
             take_profit_fraction=take_profit_fraction,
+            trailing_stop_distance=trailing_stop_distance,
+            trailing_stop_fraction=trailing_stop_fraction,
         )
 
     def limit(
@@ -492,6 +503,8 @@ class Context:
         take_profit: float | None = None,
         stop_loss_distance: float | None = None,
         take_profit_distance: float | None = None,
+        trailing_stop_distance: float | None = None,
+        trailing_stop_fraction: float | None = None,
     ) -> int:
         """Limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK".
 
@@ -513,7 +526,10 @@ class Context:
             tag=tag,
             queue_ahead_base=queue_ahead_base,
         )
-        self._protect(order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        self._protect(
+            order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance,
+            None, None, trailing_stop_distance, trailing_stop_fraction,
+        )  # fmt: skip
         return order_id
 
     def stop(
@@ -532,6 +548,35 @@ class Context:
         return self._run.place(
             self._i, kind, side, qty, price=limit, trigger=trigger, reduce_only=reduce_only, tag=tag
         )
+
+    def trailing_stop(
+        self,
+        contracts: float,
+        *,
+        distance: float | None = None,
+        fraction: float | None = None,
+        reduce_only: bool = True,
+        tag: int = 0,
+    ) -> int:
+        """Trailing stop-market: a sell (``contracts`` < 0, protecting a long) triggers when
+        the price falls ``distance`` (quote) or ``fraction`` below the highest price since the
+        order was accepted, starting from the last price then; a buy mirrors it above the
+        lowest price. The trigger follows every trade and each bar's open, extremes and close
+        in path order, rounded away from the price to the tick, and never loosens
+        (``order["trigger_price"]`` is the current one). Formula:
+        :func:`~backtester.engine.orders_nb.trail_level_nb`."""
+        side, qty = _side_of(contracts)
+        if (distance is None) == (fraction is None):
+            raise ValueError("trailing_stop: give one of distance= (quote) or fraction=")
+        value = distance if fraction is None else fraction
+        name = "distance" if fraction is None else "fraction"
+        if not (math.isfinite(value) and value > 0 and (fraction is None or value < 1)):
+            raise ValueError(f"trailing_stop: expected {name} > 0 (fraction < 1), got {value!r}")
+        trail = (0.0, float(value), 0.0) if distance is None else (float(value), 0.0, 0.0)
+        return self._run.place(
+            self._i, OrderType.TRAILING_STOP_MARKET, side, qty, reduce_only=reduce_only,
+            tag=tag, trail=trail,
+        )  # fmt: skip
 
     def take_profit(
         self,

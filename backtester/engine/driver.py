@@ -84,7 +84,7 @@ assert dtypes.ORDER_DTYPE.names == (
 )  # fmt: skip
 assert dtypes.ORDER_WORK_DTYPE.names == (
     "active_from_ns", "queue_ahead_base", "is_taker", "queue_initial_base",
-    "fill_credit_contracts",
+    "fill_credit_contracts", "trail_offset_quote", "trail_rate", "trail_extreme_price",
 )  # fmt: skip
 
 
@@ -405,8 +405,12 @@ class Run:
         post_only: bool = False,
         tag: int = 0,
         queue_ahead_base: float | None = None,
+        trail: tuple[float, float, float] = (0.0, 0.0, 0.0),
     ) -> int:
-        """Write a new ORDER_DTYPE row (validated after the callback); returns its order id."""
+        """Write a new ORDER_DTYPE row (validated after the callback); returns its order id.
+
+        ``trail``: a trailing stop's (distance quote, fraction, starting extreme price), 0 for
+        the ones not given (the ORDER_WORK_DTYPE ``trail_*`` fields)."""
         if time_in_force not in _TIF:
             raise ValueError(
                 f"time_in_force: expected 'GTC', 'IOC' or 'FOK', got {time_in_force!r}"
@@ -430,7 +434,7 @@ class Run:
             if queue_ahead_base is None
             else check_non_negative(queue_ahead_base, "queue_ahead_base")
         )
-        self.work[row] = (0, 0.0, False, queue, 0.0)
+        self.work[row] = (0, 0.0, False, queue, 0.0, *trail)
         a["n_orders"] = row + 1
         a["next_order_id"] = row + 1
         return int(row)

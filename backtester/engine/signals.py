@@ -145,6 +145,7 @@ def backtest_signals(
     plots: Mapping[str, npt.ArrayLike] | None = None,
     sl_stop: Any = None,
     tp_stop: Any = None,
+    tsl_stop: Any = None,
     **options: Any,
 ) -> Result | list[Result]:
     """Backtest signals over ``data.bars``, long and short on one account.
@@ -191,6 +192,10 @@ def backtest_signals(
         one per bar read at the entry's bar; NaN: none), placed as reduce-only exits when the
         entry fills, one cancelling the other. With either, the run goes through the Python
         driver (:mod:`backtester.signal_exits`): 1-D signals in contracts only.
+    tsl_stop
+        A trailing stop instead of ``sl_stop`` (vectorbt's name): the fraction of the best
+        price since the entry's fill (the highest for a long) at which the exit triggers,
+        ratcheting on each bar's path and never loosening (a number or one per bar).
 
     Returns
     -------
@@ -287,16 +292,19 @@ def backtest_signals(
             np.ascontiguousarray(close_short, dtype=bool),
         )
 
-    if sl_stop is not None or tp_stop is not None:
+    if sl_stop is not None or tp_stop is not None or tsl_stop is not None:
         from backtester.signal_exits import SignalsWithExits, as_stop_array
 
         if widths or "amount" in columns:
-            raise ValueError("sl_stop, tp_stop: need 1-D signals (not target=), one backtest")
+            raise ValueError(
+                "sl_stop, tp_stop, tsl_stop: need 1-D signals (not target=), one backtest"
+            )
         amount, close_long, close_short = arrays(0)
         params = {
             "amount": amount, "close_long": close_long, "close_short": close_short,
             "sl_stop": as_stop_array(sl_stop, n, "sl_stop"),
             "tp_stop": as_stop_array(tp_stop, n, "tp_stop"),
+            "tsl_stop": as_stop_array(tsl_stop, n, "tsl_stop"),
         }  # fmt: skip
         result = backtest(
             SignalsWithExits, data, contract, initial_balance=initial_balance,
