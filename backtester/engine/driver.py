@@ -179,6 +179,9 @@ class Run:
         self._chunks = chunks
         self.history_bars = int(history_bars)
         self.n_chunks = 1
+        # called with the run at the end of every window of a chunked replay, before the next
+        # one is read (backtest() spills the records there: engine/spill.py)
+        self.on_window_end: Callable[[Run], None] | None = None
         self.n_instruments = len(data)
         self.plots: dict[str, tuple[list[int], list[float]]] = {}  # ctx.plot series
         self.params = params
@@ -330,6 +333,8 @@ class Run:
         cursors change; state, orders and record buffers carry over."""
         if self._chunks is None:
             return False
+        if self.on_window_end is not None:
+            self.on_window_end(self)
         for chunk in self._chunks:
             if len(chunk) != self.n_instruments:
                 raise ValueError(
