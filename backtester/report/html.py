@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import plotly.graph_objects as go
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
     from backtester.results import Result
 
 __all__ = ["build_figures", "downsample_minmax", "write_html"]
@@ -93,10 +94,12 @@ def _threshold(result: Result) -> tuple[float, str] | None:
 
 
 def build_figures(result: Result) -> list[tuple[str, go.Figure]]:
-    """The report's charts as (id, figure) pairs, in page order (:mod:`.page`)."""
+    """The report's charts as (id, ``plotly.graph_objects.Figure``) pairs, in page order
+    (:mod:`.page`; the page itself writes their JSON specs without plotly.py)."""
     from backtester.report.page import build_figures as page_figures
+    from backtester.report.plotly_spec import to_figure
 
-    return page_figures(result)
+    return [(chart_id, to_figure(spec)) for chart_id, spec in page_figures(result)]
 
 
 def write_html(
