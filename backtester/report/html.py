@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    import pandas as pd
     import plotly.graph_objects as go
 
     from backtester.results import Result
@@ -108,12 +109,15 @@ def write_html(
     *,
     plotly_js: str = "inline",
     shared_dir: str | Path | None = None,
+    trades: pd.DataFrame | None = None,
 ) -> Path:
     """Write the report to ``path`` (parent folders created) and return the path.
 
     Sections and options: :mod:`backtester.report.page`. ``plotly_js="inline"`` (default)
     makes one self-contained file; ``"shared"`` writes plotly.js once into ``shared_dir``
-    (default: the page's folder) and loads it by a relative path.
+    (default: the page's folder) and loads it by a relative path. ``trades``: the result's
+    round trips when the caller has them already (``round_trips(result)``, unchanged), so
+    they are not rebuilt.
     """
     from backtester.report.outputs import _atomic_write
     from backtester.report.page import render_report
@@ -122,7 +126,7 @@ def write_html(
     target.parent.mkdir(parents=True, exist_ok=True)
     text = render_report(
         result, target, plotly_js=plotly_js,
-        shared_dir=Path(shared_dir) if shared_dir is not None else None,
+        shared_dir=Path(shared_dir) if shared_dir is not None else None, trades=trades,
     )  # fmt: skip
     _atomic_write(target, text.encode("utf-8"))
     return target

@@ -745,9 +745,15 @@ def _metrics_html(result: Result, metrics: dict[str, Any]) -> str:
 
 
 def render_report(
-    result: Result, path: Path, *, plotly_js: str = "inline", shared_dir: Path | None = None
+    result: Result,
+    path: Path,
+    *,
+    plotly_js: str = "inline",
+    shared_dir: Path | None = None,
+    trades: pd.DataFrame | None = None,
 ) -> str:
-    """The whole report page as text (see the module docstring for sections and options)."""
+    """The whole report page as text (see the module docstring for sections and options);
+    ``trades``: ``round_trips(result)`` when the caller has built it already."""
     from backtester.report.attribution import pnl_attribution
     from backtester.report.liquidations import liquidation_report
     from backtester.report.metrics import compute_metrics
@@ -761,7 +767,7 @@ def render_report(
 
     metrics = compute_metrics(result)
     attribution = pnl_attribution(result)
-    trades = round_trips(result)
+    trades = round_trips(result) if trades is None else trades
     returns = result.returns("1D")
     benchmark = benchmark_returns(result)
     cur = result.settle_currency
