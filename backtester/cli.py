@@ -536,9 +536,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             else slug(f"{Path(job['strategy'].split(':')[0]).stem}-{job['data']['symbol']}-{stamp}")
         )
     del data  # loaded above so that data errors are input errors (exit 2); now cached
+    import gc
+
     from backtester.report.outputs import save_run
     from backtester.report.summary import format_summary
 
+    # what is loaded by now (numba, pandas, the data: ~10^5 objects) lives until the command
+    # exits; frozen, the collector stops re-scanning it at every collection of the run and the
+    # report (about 0.3 s of a run on the sample)
+    gc.freeze()
     result = sweep.run_backtest_job(job)
     result.config.setdefault("job", job)
     directory = save_run(

@@ -16,6 +16,7 @@ from backtester.io import atomic_write
 from backtester.report.chart_data import downsample_minmax
 
 if TYPE_CHECKING:
+    import pandas as pd
     import plotly.graph_objects as go
 
     from backtester.results import Result
@@ -24,10 +25,12 @@ __all__ = ["build_figures", "downsample_minmax", "write_html"]
 
 
 def build_figures(result: Result) -> list[tuple[str, go.Figure]]:
-    """The report's charts as (id, figure) pairs, in page order (:mod:`.page`)."""
+    """The report's charts as (id, ``plotly.graph_objects.Figure``) pairs, in page order
+    (:mod:`.page`; the page itself writes their JSON specs without plotly.py)."""
     from backtester.report.page import build_figures as page_figures
+    from backtester.report.plotly_spec import to_figure
 
-    return page_figures(result)
+    return [(chart_id, to_figure(spec)) for chart_id, spec in page_figures(result)]
 
 
 def write_html(
@@ -36,12 +39,15 @@ def write_html(
     *,
     plotly_js: str = "inline",
     shared_dir: str | Path | None = None,
+    trades: pd.DataFrame | None = None,
 ) -> Path:
     """Write the report to ``path`` (parent folders created) and return the path.
 
     Sections and options: :mod:`backtester.report.page`. ``plotly_js="inline"`` (default)
     makes one self-contained file; ``"shared"`` writes plotly.js once into ``shared_dir``
-    (default: the page's folder) and loads it by a relative path.
+    (default: the page's folder) and loads it by a relative path. ``trades``: the result's
+    round trips when the caller has them already (``round_trips(result)``, unchanged), so
+    they are not rebuilt.
     """
     from backtester.report.page import render_report
 
@@ -49,7 +55,7 @@ def write_html(
     target.parent.mkdir(parents=True, exist_ok=True)
     text = render_report(
         result, target, plotly_js=plotly_js,
-        shared_dir=Path(shared_dir) if shared_dir is not None else None,
+        shared_dir=Path(shared_dir) if shared_dir is not None else None, trades=trades,
     )  # fmt: skip
     atomic_write(target, text.encode("utf-8"))
     return target

@@ -161,7 +161,8 @@ def save_run(
     atomic_write(root / "plots.parquet", _parquet_bytes(plots))
     from backtester.report.trades import round_trips
 
-    trades = round_trips(result).reset_index(drop=True)
+    trips = round_trips(result)  # built once, for trades.parquet and the report
+    trades = trips.reset_index(drop=True)
     trades.insert(trades.columns.get_loc("duration"), "duration_s",
                   trades["duration"].dt.total_seconds())  # fmt: skip
     trades = trades.drop(columns=["duration"])
@@ -171,7 +172,7 @@ def save_run(
     options = report_plotly(root, self_contained)
     if shared_dir is not None and not self_contained:
         options["shared_dir"] = Path(shared_dir)
-    write_html(result, root / "report.html", **options)
+    write_html(result, root / "report.html", trades=trips, **options)
     return root
 
 
