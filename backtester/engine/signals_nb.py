@@ -223,6 +223,30 @@ def ema_index_point_nb(s, p, price, ts, alpha) -> bool:
 
 
 @njit(cache=True)
+def last_mark_path_nb(s, p, bar, tiers, row, nearest_first, mc_ratio) -> int:
+    """A bar's three path points (from its first extreme) under the LAST mark method, with
+    the open isolated position of row ``s`` on a tier table by contracts (its row does not
+    change with the mark): each moves the last price and the mark (``move_last_price_nb``),
+    then the liquidation check's fast exit runs (``row``: the position's tier row, or -1 to
+    look it up). Returns the phase (1-3) of the first point after which the full check must
+    run (the later points not replayed), 0 when none needs it. Not inlined, and the kernel's
+    tier cache only read: either made the kernel's loop measurably slower (~2x on the
+    index-EMA case) for the common methods."""
+    if row < 0:
+        _, row = tier_cache_nb(s, p, tiers, abs(s["contracts"]))
+    tier = tiers[row]
+    for phase in range(1, 4):
+        _, end, point = bar_path_step_nb(s, bar, phase, nearest_first)
+        move_last_price_nb(s, p, end, PriceStream.BARS, point, bar["ts_ns"])
+        buffer = np.nan
+        if np.isfinite(s["mark_price"]):
+            _, _, buffer, _ = isolated_metrics_nb(s, p, tier)
+        if needs_full_check_nb(s, mc_ratio, buffer):
+            return phase
+    return 0
+
+
+@njit(cache=True)
 def run_signals_nb(state, capacities, signals) -> int:
     """Replay until the end of data or a full buffer; returns a Status.
 
@@ -380,6 +404,11 @@ def run_signals_nb(state, capacities, signals) -> int:
                     and (
                         method != MarkPriceMethod.LAST
                         or (s["contracts"] == 0.0 and not s["margin_call_active"])
+                        or (
+                            s["margin_mode"] == MarginMode.ISOLATED
+                            and not s["margin_call_active"]
+                            and p["tier_basis"] == TierBasis.CONTRACTS
+                        )
                     )
                     and t_index >= close_ns
                     and t_mark >= close_ns
@@ -398,14 +427,28 @@ def run_signals_nb(state, capacities, signals) -> int:
                     # instant is set below, as each event of that instant would set it).
                     # ``bar_low_first`` (the order of the extremes) is left unset: only the
                     # later segments of this bar's path read it, and they are not replayed.
-                    s["bar_phase"] = 4
-                    s["last_price"] = bar["close"]
-                    if method == MarkPriceMethod.LAST:
-                        s["mark_price"] = bar["close"]
-                    ts = close_ns
+                    # Under the LAST method with an open isolated position each point moves
+                    # the mark and is followed by the liquidation check: its fast exit runs
+                    # at each (last_mark_path_nb), and the fold stops at the first point that
+                    # needs the full check (run below at that point's time).
+                    stop = 0
+                    if method == MarkPriceMethod.LAST and s["contracts"] != 0.0:
+                        cached = tier_row if tier_size == abs(s["contracts"]) else -1
+                        stop = last_mark_path_nb(s, p, bar, tiers, cached, nearest, mc_ratio)
+                    else:
+                        s["bar_phase"] = 4
+                        s["last_price"] = bar["close"]
+                        if method == MarkPriceMethod.LAST:
+                            s["mark_price"] = bar["close"]  # flat: no check to run
+                    if stop > 0:
+                        ts = t0 + (stop * bar_interval) // 3 if stop < 3 else close_ns
+                        check = True
+                    else:
+                        ts = close_ns
                     acc["ts_ns"] = ts
                     if (
-                        t_index == ts
+                        stop == 0
+                        and t_index == ts
                         and unchecked > 0
                         and s["index_interval_ns"] == 0
                         and method == MarkPriceMethod.INDEX_EMA_BASIS
