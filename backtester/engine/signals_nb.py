@@ -222,6 +222,61 @@ def ema_index_point_nb(s, p, price, ts, alpha) -> bool:
     return False
 
 
+@njit(cache=True, inline="always")
+def quiet_path_nb(acc, s, p, t0, interval, t_index, t_mark, t_funding, daily_settlement) -> bool:
+    """Whether nothing but the bar's own path happens from its first extreme (``t0 + Δ//3``)
+    to its close (``t0 + Δ``) in the signal kernel, with no working order: no index, mark or
+    funding event before the close, no equity row due at the extremes, no settlement, tier
+    switch or clawback up to the close; and under the LAST mark method (where each point
+    moves the mark) a flat position, or an isolated one on a tier table by contracts
+    (``last_mark_path_nb``). Records (``acc``, ``s``, ``p``) and scalars only."""
+    close_ns = t0 + interval
+    method = p["mark_price_method"]
+    equity_interval = acc["equity_interval_ns"]
+    return (
+        (
+            method != MarkPriceMethod.LAST
+            or (s["contracts"] == 0.0 and not s["margin_call_active"])
+            or (
+                s["margin_mode"] == MarginMode.ISOLATED
+                and not s["margin_call_active"]
+                and p["tier_basis"] == TierBasis.CONTRACTS
+            )
+        )
+        and t_index >= close_ns
+        and t_mark >= close_ns
+        and t_funding >= close_ns
+        and (equity_interval <= 0 or acc["next_equity_ns"] > t0 + 2 * interval // 3)
+        and (not daily_settlement or s["next_settlement_ns"] >= close_ns)
+        and acc["next_tier_switch_ns"] > close_ns
+        and (acc["clawback_period_ns"] <= 0 or acc["next_clawback_ns"] > close_ns)
+    )
+
+
+@njit(cache=True)
+def last_mark_path_nb(s, p, bar, tiers, row, nearest_first, mc_ratio) -> int:
+    """A bar's three path points (from its first extreme) under the LAST mark method, with
+    the open isolated position of row ``s`` on a tier table by contracts (its row does not
+    change with the mark): each moves the last price and the mark (``move_last_price_nb``),
+    then the liquidation check's fast exit runs (``row``: the position's tier row, or -1 to
+    look it up). Returns the phase (1-3) of the first point after which the full check must
+    run (the later points not replayed), 0 when none needs it. Not inlined, and the kernel's
+    tier cache only read: either made the kernel's loop measurably slower (~2x on the
+    index-EMA case) for the common methods."""
+    if row < 0:
+        _, row = tier_cache_nb(s, p, tiers, abs(s["contracts"]))
+    tier = tiers[row]
+    for phase in range(1, 4):
+        _, end, point = bar_path_step_nb(s, bar, phase, nearest_first)
+        move_last_price_nb(s, p, end, PriceStream.BARS, point, bar["ts_ns"])
+        buffer = np.nan
+        if np.isfinite(s["mark_price"]):
+            _, _, buffer, _ = isolated_metrics_nb(s, p, tier)
+        if needs_full_check_nb(s, mc_ratio, buffer):
+            return phase
+    return 0
+
+
 @njit(cache=True)
 def run_signals_nb(state, capacities, signals) -> int:
     """Replay until the end of data or a full buffer; returns a Status.
@@ -367,59 +422,6 @@ def run_signals_nb(state, capacities, signals) -> int:
             t_funding = (
                 funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
             )
-        elif kind == EventKind.BAR_PATH:
-            # with no working order, a bar's path only moves the last price, and the mark
-            # with it under the LAST method (handle_bar_path_nb then); the liquidation check
-            # that follows a mark move is the one below
-            if acc["n_active"] == 0:
-                bar = bars[s["c_bar"]]
-                t0 = bar["ts_ns"]
-                close_ns = t0 + bar_interval
-                if (
-                    s["bar_phase"] == 1
-                    and (
-                        method != MarkPriceMethod.LAST
-                        or (s["contracts"] == 0.0 and not s["margin_call_active"])
-                    )
-                    and t_index >= close_ns
-                    and t_mark >= close_ns
-                    and t_funding >= close_ns
-                    and (equity_interval <= 0 or acc["next_equity_ns"] > t0 + 2 * bar_interval // 3)
-                    and (not daily_settlement or s["next_settlement_ns"] >= close_ns)
-                    and acc["next_tier_switch_ns"] > close_ns
-                    and (acc["clawback_period_ns"] <= 0 or acc["next_clawback_ns"] > close_ns)
-                ):
-                    # Nothing else happens up to the bar's close: its three path points only
-                    # move the last price (no order to fill; the mark not on the last price,
-                    # or on it with no position to check),
-                    # so they are applied here as one step; and an index point at the close,
-                    # which comes next, with them. No record, equity row, settlement, tier
-                    # switch or clawback falls on them (the equity flag of the close's
-                    # instant is set below, as each event of that instant would set it).
-                    # ``bar_low_first`` (the order of the extremes) is left unset: only the
-                    # later segments of this bar's path read it, and they are not replayed.
-                    s["bar_phase"] = 4
-                    s["last_price"] = bar["close"]
-                    if method == MarkPriceMethod.LAST:
-                        s["mark_price"] = bar["close"]
-                    ts = close_ns
-                    acc["ts_ns"] = ts
-                    if (
-                        t_index == ts
-                        and unchecked > 0
-                        and s["index_interval_ns"] == 0
-                        and method == MarkPriceMethod.INDEX_EMA_BASIS
-                    ):
-                        unchecked -= 1  # one more event: the index point
-                        c = s["c_index"]
-                        check = ema_index_point_nb(s, p, index[c]["price"], ts, alpha)
-                        t_index = index[c + 1]["ts_ns"] if c + 1 < s["e_index"] else NO_EVENT
-                else:
-                    _, end, point = bar_path_step_nb(s, bar, s["bar_phase"], nearest)
-                    check = move_last_price_nb(s, p, end, PriceStream.BARS, point, t0)
-            else:
-                handle_bar_path_nb(state, 0, ts)
-            t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
         else:
             if kind == EventKind.BAR:
                 handle_bar_nb(state, 0, ts)
@@ -447,8 +449,78 @@ def run_signals_nb(state, capacities, signals) -> int:
                     check = move_last_price_nb(
                         s, p, bars[s["c_bar"]]["open"], PriceStream.BARS, PathPoint.OPEN, ts
                     )
+                    if (
+                        not check
+                        and unchecked > 0
+                        and not acc["equity_pending"]
+                        and (equity_interval <= 0 or ts < acc["next_equity_ns"])
+                        and quiet_path_nb(
+                            acc, s, p, ts, bar_interval, t_index, t_mark, t_funding,
+                            daily_settlement,
+                        )
+                    ):  # fmt: skip
+                        # nothing runs at the bar's first extreme before its own step either
+                        # (no equity row to write, no check of the open): the path is folded
+                        # now, as the first extreme's event would fold it (below)
+                        unchecked -= 1
+                        kind = EventKind.BAR_PATH
                 else:
                     handle_bar_open_nb(state, 0, ts)
+                t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
+            if kind == EventKind.BAR_PATH:
+                # with no working order, a bar's path only moves the last price, and the mark
+                # with it under the LAST method (handle_bar_path_nb then); the liquidation
+                # check that follows a mark move is the one below
+                if acc["n_active"] == 0:
+                    bar = bars[s["c_bar"]]
+                    t0 = bar["ts_ns"]
+                    close_ns = t0 + bar_interval
+                    if s["bar_phase"] == 1 and quiet_path_nb(
+                        acc, s, p, t0, bar_interval, t_index, t_mark, t_funding, daily_settlement
+                    ):
+                        # Nothing else happens up to the bar's close (quiet_path_nb): its three
+                        # path points only move the last price (and the mark under the LAST
+                        # method), so they are applied here as one step, with the index point
+                        # at the close that comes next. No record, equity row, settlement,
+                        # tier switch or clawback falls on them (the equity flag of the close's
+                        # instant is set below, as each event of that instant would set it).
+                        # ``bar_low_first`` (the order of the extremes) is left unset: only the
+                        # later segments of this bar's path read it, and they are not replayed.
+                        # Under the LAST method with an open isolated position each point is
+                        # followed by the liquidation check: its fast exit runs at each
+                        # (last_mark_path_nb), and the fold stops at the first point that needs
+                        # the full check (run below at that point's time).
+                        stop = 0
+                        if method == MarkPriceMethod.LAST and s["contracts"] != 0.0:
+                            cached = tier_row if tier_size == abs(s["contracts"]) else -1
+                            stop = last_mark_path_nb(s, p, bar, tiers, cached, nearest, mc_ratio)
+                        else:
+                            s["bar_phase"] = 4
+                            s["last_price"] = bar["close"]
+                            if method == MarkPriceMethod.LAST:
+                                s["mark_price"] = bar["close"]  # flat: no check to run
+                        if stop > 0:
+                            ts = t0 + (stop * bar_interval) // 3 if stop < 3 else close_ns
+                            check = True
+                        else:
+                            ts = close_ns
+                        acc["ts_ns"] = ts
+                        if (
+                            stop == 0
+                            and t_index == ts
+                            and unchecked > 0
+                            and s["index_interval_ns"] == 0
+                            and method == MarkPriceMethod.INDEX_EMA_BASIS
+                        ):
+                            unchecked -= 1  # one more event: the index point
+                            c = s["c_index"]
+                            check = ema_index_point_nb(s, p, index[c]["price"], ts, alpha)
+                            t_index = index[c + 1]["ts_ns"] if c + 1 < s["e_index"] else NO_EVENT
+                    else:
+                        _, end, point = bar_path_step_nb(s, bar, s["bar_phase"], nearest)
+                        check = move_last_price_nb(s, p, end, PriceStream.BARS, point, t0)
+                else:
+                    handle_bar_path_nb(state, 0, ts)
                 t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
         if check:
             # liquidation_after_mark_nb, its fast exit (isolated, far from the threshold)
