@@ -396,7 +396,10 @@ ALL_RECORD_DTYPES = {
 #     trigger_stream (i1 PriceStream), trigger_point (i1 PathPoint), trigger_candle_ns (i8)
 #     the price update being applied (copied into a liquidation it triggers);
 #     c_tier_switch / e_tier_switch (i8) cursor and end row of the instrument's dated tier
-#     tables still to come (TIER_SWITCH_DTYPE rows of the run).
+#     tables still to come (TIER_SWITCH_DTYPE rows of the run);
+#     segment_fill_price (f8, quote) the first fill on the bar-path segment just replayed when
+#     the strategy is woken for it (0: none): orders placed at that wake (exits of the entry)
+#     are matched against the rest of the segment, from that price (loop_nb.resume_segment_nb).
 # ORDER_WORK_DTYPE: working fields of each order row beside ORDER_DTYPE.
 #     active_from_ns (i8) first event time the order may fill (creation + latency);
 #     queue_ahead_base (f8, base) volume ahead of a resting limit; is_taker (b1) marketable at
@@ -512,6 +515,7 @@ POSITION_STATE_DTYPE = np.dtype(
         ("trigger_candle_ns", np.int64),
         ("c_tier_switch", np.int64),
         ("e_tier_switch", np.int64),
+        ("segment_fill_price", np.float64),
     ],
     align=True,
 )

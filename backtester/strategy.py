@@ -179,9 +179,10 @@ class Context:
         self._last = run.positions["last_price"]
         self._account = run.account
         self._indicators = run.indicators
-        self._sma_entries = run.indicators.sma_entries[instrument]
-        self._ema_entries = run.indicators.ema_entries[instrument]
-        self._c_bar = run.positions["c_bar"]
+        self._sma_close = run.indicators.sma_close[instrument]
+        self._ema_close = run.indicators.ema_close[instrument]
+        # the bar cursors through a memoryview: an item read costs less than ndarray.item
+        self._c_bar = memoryview(run.positions["c_bar"])
 
     def on(self, instrument: int) -> Context:
         """The context of instrument number ``instrument`` (order of the ``data`` list)."""
@@ -237,12 +238,13 @@ class Context:
     def sma(self, window: int, field: str = "close") -> float:
         """Simple moving average of the last ``window`` values of a bar field (NaN while
         fewer); O(1) per bar (running sum, see :mod:`backtester.indicators`)."""
-        # fast path (one dict look-up and one array read); the rest in Indicators.sma
-        entry = self._sma_entries.get((window, field))  # emptied when a new chunk loads
-        if entry is not None:
-            k = self._c_bar.item(self._i) - entry[1]
-            if k > 0:
-                value = entry[2][k - 1]
+        # fast path of the close: one dict look-up, one cursor read, one array read (the
+        # values are indexed by the cursor, see Indicators._build); the rest, the first call
+        # of a chunk and the warm-up (NaN) in Indicators.sma
+        if field == "close":
+            values = self._sma_close.get(window)  # emptied when a new chunk loads
+            if values is not None:
+                value = values[self._c_bar[self._i]]
                 if value == value:
                     return value
         return self._indicators.sma(self._i, window, field)
@@ -250,11 +252,10 @@ class Context:
     def ema(self, span: int, field: str = "close") -> float:
         """Exponential moving average, alpha = 2/(span+1), seeded with the first value:
         e[n] = e[n-1] + alpha·(x[n] - e[n-1]); O(1) per bar (see :mod:`backtester.indicators`)."""
-        entry = self._ema_entries.get((span, field))
-        if entry is not None:
-            k = self._c_bar.item(self._i) - entry[1]
-            if k > 0:
-                return entry[2][k - 1]
+        if field == "close":
+            values = self._ema_close.get(span)
+            if values is not None:
+                return values[self._c_bar[self._i]]
         return self._indicators.ema(self._i, span, field)
 
     # ------------------------------------------------------------------ the contract

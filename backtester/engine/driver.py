@@ -12,6 +12,7 @@ In a chunked replay, END_OF_DATA of one chunk swaps in the next chunk's stream a
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -76,6 +77,18 @@ _STREAMS = {
     "deleverage": "deleverage",
 }  # fmt: skip
 _TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
+
+# The Run most recently set up in this process, for the progress line of `backtester run`
+# (backtester.progress), which reads its simulated time from another thread; a weak
+# reference, so it keeps no finished run alive.
+_latest_run: weakref.ReferenceType[Run] | None = None
+
+
+def latest_run() -> Run | None:
+    """The Run most recently set up in this process (None before any, or once it is gone)."""
+    return None if _latest_run is None else _latest_run()
+
+
 # Run.place writes whole rows as tuples in these field orders
 assert dtypes.ORDER_DTYPE.names == (
     "order_id", "instrument", "ts_created_ns", "ts_updated_ns", "order_type", "side",
@@ -276,6 +289,8 @@ class Run:
         self.protections = Protections(self)  # stop_loss= / take_profit= of entry orders
         self.wants_fills = False  # the strategy has on_fill (see Protections._restore_mask)
         self._contexts = [Context(self, i) for i in range(self.n_instruments)]
+        global _latest_run  # one slot per process, read by the progress line
+        _latest_run = weakref.ref(self)
 
     # ------------------------------------------------------------------ streams
     def _load_streams(self, data: list[MarketData], *, first: bool) -> None:

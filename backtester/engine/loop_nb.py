@@ -61,6 +61,7 @@ BUFFER_FULL = int(Status.BUFFER_FULL)
 END_OF_DATA = int(Status.END_OF_DATA)
 _WAKE = int(Status.WAKE)
 _ORDER_UPDATE = int(WakeReason.ORDER_UPDATE)
+_FILL = int(WakeReason.FILL)
 HEADROOM_PER_ORDER = 6  # records one event may write per active order / instrument
 
 
@@ -511,13 +512,45 @@ def handle_bar_path_nb(state, i, ts) -> int:
     hi = bar["high"]
     start, end, point = bar_path_step_nb(s, bar, phase, state.account[0]["bar_path"] == 1)
     wake = 0
+    acc = state.account[0]
+    n_fills = acc["n_fills"]
+    # orders live when the segment starts (its first point's time, as bar_event_nb) take part:
+    # one placed at a wake inside the bar is matched on the bar's later segments
+    since = bar["ts_ns"] + (phase - 1) * s["bar_interval_ns"] // 3
     if (
         s["bar_fills"]
-        and state.account[0]["n_active"] > 0
-        and segment_nb(state, i, ts, start, end, lo, hi, bar["ts_ns"], bar["volume_base"])
+        and acc["n_active"] > 0
+        and segment_nb(state, i, ts, start, end, lo, hi, since, bar["volume_base"])
     ):
         wake |= WakeReason.FILL
+        if (acc["wake_mask"] | acc["callback_mask"]) & WakeReason.FILL:
+            # the strategy hears of the fill at the end of the segment; what it places then
+            # (an entry's exits) is matched against the rest of the segment after acceptance
+            s["segment_fill_price"] = state.fills[n_fills]["price"]
     return wake | last_price_moved_nb(state, i, ts, end, PriceStream.BARS, point, bar["ts_ns"])
+
+
+@njit(cache=True)
+def resume_segment_nb(state, i) -> bool:
+    """Orders placed when the strategy was woken by a fill on a bar-path segment (an entry's
+    stop-loss / take-profit) are live from the fill's instant: once accepted, they are matched
+    against the rest of that segment, from the first fill's price to the segment's end (the
+    last price), as if placed at the fill. Orders that were working during the segment are
+    not affected: every level of theirs inside the segment was already matched. Returns True
+    when something filled. Mutates: ``positions[i]['segment_fill_price']`` (consumed), orders,
+    records."""
+    s = state.positions[i]
+    start = s["segment_fill_price"]
+    if start == 0.0:
+        return False
+    s["segment_fill_price"] = 0.0
+    if state.account[0]["n_active"] == 0 or not s["bar_fills"]:
+        return False
+    bar = state.bars[s["c_bar"]]
+    ts = state.account[0]["ts_ns"]
+    return segment_nb(
+        state, i, ts, start, s["last_price"], bar["low"], bar["high"], ts, bar["volume_base"]
+    )
 
 
 @njit(cache=True, inline="always")
@@ -879,6 +912,13 @@ def run_until_nb(
             )
             if acc["n_orders"] > acc["n_orders_seen"]:
                 accept_after_callbacks_nb(state, on_order_rejected, user_state, ts)
+            if s["segment_fill_price"] != 0.0 and resume_segment_nb(state, i):
+                callbacks_nb(
+                    state, _FILL, i, on_bar, on_trade, on_fill, on_funding,
+                    on_liquidation, on_margin_call, on_adl, user_state,
+                )  # fmt: skip
+                if acc["n_orders"] > acc["n_orders_seen"]:
+                    accept_after_callbacks_nb(state, on_order_rejected, user_state, ts)
         if wake & acc["wake_mask"]:
             acc["wake_reason"] = wake
             acc["wake_instrument"] = i
@@ -964,6 +1004,12 @@ def replay_gen_nb(state, capacities):
         first = accept_pending_nb(state)
         if first >= 0:
             yield (first << WAKE_REF_SHIFT) | _ORDER_UPDATE
+        i = account[0]["wake_instrument"]
+        if state.positions[i]["segment_fill_price"] != 0.0 and resume_segment_nb(state, i):
+            # fills on the rest of the segment: the strategy hears of them at once
+            account[0]["wake_reason"] = _FILL
+            yield (i << WAKE_INSTRUMENT_SHIFT) | _FILL
+            continue
         status = run_until_nb(
             state,
             capacities,
