@@ -105,8 +105,9 @@ LEDGER_LOOKBACK_NS = 2 * _DAY_NS + 1
 clawback scans the settlement day closed last, (T − 1 day, T] with T > event time − 1 day, and
 events come at or after ``now`` (:func:`~backtester.engine.deleverage_nb.clawback_profit_nb`)."""
 
-ROW_GROUP_MIN_ROWS = 65_536
-"""Rows of a kind gathered before they are written as one row group (4.7 MB of equity rows)."""
+ROW_GROUP_MIN_ROWS = 16_384
+"""Rows of a kind gathered before they are written as one row group (1.2 MB of equity rows;
+the rows waiting, their concatenation and its Arrow copy are what a flush holds)."""
 
 _ARROW_TYPES = {
     np.dtype(np.int64): pa.int64(),

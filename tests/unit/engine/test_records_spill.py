@@ -208,7 +208,7 @@ def test_a_failed_run_leaves_the_completed_windows_readable(catalog, plain, tmp_
     assert 0 < fills.num_rows < len(plain.records["fills"])
     assert fills.column("ts_ns").to_numpy().max() <= T0 + 2 * DAY
     # gathered rows waiting for a larger row group are written when the run fails
-    monkeypatch.setattr(spill, "ROW_GROUP_MIN_ROWS", 65_536)
+    monkeypatch.setattr(spill, "ROW_GROUP_MIN_ROWS", 16_384)
     with pytest.raises(StrategyError, match="failed on purpose"):
         _run(stream, Failing, records_directory=tmp_path / "gathered")
     gathered = pq.ParquetFile(tmp_path / "gathered" / "equity.parquet")
