@@ -486,11 +486,7 @@ def backtest(
                 + (" (the recorded mark is replayed)" if method == MarkPriceMethod.HISTORICAL
                    else " and no mark stream (mark = last price)")
             )  # fmt: skip
-        if lev > float(row[0]["max_leverage"]):
-            raise ValueError(
-                f"leverage: expected a value in [1, {float(row[0]['max_leverage']):g}] for "
-                f"{spec.name}, got {lev!r}"
-            )
+        spec.check_leverage(lev, at_ns=start_ns)  # the one rule (also ctx.set_leverage, CLI)
         param_rows.append(row)
     params_array = np.concatenate(param_rows)
     tiers_array = np.ascontiguousarray(np.concatenate(tier_rows))

@@ -20,6 +20,8 @@ bounded whatever the run's length (the page says so). plotly.js is either inline
 (``plotly_js="inline"``, one self-contained file) or written once as ``plotly-<version>.min.js``
 into a shared folder that the page loads by a relative path (``plotly_js="shared"``, the default
 of ``backtester run``: one copy per output folder, shared by every run and sweep page in it).
+Charts are built as plain plotly JSON specs (:mod:`backtester.report.plotly_spec`), not
+``go.Figure`` objects, whose per-property validation cost half a second per report.
 Every user-supplied string goes through :func:`backtester.report.escape.esc`.
 """
 
@@ -32,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from backtester.enums import ContractKind, LiquidationRule
+from backtester.enums import ContractKind
+from backtester.io import atomic_write
+from backtester.report.chart_data import downsample_minmax, liquidation_threshold
 from backtester.report.escape import esc
+from backtester.report.plotly_spec import figure_div, scatter, template_script
 
 if TYPE_CHECKING:
     from backtester.results import Result
@@ -300,29 +303,32 @@ def _times(ts_ns: np.ndarray) -> np.ndarray:
 
 
 def _bucket(ts: np.ndarray, y: np.ndarray, points: int = CHART_POINTS) -> tuple:
-    from backtester.report.html import downsample_minmax
-
     return downsample_minmax(np.asarray(ts), np.asarray(y, dtype=np.float64), points)
 
 
-def _layout(fig: go.Figure, title: str, height: int = 360, time_axis: bool = True) -> go.Figure:
-    fig.update_layout(
-        title={"text": esc(title), "x": 0.01},
-        height=height,
-        margin={"l": 70, "r": 20, "t": 40, "b": 30},
-        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
-        template="plotly_white",
-        font={"family": "Arial, sans-serif", "size": 11},
-        hovermode="x unified" if time_axis else "closest",
-    )
+def _layout(
+    title: str, height: int = 360, time_axis: bool = True, **axes: dict[str, Any]
+) -> dict[str, Any]:
+    """The layout every chart shares (title, margins, legend on top, one font); ``axes``:
+    ``xaxis``, ``yaxis2``, ... as plotly names them (x axes of a time chart are dates)."""
+    layout: dict[str, Any] = {
+        "title": {"text": esc(title), "x": 0.01},
+        "height": height,
+        "margin": {"l": 70, "r": 20, "t": 40, "b": 30},
+        "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+        "font": {"family": "Arial, sans-serif", "size": 11},
+        "hovermode": "x unified" if time_axis else "closest",
+    }
     if time_axis:
-        fig.update_xaxes(type="date")
-    return fig
+        axes.setdefault("xaxis", {})
+    for name, axis in axes.items():
+        layout[name] = {**axis, "type": "date"} if time_axis and name.startswith("x") else axis
+    return layout
 
 
-def _price_figure(result: Result, index: int, trades: pd.DataFrame) -> go.Figure:
+def _price_figure(result: Result, index: int, trades: pd.DataFrame) -> dict[str, Any]:
     symbol = result.instruments[index]
-    fig = go.Figure()
+    data: list[dict[str, Any]] = []
     streams = dict(result.price_series.get(symbol, {}))
     if not len(streams.get("mark", [])) and index == 0 and len(result.records["equity"]):
         equity = result.records["equity"]
@@ -335,16 +341,15 @@ def _price_figure(result: Result, index: int, trades: pd.DataFrame) -> go.Figure
         if array is None or len(array) == 0:
             continue
         x, y = _bucket(array["ts_ns"], array["price"])
-        fig.add_trace(go.Scatter(
-            x=_times(x), y=y, mode="lines", name=f"{name} price",
+        data.append(scatter(
+            _times(x), y, mode="lines", name=f"{name} price",
             line={"width": 1, "color": colors[name]}, opacity=0.9 if name == "last" else 0.6,
         ))  # fmt: skip
     if index == 0:  # indicators the strategy registered (ctx.plot / plots=), on its price axis
         for name, (ts, values) in result.plots.items():
             finite = np.isfinite(np.asarray(values, dtype=np.float64))
             x, y = _bucket(np.asarray(ts)[finite], np.asarray(values, dtype=np.float64)[finite])
-            fig.add_trace(go.Scatter(x=_times(x), y=y, mode="lines", name=esc(name),
-                                     line={"width": 1.2}))  # fmt: skip
+            data.append(scatter(_times(x), y, mode="lines", name=esc(name), line={"width": 1.2}))
     mine = trades[(trades["instrument"] == symbol) & trades["exit_price"].notna()]
     shown = len(mine)
     if len(mine) > MAX_SEGMENTS:
@@ -362,8 +367,8 @@ def _price_figure(result: Result, index: int, trades: pd.DataFrame) -> go.Figure
         xs[1::3] = subset["exit_time"].astype("int64").to_numpy() // 1_000_000
         ys[0::3] = subset["entry_price"].to_numpy()
         ys[1::3] = subset["exit_price"].to_numpy()
-        fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="lines+markers", name=label, connectgaps=False,
+        data.append(scatter(
+            xs, ys, mode="lines+markers", name=label, connectgaps=False,
             line={"color": color, "width": 2}, marker={"size": 4, "color": color},
             hoverinfo="skip",
         ))  # fmt: skip
@@ -378,164 +383,183 @@ def _price_figure(result: Result, index: int, trades: pd.DataFrame) -> go.Figure
                 liq["bankruptcy_price"], liq["fill_price"], strict=True,
             )
         ]  # fmt: skip
-        fig.add_trace(go.Scatter(
-            x=_times(liq["ts_ns"]), y=liq["mark_price"], mode="markers", name="liquidation (mark)",
+        data.append(scatter(
+            _times(liq["ts_ns"]), liq["mark_price"], mode="markers", name="liquidation (mark)",
             marker={"symbol": "x", "size": 13, "color": "black", "line": {"width": 2}},
             text=text, hovertemplate="%{text}<extra></extra>",
         ))  # fmt: skip
     title = f"{symbol} price and round trips"
     if shown > len(mine):
         title += f" (the {len(mine)} largest of {shown} drawn)"
-    return _layout(fig, title, height=420)
+    return {"data": data, "layout": _layout(title, height=420)}
 
 
-def _equity_figure(result: Result) -> go.Figure:
+def _equity_figure(result: Result) -> dict[str, Any]:
     equity = result.records["equity"]
     ts = np.asarray(equity["ts_ns"])
     values = np.asarray(equity["equity_settle"], dtype=np.float64)
     peak = np.fmax.accumulate(values) if len(values) else values
     with np.errstate(divide="ignore", invalid="ignore"):
         drawdown = np.where(peak > 0, values / peak - 1.0, np.nan)
-    fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.04
-    )
     x, y = _bucket(ts, values)
-    fig.add_trace(
-        go.Scatter(x=_times(x), y=y, name=f"equity ({esc(result.settle_currency)})",
-                   line={"color": "#1f77b4", "width": 1.5}), row=1, col=1,
-    )  # fmt: skip
+    data = [scatter(_times(x), y, name=f"equity ({esc(result.settle_currency)})",
+                    line={"color": "#1f77b4", "width": 1.5}, xaxis="x", yaxis="y")]  # fmt: skip
     x, y = _bucket(ts, np.asarray(equity["balance_settle"], dtype=np.float64))
-    fig.add_trace(
-        go.Scatter(x=_times(x), y=y, name="wallet balance",
-                   line={"color": "#999", "width": 1, "dash": "dot"}), row=1, col=1,
-    )  # fmt: skip
+    data.append(scatter(
+        _times(x), y, name="wallet balance", line={"color": "#999", "width": 1, "dash": "dot"},
+        xaxis="x", yaxis="y",
+    ))  # fmt: skip
     x, y = _bucket(ts, drawdown)
-    fig.add_trace(
-        go.Scatter(x=_times(x), y=y, name="drawdown", fill="tozeroy",
-                   line={"color": _RED, "width": 1}, fillcolor="rgba(215,48,39,0.2)"),
-        row=2, col=1,
-    )  # fmt: skip
+    data.append(scatter(
+        _times(x), y, name="drawdown", fill="tozeroy", line={"color": _RED, "width": 1},
+        fillcolor="rgba(215,48,39,0.2)", xaxis="x2", yaxis="y2",
+    ))  # fmt: skip
     low = float(np.nanmin(drawdown)) if len(drawdown) and np.isfinite(drawdown).any() else 0.0
     # ticks with enough decimals for shallow drawdowns (".0%" showed "0%, 0%, 0%, -1%")
     digits = 0 if low < -0.05 else (1 if low < -0.005 else 2)
-    fig.update_yaxes(tickformat=f".{digits}%", row=2, col=1, title_text="drawdown")
-    fig.update_yaxes(title_text=esc(result.settle_currency), row=1, col=1)
-    fig.update_xaxes(type="date")
-    return _layout(fig, "Equity and drawdown", height=460)
+    # two rows on one time axis (plotly's make_subplots(rows=2, shared_xaxes=True,
+    # row_heights=[0.65, 0.35], vertical_spacing=0.04): 0.96 of the height split 65/35)
+    layout = _layout(
+        "Equity and drawdown", height=460,
+        xaxis={"anchor": "y", "domain": [0.0, 1.0], "matches": "x2", "showticklabels": False},
+        yaxis={"anchor": "x", "domain": [0.376, 1.0],
+               "title": {"text": esc(result.settle_currency)}},
+        xaxis2={"anchor": "y2", "domain": [0.0, 1.0]},
+        yaxis2={"anchor": "x2", "domain": [0.0, 0.336], "title": {"text": "drawdown"},
+                "tickformat": f".{digits}%"},
+    )  # fmt: skip
+    return {"data": data, "layout": layout}
 
 
 def _threshold(result: Result) -> tuple[float, str] | None:
-    from backtester.report.html import _threshold as venue_threshold
-
-    return venue_threshold(result)
+    return liquidation_threshold(result)
 
 
 def liquidation_distance(result: Result) -> np.ndarray:
     """Share of the margin balance above what the venue requires: 0 at liquidation, 1 far away.
 
     One direction for every venue, from the venue's own margin ratio ``r`` in the equity
-    records: Binance ``r`` = MM / margin balance → ``1 − r``; OKX mgnRatio, BitMEX, Bybit
-    ``r`` = margin balance / requirement → ``1 − 1/r``; OKEx 2019 ``r`` = (margin + UPL) /
-    position value with trigger ``L`` = MMR + liquidation fee → ``1 − L / r``. NaN when flat.
+    records and its tier-1 trigger level ``L`` (:func:`_threshold`): Binance ``r`` = MM /
+    margin balance rises to ``L`` = 1 → ``1 − r/L``; every other venue's ratio falls to ``L``
+    → ``1 − L/r`` (OKX mgnRatio ``L`` = 1; OKEx 2019 ``L`` = MMR + fee; BitMEX, Bybit margin
+    balance / MM with ``L`` = (MMR + fee) / MMR). NaN when flat.
     """
-    from backtester.report.metrics import _contract_attr
+    from backtester.report.metrics import ratio_rises_to_liquidation
 
     ratio = np.asarray(result.records["equity"]["margin_ratio"], dtype=np.float64)
-    rule = _contract_attr(result, 0, "liquidation_rule")
+    threshold = _threshold(result)
+    level = threshold[0] if threshold else math.nan
     with np.errstate(divide="ignore", invalid="ignore"):
-        if rule is not None and int(rule) == LiquidationRule.BINANCE:
-            return 1.0 - ratio
-        if rule is not None and int(rule) == LiquidationRule.OKX_LEGACY:
-            threshold = _threshold(result)
-            level = threshold[0] if threshold else math.nan
-            return 1.0 - level / ratio
-        return 1.0 - 1.0 / ratio
+        if ratio_rises_to_liquidation(result):
+            return 1.0 - ratio / level
+        return 1.0 - level / ratio
 
 
-def _margin_figure(result: Result) -> go.Figure:
+def _margin_figure(result: Result) -> dict[str, Any]:
     equity = result.records["equity"]
     ts = np.asarray(equity["ts_ns"])
     distance = liquidation_distance(result)
     ratio = np.asarray(equity["margin_ratio"], dtype=np.float64)
-    fig = go.Figure()
+    data: list[dict[str, Any]] = []
     finite = np.isfinite(distance)
     if finite.any():
         # min/max buckets keep each bucket's minimum: the closest approach is never lost
         x, y = _bucket(ts[finite], distance[finite])
         keep = np.searchsorted(ts[finite], x)
-        fig.add_trace(go.Scatter(
-            x=_times(x), y=y, mode="lines", name="distance to liquidation",
+        data.append(scatter(
+            _times(x), y, mode="lines", name="distance to liquidation",
             line={"color": "#ff7f0e", "width": 1}, customdata=ratio[finite][keep],
             hovertemplate="%{y:.2%} of margin left; venue margin ratio %{customdata:.4g}"
             "<extra></extra>",
         ))  # fmt: skip
     liq = result.records["liquidations"]
     if len(liq):
-        fig.add_trace(go.Scatter(
-            x=_times(liq["ts_ns"]), y=np.zeros(len(liq)), mode="markers", name="liquidation",
+        data.append(scatter(
+            _times(liq["ts_ns"]), np.zeros(len(liq)), mode="markers", name="liquidation",
             marker={"symbol": "x", "size": 12, "color": "black"},
-            customdata=liq["margin_ratio"],
+            customdata=np.asarray(liq["margin_ratio"], dtype=np.float64),
             hovertemplate="liquidated; venue margin ratio %{customdata:.4g}<extra></extra>",
         ))  # fmt: skip
-    fig.add_hline(y=0.0, line={"dash": "dash", "color": _RED})
-    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
-    return _layout(fig, "Distance to liquidation (share of margin balance above the requirement)",
-                   height=300)  # fmt: skip
+    layout = _layout(
+        "Distance to liquidation (share of margin balance above the requirement)", height=300,
+        yaxis={"tickformat": ".0%", "rangemode": "tozero"},
+    )  # fmt: skip
+    # the liquidation level: a dashed line across the plot at 0 (plotly's add_hline)
+    layout["shapes"] = [{
+        "type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y", "y0": 0.0, "y1": 0.0,
+        "line": {"dash": "dash", "color": _RED},
+    }]  # fmt: skip
+    return {"data": data, "layout": layout}
 
 
-def _mark_last_figure(result: Result) -> go.Figure:
+def _mark_last_figure(result: Result) -> dict[str, Any]:
     equity = result.records["equity"]
     ts = np.asarray(equity["ts_ns"])
     basis = np.asarray(equity["mark_price"] - equity["last_price"], dtype=np.float64)
     x, y = _bucket(ts, basis)
-    fig = go.Figure(go.Scatter(
-        x=_times(x), y=y, name="mark − last", line={"width": 1, "color": "#7f7f7f"}
-    ))  # fmt: skip
-    return _layout(fig, "Mark minus last price (quote currency)", height=260)
+    data = [scatter(_times(x), y, name="mark − last", line={"width": 1, "color": "#7f7f7f"})]
+    return {"data": data, "layout": _layout("Mark minus last price (quote currency)", height=260)}
 
 
-def _funding_figure(result: Result) -> go.Figure:
+def _funding_figure(result: Result) -> dict[str, Any]:
     payments = result.records["funding_payments"]
     x, y = _bucket(payments["ts_ns"], np.cumsum(payments["payment_settle"]))
-    fig = go.Figure(go.Scatter(
-        x=_times(x), y=y, name="cumulative funding", line={"shape": "hv", "color": "#2ca02c"}
-    ))  # fmt: skip
-    return _layout(fig, f"Cumulative funding ({result.settle_currency}; < 0 paid)", height=260)
+    data = [scatter(_times(x), y, name="cumulative funding",
+                    line={"shape": "hv", "color": "#2ca02c"})]  # fmt: skip
+    title = f"Cumulative funding ({result.settle_currency}; < 0 paid)"
+    return {"data": data, "layout": _layout(title, height=260)}
 
 
-def _rolling_figure(returns: pd.Series, benchmark: pd.Series, window: int) -> go.Figure:
+def _rolling_figure(returns: pd.Series, benchmark: pd.Series, window: int) -> dict[str, Any]:
     from backtester.report.periods import rolling_sharpe, rolling_volatility
 
-    titles = (f"rolling Sharpe ({window} days)", f"rolling volatility ({window} days, annualised)")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=titles)
     x = _times(returns.index.as_unit("ns").asi8)
     blue = {"color": "#1f77b4"}
     sharpe = rolling_sharpe(returns, window).to_numpy()
     vol = rolling_volatility(returns, window).to_numpy()
-    fig.add_trace(go.Scatter(x=x, y=sharpe, name="strategy Sharpe", line=blue), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=vol, name="strategy volatility", line=blue), 1, 2)
+    data = [
+        scatter(x, sharpe, name="strategy Sharpe", line=blue, xaxis="x", yaxis="y"),
+        scatter(x, vol, name="strategy volatility", line=blue, xaxis="x2", yaxis="y2"),
+    ]
     if len(benchmark):
         xb = _times(benchmark.index.as_unit("ns").asi8)
-        fig.add_trace(go.Scatter(x=xb, y=rolling_volatility(benchmark, window).to_numpy(),
-                                 name="buy-and-hold volatility",
-                                 line={"color": "#999", "dash": "dot"}), 1, 2)  # fmt: skip
-    fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    fig.update_xaxes(type="date")
-    return _layout(fig, "Rolling risk", height=300)
+        data.append(scatter(xb, rolling_volatility(benchmark, window).to_numpy(),
+                            name="buy-and-hold volatility", line={"color": "#999", "dash": "dot"},
+                            xaxis="x2", yaxis="y2"))  # fmt: skip
+    # two panels side by side (plotly's make_subplots(rows=1, cols=2): 0.1 between them),
+    # each titled above its centre
+    titles = (f"rolling Sharpe ({window} days)", f"rolling volatility ({window} days, annualised)")
+    layout = _layout(
+        "Rolling risk", height=300,
+        xaxis={"anchor": "y", "domain": [0.0, 0.45]}, yaxis={"anchor": "x", "domain": [0.0, 1.0]},
+        xaxis2={"anchor": "y2", "domain": [0.55, 1.0]},
+        yaxis2={"anchor": "x2", "domain": [0.0, 1.0], "tickformat": ".0%"},
+    )  # fmt: skip
+    layout["annotations"] = [
+        {"font": {"size": 16}, "showarrow": False, "text": esc(text), "x": centre,
+         "xanchor": "center", "xref": "paper", "y": 1.0, "yanchor": "bottom", "yref": "paper"}
+        for text, centre in zip(titles, (0.225, 0.775), strict=True)
+    ]  # fmt: skip
+    return {"data": data, "layout": layout}
 
 
-def _attribution_figure(attribution: pd.Series, currency: str) -> go.Figure:
+def _attribution_figure(attribution: pd.Series, currency: str) -> dict[str, Any]:
     shown = attribution[attribution != 0.0]
-    fig = go.Figure(go.Waterfall(
-        x=[*[str(k).removesuffix("_settle").replace("_", " ") for k in shown.index], "total"],
-        y=[*shown.tolist(), 0.0],
-        measure=[*["relative"] * len(shown), "total"],
-    ))  # fmt: skip
-    return _layout(fig, f"Where the balance change came from ({currency})", time_axis=False)
+    data = [{
+        "type": "waterfall",
+        "x": [*[str(k).removesuffix("_settle").replace("_", " ") for k in shown.index], "total"],
+        "y": [*(float(v) for v in shown.tolist()), 0.0],
+        "measure": [*["relative"] * len(shown), "total"],
+    }]  # fmt: skip
+    title = f"Where the balance change came from ({currency})"
+    return {"data": data, "layout": _layout(title, time_axis=False)}
 
 
-def build_figures(result: Result, trades: pd.DataFrame | None = None) -> list[tuple[str, Any]]:
-    """The report's charts as (id, figure) pairs, in page order."""
+def build_figures(
+    result: Result, trades: pd.DataFrame | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The report's charts as (id, plotly JSON spec) pairs, in page order
+    (:mod:`backtester.report.plotly_spec`; ``plotly_spec.to_figure`` makes a ``go.Figure``)."""
     from backtester.report.attribution import pnl_attribution
     from backtester.report.trades import round_trips
 
@@ -634,9 +658,7 @@ def plotly_script_tag(mode: str, page_path: Path, shared_dir: Path | None = None
     name = f"plotly-{get_plotlyjs_version()}.min.js"
     target = folder / name
     if not target.is_file():
-        from backtester.report.outputs import _atomic_write
-
-        _atomic_write(target, get_plotlyjs().encode("utf-8"))
+        atomic_write(target, get_plotlyjs().encode("utf-8"))
     relative = os.path.relpath(target, page_path.parent).replace(os.sep, "/")
     return f'<script src="{esc(relative)}"></script>'
 
@@ -659,11 +681,8 @@ return Plotly.relayout(o,u)})).finally(()=>{busy=false})}))})();
 # --------------------------------------------------------------------------- the page
 
 
-def _figure_html(chart_id: str, figure: Any, time_axis: bool) -> str:
-    body = figure.to_html(
-        full_html=False, include_plotlyjs=False, div_id=chart_id,
-        config={"displaylogo": False, "responsive": True},
-    )  # fmt: skip
+def _figure_html(chart_id: str, figure: dict[str, Any], time_axis: bool) -> str:
+    body = figure_div(chart_id, figure, {"displaylogo": False, "responsive": True})
     return f'<div class="{"time-chart" if time_axis else "chart"}">{body}</div>'
 
 
@@ -720,9 +739,15 @@ def _metrics_html(result: Result, metrics: dict[str, Any]) -> str:
 
 
 def render_report(
-    result: Result, path: Path, *, plotly_js: str = "inline", shared_dir: Path | None = None
+    result: Result,
+    path: Path,
+    *,
+    plotly_js: str = "inline",
+    shared_dir: Path | None = None,
+    trades: pd.DataFrame | None = None,
 ) -> str:
-    """The whole report page as text (see the module docstring for sections and options)."""
+    """The whole report page as text (see the module docstring for sections and options);
+    ``trades``: ``round_trips(result)`` when the caller has built it already."""
     from backtester.report.attribution import pnl_attribution
     from backtester.report.liquidations import liquidation_report
     from backtester.report.metrics import compute_metrics
@@ -736,7 +761,7 @@ def render_report(
 
     metrics = compute_metrics(result)
     attribution = pnl_attribution(result)
-    trades = round_trips(result)
+    trades = round_trips(result) if trades is None else trades
     returns = result.returns("1D")
     benchmark = benchmark_returns(result)
     cur = result.settle_currency
@@ -746,6 +771,7 @@ def render_report(
         f"<meta name='viewport' content='width=device-width'><title>{esc(title)}</title>",
         f"<style>{CSS}</style>",
         plotly_script_tag(plotly_js, path, shared_dir),
+        template_script(),  # the charts' template, once for the page
         "</head><body>",
         _header_html(result),
         "<h2>Key metrics</h2>",
