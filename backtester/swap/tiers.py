@@ -28,12 +28,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from backtester.checks import check_dtype, suggestion
-from backtester.dtypes import TIER_DTYPE
+from backtester.dtypes import TIER_DTYPE, field_names
 from backtester.enums import TierBasis
 
 __all__ = [
@@ -142,7 +143,7 @@ def maintenance_amounts(min_sizes: Sequence[float], mmrs: Sequence[float]) -> np
 # --------------------------------------------------------------------------- table
 
 
-def make_tier_rows(rows: Iterable[Sequence[float]]) -> np.ndarray:
+def make_tier_rows(rows: Iterable[Sequence[Any]]) -> np.ndarray:
     """TIER_DTYPE array from tuples ``(tier, min_size, max_size, mmr, imr, max_leverage, cum)``.
 
     ``imr`` may be ``None`` (taken as ``1 / max_leverage``) and ``cum`` may be omitted (0).
@@ -321,7 +322,7 @@ class TierTable:
             and self.valid_from_ns == other.valid_from_ns
             and self.source == other.source
             and len(self.rows) == len(other.rows)
-            and all(np.array_equal(self.rows[n], other.rows[n]) for n in TIER_DTYPE.names)
+            and all(np.array_equal(self.rows[n], other.rows[n]) for n in field_names(TIER_DTYPE))
         )
 
     __hash__ = None  # type: ignore[assignment]  # holds an array
@@ -357,7 +358,9 @@ class TierTable:
 
     def to_records(self) -> list[dict[str, float]]:
         """The rows as a list of plain dicts (for JSON/TOML and DataFrames)."""
-        return [{n: self.rows[i][n].item() for n in TIER_DTYPE.names} for i in range(len(self))]
+        return [
+            {n: self.rows[i][n].item() for n in field_names(TIER_DTYPE)} for i in range(len(self))
+        ]
 
 
 def tier_size(
