@@ -284,8 +284,10 @@ class RecordSpill:
         writer = self._writers.get(name)
         if writer is None:
             schema = _schema(rows.dtype)
+            # no dictionary (tried first on every column, it made a 16k-row group cost 67 ms
+            # instead of 6: the floats do not repeat); lz4: ~49 bytes per equity row on disk
             writer = pq.ParquetWriter(
-                spill_file(self.directory, name), schema, compression="zstd", compression_level=1
+                spill_file(self.directory, name), schema, compression="lz4", use_dictionary=False
             )
             self._writers[name] = writer
         writer.write_table(_table(rows, writer.schema), row_group_size=len(rows))
