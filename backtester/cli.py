@@ -506,7 +506,7 @@ def _load_in_span(selection: dict[str, Any]) -> Any:
 
 
 def _interval_ns(label: str) -> int:
-    from backtester.data.catalog import parse_interval
+    from backtester.data.intervals import parse_interval
 
     return parse_interval(label)
 
@@ -519,12 +519,20 @@ def _progress_enabled() -> bool:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``backtester run``: one backtest, saved to ``reports/<run>/``, summary printed."""
+    """``backtester run``: one backtest, saved to ``reports/<run>/``, summary printed, with a
+    progress line on stderr meanwhile (:mod:`backtester.progress`)."""
     from backtester import sweep
+    from backtester.progress import RunProgress, progress_wanted
 
+    with RunProgress(0, 0, enabled=progress_wanted()) as progress:
+        return _run_command(args, sweep, progress)
+
+
+def _run_command(args: argparse.Namespace, sweep: Any, progress: Any) -> int:
     with user_input():
         job, cls = build_job(args)
         data = _load_in_span(job["data"])
+        progress.start_ns, progress.end_ns = data.start_ns, data.end_ns
         sweep.check_job(job, data)  # settings and range: bad input (exit 2), not a failed run
         config = read_config(args.config) if args.config else {}
         out = Path(args.out or config.get("out") or "reports")
@@ -545,12 +553,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     # exits; frozen, the collector stops re-scanning it at every collection of the run and the
     # report (about 0.3 s of a run on the sample)
     gc.freeze()
+    progress.phase("replay")
     result = sweep.run_backtest_job(job)
     result.config.setdefault("job", job)
+    progress.phase("writing the report")
     directory = save_run(
         result, out / name, self_contained=args.self_contained,
         csv=bool(args.csv or config.get("csv")),
     )  # fmt: skip
+    progress.close()  # the line is erased before the summary
     print(format_summary(result))
     print(f"report: {directory}")
     del cls
@@ -1028,7 +1039,10 @@ _COMMANDS = {
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
     """Warnings of a run as one line on stderr, ``backtester: warning: ...`` (not the
     interpreter's file:line of the library call that emitted them)."""
-    print(f"backtester: warning: {category.__name__}: {message}", file=sys.stderr)
+    from backtester.progress import line_erased
+
+    with line_erased():  # a progress line being drawn is erased first (redrawn after)
+        print(f"backtester: warning: {category.__name__}: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -100,7 +100,8 @@ ORDER_WORK_DTYPE
     Beside each ORDER_DTYPE row: ``active_from_ns`` (creation + latency), ``queue_ahead_base``
     (base coin ahead of a resting limit), ``is_taker`` (marketable at acceptance),
     ``queue_initial_base`` (assumed queue ahead at acceptance, base coin, 0 = empty queue),
-    ``fill_credit_contracts`` (sub-lot traded size carried to the next trade).
+    ``fill_credit_contracts`` (sub-lot traded size carried to the next trade), the trail of a
+    trailing stop (``trail_offset_quote`` or ``trail_rate``, ``trail_extreme_price``).
 """
 
 from __future__ import annotations
@@ -395,7 +396,10 @@ ALL_RECORD_DTYPES = {
 #     trigger_stream (i1 PriceStream), trigger_point (i1 PathPoint), trigger_candle_ns (i8)
 #     the price update being applied (copied into a liquidation it triggers);
 #     c_tier_switch / e_tier_switch (i8) cursor and end row of the instrument's dated tier
-#     tables still to come (TIER_SWITCH_DTYPE rows of the run).
+#     tables still to come (TIER_SWITCH_DTYPE rows of the run);
+#     segment_fill_price (f8, quote) the first fill on the bar-path segment just replayed when
+#     the strategy is woken for it (0: none): orders placed at that wake (exits of the entry)
+#     are matched against the rest of the segment, from that price (loop_nb.resume_segment_nb).
 # ORDER_WORK_DTYPE: working fields of each order row beside ORDER_DTYPE.
 #     active_from_ns (i8) first event time the order may fill (creation + latency);
 #     queue_ahead_base (f8, base) volume ahead of a resting limit; is_taker (b1) marketable at
@@ -403,7 +407,11 @@ ALL_RECORD_DTYPES = {
 #     queue assumed ahead when the order is accepted (written with the order row; 0 = the back
 #     of an empty queue), copied into queue_ahead_base by accept_orders_nb;
 #     fill_credit_contracts (f8, contracts) traded size owed to the order that was smaller than
-#     one lot (carried to the next trade so sub-lot prints still add up to fills).
+#     one lot (carried to the next trade so sub-lot prints still add up to fills);
+#     trail_offset_quote (f8, quote) / trail_rate (f8, fraction) the trail of a
+#     TRAILING_STOP_MARKET (one of them > 0, the other 0); trail_extreme_price (f8, quote) the
+#     most favourable price seen since acceptance (highest for a sell, lowest for a buy; 0 at
+#     placement = start from the last price when accepted).
 ACCOUNT_STATE_DTYPE = np.dtype(
     [
         ("balance_settle", np.float64),
@@ -507,6 +515,7 @@ POSITION_STATE_DTYPE = np.dtype(
         ("trigger_candle_ns", np.int64),
         ("c_tier_switch", np.int64),
         ("e_tier_switch", np.int64),
+        ("segment_fill_price", np.float64),
     ],
     align=True,
 )
@@ -518,6 +527,9 @@ ORDER_WORK_DTYPE = np.dtype(
         ("is_taker", np.bool_),
         ("queue_initial_base", np.float64),
         ("fill_credit_contracts", np.float64),
+        ("trail_offset_quote", np.float64),
+        ("trail_rate", np.float64),
+        ("trail_extreme_price", np.float64),
     ],
     align=True,
 )

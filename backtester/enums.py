@@ -121,7 +121,13 @@ class PathPoint(IntEnum):
 
 
 class OrderType(IntEnum):
-    """Order types accepted by the simulated exchange."""
+    """Order types accepted by the simulated exchange.
+
+    TRAILING_STOP_MARKET is a stop-market whose trigger follows the price: a sell (protecting a
+    long) triggers when the price falls a distance (``trail_offset_quote``) or a fraction
+    (``trail_rate``) below the highest price seen since it was accepted, a buy the mirror image
+    (``backtester.engine.orders_nb.trail_level_nb``); the trigger ratchets and never loosens.
+    """
 
     MARKET = 0
     LIMIT = 1
@@ -129,6 +135,7 @@ class OrderType(IntEnum):
     STOP_LIMIT = 3
     TAKE_PROFIT = 4
     TAKE_PROFIT_LIMIT = 5
+    TRAILING_STOP_MARKET = 6
 
 
 class TimeInForce(IntEnum):
@@ -213,6 +220,27 @@ class LiquidationRule(IntEnum):
     BINANCE = 2
     BITMEX = 3
     BYBIT = 4
+
+
+class MarginRatioForm(IntEnum):
+    """How a venue's displayed margin ratio is formed (``margin_nb.liquidation_rule_terms_nb``
+    maps each :class:`LiquidationRule` to one).
+
+    BALANCE_OVER_VALUE
+        (margin + UPL) / position value (OKEx 2019-20); liquidation at ≤ MMR + fee.
+    BALANCE_OVER_REQUIREMENT
+        (margin + UPL) / (MM + liquidation fee · PV) (OKX mgnRatio); liquidation at ≤ 1.
+    MAINTENANCE_OVER_BALANCE
+        MM / margin balance (Binance); liquidation at ≥ 1: the only form that *rises* toward
+        liquidation.
+    BALANCE_OVER_MAINTENANCE
+        margin balance / MM (BitMEX, Bybit); liquidation at ≤ (MMR + fee) / MMR.
+    """
+
+    BALANCE_OVER_VALUE = 0
+    BALANCE_OVER_REQUIREMENT = 1
+    MAINTENANCE_OVER_BALANCE = 2
+    BALANCE_OVER_MAINTENANCE = 3
 
 
 class PartialLiquidationRule(IntEnum):

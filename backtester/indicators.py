@@ -48,18 +48,21 @@ class Indicators:
         #         bars counted from the run's start at the block's last row)
         self._cache: dict[tuple[int, str, float, int], tuple[Any, int, array[float], int]] = {}
         self._c_bar = run.positions["c_bar"]
-        # the same entries by instrument and (window, field): the contexts' fast path
-        self.sma_entries: list[dict[tuple[int, str], tuple[Any, int, array[float], int]]] = [
-            {} for _ in range(run.n_instruments)
-        ]
-        self.ema_entries: list[dict[tuple[float, str], tuple[Any, int, array[float], int]]] = [
-            {} for _ in range(run.n_instruments)
-        ]
+        # c_bar + bar_count_offset counts from the instrument's first row in the first chunk
+        # (its block starts after the earlier instruments' bars): that row is bar 0
+        self._first_row = list(run._bar_starts)
+        # the contexts' fast path, per instrument, of the close: window/span -> the values
+        # indexed by the instrument's bar cursor ``c_bar`` itself (``values[c_bar]`` is the
+        # value at the bar that closed last, NaN before the chunk's first bar closes), so a
+        # call is one dict look-up, one cursor read and one array read (see _build)
+        self.sma_close: list[dict[int, array[float]]] = [{} for _ in range(run.n_instruments)]
+        self.ema_close: list[dict[float, array[float]]] = [{} for _ in range(run.n_instruments)]
 
     def new_chunk(self) -> None:
         """The stream arrays were replaced: the contexts' fast-path entries refer to the old
-        ones (the full cache keeps them for the EMA's continuation)."""
-        for entries in (*self.sma_entries, *self.ema_entries):
+        ones (the full cache keeps them for the EMA's continuation). Emptied in place: the
+        contexts hold these dicts."""
+        for entries in (*self.sma_close, *self.ema_close):
             entries.clear()
 
     def sma(self, i: int, window: int, field: str) -> float:
@@ -69,7 +72,8 @@ class Indicators:
             entry = self._build(i, window, field, _SMA)
         k = self._c_bar.item(i) - entry[1]
         value = entry[2][k - 1] if k > 0 else math.nan
-        if value != value and k + entry[1] + self._run.bar_count_offset[i] >= window:
+        closed = k + entry[1] + self._run.bar_count_offset[i] - self._first_row[i]
+        if value != value and closed >= window:
             raise ValueError(
                 f"window: {window} bars is more than the history kept in a chunked replay "
                 "(history_bars); raise history_bars"
@@ -117,5 +121,10 @@ class Indicators:
         # ~140 ns for a numpy scalar read, which is most of a call at one call per bar
         entry = (bars, start, array("d", values.tobytes()), start + len(x) + offset)
         self._cache[key] = entry
-        (self.sma_entries if kind == _SMA else self.ema_entries)[i][length, field] = entry
+        if field == "close":
+            # start + 1 leading NaNs: the value of bar row r (closed when c_bar = r + 1) sits
+            # at index r + 1, so the context indexes with the cursor as it is
+            padded = array("d", [math.nan]) * (start + 1)
+            padded.extend(entry[2])
+            (self.sma_close if kind == _SMA else self.ema_close)[i][length] = padded
         return entry

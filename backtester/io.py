@@ -1,4 +1,10 @@
-"""Names that become path components: validated (user-given) or slugged (generated).
+"""Files and names: atomic writes, JSON of run data, and names that become path components.
+
+:func:`atomic_write` writes to a temporary file in the target's folder, then ``os.replace``, so
+a crash never leaves a half-written file under the final name; :func:`json_bytes` writes run
+data as JSON (numpy scalars as numbers, NaN as null, ±inf as strings).
+
+Names that become path components: validated (user-given) or slugged (generated).
 
 A run name, sweep name, exchange or symbol typed by a user ends up as a directory name under
 ``reports/`` or the catalog. :func:`check_name` refuses anything that could leave that
@@ -10,8 +16,15 @@ control character — with a one-line error naming the field and what is expecte
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 _MAX_LENGTH = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=@,-]+")
@@ -55,3 +68,41 @@ def slug(value: str) -> str:
     ``BTC-USDT-USDT``); never empty, never starting with ``.``."""
     text = _UNSAFE.sub("-", value).strip("-.")
     return text[:_MAX_LENGTH] or "run"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (parent folders created): a temporary file in the same folder,
+    then ``os.replace``; the temporary file is removed if anything fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers, NaN as None, ±inf as ``"inf"`` /
+    ``"-inf"``, tuples as lists, dict keys as text and anything else as its ``str``."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return str(value)
+
+
+def json_bytes(value: Any) -> bytes:
+    """UTF-8 JSON of :func:`jsonable` ``(value)``, indented, with a final newline."""
+    return (json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n").encode()

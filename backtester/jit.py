@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from backtester.engine.order_entry_nb import cancel_order_nb, place_order_nb
+from backtester.callbacks import CALLBACKS
+from backtester.engine.order_entry_nb import cancel_order_nb, place_order_nb, set_trail_nb
 from backtester.enums import OrderType, Side, TimeInForce
 from backtester.sizing_nb import contracts_for_money_nb, round_price_nb
 from backtester.strategy import class_parameters, set_parameters
@@ -74,12 +75,9 @@ __all__ = [
     "stop",
     "take_profit",
     "time_ns",
+    "trailing_stop",
 ]
 
-CALLBACKS = (
-    "on_start", "on_bar", "on_trade", "on_fill", "on_funding", "on_liquidation",
-    "on_margin_call", "on_adl", "on_order_rejected", "on_stop",
-)  # fmt: skip
 
 
 class JitStrategy:
@@ -256,6 +254,24 @@ def take_profit(ctx, instrument, contracts, trigger, reduce_only=True) -> int:
 
 
 @njit(cache=True)
+def trailing_stop(
+    ctx, instrument, contracts, distance, fraction=np.nan, start_price=np.nan, reduce_only=True
+) -> int:
+    """Trailing stop-market of ``contracts`` (signed; < 0 sells, protecting a long): triggers
+    when the price falls ``distance`` (quote; NaN to use ``fraction``) or ``fraction`` below
+    the highest price since ``start_price`` (NaN: the last price when the order is accepted),
+    a buy the mirror image; the trigger ratchets and never loosens
+    (:func:`~backtester.engine.orders_nb.trail_level_nb`). Returns the order id."""
+    order_id = _place(
+        ctx, instrument, OrderType.TRAILING_STOP_MARKET, contracts, np.nan, np.nan,
+        TimeInForce.GTC, reduce_only, False,
+    )  # fmt: skip
+    if order_id >= 0:
+        set_trail_nb(ctx.work, order_id, distance, fraction, start_price)
+    return order_id
+
+
+@njit(cache=True)
 def close_position(ctx, instrument) -> int:
     """Reduce-only market order closing the position (-1 when flat)."""
     q = ctx.positions[instrument]["contracts"]
@@ -309,7 +325,9 @@ def place_exits(ctx, instrument, stop_trigger, take_profit_trigger):
     TAKE_PROFIT at ``take_profit_trigger`` (NaN: not that one). Call it from ``on_fill`` once
     the entry has filled (a reduce-only order placed while flat is rejected). Returns
     ``(stop id, take-profit id)``, -1 for one not placed; pass them to :func:`one_cancels_other`
-    in ``on_fill`` (the Python path does both itself: ``ctx.market(..., stop_loss=...)``)."""
+    in ``on_fill`` (the Python path does both itself: ``ctx.market(..., stop_loss=...)``).
+    For a trailing stop instead of the fixed one, pass NaN as ``stop_trigger`` and place
+    :func:`trailing_stop` beside it."""
     q = ctx.positions[instrument]["contracts"]
     stop_id = -1
     profit_id = -1

@@ -10,17 +10,23 @@ reduce-only orders for the position the entry opened:
 given either as prices or, with ``stop_loss_distance`` / ``take_profit_distance``, as distances
 in quote from the entry's average fill price (long: stop ``fill − d``, target ``fill + d``;
 short the reverse), or with ``stop_loss_fraction`` / ``take_profit_fraction`` as fractions of
-it (long: ``fill·(1 − f)``, ``fill·(1 + f)``), rounded to the nearest tick. The pair is
+it (long: ``fill·(1 − f)``, ``fill·(1 + f)``), rounded to the nearest tick.
+
+A trailing stop (``trailing_stop_distance`` in quote, or ``trailing_stop_fraction``) replaces
+the fixed stop: a TRAILING_STOP_MARKET that starts from the entry's fill price and follows the
+favourable extreme of the price path (each trade, and each bar's open, extremes and close in
+path order), never loosening: a long's stop is ``max price seen − d`` (or ``·(1 − f)``),
+rounded down to the tick (:func:`~backtester.engine.orders_nb.trail_level_nb`). The pair is
 one-cancels-the-other: when one fills, the other is cancelled; when the position is closed or
 reversed by anything else (the strategy, a liquidation), both are cancelled. Their size is the
 position the entry left, at most the entry's fill (reduce-only orders never open a position).
 
-Timing. The exits are placed at the first wake-up after the entry's fill: on trade data right
-after the trade that filled it; on bar data at the close of the bar in which it filled (the
-engine handles a bar's open → extremes → close path in one step), so the rest of that bar's
-path is not checked against them. Explicit prices are checked against the tick when the entry
-is placed (ValueError naming the nearest valid price), so an exit is never lost to a
-PRICE_OFF_TICK rejection later.
+Timing. The exits are placed at the wake-up of the entry's fill, at the fill's instant: on
+trade data right after the trade that filled it; on bar data after the bar point where it
+filled (a market entry at the bar's open), so the rest of that bar's path (its extremes and
+close, replayed as later events) is checked against them. Explicit prices are checked against
+the tick when the entry is placed (ValueError naming the nearest valid price), so an exit is
+never lost to a PRICE_OFF_TICK rejection later.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class _Wanted:
     tag: int
     stop_fraction: float = math.nan
     profit_fraction: float = math.nan
+    trail_distance: float = math.nan
+    trail_fraction: float = math.nan
 
 
 class Protections:
@@ -92,6 +100,8 @@ class Protections:
         tag: int,
         stop_loss_fraction: float | None = None,
         take_profit_fraction: float | None = None,
+        trailing_stop_distance: float | None = None,
+        trailing_stop_fraction: float | None = None,
     ) -> None:
         """Record the exits of ``entry_id`` (placed when its fill is seen)."""
         for name, value in (
@@ -99,13 +109,24 @@ class Protections:
             ("take_profit_distance", take_profit_distance),
             ("stop_loss_fraction", stop_loss_fraction),
             ("take_profit_fraction", take_profit_fraction),
+            ("trailing_stop_distance", trailing_stop_distance),
+            ("trailing_stop_fraction", trailing_stop_fraction),
         ):
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name}: expected a distance > 0, got {value!r}")
-        stops = [stop_loss, stop_loss_distance, stop_loss_fraction]
+        if trailing_stop_fraction is not None and not trailing_stop_fraction < 1:
+            raise ValueError(
+                f"trailing_stop_fraction: expected a fraction in (0, 1), got "
+                f"{trailing_stop_fraction!r}"
+            )
+        stops = [
+            stop_loss, stop_loss_distance, stop_loss_fraction, trailing_stop_distance,
+            trailing_stop_fraction,
+        ]  # fmt: skip
         if sum(v is not None for v in stops) > 1:
             raise ValueError(
-                "stop_loss: give one of a price, stop_loss_distance or stop_loss_fraction"
+                "stop_loss: give one of a price, stop_loss_distance, stop_loss_fraction, "
+                "trailing_stop_distance or trailing_stop_fraction"
             )
         targets = [take_profit, take_profit_distance, take_profit_fraction]
         if sum(v is not None for v in targets) > 1:
@@ -121,6 +142,8 @@ class Protections:
             tag,
             math.nan if stop_loss_fraction is None else float(stop_loss_fraction),
             math.nan if take_profit_fraction is None else float(take_profit_fraction),
+            math.nan if trailing_stop_distance is None else float(trailing_stop_distance),
+            math.nan if trailing_stop_fraction is None else float(trailing_stop_fraction),
         )
         self._wanted[entry_id] = wanted
         # the driver must hear of fills now, whether or not the strategy has on_fill
@@ -186,6 +209,19 @@ class Protections:
             target = round_price(fill * (1.0 + side * wanted.profit_fraction), tick)
         exit_side = int(Side.SELL if side == Side.BUY else Side.BUY)
         ids = []
+        if not (math.isnan(wanted.trail_distance) and math.isnan(wanted.trail_fraction)):
+            # the engine computes and ratchets its trigger, starting from the fill price
+            trail = (
+                0.0 if math.isnan(wanted.trail_distance) else wanted.trail_distance,
+                0.0 if math.isnan(wanted.trail_fraction) else wanted.trail_fraction,
+                fill,
+            )
+            ids.append(
+                run.place(
+                    i, OrderType.TRAILING_STOP_MARKET, exit_side, size, reduce_only=True,
+                    tag=wanted.tag, trail=trail,
+                )
+            )  # fmt: skip
         for kind, trigger in ((OrderType.STOP_MARKET, stop), (OrderType.TAKE_PROFIT, target)):
             if math.isnan(trigger):
                 continue

@@ -5,13 +5,21 @@ payments, liquidations, settlements, ADL/clawback, ledger, equity; dtypes in
 :mod:`backtester.dtypes`) and the facts needed to read them (instrument symbols, settle currency,
 initial balance, the configuration used). Everything else — metrics, attribution, reports — is
 computed from these arrays, so two results compare equal exactly when their arrays do.
+
+Records stay numpy until a table is asked for: the pandas views (``result.fills``,
+``result.ledger``, ``result.equity`` ...) are built on first access and cached (the same
+DataFrame is returned again; copy it before changing it). A streamed replay's records are not
+even in memory: they were spilled to Parquet window by window (:mod:`backtester.engine.spill`)
+and :class:`RecordStore` reads a kind back on first access.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+import shutil
+import weakref
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +103,187 @@ def record_digest(records: npt.NDArray[np.void]) -> str:
     return digest.hexdigest()
 
 
+def _remove_folder(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class RecordStore(MutableMapping[str, npt.NDArray[np.void]]):
+    """Record arrays by kind: held in memory, or spilled to a records folder and read back on
+    first access (then cached), as a streamed replay leaves them.
+
+    ``store["equity"]`` is the whole structured array, exactly as the engine wrote it (values
+    bit for bit; padding bytes zero). :meth:`count` and :meth:`last_rows` answer from the
+    Parquet metadata and the last row group without reading the rest.
+
+    Parameters
+    ----------
+    arrays
+        Kinds held in memory.
+    directory
+        The records folder (:mod:`backtester.engine.spill`); ``<kind>.parquet`` for each kind
+        in ``spilled``.
+    spilled
+        Kind (or price-series file name) → dtype of the files in ``directory``.
+    temporary
+        The folder was created for this run: it is removed by :meth:`close`, or when the store
+        is garbage-collected (at interpreter exit at the latest). A folder the user named
+        (``records_directory=``) is never removed.
+
+    Pickles as a plain ``dict`` of arrays (every spilled kind read), so a Result sent to
+    another process does not depend on this machine's folder.
+    """
+
+    def __init__(
+        self,
+        arrays: Mapping[str, npt.NDArray[np.void]],
+        directory: str | Path | None = None,
+        spilled: Mapping[str, np.dtype] | None = None,
+        *,
+        temporary: bool = False,
+    ) -> None:
+        self._arrays: dict[str, npt.NDArray[np.void]] = dict(arrays)
+        self.directory = None if directory is None else Path(directory)
+        self._spilled: dict[str, np.dtype] = {k: np.dtype(v) for k, v in (spilled or {}).items()}
+        self.temporary = temporary
+        self._closed = False
+        self._finalizer = (
+            weakref.finalize(self, _remove_folder, self.directory)
+            if temporary and self.directory is not None
+            else None
+        )
+
+    def path(self, kind: str) -> Path | None:
+        """The Parquet file of a spilled kind (None when held in memory)."""
+        from backtester.engine.spill import spill_file
+
+        if kind in self._spilled and self.directory is not None:
+            return spill_file(self.directory, kind)
+        return None
+
+    def is_loaded(self, kind: str) -> bool:
+        """Whether ``kind`` is in memory (held, or already read back)."""
+        return kind in self._arrays
+
+    def dtype(self, kind: str) -> np.dtype:
+        """The dtype of a kind, without reading it."""
+        if kind in self._arrays:
+            return self._arrays[kind].dtype
+        if kind in self._spilled:
+            return self._spilled[kind]
+        raise KeyError(kind)
+
+    def _file(self, kind: str) -> Path:
+        if self._closed:
+            raise ValueError(
+                f"records[{kind!r}]: the Result was closed and its temporary records folder "
+                f"{self.directory} removed; read the records before closing, or pass "
+                "records_directory= to keep them"
+            )
+        path = self.path(kind)
+        assert path is not None
+        return path
+
+    def __getitem__(self, kind: str) -> npt.NDArray[np.void]:
+        array = self._arrays.get(kind)
+        if array is not None:
+            return array
+        if kind not in self._spilled:
+            raise KeyError(kind)
+        from backtester.engine.spill import read_records
+
+        array = read_records(self._file(kind), self._spilled[kind])
+        self._arrays[kind] = array
+        return array
+
+    def __setitem__(self, kind: str, array: npt.NDArray[np.void]) -> None:
+        self._arrays[kind] = array
+        self._spilled.pop(kind, None)
+
+    def __delitem__(self, kind: str) -> None:
+        if kind not in self._arrays and kind not in self._spilled:
+            raise KeyError(kind)
+        self._arrays.pop(kind, None)
+        self._spilled.pop(kind, None)
+
+    def __contains__(self, kind: object) -> bool:
+        # without reading the kind (Mapping's default would)
+        return kind in self._arrays or kind in self._spilled
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self._arrays, **self._spilled})
+
+    def __len__(self) -> int:
+        return len({**self._arrays, **self._spilled})
+
+    def count(self, kind: str) -> int:
+        """Rows of ``kind`` (from the Parquet metadata when not read yet)."""
+        if kind in self._arrays:
+            return len(self._arrays[kind])
+        import pyarrow.parquet as pq
+
+        return int(pq.read_metadata(self._file(kind)).num_rows)
+
+    def last_rows(self, kind: str, n: int = 1) -> npt.NDArray[np.void]:
+        """The last ``n`` rows of ``kind`` (only the last row groups are read when spilled)."""
+        if kind in self._arrays or kind not in self._spilled:
+            return self[kind][-n:] if n else self[kind][:0]
+        from backtester.engine.spill import read_last_rows
+
+        return read_last_rows(self._file(kind), self._spilled[kind], n)
+
+    def first_rows(self, kind: str, n: int = 1) -> npt.NDArray[np.void]:
+        """The first ``n`` rows of ``kind`` (only the first row group is read when spilled)."""
+        if kind in self._arrays or kind not in self._spilled:
+            return self[kind][:n]
+        from backtester.engine.spill import read_first_rows
+
+        return read_first_rows(self._file(kind), self._spilled[kind], n)
+
+    def release(self, kind: str | None = None) -> None:
+        """Drop the in-memory copy of spilled kinds read back (all, or ``kind``); the next
+        access reads the file again. Kinds that were never spilled are kept."""
+        for name in [kind] if kind is not None else list(self._spilled):
+            if name in self._spilled:
+                self._arrays.pop(name, None)
+
+    def close(self) -> None:
+        """Drop the spilled kinds read back and remove a temporary records folder."""
+        self.release()
+        if self._finalizer is not None:
+            self._finalizer()
+            self._closed = True
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, ({kind: self[kind] for kind in self},))
+
+    def __repr__(self) -> str:
+        where = f", spilled to {self.directory}" if self._spilled else ""
+        return f"RecordStore({sorted(self)}{where})"
+
+
+class _SpilledSeries(Mapping[str, npt.NDArray[np.void]]):
+    """``{"last", "mark", "index"}`` price series of one instrument of a streamed replay, read
+    from the records folder on first access (see :class:`RecordStore`)."""
+
+    def __init__(self, store: RecordStore, instrument: int) -> None:
+        self._store = store
+        self._instrument = instrument
+
+    def __getitem__(self, key: str) -> npt.NDArray[np.void]:
+        if key not in ("last", "mark", "index"):
+            raise KeyError(key)
+        return self._store[f"price-{self._instrument}-{key}"]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("last", "mark", "index"))
+
+    def __len__(self) -> int:
+        return 3
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self.items()),))
+
+
 @dataclass
 class Result:
     """Everything one backtest produced.
@@ -110,7 +299,9 @@ class Result:
     records
         Record arrays by kind: ``orders``, ``fills``, ``funding_payments``, ``liquidations``,
         ``settlements``, ``adl``, ``ledger``, ``equity`` (dtypes in
-        :data:`backtester.dtypes.ALL_RECORD_DTYPES`).
+        :data:`backtester.dtypes.ALL_RECORD_DTYPES`); a :class:`RecordStore` for a streamed
+        replay (spilled kinds read from Parquet on first access; :meth:`close` removes a
+        temporary records folder).
     config
         The configuration used (strategy name and parameters, contract, venue, data selection),
         JSON-serialisable, so the run can be reproduced.
@@ -127,30 +318,73 @@ class Result:
     instruments: list[str]
     settle_currency: str
     initial_balance_settle: float
-    records: dict[str, npt.NDArray[np.void]]
+    records: MutableMapping[str, npt.NDArray[np.void]]
     config: dict[str, Any] = field(default_factory=dict)
     price_series: dict[str, Mapping[str, npt.NDArray[np.void]]] = field(default_factory=dict)
     contract_kinds: list[int] = field(default_factory=list)
     plots: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = field(
         default_factory=dict
     )
+    # pandas views built on first access (see the module notes); not compared, not pickled
+    _frames: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        store = self.records if isinstance(self.records, RecordStore) else None
         for name, dtype in dtypes.ALL_RECORD_DTYPES.items():
-            array = self.records.get(name)
-            if array is None:
+            if name not in self.records:
                 self.records[name] = np.zeros(0, dtype=dtype)
-            elif array.dtype != dtype:
+                continue
+            # a spilled kind is checked by its stored dtype, without reading it
+            found = store.dtype(name) if store is not None else self.records[name].dtype
+            if found != dtype:
                 raise TypeError(
-                    f"Result.records[{name!r}] has dtype {array.dtype}, expected {dtype} "
+                    f"Result.records[{name!r}] has dtype {found}, expected {dtype} "
                     f"(backtester.dtypes.{name.upper()})"
                 )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_frames"] = {}
+        return state
+
+    def _cached(self, key: str, build: Callable[[], Any]) -> Any:
+        """``build()`` once; later calls return the same object (the records do not change)."""
+        value = self._frames.get(key)
+        if value is None:
+            value = build()
+            self._frames[key] = value
+        return value
+
+    def _last_rows(self, kind: str, n: int = 1) -> npt.NDArray[np.void]:
+        if isinstance(self.records, RecordStore):
+            return self.records.last_rows(kind, n)
+        return self.records[kind][-n:]
+
+    def _count(self, kind: str) -> int:
+        if isinstance(self.records, RecordStore):
+            return self.records.count(kind)
+        return len(self.records[kind])
+
+    def close(self) -> None:
+        """Free the cached tables and, for a streamed replay, the spilled records read back;
+        remove a temporary records folder (a named ``records_directory`` is kept). Reading a
+        spilled kind not read before is then an error. Also done when the Result is
+        garbage-collected; ``with backtest(...) as result:`` closes at the end of the block."""
+        self._frames.clear()
+        if isinstance(self.records, RecordStore):
+            self.records.close()
+
+    def __enter__(self) -> Result:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ raw numbers
     @property
     def final_balance_settle(self) -> float:
         """Wallet balance after the last ledger movement, in settle currency."""
-        ledger = self.records["ledger"]
+        ledger = self._last_rows("ledger")
         if len(ledger) == 0:
             return float(self.initial_balance_settle)
         return float(ledger["balance_after_settle"][-1])
@@ -158,7 +392,7 @@ class Result:
     @property
     def final_equity_settle(self) -> float:
         """Equity (balance + unrealised PnL at mark) at the last equity sample."""
-        equity = self.records["equity"]
+        equity = self._last_rows("equity")
         if len(equity) == 0:
             return self.final_balance_settle
         return float(equity["equity_settle"][-1])
@@ -178,7 +412,8 @@ class Result:
 
     # ------------------------------------------------------------------ pandas views
     def frame(self, kind: str) -> pd.DataFrame:
-        """One record kind as a DataFrame (see :func:`records_to_frame`).
+        """One record kind as a DataFrame (see :func:`records_to_frame`), built on first
+        access and cached (the same object is returned again: copy it before changing it).
 
         The index is a UTC ``DatetimeIndex`` named ``time``: the record's ``ts_ns`` (orders:
         ``ts_created_ns``), so frames slice by date (``result.fills.loc["2024-02"]``) and
@@ -188,6 +423,9 @@ class Result:
             raise KeyError(
                 f"unknown record kind {kind!r}; expected one of {sorted(dtypes.ALL_RECORD_DTYPES)}"
             )
+        return self._cached(f"frame:{kind}", lambda: self._build_frame(kind))
+
+    def _build_frame(self, kind: str) -> pd.DataFrame:
         records = self.records[kind]
         frame = records_to_frame(records, self.instruments)
         column = "ts_created_ns" if kind == "orders" else "ts_ns"
@@ -206,7 +444,7 @@ class Result:
         """
         from backtester.report.trades import round_trips
 
-        return round_trips(self)
+        return self._cached("trades", lambda: round_trips(self))
 
     def returns(self, freq: str = "1D", currency: str = "settle") -> pd.Series:
         """Simple returns of the equity on a regular UTC grid, ready for quantstats/empyrical.
@@ -242,19 +480,22 @@ class Result:
 
     def __repr__(self) -> str:
         strategy = str(self.config.get("strategy", "backtest")).rpartition(".")[2]
-        equity = self.records["equity"]
+        store = self.records
+        first_row = (
+            store.first_rows("equity") if isinstance(store, RecordStore) else store["equity"][:1]
+        )
         span = ""
-        if len(equity):
-            first = pd.Timestamp(int(equity["ts_ns"][0]), unit="ns", tz="UTC")
-            last = pd.Timestamp(int(equity["ts_ns"][-1]), unit="ns", tz="UTC")
+        if len(first_row):
+            first = pd.Timestamp(int(first_row["ts_ns"][0]), unit="ns", tz="UTC")
+            last = pd.Timestamp(int(self._last_rows("equity")["ts_ns"][-1]), unit="ns", tz="UTC")
             span = f" {first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M} UTC,"
         initial = float(self.initial_balance_settle)
         change = self.final_equity_settle / initial - 1.0 if initial else math.nan
         return (
             f"<Result {strategy} on {', '.join(self.instruments)}:{span} "
             f"equity {initial:.8g} → {self.final_equity_settle:.8g} {self.settle_currency} "
-            f"({change:+.2%}), {len(self.records['fills'])} fills, "
-            f"{len(self.records['liquidations'])} liquidations>"
+            f"({change:+.2%}), {self._count('fills')} fills, "
+            f"{self._count('liquidations')} liquidations>"
         )
 
     def _repr_html_(self) -> str:
@@ -269,8 +510,12 @@ class Result:
 
         ``funding_source`` labels each FUNDING row with the source of its rate (``HISTORICAL``,
         or ``COMPUTED`` from the premium when the data had no funding history); "" elsewhere.
+        Built on first access and cached.
         """
-        frame = self.frame("ledger")
+        return self._cached("ledger", self._build_ledger)
+
+    def _build_ledger(self) -> pd.DataFrame:
+        frame = self._build_frame("ledger")
         ledger = self.records["ledger"]
         sources = self.records["funding_payments"]["source"]
         is_funding = ledger["kind"] == int(LedgerKind.FUNDING)

@@ -1,11 +1,14 @@
-"""Signals with exits: ``backtest_signals(..., sl_stop=, tp_stop=)``.
+"""Signals with exits: ``backtest_signals(..., sl_stop=, tp_stop=, tsl_stop=)``.
 
 An entry signal opens the position with a market order at the next bar's open, as on the plain
 signal path, and the stop-loss / take-profit of the entry (fractions of its fill price, one
 value or one per bar read at the entry's bar) are placed when it fills, one cancelling the
-other (:mod:`backtester.protection`). Exits need that fill-time step, which the signal kernel
-does not have: these runs go through the Python driver (about a microsecond per bar instead of
-nanoseconds); without sl/tp this strategy gives the kernel's records (a test checks it).
+other (:mod:`backtester.protection`). ``tsl_stop`` (vectorbt's name) is a trailing stop, a
+fraction below the highest price since the fill for a long (above the lowest for a short),
+instead of the fixed ``sl_stop``; an entry with both is refused. Exits need that fill-time
+step, which the signal kernel does not have: these runs go through the Python driver (about a
+microsecond per bar instead of nanoseconds); without sl/tp this strategy gives the kernel's
+records (a test checks it).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class SignalsWithExits(Strategy):
     close_short: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
     sl_stop: npt.NDArray[np.float64] = np.zeros(0)
     tp_stop: npt.NDArray[np.float64] = np.zeros(0)
+    tsl_stop: npt.NDArray[np.float64] = np.zeros(0)
 
     def on_start(self, ctx):
         self.k = -1
@@ -72,8 +76,10 @@ class SignalsWithExits(Strategy):
             ctx.market(-position)
             return
         sl, tp = float(self.sl_stop[k]), float(self.tp_stop[k])
+        tsl = float(self.tsl_stop[k]) if len(self.tsl_stop) else math.nan
         ctx.market(
             want - position,
             stop_loss_fraction=None if math.isnan(sl) else sl,
             take_profit_fraction=None if math.isnan(tp) else tp,
+            trailing_stop_fraction=None if math.isnan(tsl) else tsl,
         )

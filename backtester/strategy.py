@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from backtester.callbacks import CALLBACKS
 from backtester.checks import check_finite, check_positive, suggestion
-from backtester.enums import ContractKind, MarginMode, OrderType, Side, TimeInForce
+from backtester.enums import ContractKind, MarginMode, OrderType, Side
 from backtester.sizing import contracts_for, round_price
 
 if TYPE_CHECKING:
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Context", "Strategy"]
 
-_CALLBACKS = (
-    "on_start", "on_bar", "on_trade", "on_funding", "on_fill", "on_margin_call",
-    "on_liquidation", "on_adl", "on_order_rejected", "on_stop",
-)  # fmt: skip
 
 
 class Strategy:
@@ -92,7 +89,7 @@ class Strategy:
     @classmethod
     def subscribed(cls) -> set[str]:
         """Names of the callbacks this class overrides."""
-        return {name for name in _CALLBACKS if getattr(cls, name) is not getattr(Strategy, name)}
+        return {name for name in CALLBACKS if getattr(cls, name) is not getattr(Strategy, name)}
 
     def on_start(self, ctx: Context) -> None:
         """Called once before the first event."""
@@ -183,9 +180,10 @@ class Context:
         self._last = memoryview(run.positions["last_price"])
         self._account = run.account
         self._indicators = run.indicators
-        self._sma_entries = run.indicators.sma_entries[instrument]
-        self._ema_entries = run.indicators.ema_entries[instrument]
-        self._c_bar = run.positions["c_bar"]
+        self._sma_close = run.indicators.sma_close[instrument]
+        self._ema_close = run.indicators.ema_close[instrument]
+        # the bar cursors through a memoryview: an item read costs less than ndarray.item
+        self._c_bar = memoryview(run.positions["c_bar"])
 
     def on(self, instrument: int) -> Context:
         """The context of instrument number ``instrument`` (order of the ``data`` list)."""
@@ -241,12 +239,13 @@ class Context:
     def sma(self, window: int, field: str = "close") -> float:
         """Simple moving average of the last ``window`` values of a bar field (NaN while
         fewer); O(1) per bar (running sum, see :mod:`backtester.indicators`)."""
-        # fast path (one dict look-up and one array read); the rest in Indicators.sma
-        entry = self._sma_entries.get((window, field))  # emptied when a new chunk loads
-        if entry is not None:
-            k = self._c_bar.item(self._i) - entry[1]
-            if k > 0:
-                value = entry[2][k - 1]
+        # fast path of the close: one dict look-up, one cursor read, one array read (the
+        # values are indexed by the cursor, see Indicators._build); the rest, the first call
+        # of a chunk and the warm-up (NaN) in Indicators.sma
+        if field == "close":
+            values = self._sma_close.get(window)  # emptied when a new chunk loads
+            if values is not None:
+                value = values[self._c_bar[self._i]]
                 if value == value:
                     return value
         return self._indicators.sma(self._i, window, field)
@@ -254,11 +253,10 @@ class Context:
     def ema(self, span: int, field: str = "close") -> float:
         """Exponential moving average, alpha = 2/(span+1), seeded with the first value:
         e[n] = e[n-1] + alpha·(x[n] - e[n-1]); O(1) per bar (see :mod:`backtester.indicators`)."""
-        entry = self._ema_entries.get((span, field))
-        if entry is not None:
-            k = self._c_bar.item(self._i) - entry[1]
-            if k > 0:
-                return entry[2][k - 1]
+        if field == "close":
+            values = self._ema_close.get(span)
+            if values is not None:
+                return values[self._c_bar[self._i]]
         return self._indicators.ema(self._i, span, field)
 
     # ------------------------------------------------------------------ the contract
@@ -433,6 +431,8 @@ class Context:
         take_profit_distance: float | None = None,
         stop_loss_fraction: float | None = None,
         take_profit_fraction: float | None = None,
+        trailing_stop_distance: float | None = None,
+        trailing_stop_fraction: float | None = None,
     ) -> int:
         """Market order of ``contracts`` (signed), or of a money size: ``notional=`` (quote),
         ``base=`` (coin) or ``equity_fraction=`` (signed; see :meth:`size`), converted at the
@@ -441,7 +441,10 @@ class Context:
         ``stop_loss`` / ``take_profit`` (prices) or ``stop_loss_distance`` /
         ``take_profit_distance`` (quote, from the fill price) or ``stop_loss_fraction`` /
         ``take_profit_fraction`` (of the fill price) attach reduce-only exits placed when the
-        entry fills, one cancelling the other (:mod:`backtester.protection`)."""
+        entry fills, one cancelling the other (:mod:`backtester.protection`). A trailing stop
+        instead of the fixed one: ``trailing_stop_distance`` (quote) or
+        ``trailing_stop_fraction``, trailing the best price since the fill
+        (:meth:`trailing_stop`)."""
         contracts = self._order_size(contracts, notional, equity_fraction, base, None)
         side, qty = _side_of(contracts)
         order_id = self._run.place(
@@ -449,7 +452,8 @@ class Context:
         )
         self._protect(
             order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance,
-            stop_loss_fraction, take_profit_fraction,
+            stop_loss_fraction, take_profit_fraction, trailing_stop_distance,
+            trailing_stop_fraction,
         )  # fmt: skip
         return order_id
 
@@ -462,11 +466,14 @@ class Context:
         take_profit_distance: float | None,
         stop_loss_fraction: float | None = None,
         take_profit_fraction: float | None = None,
+        trailing_stop_distance: float | None = None,
+        trailing_stop_fraction: float | None = None,
     ) -> None:
         if (
             stop_loss is None and take_profit is None and stop_loss_distance is None
             and take_profit_distance is None and stop_loss_fraction is None
-            and take_profit_fraction is None
+            and take_profit_fraction is None and trailing_stop_distance is None
+            and trailing_stop_fraction is None
         ):  # fmt: skip
             return  # no exits attached (the common case: no tuple, no generator)
         self._run.protections.add(
@@ -479,6 +486,8 @@ class Context:
             tag=int(self._run.orders[order_id]["tag"]),
             stop_loss_fraction=stop_loss_fraction,
             take_profit_fraction=take_profit_fraction,
+            trailing_stop_distance=trailing_stop_distance,
+            trailing_stop_fraction=trailing_stop_fraction,
         )
 
     def limit(
@@ -498,6 +507,8 @@ class Context:
         take_profit: float | None = None,
         stop_loss_distance: float | None = None,
         take_profit_distance: float | None = None,
+        trailing_stop_distance: float | None = None,
+        trailing_stop_fraction: float | None = None,
     ) -> int:
         """Limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK".
 
@@ -519,7 +530,10 @@ class Context:
             tag=tag,
             queue_ahead_base=queue_ahead_base,
         )
-        self._protect(order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance)
+        self._protect(
+            order_id, stop_loss, take_profit, stop_loss_distance, take_profit_distance,
+            None, None, trailing_stop_distance, trailing_stop_fraction,
+        )  # fmt: skip
         return order_id
 
     def stop(
@@ -538,6 +552,35 @@ class Context:
         return self._run.place(
             self._i, kind, side, qty, price=limit, trigger=trigger, reduce_only=reduce_only, tag=tag
         )
+
+    def trailing_stop(
+        self,
+        contracts: float,
+        *,
+        distance: float | None = None,
+        fraction: float | None = None,
+        reduce_only: bool = True,
+        tag: int = 0,
+    ) -> int:
+        """Trailing stop-market: a sell (``contracts`` < 0, protecting a long) triggers when
+        the price falls ``distance`` (quote) or ``fraction`` below the highest price since the
+        order was accepted, starting from the last price then; a buy mirrors it above the
+        lowest price. The trigger follows every trade and each bar's open, extremes and close
+        in path order, rounded away from the price to the tick, and never loosens
+        (``order["trigger_price"]`` is the current one). Formula:
+        :func:`~backtester.engine.orders_nb.trail_level_nb`."""
+        side, qty = _side_of(contracts)
+        if (distance is None) == (fraction is None):
+            raise ValueError("trailing_stop: give one of distance= (quote) or fraction=")
+        value = distance if fraction is None else fraction
+        name = "distance" if fraction is None else "fraction"
+        if not (math.isfinite(value) and value > 0 and (fraction is None or value < 1)):
+            raise ValueError(f"trailing_stop: expected {name} > 0 (fraction < 1), got {value!r}")
+        trail = (0.0, float(value), 0.0) if distance is None else (float(value), 0.0, 0.0)
+        return self._run.place(
+            self._i, OrderType.TRAILING_STOP_MARKET, side, qty, reduce_only=reduce_only,
+            tag=tag, trail=trail,
+        )  # fmt: skip
 
     def take_profit(
         self,
@@ -610,6 +653,3 @@ class Context:
     def margin_mode(self) -> str:
         """ "isolated" or "cross"."""
         return MarginMode(int(self._run.positions[self._i]["margin_mode"])).name.lower()
-
-
-_TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}

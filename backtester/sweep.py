@@ -1194,13 +1194,7 @@ def check_job(job: dict[str, Any], data: Any) -> None:
         raise ValueError(
             f"margin_mode: got {mode!r}; {suggestion(str(mode), ['isolated', 'cross'])}"
         )
-    contract = build_contract(job)
-    row, _ = contract.to_params(start_ns)
-    most = float(row[0]["max_leverage"])
-    if not 1.0 <= leverage <= most:
-        raise ValueError(
-            f"leverage: expected a value in [1, {most:g}] for {contract.name}, got {leverage:g}"
-        )
+    build_contract(job).check_leverage(leverage, at_ns=start_ns)  # the engine's one rule
 
 
 def with_catalog_tiers(contract: Any, root: Any, exchange: str, symbol: str) -> Any:

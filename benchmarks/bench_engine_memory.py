@@ -1,32 +1,45 @@
-"""Chunked replay: peak memory and run time of a streamed vs an unstreamed backtest.
+"""Streamed replay: peak memory by span, window size and tick count (records spilled to disk).
 
-Writes a Parquet catalog of synthetic minute bars with a minute index and 8-hourly funding
-(``--bars`` rows, default 2,000,000 ≈ 3.8 years, ≥ 10× the one-week window), then runs the
-same Python ``on_bar`` SMA strategy on ``binance_usdm:BTCUSDT`` (median mark: index, funding
-look-ahead, liquidation checks on) twice, each in its own subprocess so each peak is honest:
+A streamed replay (``Catalog.stream_market_data`` → ``backtest``) holds one window of input
+*and of records* in memory: each window's records go to Parquet row groups in the records
+folder (:mod:`backtester.engine.spill`), so the peak must not grow with the span. This
+benchmark measures it, each run in a fresh subprocess so each peak is honest:
 
-* unstreamed: ``Catalog.load_market_data`` of the whole span → ``backtest``;
-* streamed: ``Catalog.stream_market_data(chunk_ns=--chunk-days)`` → ``backtest``.
+* **bars** (default): a Parquet catalog of synthetic minute bars (minute index, 8-hourly
+  funding) of ``--years`` (default 6) is written to a temporary folder; the same Python
+  ``on_bar`` EMA strategy on ``binance_usdm:BTCUSDT`` (median mark: index, funding
+  look-ahead, liquidation checks on) replays 1, 3 and 6 years of it with an **equity row per
+  minute** (``equity_interval_ns`` = 1 min: 525,600 rows a year), for each window size of
+  ``--chunk-days`` (default 1 and 7 days); and the unstreamed run (everything loaded) of the
+  shortest span for comparison.
+* **ticks** (``--ticks 10e6 100e6``): trade ticks every 100 ms (10 a second), a minute index
+  and 8-hourly funding, replayed by a jitted ``on_trade`` EMA strategy (orders placed
+  inside the compiled loop), equity row per minute.
 
-Each subprocess first runs a one-day backtest (imports, compiled kernels), resets the kernel's
-peak-RSS mark (``/proc/self/clear_refs``, Linux; else ``ru_maxrss`` over the whole process),
-then reports its peak resident set (VmHWM) minus its RSS at that point, and the wall time from
-the data read to the Result. A second pair of subprocesses
-reports the ``tracemalloc`` peak (numpy allocations included) from the data read to the
-Result — slower, so its times are not reported (skipped with ``--smoke``).
+Each subprocess first runs a short streamed backtest (imports, compiled kernels), resets the
+kernel's peak-RSS mark (``/proc/self/clear_refs``; without it ``ru_maxrss`` of the whole
+process), then reports the peak resident set (``VmHWM``) of the measured ``backtest`` call — the
+absolute figure (the target: < 500 MB at any span with per-minute equity rows, < 2 GB for
+1 B ticks) and the growth over the RSS before the call — plus the time, the records folder's
+size on disk, and the memory of reading the whole equity back (``result.records["equity"]``,
+which the user asks for: it is the span's size, 72 bytes a row).
 
-``equity_interval_ns`` is one hour so the output records (which do grow with the span, by
-design) stay small and do not mask the input memory; the unstreamed Result's price series
-keeps every bar close (input-sized), the streamed one one point per hour.
+Usage::
 
-Usage: ``python benchmarks/bench_engine_memory.py [--bars 2000000] [--chunk-days 7]``;
-``--smoke`` runs 200,000 bars with a one-day window (< 30 s).
+    python benchmarks/bench_engine_memory.py                       # bars: 1, 3, 6 years
+    python benchmarks/bench_engine_memory.py --years 1 --chunk-days 7
+    python benchmarks/bench_engine_memory.py --ticks 10e6 100e6 --chunk-days 1
+    python benchmarks/bench_engine_memory.py --smoke               # ~1 min
+
+The catalog folders are temporary (``--keep DIR`` keeps and reuses them: writing 100 M ticks
+takes minutes).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -35,12 +48,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numba import njit
+
+from backtester.jit import market, position
 
 MINUTE = 60_000_000_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
+YEAR = 365 * DAY
 T0 = 1_577_836_800_000_000_000  # 2020-01-01 UTC
 EX, SYM = "bench", "BTCUSDT"
+TICK_NS = 100_000_000  # a trade every 100 ms
+CONTRACT = "binance_usdm:BTCUSDT"
 
 
 def write_catalog(root: Path, n_bars: int, seed: int = 3) -> None:
@@ -123,124 +142,249 @@ def _status_mib(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(root: str, mode: str, chunk_ns: int, traced: bool) -> None:
+def write_tick_catalog(root: Path, n_ticks: int, seed: int = 4) -> None:
+    """Trade ticks every ``TICK_NS`` (random walk, 0.1 tick size), a minute index and
+    8-hourly funding, written month by month (one ``Catalog.write`` per month and stream, so
+    the writer holds one month: 26.8 M ticks, 0.86 GB)."""
+    from backtester import dtypes
+    from backtester.data import Catalog
+
+    cat = Catalog(root)
+    rng = np.random.default_rng(seed)
+    last = 40_000.0
+    lo = 0
+    month = np.datetime64("2020-01", "M")
+    while lo < n_ticks:
+        month += 1
+        end_ns = int(month.astype("datetime64[ns]").astype(np.int64))
+        hi = min(n_ticks, -(-(end_ns - T0) // TICK_NS))
+        n = hi - lo
+        trades = np.zeros(n, dtypes.TRADE_DTYPE)
+        trades["ts_ns"] = T0 + (lo + np.arange(n, dtype=np.int64)) * TICK_NS
+        walk = last * np.exp(np.cumsum(rng.normal(0.0, 4e-5, n)))
+        trades["price"] = np.round(walk, 1)
+        trades["qty_base"] = 0.01
+        trades["side"] = np.where(rng.random(n) < 0.5, 1, -1)
+        last = float(trades["price"][-1])
+        cat.write("trades", EX, SYM, trades, source="bench")
+        first_minute = -(-int(trades["ts_ns"][0] - T0) // MINUTE)
+        minutes = np.arange(first_minute, (int(trades["ts_ns"][-1]) - T0) // MINUTE + 1)
+        at = np.searchsorted(trades["ts_ns"], T0 + minutes * MINUTE, "right") - 1
+        index = np.zeros(len(minutes), dtypes.PRICE_DTYPE)
+        index["ts_ns"] = T0 + minutes * MINUTE
+        index["price"] = np.round(trades["price"][np.maximum(at, 0)] * (1 - 1e-4), 2)
+        cat.write("index", EX, SYM, index, source="bench")
+        del trades, walk, index
+        lo = hi
+    span = n_ticks * TICK_NS
+    n_funding = span // (8 * HOUR) + 1
+    funding = np.zeros(n_funding, dtypes.FUNDING_RATE_DTYPE)
+    funding["ts_ns"] = T0 + np.arange(n_funding, dtype=np.int64) * 8 * HOUR
+    funding["funding_rate"] = np.resize([1e-4, -5e-5, 2e-4], n_funding)
+    funding["funding_interval_ns"] = 8 * HOUR
+    cat.write("funding", EX, SYM, funding, source="bench")
+
+
+@njit
+def _ema_on_trade(ctx, state, i, row):
+    """EMA of the trade price with a 0.2 % band: long above, short below (0.01 BTC)."""
+    price = ctx.trades[row]["price"]
+    if state[0] == 0.0:
+        state[0] = price
+        return
+    state[0] += 2e-4 * (price - state[0])
+    q = position(ctx, i)
+    if price > state[0] * 1.002 and q <= 0.0:
+        market(ctx, i, 0.01 - q)
+    elif price < state[0] * 0.998 and q >= 0.0:
+        market(ctx, i, -0.01 - q)
+
+
+def _tick_strategy():
+    from backtester import JitStrategy
+
+    class EmaTicks(JitStrategy):
+        on_trade = _ema_on_trade
+
+        def make_state(self):
+            return np.zeros(1)
+
+    return EmaTicks
+
+
+def _folder_mib(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def child(root: str, kind: str, mode: str, span_ns: int, chunk_ns: int) -> None:
     """One measured run (in its own process); prints a JSON line."""
-    import tracemalloc
+    import gc
 
     from backtester import backtest
     from backtester.data import Catalog
 
     cat = Catalog(root)
-    strategy = _strategy()
-    options = {"initial_balance": 100_000.0, "leverage": 5.0, "equity_interval_ns": HOUR}
-    # compile / warm up on one day, so the baseline and the runs share the kernels' memory
-    day = cat.load_market_data(EX, SYM, T0, T0 + DAY)
-    backtest(strategy, day, "binance_usdm:BTCUSDT", **options)
-    two_days = cat.stream_market_data(EX, SYM, T0, T0 + 2 * DAY, chunk_ns=DAY)
-    backtest(strategy, two_days, "binance_usdm:BTCUSDT", **options)
-    del day, two_days
-    import gc
-
+    trades = kind == "ticks"
+    strategy = _tick_strategy() if trades else _strategy()
+    options = {"initial_balance": 100_000.0, "leverage": 5.0, "equity_interval_ns": MINUTE}
+    # compile / warm up on a short stream, so the baseline includes the kernels' memory
+    warm = cat.stream_market_data(
+        EX, SYM, T0, T0 + (2 * HOUR if trades else 2 * DAY), with_trades=trades, chunk_ns=HOUR
+    )
+    backtest(strategy, warm, CONTRACT, **options).close()
+    if mode == "unstreamed":
+        small = cat.load_market_data(EX, SYM, T0, T0 + HOUR, with_trades=trades)
+        backtest(strategy, small, CONTRACT, **options)
+        del small
+    del warm
     gc.collect()
-    reset = _reset_peak()
-    start_mib = _status_mib("VmRSS")
-    if traced:
-        tracemalloc.start()
-    start = time.perf_counter()
-    if mode == "baseline":
-        data = cat.load_market_data(EX, SYM, T0, T0 + DAY)
-    elif mode == "unstreamed":
-        data = cat.load_market_data(EX, SYM)
-    else:
-        data = cat.stream_market_data(EX, SYM, chunk_ns=chunk_ns)
-    result = backtest(strategy, data, "binance_usdm:BTCUSDT", **options)
-    seconds = time.perf_counter() - start
-    traced_peak = tracemalloc.get_traced_memory()[1] if traced else 0
-    rss = _status_mib("VmHWM")
+    with tempfile.TemporaryDirectory(prefix="bench_records_") as records:
+        reset = _reset_peak()
+        start_mib = _status_mib("VmRSS")
+        start = time.perf_counter()
+        if mode == "unstreamed":
+            data = cat.load_market_data(EX, SYM, T0, T0 + span_ns, with_trades=trades)
+            result = backtest(strategy, data, CONTRACT, **options)
+            del data
+        else:
+            data = cat.stream_market_data(
+                EX, SYM, T0, T0 + span_ns, with_trades=trades, chunk_ns=chunk_ns
+            )
+            result = backtest(
+                strategy, data, CONTRACT, records_directory=Path(records) / "r", **options
+            )
+        seconds = time.perf_counter() - start
+        peak = _status_mib("VmHWM")
+        store = result.records
+        count = getattr(store, "count", None)
+        equity_rows = count("equity") if count else len(store["equity"])
+        fills = count("fills") if count else len(store["fills"])
+        folder = _folder_mib(Path(records) / "r") if mode != "unstreamed" else 0.0
+        final = result.final_equity_settle
+        # reading the whole equity back (the span's size) as a user would
+        gc.collect()
+        _reset_peak()
+        before_read = _status_mib("VmRSS")
+        equity = result.records["equity"]
+        read_peak = _status_mib("VmHWM") - before_read
+        assert len(equity) == equity_rows
     print(
         json.dumps(
             {
+                "kind": kind,
                 "mode": mode,
+                "span_days": span_ns / DAY,
+                "chunk_days": chunk_ns / DAY,
                 "seconds": seconds,
-                "rss_mib": rss,
-                "peak_reset": reset,
+                "peak_mib": peak,
                 "start_mib": start_mib,
-                "traced_mib": traced_peak / 2**20,
-                "fills": len(result.records["fills"]),
-                "final_balance": result.final_balance_settle,
+                "peak_reset": reset,
+                "equity_rows": equity_rows,
+                "fills": fills,
+                "final_equity": final,
+                "records_mib": folder,
+                "read_equity_mib": read_peak,
                 "windows": result.config.get("stream", {}).get("windows", 1),
             }
         )
     )
 
 
-def _measure(root: Path, mode: str, chunk_ns: int, traced: bool) -> dict:
+def _measure(root: Path, kind: str, mode: str, span_ns: int, chunk_ns: int) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(root), mode, str(chunk_ns)]
-        + (["--traced"] if traced else []),
-        check=True,
+        [sys.executable, __file__, "--child", str(root), kind, mode, str(span_ns), str(chunk_ns)],
+        check=False,
         capture_output=True,
         text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
+    if out.returncode != 0:
+        raise SystemExit(f"child {kind} {mode} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _print(r: dict, events: int, unit: str) -> None:
+    growth = r["peak_mib"] - r["start_mib"]
+    window = "all in memory" if r["mode"] == "unstreamed" else f"window {r['chunk_days']:g} d"
+    print(
+        f"  {r['span_days'] / 365:5.2f} y {events / 1e6:8.1f} M {unit:<5} {window:<14} "
+        f"peak {r['peak_mib']:7.1f} MiB (+{growth:6.1f} over {r['start_mib']:5.1f})  "
+        f"{growth * 2**20 / events:6.1f} B/{unit[:-1]}  {r['seconds']:7.1f} s  "
+        f"{events / r['seconds'] / 1e6:5.2f} M {unit}/s  equity rows {r['equity_rows']:,}  "
+        f"records on disk {r['records_mib']:6.1f} MiB  windows {r['windows']}  "
+        f"(reading the equity back: +{r['read_equity_mib']:.0f} MiB)",
+        flush=True,
+    )
+
+
+def run_bars(root: Path, years: list[float], chunk_days: list[float], unstreamed: bool) -> None:
+    longest = max(years)
+    n_bars = int(longest * YEAR // MINUTE)
+    marker = root / f"bars-{n_bars}"
+    if not marker.exists():
+        start = time.perf_counter()
+        write_catalog(root, n_bars)
+        marker.write_text("written")
+        print(
+            f"catalog: {n_bars:,} minute bars + index + funding ({longest:g} y) written in "
+            f"{time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
+    how = "VmHWM reset after the warm-up" if _reset_peak() else "ru_maxrss"
+    print(f"peak RSS of the backtest call ({how}); equity row per minute:", flush=True)
+    for span in years:
+        span_ns = int(span * YEAR)
+        n = span_ns // MINUTE
+        for days in chunk_days:
+            _print(_measure(root, "bars", "streamed", span_ns, int(days * DAY)), n, "bars")
+    if unstreamed:
+        span_ns = int(min(years) * YEAR)
+        _print(_measure(root, "bars", "unstreamed", span_ns, 0), span_ns // MINUTE, "bars")
+
+
+def run_ticks(root: Path, counts: list[int], chunk_days: list[float]) -> None:
+    n_max = max(counts)
+    marker = root / f"ticks-{n_max}"
+    if not marker.exists():
+        start = time.perf_counter()
+        write_tick_catalog(root, n_max)
+        marker.write_text("written")
+        print(
+            f"catalog: {n_max:,} trade ticks (every {TICK_NS / 1e6:g} ms, "
+            f"{n_max * TICK_NS / DAY:,.0f} days) + minute index + funding written in "
+            f"{time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
+    print("peak RSS of the backtest call; jitted on_trade, equity row per minute:", flush=True)
+    for n in counts:
+        for days in chunk_days:
+            r = _measure(root, "ticks", "streamed", n * TICK_NS, int(days * DAY))
+            _print(r, n, "ticks")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bars", type=int, default=2_000_000)
-    parser.add_argument("--chunk-days", type=float, default=7.0)
-    parser.add_argument("--smoke", action="store_true", help="200,000 bars, one-day window")
-    parser.add_argument("--child", nargs=3, metavar=("ROOT", "MODE", "CHUNK_NS"))
-    parser.add_argument("--traced", action="store_true")
+    parser.add_argument("--years", type=float, nargs="+", default=[1.0, 3.0, 6.0])
+    parser.add_argument("--chunk-days", type=float, nargs="+", default=[1.0, 7.0])
+    parser.add_argument("--ticks", type=float, nargs="*", help="tick counts, e.g. 10e6 100e6")
+    parser.add_argument("--no-unstreamed", action="store_true")
+    parser.add_argument("--keep", type=Path, help="catalog folder to keep and reuse")
+    parser.add_argument("--smoke", action="store_true", help="0.1 and 0.3 years, 1-day window")
+    parser.add_argument("--child", nargs=5, metavar=("ROOT", "KIND", "MODE", "SPAN", "CHUNK"))
     args = parser.parse_args()
     if args.child:
-        root, mode, chunk_ns = args.child
-        child(root, mode, int(chunk_ns), args.traced)
+        root, kind, mode, span, chunk = args.child
+        child(root, kind, mode, int(span), int(chunk))
         return
-    n_bars, chunk_days = (200_000, 1.0) if args.smoke else (args.bars, args.chunk_days)
-    chunk_ns = int(chunk_days * DAY)
-    if n_bars * MINUTE < 10 * chunk_ns:
-        raise SystemExit(f"--bars: {n_bars} minute bars are less than 10 windows of {chunk_days} d")
+    if args.smoke:
+        args.years, args.chunk_days = [0.1, 0.3], [1.0]
     with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
-        start = time.perf_counter()
-        write_catalog(Path(tmp), n_bars)
-        print(
-            f"catalog: {n_bars:,} minute bars + {n_bars:,} index points + funding "
-            f"({n_bars * MINUTE / DAY:,.0f} days) written in {time.perf_counter() - start:.1f} s; "
-            f"window {chunk_days:g} d ({n_bars * MINUTE / chunk_ns:,.0f} windows)"
-        )
-        plain = _measure(Path(tmp), "unstreamed", chunk_ns, False)
-        streamed = _measure(Path(tmp), "streamed", chunk_ns, False)
-        if (plain["fills"], plain["final_balance"]) != (
-            streamed["fills"],
-            streamed["final_balance"],
-        ):
-            raise SystemExit(f"streamed result differs: {plain} vs {streamed}")
-        how = "VmHWM, reset after the warm-up" if plain["peak_reset"] else "ru_maxrss"
-        print(f"peak RSS ({how}) minus the RSS at the start of the measured run:")
-        growth = {}
-        for r in (plain, streamed):
-            growth[r["mode"]] = r["rss_mib"] - r["start_mib"]
-            rate = n_bars / r["seconds"] / 1e3
-            print(
-                f"  {r['mode']:<11} +{growth[r['mode']]:7.1f} MiB (peak {r['rss_mib']:6.1f}, "
-                f"start {r['start_mib']:6.1f})  {r['seconds']:6.2f} s  {rate:5.0f}k bars/s"
-                f"  windows {r['windows']}  fills {r['fills']}"
-            )
-        print(
-            f"ratio unstreamed/streamed memory growth: "
-            f"{growth['unstreamed'] / max(growth['streamed'], 0.1):.1f}x; "
-            f"time streamed/unstreamed: {streamed['seconds'] / plain['seconds']:.2f}"
-        )
-        if args.smoke:
-            return
-        t_plain = _measure(Path(tmp), "unstreamed", chunk_ns, True)
-        t_streamed = _measure(Path(tmp), "streamed", chunk_ns, True)
-        print(
-            f"tracemalloc peak (data read + run): unstreamed {t_plain['traced_mib']:.1f} MiB, "
-            f"streamed {t_streamed['traced_mib']:.1f} MiB, ratio "
-            f"{t_plain['traced_mib'] / max(t_streamed['traced_mib'], 1e-9):.1f}x"
-        )
+        root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        if args.ticks:
+            run_ticks(root / "ticks", [int(n) for n in args.ticks], args.chunk_days)
+        else:
+            run_bars(root / "bars", args.years, args.chunk_days, not args.no_unstreamed)
 
 
 if __name__ == "__main__":

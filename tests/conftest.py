@@ -8,6 +8,7 @@ kernel source defeats that (STYLE.md C15). This must run before numba is importe
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+GOLDEN_PINS = REPO_ROOT / "tests" / "golden" / "pins"
 
 
 def _kernel_sources_hash() -> str:
@@ -57,3 +59,34 @@ def shared() -> type:
         path = staticmethod(shared_path)
 
     return _Shared
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the pinned values of the golden tests (tests/golden/pins/*.json) from "
+        "this run instead of comparing; review and commit the JSON diff with the reason",
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest):
+    """``golden(name, values)``: compare a JSON-able dict with ``tests/golden/pins/<name>.json``
+    (exactly: floats are written with their shortest round-trip repr), or rewrite the file
+    under ``--update-golden``."""
+    update = request.config.getoption("--update-golden")
+
+    def check(name: str, values: dict) -> None:
+        path = GOLDEN_PINS / f"{name}.json"
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            return
+        if not path.exists():
+            pytest.fail(f"{path} missing: run `python -m pytest tests/golden --update-golden`")
+        expected = json.loads(path.read_text(encoding="utf-8"))
+        assert values == expected, f"golden pins {path.name} moved (see tests/golden docstring)"
+
+    return check

@@ -7,8 +7,10 @@ Main entry points: :class:`Catalog` (store / read / stream / load :class:`Market
 
 from __future__ import annotations
 
-from backtester.data.catalog import Catalog, bars_to_points, interval_label, parse_interval
+from backtester.data.catalog import Catalog
 from backtester.data.importers import FORMATS, ImportedStream, import_file, read_file
+from backtester.data.intervals import interval_label, parse_interval
+from backtester.data.loader import bars_to_points
 from backtester.data.market import MarketData
 from backtester.data.resample import align_to_span, resample_bars, trades_to_bars
 from backtester.data.schemas import KIND_DTYPES, arrow_schema, records_to_table, table_to_records

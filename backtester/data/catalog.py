@@ -66,7 +66,7 @@ import pyarrow.parquet as pq
 
 from backtester import dtypes
 from backtester.data import txn as _txn
-from backtester.data.market import MarketData
+from backtester.data.intervals import interval_label, parse_interval
 from backtester.data.schemas import (
     BAR_KINDS,
     KIND_DTYPES,
@@ -85,38 +85,11 @@ from backtester.enums import TierBasis
 from backtester.io import check_name
 
 if TYPE_CHECKING:
+    from backtester.data.market import MarketData
     from backtester.data.stream import MarketDataStream
 
 ROW_GROUP_ROWS = 65_536
 """Rows per Parquet row group (the unit of streaming and of range pruning)."""
-
-_UNITS = (
-    ("d", 86_400_000_000_000),
-    ("h", 3_600_000_000_000),
-    ("m", 60_000_000_000),
-    ("s", 1_000_000_000),
-)
-_LABEL_RE = re.compile(r"^(\d+)(d|h|m|s|ns)$")
-
-
-def interval_label(interval_ns: int) -> str:
-    """Short label of a candle interval: 60e9 → ``"1m"``, 3600e9 → ``"1h"``, 1 → ``"1ns"``."""
-    if interval_ns <= 0:
-        raise ValueError(f"interval_ns: expected a value > 0, got {interval_ns}")
-    for suffix, size in _UNITS:
-        if interval_ns % size == 0:
-            return f"{interval_ns // size}{suffix}"
-    return f"{interval_ns}ns"
-
-
-def parse_interval(label: str) -> int:
-    """Inverse of :func:`interval_label` (``"15m"`` → 900e9 ns)."""
-    match = _LABEL_RE.match(label)
-    if not match:
-        raise ValueError(f"interval: cannot parse {label!r}; expected e.g. '1m', '1h', '8h', '1d'")
-    number, unit = int(match.group(1)), match.group(2)
-    return number * (1 if unit == "ns" else dict(_UNITS)[unit])
-
 
 PARTITION_UNIT = {"trades": "D"}
 """numpy datetime unit of a kind's file partition: trades by UTC day, everything else by month."""
@@ -438,7 +411,7 @@ class Catalog:
         For a candle kind with ``interval_ns=0``: whether candles of any interval are stored.
         """
         if kind in BAR_KINDS and interval_ns == 0:
-            return bool(self._intervals(kind, exchange, symbol))
+            return bool(self.intervals(kind, exchange, symbol))
         return bool(self.partitions(kind, exchange, symbol, interval_ns))
 
     # ------------------------------------------------------------------ write
@@ -597,7 +570,7 @@ class Catalog:
             raise FileNotFoundError(
                 f"catalog {self.root}: no stream {kind!r} for {exchange}:{symbol}"
                 + (f" at interval {interval_label(interval_ns)}" if interval_ns else "")
-                + f"; available: {self._available_text(exchange, symbol)}"
+                + f"; available: {self.available_text(exchange, symbol)}"
             )
         selected = []
         for path in files:
@@ -609,7 +582,9 @@ class Catalog:
             selected.append(path)
         return selected
 
-    def _available_text(self, exchange: str, symbol: str) -> str:
+    def available_text(self, exchange: str, symbol: str) -> str:
+        """What the catalog holds for ``exchange:symbol`` (or which instruments it holds), as
+        text for error messages."""
         frame = self.datasets()
         if frame.empty:
             return "the catalog is empty"
@@ -802,7 +777,9 @@ class Catalog:
 
     # ------------------------------------------------------------------ market data
 
-    def _intervals(self, kind: str, exchange: str, symbol: str) -> list[int]:
+    def intervals(self, kind: str, exchange: str, symbol: str) -> list[int]:
+        """Stored candle intervals (ns, ascending) of ``kind`` (``bars``, ``index_bars``,
+        ``mark_bars``) for ``exchange:symbol``; empty when none is stored."""
         check_name(exchange, "exchange")
         check_name(symbol, "symbol", allow_slash=True)
         base = self.root / quote(exchange, safe="-_.") / quote(symbol, safe="-_.")
@@ -811,26 +788,6 @@ class Catalog:
             for directory in base.glob(f"{kind}-*")
             if any(directory.glob("*.parquet"))
         )
-
-    def _price_points(
-        self, which: str, exchange: str, symbol: str, start_ns: int | None, end_ns: int | None
-    ) -> tuple[np.ndarray, str]:
-        if self.exists(which, exchange, symbol):
-            return (
-                self.read(which, exchange, symbol, start_ns, end_ns),
-                str(self.dataset_dir(which, exchange, symbol)),
-            )
-        intervals = self._intervals(f"{which}_bars", exchange, symbol)
-        if not intervals:
-            return np.zeros(0, dtype=dtypes.PRICE_DTYPE), ""
-        step = intervals[0]  # the finest stored candle
-        lo = None if start_ns is None else start_ns - step
-        bars = self.read(f"{which}_bars", exchange, symbol, lo, end_ns, interval_ns=step)
-        points = bars_to_points(bars, step)
-        ts = points["ts_ns"]
-        a = 0 if start_ns is None else int(np.searchsorted(ts, start_ns, "left"))
-        b = len(ts) if end_ns is None else int(np.searchsorted(ts, end_ns, "left"))
-        return points[a:b], str(self.dataset_dir(f"{which}_bars", exchange, symbol, step))
 
     @_read_locked
     def load_market_data(
@@ -842,71 +799,13 @@ class Catalog:
         bar_interval_ns: int = 0,
         with_trades: bool = False,
     ) -> MarketData:
-        """Build the :class:`MarketData` of one instrument from the catalog.
+        """Build the :class:`MarketData` of one instrument from the catalog
+        (:func:`backtester.data.loader.load_market_data`, which says what is read)."""
+        from backtester.data.loader import load_market_data
 
-        * bars: the ``bars`` stream at ``bar_interval_ns``; with 0 the single stored interval
-          (several stored → ``ValueError`` listing them; none → no bars).
-        * index / mark: the point stream if stored, else the finest stored ``index_bars`` /
-          ``mark_bars``, each candle replayed as its path (open at ``t0 + 1 ns``, the extremes
-          at a third and two thirds of the interval, the close at its end:
-          :func:`~backtester.data.market.candle_path_points`; ``index_interval_ns`` /
-          ``mark_interval_ns`` of the result say so).
-        * funding: the ``funding`` stream; trades only with ``with_trades=True``.
-
-        Every stream is cut to ``start_ns <= ts_ns < end_ns`` (points by the time they are
-        known). ``sources`` names the catalog directory of each stream.
-        """
-        sources: dict[str, str] = {}
-        bars = np.zeros(0, dtype=dtypes.BAR_DTYPE)
-        if bar_interval_ns == 0:
-            intervals = self._intervals("bars", exchange, symbol)
-            if len(intervals) > 1:
-                raise ValueError(
-                    f"bar_interval_ns: {exchange}:{symbol} has bars at several intervals "
-                    f"({', '.join(interval_label(i) for i in intervals)}); pass one of "
-                    f"{', '.join(str(i) for i in intervals)}"
-                )
-            bar_interval_ns = intervals[0] if intervals else 0
-        if bar_interval_ns:
-            bars = self.read(
-                "bars", exchange, symbol, start_ns, end_ns, interval_ns=bar_interval_ns
-            )
-            sources["bars"] = str(self.dataset_dir("bars", exchange, symbol, bar_interval_ns))
-        trades = np.zeros(0, dtype=dtypes.TRADE_DTYPE)
-        if with_trades:
-            trades = self.read("trades", exchange, symbol, start_ns, end_ns)
-            sources["trades"] = str(self.dataset_dir("trades", exchange, symbol))
-        index, index_src = self._price_points("index", exchange, symbol, start_ns, end_ns)
-        mark, mark_src = self._price_points("mark", exchange, symbol, start_ns, end_ns)
-        sources.update({n: s for n, s in (("index", index_src), ("mark", mark_src)) if s})
-        funding = np.zeros(0, dtype=dtypes.FUNDING_RATE_DTYPE)
-        if self.exists("funding", exchange, symbol):
-            funding = self.read("funding", exchange, symbol, start_ns, end_ns)
-            sources["funding"] = str(self.dataset_dir("funding", exchange, symbol))
-        if not sources:
-            raise FileNotFoundError(
-                f"catalog {self.root}: no market data for {exchange}:{symbol}; available: "
-                f"{self._available_text(exchange, symbol)}"
-            )
-        return MarketData(
-            symbol=symbol,
-            trades=trades,
-            bars=bars,
-            bar_interval_ns=bar_interval_ns if len(bars) else 0,
-            index=index,
-            mark=mark,
-            funding=funding,
-            exchange=exchange,
-            sources=sources,
-            index_interval_ns=self._path_interval("index", exchange, symbol, index_src),
-            mark_interval_ns=self._path_interval("mark", exchange, symbol, mark_src),
+        return load_market_data(
+            self, exchange, symbol, start_ns, end_ns, bar_interval_ns, with_trades
         )
-
-    def _path_interval(self, which: str, exchange: str, symbol: str, source: str) -> int:
-        """Candle length of the index/mark stream read from candles (0: points or none)."""
-        if not source or self.exists(which, exchange, symbol):
-            return 0
-        return self._intervals(f"{which}_bars", exchange, symbol)[0]
 
     def stream_market_data(
         self,
@@ -921,29 +820,13 @@ class Catalog:
         snap_to_funding: bool = True,
     ) -> MarketDataStream:
         """:meth:`load_market_data` of one or several instruments, served in windows of
-        ``chunk_ns`` of event time (a :class:`~backtester.data.stream.MarketDataStream`).
+        ``chunk_ns`` of event time (:func:`backtester.data.stream.stream_market_data`)."""
+        from backtester.data.stream import stream_market_data
 
-        Pass the stream as ``data`` to :func:`~backtester.engine.backtest.backtest`: the replay
-        then holds one window of input rows at a time (chunked replay), whatever the span.
-        ``chunk_ns`` (> 0, default one week) is the window length; with ``snap_to_funding``
-        each boundary moves forward to the next common funding time so the funding-basis mark
-        is exact (see :mod:`backtester.data.stream`). Raises ``ValueError`` naming the argument
-        (``chunk_ns`` <= 0, a symbol without market data, an empty span).
-        """
-        from backtester.data.stream import MarketDataStream
-
-        names = [symbols] if isinstance(symbols, str) else list(symbols)
-        return MarketDataStream(
-            self,
-            exchange,
-            names,
-            start_ns,
-            end_ns,
-            bar_interval_ns,
-            with_trades,
-            chunk_ns,
-            snap_to_funding,
-        )
+        return stream_market_data(
+            self, exchange, symbols, start_ns, end_ns, bar_interval_ns, with_trades,
+            chunk_ns=chunk_ns, snap_to_funding=snap_to_funding,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ tiers
 
@@ -1026,12 +909,3 @@ def _file_span(path: Path) -> tuple[int, int]:
         lo = stats.min if lo is None else min(lo, stats.min)
         hi = stats.max if hi is None else max(hi, stats.max)
     return int(lo), int(hi)
-
-
-def bars_to_points(bars: np.ndarray, interval_ns: int) -> np.ndarray:
-    """Index/mark candles → their replayed path, four ``PRICE_DTYPE`` points a candle (open at
-    ``t0 + 1 ns``, high, low, close at ``t0 + interval``;
-    :func:`backtester.data.market.candle_path_points`)."""
-    from backtester.data.market import candle_path_points
-
-    return candle_path_points(bars, interval_ns)

@@ -56,7 +56,8 @@ import numpy as np
 from tqdm import tqdm
 
 from backtester import dtypes
-from backtester.data.catalog import Catalog, interval_label
+from backtester.data.catalog import Catalog
+from backtester.data.intervals import interval_label
 from backtester.enums import FundingRateSource, Side
 from backtester.extras import require
 

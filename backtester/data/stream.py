@@ -58,6 +58,8 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester import dtypes
+from backtester.data.intervals import interval_label
+from backtester.data.loader import bars_to_points, price_points
 from backtester.data.market import MarketData
 
 if TYPE_CHECKING:
@@ -67,6 +69,42 @@ __all__ = ["MarketDataStream"]
 
 _NO_TS = np.iinfo(np.int64).max
 _DAY_NS = 86_400_000_000_000
+
+
+def stream_market_data(
+    catalog: Catalog,
+    exchange: str,
+    symbols: str | list[str],
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    bar_interval_ns: int = 0,
+    with_trades: bool = False,
+    *,
+    chunk_ns: int = 7 * 86_400_000_000_000,
+    snap_to_funding: bool = True,
+) -> MarketDataStream:
+    """:func:`~backtester.data.loader.load_market_data` of one or several instruments, served
+    in windows of ``chunk_ns`` of event time (a :class:`MarketDataStream`).
+
+    Pass the stream as ``data`` to :func:`~backtester.engine.backtest.backtest`: the replay
+    then holds one window of input rows at a time (chunked replay), whatever the span.
+    ``chunk_ns`` (> 0, default one week) is the window length; with ``snap_to_funding``
+    each boundary moves forward to the next common funding time so the funding-basis mark
+    is exact (see the module docstring). Raises ``ValueError`` naming the argument
+    (``chunk_ns`` <= 0, a symbol without market data, an empty span).
+    """
+    names = [symbols] if isinstance(symbols, str) else list(symbols)
+    return MarketDataStream(
+        catalog,
+        exchange,
+        names,
+        start_ns,
+        end_ns,
+        bar_interval_ns,
+        with_trades,
+        chunk_ns,
+        snap_to_funding,
+    )
 
 
 class MarketDataStream:
@@ -108,8 +146,6 @@ class MarketDataStream:
         chunk_ns: int,
         snap_to_funding: bool = True,
     ) -> None:
-        from backtester.data.catalog import interval_label
-
         if isinstance(chunk_ns, bool) or not isinstance(chunk_ns, (int, np.integer)):
             raise TypeError(f"chunk_ns: expected an integer number of ns, got {chunk_ns!r}")
         if chunk_ns <= 0:
@@ -134,7 +170,7 @@ class MarketDataStream:
         self._path_intervals: list[dict[str, int]] = []
         for symbol in self.symbols:
             interval = bar_interval_ns
-            stored = catalog._intervals("bars", exchange, symbol)
+            stored = catalog.intervals("bars", exchange, symbol)
             if interval == 0:
                 if len(stored) > 1:
                     raise ValueError(
@@ -156,7 +192,7 @@ class MarketDataStream:
                     which: (
                         0
                         if which not in self.sources[-1] or catalog.exists(which, exchange, symbol)
-                        else catalog._intervals(f"{which}_bars", exchange, symbol)[0]
+                        else catalog.intervals(f"{which}_bars", exchange, symbol)[0]
                     )
                     for which in ("index", "mark")
                 }
@@ -164,7 +200,7 @@ class MarketDataStream:
             if not self.sources[-1]:
                 raise ValueError(
                     f"symbols: no market data for {exchange}:{symbol} in {catalog}; available: "
-                    f"{catalog._available_text(exchange, symbol)}"
+                    f"{catalog.available_text(exchange, symbol)}"
                 )
         self._start = start_ns
         self._end = end_ns
@@ -205,7 +241,7 @@ class MarketDataStream:
             if c.exists(which, ex, symbol):
                 out[which] = str(c.dataset_dir(which, ex, symbol))
             else:
-                steps = c._intervals(f"{which}_bars", ex, symbol)
+                steps = c.intervals(f"{which}_bars", ex, symbol)
                 if steps:
                     out[which] = str(c.dataset_dir(f"{which}_bars", ex, symbol, steps[0]))
         if c.exists("funding", ex, symbol):
@@ -251,7 +287,7 @@ class MarketDataStream:
                 f, la = self._first_row_ts("bars", symbol, lo, hi, interval)
                 la = la + interval if la >= 0 else la
             elif name in ("index", "mark") and not self.catalog.exists(name, self.exchange, symbol):
-                step = self.catalog._intervals(f"{name}_bars", self.exchange, symbol)[0]
+                step = self.catalog.intervals(f"{name}_bars", self.exchange, symbol)[0]
                 f, la = self._first_row_ts(
                     f"{name}_bars",
                     symbol,
@@ -339,7 +375,7 @@ class MarketDataStream:
                 interval = self.bar_intervals[i]
             elif name in ("index", "mark") and not c.exists(name, ex, symbol):
                 kind = f"{name}_bars"
-                interval = shift = c._intervals(kind, ex, symbol)[0]
+                interval = shift = c.intervals(kind, ex, symbol)[0]
             g_lo = None if lo is None else lo - shift
             g_hi = None if hi is None else hi - shift
             files = c._files_in_range(kind, ex, symbol, g_lo, g_hi, interval)
@@ -387,7 +423,7 @@ class MarketDataStream:
             if which in sources and readers is not None:
                 points[which] = readers[which].take(p_lo, p_hi, dtypes.PRICE_DTYPE)
             elif which in sources and p_lo < p_hi:
-                points[which] = c._price_points(which, ex, symbol, p_lo, p_hi)[0]
+                points[which] = price_points(c, which, ex, symbol, p_lo, p_hi)[0]
         funding = self._funding[i]
         ts = funding["ts_ns"]
         funding = funding[
@@ -428,8 +464,6 @@ class _Sequential:
         self._pending: np.ndarray | None = None
 
     def _next(self) -> np.ndarray | None:
-        from backtester.data.catalog import bars_to_points
-
         for group in self._groups:
             return bars_to_points(group, self._shift) if self._shift else group
         return None

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,10 +37,11 @@ from backtester.engine.slippage import (
     SlippageParams,
     slippage_row,
 )
+from backtester.engine.spill import RecordSpill
 from backtester.enums import AdlRule, MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
 from backtester.rejections import explain_rejections, warn_rejections
-from backtester.results import Result
+from backtester.results import RecordStore, Result, _SpilledSeries
 from backtester.strategy import Strategy
 from backtester.swap.contract import ContractSpec, get_contract
 from backtester.swap.funding_rules import (
@@ -64,6 +66,7 @@ _OPTIONS = {
     "insurance_fund_settle": math.inf,
     "clawback_profit_pool_settle": None,
     "clawback_period": "profile",
+    "records_directory": None,
 }
 _MARK_METHODS = {
     "profile": None,
@@ -213,13 +216,21 @@ class _PriceSampler:
     """Price series of a chunked replay, bounded like the equity records: per instrument and
     series (last, mark, index), the last point of each ``interval_ns`` bucket (by its time),
     collected chunk by chunk as the chunks pass on their way to the engine. The unstreamed
-    :func:`_price_series` keeps every point instead."""
+    :func:`_price_series` keeps every point instead.
 
-    def __init__(self, n: int, interval_ns: int) -> None:
+    With a ``spill``, each window's points go to the records folder
+    (``price-<instrument>-<series>``, row groups of whole windows) instead of memory; the last
+    point of a window waits for the next one, whose first point replaces it when it falls in
+    the same bucket."""
+
+    def __init__(self, n: int, interval_ns: int, spill: RecordSpill | None = None) -> None:
         self.interval_ns = interval_ns
+        self.spill = spill
         self.parts: list[dict[str, list[npt.NDArray[np.void]]]] = [
             {"last": [], "mark": [], "index": []} for _ in range(n)
         ]
+        # spilled mode: the last point seen per instrument and series, not written yet
+        self.pending: list[dict[str, npt.NDArray[np.void]]] = [{} for _ in range(n)]
 
     def wrap(self, chunks: Any) -> Any:
         for chunk in chunks:
@@ -227,10 +238,31 @@ class _PriceSampler:
             yield chunk
 
     def add(self, chunk: list[MarketData]) -> None:
-        for parts, d in zip(self.parts, chunk, strict=True):
+        for i, (parts, d) in enumerate(zip(self.parts, chunk, strict=True)):
             for name, series in _price_series(d).items():
-                if len(series):
+                if not len(series):
+                    continue
+                if self.spill is None:
                     parts[name].append(self._thin(series))
+                    continue
+                thinned = self._thin(series)
+                pending = self.pending[i].get(name)
+                if pending is not None and (
+                    pending["ts_ns"][0] // self.interval_ns
+                    != thinned["ts_ns"][0] // self.interval_ns
+                ):
+                    thinned = np.concatenate([pending, thinned])
+                self.spill.write(f"price-{i}-{name}", thinned[:-1])
+                self.pending[i][name] = thinned[-1:].copy()
+
+    def flush(self) -> None:
+        """Spilled mode: write the last pending point of every series (and name the empty
+        ones, so every file exists)."""
+        assert self.spill is not None
+        empty = np.zeros(0, dtype=dtypes.PRICE_DTYPE)
+        for i, pending in enumerate(self.pending):
+            for name in ("last", "mark", "index"):
+                self.spill.write(f"price-{i}-{name}", pending.get(name, empty))
 
     def _thin(self, series: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
         bucket = series["ts_ns"] // self.interval_ns
@@ -318,6 +350,13 @@ def backtest(
         ``history_bars`` (int ≥ 0, default 10,000): chunked replay only — bars per instrument
         carried from one chunk into the next for history windows (``ctx.sma(n)`` and jitted
         ``ctx.bars[row - k]`` exact for ``n, k <= history_bars``).
+        ``records_directory`` (str | Path | None): chunked replay only — the folder the records
+        are spilled to, in Parquet row groups of whole windows (:mod:`backtester.engine.spill`),
+        so the memory stays bounded by the window whatever the span; it must be new or hold no
+        ``.parquet`` file, and is kept (also after a failed run, with every window completed
+        before the error). None (default): a temporary folder, removed by ``result.close()``
+        or when the Result is garbage-collected. The Result reads a record kind back from it
+        on first access; ``config["stream"]`` names the folder.
 
     Returns
     -------
@@ -339,6 +378,18 @@ def backtest(
     opts = {**_OPTIONS, **options}
     instance = strategy(**(params or {}))
     stream = data if isinstance(data, MarketDataStream) else None
+    records_directory = opts["records_directory"]
+    if records_directory is not None:
+        if not isinstance(records_directory, (str, Path)):
+            raise TypeError(
+                f"records_directory: expected a folder path (str or Path), got "
+                f"{type(records_directory).__name__}"
+            )
+        if stream is None:
+            raise ValueError(
+                "records_directory: only a streamed replay (data = a MarketDataStream, "
+                "Catalog.stream_market_data) spills its records; got in-memory data"
+            )
     chunks: Any = None
     if stream is not None:
         chunks = iter(stream)
@@ -435,11 +486,7 @@ def backtest(
                 + (" (the recorded mark is replayed)" if method == MarkPriceMethod.HISTORICAL
                    else " and no mark stream (mark = last price)")
             )  # fmt: skip
-        if lev > float(row[0]["max_leverage"]):
-            raise ValueError(
-                f"leverage: expected a value in [1, {float(row[0]['max_leverage']):g}] for "
-                f"{spec.name}, got {lev!r}"
-            )
+        spec.check_leverage(lev, at_ns=start_ns)  # the one rule (also ctx.set_leverage, CLI)
         param_rows.append(row)
     params_array = np.concatenate(param_rows)
     tiers_array = np.ascontiguousarray(np.concatenate(tier_rows))
@@ -454,116 +501,153 @@ def backtest(
     if equity_interval is None:
         first_interval = stream.bar_intervals[0] if stream else data_list[0].bar_interval_ns
         equity_interval = first_interval or _MINUTE_NS
-    sampler = None
+    sampler = spill = None
     if stream is not None:
-        sampler = _PriceSampler(n, int(equity_interval) or _MINUTE_NS)
-        sampler.add(data_list)
-        chunks = sampler.wrap(chunks)
-    fund_start, fund_source = _insurance_fund_start(opts["insurance_fund_settle"], start_ns)
-    clawback_period = opts["clawback_period"]
-    if clawback_period not in ("profile", "week", "none"):
-        raise ValueError(
-            f"clawback_period: {suggestion(str(clawback_period), ['profile', 'week', 'none'])}"
+        # created last before the run: every error above leaves no folder behind
+        spill = RecordSpill(records_directory)
+        try:
+            sampler = _PriceSampler(n, int(equity_interval) or _MINUTE_NS, spill)
+            sampler.add(data_list)
+            chunks = sampler.wrap(chunks)
+        except BaseException:
+            spill.close(failed=True)
+            raise
+    try:
+        fund_start, fund_source = _insurance_fund_start(opts["insurance_fund_settle"], start_ns)
+        clawback_period = opts["clawback_period"]
+        if clawback_period not in ("profile", "week", "none"):
+            raise ValueError(
+                f"clawback_period: {suggestion(str(clawback_period), ['profile', 'week', 'none'])}"
+            )
+        if clawback_period == "profile":
+            clawback_period = "week" if specs[0].profile.adl_rule == AdlRule.CLAWBACK else "none"
+        pool = opts["clawback_profit_pool_settle"]
+        pool = math.nan if pool is None else check_positive(pool, "clawback_profit_pool_settle")
+        run = Run(
+            data_list,
+            params_array,
+            tiers_array,
+            balance,
+            leverages,
+            modes,
+            rates,
+            latency_ns=latency,
+            bar_path=0 if bar_path == "conservative" else 1,
+            queue_model=bool(opts["queue_model"]),
+            queue_initial_base=check_non_negative(opts["queue_initial_base"], "queue_initial_base"),
+            margin_call_buffer_ratio=margin_call,
+            equity_interval_ns=int(equity_interval),
+            chunks=chunks,
+            history_bars=history_bars,
+            start_ns=start_ns,
+            bar_intervals=stream.bar_intervals if stream is not None else None,
+            fill_on_trades=stream.has_trades if stream is not None else None,
+            tier_switches=tier_switches,
+            insurance_fund_settle=fund_start,
+            clawback_period_ns=WEEK_NS if clawback_period == "week" else 0,
+            clawback_offset_ns=OKEX_CLAWBACK_OFFSET_NS,
+            clawback_profit_pool_settle=pool,
         )
-    if clawback_period == "profile":
-        clawback_period = "week" if specs[0].profile.adl_rule == AdlRule.CLAWBACK else "none"
-    pool = opts["clawback_profit_pool_settle"]
-    pool = math.nan if pool is None else check_positive(pool, "clawback_profit_pool_settle")
-    run = Run(
-        data_list,
-        params_array,
-        tiers_array,
-        balance,
-        leverages,
-        modes,
-        rates,
-        latency_ns=latency,
-        bar_path=0 if bar_path == "conservative" else 1,
-        queue_model=bool(opts["queue_model"]),
-        queue_initial_base=check_non_negative(opts["queue_initial_base"], "queue_initial_base"),
-        margin_call_buffer_ratio=margin_call,
-        equity_interval_ns=int(equity_interval),
-        chunks=chunks,
-        history_bars=history_bars,
-        start_ns=start_ns,
-        bar_intervals=stream.bar_intervals if stream is not None else None,
-        fill_on_trades=stream.has_trades if stream is not None else None,
-        tier_switches=tier_switches,
-        insurance_fund_settle=fund_start,
-        clawback_period_ns=WEEK_NS if clawback_period == "week" else 0,
-        clawback_offset_ns=OKEX_CLAWBACK_OFFSET_NS,
-        clawback_profit_pool_settle=pool,
-    )
-    if run_warnings:
-        # once per run, every instrument in one message; also in config["warnings"], the
-        # summary and the report
-        warnings.warn("; ".join(run_warnings), RunDataWarning, stacklevel=2)
-    if isinstance(instance, JitStrategy):
-        run.run_jit(instance)
-    else:
-        run.run(instance)
-    config = {
-        "strategy": f"{strategy.__module__}.{strategy.__qualname__}",
-        "params": {k: _jsonable(v) for k, v in {**strategy.parameters(), **(params or {})}.items()},
-        "contracts": [s.name for s in specs],
-        "initial_balance": balance,
-        "leverage": leverages,
-        "margin_mode": [MarginMode(m).name.lower() for m in modes],
-        "mark_price_method_used": methods,
-        "funding_source_used": funding_used,
-        "warnings": run_warnings,
-        "options": {k: _jsonable(v) for k, v in opts.items()},
-        "data": [
-            {
-                "symbol": d.symbol,
-                "exchange": d.exchange,
-                "start_ns": d.start_ns if stream is None else stream.start_ns,
-                "end_ns": d.end_ns if stream is None else stream.end_ns,
-                "bar_interval_ns": d.bar_interval_ns if stream is None else stream.bar_intervals[k],
-                "sources": d.sources,
+        if run_warnings:
+            # once per run, every instrument in one message; also in config["warnings"], the
+            # summary and the report
+            warnings.warn("; ".join(run_warnings), RunDataWarning, stacklevel=2)
+        if spill is not None:
+            # each window's records go to disk before the next window is read
+            run.on_window_end = spill.spill_run
+        if isinstance(instance, JitStrategy):
+            run.run_jit(instance)
+        else:
+            run.run(instance)
+        if spill is not None:
+            spill.spill_run(run, final=True)
+            sampler.flush()
+            spill.close()
+        config = {
+            "strategy": f"{strategy.__module__}.{strategy.__qualname__}",
+            "params": {
+                k: _jsonable(v) for k, v in {**strategy.parameters(), **(params or {})}.items()
+            },
+            "contracts": [s.name for s in specs],
+            "initial_balance": balance,
+            "leverage": leverages,
+            "margin_mode": [MarginMode(m).name.lower() for m in modes],
+            "mark_price_method_used": methods,
+            "funding_source_used": funding_used,
+            "warnings": run_warnings,
+            "options": {k: _jsonable(v) for k, v in opts.items()},
+            "data": [
+                {
+                    "symbol": d.symbol,
+                    "exchange": d.exchange,
+                    "start_ns": d.start_ns if stream is None else stream.start_ns,
+                    "end_ns": d.end_ns if stream is None else stream.end_ns,
+                    "bar_interval_ns": d.bar_interval_ns
+                    if stream is None
+                    else stream.bar_intervals[k],
+                    "sources": d.sources,
+                }
+                for k, d in enumerate(data_list)
+            ],
+        }
+        config["insurance_fund"] = {
+            "start_settle": fund_start,
+            "source": fund_source,
+            "end_settle": float(run.account[0]["insurance_fund_settle"]),
+            "uncovered_deficit_pending_settle": float(run.account[0]["uncovered_deficit_settle"]),
+            "clawback_period": clawback_period,
+            "clawback_profit_pool_settle": pool,
+            "clawback_not_taken_settle": float(run.account[0]["clawback_not_taken_settle"]),
+        }
+        not_taken = config["insurance_fund"]["clawback_not_taken_settle"]
+        if not_taken > 0.0:
+            # nothing silent: a clawback larger than the free wallet was capped (deleverage_nb)
+            message = (
+                f"clawback capped at the free wallet: {not_taken:.10g} {specs[0].settle_currency} "
+                "of the clawbacks not taken (the period's profit was no longer in the account)"
+            )
+            run_warnings.append(message)
+            warnings.warn(message, RunDataWarning, stacklevel=2)
+        if stream is not None:
+            config["stream"] = {
+                "chunk_ns": stream.chunk_ns,
+                "windows": run.n_chunks,
+                **spill.describe(),
             }
-            for k, d in enumerate(data_list)
-        ],
-    }
-    config["insurance_fund"] = {
-        "start_settle": fund_start,
-        "source": fund_source,
-        "end_settle": float(run.account[0]["insurance_fund_settle"]),
-        "uncovered_deficit_pending_settle": float(run.account[0]["uncovered_deficit_settle"]),
-        "clawback_period": clawback_period,
-        "clawback_profit_pool_settle": pool,
-        "clawback_not_taken_settle": float(run.account[0]["clawback_not_taken_settle"]),
-    }
-    not_taken = config["insurance_fund"]["clawback_not_taken_settle"]
-    if not_taken > 0.0:
-        # nothing silent: a clawback larger than the free wallet was capped (deleverage_nb)
-        message = (
-            f"clawback capped at the free wallet: {not_taken:.10g} {specs[0].settle_currency} "
-            "of the clawbacks not taken (the period's profit was no longer in the account)"
+        records: Any = run.records()
+        if spill is not None:
+            # only the orders stay in memory; every other kind is read back on first access
+            records = RecordStore(
+                {"orders": records["orders"]},
+                spill.directory,
+                {name: spill.dtype(name) for name in spill.names()},
+                temporary=spill.owned,
+            )
+            price_series = {
+                symbol: _SpilledSeries(records, i) for i, symbol in enumerate(stream.symbols)
+            }
+        else:
+            price_series = {d.symbol: _PriceSeries(d) for d in data_list}
+        plots = run.plot_arrays()
+        run.release()
+        # nothing silent: each reject reason is explained once (config, summary, report) and warned
+        config["rejections"] = explain_rejections(records, specs, leverages)
+        warn_rejections(config["rejections"], stacklevel=3)
+        return Result(
+            instruments=[d.symbol for d in data_list],
+            settle_currency=specs[0].settle_currency,
+            initial_balance_settle=balance,
+            records=records,
+            config=config,
+            price_series=price_series,
+            contract_kinds=[int(s.contract_kind) for s in specs],
+            plots=plots,
         )
-        run_warnings.append(message)
-        warnings.warn(message, RunDataWarning, stacklevel=2)
-    if stream is not None:
-        config["stream"] = {"chunk_ns": stream.chunk_ns, "windows": run.n_chunks}
-        price_series = dict(zip(stream.symbols, sampler.series(), strict=True))
-    else:
-        price_series = {d.symbol: _PriceSeries(d) for d in data_list}
-    records = run.records()
-    plots = run.plot_arrays()
-    run.release()
-    # nothing silent: each reject reason is explained once (config, summary, report) and warned
-    config["rejections"] = explain_rejections(records, specs, leverages)
-    warn_rejections(config["rejections"], stacklevel=3)
-    return Result(
-        instruments=[d.symbol for d in data_list],
-        settle_currency=specs[0].settle_currency,
-        initial_balance_settle=balance,
-        records=records,
-        config=config,
-        price_series=price_series,
-        contract_kinds=[int(s.contract_kind) for s in specs],
-        plots=plots,
-    )
+    except BaseException:
+        if spill is not None:
+            # the files keep every completed window (valid Parquet); a temporary folder goes
+            spill.close(failed=True)
+        raise
 
 
 def _insurance_fund_start(value: Any, start_ns: int) -> tuple[float, str]:
@@ -621,6 +705,8 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, Path):
+        return str(value)
     if isinstance(value, np.ndarray):
         # an array parameter (e.g. signal arrays) is described, not printed: its repr is
         # abbreviated anyway and costs ~1 ms per million elements

@@ -12,6 +12,7 @@ In a chunked replay, END_OF_DATA of one chunk swaps in the next chunk's stream a
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester import dtypes
+from backtester.callbacks import LOOP_CALLBACKS, WAKE_REASONS
 from backtester.checks import check_finite, check_non_negative, check_positive
 from backtester.data.market import MarketData
 from backtester.engine.account_nb import (
@@ -57,18 +59,10 @@ from backtester.enums import (
 from backtester.indicators import Indicators
 from backtester.protection import Protections
 from backtester.strategy import Context, Strategy
+from backtester.swap.contract import check_leverage_value
 from backtester.swap.insurance_nb import next_period_end_ns_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
 
-_WAKE_BITS = {
-    "on_bar": WakeReason.BAR,
-    "on_trade": WakeReason.TRADE,
-    "on_fill": WakeReason.FILL,
-    "on_funding": WakeReason.FUNDING,
-    "on_liquidation": WakeReason.LIQUIDATION,
-    "on_margin_call": WakeReason.MARGIN_CALL,
-    "on_adl": WakeReason.ADL,
-}
 # in the order of the loop's ``capacities`` (see min_free_nb)
 _BUFFERS = (
     "fills", "funding_payments", "liquidations", "settlements", "ledger", "equity", "adl",
@@ -83,6 +77,18 @@ _STREAMS = {
     "deleverage": "deleverage",
 }  # fmt: skip
 _TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
+
+# The Run most recently set up in this process, for the progress line of `backtester run`
+# (backtester.progress), which reads its simulated time from another thread; a weak
+# reference, so it keeps no finished run alive.
+_latest_run: weakref.ReferenceType[Run] | None = None
+
+
+def latest_run() -> Run | None:
+    """The Run most recently set up in this process (None before any, or once it is gone)."""
+    return None if _latest_run is None else _latest_run()
+
+
 # Run.place writes whole rows as tuples in these field orders
 assert dtypes.ORDER_DTYPE.names == (
     "order_id", "instrument", "ts_created_ns", "ts_updated_ns", "order_type", "side",
@@ -97,7 +103,7 @@ assert all(
 )
 assert dtypes.ORDER_WORK_DTYPE.names == (
     "active_from_ns", "queue_ahead_base", "is_taker", "queue_initial_base",
-    "fill_credit_contracts",
+    "fill_credit_contracts", "trail_offset_quote", "trail_rate", "trail_extreme_price",
 )  # fmt: skip
 
 
@@ -192,6 +198,9 @@ class Run:
         self._chunks = chunks
         self.history_bars = int(history_bars)
         self.n_chunks = 1
+        # called with the run at the end of every window of a chunked replay, before the next
+        # one is read (backtest() spills the records there: engine/spill.py)
+        self.on_window_end: Callable[[Run], None] | None = None
         self.n_instruments = len(data)
         self.plots: dict[str, tuple[list[int], list[float]]] = {}  # ctx.plot series
         self.params = params
@@ -286,6 +295,8 @@ class Run:
         self.protections = Protections(self)  # stop_loss= / take_profit= of entry orders
         self.wants_fills = False  # the strategy has on_fill (see Protections._restore_mask)
         self._contexts = [Context(self, i) for i in range(self.n_instruments)]
+        global _latest_run  # one slot per process, read by the progress line
+        _latest_run = weakref.ref(self)
 
     # ------------------------------------------------------------------ streams
     def _load_streams(self, data: list[MarketData], *, first: bool) -> None:
@@ -343,6 +354,8 @@ class Run:
         cursors change; state, orders and record buffers carry over."""
         if self._chunks is None:
             return False
+        if self.on_window_end is not None:
+            self.on_window_end(self)
         for chunk in self._chunks:
             if len(chunk) != self.n_instruments:
                 raise ValueError(
@@ -418,8 +431,12 @@ class Run:
         post_only: bool = False,
         tag: int = 0,
         queue_ahead_base: float | None = None,
+        trail: tuple[float, float, float] = (0.0, 0.0, 0.0),
     ) -> int:
-        """Write a new ORDER_DTYPE row (validated after the callback); returns its order id."""
+        """Write a new ORDER_DTYPE row (validated after the callback); returns its order id.
+
+        ``trail``: a trailing stop's (distance quote, fraction, starting extreme price), 0 for
+        the ones not given (the ORDER_WORK_DTYPE ``trail_*`` fields)."""
         if time_in_force not in _TIF:
             raise ValueError(
                 f"time_in_force: expected 'GTC', 'IOC' or 'FOK', got {time_in_force!r}"
@@ -443,7 +460,7 @@ class Run:
             if queue_ahead_base is None
             else check_non_negative(queue_ahead_base, "queue_ahead_base")
         )
-        self.work[row] = (0, 0.0, False, queue, 0.0)
+        self.work[row] = (0, 0.0, False, queue, 0.0, *trail)
         a["n_orders"] = row + 1
         a["next_order_id"] = row + 1
         return int(row)
@@ -491,12 +508,10 @@ class Run:
         s = self.positions[instrument]
         if s["contracts"] != 0.0:
             raise ValueError("set_leverage: only while the position is flat (close it first)")
-        max_leverage = float(self.params[instrument]["max_leverage"])
-        if not 1.0 <= leverage <= max_leverage:
-            raise ValueError(
-                f"leverage: expected a value in [1, {max_leverage:g}], got {leverage!r}"
-            )
-        s["leverage"] = leverage
+        # the one rule of every entry point, against the tier table in force now
+        s["leverage"] = check_leverage_value(
+            leverage, float(self.params[instrument]["max_leverage"]), self.data[instrument].symbol
+        )
 
     def transfer_margin(self, instrument: int, amount_settle: float) -> None:
         """Add (> 0) or remove (< 0) isolated position margin."""
@@ -627,11 +642,9 @@ class Run:
         """WakeReason bits of the subscribed callbacks: the wake mask (Python callbacks, run at
         wake-ups) or the callback mask (jitted callbacks, run inside the loop)."""
         mask = 0
-        for name, bit in _WAKE_BITS.items():
+        for name, bit in WAKE_REASONS.items():
             if name in subscribed:
                 mask |= int(bit)
-        if "on_order_rejected" in subscribed:
-            mask |= int(WakeReason.ORDER_UPDATE)
         a = self.account[0]
         self.wants_fills = not jitted and "on_fill" in subscribed
         a["wake_mask"] = 0 if jitted else mask
@@ -702,13 +715,7 @@ class Run:
             self._run_kernel(*kernel)
             return
         user_state = strategy.make_state()
-        callbacks = [
-            strategy.callback(name) or no_callback_nb
-            for name in (
-                "on_bar", "on_trade", "on_fill", "on_funding", "on_liquidation",
-                "on_margin_call", "on_adl", "on_order_rejected",
-            )
-        ]  # fmt: skip
+        callbacks = [strategy.callback(name) or no_callback_nb for name in LOOP_CALLBACKS]
         rejected = strategy.callback("on_order_rejected")
         on_rejected = (
             None

@@ -61,6 +61,7 @@ BUFFER_FULL = int(Status.BUFFER_FULL)
 END_OF_DATA = int(Status.END_OF_DATA)
 _WAKE = int(Status.WAKE)
 _ORDER_UPDATE = int(WakeReason.ORDER_UPDATE)
+_FILL = int(WakeReason.FILL)
 HEADROOM_PER_ORDER = 6  # records one event may write per active order / instrument
 
 
@@ -254,21 +255,8 @@ def update_mark_from_index_nb(s, p, funding, ts, alpha) -> bool:
     records and not arrays as arguments: an inlined function's array arguments get reference
     count updates (~5 ns each), and this runs at every index point."""
     method = p["mark_price_method"]
-    index = s["index_price"]
     if method == MarkPriceMethod.INDEX_EMA_BASIS or method == MarkPriceMethod.BINANCE_MEDIAN:
-        if np.isfinite(s["last_price"]):
-            step = p["mark_sample_ns"]
-            if step <= 0 or ts >= s["next_mark_sample_ns"]:
-                s["ema_basis"] = ema_update_nb(
-                    s["ema_basis"],
-                    s["last_price"] - index,
-                    alpha,
-                    s["ema_initialised"],
-                )
-                s["ema_initialised"] = True
-                if step > 0:
-                    s["next_mark_sample_ns"] = next_boundary_nb(ts, s["next_mark_sample_ns"], step)
-        basis_mark = index + s["ema_basis"] if s["ema_initialised"] else index
+        basis_mark = ema_basis_mark_nb(s, p, ts, alpha)
         if method == MarkPriceMethod.INDEX_EMA_BASIS or not np.isfinite(s["last_price"]):
             s["mark_price"] = basis_mark
             return True
@@ -282,6 +270,30 @@ def update_mark_from_index_nb(s, p, funding, ts, alpha) -> bool:
         s["mark_price"] = funding_mark_nb(s, p, funding, ts)
         return True
     return False
+
+
+@njit(cache=True, inline="always")
+def ema_basis_mark_nb(s, p, ts, alpha) -> float:
+    """``index + EMA(last − index)`` after an index update of position row ``s`` (contract
+    record ``p``): the basis is sampled when the last price is known, once per
+    ``p["mark_sample_ns"]`` when that is set; the index alone until the first sample. Records
+    only, no array argument: the signal kernel calls it at every index point of the
+    INDEX_EMA_BASIS method, where an inlined array argument's reference counting (an atomic
+    increment and decrement, ~15 ns) cost more than the update itself."""
+    index = s["index_price"]
+    if np.isfinite(s["last_price"]):
+        step = p["mark_sample_ns"]
+        if step <= 0 or ts >= s["next_mark_sample_ns"]:
+            s["ema_basis"] = ema_update_nb(
+                s["ema_basis"],
+                s["last_price"] - index,
+                alpha,
+                s["ema_initialised"],
+            )
+            s["ema_initialised"] = True
+            if step > 0:
+                s["next_mark_sample_ns"] = next_boundary_nb(ts, s["next_mark_sample_ns"], step)
+    return index + s["ema_basis"] if s["ema_initialised"] else index
 
 
 @njit(cache=True, inline="always")
@@ -435,14 +447,24 @@ def last_price_moved_nb(state, i, ts, price, stream, point, candle_ns) -> int:
     """The last price of instrument ``i`` is now ``price``; under the LAST mark method the
     mark follows it and the liquidation check runs (trigger: ``stream``/``point``/candle).
     Returns wake bits."""
-    s = state.positions[i]
+    if move_last_price_nb(state.positions[i], state.params[i], price, stream, point, candle_ns):
+        return liquidation_after_mark_nb(state, i, ts)
+    return 0
+
+
+@njit(cache=True, inline="always")
+def move_last_price_nb(s, p, price, stream, point, candle_ns) -> bool:
+    """Position row ``s``'s last price is now ``price``; under the LAST mark method (contract
+    record ``p``) the mark follows it. True when the liquidation check must run then (the
+    mark moved on an open position or during a margin call; the trigger is noted). Records
+    only (inlined in the signal kernel)."""
     s["last_price"] = price
-    if state.params[i]["mark_price_method"] == MarkPriceMethod.LAST:
+    if p["mark_price_method"] == MarkPriceMethod.LAST:
         s["mark_price"] = price
         if s["contracts"] != 0.0 or s["margin_call_active"]:
             set_trigger_nb(s, stream, point, candle_ns)
-            return liquidation_after_mark_nb(state, i, ts)
-    return 0
+            return True
+    return False
 
 
 @njit(cache=True)
@@ -490,13 +512,45 @@ def handle_bar_path_nb(state, i, ts) -> int:
     hi = bar["high"]
     start, end, point = bar_path_step_nb(s, bar, phase, state.account[0]["bar_path"] == 1)
     wake = 0
+    acc = state.account[0]
+    n_fills = acc["n_fills"]
+    # orders live when the segment starts (its first point's time, as bar_event_nb) take part:
+    # one placed at a wake inside the bar is matched on the bar's later segments
+    since = bar["ts_ns"] + (phase - 1) * s["bar_interval_ns"] // 3
     if (
         s["bar_fills"]
-        and state.account[0]["n_active"] > 0
-        and segment_nb(state, i, ts, start, end, lo, hi, bar["ts_ns"], bar["volume_base"])
+        and acc["n_active"] > 0
+        and segment_nb(state, i, ts, start, end, lo, hi, since, bar["volume_base"])
     ):
         wake |= WakeReason.FILL
+        if (acc["wake_mask"] | acc["callback_mask"]) & WakeReason.FILL:
+            # the strategy hears of the fill at the end of the segment; what it places then
+            # (an entry's exits) is matched against the rest of the segment after acceptance
+            s["segment_fill_price"] = state.fills[n_fills]["price"]
     return wake | last_price_moved_nb(state, i, ts, end, PriceStream.BARS, point, bar["ts_ns"])
+
+
+@njit(cache=True)
+def resume_segment_nb(state, i) -> bool:
+    """Orders placed when the strategy was woken by a fill on a bar-path segment (an entry's
+    stop-loss / take-profit) are live from the fill's instant: once accepted, they are matched
+    against the rest of that segment, from the first fill's price to the segment's end (the
+    last price), as if placed at the fill. Orders that were working during the segment are
+    not affected: every level of theirs inside the segment was already matched. Returns True
+    when something filled. Mutates: ``positions[i]['segment_fill_price']`` (consumed), orders,
+    records."""
+    s = state.positions[i]
+    start = s["segment_fill_price"]
+    if start == 0.0:
+        return False
+    s["segment_fill_price"] = 0.0
+    if state.account[0]["n_active"] == 0 or not s["bar_fills"]:
+        return False
+    bar = state.bars[s["c_bar"]]
+    ts = state.account[0]["ts_ns"]
+    return segment_nb(
+        state, i, ts, start, s["last_price"], bar["low"], bar["high"], ts, bar["volume_base"]
+    )
 
 
 @njit(cache=True, inline="always")
@@ -858,6 +912,13 @@ def run_until_nb(
             )
             if acc["n_orders"] > acc["n_orders_seen"]:
                 accept_after_callbacks_nb(state, on_order_rejected, user_state, ts)
+            if s["segment_fill_price"] != 0.0 and resume_segment_nb(state, i):
+                callbacks_nb(
+                    state, _FILL, i, on_bar, on_trade, on_fill, on_funding,
+                    on_liquidation, on_margin_call, on_adl, user_state,
+                )  # fmt: skip
+                if acc["n_orders"] > acc["n_orders_seen"]:
+                    accept_after_callbacks_nb(state, on_order_rejected, user_state, ts)
         if wake & acc["wake_mask"]:
             acc["wake_reason"] = wake
             acc["wake_instrument"] = i
@@ -943,6 +1004,12 @@ def replay_gen_nb(state, capacities):
         first = accept_pending_nb(state)
         if first >= 0:
             yield (first << WAKE_REF_SHIFT) | _ORDER_UPDATE
+        i = account[0]["wake_instrument"]
+        if state.positions[i]["segment_fill_price"] != 0.0 and resume_segment_nb(state, i):
+            # fills on the rest of the segment: the strategy hears of them at once
+            account[0]["wake_reason"] = _FILL
+            yield (i << WAKE_INSTRUMENT_SHIFT) | _FILL
+            continue
         status = run_until_nb(
             state,
             capacities,

@@ -66,10 +66,27 @@ def place_order_nb(
     o["tag"] = tag
     if np.isnan(queue_ahead_base):
         queue_ahead_base = acc["queue_initial_base"]
-    work[row]["queue_initial_base"] = queue_ahead_base
+    w = work[row]
+    w["queue_initial_base"] = queue_ahead_base
+    # a trailing stop's trail is set after placing (set_trail_nb); 0 = not a trailing stop
+    w["trail_offset_quote"] = 0.0
+    w["trail_rate"] = 0.0
+    w["trail_extreme_price"] = 0.0
     acc["n_orders"] = row + 1
     acc["next_order_id"] = row + 1
     return row
+
+
+@njit(cache=True)
+def set_trail_nb(work, row, offset_quote, rate, extreme_price) -> None:
+    """The trail of TRAILING_STOP_MARKET order ``row`` (placed by :func:`place_order_nb`):
+    a distance ``offset_quote`` (quote) or a ``rate`` (fraction of the extreme; used when the
+    distance is NaN or 0), starting from ``extreme_price`` (NaN: the last price when the
+    order is accepted). Mutates: ``work[row]``."""
+    w = work[row]
+    w["trail_offset_quote"] = offset_quote if offset_quote > 0.0 else 0.0
+    w["trail_rate"] = rate if not offset_quote > 0.0 and rate > 0.0 else 0.0
+    w["trail_extreme_price"] = extreme_price if extreme_price > 0.0 else 0.0
 
 
 @njit(cache=True)

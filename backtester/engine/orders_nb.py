@@ -69,6 +69,7 @@ from backtester.enums import (
     RejectReason,
     TimeInForce,
 )
+from backtester.sizing_nb import round_price_nb
 from backtester.swap.fee_nb import fee_nb
 from backtester.swap.margin_nb import initial_margin_nb
 
@@ -92,7 +93,65 @@ def is_conditional_nb(order_type) -> bool:
         or order_type == OrderType.STOP_LIMIT
         or order_type == OrderType.TAKE_PROFIT
         or order_type == OrderType.TAKE_PROFIT_LIMIT
+        or order_type == OrderType.TRAILING_STOP_MARKET
     )
+
+
+@njit(cache=True)
+def is_stop_nb(order_type) -> bool:
+    """Stops (fixed or trailing): a buy triggers on a rise, a sell on a fall."""
+    return (
+        order_type == OrderType.STOP_MARKET
+        or order_type == OrderType.STOP_LIMIT
+        or order_type == OrderType.TRAILING_STOP_MARKET
+    )
+
+
+@njit(cache=True)
+def triggers_market_nb(order_type) -> bool:
+    """Conditional orders that become market orders when triggered."""
+    return (
+        order_type == OrderType.STOP_MARKET
+        or order_type == OrderType.TAKE_PROFIT
+        or order_type == OrderType.TRAILING_STOP_MARKET
+    )
+
+
+@njit(cache=True)
+def trail_level_nb(side, extreme, offset, rate, tick) -> float:
+    """Trigger of a trailing stop whose most favourable price so far is ``extreme``.
+
+    Formula: sell (protects a long) ``extreme - offset`` or ``extreme · (1 - rate)``, rounded
+    down to the tick; buy (protects a short) ``extreme + offset`` or ``extreme · (1 + rate)``,
+    rounded up. Rounding away from the price makes "price <= level" (sell) equivalent to "the
+    price fell at least the trail from the extreme" for prices on the tick grid, so the trail
+    is never tightened by the rounding. ``offset`` (quote) is used when > 0, else ``rate``.
+    """
+    if offset > 0.0:
+        raw = extreme - offset if side < 0 else extreme + offset
+    else:
+        raw = extreme * (1.0 - rate) if side < 0 else extreme * (1.0 + rate)
+    return round_price_nb(raw, tick, -1 if side < 0 else 1)
+
+
+@njit(cache=True)
+def ratchet_trail_nb(orders, work, params, row, price) -> None:
+    """Move trailing stop ``row``'s extreme to ``price`` when it is more favourable (higher
+    for a sell, lower for a buy) and its trigger with it; the trigger never loosens.
+    Mutates: ``work[row]['trail_extreme_price']``, ``orders[row]['trigger_price']``."""
+    o = orders[row]
+    w = work[row]
+    side = o["side"]
+    better = price > w["trail_extreme_price"] if side < 0 else price < w["trail_extreme_price"]
+    if not better:
+        return
+    w["trail_extreme_price"] = price
+    level = trail_level_nb(
+        side, price, w["trail_offset_quote"], w["trail_rate"],
+        params[o["instrument"]]["tick_size_quote"],
+    )  # fmt: skip
+    if (side < 0 and level > o["trigger_price"]) or (side > 0 and level < o["trigger_price"]):
+        o["trigger_price"] = level
 
 
 @njit(cache=True)
@@ -108,7 +167,7 @@ def has_limit_nb(order_type) -> bool:
 @njit(cache=True)
 def trigger_hit_nb(order_type, side, price, trigger) -> bool:
     """Buy stop: price ≥ trigger; sell stop: ≤. Take-profit the other way round."""
-    stop = order_type == OrderType.STOP_MARKET or order_type == OrderType.STOP_LIMIT
+    stop = is_stop_nb(order_type)
     if (side > 0) == stop:
         return price >= trigger
     return price <= trigger
@@ -213,6 +272,20 @@ def validate_order_nb(account, positions, params, tiers, orders, work, active, r
         if np.isnan(price):
             return RejectReason.PRICE_OFF_TICK
         o["price"] = price
+    last = s["last_price"]
+    if typ == OrderType.TRAILING_STOP_MARKET:
+        w = work[row]
+        offset = w["trail_offset_quote"]
+        rate = w["trail_rate"]
+        if not ((offset > 0.0 and np.isfinite(offset)) or (0.0 < rate < 1.0)):
+            return RejectReason.INVALID_PRICE
+        extreme = w["trail_extreme_price"]
+        if not (extreme > 0.0 and np.isfinite(extreme)):
+            extreme = last if np.isfinite(last) else s["mark_price"]
+        if not (extreme > 0.0 and np.isfinite(extreme)):
+            return RejectReason.INVALID_PRICE
+        w["trail_extreme_price"] = extreme
+        o["trigger_price"] = trail_level_nb(side, extreme, offset, rate, p["tick_size_quote"])
     if is_conditional_nb(typ):
         if not (o["trigger_price"] > 0.0 and np.isfinite(o["trigger_price"])):
             return RejectReason.INVALID_PRICE
@@ -220,7 +293,6 @@ def validate_order_nb(account, positions, params, tiers, orders, work, active, r
         if np.isnan(trigger):
             return RejectReason.PRICE_OFF_TICK
         o["trigger_price"] = trigger
-    last = s["last_price"]
     q = s["contracts"]
     if o["reduce_only"] and (q == 0.0 or np.sign(q) == side):
         return RejectReason.REDUCE_ONLY_WOULD_INCREASE
@@ -406,8 +478,10 @@ def point_action_nb(orders, work, params, row, price, queue_model, volume, on_ba
     w = work[row]
     if awaiting_trigger_nb(orders, row):
         if not trigger_hit_nb(typ, side, price, o["trigger_price"]):
+            if typ == OrderType.TRAILING_STOP_MARKET:
+                ratchet_trail_nb(orders, work, params, row, price)
             return 0, price, Liquidity.TAKER, np.inf
-        if typ == OrderType.STOP_MARKET or typ == OrderType.TAKE_PROFIT:
+        if triggers_market_nb(typ):
             return 1, price, Liquidity.TAKER, np.inf
         o["status"] = OrderStatus.TRIGGERED
         w["is_taker"] = True
@@ -550,8 +624,7 @@ def segment_level_nb(orders, row, up) -> float:
     if typ == OrderType.MARKET:
         return np.nan
     if awaiting_trigger_nb(orders, row):
-        stop = typ == OrderType.STOP_MARKET or typ == OrderType.STOP_LIMIT
-        fires_up = (side > 0) == stop
+        fires_up = (side > 0) == is_stop_nb(typ)
         return o["trigger_price"] if fires_up == up else np.nan
     # resting limit: a sell fills on the way up, a buy on the way down
     return o["price"] if (side < 0) == up else np.nan
@@ -608,7 +681,7 @@ def process_segment_nb(
         typ = o["order_type"]
         done = True
         if awaiting_trigger_nb(orders, row):
-            if typ == OrderType.STOP_MARKET or typ == OrderType.TAKE_PROFIT:
+            if triggers_market_nb(typ):
                 execute_nb(
                     account,
                     positions,
@@ -673,4 +746,25 @@ def process_segment_nb(
                 active[k] = active[k + 1]
             acc["n_active"] -= 1
         a = best_level if not done else a
+    trail_segment_nb(orders, work, params, active, acc["n_active"], instrument, b, up, active_ts)
     return filled
+
+
+@njit(cache=True)
+def trail_segment_nb(orders, work, params, active, n_active, instrument, end, up, active_ts):
+    """After a path segment ending at ``end``: the trailing stops it moved in their favour
+    (a sell's on a move up, a buy's on a move down) ratchet to ``end``, the segment's
+    favourable extreme. A move against a trailing stop never moves it; it may trigger it
+    (the segment's fills, before this). Mutates: trailing orders' extreme and trigger."""
+    for k in range(n_active):
+        row = active[k]
+        o = orders[row]
+        if (
+            o["order_type"] != OrderType.TRAILING_STOP_MARKET
+            or o["instrument"] != instrument
+            or o["status"] != OrderStatus.NEW
+            or work[row]["active_from_ns"] > active_ts
+            or (o["side"] < 0) != up
+        ):
+            continue
+        ratchet_trail_nb(orders, work, params, row, end)

@@ -8,7 +8,6 @@ event and returns ``Status.BUFFER_FULL`` instead of writing past the end (C6).
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 
@@ -57,11 +56,3 @@ def fill_record_nb(
     acc["n_fills"] = n + 1
     acc["next_fill_id"] = fill_id + 1
     return fill_id
-
-
-@njit(cache=True)
-def nan_to_zero_nb(value: float) -> float:
-    """0.0 for NaN, else the value (for sums over flat positions)."""
-    if np.isnan(value):
-        return 0.0
-    return value

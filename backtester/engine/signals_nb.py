@@ -35,6 +35,7 @@ from backtester.engine.loop_nb import (
     accept_state_orders_nb,
     bar_event_nb,
     bar_path_step_nb,
+    ema_basis_mark_nb,
     equity_row_nb,
     handle_bar_nb,
     handle_bar_open_nb,
@@ -44,6 +45,7 @@ from backtester.engine.loop_nb import (
     handle_mark_nb,
     liquidation_after_mark_nb,
     min_free_nb,
+    move_last_price_nb,
     record_equity_nb,
     set_trigger_nb,
     settlement_due_nb,
@@ -202,6 +204,79 @@ def needs_full_check_nb(s, mc_ratio, buffer) -> bool:
     )
 
 
+@njit(cache=True, inline="always")
+def ema_index_point_nb(s, p, price, ts, alpha) -> bool:
+    """An index point of ``price`` at ``ts`` under the INDEX_EMA_BASIS mark method:
+    :func:`~backtester.engine.loop_nb.handle_index_nb` on a point stream up to its liquidation
+    check, with the mark of :func:`~backtester.engine.loop_nb.ema_basis_mark_nb` (the method's
+    branch of ``update_mark_from_index_nb``, without its funding array argument, whose
+    reference counting costs more than the update). True when the liquidation check must
+    run (an open position or a margin call; the trigger is noted). Records only."""
+    s["index_swap"] = False
+    s["index_price"] = price
+    s["c_index"] += 1
+    s["mark_price"] = ema_basis_mark_nb(s, p, ts, alpha)
+    if s["contracts"] != 0.0 or s["margin_call_active"]:
+        set_trigger_nb(s, PriceStream.INDEX, PathPoint.POINT, ts)
+        return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def quiet_path_nb(acc, s, p, t0, interval, t_index, t_mark, t_funding, daily_settlement) -> bool:
+    """Whether nothing but the bar's own path happens from its first extreme (``t0 + Δ//3``)
+    to its close (``t0 + Δ``) in the signal kernel, with no working order: no index, mark or
+    funding event before the close, no equity row due at the extremes, no settlement, tier
+    switch or clawback up to the close; and under the LAST mark method (where each point
+    moves the mark) a flat position, or an isolated one on a tier table by contracts
+    (``last_mark_path_nb``). Records (``acc``, ``s``, ``p``) and scalars only."""
+    close_ns = t0 + interval
+    method = p["mark_price_method"]
+    equity_interval = acc["equity_interval_ns"]
+    return (
+        (
+            method != MarkPriceMethod.LAST
+            or (s["contracts"] == 0.0 and not s["margin_call_active"])
+            or (
+                s["margin_mode"] == MarginMode.ISOLATED
+                and not s["margin_call_active"]
+                and p["tier_basis"] == TierBasis.CONTRACTS
+            )
+        )
+        and t_index >= close_ns
+        and t_mark >= close_ns
+        and t_funding >= close_ns
+        and (equity_interval <= 0 or acc["next_equity_ns"] > t0 + 2 * interval // 3)
+        and (not daily_settlement or s["next_settlement_ns"] >= close_ns)
+        and acc["next_tier_switch_ns"] > close_ns
+        and (acc["clawback_period_ns"] <= 0 or acc["next_clawback_ns"] > close_ns)
+    )
+
+
+@njit(cache=True)
+def last_mark_path_nb(s, p, bar, tiers, row, nearest_first, mc_ratio) -> int:
+    """A bar's three path points (from its first extreme) under the LAST mark method, with
+    the open isolated position of row ``s`` on a tier table by contracts (its row does not
+    change with the mark): each moves the last price and the mark (``move_last_price_nb``),
+    then the liquidation check's fast exit runs (``row``: the position's tier row, or -1 to
+    look it up). Returns the phase (1-3) of the first point after which the full check must
+    run (the later points not replayed), 0 when none needs it. Not inlined, and the kernel's
+    tier cache only read: either made the kernel's loop measurably slower (~2x on the
+    index-EMA case) for the common methods."""
+    if row < 0:
+        _, row = tier_cache_nb(s, p, tiers, abs(s["contracts"]))
+    tier = tiers[row]
+    for phase in range(1, 4):
+        _, end, point = bar_path_step_nb(s, bar, phase, nearest_first)
+        move_last_price_nb(s, p, end, PriceStream.BARS, point, bar["ts_ns"])
+        buffer = np.nan
+        if np.isfinite(s["mark_price"]):
+            _, _, buffer, _ = isolated_metrics_nb(s, p, tier)
+        if needs_full_check_nb(s, mc_ratio, buffer):
+            return phase
+    return 0
+
+
 @njit(cache=True)
 def run_signals_nb(state, capacities, signals) -> int:
     """Replay until the end of data or a full buffer; returns a Status.
@@ -314,14 +389,17 @@ def run_signals_nb(state, capacities, signals) -> int:
             if s["index_interval_ns"] == 0:
                 # handle_index_nb on a point stream, its liquidation check's fast exit settled
                 # from the cached tier row (below)
-                s["index_swap"] = False
-                s["index_price"] = index[c]["price"]
-                s["c_index"] = c + 1
-                if update_mark_from_index_nb(s, p, funding, ts, alpha) and (
-                    s["contracts"] != 0.0 or s["margin_call_active"]
-                ):
-                    set_trigger_nb(s, PriceStream.INDEX, PathPoint.POINT, ts)
-                    check = True
+                if method == MarkPriceMethod.INDEX_EMA_BASIS:
+                    check = ema_index_point_nb(s, p, index[c]["price"], ts, alpha)
+                else:
+                    s["index_swap"] = False
+                    s["index_price"] = index[c]["price"]
+                    s["c_index"] = c + 1
+                    if update_mark_from_index_nb(s, p, funding, ts, alpha) and (
+                        s["contracts"] != 0.0 or s["margin_call_active"]
+                    ):
+                        set_trigger_nb(s, PriceStream.INDEX, PathPoint.POINT, ts)
+                        check = True
             else:
                 handle_index_nb(state, 0, ts)
             t_index = index[c + 1]["ts_ns"] if c + 1 < s["e_index"] else NO_EVENT
@@ -345,26 +423,104 @@ def run_signals_nb(state, capacities, signals) -> int:
                 funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
             )
         else:
-            # with no working order and the mark not on the last price, a bar's open and path
-            # only move the last price (what handle_bar_open_nb / handle_bar_path_nb do then)
-            quiet = acc["n_active"] == 0 and method != MarkPriceMethod.LAST
+            if kind == EventKind.BAR:
+                handle_bar_nb(state, 0, ts)
+                k = s["c_bar"] - 1
+                placed = False
+                if close_long[k] or close_short[k] or not np.isnan(amount[k]):
+                    placed = signal_orders_nb(state, signals, k)
+                    if placed:
+                        unchecked = 0  # more working orders: a larger head-room from now on
+                t_bar = NO_EVENT
+                if s["c_bar"] < s["e_bar"]:
+                    t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
+                if t_bar == ts and unchecked > 0:
+                    # the next bar opens at this close: its open is the next event (no other
+                    # kind comes after a bar close at its instant, and the settlement, tier
+                    # switch, clawback and equity row of this instant are done), run now
+                    unchecked -= 1
+                    kind = EventKind.BAR_OPEN
             if kind == EventKind.BAR_OPEN:
-                if quiet and not s["fill_on_trades"]:
+                # with no working order, the open only moves the last price (and the mark
+                # under the LAST method): handle_bar_open_nb then
+                if acc["n_active"] == 0 and not s["fill_on_trades"]:
                     s["bar_phase"] = 1
                     s["bar_fills"] = True
-                    s["last_price"] = bars[s["c_bar"]]["open"]
+                    check = move_last_price_nb(
+                        s, p, bars[s["c_bar"]]["open"], PriceStream.BARS, PathPoint.OPEN, ts
+                    )
+                    if (
+                        not check
+                        and unchecked > 0
+                        and not acc["equity_pending"]
+                        and (equity_interval <= 0 or ts < acc["next_equity_ns"])
+                        and quiet_path_nb(
+                            acc, s, p, ts, bar_interval, t_index, t_mark, t_funding,
+                            daily_settlement,
+                        )
+                    ):  # fmt: skip
+                        # nothing runs at the bar's first extreme before its own step either
+                        # (no equity row to write, no check of the open): the path is folded
+                        # now, as the first extreme's event would fold it (below)
+                        unchecked -= 1
+                        kind = EventKind.BAR_PATH
                 else:
                     handle_bar_open_nb(state, 0, ts)
-            elif kind == EventKind.BAR_PATH:
-                if quiet:
-                    _, end, _ = bar_path_step_nb(s, bars[s["c_bar"]], s["bar_phase"], nearest)
-                    s["last_price"] = end
+                t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
+            if kind == EventKind.BAR_PATH:
+                # with no working order, a bar's path only moves the last price, and the mark
+                # with it under the LAST method (handle_bar_path_nb then); the liquidation
+                # check that follows a mark move is the one below
+                if acc["n_active"] == 0:
+                    bar = bars[s["c_bar"]]
+                    t0 = bar["ts_ns"]
+                    close_ns = t0 + bar_interval
+                    if s["bar_phase"] == 1 and quiet_path_nb(
+                        acc, s, p, t0, bar_interval, t_index, t_mark, t_funding, daily_settlement
+                    ):
+                        # Nothing else happens up to the bar's close (quiet_path_nb): its three
+                        # path points only move the last price (and the mark under the LAST
+                        # method), so they are applied here as one step, with the index point
+                        # at the close that comes next. No record, equity row, settlement,
+                        # tier switch or clawback falls on them (the equity flag of the close's
+                        # instant is set below, as each event of that instant would set it).
+                        # ``bar_low_first`` (the order of the extremes) is left unset: only the
+                        # later segments of this bar's path read it, and they are not replayed.
+                        # Under the LAST method with an open isolated position each point is
+                        # followed by the liquidation check: its fast exit runs at each
+                        # (last_mark_path_nb), and the fold stops at the first point that needs
+                        # the full check (run below at that point's time).
+                        stop = 0
+                        if method == MarkPriceMethod.LAST and s["contracts"] != 0.0:
+                            cached = tier_row if tier_size == abs(s["contracts"]) else -1
+                            stop = last_mark_path_nb(s, p, bar, tiers, cached, nearest, mc_ratio)
+                        else:
+                            s["bar_phase"] = 4
+                            s["last_price"] = bar["close"]
+                            if method == MarkPriceMethod.LAST:
+                                s["mark_price"] = bar["close"]  # flat: no check to run
+                        if stop > 0:
+                            ts = t0 + (stop * bar_interval) // 3 if stop < 3 else close_ns
+                            check = True
+                        else:
+                            ts = close_ns
+                        acc["ts_ns"] = ts
+                        if (
+                            stop == 0
+                            and t_index == ts
+                            and unchecked > 0
+                            and s["index_interval_ns"] == 0
+                            and method == MarkPriceMethod.INDEX_EMA_BASIS
+                        ):
+                            unchecked -= 1  # one more event: the index point
+                            c = s["c_index"]
+                            check = ema_index_point_nb(s, p, index[c]["price"], ts, alpha)
+                            t_index = index[c + 1]["ts_ns"] if c + 1 < s["e_index"] else NO_EVENT
+                    else:
+                        _, end, point = bar_path_step_nb(s, bar, s["bar_phase"], nearest)
+                        check = move_last_price_nb(s, p, end, PriceStream.BARS, point, t0)
                 else:
                     handle_bar_path_nb(state, 0, ts)
-            else:
-                handle_bar_nb(state, 0, ts)
-            t_bar = NO_EVENT
-            if s["c_bar"] < s["e_bar"]:
                 t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
         if check:
             # liquidation_after_mark_nb, its fast exit (isolated, far from the threshold)
@@ -386,33 +542,3 @@ def run_signals_nb(state, capacities, signals) -> int:
         if equity_interval > 0 and ts >= acc["next_equity_ns"]:
             acc["equity_pending"] = True
             acc["next_equity_ns"] = (ts // equity_interval + 1) * equity_interval
-        if kind == EventKind.BAR:
-            k = s["c_bar"] - 1
-            signalled = close_long[k] or close_short[k] or not np.isnan(amount[k])
-            if signalled and signal_orders_nb(state, signals, k):
-                unchecked = 0  # more working orders: a larger head-room from now on
-        elif (
-            kind == EventKind.BAR_OPEN
-            and t_bar < NO_EVENT
-            and acc["n_active"] == 0
-            and method != MarkPriceMethod.LAST
-            and not acc["equity_pending"]
-        ):
-            # the bar's two extremes only move the last price when nothing else happens
-            # before its close: applied now, in their order, instead of as two events (no
-            # record, settlement, tier switch or equity row falls on them)
-            second_ns = ts + 2 * bar_interval // 3
-            close_ns = ts + bar_interval
-            if (
-                t_index >= close_ns
-                and t_mark >= close_ns
-                and t_funding >= close_ns
-                and (equity_interval <= 0 or acc["next_equity_ns"] > second_ns)
-                and (not daily_settlement or s["next_settlement_ns"] >= second_ns)
-                and acc["next_tier_switch_ns"] > second_ns
-            ):
-                bar = bars[s["c_bar"]]
-                bar_path_step_nb(s, bar, 1, nearest)
-                _, end, _ = bar_path_step_nb(s, bar, 2, nearest)
-                s["last_price"] = end
-                t_bar, k_bar = bar_event_nb(bar["ts_ns"], bar_interval, s)

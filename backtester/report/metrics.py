@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from backtester.enums import ContractKind, LedgerKind, LiquidationRule
+from backtester.enums import ContractKind, LedgerKind, MarginRatioForm
 
 if TYPE_CHECKING:
     from backtester.results import Result
@@ -206,14 +206,25 @@ def _notional_settle(result: Result) -> float:
     return total
 
 
+def ratio_rises_to_liquidation(result: Result) -> bool:
+    """Whether the first instrument's displayed margin ratio rises toward liquidation
+    (MAINTENANCE_OVER_BALANCE, Binance) rather than falling (every other form), by the rule's
+    terms (``margin_nb.liquidation_rule_terms_nb``)."""
+    from backtester.swap.margin_nb import liquidation_rule_terms_nb
+
+    rule = _contract_attr(result, 0, "liquidation_rule")
+    if rule is None:
+        return False
+    return bool(liquidation_rule_terms_nb(int(rule))[0] == MarginRatioForm.MAINTENANCE_OVER_BALANCE)
+
+
 def _worst_margin_ratio(result: Result) -> float:
     ratio = np.asarray(result.records["equity"]["margin_ratio"], dtype=np.float64)
     ratio = ratio[np.isfinite(ratio)]
     if len(ratio) == 0:
         return math.nan
-    rule = _contract_attr(result, 0, "liquidation_rule")
     # Binance shows MM / margin balance (higher is worse); every other venue the inverse way.
-    if rule is not None and int(rule) == LiquidationRule.BINANCE:
+    if ratio_rises_to_liquidation(result):
         return float(np.max(ratio))
     return float(np.min(ratio))
 

@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +34,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from backtester import dtypes
+from backtester.io import atomic_write, json_bytes
 
 if TYPE_CHECKING:
     from backtester.results import Result
@@ -45,39 +43,6 @@ __all__ = ["load_run", "save_run"]
 
 FORMAT_VERSION = 1
 CSV_KINDS = ("ledger", "fills", "liquidations", "equity", "funding_payments", "orders")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    return str(value)
-
-
-def _json_bytes(value: Any) -> bytes:
-    return (json.dumps(_jsonable(value), indent=2, allow_nan=False) + "\n").encode()
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -155,8 +120,8 @@ def save_run(
         "pnl_attribution_total_settle": attribution.attrs["total_settle"],
         "funding_rate_sources": attribution.attrs["funding_rate_sources"],
     }
-    _atomic_write(root / "summary.json", _json_bytes(summary))
-    _atomic_write(root / "config.json", _json_bytes(result.config))
+    atomic_write(root / "summary.json", json_bytes(summary))
+    atomic_write(root / "config.json", json_bytes(result.config))
     meta = {
         "format_version": FORMAT_VERSION,
         "instruments": list(result.instruments),
@@ -165,12 +130,12 @@ def save_run(
         "initial_balance_settle": repr(float(result.initial_balance_settle)),
         "contract_kinds": [int(k) for k in result.contract_kinds],
     }
-    _atomic_write(root / "result.json", _json_bytes(meta))
+    atomic_write(root / "result.json", json_bytes(meta))
     for kind in dtypes.ALL_RECORD_DTYPES:
         records = result.records[kind]
-        _atomic_write(root / f"{kind}.parquet", _parquet_bytes(_records_table(records)))
+        atomic_write(root / f"{kind}.parquet", _parquet_bytes(_records_table(records)))
         if csv and kind in CSV_KINDS:
-            _atomic_write(root / f"{kind}.csv", _csv_bytes(result.frame(kind)))
+            atomic_write(root / f"{kind}.csv", _csv_bytes(result.frame(kind)))
     symbols, series, ts, price = [], [], [], []
     for symbol, streams in result.price_series.items():
         for name, array in streams.items():
@@ -186,14 +151,14 @@ def save_run(
             "price": np.concatenate(price) if price else np.zeros(0, np.float64),
         }
     )
-    _atomic_write(root / "price_series.parquet", _parquet_bytes(prices))
+    atomic_write(root / "price_series.parquet", _parquet_bytes(prices))
     names = [name for name, (t, _) in result.plots.items() for _ in range(len(t))]
     plots = pa.table({
         "name": pa.array(names, type=pa.string()),
         "ts_ns": np.concatenate([t for t, _ in result.plots.values()] or [np.zeros(0, np.int64)]),
         "value": np.concatenate([v for _, v in result.plots.values()] or [np.zeros(0)]),
     })  # fmt: skip
-    _atomic_write(root / "plots.parquet", _parquet_bytes(plots))
+    atomic_write(root / "plots.parquet", _parquet_bytes(plots))
     from backtester.report.trades import round_trips
 
     trips = round_trips(result)  # built once, for trades.parquet and the report
@@ -201,9 +166,9 @@ def save_run(
     trades.insert(trades.columns.get_loc("duration"), "duration_s",
                   trades["duration"].dt.total_seconds())  # fmt: skip
     trades = trades.drop(columns=["duration"])
-    _atomic_write(root / "trades.parquet", _parquet_bytes(pa.Table.from_pandas(trades)))
+    atomic_write(root / "trades.parquet", _parquet_bytes(pa.Table.from_pandas(trades)))
     if csv:
-        _atomic_write(root / "trades.csv", _csv_bytes(trades))
+        atomic_write(root / "trades.csv", _csv_bytes(trades))
     options = report_plotly(root, self_contained)
     if shared_dir is not None and not self_contained:
         options["shared_dir"] = Path(shared_dir)

@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from backtester.enums import ContractKind, LiquidationRule
+from backtester.enums import ContractKind
+from backtester.io import atomic_write
+from backtester.report.chart_data import downsample_minmax, liquidation_threshold
 from backtester.report.escape import esc
 from backtester.report.plotly_spec import figure_div, scatter, template_script
 
@@ -301,8 +303,6 @@ def _times(ts_ns: np.ndarray) -> np.ndarray:
 
 
 def _bucket(ts: np.ndarray, y: np.ndarray, points: int = CHART_POINTS) -> tuple:
-    from backtester.report.html import downsample_minmax
-
     return downsample_minmax(np.asarray(ts), np.asarray(y, dtype=np.float64), points)
 
 
@@ -432,31 +432,27 @@ def _equity_figure(result: Result) -> dict[str, Any]:
 
 
 def _threshold(result: Result) -> tuple[float, str] | None:
-    from backtester.report.html import _threshold as venue_threshold
-
-    return venue_threshold(result)
+    return liquidation_threshold(result)
 
 
 def liquidation_distance(result: Result) -> np.ndarray:
     """Share of the margin balance above what the venue requires: 0 at liquidation, 1 far away.
 
     One direction for every venue, from the venue's own margin ratio ``r`` in the equity
-    records: Binance ``r`` = MM / margin balance → ``1 − r``; OKX mgnRatio, BitMEX, Bybit
-    ``r`` = margin balance / requirement → ``1 − 1/r``; OKEx 2019 ``r`` = (margin + UPL) /
-    position value with trigger ``L`` = MMR + liquidation fee → ``1 − L / r``. NaN when flat.
+    records and its tier-1 trigger level ``L`` (:func:`_threshold`): Binance ``r`` = MM /
+    margin balance rises to ``L`` = 1 → ``1 − r/L``; every other venue's ratio falls to ``L``
+    → ``1 − L/r`` (OKX mgnRatio ``L`` = 1; OKEx 2019 ``L`` = MMR + fee; BitMEX, Bybit margin
+    balance / MM with ``L`` = (MMR + fee) / MMR). NaN when flat.
     """
-    from backtester.report.metrics import _contract_attr
+    from backtester.report.metrics import ratio_rises_to_liquidation
 
     ratio = np.asarray(result.records["equity"]["margin_ratio"], dtype=np.float64)
-    rule = _contract_attr(result, 0, "liquidation_rule")
+    threshold = _threshold(result)
+    level = threshold[0] if threshold else math.nan
     with np.errstate(divide="ignore", invalid="ignore"):
-        if rule is not None and int(rule) == LiquidationRule.BINANCE:
-            return 1.0 - ratio
-        if rule is not None and int(rule) == LiquidationRule.OKX_LEGACY:
-            threshold = _threshold(result)
-            level = threshold[0] if threshold else math.nan
-            return 1.0 - level / ratio
-        return 1.0 - 1.0 / ratio
+        if ratio_rises_to_liquidation(result):
+            return 1.0 - ratio / level
+        return 1.0 - level / ratio
 
 
 def _margin_figure(result: Result) -> dict[str, Any]:
@@ -662,9 +658,7 @@ def plotly_script_tag(mode: str, page_path: Path, shared_dir: Path | None = None
     name = f"plotly-{get_plotlyjs_version()}.min.js"
     target = folder / name
     if not target.is_file():
-        from backtester.report.outputs import _atomic_write
-
-        _atomic_write(target, get_plotlyjs().encode("utf-8"))
+        atomic_write(target, get_plotlyjs().encode("utf-8"))
     relative = os.path.relpath(target, page_path.parent).replace(os.sep, "/")
     return f'<script src="{esc(relative)}"></script>'
 

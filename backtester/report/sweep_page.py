@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from backtester.io import atomic_write
 from backtester.report.escape import esc
 from backtester.report.page import CSS, fmt_number, fmt_pct, plotly_script_tag
 
@@ -189,9 +190,7 @@ def write_sweep_page(
     body.append("<h2>Charts</h2>")
     body.extend(figures)
     script = plotly_script_tag(plotly_js, path, Path(shared_dir) if shared_dir else None)
-    from backtester.report.outputs import _atomic_write
-
-    _atomic_write(path, _page(title, script, body).encode("utf-8"))
+    atomic_write(path, _page(title, script, body).encode("utf-8"))
     return path
 
 
@@ -255,7 +254,5 @@ def write_walk_forward_page(
     body.append("<h2>Out-of-sample equity</h2>")
     body.append(_figure("oos-equity", figure))
     script = plotly_script_tag(plotly_js, path, Path(shared_dir) if shared_dir else None)
-    from backtester.report.outputs import _atomic_write
-
-    _atomic_write(path, _page(title, script, body).encode("utf-8"))
+    atomic_write(path, _page(title, script, body).encode("utf-8"))
     return path

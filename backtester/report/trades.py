@@ -48,7 +48,9 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_REASONS", "MONEY_COLUMNS", "exit_reason_summary", "round_trips"]
 
-EXIT_REASONS = ("signal", "stop", "take_profit", "liquidation", "adl", "end_of_data")
+EXIT_REASONS = (
+    "signal", "stop", "trailing_stop", "take_profit", "liquidation", "adl", "end_of_data",
+)  # fmt: skip
 """Values of the ``exit_reason`` column."""
 
 MONEY_COLUMNS = (
@@ -66,6 +68,7 @@ _ORDER_REASON = {
     OrderType.LIMIT: "signal",
     OrderType.STOP_MARKET: "stop",
     OrderType.STOP_LIMIT: "stop",
+    OrderType.TRAILING_STOP_MARKET: "trailing_stop",
     OrderType.TAKE_PROFIT: "take_profit",
     OrderType.TAKE_PROFIT_LIMIT: "take_profit",
 }

@@ -21,7 +21,7 @@ from backtester.swap import tier_tables
 from backtester.swap.profiles import VenueProfile, get_profile
 from backtester.swap.tiers import TierSchedule, TierTable, tier_size
 
-__all__ = ["ContractSpec", "get_contract", "list_contracts"]
+__all__ = ["ContractSpec", "check_leverage_value", "get_contract", "list_contracts"]
 
 
 def _check_size(value: object, name: str, *, allow_zero: bool = False) -> float:
@@ -33,6 +33,34 @@ def _check_size(value: object, name: str, *, allow_zero: bool = False) -> float:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name}: expected a finite value {bound}, got {value!r}")
     return number
+
+
+def check_leverage_value(leverage: object, max_leverage: float, where: str) -> float:
+    """The one leverage rule of every entry point: ``1 ≤ leverage ≤ max_leverage``.
+
+    ``backtest()``, ``ctx.set_leverage`` and the command line's job check all call this
+    (through :meth:`ContractSpec.check_leverage` where the contract is known), so they accept
+    the same values and say the same thing. The maximum gets a relative slack of 1e-12, the
+    same as the engine's fill-time check (``orders_nb``), so a maximum read back from a float
+    table is not refused for rounding noise.
+
+    Raises
+    ------
+    TypeError
+        When ``leverage`` is not a number.
+    ValueError
+        ``leverage: expected a value in [1, <max>] for <where>, got <leverage>``.
+    """
+    if isinstance(leverage, bool) or not isinstance(
+        leverage, (int, float, np.floating, np.integer)
+    ):
+        raise TypeError(f"leverage: expected a number, got {leverage!r}")
+    lev = float(leverage)
+    if not (math.isfinite(lev) and 1.0 <= lev <= max_leverage * (1.0 + 1e-12)):
+        raise ValueError(
+            f"leverage: expected a value in [1, {max_leverage:g}] for {where}, got {lev:.15g}"
+        )
+    return lev
 
 
 @dataclass(frozen=True)
@@ -145,41 +173,47 @@ class ContractSpec:
         return self.tiers.latest if at_ns is None else self.tiers.at(at_ns)
 
     def check_leverage(
-        self, leverage: float, contracts: float, price: float, at_ns: int | str | None = None
+        self,
+        leverage: float,
+        contracts: float = 0.0,
+        price: float | None = None,
+        at_ns: int | str | None = None,
     ) -> float:
         """Return ``leverage`` if the tier of ``contracts`` at ``price`` allows it, else raise.
+
+        The rule and the message are :func:`check_leverage_value`'s, shared by every entry
+        point (``backtest()``, ``ctx.set_leverage``, the command line's job check).
 
         Parameters
         ----------
         leverage
             Requested leverage, >= 1.
         contracts
-            Position size in contracts, >= 0.
+            Position size in contracts, >= 0; 0 (flat, the default) checks tier 1.
         price
-            Price used for the tier size of notional tables (quote per base).
+            Price used for the tier size of notional tables (quote per base); needed when
+            ``contracts`` > 0.
         at_ns
             Time whose tier table applies; ``None`` = the newest table.
 
         Raises
         ------
         ValueError
-            ``leverage: expected a value in [1, <tier max>] ...`` naming the tier, or on a
-            negative size / non-positive price.
+            ``leverage: expected a value in [1, <tier max>] for <contract>`` (flat) or ``for
+            tier <n> of <contract> (...)``, or on a negative size / non-positive price.
         """
-        lev = float(leverage)
         contracts = _check_size(contracts, "contracts", allow_zero=True)
-        price = _check_size(price, "price")
         table = self.tier_table(at_ns)
+        if contracts == 0.0 and price is None:
+            return check_leverage_value(leverage, table.max_leverage, self.name)
+        price = _check_size(price, "price")
         size = tier_size(table.basis, self.contract_kind, float(contracts), self.face_value, price)
         row = table.lookup(size)
-        max_lev = float(row["max_leverage"])
-        if not (math.isfinite(lev) and 1.0 <= lev <= max_lev * (1 + 1e-12)):
-            raise ValueError(
-                f"leverage: expected a value in [1, {max_lev:g}] for tier {int(row['tier'])} of "
-                f"{self.name} ({contracts:g} contracts at {price:g}, tier size {size:g} "
-                f"{table.basis.name.lower()}), got {leverage!r}"
-            )
-        return lev
+        where = (
+            f"tier {int(row['tier'])} of {self.name} ({contracts:g} contracts at {price:g}, "
+            f"tier size {size:g} {table.basis.name.lower()})"
+        )
+        return check_leverage_value(leverage, float(row["max_leverage"]), where)
 
     def to_params(self, at_ns: int | str) -> tuple[np.ndarray, np.ndarray]:
         """Compile to kernel inputs for a run starting at ``at_ns``.

@@ -13,8 +13,12 @@ import math
 import numpy as np
 from numba import njit
 
-from backtester.enums import ContractKind, LiquidationRule, PartialLiquidationRule
-from backtester.swap.margin_nb import liquidation_buffer_nb, liquidation_requirement_nb
+from backtester.enums import ContractKind, PartialLiquidationRule
+from backtester.swap.margin_nb import (
+    liquidation_buffer_nb,
+    liquidation_requirement_nb,
+    liquidation_rule_terms_nb,
+)
 from backtester.swap.pnl_nb import pnl_nb, position_value_nb
 from backtester.swap.tier_nb import contracts_from_tier_size_nb, tier_index_nb, tier_size_nb
 
@@ -175,8 +179,9 @@ def liquidation_price_nb(
 
     Formula
     -------
-    Solve margin + PnL(P) = k·PV(P) − c with k = MMR + fee, c = cum (OKX_MGN_RATIO, BITMEX,
-    BYBIT), k = MMR + fee, c = 0 (OKX_LEGACY), k = MMR, c = cum (BINANCE):
+    Solve margin + PnL(P) = k·PV(P) − c with k = MMR + a·fee and c = cum or 0 by the rule's
+    terms (``margin_nb.liquidation_rule_terms_nb``): k = MMR + fee, c = cum (OKX_MGN_RATIO,
+    BITMEX, BYBIT), k = MMR + fee, c = 0 (OKX_LEGACY), k = MMR, c = cum (BINANCE):
     linear P = (M + c − s·N·F·E)/(N·F·(k − s)); inverse P = N·F·(k + s)/(M + c + s·N·F/E).
     OKX long linear (E − M/(F·N))/(1 − k), inverse (1 + k)/(1/E + M/(F·N)); Binance USDⓈ-M
     (WB + cum − s·N·E)/(N·MMR − s·N); Binance COIN-M Q·CM·(MMR + s)/(WB + cum + s·Q·CM/E).
@@ -193,15 +198,10 @@ def liquidation_price_nb(
     ft_binance_liq_iso_btc, ft_binance_liq_iso_short_5x, ft_binance_liq_iso_long_5x,
     ft_okx_liq_iso_short_3x, ft_okx_liq_iso_long_3x, phemex_liq_iso_long.
     """
-    if rule == LiquidationRule.BINANCE:
-        k = maintenance_margin_rate
-        c = maintenance_amount_settle
-    elif rule == LiquidationRule.OKX_LEGACY:
-        k = maintenance_margin_rate + liquidation_fee_rate
-        c = 0.0
-    else:
-        k = maintenance_margin_rate + liquidation_fee_rate
-        c = maintenance_amount_settle
+    # the rule's terms, from the one table that also drives the trigger (margin_nb)
+    _, fee_coefficient, uses_maintenance_amount = liquidation_rule_terms_nb(rule)
+    k = maintenance_margin_rate + fee_coefficient * liquidation_fee_rate
+    c = maintenance_amount_settle if uses_maintenance_amount else 0.0
     return _closed_form_price_nb(
         contract_kind, side, contracts_abs, face_value, entry_price, margin_settle, k, c
     )

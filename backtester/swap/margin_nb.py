@@ -3,6 +3,12 @@
 Every venue's trigger is expressed through one number, the *liquidation buffer*: the margin
 balance divided by the margin at which that venue liquidates (> 1 safe, ≤ 1 triggered). The
 liquidation-price kernels in ``liquidation_nb`` solve buffer = 1 for the same rule.
+
+One source per rule: :func:`liquidation_rule_terms_nb` is the only place that maps a
+:class:`~backtester.enums.LiquidationRule` to its terms (how its ratio is formed, which terms its
+requirement holds); the margin ratio, the requirement, the isolated liquidation price
+(``liquidation_nb.liquidation_price_nb``) and the report's threshold line
+(:func:`margin_ratio_threshold_nb`) all read it, and it refuses a value it does not know.
 """
 
 from __future__ import annotations
@@ -10,8 +16,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtester.enums import LiquidationRule
+from backtester.enums import LiquidationRule, MarginRatioForm
 from backtester.swap.pnl_nb import position_value_nb
+
+# plain ints for the terms tuple (numba types one int field for every branch; globals are
+# frozen as constants at compile time)
+_BALANCE_OVER_VALUE = int(MarginRatioForm.BALANCE_OVER_VALUE)
+_BALANCE_OVER_REQUIREMENT = int(MarginRatioForm.BALANCE_OVER_REQUIREMENT)
+_MAINTENANCE_OVER_BALANCE = int(MarginRatioForm.MAINTENANCE_OVER_BALANCE)
+_BALANCE_OVER_MAINTENANCE = int(MarginRatioForm.BALANCE_OVER_MAINTENANCE)
 
 
 @njit(cache=True)
@@ -62,6 +75,47 @@ def maintenance_margin_nb(
 
 
 @njit(cache=True)
+def liquidation_rule_terms_nb(rule: int) -> tuple[int, float, bool]:
+    """The terms of a liquidation rule: (ratio form, fee coefficient, uses maintenance amount).
+
+    The requirement (the margin balance at or below which the venue liquidates) is
+    ``PV·(MMR + a·fee) − c`` with ``a`` the fee coefficient and ``c`` the maintenance amount
+    (cum) when the rule uses it, else 0; the ratio form (:class:`~backtester.enums.MarginRatioForm`)
+    says how the venue displays the margin ratio. Adding a rule means adding its row here.
+
+    Formula
+    -------
+    OKX_LEGACY (BALANCE_OVER_VALUE, 1, no cum): requirement PV·(MMR + fee);
+    OKX_MGN_RATIO (BALANCE_OVER_REQUIREMENT, 1, cum): MM + fee·PV;
+    BINANCE (MAINTENANCE_OVER_BALANCE, 0, cum): MM = PV·MMR − cum;
+    BITMEX, BYBIT (BALANCE_OVER_MAINTENANCE, 1, cum): MM + fee·PV (close commission / fee).
+
+    Source
+    ------
+    MECHANICS.md §4.2, §5.1 (OKEx-swap-guide IX; OKX mgnRatio; Binance-liq-USDM; BitMEX MM +
+    close commission; Bybit MM incl. estimated close fee).
+
+    Cases
+    -----
+    okex_usdt_margin_ratio_fixed.
+
+    Raises
+    ------
+    ValueError
+        On a value that is not a :class:`~backtester.enums.LiquidationRule` (no silent default).
+    """
+    if rule == LiquidationRule.OKX_LEGACY:
+        return _BALANCE_OVER_VALUE, 1.0, False
+    if rule == LiquidationRule.OKX_MGN_RATIO:
+        return _BALANCE_OVER_REQUIREMENT, 1.0, True
+    if rule == LiquidationRule.BINANCE:
+        return _MAINTENANCE_OVER_BALANCE, 0.0, True
+    if rule == LiquidationRule.BITMEX or rule == LiquidationRule.BYBIT:
+        return _BALANCE_OVER_MAINTENANCE, 1.0, True
+    raise ValueError("liquidation_rule: expected a LiquidationRule value (0-4)")
+
+
+@njit(cache=True)
 def margin_ratio_nb(
     rule: int,
     margin_balance_settle: float,
@@ -73,8 +127,9 @@ def margin_ratio_nb(
 
     Formula
     -------
-    OKX_LEGACY (margin + UPL)/PV; OKX_MGN_RATIO (margin + UPL)/(MM + fee·PV);
-    BINANCE MM/margin balance; BITMEX, BYBIT margin balance/MM.
+    By the rule's ratio form (:func:`liquidation_rule_terms_nb`): OKX_LEGACY (margin + UPL)/PV;
+    OKX_MGN_RATIO (margin + UPL)/(MM + fee·PV); BINANCE MM/margin balance; BITMEX, BYBIT margin
+    balance/MM.
 
     Source
     ------
@@ -85,21 +140,56 @@ def margin_ratio_nb(
     -----
     okex_usdt_margin_ratio_fixed.
     """
-    if rule == LiquidationRule.OKX_LEGACY:
+    form, fee_coefficient, _ = liquidation_rule_terms_nb(rule)
+    if form == MarginRatioForm.BALANCE_OVER_VALUE:
         num = margin_balance_settle
         den = position_value_settle
-    elif rule == LiquidationRule.OKX_MGN_RATIO:
+    elif form == MarginRatioForm.BALANCE_OVER_REQUIREMENT:
         num = margin_balance_settle
-        den = maintenance_margin_settle + liquidation_fee_rate * position_value_settle
-    elif rule == LiquidationRule.BINANCE:
+        fee_settle = fee_coefficient * liquidation_fee_rate * position_value_settle
+        den = maintenance_margin_settle + fee_settle
+    elif form == MarginRatioForm.MAINTENANCE_OVER_BALANCE:
         num = maintenance_margin_settle
         den = margin_balance_settle
-    else:
+    else:  # BALANCE_OVER_MAINTENANCE: the terms function returns no other form
         num = margin_balance_settle
         den = maintenance_margin_settle
     if den <= 0.0:
         return np.inf
     return num / den
+
+
+@njit(cache=True)
+def margin_ratio_threshold_nb(
+    rule: int, maintenance_margin_rate: float, liquidation_fee_rate: float
+) -> float:
+    """The displayed margin ratio at which the rule liquidates a position without a
+    maintenance amount (cum = 0, e.g. tier 1); the ratio *rises* to it under
+    MAINTENANCE_OVER_BALANCE (Binance) and falls to it under every other form.
+
+    Formula
+    -------
+    With k = MMR + a·fee (a from :func:`liquidation_rule_terms_nb`), trigger balance ≤ PV·k:
+    BALANCE_OVER_VALUE k; BALANCE_OVER_REQUIREMENT 1; MAINTENANCE_OVER_BALANCE MMR/k;
+    BALANCE_OVER_MAINTENANCE k/MMR.
+
+    Source
+    ------
+    MECHANICS.md §4.2, §5.1 (the same triggers as :func:`liquidation_requirement_nb`).
+
+    Cases
+    -----
+    okex_usdt_margin_ratio_fixed ("liquidation_threshold" = MMR + fee).
+    """
+    form, fee_coefficient, _ = liquidation_rule_terms_nb(rule)
+    k = maintenance_margin_rate + fee_coefficient * liquidation_fee_rate
+    if form == MarginRatioForm.BALANCE_OVER_VALUE:
+        return k
+    if form == MarginRatioForm.BALANCE_OVER_REQUIREMENT:
+        return 1.0
+    if form == MarginRatioForm.MAINTENANCE_OVER_BALANCE:
+        return maintenance_margin_rate / k
+    return k / maintenance_margin_rate
 
 
 @njit(cache=True)
@@ -114,7 +204,8 @@ def liquidation_requirement_nb(
 
     Formula
     -------
-    OKX_LEGACY PV·(MMR + fee); OKX_MGN_RATIO, BITMEX, BYBIT MM + fee·PV; BINANCE MM.
+    PV·(MMR + a·fee) − c (terms from :func:`liquidation_rule_terms_nb`): OKX_LEGACY
+    PV·(MMR + fee); OKX_MGN_RATIO, BITMEX, BYBIT MM + fee·PV; BINANCE MM.
 
     Source
     ------
@@ -125,11 +216,14 @@ def liquidation_requirement_nb(
     -----
     okex_usdt_margin_ratio_fixed ("liquidation_threshold" = MMR + fee).
     """
-    if rule == LiquidationRule.OKX_LEGACY:
-        return position_value_settle * (maintenance_margin_rate + liquidation_fee_rate)
-    if rule == LiquidationRule.BINANCE:
-        return maintenance_margin_settle
-    return maintenance_margin_settle + liquidation_fee_rate * position_value_settle
+    _, fee_coefficient, uses_maintenance_amount = liquidation_rule_terms_nb(rule)
+    if not uses_maintenance_amount:
+        return position_value_settle * (
+            maintenance_margin_rate + fee_coefficient * liquidation_fee_rate
+        )
+    # MM = PV·MMR − cum already holds the maintenance amount
+    fee_settle = fee_coefficient * liquidation_fee_rate * position_value_settle
+    return maintenance_margin_settle + fee_settle
 
 
 @njit(cache=True)

@@ -34,6 +34,7 @@ def test_readme_test_command_is_the_ci_command() -> None:
     assert second.endswith("python -m pytest -q")
 
 
+@pytest.mark.slow  # subprocesses
 def test_readme_first_command_runs_a_backtest_on_the_sample(tmp_path: Path) -> None:
     first = readme_commands()[0]
     assert first.startswith("python3 -m venv .venv && . .venv/bin/activate && pip install -e .")
@@ -135,6 +136,7 @@ def _readme_cli_lines() -> list[str]:
     return lines
 
 
+@pytest.mark.slow  # subprocesses
 def test_readme_offline_commands_run_as_written(tmp_path: Path) -> None:
     """Each README command that needs no network and no fetched data runs as written (the
     sweep on 2 random combinations of its grid; import on a missing file, which proves its

@@ -50,6 +50,7 @@ def leftovers(root: Path) -> list[str]:
     return staged + temps
 
 
+@pytest.mark.slow  # subprocesses
 def test_two_concurrent_importers_into_one_month_keep_every_row(tmp_path: Path) -> None:
     rows = 2_000  # per writer, in 10 writes each, all into 2023-01
     procs = [child("import", str(tmp_path), str(seed), str(rows)) for seed in (0, 1)]

@@ -42,6 +42,7 @@ def check_outcome(run: sweep.SweepRun, tmp_path: Path) -> None:
     assert run.failed == 2
 
 
+@pytest.mark.slow  # subprocesses
 def test_local_sweep_survives_a_sigkilled_worker(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PYTHONPATH", f"{HERE}{os.pathsep}{REPO}")
     store = sweep.SweepStore(tmp_path / "sweep")
@@ -105,6 +106,7 @@ def alive(pid: int) -> bool:
     return " Z " not in state and "zombie" not in state  # a zombie has ended
 
 
+@pytest.mark.slow  # subprocesses
 def test_no_worker_outlives_a_sigkilled_local_sweep(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{REPO}"}

@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # each test runs the command in a subprocess
+
 REPO = Path(__file__).resolve().parents[3]
 
 

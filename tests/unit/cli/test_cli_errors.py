@@ -12,6 +12,8 @@ import pytest
 from backtester import dtypes
 from backtester.data.catalog import Catalog
 
+pytestmark = pytest.mark.slow  # each test runs the command in a subprocess
+
 REPO = Path(__file__).resolve().parents[3]
 
 

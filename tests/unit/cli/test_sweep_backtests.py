@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # Dask LocalCluster and command subprocesses
+
 REPO = Path(__file__).resolve().parents[3]
 
 STRATEGY_SOURCE = """

@@ -121,6 +121,7 @@ def test_failing_job_is_recorded_not_fatal(tmp_path) -> None:
     assert sweep.run_jobs(float, jobs, store, executor="serial", retry_errors=True).executed == 2
 
 
+@pytest.mark.slow  # subprocesses
 def test_local_process_pool_matches_serial(tmp_path) -> None:
     jobs = _jobs(6)
     serial = sweep.run_jobs(dict, jobs, sweep.SweepStore(tmp_path / "a"), executor="serial")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from backtester import sweep
+
+pytestmark = pytest.mark.slow  # a Dask LocalCluster
 
 
 def test_dask_local_cluster_matches_local_processes_and_resumes(tmp_path) -> None:

@@ -516,6 +516,24 @@ def test_bars_only_without_funding_or_index():
     assert len(result.records["funding_payments"]) == 0
 
 
+@pytest.mark.parametrize("bar_path", ["conservative", "nearest"])
+@pytest.mark.parametrize("ratio", [1.0, 3.0])
+@pytest.mark.parametrize("direction", ["long", "short"])
+def test_last_price_mark_on_bars_only_liquidates_identically(bar_path, ratio, direction):
+    # mechanics off (bars only: the mark is the last price): the kernel replays a quiet bar's
+    # path in one step, with the liquidation check's fast exit after each point, and stops
+    # at the first point that needs the full check (a liquidation, a margin-call episode)
+    data = synthetic(3_000, seed=58, index=False, funding=False, vol=1e-3)
+    entries, exits = random_signals(len(data.bars), 0.1, seed=59)
+    result = both(
+        f"bars only, LAST mark, {bar_path}, margin call {ratio}, {direction}", entries, exits,
+        data, "okx:BTC-USDT-SWAP", initial_balance=10_000.0, contracts=10.0, leverage=80.0,
+        bar_path=bar_path, margin_call_buffer_ratio=ratio, direction=direction,
+    )  # fmt: skip
+    assert result.config["mark_price_method_used"] == ["LAST"]
+    assert len(result.records["liquidations"]) > 0
+
+
 # ---------------------------------------------------------------------------- options
 @pytest.mark.parametrize(
     "options",

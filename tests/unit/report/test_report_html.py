@@ -77,6 +77,12 @@ def test_distance_to_liquidation_one_direction_for_every_venue(hand_result) -> N
     # OKX mgnRatio: margin balance / requirement, liquidation at 1
     hand_result.config["contracts"] = ["okx:BTC-USD-SWAP"]
     np.testing.assert_allclose(liquidation_distance(hand_result)[held], 1.0 - 1.0 / ratio[held])
+    # BitMEX: margin balance / MM, liquidation at MM + close commission: tier-1 risk limit
+    # MMR 0.40 %, commission 0.075 % (bitmex.toml) → the ratio at the trigger is 0.475 / 0.40
+    hand_result.config["contracts"] = ["bitmex:XBTUSD"]
+    np.testing.assert_allclose(
+        liquidation_distance(hand_result)[held], 1.0 - (0.00475 / 0.004) / ratio[held]
+    )
 
 
 def test_relative_paths_hide_the_machine(tmp_path) -> None:

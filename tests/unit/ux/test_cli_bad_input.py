@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test runs the command in a subprocess
+
 REPO = Path(__file__).resolve().parents[3]
 
 

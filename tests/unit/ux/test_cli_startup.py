@@ -7,6 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # fresh interpreters in subprocesses
+
 PROBE = """
 import sys
 from backtester.cli import main

@@ -16,6 +16,8 @@ import pytest
 from backtester.data.sample import load_sample
 from backtester.engine.signals import backtest_signals
 
+pytestmark = pytest.mark.slow  # each test runs the command in a subprocess
+
 REPO = Path(__file__).resolve().parents[3]
 
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test runs Python in a subprocess
+
 BLOCK = "import sys\nfor name in {names!r}: sys.modules[name] = None  # as if not installed\n"
 
 

@@ -110,3 +110,29 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="window: expected an integer > 0, got 0"):
         backtest(Bad, MarketData("BTC-USDT-SWAP", bars=bars, bar_interval_ns=MINUTE_NS),
                  "okx:BTC-USDT-SWAP", initial_balance=1.0)  # fmt: skip
+
+
+def test_the_second_instrument_reads_its_own_bars():
+    # two instruments: the second's bars sit after the first's in the run's arrays, so its
+    # values are read at an offset; both must still match pandas on their own series
+    first, second = make_bars(), make_bars()
+    second["close"] = np.round(second["close"] * 0.05, 2)  # another price level
+    seen: dict[int, list] = {0: [], 1: []}
+
+    class Both(Strategy):
+        def on_bar(self, ctx, bar):
+            seen[ctx._i].append((ctx.sma(20), ctx.ema(50)))
+
+    data = [
+        MarketData("BTC-USDT-SWAP", bars=first, bar_interval_ns=MINUTE_NS),
+        MarketData("BTCUSDT", bars=second, bar_interval_ns=MINUTE_NS),
+    ]
+    backtest(Both, data, ["okx:BTC-USDT-SWAP", "binance_usdm:BTCUSDT"], initial_balance=10_000.0)
+    for k, bars in enumerate((first, second)):
+        close = pd.Series(bars["close"])
+        want = np.column_stack([close.rolling(20).mean(), close.ewm(span=50, adjust=False).mean()])
+        got = np.array(seen[k])
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        ok = ~np.isnan(want)
+        np.testing.assert_allclose(got[ok], want[ok], rtol=1e-12, atol=0)

@@ -135,6 +135,7 @@ def test_report_lists_rejections_with_first_rows(tmp_path):
     assert RejectReason.INSUFFICIENT_MARGIN.name in result.rejections.index
 
 
+@pytest.mark.slow  # subprocesses
 def test_the_cli_warns_and_summarises_rejections(tmp_path):
     import subprocess
     import sys

@@ -45,6 +45,7 @@ def test_the_error_names_file_line_and_bar_time():
     assert "1 / 0" in str(error)
 
 
+@pytest.mark.slow  # subprocesses
 def test_cli_prints_one_line_and_the_traceback_with_debug(tmp_path):
     path = tmp_path / "broken.py"
     path.write_text(
