@@ -79,7 +79,6 @@ __all__ = [
 ]
 
 
-
 class JitStrategy:
     """Base class of a jitted strategy: ``@njit`` callbacks as class attributes, parameters as
     other class attributes, and :meth:`make_state` building the callbacks' shared state.

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["Context", "Strategy"]
 
 
-
 class Strategy:
     """Base class of a strategy: parameters are class attributes, behaviour is callbacks.
 
