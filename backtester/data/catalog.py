@@ -56,7 +56,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -87,6 +87,9 @@ from backtester.io import check_name
 if TYPE_CHECKING:
     from backtester.data.market import MarketData
     from backtester.data.stream import MarketDataStream
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 ROW_GROUP_ROWS = 65_536
 """Rows per Parquet row group (the unit of streaming and of range pruning)."""
@@ -268,11 +271,13 @@ def _parquet(call: Callable[..., Any], path: Path, *args: Any, **kwargs: Any) ->
         ) from None
 
 
-def _read_locked(method: Callable[..., Any]) -> Callable[..., Any]:
+def _read_locked(
+    method: Callable[Concatenate[Catalog, _P], _R],
+) -> Callable[Concatenate[Catalog, _P], _R]:
     """Run a read under the catalog's shared lock (never sees half of a commit)."""
 
     @functools.wraps(method)
-    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Catalog, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._reading():
             return method(self, *args, **kwargs)
 

@@ -174,7 +174,8 @@ def _premium(
     for m, (tgt, e) in enumerate(zip(target.tolist(), noise.tolist(), strict=True)):
         out[m] = p
         p = tgt + phi * (p - tgt) + e
-    return out + crash
+    result: np.ndarray = out + crash
+    return result
 
 
 def _ema(values: np.ndarray, span: float) -> np.ndarray:
@@ -214,7 +215,8 @@ def _volume(
     raw = base * (sigma / sigma_bar) ** 1.2 * np.exp(rng.normal(-0.08, 0.4, len(sigma)))
     if _INVERSE[symbol]:
         contracts = np.maximum(1.0, np.round(raw * close / _FACE[symbol]))
-        return np.round(contracts * _FACE[symbol] / close, 4)  # 1e-4 BTC keeps the file small
+        volume: np.ndarray = np.round(contracts * _FACE[symbol] / close, 4)  # 1e-4 BTC: small file
+        return volume
     contracts = np.maximum(1.0, np.round(raw / _FACE[symbol]))
     return np.round(contracts * _FACE[symbol], 8)
 

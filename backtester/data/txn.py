@@ -181,16 +181,6 @@ def pending(root: Path) -> bool:
         return False
 
 
-def pending_committed(root: Path) -> bool:
-    """Whether a staging directory holds a commit journal (a writer died while moving files,
-    or a live writer is moving them right now)."""
-    txn = root / META_DIR / "txn"
-    try:
-        return any((staging / "COMMIT").is_file() for staging in txn.iterdir())
-    except OSError:
-        return False
-
-
 def recover(root: Path, *, committed_only: bool = False) -> list[str]:
     """Roll forward committed and (unless ``committed_only``) roll back uncommitted leftover
     transactions.

@@ -28,7 +28,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -647,7 +647,7 @@ def span_grid(
     return frame
 
 
-def _golden_section(func, low: float, high: float, tol: float) -> float:
+def _golden_section(func: Callable[[float], float], low: float, high: float, tol: float) -> float:
     """Minimiser of a unimodal ``func`` on [low, high] (deterministic golden-section search)."""
     ratio = (math.sqrt(5.0) - 1.0) / 2.0
     a, b = low, high

@@ -86,7 +86,7 @@ def to_ns(value: int | str | pd.Timestamp | np.datetime64, name: str = "valid_fr
         raise ValueError(
             f"{name}: expected nanoseconds (int) or a date like '2022-05-21', got {value!r}"
         ) from None
-    if ts is pd.NaT:
+    if pd.isna(ts):
         raise ValueError(f"{name}: expected a date, got NaT")
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
@@ -343,7 +343,8 @@ class TierTable:
         if not (math.isfinite(size) and size >= 0):
             raise ValueError(f"size: expected a finite value >= 0, got {size!r}")
         index = tier_index_nb(self.rows, 0, len(self.rows), float(size))
-        return self.rows[index]
+        row: np.void = self.rows[index]
+        return row
 
     def lookup_position(
         self, contract_kind: int, contracts: float, face_value: float, price: float
@@ -453,7 +454,7 @@ class TierSchedule:
 # --------------------------------------------------------------------------- loaders
 
 
-def _ccxt_entries(response: object, symbol: str) -> list[Mapping]:
+def _ccxt_entries(response: object, symbol: str) -> list[Mapping[str, Any]]:
     if isinstance(response, Mapping):
         if symbol not in response:
             raise ValueError(
@@ -469,7 +470,7 @@ def _ccxt_entries(response: object, symbol: str) -> list[Mapping]:
     return list(entries)
 
 
-def _number(entry: Mapping, key: str, where: str, default: float | None = None) -> float:
+def _number(entry: Mapping[str, Any], key: str, where: str, default: float | None = None) -> float:
     value = entry.get(key)
     if value is None:
         if default is not None:
@@ -482,7 +483,7 @@ def _number(entry: Mapping, key: str, where: str, default: float | None = None) 
 
 
 def tiers_from_ccxt(
-    response: Mapping[str, Sequence[Mapping]] | Sequence[Mapping],
+    response: Mapping[str, Sequence[Mapping[str, Any]]] | Sequence[Mapping[str, Any]],
     symbol: str,
     basis: int,
     valid_from: int | str = 0,
