@@ -193,9 +193,16 @@ def apply_combination(base_job: dict[str, Any], combo: dict[str, Any]) -> dict[s
     return job
 
 
-def job_key(job: dict[str, Any]) -> str:
-    """Stable 16-hex-digit key of a job (SHA-256 of its canonical JSON)."""
-    text = json.dumps(job, sort_keys=True, separators=(",", ":"), default=str)
+def job_key(job: dict[str, Any], identity: dict[str, Any] | None = None) -> str:
+    """Stable 16-hex-digit key of a job: SHA-256 of its canonical JSON together with what its
+    result depends on besides (the strategy's sources, the data files, the engine version:
+    :func:`backtester.sweep_identity.job_identity`, computed when ``identity`` is None), so
+    that an edited strategy or changed data is never answered with a stored result."""
+    from backtester.sweep_identity import job_identity
+
+    if identity is None:
+        identity = job_identity(job)
+    text = json.dumps([job, identity], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -380,7 +387,10 @@ def run_jobs(
         executor = "dask"
     if workers is not None and workers < 1:
         raise ValueError(f"workers: expected a value >= 1, got {workers}")
-    keys = [job_key(job) for job in jobs]
+    from backtester.sweep_identity import IdentityCache
+
+    identity = IdentityCache()  # the sources and files read once per (strategy, data)
+    keys = [job_key(job, identity(job)) for job in jobs]
     missing: dict[str, dict[str, Any]] = {}
     for key, job in zip(keys, jobs, strict=True):
         if key in missing:
