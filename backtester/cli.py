@@ -588,6 +588,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     with user_input():
         job, cls = build_job(args)
         space = _sweep_space(args, cls)
+        # a bad --rank-by is refused now, not once every combination has run
+        from backtester.enums import ContractKind
+
+        inverse = sweep.build_contract(job).contract_kind == ContractKind.INVERSE
+        sweep.check_rank_by(args.rank_by, list(space), inverse)
         combos = (
             sweep.random_combinations(space, args.random, args.seed)
             if args.random
