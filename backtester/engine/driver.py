@@ -500,6 +500,13 @@ class Run:
             reduce_only=bool(old["reduce_only"]),
             post_only=bool(old["post_only"]),
             tag=int(old["tag"]),
+            # a trailing stop keeps its trail and the extreme it reached (its trigger is
+            # recomputed from them when the new order is accepted)
+            trail=(
+                float(self.work[order_id]["trail_offset_quote"]),
+                float(self.work[order_id]["trail_rate"]),
+                float(self.work[order_id]["trail_extreme_price"]),
+            ),
         )
 
     def set_leverage(self, instrument: int, leverage: float) -> None:
