@@ -397,6 +397,7 @@ def backtest(
         if first is None:
             raise ValueError(f"data: the stream {stream!r} yields no window with events")
         data_list = first
+        del first  # data_list is emptied of its rows once the run holds them (below)
         has_index, has_mark = stream.has_index, stream.has_mark
     else:
         data_list = data if isinstance(data, list) else [data]
@@ -555,6 +556,11 @@ def backtest(
         if spill is not None:
             # each window's records go to disk before the next window is read
             run.on_window_end = spill.spill_run
+            # the first window's rows are the run's now: what stays here (and the run's
+            # per-instrument facts, Run.data) needs only the symbol, venue and sources, and
+            # holding the rows would keep a second window in memory for the whole replay
+            data_list = [_without_rows(d) for d in data_list]
+            run.data = data_list
         if isinstance(instance, JitStrategy):
             run.run_jit(instance)
         else:
@@ -648,6 +654,16 @@ def backtest(
             # the files keep every completed window (valid Parquet); a temporary folder goes
             spill.close(failed=True)
         raise
+
+
+def _without_rows(d: MarketData) -> MarketData:
+    """``d`` with every stream emptied (its symbol, venue, sources and intervals kept)."""
+    # copies: an empty view would keep the whole array alive through its base
+    empty = {
+        name: getattr(d, name)[:0].copy()
+        for name in ("trades", "bars", "index", "mark", "funding", "deleverage")
+    }
+    return dataclasses.replace(d, **empty)
 
 
 def _insurance_fund_start(value: Any, start_ns: int) -> tuple[float, str]:

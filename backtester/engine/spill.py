@@ -352,14 +352,20 @@ class RecordSpill:
         an empty file for each kind that got no rows. On ``failed`` a temporary folder is
         removed (nothing can read it); a folder the user named keeps what was written."""
         if self.closed:
+            if failed and self.owned:  # the successful close itself failed
+                shutil.rmtree(self.directory, ignore_errors=True)
             return
         self.closed = True
-        if not (failed and self.owned):
-            for name in list(self._waiting):
-                self._flush(name)
-        self._waiting.clear()
-        for writer in self._writers.values():
-            writer.close()
+        try:
+            if not (failed and self.owned):
+                for name in list(self._waiting):
+                    self._flush(name)
+        finally:
+            # the footers even when a last write failed (disk full): what was written stays
+            # readable
+            self._waiting.clear()
+            for writer in self._writers.values():
+                writer.close()
         if failed and self.owned:
             shutil.rmtree(self.directory, ignore_errors=True)
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import pickle
+import tempfile
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -214,18 +215,18 @@ def test_a_failed_run_leaves_the_completed_windows_readable(catalog, plain, tmp_
     gathered = pq.ParquetFile(tmp_path / "gathered" / "equity.parquet")
     assert gathered.num_row_groups == 1
     assert gathered.read().column("ts_ns").to_numpy().tolist() == ts.tolist()
-    # a failed run with a temporary folder leaves nothing behind
-    before = set(_temporary_folders())
+    # a failed run with a temporary folder leaves nothing behind (temporary folders made
+    # under tmp_path here, so other processes' folders do not interfere)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     with pytest.raises(StrategyError):
         _run(stream, Failing)
-    assert set(_temporary_folders()) == before
-
-
-def _temporary_folders():
-    import tempfile
-    from pathlib import Path
-
-    return Path(tempfile.gettempdir()).glob("backtester-records-*")
+    assert list(scratch.iterdir()) == []
+    result = _run(catalog.stream_market_data(EX, SYM, T0, T0 + DAY, chunk_ns=DAY))
+    assert [p.name[:19] for p in scratch.iterdir()] == ["backtester-records-"]
+    result.close()
+    assert list(scratch.iterdir()) == []
 
 
 def test_temporary_records_folder_lives_as_long_as_the_result(catalog, plain):
