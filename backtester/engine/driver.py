@@ -733,7 +733,15 @@ class Run:
         if strategy.callback("on_start") is not None:
             strategy.callback("on_start")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
-        self._drive(run_until_jit_nb, (*callbacks, user_state))
+        from backtester.jit import cached_replay_kernel
+
+        # compiled once per strategy source and loaded from numba's cache by later processes;
+        # callbacks without a source file (a notebook cell) compile the loop each process
+        kernel = cached_replay_kernel({name: strategy.callback(name) for name in LOOP_CALLBACKS})
+        if kernel is not None:
+            self._drive(kernel, (user_state,))
+        else:
+            self._drive(run_until_jit_nb, (*callbacks, user_state))
         if strategy.callback("on_stop") is not None:
             strategy.callback("on_stop")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
