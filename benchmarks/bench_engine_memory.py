@@ -307,12 +307,13 @@ def _print(r: dict, events: int, unit: str) -> None:
     growth = r["peak_mib"] - r["start_mib"]
     window = "all in memory" if r["mode"] == "unstreamed" else f"window {r['chunk_days']:g} d"
     print(
-        f"  {r['span_days'] / 365:5.2f} y {events / 1e6:8.1f} M {unit:<5} {window:<14} "
-        f"peak {r['peak_mib']:7.1f} MiB (+{growth:6.1f} over {r['start_mib']:5.1f})  "
-        f"{growth * 2**20 / events:6.1f} B/{unit[:-1]}  {r['seconds']:7.1f} s  "
-        f"{events / r['seconds'] / 1e6:5.2f} M {unit}/s  equity rows {r['equity_rows']:,}  "
-        f"records on disk {r['records_mib']:6.1f} MiB  windows {r['windows']}  "
-        f"(reading the equity back: +{r['read_equity_mib']:.0f} MiB)",
+        f"  {r['span_days'] / 365:5.2f} y {events / 1e6:8.1f} M {unit:<5} {r['mode']:<10} "
+        f"{window:<14} peak {r['peak_mib']:7.1f} MiB (+{growth:6.1f} over "
+        f"{r['start_mib']:5.1f})  {growth * 2**20 / events:6.1f} B/{unit[:-1]}  "
+        f"{r['seconds']:7.1f} s  {events / r['seconds'] / 1e6:5.2f} M {unit}/s  "
+        f"equity rows {r['equity_rows']:,}  records on disk {r['records_mib']:6.1f} MiB  "
+        f"windows {r['windows']}  reading the equity back +{r['read_equity_mib']:.0f} MiB  "
+        f"fills {r['fills']}",
         flush=True,
     )
 
@@ -332,14 +333,22 @@ def run_bars(root: Path, years: list[float], chunk_days: list[float], unstreamed
         )
     how = "VmHWM reset after the warm-up" if _reset_peak() else "ru_maxrss"
     print(f"peak RSS of the backtest call ({how}); equity row per minute:", flush=True)
+    first = None
     for span in years:
         span_ns = int(span * YEAR)
         n = span_ns // MINUTE
         for days in chunk_days:
-            _print(_measure(root, "bars", "streamed", span_ns, int(days * DAY)), n, "bars")
+            r = _measure(root, "bars", "streamed", span_ns, int(days * DAY))
+            first = first or r
+            _print(r, n, "bars")
     if unstreamed:
         span_ns = int(min(years) * YEAR)
-        _print(_measure(root, "bars", "unstreamed", span_ns, 0), span_ns // MINUTE, "bars")
+        plain = _measure(root, "bars", "unstreamed", span_ns, 0)
+        _print(plain, span_ns // MINUTE, "bars")
+        # the streamed replay of the same span trades exactly the same
+        same = (plain["fills"], plain["final_equity"]) == (first["fills"], first["final_equity"])
+        if not same:
+            raise SystemExit(f"streamed result differs from the unstreamed: {first} vs {plain}")
 
 
 def run_ticks(root: Path, counts: list[int], chunk_days: list[float]) -> None:

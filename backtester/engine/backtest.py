@@ -215,21 +215,15 @@ def _price_series(d: MarketData) -> dict[str, npt.NDArray[np.void]]:
 class _PriceSampler:
     """Price series of a chunked replay, bounded like the equity records: per instrument and
     series (last, mark, index), the last point of each ``interval_ns`` bucket (by its time),
-    collected chunk by chunk as the chunks pass on their way to the engine. The unstreamed
-    :func:`_price_series` keeps every point instead.
+    taken chunk by chunk as the chunks pass on their way to the engine and written to the
+    records folder (``price-<instrument>-<series>``, row groups of whole windows). The last
+    point of a window waits for the next window, whose first point replaces it when it falls
+    in the same bucket. The unstreamed :func:`_price_series` keeps every point instead."""
 
-    With a ``spill``, each window's points go to the records folder
-    (``price-<instrument>-<series>``, row groups of whole windows) instead of memory; the last
-    point of a window waits for the next one, whose first point replaces it when it falls in
-    the same bucket."""
-
-    def __init__(self, n: int, interval_ns: int, spill: RecordSpill | None = None) -> None:
+    def __init__(self, n: int, interval_ns: int, spill: RecordSpill) -> None:
         self.interval_ns = interval_ns
         self.spill = spill
-        self.parts: list[dict[str, list[npt.NDArray[np.void]]]] = [
-            {"last": [], "mark": [], "index": []} for _ in range(n)
-        ]
-        # spilled mode: the last point seen per instrument and series, not written yet
+        # the last point seen per instrument and series, not written yet
         self.pending: list[dict[str, npt.NDArray[np.void]]] = [{} for _ in range(n)]
 
     def wrap(self, chunks: Any) -> Any:
@@ -238,14 +232,21 @@ class _PriceSampler:
             yield chunk
 
     def add(self, chunk: list[MarketData]) -> None:
-        for i, (parts, d) in enumerate(zip(self.parts, chunk, strict=True)):
-            for name, series in _price_series(d).items():
-                if not len(series):
+        for i, d in enumerate(chunk):
+            # the last price from the trades (or bar closes at close time) directly: building
+            # the whole PRICE_DTYPE series first would cost 16 bytes a tick of the window
+            if len(d.trades):
+                last = (d.trades["ts_ns"], d.trades["price"])
+            else:
+                last = (d.bars["ts_ns"] + d.bar_interval_ns, d.bars["close"])
+            for name, (ts, price) in (
+                ("last", last),
+                ("mark", (d.mark["ts_ns"], d.mark["price"])),
+                ("index", (d.index["ts_ns"], d.index["price"])),
+            ):
+                if not len(ts):
                     continue
-                if self.spill is None:
-                    parts[name].append(self._thin(series))
-                    continue
-                thinned = self._thin(series)
+                thinned = self._thin(ts, price)
                 pending = self.pending[i].get(name)
                 if pending is not None and (
                     pending["ts_ns"][0] // self.interval_ns
@@ -256,25 +257,24 @@ class _PriceSampler:
                 self.pending[i][name] = thinned[-1:].copy()
 
     def flush(self) -> None:
-        """Spilled mode: write the last pending point of every series (and name the empty
-        ones, so every file exists)."""
-        assert self.spill is not None
+        """Write the last pending point of every series (and name the empty ones, so every
+        file exists)."""
         empty = np.zeros(0, dtype=dtypes.PRICE_DTYPE)
         for i, pending in enumerate(self.pending):
             for name in ("last", "mark", "index"):
                 self.spill.write(f"price-{i}-{name}", pending.get(name, empty))
 
-    def _thin(self, series: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
-        bucket = series["ts_ns"] // self.interval_ns
-        keep = np.r_[bucket[1:] != bucket[:-1], True]
-        return series[keep].copy()
-
-    def series(self) -> list[dict[str, npt.NDArray[np.void]]]:
-        empty = np.zeros(0, dtype=dtypes.PRICE_DTYPE)
-        return [
-            {name: self._thin(np.concatenate(a)) if a else empty for name, a in parts.items()}
-            for parts in self.parts
-        ]
+    def _thin(
+        self, ts: npt.NDArray[np.int64], price: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.void]:
+        """The last point of each bucket, as PRICE_DTYPE rows."""
+        bucket = ts // self.interval_ns
+        keep = np.flatnonzero(np.r_[bucket[1:] != bucket[:-1], True])
+        del bucket
+        out = np.zeros(len(keep), dtype=dtypes.PRICE_DTYPE)
+        out["ts_ns"] = ts[keep]
+        out["price"] = price[keep]
+        return out
 
 
 def backtest(
