@@ -1310,12 +1310,27 @@ def run_backtest_job(job: dict[str, Any]) -> Any:
 
 
 def summarise_result(result: Any) -> dict[str, Any]:
-    """Scalar metrics of a Result (``compute_metrics``: ``sharpe``, ``total_return``,
-    ``max_drawdown``, ``liquidations``, ...) plus ``fill_count``."""
-    from backtester.report.metrics import compute_metrics
+    """Scalar metrics of a Result (``sharpe``, ``total_return``, ``max_drawdown``,
+    ``liquidations``, ... as ``compute_metrics`` gives them) plus ``fill_count``.
 
+    Computed from the record arrays by ``summary_metrics`` (no pandas table of the records:
+    a sweep ranks thousands of runs); ``start``/``end`` as ``compute_metrics`` writes them."""
+    from backtester.report.metrics import summary_metrics
+
+    ts = result.records["equity"]["ts_ns"]
+    texts = {  # placed as compute_metrics places them (after these keys)
+        "settle_currency": {
+            "start": str(pd.Timestamp(int(ts[0]), unit="ns", tz="UTC")) if len(ts) else "",
+            "end": str(pd.Timestamp(int(ts[-1]), unit="ns", tz="UTC")) if len(ts) else "",
+        },
+        "periods_per_year": {"frequency": "1D"},
+    }
+    summary: dict[str, Any] = {}
+    for name, value in summary_metrics(result).items():
+        summary[name] = value
+        summary.update(texts.get(name, {}))
     metrics: dict[str, Any] = {}
-    for name, value in compute_metrics(result).items():
+    for name, value in summary.items():
         if isinstance(value, np.generic):
             value = value.item()
         if isinstance(value, int | float | bool | str):
