@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from difflib import get_close_matches
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: `backtester --help` needs none of it
+    import numpy as np
 
 
 def check_finite(value: float, name: str) -> float:
@@ -82,6 +84,8 @@ def suggestion(value: str, options: Iterable[str]) -> str:
 
 def check_dtype(array: object, dtype: np.dtype, name: str) -> np.ndarray:
     """Return ``array`` if it is a numpy array of exactly ``dtype``, else raise ``TypeError``."""
+    import numpy as np
+
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{name}: expected a numpy structured array, got {type(array).__name__}")
     if array.dtype != dtype:

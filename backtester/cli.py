@@ -594,6 +594,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     with user_input():
         job, cls = build_job(args)
         space = _sweep_space(args, cls)
+        # a bad --rank-by is refused now, not once every combination has run
+        from backtester.enums import ContractKind
+
+        inverse = sweep.build_contract(job).contract_kind == ContractKind.INVERSE
+        sweep.check_rank_by(args.rank_by, list(space), inverse)
         combos = (
             sweep.random_combinations(space, args.random, args.seed)
             if args.random
@@ -667,7 +672,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return _render_sweep(
         store, outcome.records, list(space), args.rank_by, args.ascending, heatmap, args.top,
         note=f"{len(jobs)} combinations, {outcome.executed} executed now, "
-        f"{len(jobs) - outcome.executed} already stored, {outcome.failed} failed now",
+        f"{len(jobs) - outcome.executed} already stored, {outcome.failed} failed now"
+        + (
+            f"\nreused {len(jobs) - outcome.executed} stored results: same parameters, "
+            "strategy source (and the project modules it imports), data files and engine "
+            "version; editing any of them recomputes"
+            if outcome.executed < len(jobs)
+            else ""
+        ),
         reports=max(0, args.reports),
     )  # fmt: skip
 
@@ -697,7 +709,7 @@ def _render_sweep(
         title=f"Sweep {store.directory.name}", dimensions=dimensions, reports=links,
     )  # fmt: skip
     print(note)
-    print(_table(ranked.drop(columns=["key"]), top))
+    print(_table(ranked[_console_columns(ranked, dimensions, rank_by)], top))
     print(f"results: {store.directory / 'results.csv'}")
     print(f"report: {html}")
     failed = ranked[ranked["status"] == "error"]
@@ -727,6 +739,20 @@ def _run_reports(store: Any, records: list[dict[str, Any]], ranked: Any, top: in
         for key in ranked["key"].tolist()
         if (store.directory / "runs" / key / "report.html").is_file()
     }
+
+
+# the few metrics the console shows after the parameters and the rank metric (every metric is
+# in results.csv and sweep.html)
+_CONSOLE_METRICS = ("total_return", "max_drawdown", "sharpe", "liquidations", "fill_count")
+
+
+def _console_columns(frame: Any, dimensions: list[str], rank_by: str) -> list[str]:
+    """The swept parameters, the rank metric, a handful of key metrics, then the status (and
+    the error column when a combination failed)."""
+    wanted = [*dimensions, rank_by, *_CONSOLE_METRICS, "status"]
+    if (frame["status"] != "ok").any():
+        wanted.append("error")
+    return [c for c in dict.fromkeys(wanted) if c in frame.columns]
 
 
 def _table(frame: Any, rows: int) -> str:

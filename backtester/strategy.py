@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["Context", "Strategy"]
 
 
-
 class Strategy:
     """Base class of a strategy: parameters are class attributes, behaviour is callbacks.
 
@@ -172,11 +171,12 @@ class Context:
     def __init__(self, run: Run, instrument: int = 0) -> None:
         self._run = run
         self._i = instrument
-        # field views of the state arrays (never reallocated during a run): reading one is a
-        # single numpy scalar access, which matters at one callback per bar or tick
-        self._contracts = run.positions["contracts"]
-        self._mark = run.positions["mark_price"]
-        self._last = run.positions["last_price"]
+        # field views of the state arrays (never reallocated during a run), as memoryviews:
+        # ``view[i]`` gives a Python float in ~30 ns (numpy's ``.item(i)`` ~80 ns), which
+        # matters at one callback per bar or tick
+        self._contracts = memoryview(run.positions["contracts"])
+        self._mark = memoryview(run.positions["mark_price"])
+        self._last = memoryview(run.positions["last_price"])
         self._account = run.account
         self._indicators = run.indicators
         self._sma_close = run.indicators.sma_close[instrument]
@@ -201,7 +201,7 @@ class Context:
     @property
     def mark_price(self) -> float:
         """Current mark price (the price liquidation is checked on)."""
-        return self._mark.item(self._i)
+        return self._mark[self._i]
 
     @property
     def index_price(self) -> float:
@@ -211,7 +211,7 @@ class Context:
     @property
     def last_price(self) -> float:
         """Last traded price (trade tick or bar close)."""
-        return self._last.item(self._i)
+        return self._last[self._i]
 
     @property
     def funding_rate(self) -> float:
@@ -319,6 +319,8 @@ class Context:
         price: float | None,
     ) -> float:
         """The order size in contracts from exactly one of the four ways of giving it."""
+        if contracts is not None and notional is None and equity_fraction is None and base is None:
+            return contracts  # the common case, without building the dict below
         given = {
             name: value
             for name, value in (
@@ -361,7 +363,7 @@ class Context:
     @property
     def position(self) -> float:
         """Signed position in contracts."""
-        return self._contracts.item(self._i)
+        return self._contracts[self._i]
 
     @property
     def entry_price(self) -> float:
@@ -466,13 +468,13 @@ class Context:
         trailing_stop_distance: float | None = None,
         trailing_stop_fraction: float | None = None,
     ) -> None:
-        exits = (
-            stop_loss, take_profit, stop_loss_distance, take_profit_distance,
-            stop_loss_fraction, take_profit_fraction, trailing_stop_distance,
-            trailing_stop_fraction,
-        )  # fmt: skip
-        if all(value is None for value in exits):
-            return
+        if (
+            stop_loss is None and take_profit is None and stop_loss_distance is None
+            and take_profit_distance is None and stop_loss_fraction is None
+            and take_profit_fraction is None and trailing_stop_distance is None
+            and trailing_stop_fraction is None
+        ):  # fmt: skip
+            return  # no exits attached (the common case: no tuple, no generator)
         self._run.protections.add(
             order_id,
             self._i,

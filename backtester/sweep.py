@@ -193,9 +193,16 @@ def apply_combination(base_job: dict[str, Any], combo: dict[str, Any]) -> dict[s
     return job
 
 
-def job_key(job: dict[str, Any]) -> str:
-    """Stable 16-hex-digit key of a job (SHA-256 of its canonical JSON)."""
-    text = json.dumps(job, sort_keys=True, separators=(",", ":"), default=str)
+def job_key(job: dict[str, Any], identity: dict[str, Any] | None = None) -> str:
+    """Stable 16-hex-digit key of a job: SHA-256 of its canonical JSON together with what its
+    result depends on besides (the strategy's sources, the data files, the engine version:
+    :func:`backtester.sweep_identity.job_identity`, computed when ``identity`` is None), so
+    that an edited strategy or changed data is never answered with a stored result."""
+    from backtester.sweep_identity import job_identity
+
+    if identity is None:
+        identity = job_identity(job)
+    text = json.dumps([job, identity], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -380,7 +387,10 @@ def run_jobs(
         executor = "dask"
     if workers is not None and workers < 1:
         raise ValueError(f"workers: expected a value >= 1, got {workers}")
-    keys = [job_key(job) for job in jobs]
+    from backtester.sweep_identity import IdentityCache
+
+    identity = IdentityCache()  # the sources and files read once per (strategy, data)
+    keys = [job_key(job, identity(job)) for job in jobs]
     missing: dict[str, dict[str, Any]] = {}
     for key, job in zip(keys, jobs, strict=True):
         if key in missing:
@@ -730,6 +740,51 @@ def check_some_ok(records: Sequence[dict[str, Any]], what: str) -> None:
         raise SweepFailed(
             f"{what}: all {len(records)} combinations failed; first error: {errors[0]['error']}"
         )
+
+
+RANK_METRICS = (
+    "annual_volatility", "average_trade_settle", "cagr", "calmar", "clawback_adl_settle",
+    "clawback_settle", "exposure", "fees_settle", "fill_count", "final_balance_settle",
+    "final_equity_settle", "funding_paid_settle", "funding_received_settle",
+    "initial_balance_settle", "insurance_fund_end_settle", "insurance_fund_start_settle",
+    "liquidation_cost_settle", "liquidations", "max_drawdown", "max_drawdown_duration_days",
+    "periods_per_year", "profit_factor", "sharpe", "sortino", "total_return", "trades",
+    "turnover_contracts", "turnover_ratio", "turnover_settle", "uncovered_deficit_pending_settle",
+    "win_rate", "worst_margin_ratio",
+)  # fmt: skip
+"""The numeric metrics of every run (:func:`summarise_result`); an inverse contract adds the
+``*_usd`` twin of each money and return figure (a test checks both against real runs)."""
+
+
+def check_rank_by(rank_by: str, dimensions: Sequence[str], inverse: bool) -> None:
+    """Refuse an unknown ``--rank-by`` before the first run (``ValueError`` with a suggestion):
+    a metric of :data:`RANK_METRICS`, its ``_usd`` twin on an inverse contract, or a swept
+    numeric dimension."""
+    known = [*RANK_METRICS, *dimensions]
+    twins = {usd_twin(m): m for m in RANK_METRICS if usd_twin(m)}
+    if inverse:
+        known += list(twins)
+    if rank_by in known:
+        return
+    if rank_by in twins:
+        raise ValueError(
+            f"rank-by: {rank_by!r} exists for inverse (coin-margined) contracts only; "
+            f"use {twins[rank_by]!r}"
+        )
+    raise ValueError(f"rank-by: unknown metric {rank_by!r}; {suggestion(rank_by, known)}")
+
+
+def usd_twin(metric: str) -> str | None:
+    """The name of ``metric``'s USD value on an inverse contract (report.metrics: money
+    figures ``*_settle`` -> ``*_usd``, the return block ``+ _usd``), None when it has none."""
+    if metric.endswith("_settle"):
+        return metric[: -len("_settle")] + "_usd"
+    if metric in (
+        "exposure", "fill_count", "liquidations", "periods_per_year", "profit_factor", "trades",
+        "turnover_contracts", "turnover_ratio", "win_rate", "worst_margin_ratio",
+    ):  # fmt: skip
+        return None
+    return metric + "_usd"
 
 
 def rank(frame: pd.DataFrame, rank_by: str, *, ascending: bool = False) -> pd.DataFrame:
@@ -1255,12 +1310,27 @@ def run_backtest_job(job: dict[str, Any]) -> Any:
 
 
 def summarise_result(result: Any) -> dict[str, Any]:
-    """Scalar metrics of a Result (``compute_metrics``: ``sharpe``, ``total_return``,
-    ``max_drawdown``, ``liquidations``, ...) plus ``fill_count``."""
-    from backtester.report.metrics import compute_metrics
+    """Scalar metrics of a Result (``sharpe``, ``total_return``, ``max_drawdown``,
+    ``liquidations``, ... as ``compute_metrics`` gives them) plus ``fill_count``.
 
+    Computed from the record arrays by ``summary_metrics`` (no pandas table of the records:
+    a sweep ranks thousands of runs); ``start``/``end`` as ``compute_metrics`` writes them."""
+    from backtester.report.metrics import summary_metrics
+
+    ts = result.records["equity"]["ts_ns"]
+    texts = {  # placed as compute_metrics places them (after these keys)
+        "settle_currency": {
+            "start": str(pd.Timestamp(int(ts[0]), unit="ns", tz="UTC")) if len(ts) else "",
+            "end": str(pd.Timestamp(int(ts[-1]), unit="ns", tz="UTC")) if len(ts) else "",
+        },
+        "periods_per_year": {"frequency": "1D"},
+    }
+    summary: dict[str, Any] = {}
+    for name, value in summary_metrics(result).items():
+        summary[name] = value
+        summary.update(texts.get(name, {}))
     metrics: dict[str, Any] = {}
-    for name, value in compute_metrics(result).items():
+    for name, value in summary.items():
         if isinstance(value, np.generic):
             value = value.item()
         if isinstance(value, int | float | bool | str):

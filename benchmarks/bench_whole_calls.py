@@ -15,7 +15,10 @@ every 8 h and an index per minute so the mark, funding and liquidation checks ru
 
 Each case runs in its own process (so the figures include what a fresh process pays after
 compilation is cached, but not compilation itself: one warm-up run comes first) and reports
-its median over ``--repeat`` runs, the ratio, and the process's peak RSS.
+its median over ``--repeat`` runs, its ratio to the bare numba loop of the same process (and,
+for the Python callback, to the bare Python loop), and the process's peak RSS. Then the first
+call of a fresh process (imports and data building excluded) with the warm cache, and with an
+empty numba cache (``--no-cold`` skips it: every kernel compiles, about a minute a case).
 
 Usage: ``python benchmarks/bench_whole_calls.py [--bars 1000000] [--ticks 10000000]
 [--repeat 3] [--only signals]``
@@ -25,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,7 +95,10 @@ def bare_python_loop(close: np.ndarray, fast: int, slow: int) -> int:
     return state["orders"]
 
 
-def run_case(case: str, n_bars: int, n_ticks: int, repeat: int) -> dict:
+def run_case(case: str, n_bars: int, n_ticks: int, repeat: int, once: bool = False) -> dict:
+    """One case in this process: the median of ``repeat`` calls after a warm-up, with the bare
+    numba loop (and, for a Python callback, the bare Python loop) timed in the same process;
+    with ``once``, only the first call (what a fresh process pays: cache load or compile)."""
     sys.path.insert(0, str(HERE))
     from bench_engine import LeanSma, TickEmaJit, bare_sma_loop_nb, bare_tick_loop_nb, synthetic
 
@@ -100,6 +108,7 @@ def run_case(case: str, n_bars: int, n_ticks: int, repeat: int) -> dict:
     bars, ticks = synthetic(n_bars if "on_bar" in case or case == "signals" else 10, n_ticks)
     close = bars.bars["close"]
     contract = "okx:BTC-USDT-SWAP"
+    bare_python = None
     if case == "signals":
         long_entries, short_entries = sma_signals(close, 20, 100)
 
@@ -112,7 +121,7 @@ def run_case(case: str, n_bars: int, n_ticks: int, repeat: int) -> dict:
             )  # fmt: skip
             return len(r.fills), len(r.equity)
 
-        bare, _ = median_seconds(lambda: bare_sma_loop_nb(close, 20, 100), repeat)
+        bare_fn = lambda: bare_sma_loop_nb(close, 20, 100)  # noqa: E731
         events = n_bars
     elif case == "python on_bar":
         strategy = type("Sma20x100", (LeanSma,), {"fast": 20, "slow": 100})
@@ -121,7 +130,8 @@ def run_case(case: str, n_bars: int, n_ticks: int, repeat: int) -> dict:
             r = backtest(strategy, bars, contract, initial_balance=1e6, leverage=5)
             return len(r.fills), len(r.equity)
 
-        bare, _ = median_seconds(lambda: bare_python_loop(close, 20, 100), repeat)
+        bare_fn = lambda: bare_sma_loop_nb(close, 20, 100)  # noqa: E731
+        bare_python = lambda: bare_python_loop(close, 20, 100)  # noqa: E731
         events = n_bars
     else:
         data = ticks
@@ -132,19 +142,43 @@ def run_case(case: str, n_bars: int, n_ticks: int, repeat: int) -> dict:
             r = backtest(TickEmaJit, data, contract, initial_balance=1e6, leverage=5)
             return len(r.fills), len(r.equity)
 
-        bare, _ = median_seconds(lambda: bare_tick_loop_nb(ticks.trades["price"]), repeat)
+        bare_fn = lambda: bare_tick_loop_nb(ticks.trades["price"])  # noqa: E731
         events = n_ticks
+    if once:
+        start = time.perf_counter()
+        fills, equity_rows = call()
+        return {"case": case, "first_call_s": time.perf_counter() - start, "fills": fills}
+    bare, _ = median_seconds(bare_fn, repeat)
+    row = {"bare_seconds": bare}
+    if bare_python is not None:
+        row["bare_python_seconds"], _ = median_seconds(bare_python, repeat)
     seconds, (fills, equity_rows) = median_seconds(call, repeat)
-    return {
+    row.update({
         "case": case,
         "seconds": seconds,
-        "bare_seconds": bare,
         "ratio": seconds / bare,
         "events_per_s": events / seconds,
         "fills": fills,
         "equity_rows": equity_rows,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    })  # fmt: skip
+    if bare_python is not None:
+        row["ratio_python"] = seconds / row["bare_python_seconds"]
+    return row
+
+
+def _child(args: list[str], env: dict[str, str] | None = None) -> dict | str:
+    """Run this script in a fresh process; its last stdout line (JSON), or the error text."""
+    done = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False, env=env
+    )
+    if done.returncode != 0:
+        return done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _first_call(row: dict | str) -> str:
+    return f"{row['first_call_s']:.2f} s" if isinstance(row, dict) else f"FAILED ({row[-300:]})"
 
 
 def main() -> None:
@@ -153,28 +187,54 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="")
+    parser.add_argument(
+        "--no-first-run", action="store_true",
+        help="skip the first-call measurements in fresh processes (warm and cold cache)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-cold", action="store_true",
+        help="skip the cold-cache first call (an empty numba cache: every kernel compiles)",
+    )  # fmt: skip
     parser.add_argument("--case", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.bars, args.ticks, args.repeat)))
+        row = run_case(args.case, args.bars, args.ticks, args.repeat, once=args.once)
+        print(json.dumps(row))
         return
+    sizes = ["--bars", str(args.bars), "--ticks", str(args.ticks)]
     for case in CASES:
         if args.only not in case:
             continue
-        done = subprocess.run(
-            [sys.executable, __file__, "--case", case, "--bars", str(args.bars), "--ticks",
-             str(args.ticks), "--repeat", str(args.repeat)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            print(f"{case:28s} FAILED\n{done.stderr[-2000:]}")
+        row = _child(["--case", case, *sizes, "--repeat", str(args.repeat)])
+        if isinstance(row, str):
+            print(f"{case:28s} FAILED\n{row}")
             continue
-        row = json.loads(done.stdout.strip().splitlines()[-1])
+        python = (
+            f"  {row['ratio_python']:5.2f}x the bare Python loop" if "ratio_python" in row else ""
+        )
         print(
             f"{case:28s} median {row['seconds']:8.3f} s  {row['events_per_s'] / 1e6:8.2f} M/s  "
-            f"{row['ratio']:7.1f}x the bare loop  ({row['fills']} fills, "
+            f"{row['ratio']:7.1f}x the bare loop{python}  ({row['fills']} fills, "
             f"{row['equity_rows']} equity rows, peak RSS {row['peak_rss_mb']:.0f} MB)"
         )
+        if args.no_first_run:
+            continue
+        # the first call of a fresh process (imports and data excluded): with the cache the
+        # runs above left (warm), and with an empty numba cache (cold: everything compiles)
+        firsts = []
+        warm = _child(["--case", case, *sizes, "--once"])
+        firsts.append(
+            "warm " + (f"{warm['first_call_s']:.2f} s" if isinstance(warm, dict) else "FAILED")
+        )
+        if not args.no_cold:
+            with tempfile.TemporaryDirectory() as tmp:
+                env = {**os.environ, "NUMBA_CACHE_DIR": tmp}
+                cold = _child(["--case", case, *sizes, "--once"], env)
+            firsts.append(
+                "cold " + (f"{cold['first_call_s']:.2f} s" if isinstance(cold, dict) else "FAILED")
+            )
+        print(f"{'':28s} first call in a fresh process: {', '.join(firsts)}")
 
 
 if __name__ == "__main__":

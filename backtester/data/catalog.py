@@ -56,7 +56,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -88,6 +88,9 @@ if TYPE_CHECKING:
     from backtester.data.market import MarketData
     from backtester.data.stream import MarketDataStream
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 ROW_GROUP_ROWS = 65_536
 """Rows per Parquet row group (the unit of streaming and of range pruning)."""
 
@@ -103,8 +106,7 @@ def _partition_files(directory: Path) -> list[Path]:
 
 def _partition_span(stem: str) -> tuple[int, int]:
     """``[first, after)`` ns of the partition named ``YYYY-MM`` or ``YYYY-MM-DD``."""
-    unit = "D" if stem.count("-") == 2 else "M"
-    first = np.datetime64(stem, unit)
+    first = np.datetime64(stem, "D") if stem.count("-") == 2 else np.datetime64(stem, "M")
     return (
         int(first.astype("datetime64[ns]").astype(np.int64)),
         int((first + 1).astype("datetime64[ns]").astype(np.int64)),
@@ -114,7 +116,7 @@ def _partition_span(stem: str) -> tuple[int, int]:
 def _rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise equality of two same-dtype structured arrays (NaN equals NaN)."""
     equal = np.ones(len(a), dtype=bool)
-    for name in a.dtype.names:
+    for name in dtypes.field_names(a.dtype):
         x, y = a[name], b[name]
         if x.dtype.kind == "f":
             equal &= (x == y) | (np.isnan(x) & np.isnan(y))
@@ -124,7 +126,7 @@ def _rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _row_text(row: np.void) -> str:
-    return "(" + ", ".join(f"{n}={row[n].item()!r}" for n in row.dtype.names) + ")"
+    return "(" + ", ".join(f"{n}={row[n].item()!r}" for n in dtypes.field_names(row.dtype)) + ")"
 
 
 def _merge_unique(old: np.ndarray, new: np.ndarray, label: str) -> np.ndarray:
@@ -226,6 +228,7 @@ def _merge_trades(old: np.ndarray, new: np.ndarray, label: str) -> np.ndarray:
             "(the overlap must be identical, except that a download may lack trades of the "
             "burst at its first or last timestamp)"
         )
+    assert head is not None and tail is not None  # problem is set whenever one is None
     parts = [old[old["ts_ns"] < lo], new[new["ts_ns"] < lo], head, o_mid, tail]
     parts += [old[old["ts_ns"] > hi], new[new["ts_ns"] > hi]]
     return np.concatenate(parts)
@@ -268,11 +271,13 @@ def _parquet(call: Callable[..., Any], path: Path, *args: Any, **kwargs: Any) ->
         ) from None
 
 
-def _read_locked(method: Callable[..., Any]) -> Callable[..., Any]:
+def _read_locked(
+    method: Callable[Concatenate[Catalog, _P], _R],
+) -> Callable[Concatenate[Catalog, _P], _R]:
     """Run a read under the catalog's shared lock (never sees half of a commit)."""
 
     @functools.wraps(method)
-    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Catalog, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._reading():
             return method(self, *args, **kwargs)
 
@@ -726,13 +731,10 @@ class Catalog:
                 kind, _, label = directory.name.partition("-")
                 if kind not in KIND_DTYPES:
                     continue
-                count, first, last = 0, None, None
-                for path in files:
-                    meta = _parquet(pq.read_metadata, path)
-                    count += meta.num_rows
-                    lo, hi = _file_span(path)
-                    first = lo if first is None else min(first, lo)
-                    last = hi if last is None else max(last, hi)
+                count = sum(_parquet(pq.read_metadata, path).num_rows for path in files)
+                spans = [_file_span(path) for path in files]
+                first = min(lo for lo, _ in spans)
+                last = max(hi for _, hi in spans)
                 file_meta = _parquet(pq.read_schema, files[-1]).metadata or {}
                 rows.append(
                     {
@@ -908,4 +910,6 @@ def _file_span(path: Path) -> tuple[int, int]:
             return int(ts.min()), int(ts.max())
         lo = stats.min if lo is None else min(lo, stats.min)
         hi = stats.max if hi is None else max(hi, stats.max)
+    if lo is None or hi is None:  # no row group: an empty file has no span
+        raise CorruptPartitionError(f"{path}: catalog file without rows")
     return int(lo), int(hi)

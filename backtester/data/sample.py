@@ -124,7 +124,9 @@ def _crash_offset(t_min: np.ndarray, crash_min: float) -> np.ndarray:
     return out
 
 
-def _garch_sigma(rng: np.random.Generator, n: int, crash_minute: int) -> tuple[np.ndarray, ...]:
+def _garch_sigma(
+    rng: np.random.Generator, n: int, crash_minute: int
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Per-minute volatility (GARCH(1,1), Student-t(5) shocks) and the unit shocks."""
     sigma_bar = 0.55 / np.sqrt(525_600.0)  # 55 % a year, per minute
     alpha, beta = 0.06, 0.93
@@ -139,7 +141,7 @@ def _garch_sigma(rng: np.random.Generator, n: int, crash_minute: int) -> tuple[n
         var = omega + alpha * var * z * z + beta * var
     hours = (np.arange(n) % 1440) / 60.0
     seasonal = 1.0 + 0.25 * np.cos(2.0 * np.pi * (hours - 15.0) / 24.0)  # US afternoon busiest
-    return np.sqrt(variance) * seasonal, shocks, sigma_bar
+    return np.sqrt(variance) * seasonal, shocks, float(sigma_bar)
 
 
 def _ou(rng: np.random.Generator, n: int, half_life: float, std: float) -> np.ndarray:
@@ -172,7 +174,8 @@ def _premium(
     for m, (tgt, e) in enumerate(zip(target.tolist(), noise.tolist(), strict=True)):
         out[m] = p
         p = tgt + phi * (p - tgt) + e
-    return out + crash
+    result: np.ndarray = out + crash
+    return result
 
 
 def _ema(values: np.ndarray, span: float) -> np.ndarray:
@@ -212,7 +215,8 @@ def _volume(
     raw = base * (sigma / sigma_bar) ** 1.2 * np.exp(rng.normal(-0.08, 0.4, len(sigma)))
     if _INVERSE[symbol]:
         contracts = np.maximum(1.0, np.round(raw * close / _FACE[symbol]))
-        return np.round(contracts * _FACE[symbol] / close, 4)  # 1e-4 BTC keeps the file small
+        volume: np.ndarray = np.round(contracts * _FACE[symbol] / close, 4)  # 1e-4 BTC: small file
+        return volume
     contracts = np.maximum(1.0, np.round(raw / _FACE[symbol]))
     return np.round(contracts * _FACE[symbol], 8)
 

@@ -116,12 +116,12 @@ def arrow_schema(kind: str, metadata: Mapping[str, str] | None = None) -> pa.Sch
     """Arrow schema of ``kind``: the dtype's fields, each with ``unit``/``doc`` field metadata."""
     dtype = kind_dtype(kind)
     fields = []
-    for name in dtype.names:
+    for name in dtypes.field_names(dtype):
         unit, doc = _FIELD_UNITS[name]
         fields.append(
             pa.field(
                 name,
-                _NUMPY_TO_ARROW[dtype.fields[name][0]],
+                _NUMPY_TO_ARROW[dtype[name]],
                 nullable=False,
                 metadata={"unit": unit, "doc": doc},
             )
@@ -135,7 +135,7 @@ def arrow_schema(kind: str, metadata: Mapping[str, str] | None = None) -> pa.Sch
 def units_string(kind: str) -> str:
     """``"field=unit;..."`` summary of the units of ``kind`` (stored in file metadata)."""
     dtype = kind_dtype(kind)
-    return ";".join(f"{name}={_FIELD_UNITS[name][0]}" for name in dtype.names)
+    return ";".join(f"{name}={_FIELD_UNITS[name][0]}" for name in dtypes.field_names(dtype))
 
 
 def records_to_table(
@@ -147,7 +147,7 @@ def records_to_table(
         got = getattr(records, "dtype", type(records).__name__)
         raise TypeError(f"records for kind {kind!r}: expected dtype {dtype}, got {got}")
     schema = arrow_schema(kind, metadata)
-    columns = [pa.array(np.ascontiguousarray(records[name])) for name in dtype.names]
+    columns = [pa.array(np.ascontiguousarray(records[name])) for name in dtypes.field_names(dtype)]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -158,13 +158,13 @@ def table_to_records(table: pa.Table | pa.RecordBatch, kind: str) -> np.ndarray:
     """
     dtype = kind_dtype(kind)
     names = table.schema.names
-    missing = [n for n in dtype.names if n not in names]
+    missing = [n for n in dtypes.field_names(dtype) if n not in names]
     if missing:
         raise ValueError(
             f"table for kind {kind!r}: missing column(s) {missing}; got columns {names}"
         )
     out = np.empty(table.num_rows, dtype=dtype)
-    for name in dtype.names:
+    for name in dtypes.field_names(dtype):
         column = table.column(name)
         if column.null_count:
             raise ValueError(

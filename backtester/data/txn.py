@@ -96,6 +96,14 @@ class _RootLock:
                 return None  # read-only catalog: no writer can exist
             raise
 
+    def _open_for_write(self) -> int:
+        """The lock file, created if needed (``_open(create=True)`` raises rather than
+        returning None)."""
+        fd = self._open(create=True)
+        if fd is None:  # unreachable: kept so the type says int
+            raise OSError(f"{self.root / META_DIR / self.name}: cannot open the lock file")
+        return fd
+
     @contextlib.contextmanager
     def hold(self, exclusive: bool, blocking: bool = True) -> Iterator[bool | None]:
         """Hold the lock; yields whether this is the outermost hold of the process.
@@ -122,9 +130,9 @@ class _RootLock:
                 self.exclusive = exclusive
             elif exclusive and not self.exclusive:
                 # a write inside a read of the same process: upgrade (kept until released)
-                if self.fd is None:
-                    self.fd = self._open(create=True)
-                fcntl.flock(self.fd, fcntl.LOCK_EX)
+                fd = self.fd if self.fd is not None else self._open_for_write()
+                self.fd = fd
+                fcntl.flock(fd, fcntl.LOCK_EX)
                 self.exclusive = True
             self.depth += 1
             try:
@@ -169,16 +177,6 @@ def pending(root: Path) -> bool:
     txn = root / META_DIR / "txn"
     try:
         return any(txn.iterdir())
-    except OSError:
-        return False
-
-
-def pending_committed(root: Path) -> bool:
-    """Whether a staging directory holds a commit journal (a writer died while moving files,
-    or a live writer is moving them right now)."""
-    txn = root / META_DIR / "txn"
-    try:
-        return any((staging / "COMMIT").is_file() for staging in txn.iterdir())
     except OSError:
         return False
 

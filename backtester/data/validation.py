@@ -266,7 +266,10 @@ def to_ns(values: np.ndarray, unit: str, name: str = "timestamps") -> np.ndarray
         # whole units and the fraction separately: ms x 1e6 as one float loses the last
         # ~200 ns (a float64 holds 53 bits; 1.7e18 ns needs 61)
         whole = np.floor(values)
-        return whole.astype(np.int64) * scale + np.round((values - whole) * scale).astype(np.int64)
+        ns: np.ndarray = whole.astype(np.int64) * scale + np.round((values - whole) * scale).astype(
+            np.int64
+        )
+        return ns
     return values.astype(np.int64) * scale
 
 
@@ -322,7 +325,11 @@ def _fmt(value: object) -> str:
 
 
 def _check_mask(
-    bad: np.ndarray, name: str, row_numbers: np.ndarray | None, message: str, values: Iterable
+    bad: np.ndarray,
+    name: str,
+    row_numbers: np.ndarray | None,
+    message: str,
+    values: Iterable[tuple[str, np.ndarray]],
 ) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

@@ -95,6 +95,12 @@ assert dtypes.ORDER_DTYPE.names == (
     "time_in_force", "reduce_only", "post_only", "status", "reject_reason", "price",
     "trigger_price", "qty_contracts", "filled_contracts", "average_fill_price", "tag",
 )  # fmt: skip
+# Run._replay tells a first-instrument bar or trade wake-up by the code's low bits alone:
+# the end-of-data and buffer-full codes must never look like one
+assert all(
+    code & ((1 << WAKE_REF_SHIFT) - 1) not in (WakeReason.BAR, WakeReason.TRADE)
+    for code in (YIELD_END_OF_DATA, YIELD_BUFFER_FULL)
+)
 assert dtypes.ORDER_WORK_DTYPE.names == (
     "active_from_ns", "queue_ahead_base", "is_taker", "queue_initial_base",
     "fill_credit_contracts", "trail_offset_quote", "trail_rate", "trail_extreme_price",
@@ -494,6 +500,13 @@ class Run:
             reduce_only=bool(old["reduce_only"]),
             post_only=bool(old["post_only"]),
             tag=int(old["tag"]),
+            # a trailing stop keeps its trail and the extreme it reached (its trigger is
+            # recomputed from them when the new order is accepted)
+            trail=(
+                float(self.work[order_id]["trail_offset_quote"]),
+                float(self.work[order_id]["trail_rate"]),
+                float(self.work[order_id]["trail_extreme_price"]),
+            ),
         )
 
     def set_leverage(self, instrument: int, leverage: float) -> None:
@@ -720,7 +733,15 @@ class Run:
         if strategy.callback("on_start") is not None:
             strategy.callback("on_start")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
-        self._drive(run_until_jit_nb, (*callbacks, user_state))
+        from backtester.jit import cached_replay_kernel
+
+        # compiled once per strategy source and loaded from numba's cache by later processes;
+        # callbacks without a source file (a notebook cell) compile the loop each process
+        kernel = cached_replay_kernel({name: strategy.callback(name) for name in LOOP_CALLBACKS})
+        if kernel is not None:
+            self._drive(kernel, (user_state,))
+        else:
+            self._drive(run_until_jit_nb, (*callbacks, user_state))
         if strategy.callback("on_stop") is not None:
             strategy.callback("on_stop")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
@@ -749,50 +770,79 @@ class Run:
     def _replay(self, strategy: Strategy, subscribed: set[str]) -> int:
         """Drive the replay generator until the end of data or a full buffer; returns its code.
 
-        The common wake-ups (a bar or a trade and nothing else) call the callback directly;
-        the rest go through :meth:`_dispatch`. When a callback replaced an array (more order
-        rows), a new generator continues from the state in the arrays.
+        The common wake-ups (a bar or a trade of one instrument and nothing else) call the
+        callback directly; the rest go through :meth:`_dispatch`. When a callback replaced an
+        array (more order rows), a new generator continues from the state in the arrays.
+
+        This loop runs once per bar or tick, so its body is kept to a few local operations
+        (a Python ``on_bar`` should cost little more than the callback itself): constants are
+        locals, and a bar or trade of the first instrument is recognised by one comparison of
+        the code's low bits (instrument 0 and the reason alone).
         """
         contexts = self._contexts
         bar_view, trade_view = self._bar_view, self._trade_view
         on_bar = strategy.on_bar if "on_bar" in subscribed else None
         on_trade = strategy.on_trade if "on_trade" in subscribed else None
+        ref_shift, instrument_shift = WAKE_REF_SHIFT, WAKE_INSTRUMENT_SHIFT
         instrument_mask = (1 << (WAKE_REF_SHIFT - WAKE_INSTRUMENT_SHIFT)) - 1
+        reason_mask = WAKE_REASON_MASK
+        low_mask = (1 << WAKE_REF_SHIFT) - 1  # instrument and reason bits
         bar_bit, trade_bit = int(WakeReason.BAR), int(WakeReason.TRADE)
+        # the low bits of a first-instrument bar (trade) wake-up; -1 (never equal) when the
+        # strategy has no such callback
+        bar_code = bar_bit if on_bar is not None else -1
+        trade_code = trade_bit if on_trade is not None else -1
+        first_ctx = contexts[0]
         # the views' current blocks, kept in locals: this loop runs once per bar or tick
         b_start = b_end = t_start = t_end = 0
         while True:
-            self._args = self._loop_arguments()
-            for code in replay_gen_nb(*self._args):
-                if code < 0:
+            self._args = args = self._loop_arguments()
+            for code in replay_gen_nb(*args):
+                low = code & low_mask
+                if low == bar_code:
+                    k = code >> ref_shift
+                    if b_start <= k < b_end:
+                        bar_view._row = k - b_start
+                    else:
+                        bar_view.move(k)
+                        b_start, b_end = bar_view._start, bar_view._end
+                    on_bar(first_ctx, bar_view)  # type: ignore[misc]
+                elif low == trade_code:
+                    k = code >> ref_shift
+                    if t_start <= k < t_end:
+                        trade_view._row = k - t_start
+                    else:
+                        trade_view.move(k)
+                        t_start, t_end = trade_view._start, trade_view._end
+                    on_trade(first_ctx, trade_view)  # type: ignore[misc]
+                elif code < 0:
                     if code == YIELD_END_OF_DATA and self._next_chunk():
                         # new stream arrays: new views, and a new generator over them
                         bar_view, trade_view = self._bar_view, self._trade_view
                         b_start = b_end = t_start = t_end = 0
                         break
                     return int(code)
-                reason = code & WAKE_REASON_MASK
-                if reason == bar_bit and on_bar is not None:
-                    k = code >> WAKE_REF_SHIFT
-                    if b_start <= k < b_end:
-                        bar_view._row = k - b_start
-                    else:
-                        bar_view.move(k)
-                        b_start, b_end = bar_view._start, bar_view._end
-                    on_bar(contexts[(code >> WAKE_INSTRUMENT_SHIFT) & instrument_mask], bar_view)
-                elif reason == trade_bit and on_trade is not None:
-                    k = code >> WAKE_REF_SHIFT
-                    if t_start <= k < t_end:
-                        trade_view._row = k - t_start
-                    else:
-                        trade_view.move(k)
-                        t_start, t_end = trade_view._start, trade_view._end
-                    on_trade(
-                        contexts[(code >> WAKE_INSTRUMENT_SHIFT) & instrument_mask], trade_view
-                    )
                 else:
-                    self._dispatch(strategy, subscribed, code)
-                if self._args is None:
+                    reason = code & reason_mask
+                    ctx = contexts[(code >> instrument_shift) & instrument_mask]
+                    k = code >> ref_shift
+                    if reason == bar_bit and on_bar is not None:
+                        if b_start <= k < b_end:
+                            bar_view._row = k - b_start
+                        else:
+                            bar_view.move(k)
+                            b_start, b_end = bar_view._start, bar_view._end
+                        on_bar(ctx, bar_view)
+                    elif reason == trade_bit and on_trade is not None:
+                        if t_start <= k < t_end:
+                            trade_view._row = k - t_start
+                        else:
+                            trade_view.move(k)
+                            t_start, t_end = trade_view._start, trade_view._end
+                        on_trade(ctx, trade_view)
+                    else:
+                        self._dispatch(strategy, subscribed, code)
+                if self._args is not args:  # a callback replaced an array: new generator
                     break
 
     def _dispatch(self, strategy: Strategy, subscribed: set[str], code: int) -> None:

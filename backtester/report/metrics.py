@@ -43,9 +43,11 @@ __all__ = [
     "compute_metrics",
     "equity_series",
     "max_drawdown",
+    "regular_grid",
     "regular_returns",
     "sharpe_ratio",
     "sortino_ratio",
+    "summary_metrics",
 ]
 
 _NS_PER_DAY = 86_400_000_000_000
@@ -353,6 +355,168 @@ def compute_metrics(
         usd = usd[np.isfinite(usd.to_numpy())]
         metrics.update(
             _return_block(usd, initial * first_mark, frequency, periods_per_year, "_usd")
+        )
+        metrics["initial_balance_usd"] = initial * first_mark
+        metrics["final_equity_usd"] = result.final_equity_settle * last_mark
+        for key in [k for k in metrics if k.endswith("_settle") and k != "initial_balance_settle"]:
+            if key in ("final_equity_settle",):
+                continue
+            metrics[key.removesuffix("_settle") + "_usd"] = metrics[key] * last_mark
+    return metrics
+
+
+# --------------------------------------------------------------------------- from records only
+
+
+def regular_grid(
+    ts_ns: np.ndarray, values: np.ndarray, bucket_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The last non-NaN value of each ``bucket_ns`` bucket, carried forward over buckets
+    without one, as ``(bucket start ns, values)``: pandas' ``resample(...).last().ffill()`` on
+    a time-sorted series, buckets counted from the midnight (UTC) of the first sample's day
+    (pandas' ``origin="start_day"``), without building a pandas object."""
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    v = np.asarray(values, dtype=np.float64)
+    if len(ts) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    origin = int(ts[0]) // _NS_PER_DAY * _NS_PER_DAY
+    first = (int(ts[0]) - origin) // bucket_ns  # the grid starts at the first sample's bucket
+    origin += first * bucket_ns
+    bucket = (ts - origin) // bucket_ns
+    n = int(bucket[-1]) + 1
+    grid = np.full(n, np.nan)
+    ok = ~np.isnan(v)
+    if ok.any():
+        filled = bucket[ok]
+        # the last sample of each bucket: the position before the next bucket's first
+        ends = np.searchsorted(filled, np.arange(n), side="right") - 1
+        has = (ends >= 0) & (filled[np.maximum(ends, 0)] == np.arange(n))
+        grid[has] = v[ok][ends[has]]
+    # forward fill: each bucket takes the latest bucket at or before it with a value
+    source = np.where(np.isnan(grid), 0, np.arange(n))
+    grid = grid[np.maximum.accumulate(source)]
+    return origin + np.arange(n, dtype=np.int64) * bucket_ns, grid
+
+
+def _duration_days(ts_ns: np.ndarray, values: np.ndarray) -> float:
+    """:func:`_drawdown_duration_days` on arrays."""
+    if len(values) < 2:
+        return 0.0
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    peak = np.fmax.accumulate(values)
+    peak_ts = np.maximum.accumulate(np.where(values >= peak, ts, ts.min()))
+    underwater_before = values[:-1] < peak[:-1]
+    if not underwater_before.any():
+        return 0.0
+    spans = ts[1:][underwater_before] - peak_ts[:-1][underwater_before]
+    return float(np.max(spans)) / _NS_PER_DAY
+
+
+def _return_block_arrays(
+    ts_ns: np.ndarray,
+    values: np.ndarray,
+    initial: float,
+    bucket_ns: int,
+    periods_per_year: float,
+    suffix: str,
+) -> dict[str, float]:
+    """:func:`_return_block` on arrays (same keys, same values)."""
+    if len(values):
+        _, grid = regular_grid(ts_ns, values, bucket_ns)
+        path = np.concatenate([[initial], grid])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            returns = path[1:] / path[:-1] - 1.0
+    else:
+        returns = np.zeros(0)
+    final = float(values[-1]) if len(values) else initial
+    mdd = max_drawdown(returns)
+    growth = cagr(returns, periods_per_year)
+    return {
+        f"total_return{suffix}": final / initial - 1.0 if initial else math.nan,
+        f"cagr{suffix}": growth,
+        f"annual_volatility{suffix}": annual_volatility(returns, periods_per_year),
+        f"sharpe{suffix}": sharpe_ratio(returns, periods_per_year),
+        f"sortino{suffix}": sortino_ratio(returns, periods_per_year),
+        f"max_drawdown{suffix}": mdd,
+        f"calmar{suffix}": growth / abs(mdd) if mdd and mdd < 0 else math.nan,
+        f"max_drawdown_duration_days{suffix}": _duration_days(ts_ns, values),
+    }
+
+
+def summary_metrics(
+    result: Result, periods_per_year: float = 365.0, bucket_ns: int = _NS_PER_DAY
+) -> dict[str, Any]:
+    """The numeric metrics of :func:`compute_metrics` from the record arrays alone.
+
+    What a sweep ranks by (``sweep.summarise_result``): no pandas object is built, the daily
+    grid is :func:`regular_grid` and the cash lines are sums over the ledger rows by kind.
+    Same keys and values as ``compute_metrics(result, periods_per_year, frequency)`` for the
+    grid of ``bucket_ns`` (default one day), except the ``start``/``end`` texts and
+    ``frequency``; tested equal to it.
+    """
+    if periods_per_year <= 0:
+        raise ValueError(f"periods_per_year: expected > 0, got {periods_per_year!r}")
+    initial = float(result.initial_balance_settle)
+    records = result.records
+    equity = records["equity"]
+    ts = np.asarray(equity["ts_ns"], dtype=np.int64)
+    values = np.asarray(equity["equity_settle"], dtype=np.float64)
+    metrics: dict[str, Any] = {
+        "settle_currency": result.settle_currency,
+        "initial_balance_settle": initial,
+        "final_balance_settle": result.final_balance_settle,
+        "final_equity_settle": result.final_equity_settle,
+        "periods_per_year": periods_per_year,
+    }
+    metrics.update(_return_block_arrays(ts, values, initial, bucket_ns, periods_per_year, ""))
+    metrics.update(_trade_stats(result))
+    ledger = records["ledger"]
+    kinds = np.asarray(ledger["kind"])
+    amounts = np.asarray(ledger["amount_settle"], dtype=np.float64)
+    funding = amounts[kinds == LedgerKind.FUNDING]
+    liquidations = records["liquidations"]
+    metrics.update(
+        {
+            # pnl_attribution's lines: every FEE row (maker, taker, other), FUNDING rows by sign
+            "fees_settle": -math.fsum(amounts[kinds == LedgerKind.FEE].tolist()),
+            "funding_paid_settle": -math.fsum(funding[funding <= 0].tolist()),
+            "funding_received_settle": math.fsum(funding[funding > 0].tolist()),
+            "exposure": float(np.mean(equity["position_contracts"] != 0.0)) if len(equity) else 0.0,
+            "turnover_settle": _notional_settle(result),
+            "turnover_contracts": math.fsum(np.abs(records["fills"]["qty_contracts"])),
+            "liquidations": len(liquidations),
+            "liquidation_cost_settle": math.fsum(liquidations["loss_settle"])
+            + math.fsum(liquidations["fee_settle"]),
+            "clawback_adl_settle": -math.fsum(
+                amounts[np.isin(kinds, [LedgerKind.CLAWBACK, LedgerKind.ADL])]
+            ),
+            "worst_margin_ratio": _worst_margin_ratio(result),
+        }
+    )
+    fund = result.config.get("insurance_fund", {})
+    metrics.update(
+        {
+            "insurance_fund_start_settle": float(fund.get("start_settle", math.nan)),
+            "insurance_fund_end_settle": float(fund.get("end_settle", math.nan)),
+            "uncovered_deficit_pending_settle": float(
+                fund.get("uncovered_deficit_pending_settle", 0.0)
+            ),
+            "clawback_settle": -math.fsum(amounts[kinds == LedgerKind.CLAWBACK]),
+        }
+    )
+    metrics["turnover_ratio"] = metrics["turnover_settle"] / initial if initial else math.nan
+    inverse = any(k == ContractKind.INVERSE for k in result.contract_kinds)
+    if inverse and len(equity):
+        mark = np.asarray(equity["mark_price"], dtype=np.float64)
+        finite = mark[np.isfinite(mark) & (mark > 0)]
+        first_mark = float(finite[0]) if len(finite) else math.nan
+        last_mark = float(finite[-1]) if len(finite) else math.nan
+        usd = values * mark
+        keep = np.isfinite(usd)
+        metrics.update(
+            _return_block_arrays(
+                ts[keep], usd[keep], initial * first_mark, bucket_ns, periods_per_year, "_usd"
+            )
         )
         metrics["initial_balance_usd"] = initial * first_mark
         metrics["final_equity_usd"] = result.final_equity_settle * last_mark

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -163,7 +165,7 @@ def save_run(
 
     trips = round_trips(result)  # built once, for trades.parquet and the report
     trades = trips.reset_index(drop=True)
-    trades.insert(trades.columns.get_loc("duration"), "duration_s",
+    trades.insert(list(trades.columns).index("duration"), "duration_s",
                   trades["duration"].dt.total_seconds())  # fmt: skip
     trades = trades.drop(columns=["duration"])
     atomic_write(root / "trades.parquet", _parquet_bytes(pa.Table.from_pandas(trades)))
@@ -212,7 +214,7 @@ def load_run(directory: str | Path) -> Result:
         records[kind] = _table_records(pq.read_table(path), dtype, path)
     config_path = root / "config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    price_series: dict[str, dict[str, np.ndarray]] = {}
+    series_of: dict[str, dict[str, npt.NDArray[np.void]]] = {}
     prices_path = root / "price_series.parquet"
     if prices_path.is_file():
         table = pq.read_table(prices_path)
@@ -226,7 +228,8 @@ def load_run(directory: str | Path) -> Result:
             array = np.zeros(int(mask.sum()), dtype=dtypes.PRICE_DTYPE)
             array["ts_ns"] = ts[mask]
             array["price"] = price[mask]
-            price_series.setdefault(key[0], {})[key[1]] = array
+            series_of.setdefault(key[0], {})[key[1]] = array
+    price_series: dict[str, Mapping[str, npt.NDArray[np.void]]] = dict(series_of)
     plots: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     plots_path = root / "plots.parquet"
     if plots_path.is_file():

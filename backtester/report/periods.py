@@ -188,7 +188,7 @@ def funding_by_month(result: Result) -> pd.DataFrame:
         np.asarray(payments["payment_settle"], dtype=np.float64),
         index=pd.to_datetime(payments["ts_ns"], unit="ns", utc=True),
     )
-    month = amount.index.strftime("%Y-%m")
+    month = pd.DatetimeIndex(amount.index).strftime("%Y-%m")
     groups = amount.groupby(month)
     frame = pd.DataFrame({
         "paid_settle": groups.apply(lambda s: math.fsum(s[s < 0].tolist())),

@@ -72,14 +72,14 @@ _ORDER_REASON = {
     OrderType.TAKE_PROFIT: "take_profit",
     OrderType.TAKE_PROFIT_LIMIT: "take_profit",
 }
-_FILL_KIND_COLUMN = {
+_FILL_KIND_COLUMN: dict[int, str] = {
     LedgerKind.TRADE_PNL: "price_pnl_settle",
     LedgerKind.FEE: "fees_settle",
     LedgerKind.LIQUIDATION_LOSS: "liquidation_settle",
     LedgerKind.LIQUIDATION_FEE: "liquidation_settle",
     LedgerKind.INSURANCE_FUND: "liquidation_settle",
 }
-_TIME_KIND_COLUMN = {
+_TIME_KIND_COLUMN: dict[int, str] = {
     LedgerKind.FUNDING: "funding_settle",
     LedgerKind.SETTLEMENT: "price_pnl_settle",
 }
@@ -300,23 +300,23 @@ def _place_time_rows(result: Result, trips: list[_Trip]) -> dict[str, float]:
     ):  # fmt: skip
         if kind in _FILL_KIND_COLUMN:
             continue
-        trip = None
+        owner: _Trip | None = None
         candidates = by_instrument.get(inst, [])
         if kind in _TIME_KIND_COLUMN:
             records = funding if kind == LedgerKind.FUNDING else settlements
             held = float(records["position_contracts"][ref]) if 0 <= ref < len(records) else 0.0
             side = 1 if held > 0 else -1
-            trip = _open_at(candidates, ts, side)
+            owner = _open_at(candidates, ts, side)
             column = _TIME_KIND_COLUMN[kind]
         elif kind == LedgerKind.CLAWBACK:
             # profit clawed back for a past period: the latest round trip entered before it
             earlier = [t for t in candidates if t.ts_entry <= ts]
-            trip = earlier[-1] if earlier else None
+            owner = earlier[-1] if earlier else None
             column = "clawback_settle"
-        if trip is None:
+        if owner is None:
             left.setdefault(LedgerKind(kind).name.lower(), []).append(amount)
             continue
-        trip.money[column].append(amount)
+        owner.money[column].append(amount)
     return {name: math.fsum(values) for name, values in left.items()}
 
 

@@ -33,7 +33,7 @@ def adl_queue_order_nb(scores: np.ndarray) -> np.ndarray:
 @njit(cache=True)
 def allocate_adl_nb(
     order: np.ndarray, contracts: np.ndarray, liquidated: float, closed: np.ndarray
-):
+) -> float:
     """Allocate ``liquidated`` contracts along the queue ``order``; returns what is unallocated.
 
     Formula
@@ -61,7 +61,9 @@ def allocate_adl_nb(
 
 
 @njit(cache=True)
-def adl_percentile_nb(order: np.ndarray, contracts: np.ndarray, step: float, out: np.ndarray):
+def adl_percentile_nb(
+    order: np.ndarray, contracts: np.ndarray, step: float, out: np.ndarray
+) -> None:
     """BitMEX queue indicator: cumulative share of the queue's contracts, rounded up to ``step``.
 
     Formula

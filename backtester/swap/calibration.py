@@ -28,7 +28,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -229,14 +229,12 @@ def align_binance_capture(
     """
     from backtester.data.importers import read_file
 
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    if not files:
         raise ValueError("paths: expected at least one capture file, got none")
     trades_ts, trades_px, mark_ts, mark_px, index_px = [], [], [], [], []
     book_ts, book_mid, rate_ts, rate_values, rate_next = [], [], [], [], []
-    for path in paths:
+    for path in files:
         streams = {s.kind: s.records for s in read_file(path, "binance_ws")}
         if "mark" not in streams or "index" not in streams:
             raise ValueError(f"{path.name}: no @markPrice updates (mark and index) in the capture")
@@ -255,14 +253,14 @@ def align_binance_capture(
     r_ts = np.concatenate(rate_ts)
     if not np.array_equal(ts, r_ts):
         raise ValueError(
-            f"{', '.join(p.name for p in paths)}: markPrice timestamps parsed here differ from the "
+            f"{', '.join(p.name for p in files)}: markPrice timestamps parsed here differ from the "
             "binance_ws importer's mark stream"
         )
     order = np.argsort(ts, kind="stable")
     ts = ts[order]
     if np.any(np.diff(ts) <= 0):
         raise ValueError(
-            f"{', '.join(p.name for p in paths)}: duplicate or overlapping markPrice timestamps; "
+            f"{', '.join(p.name for p in files)}: duplicate or overlapping markPrice timestamps; "
             "pass consecutive, non-overlapping captures"
         )
     mark = np.concatenate(mark_px)[order]
@@ -288,7 +286,7 @@ def align_binance_capture(
         funding_rate=rates[keep],
         next_funding_ns=next_funding[keep],
         funding_interval_ns=int(funding_interval_ns),
-        source="binance_ws:" + "+".join(p.name for p in paths),
+        source="binance_ws:" + "+".join(p.name for p in files),
     )
 
 
@@ -649,7 +647,7 @@ def span_grid(
     return frame
 
 
-def _golden_section(func, low: float, high: float, tol: float) -> float:
+def _golden_section(func: Callable[[float], float], low: float, high: float, tol: float) -> float:
     """Minimiser of a unimodal ``func`` on [low, high] (deterministic golden-section search)."""
     ratio = (math.sqrt(5.0) - 1.0) / 2.0
     a, b = low, high
@@ -834,23 +832,19 @@ def mark_last_deviation(mark_bars: np.ndarray, trade_bars: np.ndarray) -> pd.Dat
             f"mark_bars: candle interval {mark_step} ns is not a multiple of the trade candles' "
             f"{trade_step} ns"
         )
-    trades = pd.DataFrame(
-        {k: trade_bars[k] for k in ("high", "low", "close")},
-        index=pd.to_datetime(trade_bars["ts_ns"], utc=True),
-    )
+    trade_index = pd.DatetimeIndex(pd.to_datetime(trade_bars["ts_ns"], utc=True))
+    trades = pd.DataFrame({k: trade_bars[k] for k in ("high", "low", "close")}, index=trade_index)
     trades_close_at = pd.Series(
-        trades["close"].to_numpy(), index=trades.index + pd.Timedelta(trade_step, "ns")
+        trades["close"].to_numpy(), index=trade_index + pd.Timedelta(trade_step, "ns")
     )
-    bucket = trades.index.floor(pd.Timedelta(mark_step, "ns"))
+    bucket = trade_index.floor(pd.Timedelta(mark_step, "ns"))
     per = trades.groupby(bucket).agg(
         high=("high", "max"), low=("low", "min"), count=("close", "size")
     )
     per = per[per["count"] == mark_step // trade_step]
-    marks = pd.DataFrame(
-        {k: mark_bars[k] for k in ("high", "low", "close")},
-        index=pd.to_datetime(mark_bars["ts_ns"], utc=True),
-    )
-    close_at = marks.index + pd.Timedelta(mark_step, "ns")
+    mark_index = pd.DatetimeIndex(pd.to_datetime(mark_bars["ts_ns"], utc=True))
+    marks = pd.DataFrame({k: mark_bars[k] for k in ("high", "low", "close")}, index=mark_index)
+    close_at = mark_index + pd.Timedelta(mark_step, "ns")
     last_close = trades_close_at.reindex(close_at).to_numpy()
     frame = pd.DataFrame(
         {

@@ -181,7 +181,7 @@ def next_period_end_ns_nb(ts_ns: int, period_ns: int, offset_ns: int) -> int:
 
 
 @njit(cache=True)
-def fund_after_delta_nb(fund_settle: float, delta_settle: float) -> tuple:
+def fund_after_delta_nb(fund_settle: float, delta_settle: float) -> tuple[float, float]:
     """(fund balance after a liquidation's delta, deficit the fund could not cover).
 
     Formula

@@ -283,6 +283,8 @@ def dump_profile(profile: VenueProfile, path: str | Path) -> Path:
     if path.suffix.lower() != ".toml":
         raise ValueError(f"path: expected a .toml or .json file, got {path}")
     sources = data.pop("sources")
+    if not isinstance(sources, dict):
+        raise TypeError(f"profile {profile.name}: sources must be a table, got {sources!r}")
     lines = [f"{key} = {_toml_value(value)}" for key, value in data.items()]
     lines += ["", "[sources]"] + [f"{key} = {_toml_value(value)}" for key, value in sources.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -28,12 +28,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from backtester.checks import check_dtype, suggestion
-from backtester.dtypes import TIER_DTYPE
+from backtester.dtypes import TIER_DTYPE, field_names
 from backtester.enums import TierBasis
 
 __all__ = [
@@ -85,7 +86,7 @@ def to_ns(value: int | str | pd.Timestamp | np.datetime64, name: str = "valid_fr
         raise ValueError(
             f"{name}: expected nanoseconds (int) or a date like '2022-05-21', got {value!r}"
         ) from None
-    if ts is pd.NaT:
+    if pd.isna(ts):
         raise ValueError(f"{name}: expected a date, got NaT")
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
@@ -142,7 +143,7 @@ def maintenance_amounts(min_sizes: Sequence[float], mmrs: Sequence[float]) -> np
 # --------------------------------------------------------------------------- table
 
 
-def make_tier_rows(rows: Iterable[Sequence[float]]) -> np.ndarray:
+def make_tier_rows(rows: Iterable[Sequence[Any]]) -> np.ndarray:
     """TIER_DTYPE array from tuples ``(tier, min_size, max_size, mmr, imr, max_leverage, cum)``.
 
     ``imr`` may be ``None`` (taken as ``1 / max_leverage``) and ``cum`` may be omitted (0).
@@ -321,7 +322,7 @@ class TierTable:
             and self.valid_from_ns == other.valid_from_ns
             and self.source == other.source
             and len(self.rows) == len(other.rows)
-            and all(np.array_equal(self.rows[n], other.rows[n]) for n in TIER_DTYPE.names)
+            and all(np.array_equal(self.rows[n], other.rows[n]) for n in field_names(TIER_DTYPE))
         )
 
     __hash__ = None  # type: ignore[assignment]  # holds an array
@@ -342,7 +343,8 @@ class TierTable:
         if not (math.isfinite(size) and size >= 0):
             raise ValueError(f"size: expected a finite value >= 0, got {size!r}")
         index = tier_index_nb(self.rows, 0, len(self.rows), float(size))
-        return self.rows[index]
+        row: np.void = self.rows[index]
+        return row
 
     def lookup_position(
         self, contract_kind: int, contracts: float, face_value: float, price: float
@@ -357,7 +359,9 @@ class TierTable:
 
     def to_records(self) -> list[dict[str, float]]:
         """The rows as a list of plain dicts (for JSON/TOML and DataFrames)."""
-        return [{n: self.rows[i][n].item() for n in TIER_DTYPE.names} for i in range(len(self))]
+        return [
+            {n: self.rows[i][n].item() for n in field_names(TIER_DTYPE)} for i in range(len(self))
+        ]
 
 
 def tier_size(
@@ -450,7 +454,7 @@ class TierSchedule:
 # --------------------------------------------------------------------------- loaders
 
 
-def _ccxt_entries(response: object, symbol: str) -> list[Mapping]:
+def _ccxt_entries(response: object, symbol: str) -> list[Mapping[str, Any]]:
     if isinstance(response, Mapping):
         if symbol not in response:
             raise ValueError(
@@ -466,7 +470,7 @@ def _ccxt_entries(response: object, symbol: str) -> list[Mapping]:
     return list(entries)
 
 
-def _number(entry: Mapping, key: str, where: str, default: float | None = None) -> float:
+def _number(entry: Mapping[str, Any], key: str, where: str, default: float | None = None) -> float:
     value = entry.get(key)
     if value is None:
         if default is not None:
@@ -479,7 +483,7 @@ def _number(entry: Mapping, key: str, where: str, default: float | None = None) 
 
 
 def tiers_from_ccxt(
-    response: Mapping[str, Sequence[Mapping]] | Sequence[Mapping],
+    response: Mapping[str, Sequence[Mapping[str, Any]]] | Sequence[Mapping[str, Any]],
     symbol: str,
     basis: int,
     valid_from: int | str = 0,

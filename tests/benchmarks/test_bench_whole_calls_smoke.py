@@ -16,7 +16,17 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_whole_calls
 @pytest.mark.slow
 def test_bench_whole_calls_runs_every_case():
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--bars", "5000", "--ticks", "20000", "--repeat", "1"],
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--bars",
+            "5000",
+            "--ticks",
+            "20000",
+            "--repeat",
+            "1",
+            "--no-cold",
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -29,3 +39,9 @@ def test_bench_whole_calls_runs_every_case():
     # the index and funding streams change the mark and the cash, not this strategy's orders
     assert rows["jit on_trade"] == rows["jit on_trade, no mechanics"]
     assert "FAILED" not in done.stdout
+    # the Python callback is also measured against the bare Python loop of its process
+    assert re.search(r"^python on_bar .*x the bare Python loop", done.stdout, re.M)
+    # each case's first call in a fresh process (warm cache; the cold one is skipped here)
+    firsts = re.findall(r"first call in a fresh process: warm (\d+\.\d+) s", done.stdout)
+    assert len(firsts) == 4
+    assert all(float(s) > 0 for s in firsts)

@@ -20,6 +20,7 @@ import gzip
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -162,10 +163,11 @@ def import_binance_ws(
     return out
 
 
-def _payload(line: str, name: str, line_no: int) -> dict:
+def _payload(line: str, name: str, line_no: int) -> dict[str, Any]:
     _, _, text = line.partition(" ")
     try:
         message = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataValidationError(f"{name} row {line_no:,}: not JSON ({exc.msg})") from None
-    return message.get("data", message)
+    payload: dict[str, Any] = message.get("data", message)
+    return payload

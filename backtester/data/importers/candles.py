@@ -79,7 +79,8 @@ def _time_column_ns(table: pa.Table, column: str, name: str, time_unit: str) -> 
             )
         if col.null_count:
             raise DataValidationError(f"{name}: column {column!r} has {col.null_count} nulls")
-        return pc.cast(col, pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+        ns: np.ndarray = pc.cast(col, pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+        return ns
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
         return to_ns(col.to_numpy(), time_unit, name)
     raise DataValidationError(f"{name}: column {column!r} has type {col.type}; expected times")

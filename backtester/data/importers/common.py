@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
@@ -160,7 +161,7 @@ def read_csv_auto_header(
     return frame
 
 
-def _open_text(path: Path):
+def _open_text(path: Path) -> TextIO:
     import gzip
 
     if path.suffix == ".gz":
@@ -248,7 +249,14 @@ def trade_records(
     return out
 
 
-def bar_records(ts_ns, open_, high, low, close, volume) -> np.ndarray:
+def bar_records(
+    ts_ns: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+) -> np.ndarray:
     """Assemble BAR_DTYPE records."""
     out = np.empty(len(ts_ns), dtype=dtypes.BAR_DTYPE)
     out["ts_ns"], out["open"], out["high"], out["low"], out["close"] = (

@@ -56,6 +56,7 @@ from backtester.data.importers.common import (
     trade_records,
 )
 from backtester.data.validation import check_single_symbol, detect_time_unit, to_ns
+from backtester.dtypes import field_names
 from backtester.enums import Side
 
 _KLINE_COLUMNS = [
@@ -448,10 +449,10 @@ def import_generic(
         frame = pd.read_csv(path)
     dtype = kind_dtype(kind)
     optional = {"side", "volume_base", "funding_interval_ns", "source"}
-    unknown = set(columns) - set(dtype.names)
+    unknown = set(columns) - set(field_names(dtype))
     if unknown:
         raise ValueError(f"columns: fields {sorted(unknown)} are not in {kind} ({dtype.names})")
-    need = [f for f in dtype.names if f not in optional and f not in columns]
+    need = [f for f in field_names(dtype) if f not in optional and f not in columns]
     if need:
         raise ValueError(f"columns: map the required field(s) {need} of kind {kind!r}")
     from backtester.data.importers.common import require_columns

@@ -18,8 +18,8 @@ try:
     main(["--help"])
 except SystemExit:
     pass
-heavy = sorted(m for m in ("numba", "pandas", "pyarrow", "backtester.engine.backtest",
-                           "ccxt", "dask") if m in sys.modules)
+heavy = sorted(m for m in ("numba", "numpy", "pandas", "pyarrow",
+                           "backtester.engine.backtest", "ccxt", "dask") if m in sys.modules)
 print("HEAVY", heavy)
 """
 

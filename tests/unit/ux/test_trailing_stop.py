@@ -294,3 +294,24 @@ def test_the_signal_path_tsl_stop_matches_a_recomputation_from_the_bars():
         else:  # cancelled by the exit signal before it would have fired
             assert trail["status"] == OrderStatus.CANCELLED
             assert expected is None or expected[1] > trail["ts_updated_ns"]
+
+
+def test_an_amended_trailing_stop_keeps_its_trail_and_extreme():
+    # long from 30,000, trail 500: after bar 1 (high 30,400) the level is 29,900. Amended at
+    # bar 1's close, the new order keeps the extreme 30,400 (level 29,900; from the last price
+    # 30,300 it would be 29,800), so bar 2's dip to 29,850 fills it at 29,900 (at +20 s)
+    def amend(c):
+        (working,) = c.open_orders()
+        c.amend(int(working["order_id"]), contracts=1)
+
+    dip = (30_300.0, 30_350.0, 29_850.0, 30_000.0)
+    result = run(
+        [FLAT, RISE_1, dip, FLAT],
+        {0: lambda c: c.market(1, trailing_stop_distance=500), 1: amend},
+    )
+    orders = result.records["orders"]
+    assert orders[1]["status"] == OrderStatus.CANCELLED
+    assert orders[2]["order_type"] == OrderType.TRAILING_STOP_MARKET
+    assert orders[2]["status"] == OrderStatus.FILLED
+    fill = result.records["fills"][-1]
+    assert (fill["price"], fill["ts_ns"]) == (29_900.0, T0 + 2 * MINUTE_NS + 20 * SECOND_NS)
