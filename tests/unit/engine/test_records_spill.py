@@ -314,3 +314,15 @@ def test_in_memory_result_tables_are_cached_and_unchanged(plain):
     state = pickle.loads(pickle.dumps(plain))
     assert state._frames == {}
     assert state.fingerprint() == plain.fingerprint()
+
+
+def test_metrics_of_a_spilled_result_equal_the_in_memory_run(catalog, plain, tmp_path):
+    from backtester.report.metrics import summary_metrics
+
+    streamed = _run(catalog.stream_market_data(EX, SYM, chunk_ns=DAY), records_directory=tmp_path)
+    expected = summary_metrics(plain)
+    got = summary_metrics(streamed)
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == value or (value != value and got[key] != got[key]), key
+    assert streamed.stats.equals(plain.stats)
