@@ -326,3 +326,43 @@ def test_metrics_of_a_spilled_result_equal_the_in_memory_run(catalog, plain, tmp
     for key, value in expected.items():
         assert got[key] == value or (value != value and got[key] != got[key]), key
     assert streamed.stats.equals(plain.stats)
+
+
+def test_weekly_clawback_reads_ledger_rows_of_earlier_windows(tmp_path):
+    """The OKEx weekly clawback (Friday 08:00 UTC) takes a share of the account's net profit
+    of the whole week from the ledger: with 6-hour windows, the fills and the liquidation of
+    Monday and Tuesday must still be in memory on Friday, though their windows were spilled
+    long before. The streamed run must claw back exactly what the in-memory run does."""
+    from tests.unit.engine.test_engine_insurance_fund import (
+        CONTRACT as OKEX_2019,
+    )
+    from tests.unit.engine.test_engine_insurance_fund import (
+        DAY0,
+        LEV,
+        BuyEach,
+        scenario,
+    )
+
+    cat = Catalog(tmp_path / "catalog")
+    symbols = []
+    for d in scenario():
+        cat.write("bars", "okex", d.symbol, d.bars, source="unit", interval_ns=HOUR)
+        cat.write("mark", "okex", d.symbol, d.mark, source="unit")
+        symbols.append(d.symbol)
+    options = {
+        "initial_balance": 1.0,
+        "leverage": LEV,
+        "mark_price_method": "historical",
+        "insurance_fund_settle": 0.001,
+    }
+    loaded = [cat.load_market_data("okex", symbol) for symbol in symbols]
+    plain = backtest(BuyEach, loaded, [OKEX_2019] * 2, **options)
+    stream = cat.stream_market_data("okex", symbols, chunk_ns=6 * HOUR)
+    streamed = backtest(BuyEach, stream, [OKEX_2019] * 2, **options)
+    assert streamed.config["stream"]["windows"] >= 15
+    clawbacks = plain.records["adl"]
+    assert len(clawbacks) == 1
+    assert clawbacks["ts_ns"][0] == DAY0 + (4 * 24 + 8) * HOUR  # Friday 08:00 UTC
+    assert clawbacks["amount_settle"][0] > 0
+    for kind in KINDS:
+        assert record_digest(streamed.records[kind]) == record_digest(plain.records[kind]), kind
