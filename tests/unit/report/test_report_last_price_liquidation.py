@@ -1,0 +1,166 @@
+"""The liquidation report's last-price model: when mark = last trade price would have
+liquidated each step, and how the loss differs (``report.liquidations.last_price_comparison``).
+
+Hand-built hourly candles: the trade candles' path is open at t0, the adverse extreme at
+t0 + Δ/3 (the low for a long), the other at t0 + 2Δ/3, the close at t0 + Δ (README "Candles
+are replayed as paths"); the expected instants below are read off that rule and the candles
+written here, not from the engine.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtester import Strategy, backtest, dtypes
+from backtester.data.market import MarketData, candle_path_points
+from backtester.report.liquidations import liquidation_report
+from backtester.report.summary import format_summary
+from backtester.swap.contract import get_contract
+
+HOUR_NS = 3_600_000_000_000
+DAY0 = 1_704_067_200_000_000_000  # 2024-01-01 00:00 UTC
+CONTRACT = "okx:BTC-USDT-SWAP"
+
+
+def candles(opens, highs, lows, closes) -> np.ndarray:
+    bars = np.zeros(len(closes), dtypes.BAR_DTYPE)
+    bars["ts_ns"] = DAY0 + np.arange(len(closes)) * HOUR_NS
+    bars["open"], bars["high"], bars["low"], bars["close"] = opens, highs, lows, closes
+    return bars
+
+
+class Schedule(Strategy):
+    """Target position by bar close time: ``plan = {hour: contracts}`` (market orders)."""
+
+    plan: ClassVar[dict] = {}
+
+    def on_bar(self, ctx, bar):
+        hour = int((bar["ts_ns"] + HOUR_NS - DAY0) // HOUR_NS)
+        if hour in self.plan:
+            ctx.market(self.plan[hour] - ctx.position)
+
+
+def run(trade_candles, mark_candles=None, contracts=10.0, mark="historical"):
+    data = MarketData(
+        "BTC-USDT-SWAP",
+        bars=trade_candles,
+        bar_interval_ns=HOUR_NS,
+        **(
+            {}
+            if mark_candles is None
+            else {"mark": candle_path_points(mark_candles, HOUR_NS), "mark_interval_ns": HOUR_NS}
+        ),
+    )
+    Schedule.plan = {1: contracts}  # decided at the 01:00 close: fills at the 01:00 open
+    return backtest(
+        Schedule,
+        data,
+        CONTRACT,
+        initial_balance=1_000.0,
+        leverage=50,
+        mark_price_method=mark,
+    )
+
+
+def test_the_mark_crosses_two_hours_before_the_last_price(tmp_path):
+    # long 10 contracts at 30,000, 50x: liquidation price ~29,520. The mark candle of 01:00
+    # dips to 29,000 (liquidated at its low, 01:20); the trade candles stay at 30,000 until the
+    # 03:00 candle, whose low 29,000 (visited first for a long, at 03:20) crosses it
+    flat = [30_000.0] * 5
+    trade = candles(flat, flat, [30_000.0, 30_000.0, 30_000.0, 29_000.0, 30_000.0], flat)
+    mark = candles(flat, [30_050.0] * 5, [29_990.0, 29_000.0, 29_990.0, 29_990.0, 29_990.0], flat)
+    result = run(trade, mark)
+    liq = result.records["liquidations"]
+    assert len(liq) == 1
+    assert int(liq["ts_ns"][0]) == DAY0 + HOUR_NS + HOUR_NS // 3
+    lp = float(liq["liquidation_price"][0])
+    assert 29_000.0 < lp < 30_000.0  # crossed only by the two dips
+    report = liquidation_report(result)
+    row = report.iloc[0]
+    expected = pd.Timestamp(DAY0 + 3 * HOUR_NS + HOUR_NS // 3, unit="ns", tz="UTC")
+    assert row["last_price_trigger_time"] == expected
+    assert row["last_price_delay"] == pd.Timedelta(hours=2)
+    assert row["last_price_trigger"] == "low of the 2024-01-01 03:00 trade candle"
+    # isolated: the same margin lost at either trigger
+    margin = float(liq["loss_settle"][0] + liq["fee_settle"][0])
+    assert row["last_price_loss_settle"] == margin
+    assert row["loss_difference_settle"] == 0.0
+    assert (
+        "would have liquidated 2 h later (2024-01-01 03:20:00 UTC" in row["last_price_comparison"]
+    )
+    # the same columns in result.liquidations, and the sentence in the terminal summary
+    frame = result.liquidations
+    assert frame["last_price_trigger_time"].iloc[0] == expected
+    assert frame["last_price_delay"].iloc[0] == pd.Timedelta(hours=2)
+    summary = format_summary(result)
+    assert "liquidation 2024-01-01 01:20:00 BUY full" in summary
+    assert "triggered on the low of the 2024-01-01 01:00 mark candle" in summary
+    assert "a last-price model would have liquidated 2 h later" in summary
+    # and in the HTML report's liquidations table
+    html = result.to_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "last_price_trigger_time" in html
+    assert "low of the 2024-01-01 03:00 trade candle" in html
+
+
+def test_the_last_price_never_crosses():
+    # the same mark dip; the trade candles never go below 30,000 and close the data at 30,100
+    # (04:00): a last-price model keeps the position, its unrealised PnL at the end is
+    # 10 contracts · face · (30,100 − 30,000) instead of the margin lost
+    closes = [30_000.0, 30_000.0, 30_000.0, 30_100.0]
+    opens = [30_000.0] * 4
+    trade = candles(opens, closes, opens, closes)
+    mark = candles(opens, [30_050.0] * 4, [29_990.0, 29_000.0, 29_990.0, 29_990.0], opens)
+    result = run(trade, mark)
+    liq = result.records["liquidations"]
+    assert len(liq) == 1
+    row = liquidation_report(result).iloc[0]
+    assert pd.isna(row["last_price_trigger_time"])
+    assert pd.isna(row["last_price_delay"])
+    assert row["last_price_trigger"] == "never within the data (to 2024-01-01 04:00 UTC)"
+    face = get_contract(CONTRACT).face_value
+    upl = 10.0 * face * (30_100.0 - 30_000.0)
+    margin = float(liq["loss_settle"][0] + liq["fee_settle"][0])
+    assert row["last_price_loss_settle"] == pytest.approx(-upl, rel=1e-12)
+    assert row["loss_difference_settle"] == pytest.approx(-upl - margin, rel=1e-12)
+    assert "would not have liquidated within the data" in row["last_price_comparison"]
+    assert f"{-upl - margin:+.8g}" in row["last_price_comparison"]
+
+
+def test_under_a_last_price_mark_the_instant_is_the_liquidation_itself():
+    # mark = last price: the report's last-price instant is the run's own trigger (the 03:20
+    # low of the 03:00 trade candle), delay 0
+    flat = [30_000.0] * 5
+    trade = candles(flat, flat, [30_000.0, 30_000.0, 30_000.0, 29_000.0, 30_000.0], flat)
+    result = run(trade, mark="last")
+    liq = result.records["liquidations"]
+    assert len(liq) == 1
+    row = liquidation_report(result).iloc[0]
+    assert int(liq["ts_ns"][0]) == DAY0 + 3 * HOUR_NS + HOUR_NS // 3
+    assert row["last_price_trigger_time"] == pd.Timestamp(int(liq["ts_ns"][0]), unit="ns", tz="UTC")
+    assert row["last_price_delay"] == pd.Timedelta(0)
+    assert row["last_price_comparison"].startswith(
+        "(the run's mark is the last price) a last-price model would have liquidated at the "
+        "same instant"
+    )
+
+
+def test_a_short_is_checked_on_the_high():
+    # short 10 at 30,000: the trade candle of 02:00 has a high of 31,000 (visited first for a
+    # short, at 02:20); its low 29,000 is irrelevant
+    flat = [30_000.0] * 4
+    trade = candles(flat, [30_000.0, 30_000.0, 31_000.0, 30_000.0], [29_000.0] * 4, flat)
+    mark = candles(flat, [30_010.0, 31_000.0, 30_010.0, 30_010.0], [29_990.0] * 4, flat)
+    result = run(trade, mark, contracts=-10.0)
+    liq = result.records["liquidations"]
+    assert len(liq) == 1
+    assert int(liq["ts_ns"][0]) == DAY0 + HOUR_NS + HOUR_NS // 3
+    row = liquidation_report(result).iloc[0]
+    assert row["last_price_trigger_time"] == pd.Timestamp(
+        DAY0 + 2 * HOUR_NS + HOUR_NS // 3, unit="ns", tz="UTC"
+    )
+    assert row["last_price_trigger"] == "high of the 2024-01-01 02:00 trade candle"
+    assert row["last_price_delay"] == pd.Timedelta(hours=1)
