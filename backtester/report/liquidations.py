@@ -307,10 +307,13 @@ def last_price_lines(result: Result, limit: int = 10) -> list[str]:
         r = records[k]
         when = pd.Timestamp(int(r["ts_ns"]), unit="ns", tz="UTC")
         kind = "partial" if r["is_partial"] else "full"
+        side = "long" if r["side"] > 0 else "short"
+        trigger = trigger_text(
+            int(r["trigger_stream"]), int(r["trigger_point"]), int(r["trigger_candle_ns"])
+        )
         lines.append(
-            f"liquidation {when:%Y-%m-%d %H:%M:%S} {Side(int(r['side'])).name} {kind} at "
-            f"{float(r['liquidation_price']):.8g}, "
-            f"{trigger_text(int(r['trigger_stream']), int(r['trigger_point']), int(r['trigger_candle_ns']))}; "  # noqa: E501
+            f"liquidation {when:%Y-%m-%d %H:%M:%S} {side} {kind} at "
+            f"{float(r['liquidation_price']):.8g}, {trigger}; "
             f"{comparison['last_price_comparison'].iloc[k]}"
         )
     if len(records) > limit:

@@ -97,7 +97,7 @@ def test_the_mark_crosses_two_hours_before_the_last_price(tmp_path):
     assert frame["last_price_trigger_time"].iloc[0] == expected
     assert frame["last_price_delay"].iloc[0] == pd.Timedelta(hours=2)
     summary = format_summary(result)
-    assert "liquidation 2024-01-01 01:20:00 BUY full" in summary
+    assert "liquidation 2024-01-01 01:20:00 long full at " in summary
     assert "triggered on the low of the 2024-01-01 01:00 mark candle" in summary
     assert "a last-price model would have liquidated 2 h later" in summary
     # and in the HTML report's liquidations table
