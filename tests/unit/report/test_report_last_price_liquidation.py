@@ -164,3 +164,121 @@ def test_a_short_is_checked_on_the_high():
     )
     assert row["last_price_trigger"] == "high of the 2024-01-01 02:00 trade candle"
     assert row["last_price_delay"] == pd.Timedelta(hours=1)
+
+
+SECOND_NS = 1_000_000_000
+T0 = 1_700_000_000_000_000_000 - (1_700_000_000_000_000_000 % (60 * SECOND_NS))
+
+
+def ticks_and_index(symbol, trades, index) -> MarketData:
+    t = np.zeros(len(trades), dtypes.TRADE_DTYPE)
+    t["ts_ns"] = [T0 + s * SECOND_NS for s, _ in trades]
+    t["price"] = [p for _, p in trades]
+    t["qty_base"] = 0.1
+    i = np.zeros(len(index), dtypes.PRICE_DTYPE)
+    i["ts_ns"] = [T0 + s * SECOND_NS for s, _ in index]
+    i["price"] = [p for _, p in index]
+    return MarketData(symbol, trades=t, index=i)
+
+
+class BuyOnce(Strategy):
+    """A market order of ``contracts`` at the first trade (fills at the next one)."""
+
+    contracts = 10.0
+
+    def on_trade(self, ctx, trade):
+        if not getattr(self, "done", False):
+            ctx.market(self.contracts)
+            self.done = True
+
+
+def test_on_ticks_with_a_computed_mark_the_last_price_trigger_is_a_trade():
+    # mark = index + EMA(last − index): the index falls to 29,000 at +120 s and the mark with
+    # it (liquidated then); the trades stay at 30,000 until the tick of +7,320 s at 29,000,
+    # two hours after the mark's trigger, the first trade at or below the liquidation price
+    trades = [(1, 30_000.0), (2, 30_000.0), (90, 30_000.0), (150, 30_000.0)]
+    trades += [(7_300, 29_990.0), (7_320, 29_000.0), (7_400, 30_000.0)]
+    index = [(0, 30_000.0), (60, 30_000.0), (120, 29_000.0), (180, 29_000.0)]
+    result = backtest(
+        BuyOnce,
+        ticks_and_index("BTC-USDT-SWAP", trades, index),
+        CONTRACT,
+        initial_balance=1_000.0,
+        leverage=50.0,
+    )
+    assert result.config["mark_price_method_used"] != ["LAST"]
+    liq = result.records["liquidations"]
+    assert len(liq) == 1
+    assert int(liq["ts_ns"][0]) == T0 + 120 * SECOND_NS
+    assert 29_000.0 < liq["liquidation_price"][0] < 29_990.0
+    row = liquidation_report(result).iloc[0]
+    when = pd.Timestamp(T0 + 7_320 * SECOND_NS, unit="ns", tz="UTC")
+    assert row["last_price_trigger_time"] == when
+    assert row["last_price_trigger"] == f"trade of {when.isoformat()}"
+    assert row["last_price_delay"] == pd.Timedelta(hours=2)
+    assert row["last_price_comparison"].startswith(
+        "a last-price model would have liquidated 2 h later"
+    )
+
+
+def test_inverse_never_crossed_loses_the_unrealised_pnl_in_coin():
+    # OKEx 2019 coin-margined swap (face 100 USD), isolated long 10 contracts at 50,000, 20x:
+    # the index falls to 45,000 (the mark with it: liquidated); the trades never leave
+    # 50,000 and end at 50,500: a last-price model keeps the position, unrealised PnL
+    # 10 · 100 · (1/50,000 − 1/50,500) BTC at the end instead of the margin lost
+    trades = [(1, 50_000.0), (2, 50_000.0), (90, 50_000.0), (150, 50_000.0), (200, 50_500.0)]
+    index = [(0, 50_000.0), (60, 50_000.0), (120, 45_000.0), (180, 45_000.0)]
+    result = backtest(
+        BuyOnce,
+        ticks_and_index("BTC-USD-SWAP", trades, index),
+        "okx_coinm_2019:BTC-USD-SWAP",
+        initial_balance=1.0,
+        leverage=20.0,
+    )
+    liq = result.records["liquidations"]
+    assert len(liq) == 1
+    assert result.records["fills"]["price"][0] == 50_000.0
+    row = liquidation_report(result).iloc[0]
+    end = pd.Timestamp(T0 + 200 * SECOND_NS, unit="ns", tz="UTC")
+    assert row["last_price_trigger"] == f"never within the data (to {end:%Y-%m-%d %H:%M} UTC)"
+    upl = 10.0 * 100.0 * (1.0 / 50_000.0 - 1.0 / 50_500.0)
+    margin = float(liq["loss_settle"][0] + liq["fee_settle"][0])
+    assert row["last_price_loss_settle"] == pytest.approx(-upl, rel=1e-12)
+    assert row["loss_difference_settle"] == pytest.approx(-upl - margin, rel=1e-12)
+
+
+def test_cross_margin_says_what_the_loss_difference_is_made_of():
+    # the hand-built candles of the first test, in cross mode: the instant is the same, the
+    # loss is not derived and the sentence says why
+    flat = [30_000.0] * 5
+    trade = candles(flat, flat, [30_000.0, 30_000.0, 30_000.0, 29_000.0, 30_000.0], flat)
+    mark = candles(flat, [30_050.0] * 5, [29_990.0, 29_000.0, 29_990.0, 29_990.0, 29_990.0], flat)
+    data = MarketData(
+        "BTC-USDT-SWAP",
+        bars=trade,
+        bar_interval_ns=HOUR_NS,
+        mark=candle_path_points(mark, HOUR_NS),
+        mark_interval_ns=HOUR_NS,
+    )
+    Schedule.plan = {1: 10.0}
+    result = backtest(
+        Schedule,
+        data,
+        CONTRACT,
+        initial_balance=100.0,
+        leverage=50,
+        margin_mode="cross",
+        mark_price_method="historical",
+    )
+    liq = result.records["liquidations"]
+    assert len(liq) == 1
+    assert int(liq["ts_ns"][0]) == DAY0 + HOUR_NS + HOUR_NS // 3
+    # wallet 100 on 10 · 0.01 BTC: the cross liquidation price is near 29,100, crossed by the
+    # 03:00 trade candle's low (visited at 03:20)
+    assert 29_000.0 < float(liq["liquidation_price"][0]) < 29_990.0
+    row = liquidation_report(result).iloc[0]
+    expected = pd.Timestamp(DAY0 + 3 * HOUR_NS + HOUR_NS // 3, unit="ns", tz="UTC")
+    assert row["last_price_trigger_time"] == expected
+    assert np.isnan(row["last_price_loss_settle"])
+    assert np.isnan(row["loss_difference_settle"])
+    assert "cross margin: the loss is not derived" in row["last_price_comparison"]
