@@ -9,6 +9,7 @@ written here, not from the engine.
 
 from __future__ import annotations
 
+import pickle
 from typing import ClassVar
 
 import numpy as np
@@ -104,6 +105,16 @@ def test_the_mark_crosses_two_hours_before_the_last_price(tmp_path):
     html = result.to_html(tmp_path / "report.html").read_text(encoding="utf-8")
     assert "last_price_trigger_time" in html
     assert "low of the 2024-01-01 03:00 trade candle" in html
+    assert "<td>02:00:00</td>" in html  # the delay, signed (later than the mark)
+    # a Result without the market data (unpickled in another process, loaded from a run
+    # folder) says the comparison is not available, never a silent blank
+    copy = pickle.loads(pickle.dumps(result))
+    again = liquidation_report(copy).iloc[0]
+    assert pd.isna(again["last_price_trigger_time"])
+    assert again["last_price_trigger"].startswith(
+        "not available: the Result does not hold the trade prices"
+    )
+    assert "last-price model not available" in format_summary(copy)
 
 
 def test_the_last_price_never_crosses():
