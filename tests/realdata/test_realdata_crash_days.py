@@ -264,6 +264,7 @@ def test_liquidated_inside_the_first_mark_candle_crossing_the_liquidation_price(
         assert int(last_liq["ts_ns"][0]) == expected_last[0]
         assert last_liq["trigger_stream"][0] == PriceStream.BARS
         assert last_liq["loss_settle"][0] + last_liq["fee_settle"][0] == pytest.approx(wb, rel=1e-9)
+    report_text = "" if expected is None else row["last_price_comparison"]
     SUMMARY.append(
         {
             "day": day,
@@ -276,6 +277,7 @@ def test_liquidated_inside_the_first_mark_candle_crossing_the_liquidation_price(
             ),
             "loss_mark": 0.0 if expected is None else round(wb, 2),
             "loss_last_price": 0.0 if expected_last is None else round(wb, 2),
+            "report": report_text,
         }
     )
 
@@ -290,7 +292,11 @@ def test_the_cases_cover_liquidations_and_wicks_that_only_a_last_price_model_see
         frame["mark_liquidation"] - frame["last_price_liquidation"]
     ).where(frame["mark_liquidation"].notna() & frame["last_price_liquidation"].notna())
     frame["loss_difference"] = frame["loss_last_price"] - frame["loss_mark"]
-    print("\n" + frame.to_string(index=False))
+    print("\n" + frame.drop(columns="report").to_string(index=False))
+    # what the product's liquidation report says for each liquidated case
+    for case in frame[frame["mark_liquidation"].notna()].itertuples():
+        print(f"{case.day} {case.side} {case.leverage}x: {case.report}")
+        assert case.report.startswith("a last-price model would have liquidated ")
     liquidated = frame["mark_liquidation"].notna()
     assert liquidated.sum() == 25  # all but three 5x longs are liquidated on the mark
     # the wick case survives on the mark; a last-price model would have liquidated it and
