@@ -180,7 +180,16 @@ def last_price_comparison(result: Result) -> pd.DataFrame:
         triggers earlier; NaT when never), ``last_price_loss_settle`` (> 0 a loss),
         ``loss_difference_settle`` (last-price loss − the row's loss + fee; NaN in cross
         mode) and ``last_price_comparison`` (one sentence for the summary and the report).
+        Built once per Result and cached with its tables (the summary, the HTML report and
+        ``result.liquidations`` read the same frame: do not change it).
     """
+    cached = getattr(result, "_cached", None)
+    if cached is None:
+        return _compare(result)
+    return cached("last_price_comparison", lambda: _compare(result))
+
+
+def _compare(result: Result) -> pd.DataFrame:
     records = result.records["liquidations"]
     n = len(records)
     trigger_ns = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
@@ -212,19 +221,21 @@ def last_price_comparison(result: Result) -> pd.DataFrame:
             continue
         if i not in openings:
             openings[i] = _position_walk(result, i)
-        open_ts, entry = _opening_before(openings[i], ts)
+        inverse = i < len(result.contract_kinds) and (
+            result.contract_kinds[i] == ContractKind.INVERSE
+        )
+        open_ts, entry = _opening_before(openings[i], ts, inverse)
         p_ts, p_price, p_rank, p_stream, p_point, p_candle = path
         start = int(np.searchsorted(p_ts, open_ts, side="left"))
-        if open_ts in openings[i][4]:  # opened at a candle's open: only the open counts then
+        if open_ts in openings[i][5]:  # opened at a candle's open: only the open counts then
             while start < len(p_ts) and p_ts[start] == open_ts and p_rank[start] < 2:
                 start += 1
         lp = float(r["liquidation_price"])
-        later = p_price[start:]
-        crossed = np.flatnonzero(later <= lp if side > 0 else later >= lp)
+        crossing = _first_crossing(p_price, start, lp, side)
         step_qty = abs(float(r["contracts_before"]) - float(r["contracts_after"]))
         mark_loss = float(r["loss_settle"]) + float(r["fee_settle"])
-        if len(crossed):
-            j = start + int(crossed[0])
+        if crossing >= 0:
+            j = crossing
             trigger_ns[k] = p_ts[j]
             delay_ns[k] = int(p_ts[j]) - ts
             words[k] = trigger_text(int(p_stream[j]), int(p_point[j]), int(p_candle[j]))
@@ -395,58 +406,73 @@ def _last_price_path(result: Result, i: int, side: int, nearest: bool) -> tuple 
     )
 
 
+def _first_crossing(prices: np.ndarray, start: int, level: float, side: int) -> int:
+    """Index of the first ``prices[k]``, ``k >= start``, at or through ``level`` against
+    ``side`` (long: ≤, short: ≥), or -1. Scanned in growing blocks, so a crossing near the
+    start costs little on a long path and many liquidations stay cheap."""
+    block = 4_096
+    k = start
+    while k < len(prices):
+        part = prices[k : k + block]
+        hits = np.flatnonzero(part <= level if side > 0 else part >= level)
+        if len(hits):
+            return k + int(hits[0])
+        k += block
+        block *= 4
+    return -1
+
+
 def _position_walk(result: Result, i: int) -> tuple:
-    """Instrument ``i``'s fills walked in order: per fill, the opening time and average entry
-    of the position after it (linear: weighted by contracts; inverse: harmonic), plus the
-    fills' times and order ids and the set of the data's candle open times."""
+    """Instrument ``i``'s fills: their times, order ids, prices, signed position after each,
+    the index of the fill that opened the position held after each (-1 when flat), and the
+    set of the data's candle open times. A fill opens a position when the one before was flat
+    or on the other side."""
     fills = result.records["fills"]
     mine = fills[fills["instrument"] == i]
-    kind = result.contract_kinds[i] if i < len(result.contract_kinds) else 0
-    inverse = kind == ContractKind.INVERSE
-    n = len(mine)
-    open_ts = np.zeros(n, dtype=np.int64)
-    entry = np.full(n, math.nan)
-    position = 0.0
-    current_open, current_entry = 0, math.nan
-    for j in range(n):
-        after = float(mine["position_after_contracts"][j])
-        price = float(mine["price"][j])
-        if after == 0.0:
-            current_open, current_entry = 0, math.nan
-        elif position == 0.0 or (after > 0) != (position > 0):
-            current_open, current_entry = int(mine["ts_ns"][j]), price
-        elif abs(after) > abs(position):
-            added = abs(after) - abs(position)
-            if inverse:
-                current_entry = abs(after) / (abs(position) / current_entry + added / price)
-            else:
-                current_entry = (abs(position) * current_entry + added * price) / abs(after)
-        position = after
-        open_ts[j] = current_open
-        entry[j] = current_entry
+    after = np.asarray(mine["position_after_contracts"], dtype=np.float64)
+    before = np.r_[0.0, after[:-1]]
+    opens = (after != 0.0) & ((before == 0.0) | (np.sign(after) != np.sign(before)))
+    # forward-fill the index of the last opening fill; flat after a fill: -1
+    marker = np.where(opens, np.arange(len(after)), -1)
+    opening = np.maximum.accumulate(marker) if len(marker) else marker
+    opening = np.where(after == 0.0, -1, opening)
     symbol = result.instruments[i] if i < len(result.instruments) else None
     data = getattr(result.price_series.get(symbol), "market_data", None)
     bar_opens = set() if data is None else set(np.asarray(data.bars["ts_ns"]).tolist())
     return (
         np.asarray(mine["ts_ns"], dtype=np.int64),
         np.asarray(mine["order_id"], dtype=np.int64),
-        open_ts,
-        entry,
+        np.asarray(mine["price"], dtype=np.float64),
+        after,
+        opening,
         bar_opens,
     )
 
 
-def _opening_before(walk: tuple, ts: int) -> tuple[int, float]:
+def _opening_before(walk: tuple, ts: int, inverse: bool) -> tuple[int, float]:
     """(opening time, average entry) of the position a liquidation at ``ts`` takes: the state
     after the last fill before it (fills of orders at ``ts`` itself included, the liquidation
-    fills of that instant not)."""
-    times, order_ids, open_ts, entry, _ = walk
+    fills of that instant not). The average entry is walked from the opening fill: weighted
+    by contracts (linear) or harmonic (inverse); reductions keep it."""
+    times, order_ids, prices, after, opening, _ = walk
     j = int(np.searchsorted(times, ts, side="left"))
     while j < len(times) and times[j] == ts and order_ids[j] >= 0:
         j += 1
-    if j == 0:
+    if j == 0 or opening[j - 1] < 0:
         return 0, math.nan
-    return int(open_ts[j - 1]), float(entry[j - 1])
+    first = int(opening[j - 1])
+    entry = float(prices[first])
+    held = abs(float(after[first]))
+    for k in range(first + 1, j):
+        size = abs(float(after[k]))
+        if size > held:
+            added = size - held
+            if inverse:
+                entry = size / (held / entry + added / float(prices[k]))
+            else:
+                entry = (held * entry + added * float(prices[k])) / size
+        held = size
+    return int(times[first]), entry
 
 
 def _unrealised(result: Result, i: int, side: int, qty: float, entry: float, price: float) -> float:

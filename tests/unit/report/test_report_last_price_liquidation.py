@@ -293,3 +293,38 @@ def test_cross_margin_says_what_the_loss_difference_is_made_of():
     assert np.isnan(row["last_price_loss_settle"])
     assert np.isnan(row["loss_difference_settle"])
     assert "cross margin: the loss is not derived" in row["last_price_comparison"]
+
+
+def test_never_crossed_after_two_entries_uses_the_average_entry():
+    # long 5 at the 01:00 open (30,000), 5 more at the 02:00 open (30,200): average entry
+    # 30,100. The mark candle of 03:00 dips to 29,000 (liquidated at 03:20); the trades never
+    # go below 30,000 and the data ends at 30,300 (05:00): the last-price model's loss is
+    # minus 10 · face · (30,300 − 30,100)
+    opens = [30_000.0, 30_000.0, 30_200.0, 30_200.0, 30_300.0]
+    closes = [30_000.0, 30_200.0, 30_200.0, 30_300.0, 30_300.0]
+    trade = candles(opens, np.maximum(opens, closes), np.minimum(opens, closes), closes)
+    mark = candles(opens, [30_400.0] * 5, [29_990.0, 29_990.0, 29_990.0, 29_000.0, 29_990.0], opens)
+    data = MarketData(
+        "BTC-USDT-SWAP",
+        bars=trade,
+        bar_interval_ns=HOUR_NS,
+        mark=candle_path_points(mark, HOUR_NS),
+        mark_interval_ns=HOUR_NS,
+    )
+    Schedule.plan = {1: 5.0, 2: 10.0}
+    result = backtest(
+        Schedule,
+        data,
+        CONTRACT,
+        initial_balance=1_000.0,
+        leverage=50,
+        mark_price_method="historical",
+    )
+    assert result.records["fills"]["price"][:2].tolist() == [30_000.0, 30_200.0]
+    liq = result.records["liquidations"]
+    assert len(liq) == 1
+    assert int(liq["ts_ns"][0]) == DAY0 + 3 * HOUR_NS + HOUR_NS // 3
+    row = liquidation_report(result).iloc[0]
+    assert row["last_price_trigger"] == "never within the data (to 2024-01-01 05:00 UTC)"
+    upl = 10.0 * get_contract(CONTRACT).face_value * (30_300.0 - 30_100.0)
+    assert row["last_price_loss_settle"] == pytest.approx(-upl, rel=1e-12)
