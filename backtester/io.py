@@ -20,11 +20,10 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 _MAX_LENGTH = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=@,-]+")
@@ -94,7 +93,10 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
+    # numpy looked up, not imported: `backtester --help` (which imports this module) loads no
+    # numpy, and without it loaded no value can be a numpy scalar
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")

@@ -10,8 +10,10 @@ The replay is read, not driven: a daemon thread polls the simulated time (``ts_n
 run most recently started in the process (:func:`backtester.engine.driver.latest_run`), so the
 engine pays nothing for it. The numba loop holds the interpreter lock while it runs; the
 Python path hands it back at every bar or trade it calls the strategy for, and the compiler
-runs Python code, so the line keeps moving in both; a signal run's single jitted call shows
-its last state until it returns, which takes well under a second.
+runs Python code, so the line keeps moving in both. A replay that stays inside numba — a
+signal run, a JitStrategy — shows its last state until it returns (known limitation: a long
+tick replay of a jitted strategy shows "starting the replay" throughout; releasing the lock
+would need ``nogil`` on the loop).
 
 Shown only when stderr is a terminal (a log file gets no carriage returns), unless
 ``BACKTESTER_PROGRESS=1`` forces it, from the start (``0`` turns it off).

@@ -542,8 +542,18 @@ class Result:
 
     @property
     def liquidations(self) -> pd.DataFrame:
-        """One row per full or partial liquidation."""
-        return self.frame("liquidations")
+        """One row per full or partial liquidation, with when a last-price model would have
+        liquidated and how the loss differs (``last_price_trigger_time``, ``last_price_delay``
+        ...: :func:`backtester.report.liquidations.last_price_comparison`)."""
+        return self._cached("liquidations", self._build_liquidations)
+
+    def _build_liquidations(self) -> pd.DataFrame:
+        from backtester.report.liquidations import last_price_comparison
+
+        frame = self.frame("liquidations").copy()
+        for name, column in last_price_comparison(self).items():
+            frame[name] = column.to_numpy()
+        return frame
 
     @property
     def settlements(self) -> pd.DataFrame:

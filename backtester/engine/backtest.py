@@ -189,6 +189,12 @@ class _PriceSeries(Mapping[str, npt.NDArray[np.void]]):
         self._data = data
         self._last: npt.NDArray[np.void] | None = None
 
+    @property
+    def market_data(self) -> MarketData:
+        """The instrument's market data as replayed (the liquidation report reads the trade
+        candles' paths and ticks from it: ``report.liquidations.last_price_comparison``)."""
+        return self._data
+
     def __getitem__(self, key: str) -> npt.NDArray[np.void]:
         if key == "last":
             if self._last is None:

@@ -862,7 +862,7 @@ def render_report(
         columns = [c for c in liquidations.columns if c not in hidden]
         parts.append("<div class='scroll'>" + _table(
             columns,
-            [[fmt_number(v, 8) if isinstance(v, float) else str(v) for v in row]
+            [[_liquidation_cell(v) for v in row]
              for row in liquidations[columns].itertuples(index=False)],
             "liquidations-table",
         ) + "</div>")  # fmt: skip
@@ -874,6 +874,16 @@ def render_report(
     parts.append(_LINK_AXES_JS)
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _liquidation_cell(value: Any) -> str:
+    """A liquidations-table cell: numbers to 8 digits, the last-price delay signed
+    (``−01:00:00``: the last price triggers an hour before the mark), NaT empty."""
+    if value is pd.NaT:
+        return ""
+    if isinstance(value, pd.Timedelta):
+        return "−" + fmt_duration(-value) if value < pd.Timedelta(0) else fmt_duration(value)
+    return fmt_number(value, 8) if isinstance(value, float) else str(value)
 
 
 def _benchmark_html(result: Result, returns: pd.Series, benchmark: pd.Series) -> str:

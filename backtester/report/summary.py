@@ -97,6 +97,10 @@ def format_summary(result: Result) -> str:
     notes = format_notes(result)  # rejected orders and a position left open, never silent
     if notes:
         lines.extend(["-" * (width_l + 3 + width_r), notes])
+    from backtester.report.liquidations import last_price_lines
+
+    # each liquidation and when a last-price model would have liquidated instead
+    lines.extend(last_price_lines(result))
     # what the run computed or fell back on (funding from the premium, mark = last price)
     lines.extend(f"warning: {text}" for text in result.config.get("warnings", []))
     return "\n".join(lines)

@@ -118,17 +118,18 @@ def binance_liquidation_price(side: int, qty: float, entry: float, wb: float, br
     raise AssertionError("no consistent bracket")
 
 
-def first_crossing(candles: pd.DataFrame, after_ns: int, side: int, price: float):
-    """(time, point) where a candle path first reaches ``price`` against ``side``, or None."""
+def first_crossing(candles: pd.DataFrame, after_ns: int, side: int, price: float, open_at=1):
+    """(time, point) where a candle path first reaches ``price`` against ``side``, or None.
+    The open is at ``t0 + open_at`` (mark candles: t0 + 1 ns; trade candles: t0)."""
     for t0, c in candles.loc[after_ns:].iterrows():
         if side > 0:
             if c["open"] <= price:
-                return t0 + 1, PathPoint.OPEN
+                return t0 + open_at, PathPoint.OPEN
             if c["low"] <= price:
                 return t0 + HOUR // 3, PathPoint.LOW
         else:
             if c["open"] >= price:
-                return t0 + 1, PathPoint.OPEN
+                return t0 + open_at, PathPoint.OPEN
             if c["high"] >= price:
                 return t0 + HOUR // 3, PathPoint.HIGH
     return None
@@ -197,7 +198,8 @@ def test_liquidated_inside_the_first_mark_candle_crossing_the_liquidation_price(
     assert all(liq["trigger_stream"] == PriceStream.MARK)
     last = run(catalog, day, side, leverage, "last")
     last_liq = last.records["liquidations"]
-    expected_last = first_crossing(raw["trade"].loc[: end - HOUR], entry_ns, side, lp)
+    trade_path = raw["trade"].loc[: end - HOUR]
+    expected_last = first_crossing(trade_path, entry_ns, side, lp, open_at=0)
     if expected is None:
         assert len(liq) == 0
         assert result.records["equity"]["position_contracts"][-1] == pytest.approx(side * QTY)
@@ -223,6 +225,36 @@ def test_liquidated_inside_the_first_mark_candle_crossing_the_liquidation_price(
             f"triggered on the {PathPoint(int(r['trigger_point'])).name.lower()} of the "
             f"{when.strftime('%Y-%m-%d %H:%M')} mark candle"
         )
+        # the report says when a last-price model would have liquidated: the first trade
+        # candle path point crossing LP (recomputed above from the raw file), and how the
+        # loss differs (isolated: the same margin; never crossed: minus the unrealised PnL
+        # at the last close of the data instead of the margin)
+        row = liquidation_report(result).iloc[0]
+        if expected_last is None:
+            last_close = float(trade_path["close"].iloc[-1])
+            close_at = pd.Timestamp(int(trade_path.index[-1]) + HOUR, unit="ns", tz="UTC")
+            assert pd.isna(row["last_price_trigger_time"])
+            assert pd.isna(row["last_price_delay"])
+            assert row["last_price_trigger"] == (
+                f"never within the data (to {close_at:%Y-%m-%d %H:%M} UTC)"
+            )
+            upl = side * QTY * (last_close - entry)  # BTCUSDT: face 1 BTC, quantities in BTC
+            assert row["last_price_loss_settle"] == pytest.approx(-upl, rel=1e-9)
+            assert row["loss_difference_settle"] == pytest.approx(-upl - wb, rel=1e-9)
+        else:
+            t0_last = expected_last[0] - (0 if expected_last[1] == PathPoint.OPEN else HOUR // 3)
+            assert row["last_price_trigger_time"] == pd.Timestamp(expected_last[0], tz="UTC")
+            assert row["last_price_delay"] == pd.Timedelta(expected_last[0] - expected[0])
+            assert row["last_price_trigger"] == (
+                f"{expected_last[1].name.lower()} of the "
+                f"{pd.Timestamp(t0_last, tz='UTC'):%Y-%m-%d %H:%M} trade candle"
+            )
+            assert row["last_price_loss_settle"] == pytest.approx(wb, rel=1e-9)
+            assert row["loss_difference_settle"] == 0.0
+        # the same in result.liquidations
+        shown = result.liquidations.iloc[0]
+        for column in ("last_price_trigger_time", "last_price_delay", "last_price_trigger"):
+            assert (pd.isna(shown[column]) and pd.isna(row[column])) or shown[column] == row[column]
     # the last-price model liquidates at the first trade candle reaching LP (never later
     # than the mark: the trade wicks are deeper), losing the same margin when it does
     if expected_last is None:
@@ -232,6 +264,7 @@ def test_liquidated_inside_the_first_mark_candle_crossing_the_liquidation_price(
         assert int(last_liq["ts_ns"][0]) == expected_last[0]
         assert last_liq["trigger_stream"][0] == PriceStream.BARS
         assert last_liq["loss_settle"][0] + last_liq["fee_settle"][0] == pytest.approx(wb, rel=1e-9)
+    report_text = "" if expected is None else row["last_price_comparison"]
     SUMMARY.append(
         {
             "day": day,
@@ -244,6 +277,7 @@ def test_liquidated_inside_the_first_mark_candle_crossing_the_liquidation_price(
             ),
             "loss_mark": 0.0 if expected is None else round(wb, 2),
             "loss_last_price": 0.0 if expected_last is None else round(wb, 2),
+            "report": report_text,
         }
     )
 
@@ -258,7 +292,11 @@ def test_the_cases_cover_liquidations_and_wicks_that_only_a_last_price_model_see
         frame["mark_liquidation"] - frame["last_price_liquidation"]
     ).where(frame["mark_liquidation"].notna() & frame["last_price_liquidation"].notna())
     frame["loss_difference"] = frame["loss_last_price"] - frame["loss_mark"]
-    print("\n" + frame.to_string(index=False))
+    print("\n" + frame.drop(columns="report").to_string(index=False))
+    # what the product's liquidation report says for each liquidated case
+    for case in frame[frame["mark_liquidation"].notna()].itertuples():
+        print(f"{case.day} {case.side} {case.leverage}x: {case.report}")
+        assert case.report.startswith("a last-price model would have liquidated ")
     liquidated = frame["mark_liquidation"].notna()
     assert liquidated.sum() == 25  # all but three 5x longs are liquidated on the mark
     # the wick case survives on the mark; a last-price model would have liquidated it and
