@@ -328,3 +328,24 @@ def test_never_crossed_after_two_entries_uses_the_average_entry():
     assert row["last_price_trigger"] == "never within the data (to 2024-01-01 05:00 UTC)"
     upl = 10.0 * get_contract(CONTRACT).face_value * (30_300.0 - 30_100.0)
     assert row["last_price_loss_settle"] == pytest.approx(-upl, rel=1e-12)
+
+
+def test_a_streamed_replay_says_the_comparison_is_not_available(tmp_path):
+    # a streamed replay keeps only a thinned last-price series (bounded memory): the report
+    # says the last-price model is not available instead of guessing from it
+    from backtester.data import Catalog
+
+    flat = [30_000.0] * 5
+    trade = candles(flat, flat, [30_000.0, 30_000.0, 30_000.0, 29_000.0, 30_000.0], flat)
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.write("bars", "okx", "BTC-USDT-SWAP", trade, source="unit", interval_ns=HOUR_NS)
+    stream = catalog.stream_market_data("okx", "BTC-USDT-SWAP", chunk_ns=2 * HOUR_NS)
+    Schedule.plan = {1: 10.0}
+    with backtest(
+        Schedule, stream, CONTRACT, initial_balance=1_000.0, leverage=50, mark_price_method="last"
+    ) as result:
+        assert len(result.records["liquidations"]) == 1
+        row = liquidation_report(result).iloc[0]
+        assert pd.isna(row["last_price_trigger_time"])
+        assert row["last_price_trigger"].startswith("not available: the Result does not hold")
+        assert "last-price model not available" in format_summary(result)
