@@ -349,3 +349,38 @@ def test_a_streamed_replay_says_the_comparison_is_not_available(tmp_path):
         assert pd.isna(row["last_price_trigger_time"])
         assert row["last_price_trigger"].startswith("not available: the Result does not hold")
         assert "last-price model not available" in format_summary(result)
+
+
+def test_every_partial_step_has_its_instant():
+    # OKEx 2019 coin-margined, cross, 15,000 contracts at 50,000 (tier 3), hourly candles,
+    # mark = last price: stepped down at the 03:00 candle's low (48,300, visited at 03:20),
+    # the rest taken over at the 04:00 candle's low (44,000, at 04:20). Under a last-price mark
+    # each step's last-price instant is its own trigger, the second searched from the first's
+    from tests.unit.engine.test_engine_cross_liquidation import OKEX, OpenAll, hourly_bars
+
+    closes = [50_000.0] * 3 + [48_300.0, 44_000.0, 44_000.0]
+    data = MarketData("BTC-USD-SWAP", bars=hourly_bars(closes), bar_interval_ns=HOUR_NS)
+    result = backtest(
+        OpenAll,
+        data,
+        OKEX,
+        initial_balance=1.52,
+        leverage=50.0,
+        margin_mode="cross",
+        params={"contracts": 15_000.0},
+    )
+    report = liquidation_report(result)
+    assert report["kind"].tolist() == ["partial", "full"]
+    # the candles' lows cross each step's liquidation price (a long's low is visited first)
+    assert 48_300.0 <= report["liquidation_price"].iloc[0] < 50_000.0
+    assert 44_000.0 <= report["liquidation_price"].iloc[1] < 48_300.0
+    expected = [DAY0 + 3 * HOUR_NS + HOUR_NS // 3, DAY0 + 4 * HOUR_NS + HOUR_NS // 3]
+    assert report["last_price_trigger_time"].tolist() == [
+        pd.Timestamp(t, unit="ns", tz="UTC") for t in expected
+    ]
+    assert report["time"].tolist() == report["last_price_trigger_time"].tolist()
+    assert report["last_price_delay"].tolist() == [pd.Timedelta(0)] * 2
+    assert report["last_price_trigger"].tolist() == [
+        "low of the 2024-01-01 03:00 trade candle",
+        "low of the 2024-01-01 04:00 trade candle",
+    ]
