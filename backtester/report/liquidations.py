@@ -154,7 +154,10 @@ def last_price_comparison(result: Result) -> pd.DataFrame:
     long; with ``bar_path="nearest"`` the extreme nearer the open), the other at
     ``t0 + 2Δ//3`` and the close at ``t0 + Δ``. The last-price trigger is the first point of
     that path, at or after the position's opening fill, whose price crosses the same
-    liquidation price as the row (long: price ≤ liquidation price; short: ≥). At the opening
+    liquidation price as the row (long: price ≤ liquidation price; short: ≥); a later step of
+    the same position (a partial liquidation's next step, the takeover after it) is searched
+    from the previous step's last-price instant on, and never comes if that one did not. At
+    the opening
     instant the close of the candle before does not count when the position opened at a
     candle's open (a market order placed at a close fills at the next open, after that close).
     The liquidation price is the row's (the one in force at the mark's trigger); a price that
@@ -204,6 +207,7 @@ def _compare(result: Result) -> pd.DataFrame:
     nearest = (config.get("options") or {}).get("bar_path") == "nearest"
     paths: dict[tuple[int, int], tuple | None] = {}
     openings: dict[int, tuple] = {}
+    steps: dict[tuple[int, int], int] = {}  # (instrument, opening ns) → path index, -1 never
     for k in range(n):
         r = records[k]
         i = int(r["instrument"])
@@ -231,7 +235,13 @@ def _compare(result: Result) -> pd.DataFrame:
             while start < len(p_ts) and p_ts[start] == open_ts and p_rank[start] < 2:
                 start += 1
         lp = float(r["liquidation_price"])
-        crossing = _first_crossing(p_price, start, lp, side)
+        # a later step of the same position (partial steps, then the takeover) can only come
+        # at or after the last-price model's previous step; none if that one never came
+        previous = steps.get((i, open_ts))
+        if previous is not None:
+            start = max(start, previous)
+        crossing = -1 if previous == -1 else _first_crossing(p_price, start, lp, side)
+        steps[(i, open_ts)] = crossing
         step_qty = abs(float(r["contracts_before"]) - float(r["contracts_after"]))
         mark_loss = float(r["loss_settle"]) + float(r["fee_settle"])
         if crossing >= 0:

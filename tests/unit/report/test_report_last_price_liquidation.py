@@ -328,3 +328,59 @@ def test_never_crossed_after_two_entries_uses_the_average_entry():
     assert row["last_price_trigger"] == "never within the data (to 2024-01-01 05:00 UTC)"
     upl = 10.0 * get_contract(CONTRACT).face_value * (30_300.0 - 30_100.0)
     assert row["last_price_loss_settle"] == pytest.approx(-upl, rel=1e-12)
+
+
+def test_a_streamed_replay_says_the_comparison_is_not_available(tmp_path):
+    # a streamed replay keeps only a thinned last-price series (bounded memory): the report
+    # says the last-price model is not available instead of guessing from it
+    from backtester.data import Catalog
+
+    flat = [30_000.0] * 5
+    trade = candles(flat, flat, [30_000.0, 30_000.0, 30_000.0, 29_000.0, 30_000.0], flat)
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.write("bars", "okx", "BTC-USDT-SWAP", trade, source="unit", interval_ns=HOUR_NS)
+    stream = catalog.stream_market_data("okx", "BTC-USDT-SWAP", chunk_ns=2 * HOUR_NS)
+    Schedule.plan = {1: 10.0}
+    with backtest(
+        Schedule, stream, CONTRACT, initial_balance=1_000.0, leverage=50, mark_price_method="last"
+    ) as result:
+        assert len(result.records["liquidations"]) == 1
+        row = liquidation_report(result).iloc[0]
+        assert pd.isna(row["last_price_trigger_time"])
+        assert row["last_price_trigger"].startswith("not available: the Result does not hold")
+        assert "last-price model not available" in format_summary(result)
+
+
+def test_every_partial_step_has_its_instant():
+    # OKEx 2019 coin-margined, cross, 15,000 contracts at 50,000 (tier 3), hourly candles,
+    # mark = last price: stepped down at the 03:00 candle's low (48,300, visited at 03:20),
+    # the rest taken over at the 04:00 candle's low (44,000, at 04:20). Under a last-price mark
+    # each step's last-price instant is its own trigger, the second searched from the first's
+    from tests.unit.engine.test_engine_cross_liquidation import OKEX, OpenAll, hourly_bars
+
+    closes = [50_000.0] * 3 + [48_300.0, 44_000.0, 44_000.0]
+    data = MarketData("BTC-USD-SWAP", bars=hourly_bars(closes), bar_interval_ns=HOUR_NS)
+    result = backtest(
+        OpenAll,
+        data,
+        OKEX,
+        initial_balance=1.52,
+        leverage=50.0,
+        margin_mode="cross",
+        params={"contracts": 15_000.0},
+    )
+    report = liquidation_report(result)
+    assert report["kind"].tolist() == ["partial", "full"]
+    # the candles' lows cross each step's liquidation price (a long's low is visited first)
+    assert 48_300.0 <= report["liquidation_price"].iloc[0] < 50_000.0
+    assert 44_000.0 <= report["liquidation_price"].iloc[1] < 48_300.0
+    expected = [DAY0 + 3 * HOUR_NS + HOUR_NS // 3, DAY0 + 4 * HOUR_NS + HOUR_NS // 3]
+    assert report["last_price_trigger_time"].tolist() == [
+        pd.Timestamp(t, unit="ns", tz="UTC") for t in expected
+    ]
+    assert report["time"].tolist() == report["last_price_trigger_time"].tolist()
+    assert report["last_price_delay"].tolist() == [pd.Timedelta(0)] * 2
+    assert report["last_price_trigger"].tolist() == [
+        "low of the 2024-01-01 03:00 trade candle",
+        "low of the 2024-01-01 04:00 trade candle",
+    ]
