@@ -407,6 +407,10 @@ ALL_RECORD_DTYPES = {
 #     segment_fill_price (f8, quote) the first fill on the bar-path segment just replayed when
 #     the strategy is woken for it (0: none): orders placed at that wake (exits of the entry)
 #     are matched against the rest of the segment, from that price (loop_nb.resume_segment_nb).
+#     safe_mark_low / safe_mark_high (f8, quote) an open isolated position's mark band inside
+#     which the liquidation check's fast exit certainly holds, valid while safe_contracts,
+#     safe_reference_price, safe_margin_settle and the tier table (safe_tier_offset /
+#     safe_tier_count) are the position's (0: no band; loop_nb.safe_mark_band_nb).
 # ORDER_WORK_DTYPE: working fields of each order row beside ORDER_DTYPE.
 #     active_from_ns (i8) first event time the order may fill (creation + latency);
 #     queue_ahead_base (f8, base) volume ahead of a resting limit; is_taker (b1) marketable at
@@ -523,6 +527,13 @@ POSITION_STATE_DTYPE = np.dtype(
         ("c_tier_switch", np.int64),
         ("e_tier_switch", np.int64),
         ("segment_fill_price", np.float64),
+        ("safe_mark_low", np.float64),
+        ("safe_mark_high", np.float64),
+        ("safe_contracts", np.float64),
+        ("safe_reference_price", np.float64),
+        ("safe_margin_settle", np.float64),
+        ("safe_tier_offset", np.int64),
+        ("safe_tier_count", np.int64),
     ],
     align=True,
 )

@@ -28,6 +28,8 @@ from backtester.engine.account_nb import (
     check_liquidation_nb,
     cross_metrics_nb,
     isolated_buffer_nb,
+    isolated_ratio_at_nb,
+    metrics_at_tier_nb,
 )
 from backtester.engine.deleverage_nb import apply_deleverage_event_nb, apply_period_clawback_nb
 from backtester.engine.order_entry_nb import ORDER_HEADROOM
@@ -49,6 +51,7 @@ from backtester.swap.mark_nb import (
     median_mark_nb,
 )
 from backtester.swap.settlement_nb import next_settlement_ns_nb
+from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
 
 NO_EVENT = np.iinfo(np.int64).max
 # The per-event functions take the EngineState (one pointer) and fetch only the arrays they
@@ -165,13 +168,21 @@ def liquidation_after_mark_nb(state, i, ts) -> int:
     An isolated position whose liquidation buffer is above 1 and at or above the margin-call
     level (and not in a margin-call episode) needs nothing: that is decided here from its own
     metrics, without the full check's ~11 array arguments (the common case, once per mark
-    update)."""
+    update). Cheaper still, a mark inside the position's safe band (:func:`safe_mark_band_nb`,
+    computed when the fast exit last held) needs not even that: a tick strategy's position
+    under the LAST mark method runs this at every trade."""
     s = state.positions[i]
     if s["margin_mode"] == MarginMode.ISOLATED and not s["margin_call_active"]:
+        p = state.params[i]
+        if in_safe_band_nb(s, p):
+            return 0
         m = state.metrics
         isolated_buffer_nb(state.positions, state.params, state.tiers, i, m)
         buffer = m[M_BUFFER]
-        if buffer > 1.0 and buffer >= state.account[0]["margin_call_buffer_ratio"]:
+        mc_ratio = state.account[0]["margin_call_buffer_ratio"]
+        if buffer > 1.0 and buffer >= mc_ratio:
+            if s["contracts"] != 0.0:
+                safe_mark_band_nb(s, p, state.tiers, mc_ratio)
             return 0
     first = state.account[0]["n_liquidations"]
     wake = check_liquidation_nb(
@@ -195,6 +206,82 @@ def liquidation_after_mark_nb(state, i, ts) -> int:
         r["trigger_point"] = s["trigger_point"]
         r["trigger_candle_ns"] = s["trigger_candle_ns"]
     return wake
+
+
+@njit(cache=True, inline="always")
+def in_safe_band_nb(s, p) -> bool:
+    """Whether position row ``s``'s mark lies strictly inside the band of
+    :func:`safe_mark_band_nb` and what the band was computed for (size, PnL reference,
+    isolated margin, tier table of contract record ``p``) is unchanged. Records only (inlined
+    at every mark update)."""
+    mark = s["mark_price"]
+    return (
+        s["safe_mark_low"] < mark < s["safe_mark_high"]
+        and s["contracts"] == s["safe_contracts"]
+        and s["reference_price"] == s["safe_reference_price"]
+        and s["margin_settle"] == s["safe_margin_settle"]
+        and p["tier_offset"] == s["safe_tier_offset"]
+        and p["tier_count"] == s["safe_tier_count"]
+    )
+
+
+@njit(cache=True)
+def safe_mark_band_nb(s, p, tiers, mc_ratio) -> None:
+    """Note in position row ``s`` a band of marks around its current one (±2 %, else ±0.5 %)
+    inside which the isolated position's liquidation check certainly takes its fast exit
+    (buffer > 1 and >= ``mc_ratio``), or no band (0, 0).
+
+    Why it holds: with one tier row over the band and no maintenance amount, the buffer
+    (margin + UPL) / (c · position value) is monotonic in the mark (linear contract
+    a + b/P, inverse a + b·P; every liquidation rule's requirement is c · PV then, see
+    ``margin_nb.liquidation_buffer_nb``), so it lies between its values at the band's ends;
+    both ends clear with a relative margin of 1e-9 (rounding) means every mark inside is
+    clear. The tier row is monotonic in the size (contracts, or notional: monotonic in the
+    mark), so the same row at both ends means the same row inside. Same rule as the signal
+    kernel's quiet-bar fold (``signals_nb.last_mark_path_nb``).
+    Mutates: ``s['safe_*']`` (the mark is restored)."""
+    s["safe_mark_low"] = 0.0
+    s["safe_mark_high"] = 0.0
+    mark = s["mark_price"]
+    size = abs(s["contracts"])
+    if not (mark > 0.0 and np.isfinite(mark)) or size == 0.0:
+        return
+    kind = p["contract_kind"]
+    face = p["face_value"]
+    row = tier_index_nb(
+        tiers, p["tier_offset"], p["tier_count"],
+        tier_size_nb(p["tier_basis"], kind, size, face, mark),
+    )  # fmt: skip
+    tier = tiers[row]
+    if tier["maintenance_amount_settle"] != 0.0:
+        return
+    mmr = tier["maintenance_margin_rate"]
+    level = 1.0 + 1e-9
+    for width in (0.02, 0.005):
+        low = mark * (1.0 - width)
+        high = mark * (1.0 + width)
+        clear = True
+        for end in (low, high):
+            end_row = tier_index_nb(
+                tiers, p["tier_offset"], p["tier_count"],
+                tier_size_nb(p["tier_basis"], kind, size, face, end),
+            )  # fmt: skip
+            s["mark_price"] = end
+            upl, pv, mm = metrics_at_tier_nb(s, p, tier)
+            _, buffer, _ = isolated_ratio_at_nb(s, p, upl, pv, mm, mmr)
+            # a NaN buffer is never clear
+            if not (end_row == row and buffer > level and buffer >= mc_ratio * level):
+                clear = False
+        s["mark_price"] = mark
+        if clear:
+            s["safe_mark_low"] = low
+            s["safe_mark_high"] = high
+            s["safe_contracts"] = s["contracts"]
+            s["safe_reference_price"] = s["reference_price"]
+            s["safe_margin_settle"] = s["margin_settle"]
+            s["safe_tier_offset"] = p["tier_offset"]
+            s["safe_tier_count"] = p["tier_count"]
+            return
 
 
 @njit(cache=True, inline="always")
@@ -612,11 +699,18 @@ def handle_trade_nb(state, i, ts) -> int:
         and point_nb(state, i, ts, t["price"], t["qty_base"], False, ts)
     ):
         wake |= WakeReason.FILL
-    if state.params[i]["mark_price_method"] == MarkPriceMethod.LAST:
+    p = state.params[i]
+    if p["mark_price_method"] == MarkPriceMethod.LAST:
         s["mark_price"] = t["price"]
         if s["contracts"] != 0.0 or s["margin_call_active"]:
             set_trigger_nb(s, PriceStream.TRADES, PathPoint.TICK, ts)
-            wake |= liquidation_after_mark_nb(state, i, ts)
+            # the fast exit's band checked here, without the call (it runs at every trade)
+            if not (
+                s["margin_mode"] == MarginMode.ISOLATED
+                and not s["margin_call_active"]
+                and in_safe_band_nb(s, p)
+            ):
+                wake |= liquidation_after_mark_nb(state, i, ts)
     state.account[0]["wake_ref"] = row
     return wake
 
