@@ -35,6 +35,8 @@ import pandas as pd
 from backtester.enums import ContractKind, LedgerKind, MarginRatioForm
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from backtester.results import Result
 
 __all__ = [
@@ -245,11 +247,15 @@ def _trade_stats(result: Result) -> dict[str, float]:
     }
 
 
-def _return_block(
-    equity: pd.Series, initial: float, frequency: str, periods_per_year: float, suffix: str
+def _return_metrics(
+    returns: np.ndarray,
+    final: float,
+    initial: float,
+    periods_per_year: float,
+    drawdown_days: float,
+    suffix: str,
 ) -> dict[str, float]:
-    _, returns = regular_returns(equity, initial, frequency)
-    final = float(equity.iloc[-1]) if len(equity) else initial
+    """The return block of the summary from one regular grid's returns (both metric paths)."""
     mdd = max_drawdown(returns)
     growth = cagr(returns, periods_per_year)
     return {
@@ -260,8 +266,88 @@ def _return_block(
         f"sortino{suffix}": sortino_ratio(returns, periods_per_year),
         f"max_drawdown{suffix}": mdd,
         f"calmar{suffix}": growth / abs(mdd) if mdd and mdd < 0 else math.nan,
-        f"max_drawdown_duration_days{suffix}": _drawdown_duration_days(equity),
+        f"max_drawdown_duration_days{suffix}": drawdown_days,
     }
+
+
+def _return_block(
+    equity: pd.Series, initial: float, frequency: str, periods_per_year: float, suffix: str
+) -> dict[str, float]:
+    _, returns = regular_returns(equity, initial, frequency)
+    final = float(equity.iloc[-1]) if len(equity) else initial
+    return _return_metrics(
+        returns, final, initial, periods_per_year, _drawdown_duration_days(equity), suffix
+    )
+
+
+def _cash_lines(
+    result: Result, fees_settle: float, funding_paid_settle: float, funding_received_settle: float
+) -> dict[str, float]:
+    """Fees, funding, exposure, turnover, liquidation and clawback lines (both metric paths)."""
+    records = result.records
+    equity = records["equity"]
+    ledger = records["ledger"]
+    liquidations = records["liquidations"]
+    kinds = np.asarray(ledger["kind"])
+    amounts = np.asarray(ledger["amount_settle"], dtype=np.float64)
+    return {
+        "fees_settle": fees_settle,
+        "funding_paid_settle": funding_paid_settle,
+        "funding_received_settle": funding_received_settle,
+        "exposure": float(np.mean(equity["position_contracts"] != 0.0)) if len(equity) else 0.0,
+        "turnover_settle": _notional_settle(result),
+        "turnover_contracts": math.fsum(np.abs(records["fills"]["qty_contracts"])),
+        "liquidations": len(liquidations),
+        "liquidation_cost_settle": math.fsum(liquidations["loss_settle"])
+        + math.fsum(liquidations["fee_settle"]),
+        "clawback_adl_settle": -math.fsum(
+            amounts[np.isin(kinds, [LedgerKind.CLAWBACK, LedgerKind.ADL])]
+        ),
+        "worst_margin_ratio": _worst_margin_ratio(result),
+    }
+
+
+def _fund_and_usd_lines(
+    metrics: dict[str, Any],
+    result: Result,
+    initial: float,
+    usd_block: Callable[[float], dict[str, float]],
+) -> None:
+    """Add the insurance-fund lines, the turnover ratio and, for an inverse contract, the USD
+    block (``usd_block(initial_usd)``) and every ``*_settle`` money line in USD at the last mark.
+
+    The venue's insurance fund as the run left it, and the clawback taken for what it could not
+    cover (engine.backtest option ``insurance_fund_settle``; MECHANICS.md §6).
+    """
+    fund = result.config.get("insurance_fund", {})
+    ledger = result.records["ledger"]
+    metrics.update(
+        {
+            "insurance_fund_start_settle": float(fund.get("start_settle", math.nan)),
+            "insurance_fund_end_settle": float(fund.get("end_settle", math.nan)),
+            "uncovered_deficit_pending_settle": float(
+                fund.get("uncovered_deficit_pending_settle", 0.0)
+            ),
+            "clawback_settle": -math.fsum(
+                ledger["amount_settle"][ledger["kind"] == LedgerKind.CLAWBACK]
+            ),
+        }
+    )
+    metrics["turnover_ratio"] = metrics["turnover_settle"] / initial if initial else math.nan
+    equity = result.records["equity"]
+    if not (any(k == ContractKind.INVERSE for k in result.contract_kinds) and len(equity)):
+        return
+    mark = np.asarray(equity["mark_price"], dtype=np.float64)
+    finite = mark[np.isfinite(mark) & (mark > 0)]
+    first_mark = float(finite[0]) if len(finite) else math.nan
+    last_mark = float(finite[-1]) if len(finite) else math.nan
+    metrics.update(usd_block(initial * first_mark))
+    metrics["initial_balance_usd"] = initial * first_mark
+    metrics["final_equity_usd"] = result.final_equity_settle * last_mark
+    for key in [k for k in metrics if k.endswith("_settle") and k != "initial_balance_settle"]:
+        if key in ("final_equity_settle",):
+            continue
+        metrics[key.removesuffix("_settle") + "_usd"] = metrics[key] * last_mark
 
 
 def compute_metrics(
@@ -289,8 +375,6 @@ def compute_metrics(
     from backtester.report.attribution import pnl_attribution
 
     initial = float(result.initial_balance_settle)
-    records = result.records
-    equity_records = records["equity"]
     equity = equity_series(result)
     metrics: dict[str, Any] = {
         "settle_currency": result.settle_currency,
@@ -306,62 +390,21 @@ def compute_metrics(
     metrics.update(_trade_stats(result))
     attribution = pnl_attribution(result)
     fees = attribution[["maker_fees_settle", "taker_fees_settle", "other_fees_settle"]]
-    liquidations = records["liquidations"]
     metrics.update(
-        {
-            "fees_settle": -math.fsum(fees.tolist()),
-            "funding_paid_settle": -float(attribution["funding_paid_settle"]),
-            "funding_received_settle": float(attribution["funding_received_settle"]),
-            "exposure": float(np.mean(equity_records["position_contracts"] != 0.0))
-            if len(equity_records)
-            else 0.0,
-            "turnover_settle": _notional_settle(result),
-            "turnover_contracts": math.fsum(np.abs(records["fills"]["qty_contracts"])),
-            "liquidations": len(liquidations),
-            "liquidation_cost_settle": math.fsum(liquidations["loss_settle"])
-            + math.fsum(liquidations["fee_settle"]),
-            "clawback_adl_settle": -math.fsum(
-                records["ledger"]["amount_settle"][
-                    np.isin(records["ledger"]["kind"], [LedgerKind.CLAWBACK, LedgerKind.ADL])
-                ]
-            ),
-            "worst_margin_ratio": _worst_margin_ratio(result),
-        }
+        _cash_lines(
+            result,
+            fees_settle=-math.fsum(fees.tolist()),
+            funding_paid_settle=-float(attribution["funding_paid_settle"]),
+            funding_received_settle=float(attribution["funding_received_settle"]),
+        )
     )
-    # the venue's insurance fund as the run left it, and the clawback taken for what it could
-    # not cover (engine.backtest option insurance_fund_settle; MECHANICS.md §6)
-    fund = result.config.get("insurance_fund", {})
-    ledger = records["ledger"]
-    metrics.update(
-        {
-            "insurance_fund_start_settle": float(fund.get("start_settle", math.nan)),
-            "insurance_fund_end_settle": float(fund.get("end_settle", math.nan)),
-            "uncovered_deficit_pending_settle": float(
-                fund.get("uncovered_deficit_pending_settle", 0.0)
-            ),
-            "clawback_settle": -math.fsum(
-                ledger["amount_settle"][ledger["kind"] == LedgerKind.CLAWBACK]
-            ),
-        }
-    )
-    metrics["turnover_ratio"] = metrics["turnover_settle"] / initial if initial else math.nan
-    inverse = any(k == ContractKind.INVERSE for k in result.contract_kinds)
-    if inverse and len(equity_records):
-        mark = np.asarray(equity_records["mark_price"], dtype=np.float64)
-        finite = mark[np.isfinite(mark) & (mark > 0)]
-        first_mark = float(finite[0]) if len(finite) else math.nan
-        last_mark = float(finite[-1]) if len(finite) else math.nan
+
+    def usd_block(initial_usd: float) -> dict[str, float]:
         usd = equity_series(result, "usd")
         usd = usd[np.isfinite(usd.to_numpy())]
-        metrics.update(
-            _return_block(usd, initial * first_mark, frequency, periods_per_year, "_usd")
-        )
-        metrics["initial_balance_usd"] = initial * first_mark
-        metrics["final_equity_usd"] = result.final_equity_settle * last_mark
-        for key in [k for k in metrics if k.endswith("_settle") and k != "initial_balance_settle"]:
-            if key in ("final_equity_settle",):
-                continue
-            metrics[key.removesuffix("_settle") + "_usd"] = metrics[key] * last_mark
+        return _return_block(usd, initial_usd, frequency, periods_per_year, "_usd")
+
+    _fund_and_usd_lines(metrics, result, initial, usd_block)
     return metrics
 
 
@@ -429,18 +472,9 @@ def _return_block_arrays(
     else:
         returns = np.zeros(0)
     final = float(values[-1]) if len(values) else initial
-    mdd = max_drawdown(returns)
-    growth = cagr(returns, periods_per_year)
-    return {
-        f"total_return{suffix}": final / initial - 1.0 if initial else math.nan,
-        f"cagr{suffix}": growth,
-        f"annual_volatility{suffix}": annual_volatility(returns, periods_per_year),
-        f"sharpe{suffix}": sharpe_ratio(returns, periods_per_year),
-        f"sortino{suffix}": sortino_ratio(returns, periods_per_year),
-        f"max_drawdown{suffix}": mdd,
-        f"calmar{suffix}": growth / abs(mdd) if mdd and mdd < 0 else math.nan,
-        f"max_drawdown_duration_days{suffix}": _duration_days(ts_ns, values),
-    }
+    return _return_metrics(
+        returns, final, initial, periods_per_year, _duration_days(ts_ns, values), suffix
+    )
 
 
 def summary_metrics(
@@ -474,54 +508,22 @@ def summary_metrics(
     kinds = np.asarray(ledger["kind"])
     amounts = np.asarray(ledger["amount_settle"], dtype=np.float64)
     funding = amounts[kinds == LedgerKind.FUNDING]
-    liquidations = records["liquidations"]
+    # pnl_attribution's lines: every FEE row (maker, taker, other), FUNDING rows by sign
     metrics.update(
-        {
-            # pnl_attribution's lines: every FEE row (maker, taker, other), FUNDING rows by sign
-            "fees_settle": -math.fsum(amounts[kinds == LedgerKind.FEE].tolist()),
-            "funding_paid_settle": -math.fsum(funding[funding <= 0].tolist()),
-            "funding_received_settle": math.fsum(funding[funding > 0].tolist()),
-            "exposure": float(np.mean(equity["position_contracts"] != 0.0)) if len(equity) else 0.0,
-            "turnover_settle": _notional_settle(result),
-            "turnover_contracts": math.fsum(np.abs(records["fills"]["qty_contracts"])),
-            "liquidations": len(liquidations),
-            "liquidation_cost_settle": math.fsum(liquidations["loss_settle"])
-            + math.fsum(liquidations["fee_settle"]),
-            "clawback_adl_settle": -math.fsum(
-                amounts[np.isin(kinds, [LedgerKind.CLAWBACK, LedgerKind.ADL])]
-            ),
-            "worst_margin_ratio": _worst_margin_ratio(result),
-        }
-    )
-    fund = result.config.get("insurance_fund", {})
-    metrics.update(
-        {
-            "insurance_fund_start_settle": float(fund.get("start_settle", math.nan)),
-            "insurance_fund_end_settle": float(fund.get("end_settle", math.nan)),
-            "uncovered_deficit_pending_settle": float(
-                fund.get("uncovered_deficit_pending_settle", 0.0)
-            ),
-            "clawback_settle": -math.fsum(amounts[kinds == LedgerKind.CLAWBACK]),
-        }
-    )
-    metrics["turnover_ratio"] = metrics["turnover_settle"] / initial if initial else math.nan
-    inverse = any(k == ContractKind.INVERSE for k in result.contract_kinds)
-    if inverse and len(equity):
-        mark = np.asarray(equity["mark_price"], dtype=np.float64)
-        finite = mark[np.isfinite(mark) & (mark > 0)]
-        first_mark = float(finite[0]) if len(finite) else math.nan
-        last_mark = float(finite[-1]) if len(finite) else math.nan
-        usd = values * mark
-        keep = np.isfinite(usd)
-        metrics.update(
-            _return_block_arrays(
-                ts[keep], usd[keep], initial * first_mark, bucket_ns, periods_per_year, "_usd"
-            )
+        _cash_lines(
+            result,
+            fees_settle=-math.fsum(amounts[kinds == LedgerKind.FEE].tolist()),
+            funding_paid_settle=-math.fsum(funding[funding <= 0].tolist()),
+            funding_received_settle=math.fsum(funding[funding > 0].tolist()),
         )
-        metrics["initial_balance_usd"] = initial * first_mark
-        metrics["final_equity_usd"] = result.final_equity_settle * last_mark
-        for key in [k for k in metrics if k.endswith("_settle") and k != "initial_balance_settle"]:
-            if key in ("final_equity_settle",):
-                continue
-            metrics[key.removesuffix("_settle") + "_usd"] = metrics[key] * last_mark
+    )
+
+    def usd_block(initial_usd: float) -> dict[str, float]:
+        usd = values * np.asarray(equity["mark_price"], dtype=np.float64)
+        keep = np.isfinite(usd)
+        return _return_block_arrays(
+            ts[keep], usd[keep], initial_usd, bucket_ns, periods_per_year, "_usd"
+        )
+
+    _fund_and_usd_lines(metrics, result, initial, usd_block)
     return metrics
