@@ -1006,7 +1006,13 @@ def run_until_nb(
             )
             if acc["n_orders"] > acc["n_orders_seen"]:
                 accept_after_callbacks_nb(state, on_order_rejected, user_state, ts)
-            if s["segment_fill_price"] != 0.0 and resume_segment_nb(state, i):
+            # only a bar-path segment sets it, and its FILL wake runs the callbacks at once:
+            # a trade tick never reads the position row here
+            if (
+                kind == EventKind.BAR_PATH
+                and state.positions[i]["segment_fill_price"] != 0.0
+                and resume_segment_nb(state, i)
+            ):
                 callbacks_nb(
                     state, _FILL, i, on_bar, on_trade, on_fill, on_funding,
                     on_liquidation, on_margin_call, on_adl, user_state,
