@@ -96,6 +96,10 @@ UNIT_NOTIONAL = 1
 UNIT_BASE = 2
 UNIT_EQUITY_FRACTION = 3
 
+# fast exits of the liquidation check after which the kernel notes a safe band of marks for
+# the position (loop_nb.safe_mark_band_nb)
+BAND_AFTER_CHECKS = 16
+
 
 @njit(cache=True)
 def target_contracts_nb(p, unit, amount, price, equity) -> float:
@@ -354,6 +358,8 @@ def run_signals_nb(state, capacities, signals) -> int:
     nearest = acc["bar_path"] == 1
     mc_ratio = acc["margin_call_buffer_ratio"]
     check = False  # a mark update of an open position awaits the liquidation check
+    band_fills = acc["n_fills"]  # fills when band_wait was last reset
+    band_wait = 0  # fast exits taken outside a safe band since then
     t_index = index[s["c_index"]]["ts_ns"] if s["c_index"] < s["e_index"] else NO_EVENT
     t_mark = mark[s["c_mark"]]["ts_ns"] if s["c_mark"] < s["e_mark"] else NO_EVENT
     t_funding = funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
@@ -637,7 +643,16 @@ def run_signals_nb(state, capacities, signals) -> int:
                 if needs_full_check_nb(s, mc_ratio, buffer):
                     liquidation_after_mark_nb(state, 0, ts)
                 elif isolated:
-                    safe_mark_band_nb(s, p, tiers, mc_ratio)
+                    # a band costs ~10 fast exits: noted once the position has passed
+                    # BAND_AFTER_CHECKS of them since its last fill without one (a fast
+                    # signal, a fill every few bars, would pay for bands it never uses)
+                    if acc["n_fills"] != band_fills:
+                        band_fills = acc["n_fills"]
+                        band_wait = 0
+                    band_wait += 1
+                    if band_wait >= BAND_AFTER_CHECKS:
+                        band_wait = 0
+                        safe_mark_band_nb(s, p, tiers, mc_ratio)
         if equity_interval > 0 and ts >= acc["next_equity_ns"]:
             acc["equity_pending"] = True
             acc["next_equity_ns"] = (ts // equity_interval + 1) * equity_interval
