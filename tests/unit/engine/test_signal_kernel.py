@@ -325,6 +325,35 @@ def test_margin_call_buffer_ratio_changes_nothing_between_the_paths(ratio):
     assert len(result.records["liquidations"]) > 0
 
 
+@pytest.mark.parametrize(
+    ("contract", "symbol", "balance", "size"),
+    [
+        ("okx:BTC-USDT-SWAP", "BTC-USDT-SWAP", 10_000.0, 10.0),
+        ("okx:BTC-USD-SWAP", "BTC-USD-SWAP", 1.0, 20.0),
+    ],
+)
+@pytest.mark.parametrize("ratio", [1.0, 3.0])
+@pytest.mark.parametrize("direction", ["long", "short"])
+def test_quiet_stretches_run_many_bars_at_a_time(contract, symbol, balance, size, ratio, direction):
+    # Sparse signals and an hourly equity row: between them the kernel runs the quiet bars
+    # many at a time (a bar's close, the next open, its path and its index point per step)
+    # while the mark stays inside the position's safe band. At 60x on a volatile walk the
+    # mark leaves the band inside such stretches (margin calls and liquidations there), and
+    # the position is flat for long spells after an exit or a liquidation.
+    data = synthetic(6_000, seed=81, vol=1.5e-3, symbol=symbol)
+    entries = np.zeros(len(data.bars), dtype=bool)
+    entries[::400] = True
+    exits = np.zeros(len(data.bars), dtype=bool)
+    exits[250::400] = True
+    result = both(
+        f"quiet stretches {contract} {direction} ratio {ratio}", entries, exits, data,
+        contract, initial_balance=balance, contracts=size, direction=direction,
+        leverage=60.0, margin_call_buffer_ratio=ratio, equity_interval_ns=HOUR_NS,
+    )  # fmt: skip
+    assert len(result.records["liquidations"]) > 0
+    assert 90 < len(result.records["equity"]) < 110  # 100 hours
+
+
 # ---------------------------------------------------------------------------- contract profiles
 PROFILES = [
     # (contract, data symbol, initial balance, contracts): about 0.1 of the wallet per unit
