@@ -16,41 +16,14 @@ import numpy as np
 import pytest
 from numba import njit
 
-from backtester import Strategy, backtest, dtypes
-from backtester.data.market import MarketData
+from backtester import backtest
 from backtester.enums import OrderStatus, OrderType
 from backtester.jit import JitStrategy, limit, place_exits, position
+from tests.unit.ux.scripted_bars import CONTRACT, FLAT, MINUTE_NS, SECOND_NS, T0, bars, run
 
-MINUTE_NS = 60_000_000_000
-SECOND_NS = 1_000_000_000
-T0 = 1_700_000_000_000_000_000
-CONTRACT = "okx:BTC-USDT-SWAP"
-FLAT = (30_000.0, 30_010.0, 29_990.0, 30_000.0)
 # flat at its open: the high (100 away) is nearer than the low (600 away), so the path is
 # open 30,000 -> high 30,100 (+20 s) -> low 29,400 (+40 s) -> close 29,600 (+60 s)
 DROP = (30_000.0, 30_100.0, 29_400.0, 29_600.0)
-
-
-def bars(ohlc) -> MarketData:
-    rows = np.zeros(len(ohlc), dtypes.BAR_DTYPE)
-    rows["ts_ns"] = T0 + np.arange(len(ohlc)) * MINUTE_NS
-    for k, (o, h, low, c) in enumerate(ohlc):
-        rows[k]["open"], rows[k]["high"], rows[k]["low"], rows[k]["close"] = o, h, low, c
-    return MarketData("BTC-USDT-SWAP", bars=rows, bar_interval_ns=MINUTE_NS)
-
-
-class Scripted(Strategy):
-    actions: dict = {}  # noqa: RUF012  (set per test)
-
-    def on_bar(self, ctx, bar):
-        action = self.actions.get(len(ctx.closes) - 1)
-        if action is not None:
-            action(ctx)
-
-
-def run(ohlc, actions):
-    return backtest(Scripted, bars(ohlc), CONTRACT, initial_balance=10_000.0,
-                    params={"actions": actions})  # fmt: skip
 
 
 def test_a_market_entry_at_the_open_is_protected_on_the_rest_of_its_bar():

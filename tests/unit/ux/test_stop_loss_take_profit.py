@@ -8,41 +8,11 @@ its trigger when the path passes through it without a gap.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from backtester import Strategy, backtest, dtypes
-from backtester.data.market import MarketData
 from backtester.enums import OrderStatus, OrderType
+from tests.unit.ux.scripted_bars import FLAT, run
 
-MINUTE_NS = 60_000_000_000
-T0 = 1_700_000_000_000_000_000
-CONTRACT = "okx:BTC-USDT-SWAP"
-
-
-def bars(ohlc) -> MarketData:
-    rows = np.zeros(len(ohlc), dtypes.BAR_DTYPE)
-    rows["ts_ns"] = T0 + np.arange(len(ohlc)) * MINUTE_NS
-    for k, (o, h, low, c) in enumerate(ohlc):
-        rows[k]["open"], rows[k]["high"], rows[k]["low"], rows[k]["close"] = o, h, low, c
-    return MarketData("BTC-USDT-SWAP", bars=rows, bar_interval_ns=MINUTE_NS)
-
-
-class Scripted(Strategy):
-    actions: dict = {}  # noqa: RUF012  (set per test)
-
-    def on_bar(self, ctx, bar):
-        action = self.actions.get(len(ctx.closes) - 1)
-        if action is not None:
-            action(ctx)
-
-
-def run(ohlc, actions):
-    return backtest(Scripted, bars(ohlc), CONTRACT, initial_balance=10_000.0,
-                    params={"actions": actions})  # fmt: skip
-
-
-FLAT = (30_000.0, 30_010.0, 29_990.0, 30_000.0)
 ENTRY_BAR = (30_000.0, 30_100.0, 29_900.0, 30_050.0)  # entry fills at its open, 30,000
 UP_THROUGH_TP = (30_050.0, 31_100.0, 30_000.0, 31_050.0)
 DOWN_THROUGH_SL = (30_050.0, 30_060.0, 29_400.0, 29_450.0)

@@ -28,36 +28,8 @@ from backtester.jit import (
     position,
     trailing_stop,
 )
+from tests.unit.ux.scripted_bars import CONTRACT, FLAT, MINUTE_NS, SECOND_NS, T0, bars, run
 
-MINUTE_NS = 60_000_000_000
-SECOND_NS = 1_000_000_000
-T0 = 1_700_000_000_000_000_000
-CONTRACT = "okx:BTC-USDT-SWAP"
-
-
-def bars(ohlc) -> MarketData:
-    rows = np.zeros(len(ohlc), dtypes.BAR_DTYPE)
-    rows["ts_ns"] = T0 + np.arange(len(ohlc)) * MINUTE_NS
-    for k, (o, h, low, c) in enumerate(ohlc):
-        rows[k]["open"], rows[k]["high"], rows[k]["low"], rows[k]["close"] = o, h, low, c
-    return MarketData("BTC-USDT-SWAP", bars=rows, bar_interval_ns=MINUTE_NS)
-
-
-class Scripted(Strategy):
-    actions: dict = {}  # noqa: RUF012  (set per test)
-
-    def on_bar(self, ctx, bar):
-        action = self.actions.get(len(ctx.closes) - 1)
-        if action is not None:
-            action(ctx)
-
-
-def run(ohlc, actions):
-    return backtest(Scripted, bars(ohlc), CONTRACT, initial_balance=10_000.0,
-                    params={"actions": actions})  # fmt: skip
-
-
-FLAT = (30_000.0, 30_010.0, 29_990.0, 30_000.0)
 # long from 30,000 (bar 1's open), trail 500: the path is open -> low -> high -> close
 RISE_1 = (30_000.0, 30_400.0, 29_800.0, 30_300.0)  # low 29,800 > 29,500; high -> stop 29,900
 RISE_2 = (30_300.0, 31_000.0, 30_200.0, 30_900.0)  # low 30,200 > 29,900; high -> stop 30,500
