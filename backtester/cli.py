@@ -494,14 +494,8 @@ def _load_in_span(selection: dict[str, Any]) -> Any:
         def day(ns: int | None) -> str:
             return "…" if ns is None else str(pd.Timestamp(ns, unit="ns", tz="UTC"))[:19]
 
-        span = [
-            pd.Timestamp(v, unit="ns", tz="UTC").isoformat() if v is not None else "open"
-            for v in (selection.get("start_ns"), selection.get("end_ns"))
-        ]
-        raise ValueError(
-            f"start/end: no market data for {selection['source']}:{selection['symbol']} in "
-            f"[{span[0]}, {span[1]}); the data covers {day(whole.start_ns)} to "
-            f"{day(whole.end_ns)}"
+        raise sweep.no_market_data_error(
+            selection, f"the data covers {day(whole.start_ns)} to {day(whole.end_ns)}"
         ) from None
 
 

@@ -1219,6 +1219,18 @@ def build_contract(job: dict[str, Any]) -> Any:
     return contract
 
 
+def no_market_data_error(selection: dict[str, Any], advice: str) -> ValueError:
+    """The one message for a start/end range that holds no market data, ``advice`` after it."""
+    span = [
+        pd.Timestamp(v, unit="ns", tz="UTC").isoformat() if v is not None else "open"
+        for v in (selection.get("start_ns"), selection.get("end_ns"))
+    ]
+    return ValueError(
+        f"start/end: no market data for {selection['source']}:{selection['symbol']} in "
+        f"[{span[0]}, {span[1]}); {advice}"
+    )
+
+
 def check_job(job: dict[str, Any], data: Any) -> None:
     """Refuse a job whose settings or data range cannot run, before running it.
 
@@ -1233,14 +1245,10 @@ def check_job(job: dict[str, Any], data: Any) -> None:
     try:
         start_ns = data.start_ns
     except ValueError:
-        span = [
-            pd.Timestamp(v, unit="ns", tz="UTC").isoformat() if v is not None else "open"
-            for v in (sel.get("start_ns"), sel.get("end_ns"))
-        ]
-        raise ValueError(
-            f"start/end: no market data for {sel['source']}:{sel['symbol']} in "
-            f"[{span[0]}, {span[1]}); choose a range inside the stored data (backtester data "
-            f"{sel['source']} {sel['symbol']})"
+        raise no_market_data_error(
+            sel,
+            f"choose a range inside the stored data (backtester data {sel['source']} "
+            f"{sel['symbol']})",
         ) from None
     check_positive(job["initial_balance"], "initial_balance")
     leverage = check_positive(job.get("leverage", 10.0), "leverage")

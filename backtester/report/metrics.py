@@ -158,18 +158,8 @@ def regular_returns(
 
 def _drawdown_duration_days(equity: pd.Series) -> float:
     """Longest time from an equity peak until the first sample back at it (or the end), in days."""
-    if len(equity) < 2:
-        return 0.0
-    values = equity.to_numpy(dtype=np.float64)
     ts = pd.DatetimeIndex(equity.index).as_unit("ns").asi8
-    peak = np.fmax.accumulate(values)
-    # last time equity stood at its running peak, at each sample
-    peak_ts = np.maximum.accumulate(np.where(values >= peak, ts, ts.min()))
-    underwater_before = values[:-1] < peak[:-1]
-    if not underwater_before.any():
-        return 0.0
-    spans = ts[1:][underwater_before] - peak_ts[:-1][underwater_before]
-    return float(np.max(spans)) / _NS_PER_DAY
+    return _duration_days(ts, equity.to_numpy(dtype=np.float64))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -442,11 +432,13 @@ def regular_grid(
 
 
 def _duration_days(ts_ns: np.ndarray, values: np.ndarray) -> float:
-    """:func:`_drawdown_duration_days` on arrays."""
+    """Longest time from an equity peak (``values`` at ``ts_ns``) until the first sample back
+    at it (or the end), in days."""
     if len(values) < 2:
         return 0.0
     ts = np.asarray(ts_ns, dtype=np.int64)
     peak = np.fmax.accumulate(values)
+    # last time equity stood at its running peak, at each sample
     peak_ts = np.maximum.accumulate(np.where(values >= peak, ts, ts.min()))
     underwater_before = values[:-1] < peak[:-1]
     if not underwater_before.any():

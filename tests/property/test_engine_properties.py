@@ -144,29 +144,29 @@ class RandomOrders(Strategy):
                     ctx.cancel(int(order["order_id"]))
 
 
-@settings(max_examples=80)
-@given(scenarios())
-def test_ledger_conserves_wallet_stays_positive_and_fills_stay_in_range(scenario):
+def run_scenario(scenario):
+    """Backtest :class:`RandomOrders` on a drawn scenario, one funding payment at mid-run."""
     bars, interval, actions, leverage, funding_rate, deleverage, venue = scenario
     contract, balance, scale = venue
     funding = np.zeros(1, dtypes.FUNDING_RATE_DTYPE)
     funding["ts_ns"] = bars["ts_ns"][len(bars) // 2]
     funding["funding_rate"] = funding_rate
     data = MarketData(
-        contract.symbol,
-        bars=bars,
-        bar_interval_ns=interval,
-        funding=funding,
+        contract.symbol, bars=bars, bar_interval_ns=interval, funding=funding,
         deleverage=deleverage,
-    )
-    result = backtest(
-        RandomOrders,
-        data,
-        contract,
-        initial_balance=balance,
-        leverage=leverage,
+    )  # fmt: skip
+    return backtest(
+        RandomOrders, data, contract, initial_balance=balance, leverage=leverage,
         params={"actions": actions, "scale": scale},
-    )
+    )  # fmt: skip
+
+
+@settings(max_examples=80)
+@given(scenarios())
+def test_ledger_conserves_wallet_stays_positive_and_fills_stay_in_range(scenario):
+    bars, interval, *_ = scenario
+    balance = scenario[-1][1]
+    result = run_scenario(scenario)
     ledger = result.records["ledger"]
     np.testing.assert_allclose(
         balance + np.cumsum(ledger["amount_settle"]),
@@ -304,26 +304,8 @@ def test_ledger_agrees_with_an_independent_recomputation(scenario):
       replay and the mark the last bar close before the funding time (no index: the profile's
       mark falls back to the last price; funding before the bar at equal times, §3).
     """
-    bars, interval, actions, leverage, funding_rate, deleverage, venue = scenario
-    contract, balance, scale = venue
-    funding = np.zeros(1, dtypes.FUNDING_RATE_DTYPE)
-    funding["ts_ns"] = bars["ts_ns"][len(bars) // 2]
-    funding["funding_rate"] = funding_rate
-    data = MarketData(
-        contract.symbol,
-        bars=bars,
-        bar_interval_ns=interval,
-        funding=funding,
-        deleverage=deleverage,
-    )
-    result = backtest(
-        RandomOrders,
-        data,
-        contract,
-        initial_balance=balance,
-        leverage=leverage,
-        params={"actions": actions, "scale": scale},
-    )
+    bars, interval, _, _, funding_rate, _, (contract, balance, _) = scenario
+    result = run_scenario(scenario)
     inverse = contract.contract_kind == ContractKind.INVERSE
     face = contract.face_value
     fills = result.records["fills"]
@@ -429,7 +411,7 @@ def test_ledger_agrees_with_an_independent_recomputation(scenario):
         assert rows["amount_settle"].sum() == pytest.approx(expected, rel=1e-12, abs=tol)
     if len(payments) == 0 and funding_rate != 0.0:
         # no payment only when flat at the funding time (or no mark yet)
-        ts = int(funding["ts_ns"][0])
+        ts = int(bars["ts_ns"][len(bars) // 2])  # run_scenario's funding time
         start_t = np.searchsorted(ledger["ts_ns"], ts, side="left")
         end_t = np.searchsorted(ledger["ts_ns"], ts, side="right")
         before = [pos for row, pos in history if row < start_t]
