@@ -31,7 +31,9 @@ def test_readme_test_command_is_the_ci_command() -> None:
     ]
     second = readme_commands()[1]
     assert second == ci[-1]
-    assert second.endswith("python -m pytest -q")
+    assert second.endswith(
+        "ruff check . && ruff format --check . && python -m mypy && python -m pytest -q"
+    )
 
 
 @pytest.mark.slow  # subprocesses
