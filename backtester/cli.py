@@ -400,7 +400,7 @@ def _default_contract(source: str, symbol: str) -> str:
 
 def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
     """The job dict (see :mod:`backtester.sweep`) described by the options and config file."""
-    from backtester import sweep
+    from backtester import jobs
 
     config = read_config(args.config) if args.config else {}
 
@@ -416,7 +416,7 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
     elif strategy and ".py:" in strategy:
         file, _, cls = strategy.rpartition(":")
         strategy = f"{Path(file).resolve()}:{cls}"
-    cls = sweep.load_strategy(strategy)
+    cls = jobs.load_strategy(strategy)
     source = option("data", "sample")
     if source != "sample" and get_close_matches(source, ["sample"], n=1, cutoff=0.7):
         from backtester.data.catalog import Catalog
@@ -457,36 +457,36 @@ def build_job(args: argparse.Namespace) -> tuple[dict[str, Any], type]:
         "maker_fee_rate": option("maker_fee"),
         "taker_fee_rate": option("taker_fee"),
     }
-    contract = sweep.build_contract(job)  # validates the names and fees now (exit code 2)
+    contract = jobs.build_contract(job)  # validates the names and fees now (exit code 2)
     balance = option("initial_balance")
     if balance is None:
         balance = 1.0 if contract.settle_currency in ("BTC", "XBT", "ETH") else 10_000.0
     job["initial_balance"] = float(balance)
     params: dict[str, Any] = {}
     for name, value in (config.get("params") or {}).items():
-        params[name] = sweep.coerce_parameter(cls, name, value)
+        params[name] = jobs.coerce_parameter(cls, name, value)
     for item in args.param:
         name, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"param: expected NAME=VALUE, got {item!r}")
-        params[name.strip()] = sweep.coerce_parameter(cls, name.strip(), value)
+        params[name.strip()] = jobs.coerce_parameter(cls, name.strip(), value)
     job["params"] = params
     return job, cls
 
 
 def _load_in_span(selection: dict[str, Any]) -> Any:
     """The selected data; when --start/--end select nothing, the error gives the data's span."""
-    from backtester import sweep
+    from backtester import jobs
 
     try:
-        data = sweep.load_data(selection)
+        data = jobs.load_data(selection)
         _ = data.start_ns  # ValueError when the selection holds no event
         return data
     except ValueError as error:
         if selection.get("start_ns") is None and selection.get("end_ns") is None:
             raise
         try:
-            whole = sweep.load_data({**selection, "start_ns": None, "end_ns": None})
+            whole = jobs.load_data({**selection, "start_ns": None, "end_ns": None})
         except ValueError:
             raise error from None
         import pandas as pd
@@ -494,7 +494,7 @@ def _load_in_span(selection: dict[str, Any]) -> Any:
         def day(ns: int | None) -> str:
             return "…" if ns is None else str(pd.Timestamp(ns, unit="ns", tz="UTC"))[:19]
 
-        raise sweep.no_market_data_error(
+        raise jobs.no_market_data_error(
             selection, f"the data covers {day(whole.start_ns)} to {day(whole.end_ns)}"
         ) from None
 
@@ -515,19 +515,19 @@ def _progress_enabled() -> bool:
 def cmd_run(args: argparse.Namespace) -> int:
     """``backtester run``: one backtest, saved to ``reports/<run>/``, summary printed, with a
     progress line on stderr meanwhile (:mod:`backtester.progress`)."""
-    from backtester import sweep
+    from backtester import jobs
     from backtester.progress import RunProgress, progress_wanted
 
     with RunProgress(0, 0, enabled=progress_wanted()) as progress:
-        return _run_command(args, sweep, progress)
+        return _run_command(args, jobs, progress)
 
 
-def _run_command(args: argparse.Namespace, sweep: Any, progress: Any) -> int:
+def _run_command(args: argparse.Namespace, jobs: Any, progress: Any) -> int:
     with user_input():
         job, cls = build_job(args)
         data = _load_in_span(job["data"])
         progress.start_ns, progress.end_ns = data.start_ns, data.end_ns
-        sweep.check_job(job, data)  # settings and range: bad input (exit 2), not a failed run
+        jobs.check_job(job, data)  # settings and range: bad input (exit 2), not a failed run
         config = read_config(args.config) if args.config else {}
         out = Path(args.out or config.get("out") or "reports")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -548,7 +548,7 @@ def _run_command(args: argparse.Namespace, sweep: Any, progress: Any) -> int:
     # report (about 0.3 s of a run on the sample)
     gc.freeze()
     progress.phase("replay")
-    result = sweep.run_backtest_job(job)
+    result = jobs.run_backtest_job(job)
     result.config.setdefault("job", job)
     progress.phase("writing the report")
     directory = save_run(
@@ -563,12 +563,12 @@ def _run_command(args: argparse.Namespace, sweep: Any, progress: Any) -> int:
 
 
 def _sweep_space(args: argparse.Namespace, cls: type) -> dict[str, list[Any]]:
-    from backtester import sweep
+    from backtester import jobs, sweep
 
     space = sweep.parse_space(args.grid)
     if not space:
         raise ValueError("grid: give at least one dimension, e.g. --grid fast=5:50:5")
-    params = sweep.strategy_parameters(cls)
+    params = jobs.strategy_parameters(cls)
     for name, values in space.items():
         if name in sweep.RUN_SETTINGS:
             continue
@@ -577,13 +577,13 @@ def _sweep_space(args: argparse.Namespace, cls: type) -> dict[str, list[Any]]:
             raise ValueError(
                 f"grid: {cls.__name__} has no parameter {name!r}; {suggestion(name, known)}"
             )
-        space[name] = [sweep.coerce_parameter(cls, name, v) for v in values]
+        space[name] = [jobs.coerce_parameter(cls, name, v) for v in values]
     return space
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``backtester sweep``: grid/random search, optionally walk-forward."""
-    from backtester import sweep
+    from backtester import jobs, sweep
 
     with user_input():
         job, cls = build_job(args)
@@ -591,7 +591,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         # a bad --rank-by is refused now, not once every combination has run
         from backtester.enums import ContractKind
 
-        inverse = sweep.build_contract(job).contract_kind == ContractKind.INVERSE
+        inverse = jobs.build_contract(job).contract_kind == ContractKind.INVERSE
         sweep.check_rank_by(args.rank_by, list(space), inverse)
         combos = (
             sweep.random_combinations(space, args.random, args.seed)
@@ -613,12 +613,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         windows = None
         if args.walk_forward:
             train_ns, test_ns, step_ns = sweep.parse_walk_forward(args.walk_forward)
-            data = sweep.load_data(job["data"])
+            data = jobs.load_data(job["data"])
             windows = sweep.walk_forward_windows(
                 data.start_ns, data.end_ns, train_ns, test_ns, step_ns
             )
         else:
-            sweep.check_job(job, sweep.load_data(job["data"]))  # data errors are input errors
+            jobs.check_job(job, jobs.load_data(job["data"]))  # data errors are input errors
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"workers: expected a value >= 1, got {args.workers}")
     store = sweep.SweepStore(directory)
@@ -630,14 +630,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "executor": args.executor,
         "workers": args.workers,
         "scheduler": args.scheduler,
-        "preload": sweep.preload_data(job["data"]),  # walk-forward windows are cut from it
+        "preload": jobs.preload_data(job["data"]),  # walk-forward windows are cut from it
         "progress": _progress_enabled(),
         "retry_errors": args.retry_errors,
     }
     if windows:
         try:
             frame, executed = sweep.run_walk_forward(
-                sweep.evaluate_backtest, job, combos, windows, store,
+                jobs.evaluate_backtest, job, combos, windows, store,
                 rank_by=args.rank_by, ascending=args.ascending, **options,
             )  # fmt: skip
         except ValueError as error:
@@ -661,17 +661,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"results: {path}")
         print(f"report: {page}")
         return EXIT_OK
-    jobs = [sweep.apply_combination(job, combo) for combo in combos]
-    outcome = sweep.run_jobs(sweep.evaluate_backtest, jobs, store, **options)
+    combo_jobs = [sweep.apply_combination(job, combo) for combo in combos]
+    outcome = sweep.run_jobs(jobs.evaluate_backtest, combo_jobs, store, **options)
     return _render_sweep(
         store, outcome.records, list(space), args.rank_by, args.ascending, heatmap, args.top,
-        note=f"{len(jobs)} combinations, {outcome.executed} executed now, "
-        f"{len(jobs) - outcome.executed} already stored, {outcome.failed} failed now"
+        note=f"{len(combo_jobs)} combinations, {outcome.executed} executed now, "
+        f"{len(combo_jobs) - outcome.executed} already stored, {outcome.failed} failed now"
         + (
-            f"\nreused {len(jobs) - outcome.executed} stored results: same parameters, "
+            f"\nreused {len(combo_jobs) - outcome.executed} stored results: same parameters, "
             "strategy source (and the project modules it imports), data files and engine "
             "version; editing any of them recomputes"
-            if outcome.executed < len(jobs)
+            if outcome.executed < len(combo_jobs)
             else ""
         ),
         reports=max(0, args.reports),
@@ -690,6 +690,7 @@ def _render_sweep(
     reports: int = 0,
 ) -> int:
     from backtester import sweep
+    from backtester.report.sweep_page import write_sweep_page
 
     sweep.check_some_ok(records, "sweep")  # nothing to rank: a failure, exit code 1
     frame = sweep.results_frame(records, dimensions)
@@ -698,9 +699,9 @@ def _render_sweep(
         ranked = sweep.rank(frame, rank_by, ascending=ascending)
     ranked.drop(columns=["key"]).to_csv(store.directory / "results.csv", index=False)
     links = _run_reports(store, records, ranked, reports)
-    html = sweep.write_sweep_html(
-        ranked, store.directory / "sweep.html", rank_by=rank_by, heatmap=heatmap,
-        title=f"Sweep {store.directory.name}", dimensions=dimensions, reports=links,
+    html = write_sweep_page(
+        ranked, store.directory / "sweep.html", rank_by=rank_by, dimensions=dimensions,
+        heatmap=heatmap, title=f"Sweep {store.directory.name}", reports=links,
     )  # fmt: skip
     print(note)
     print(_table(ranked[_console_columns(ranked, dimensions, rank_by)], top))
@@ -716,17 +717,17 @@ def _run_reports(store: Any, records: list[dict[str, Any]], ranked: Any, top: in
     """Write the run reports of the ``top`` best ok combinations under ``runs/<key>/`` (those
     already there are kept) and return every existing one as key → path relative to the page.
     """
-    from backtester import sweep
+    from backtester import jobs
     from backtester.report.outputs import save_run
 
-    jobs = {r["key"]: r["job"] for r in records}
+    by_key = {r["key"]: r["job"] for r in records}
     best = ranked[ranked["status"] == "ok"]["key"].head(top).tolist()
     for key in best:
         target = store.directory / "runs" / key
         if (target / "report.html").is_file():
             continue
-        result = sweep.run_backtest_job(jobs[key])
-        result.config.setdefault("job", jobs[key])
+        result = jobs.run_backtest_job(by_key[key])
+        result.config.setdefault("job", by_key[key])
         save_run(result, target, shared_dir=store.directory)
     return {
         key: f"runs/{key}/report.html"
@@ -997,7 +998,7 @@ def _check_import_options(format: str, options: dict[str, Any]) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """``backtester import``: import local files (delegates to ``backtester.data.importers``)."""
-    from backtester import sweep
+    from backtester import jobs
     from backtester.data.catalog import Catalog
     from backtester.data.importers import FORMATS, import_file
 
@@ -1011,7 +1012,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             name, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"option: expected NAME=VALUE, got {item!r}")
-            options[name.strip()] = sweep.parse_scalar(value)
+            options[name.strip()] = jobs.parse_scalar(value)
         if args.columns is not None:
             if args.format != "generic":
                 raise ValueError(

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from backtester import sweep
+from backtester.jobs import evaluate_backtest, load_data, preload_data
 
 REPO = Path(__file__).resolve().parents[1]
 DAY_NS = 86_400_000_000_000
@@ -53,7 +54,7 @@ def _jobs(combinations: int, days: float) -> list[dict[str, Any]]:
         "with_trades": False,
     }
     if days > 0:
-        start = sweep.load_data(selection).start_ns
+        start = load_data(selection).start_ns
         selection.update(start_ns=start, end_ns=start + int(days * DAY_NS))
     base = {
         "strategy": str(REPO / "strategies" / "sma_cross.py"),
@@ -79,10 +80,10 @@ def _time(jobs: list[dict[str, Any]], **options: Any) -> float:
         store = sweep.SweepStore(directory)
         started = time.perf_counter()
         run = sweep.run_jobs(
-            sweep.evaluate_backtest,
+            evaluate_backtest,
             jobs,
             store,
-            preload=sweep.preload_data(jobs[0]["data"]),
+            preload=preload_data(jobs[0]["data"]),
             **options,
         )
         elapsed = time.perf_counter() - started
@@ -115,8 +116,8 @@ def main() -> None:
     started = time.perf_counter()
     jobs = _jobs(args.combinations, args.days)
     count = len(jobs)
-    first = sweep.evaluate_backtest(jobs[0])  # numba caches and data, outside the timings
-    data = sweep.load_data(jobs[0]["data"])
+    first = evaluate_backtest(jobs[0])  # numba caches and data, outside the timings
+    data = load_data(jobs[0]["data"])
     bars = len(data.bars)
 
     results: dict[str, float] = {}

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from backtester import sweep
+from backtester.report.sweep_page import write_sweep_page
 
 DAY = 86_400_000_000_000
 
@@ -156,8 +157,9 @@ def test_results_frame_and_rank(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown metric 'venu'") as error:
         sweep.rank(frame, "venu")
     assert "'venue'" not in str(error.value)
-    page = sweep.write_sweep_html(ranked, tmp_path / "s.html", rank_by="sharpe",
-                                  heatmap=["fast", "leverage"])  # fmt: skip
+    swept = ["fast", "leverage"]
+    page = write_sweep_page(ranked, tmp_path / "s.html", rank_by="sharpe", dimensions=swept,
+                            heatmap=swept)  # fmt: skip
     text = page.read_text()
     assert "Plotly.newPlot" in text
     assert "3 combinations, 1 failed" in text
