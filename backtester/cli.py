@@ -693,10 +693,10 @@ def _render_sweep(
     from backtester.report.sweep_page import write_sweep_page
 
     sweep.check_some_ok(records, "sweep")  # nothing to rank: a failure, exit code 1
-    frame = sweep.results_frame(records, dimensions)
-    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("worker_")])
-    with user_input():
-        ranked = sweep.rank(frame, rank_by, ascending=ascending)
+    with user_input():  # ranked on the records; the table is built for the outputs only
+        ranked_records = sweep.rank_records(records, rank_by, dimensions, ascending=ascending)
+    ranked = sweep.results_frame(ranked_records, dimensions)
+    ranked = ranked.drop(columns=[c for c in ranked.columns if c.startswith("worker_")])
     ranked.drop(columns=["key"]).to_csv(store.directory / "results.csv", index=False)
     links = _run_reports(store, records, ranked, reports)
     html = write_sweep_page(

@@ -474,7 +474,7 @@ def summary_metrics(
 ) -> dict[str, Any]:
     """The numeric metrics of :func:`compute_metrics` from the record arrays alone.
 
-    What a sweep ranks by (``sweep.summarise_result``): no pandas object is built, the daily
+    What a sweep ranks by (``jobs.summarise_result``): no pandas object is built, the daily
     grid is :func:`regular_grid` and the cash lines are sums over the ledger rows by kind.
     Same keys and values as ``compute_metrics(result, periods_per_year, frequency)`` for the
     grid of ``bucket_ns`` (default one day), except the ``start``/``end`` texts and

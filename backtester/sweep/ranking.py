@@ -1,36 +1,107 @@
-"""Ranking a sweep's results by a metric, and the table of its records."""
+"""Ranking a sweep's results by a metric, and the table of its records.
+
+A sweep of thousands of combinations is ranked on its records (the JSON dicts of the store)
+with one ``numpy.argsort``: :func:`rank_records` builds no pandas object. The pandas table
+(:func:`results_frame`) is built only for what shows it (``results.csv``, ``sweep.html``, the
+console table), from the records in ranked order.
+"""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 
 from backtester.checks import suggestion
 from backtester.sweep.grid import RUN_SETTINGS
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+_NOT_METRICS = ("status", "error", "key")
+"""Columns of a result row that are bookkeeping, never ranked by (nor are the ``worker_*``
+figures a worker adds: :func:`backtester.jobs.evaluate_backtest`)."""
+
+
+def _is_bookkeeping(name: str) -> bool:
+    return name in _NOT_METRICS or name.startswith("worker_")
+
+
+def record_row(record: dict[str, Any], dimensions: Sequence[str]) -> dict[str, Any]:
+    """Return the row of one stored record: the swept dimensions, ``status``, ``error``, every
+    scalar metric, then ``key``.
+
+    A dimension that is a run setting (:data:`~backtester.sweep.grid.RUN_SETTINGS`) is read
+    from the job's top level, a strategy parameter from ``job["params"]``.
+    """
+    job = record["job"]
+    row: dict[str, Any] = {}
+    for name in dimensions:
+        row[name] = job.get(name) if name in RUN_SETTINGS else job.get("params", {}).get(name)
+    row["status"] = record["status"]
+    row["error"] = record["error"]
+    row.update(
+        {
+            k: v
+            for k, v in record["metrics"].items()
+            if isinstance(v, int | float | str | bool) or v is None
+        }
+    )
+    row["key"] = record["key"]
+    return row
+
 
 def results_frame(records: Sequence[dict[str, Any]], dimensions: Sequence[str]) -> pd.DataFrame:
-    """One row per record: the swept dimensions, ``status``, ``error`` and every metric."""
-    rows = []
-    for record in records:
-        job = record["job"]
-        row: dict[str, Any] = {}
-        for name in dimensions:
-            row[name] = job.get(name) if name in RUN_SETTINGS else job.get("params", {}).get(name)
-        row["status"] = record["status"]
-        row["error"] = record["error"]
-        row.update(
-            {
-                k: v
-                for k, v in record["metrics"].items()
-                if isinstance(v, int | float | str | bool) or v is None
-            }
-        )
-        row["key"] = record["key"]
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """Return one row per record (:func:`record_row`) as a pandas table, in the records' order."""
+    import pandas as pd
+
+    return pd.DataFrame([record_row(record, dimensions) for record in records])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real)  # int, float, bool and their numpy scalars
+
+
+def rank_records(
+    records: Sequence[dict[str, Any]],
+    rank_by: str,
+    dimensions: Sequence[str] = (),
+    *,
+    ascending: bool = False,
+) -> list[dict[str, Any]]:
+    """Return the records sorted by the column ``rank_by``, best first, without a pandas table.
+
+    The column is a swept dimension or a metric of the rows (:func:`record_row`). Order: by
+    value, descending (``ascending=False``) or ascending; a record without a value (a failed
+    combination, a metric that is None or NaN) goes last; equal values keep the records' order
+    (a stable sort: ``numpy.argsort(kind="stable")`` of the values, negated for descending).
+
+    Raises
+    ------
+    ValueError
+        When ``rank_by`` is not a column, or a column holding anything but numbers (``rank-by:
+        not a numeric metric``), with a suggestion among the numeric columns.
+    """
+    rows = [record_row(record, dimensions) for record in records]
+    columns: dict[str, bool] = {}  # column -> every value present is a number
+    for row in rows:
+        for name, value in row.items():
+            if not _is_bookkeeping(name) and value is not None:
+                columns[name] = columns.get(name, True) and _is_number(value)
+    numeric = [name for name, is_numeric in columns.items() if is_numeric]
+    if rank_by not in numeric:
+        known = any(rank_by in row for row in rows) and not _is_bookkeeping(rank_by)
+        what = "not a numeric metric" if known else "unknown metric"
+        raise ValueError(f"rank-by: {what} {rank_by!r}; {suggestion(rank_by, numeric)}")
+    values = np.array(
+        [np.nan if row.get(rank_by) is None else float(row[rank_by]) for row in rows],
+        dtype=np.float64,
+    )
+    # NaN sorts last either way; negating keeps the first of equal values first
+    order = np.argsort(values if ascending else -values, kind="stable")
+    return [records[int(i)] for i in order]
 
 
 class SweepFailed(RuntimeError):
@@ -89,19 +160,3 @@ def usd_twin(metric: str) -> str | None:
     ):  # fmt: skip
         return None
     return metric + "_usd"
-
-
-def rank(frame: pd.DataFrame, rank_by: str, *, ascending: bool = False) -> pd.DataFrame:
-    """Sort by a numeric column (best first; NaN and errors last). A column that is missing or
-    not numeric → ``ValueError`` suggesting the numeric ones."""
-    metrics = [
-        c
-        for c in frame.columns
-        if c not in ("status", "error", "key") and pd.api.types.is_numeric_dtype(frame[c])
-    ]
-    if rank_by not in metrics:
-        what = "not a numeric metric" if rank_by in frame.columns else "unknown metric"
-        raise ValueError(f"rank-by: {what} {rank_by!r}; {suggestion(rank_by, metrics)}")
-    values = pd.to_numeric(frame[rank_by], errors="coerce")
-    order = values.sort_values(ascending=ascending, na_position="last", kind="stable").index
-    return frame.loc[order].reset_index(drop=True)

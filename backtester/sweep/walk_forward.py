@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from backtester.sweep.executors import JobFunction, run_jobs
 from backtester.sweep.grid import apply_combination
-from backtester.sweep.ranking import check_some_ok, rank, results_frame
+from backtester.sweep.ranking import check_some_ok, rank_records, record_row
 from backtester.sweep.store import SweepStore
 
 _DAY_NS = 86_400_000_000_000
@@ -131,10 +130,11 @@ def run_walk_forward(
     for index, window in enumerate(windows):
         chunk = first.records[index * len(combos) : (index + 1) * len(combos)]
         check_some_ok(chunk, f"walk-forward window {index + 1} in sample")
-        ranked = rank(results_frame(chunk, dimensions), rank_by, ascending=ascending)
-        best = ranked.iloc[0]
-        combo = {name: _plain(best[name]) for name in dimensions}
-        winners.append((window, combo, best[rank_by], best["status"]))
+        best = record_row(
+            rank_records(chunk, rank_by, dimensions, ascending=ascending)[0], dimensions
+        )
+        combo = {name: best[name] for name in dimensions}
+        winners.append((window, combo, best.get(rank_by), best["status"]))
     out_jobs = [
         windowed(apply_combination(base_job, combo), w.test_start_ns, w.test_end_ns)
         for w, combo, _, _ in winners
@@ -153,10 +153,6 @@ def run_walk_forward(
         row.update({f"oos_{k}": v for k, v in record["metrics"].items() if _is_scalar(v)})
         rows.append(row)
     return pd.DataFrame(rows), first.executed + second.executed
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _is_scalar(value: Any) -> bool:
