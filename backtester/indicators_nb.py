@@ -46,8 +46,10 @@ def rolling_mean_nb(x: np.ndarray, window: int) -> np.ndarray:
 
 @njit(cache=True)
 def ema_nb(x: np.ndarray, alpha: float, first: int, seed: float) -> np.ndarray:
-    """out[j] for j >= first: e = seed (NaN: the first value), e += alpha·(x[j] − e); NaN
-    before ``first``."""
+    """Return the EMA of ``x`` from index ``first`` on (NaN before ``first``).
+
+    out[j] for j >= first: e = seed (NaN: the first value), e += alpha·(x[j] − e).
+    """
     n = len(x)
     out = np.full(n, np.nan)
     e = seed

@@ -101,7 +101,7 @@ class IncompleteFetchError(FetchError):
 
 
 def create_exchange(exchange_id: str, **config: Any) -> Any:
-    """A ccxt exchange instance by id (``"okx"``, ``"binance"``...), ccxt throttle off.
+    """Create a ccxt exchange instance by id (``"okx"``, ``"binance"``...), ccxt throttle off.
 
     :class:`Fetcher` waits ``exchange.rateLimit`` ms between requests itself.
     """
@@ -113,14 +113,14 @@ def create_exchange(exchange_id: str, **config: Any) -> Any:
 
 
 def ms_to_ns(ms: int | float | None, what: str) -> int:
-    """ccxt millisecond timestamp → int ns; refuses ``None`` and non-integers."""
+    """Convert a ccxt millisecond timestamp to int ns; refuse ``None`` and non-integers."""
     if ms is None or isinstance(ms, bool) or not float(ms).is_integer():
         raise FetchError(f"{what}: expected an integer millisecond timestamp, got {ms!r}")
     return int(ms) * MS_NS
 
 
 def ohlcv_to_bars(rows: Sequence[Sequence[Any]], what: str = "ohlcv") -> np.ndarray:
-    """ccxt OHLCV ``[[ts_ms, open, high, low, close, volume], ...]`` → ``BAR_DTYPE``.
+    """Convert ccxt OHLCV ``[[ts_ms, open, high, low, close, volume], ...]`` to ``BAR_DTYPE``.
 
     A missing volume (``None``, as for mark/index candles on some venues) becomes 0.
     """
@@ -141,7 +141,7 @@ def ohlcv_to_bars(rows: Sequence[Sequence[Any]], what: str = "ohlcv") -> np.ndar
 
 
 def trades_to_records(trades: Sequence[dict[str, Any]], what: str = "trades") -> np.ndarray:
-    """ccxt trade dicts (``timestamp, price, amount, side``) → ``TRADE_DTYPE``.
+    """Convert ccxt trade dicts (``timestamp, price, amount, side``) to ``TRADE_DTYPE``.
 
     ``amount`` is taken as base-coin quantity (ccxt's unified unit for linear markets; for
     inverse swaps it is the contract count on some venues — see the docstring of
@@ -161,7 +161,7 @@ def trades_to_records(trades: Sequence[dict[str, Any]], what: str = "trades") ->
 def funding_to_records(
     history: Sequence[dict[str, Any]], previous_ts_ns: int | None = None, what: str = "funding"
 ) -> np.ndarray:
-    """ccxt funding history (``timestamp, fundingRate``) → ``FUNDING_RATE_DTYPE``.
+    """Convert ccxt funding history (``timestamp, fundingRate``) to ``FUNDING_RATE_DTYPE``.
 
     ``funding_interval_ns`` is the time since the previous funding event (``previous_ts_ns`` for
     the first row; 0 = unknown when there is none). ``source`` is HISTORICAL.
@@ -557,7 +557,7 @@ def verify_span(
 
 
 def _resolve_symbol(exchange: Any, symbol: str) -> str:
-    """ccxt unified symbol for a unified symbol or a venue id (``BTC-USDT-SWAP``)."""
+    """Return the ccxt unified symbol for a unified symbol or a venue id (``BTC-USDT-SWAP``)."""
     exchange.load_markets()
     if symbol in exchange.markets:
         return symbol

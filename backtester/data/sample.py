@@ -480,7 +480,7 @@ def write_sample(
 def sample_market_data(
     symbol: str, seed: int = DEFAULT_SEED, with_trades: bool = True
 ) -> MarketData:
-    """The sample of ``symbol`` generated in memory (no catalog), as :class:`MarketData`."""
+    """Generate the sample of ``symbol`` in memory (no catalog), as :class:`MarketData`."""
     _check_symbol(symbol)
     streams = generate_sample(seed)[symbol]
     return MarketData(
