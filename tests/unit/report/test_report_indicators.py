@@ -8,7 +8,8 @@ import pytest
 from backtester import Strategy, backtest, backtest_signals
 from backtester.data.sample import load_sample
 from backtester.report.html import write_html
-from backtester.report.outputs import load_run, save_run
+from backtester.report.load import load_run
+from backtester.report.outputs import save_run
 from backtester.sweep import slice_market_data
 
 DAY_NS = 86_400_000_000_000
