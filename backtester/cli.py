@@ -775,7 +775,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 store, records, dimensions, rank_by, False, manifest.get("heatmap") or [], 15,
                 note=f"{len(records)} stored combinations",
             )  # fmt: skip
-        from backtester.report.outputs import load_run
+        from backtester.report.load import load_run
 
         result = load_run(directory)
     from backtester.report.html import write_html

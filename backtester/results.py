@@ -617,8 +617,11 @@ class Result:
         return figures["price-0"] if "price-0" in figures else figures["equity"]
 
     def save(self, directory: str | Path, *, csv: bool = False) -> Path:
-        """Write the run's outputs (:func:`backtester.report.outputs.save_run`; Parquet, and
-        readable CSV copies with ``csv=True``)."""
+        """Write the run's outputs (:func:`backtester.report.outputs.save_run`).
+
+        Parquet records, summary, configuration and the HTML report, plus readable CSV copies
+        with ``csv=True``; :func:`backtester.report.load.load_run` reads the folder back.
+        """
         from backtester.report.outputs import save_run
 
         return save_run(self, directory, csv=csv)
