@@ -1,7 +1,10 @@
 """The perpetual-swap contract model: contract specs, venue profiles and tier tables.
 
 The typed front lives here (``ContractSpec``, ``VenueProfile``, ``TierTable``, ``TierSchedule``
-and their loaders); the formulas are the ``*_nb`` kernels beside them.
+and the profile files' loaders); the formulas are the ``*_nb`` kernels beside them. Readers of
+exchange tier formats (OKX CSV, Binance snapshots, ccxt, BitMEX risk limits) are not part of
+this front: they live with the tier model in :mod:`backtester.swap.tiers` for now and belong
+with the data importers.
 """
 
 from __future__ import annotations
@@ -17,16 +20,10 @@ from backtester.swap.profiles import (
 from backtester.swap.tiers import (
     TierSchedule,
     TierTable,
-    bitmex_risk_limits,
-    load_binance_snapshot,
-    load_binance_snapshots,
-    load_okx_tier_csv,
     maintenance_amount,
     maintenance_amounts,
     make_tier_rows,
-    okx_btc_usd_swap_2019,
     tier_size,
-    tiers_from_ccxt,
 )
 
 __all__ = [
@@ -34,20 +31,14 @@ __all__ = [
     "TierSchedule",
     "TierTable",
     "VenueProfile",
-    "bitmex_risk_limits",
     "dump_profile",
     "get_contract",
     "get_profile",
     "list_contracts",
     "list_profiles",
-    "load_binance_snapshot",
-    "load_binance_snapshots",
-    "load_okx_tier_csv",
     "load_profile",
     "maintenance_amount",
     "maintenance_amounts",
     "make_tier_rows",
-    "okx_btc_usd_swap_2019",
     "tier_size",
-    "tiers_from_ccxt",
 ]
