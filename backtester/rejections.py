@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -229,7 +229,7 @@ def _margin_short(
 
 
 def explain_rejections(
-    records: dict[str, npt.NDArray[np.void]],
+    records: Mapping[str, npt.NDArray[np.void]],
     specs: Sequence[ContractSpec],
     leverages: Sequence[float],
 ) -> dict[str, dict[str, Any]]:
