@@ -41,7 +41,7 @@ from backtester.sizing import round_price
 if TYPE_CHECKING:
     from backtester.engine.driver import Run
 
-__all__ = ["Protections"]
+__all__ = ["ExitRequest", "Protections"]
 
 
 class ExitRequest(TypedDict, total=False):

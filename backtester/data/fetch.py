@@ -82,6 +82,9 @@ _HAS = {
 _TRADE_FLUSH_ROWS = 200_000
 """Complete trades gathered before one catalog write on the backwards-paged OKX history."""
 
+_HISTORY_TRADES = "fetch_trades[history-trades]"
+"""The method named in the source of trades read from the OKX history pages."""
+
 OKX_IDS = ("okx", "okex", "okex5")
 """ccxt ids of OKX: trades come from the history endpoint (see ``_fetch_okx_history_trades``)."""
 
@@ -326,12 +329,7 @@ class Fetcher:
                 bars = bars[(bars["ts_ns"] >= since) & (bars["ts_ns"] + interval_ns <= end_ns)]
                 if len(bars) == 0:
                     break
-                self.catalog.write(
-                    kind, self.name, target, bars, source=self._source("fetch_ohlcv", symbol),
-                    interval_ns=interval_ns,
-                )  # fmt: skip
-                self._covered(kind, bars["ts_ns"])
-                written += len(bars)
+                written += self._store(kind, "fetch_ohlcv", symbol, target, bars, interval_ns)
                 new_since = int(bars["ts_ns"][-1]) + interval_ns
                 bar.update((new_since - since) // MS_NS)
                 since = new_since
@@ -372,12 +370,7 @@ class Fetcher:
                     trades, new_since = complete, last
                 else:
                     new_since = last + MS_NS
-                self.catalog.write(
-                    "trades", self.name, target, trades,
-                    source=self._source("fetch_trades", symbol),
-                )  # fmt: skip
-                self._covered("trades", trades["ts_ns"])
-                written += len(trades)
+                written += self._store("trades", "fetch_trades", symbol, target, trades)
                 bar.update((new_since - since) // MS_NS)
                 since = new_since
         return written
@@ -417,7 +410,9 @@ class Fetcher:
                 ready.append(joined[joined["ts_ns"] > oldest])
                 pending = [joined[joined["ts_ns"] <= oldest]]
                 if sum(len(r) for r in ready) >= _TRADE_FLUSH_ROWS:  # bounded memory
-                    written += self._write_trades(symbol, target, np.concatenate(ready[::-1]))
+                    written += self._store(
+                        "trades", _HISTORY_TRADES, symbol, target, np.concatenate(ready[::-1])
+                    )
                     ready = []
                 bar.update(max(0, previous - oldest) // MS_NS)
                 previous = oldest
@@ -426,16 +421,28 @@ class Fetcher:
                 params = {**base, "type": "1", "after": str(min(ids))}
         rest = np.concatenate([*pending, *ready[::-1]]) if pending or ready else None
         if rest is not None and len(rest):
-            written += self._write_trades(symbol, target, rest)
+            written += self._store("trades", _HISTORY_TRADES, symbol, target, rest)
         return written
 
-    def _write_trades(self, symbol: str, target: str, trades: np.ndarray) -> int:
+    def _store(
+        self,
+        kind: str,
+        method: str,
+        symbol: str,
+        target: str,
+        records: np.ndarray,
+        interval_ns: int = 0,
+    ) -> int:
+        """Write ``records`` fetched by ``method`` to the catalog and count them as covered.
+
+        Returns the number of rows written.
+        """
         self.catalog.write(
-            "trades", self.name, target, trades,
-            source=self._source("fetch_trades[history-trades]", symbol),
+            kind, self.name, target, records, source=self._source(method, symbol),
+            interval_ns=interval_ns,
         )  # fmt: skip
-        self._covered("trades", trades["ts_ns"])
-        return len(trades)
+        self._covered(kind, records["ts_ns"])
+        return len(records)
 
     def fetch_funding(
         self, symbol: str, start_ns: int, end_ns: int, catalog_symbol: str | None = None
@@ -456,12 +463,9 @@ class Fetcher:
                 records = records[keep]
                 if len(records) == 0:
                     break
-                self.catalog.write(
-                    "funding", self.name, target, records,
-                    source=self._source("fetch_funding_rate_history", symbol),
-                )  # fmt: skip
-                self._covered("funding", records["ts_ns"])
-                written += len(records)
+                written += self._store(
+                    "funding", "fetch_funding_rate_history", symbol, target, records
+                )
                 previous = int(records["ts_ns"][-1])
                 bar.update((previous + MS_NS - since) // MS_NS)
                 since = previous + MS_NS

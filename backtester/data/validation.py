@@ -423,21 +423,15 @@ def validate_records(
         _check_positive_prices(records, ["open", "high", "low", "close"], name, row_numbers)
         o, h, lo, c = records["open"], records["high"], records["low"], records["close"]
         _check_mask(h < lo, name, row_numbers, "high < low", [("high", h), ("low", lo)])
-        if not allow_open_outside_range:
+        inside = [("close", c)] if allow_open_outside_range else [("open", o), ("close", c)]
+        for label, v in inside:
             _check_mask(
-                (o < lo) | (o > h),
+                (v < lo) | (v > h),
                 name,
                 row_numbers,
-                "open outside [low, high]",
-                [("open", o), ("low", lo), ("high", h)],
+                f"{label} outside [low, high]",
+                [(label, v), ("low", lo), ("high", h)],
             )
-        _check_mask(
-            (c < lo) | (c > h),
-            name,
-            row_numbers,
-            "close outside [low, high]",
-            [("close", c), ("low", lo), ("high", h)],
-        )
         vol = records["volume_base"]
         _check_mask(
             ~np.isfinite(vol) | (vol < 0),
