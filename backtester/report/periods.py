@@ -63,14 +63,14 @@ def monthly_returns(returns: pd.Series) -> pd.DataFrame:
 
 
 def drawdown_series(returns: pd.Series) -> pd.Series:
-    """wealth / running max − 1 at each day (≤ 0), wealth starting at 1 before the first day."""
+    """Return wealth / running max − 1 at each day (≤ 0), wealth 1 before the first day."""
     wealth = np.cumprod(1.0 + returns.to_numpy(dtype=np.float64))
     peak = np.maximum.accumulate(np.concatenate([[1.0], wealth]))[1:]
     return pd.Series(wealth / peak - 1.0, index=returns.index, name="drawdown")
 
 
 def worst_drawdowns(returns: pd.Series, count: int = 5) -> pd.DataFrame:
-    """The ``count`` deepest drawdown periods, deepest first.
+    """Return the ``count`` deepest drawdown periods, deepest first.
 
     Columns: ``start`` (last day at the peak before it; the day before the first return when
     the run starts under water), ``trough``, ``recovery`` (first day back at the peak, NaT if
