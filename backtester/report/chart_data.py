@@ -59,12 +59,12 @@ def liquidation_threshold(result: Result) -> tuple[float, str] | None:
     1 for OKX mgnRatio and Binance; MMR + fee for OKEx 2019-20; (MMR + fee) / MMR for BitMEX
     and Bybit.
     """
-    from backtester.report.metrics import _contract_attr
+    from backtester.report.metrics import contract_attr
     from backtester.swap.margin_nb import margin_ratio_threshold_nb
 
-    rule = _contract_attr(result, 0, "liquidation_rule")
-    tiers = _contract_attr(result, 0, "tiers")
-    fee = _contract_attr(result, 0, "liquidation_fee_rate")
+    rule = contract_attr(result, 0, "liquidation_rule")
+    tiers = contract_attr(result, 0, "tiers")
+    fee = contract_attr(result, 0, "liquidation_fee_rate")
     equity = result.records["equity"]
     if rule is None or tiers is None or fee is None or len(equity) == 0:
         return None

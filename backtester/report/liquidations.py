@@ -527,9 +527,9 @@ def _unrealised(result: Result, i: int, side: int, qty: float, entry: float, pri
     ``qty`` contracts of ``side`` entered at ``entry``: linear ``s·q·face·(P − entry)``,
     inverse ``s·q·face·(1/entry − 1/P)``; NaN when the face value is unknown.
     """
-    from backtester.report.metrics import _contract_attr
+    from backtester.report.metrics import contract_attr
 
-    face = _contract_attr(result, i, "face_value")
+    face = contract_attr(result, i, "face_value")
     if face is None or not math.isfinite(entry):
         return math.nan
     kind = result.contract_kinds[i] if i < len(result.contract_kinds) else 0

@@ -43,6 +43,7 @@ __all__ = [
     "annual_volatility",
     "cagr",
     "compute_metrics",
+    "contract_attr",
     "equity_series",
     "max_drawdown",
     "regular_grid",
@@ -166,8 +167,13 @@ def _drawdown_duration_days(equity: pd.Series) -> float:
 # --------------------------------------------------------------------------- helpers
 
 
-def _contract_attr(result: Result, index: int, name: str) -> Any:
-    """Return an attribute of instrument ``index``'s ContractSpec (from config), or None."""
+def contract_attr(result: Result, index: int, name: str) -> Any:
+    """Return an attribute of instrument ``index``'s ContractSpec (from config), or None.
+
+    The report's one way to a contract fact (face value, liquidation rule, tiers, profile):
+    the Result stores the contract by name (``config["contracts"]``), resolved here with
+    :func:`backtester.swap.contract.get_contract`; None when the name is not a built-in one.
+    """
     names = result.config.get("contracts") or []
     if index >= len(names) or not isinstance(names[index], str):
         return None
@@ -190,7 +196,7 @@ def _notional_settle(result: Result) -> float:
         mine = fills[fills["instrument"] == index]
         if len(mine) == 0:
             continue
-        face = _contract_attr(result, index, "face_value")
+        face = contract_attr(result, index, "face_value")
         if face is None:
             return math.nan
         kind = result.contract_kinds[index] if index < len(result.contract_kinds) else 0
@@ -209,7 +215,7 @@ def ratio_rises_to_liquidation(result: Result) -> bool:
     """
     from backtester.swap.margin_nb import liquidation_rule_terms_nb
 
-    rule = _contract_attr(result, 0, "liquidation_rule")
+    rule = contract_attr(result, 0, "liquidation_rule")
     if rule is None:
         return False
     return bool(liquidation_rule_terms_nb(int(rule))[0] == MarginRatioForm.MAINTENANCE_OVER_BALANCE)

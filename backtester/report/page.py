@@ -180,7 +180,7 @@ def _first(value: Any) -> Any:
 
 def header_facts(result: Result) -> list[tuple[str, str]]:
     """(label, text) pairs of the header: what was run, on what, with which rules."""
-    from backtester.report.metrics import _contract_attr
+    from backtester.report.metrics import contract_attr
 
     config = result.config
     facts = [("strategy", strategy_name(result))]
@@ -190,7 +190,7 @@ def header_facts(result: Result) -> list[tuple[str, str]]:
     contracts = config.get("contracts") or []
     if contracts:
         facts.append(("contract", ", ".join(str(c) for c in contracts)))
-    profile = _contract_attr(result, 0, "profile")
+    profile = contract_attr(result, 0, "profile")
     if profile is not None:
         facts.append(("venue profile", str(getattr(profile, "name", profile))))
     kind = result.contract_kinds[0] if result.contract_kinds else None

@@ -129,12 +129,12 @@ def benchmark_returns(result: Result, freq: str = "1D") -> pd.Series:
     Uses the mark price of the equity records (the price the run's own equity is valued at)
     and the run's leverage; empty when the face value or a price is unknown.
     """
-    from backtester.report.metrics import _contract_attr
+    from backtester.report.metrics import contract_attr
 
     equity = result.records["equity"]
     mark = np.asarray(equity["mark_price"], dtype=np.float64)
     ok = np.isfinite(mark) & (mark > 0)
-    face = _contract_attr(result, 0, "face_value")
+    face = contract_attr(result, 0, "face_value")
     if not ok.any() or face is None:
         return pd.Series(dtype=np.float64, name="benchmark")
     ts = np.asarray(equity["ts_ns"])[ok]
