@@ -34,6 +34,10 @@ import pandas as pd
 
 from backtester.checks import suggestion
 
+StrategyClass = type[Any]
+"""A ``Strategy``, ``JitStrategy`` or signal-module (``SignalModule``) subclass: they share the
+class methods ``parameters()`` and ``subscribed()`` but no base class, hence ``type[Any]``."""
+
 
 def parse_scalar(text: str) -> int | float | bool | str:
     """Read ``"5"`` as int, ``"0.5"``/``"1e-4"`` as float, ``"true"``/``"false"`` as bool."""
@@ -51,11 +55,11 @@ def parse_scalar(text: str) -> int | float | bool | str:
 
 
 _DATA_CACHE: dict[str, Any] = {}
-_STRATEGY_CACHE: dict[str, type] = {}
+_STRATEGY_CACHE: dict[str, StrategyClass] = {}
 _DATA_LOADS = 0
 
 
-def load_strategy(reference: str) -> type:
+def load_strategy(reference: str) -> StrategyClass:
     """The strategy class named by ``path/to/file.py[:Class]`` or ``package.module:Class``.
 
     A file with one Strategy subclass needs no class name.
@@ -133,12 +137,12 @@ def load_strategy(reference: str) -> type:
     return cls
 
 
-def strategy_parameters(cls: type) -> dict[str, Any]:
+def strategy_parameters(cls: StrategyClass) -> dict[str, Any]:
     """Parameter names and defaults of a strategy class (``Strategy.parameters()``)."""
     return dict(cls.parameters())
 
 
-def coerce_parameter(cls: type, name: str, value: Any) -> Any:
+def coerce_parameter(cls: StrategyClass, name: str, value: Any) -> Any:
     """Convert ``value`` (often text) to the type of the strategy's class attribute ``name``.
 
     Raises
