@@ -215,6 +215,7 @@ def load_data(selection: dict[str, Any]) -> Any:
 
 def _load_data_uncached(selection: dict[str, Any]) -> Any:
     from backtester.data.catalog import Catalog
+    from backtester.data.loader import load_market_data
 
     source = selection["source"]
     start_ns, end_ns = selection.get("start_ns"), selection.get("end_ns")
@@ -231,7 +232,8 @@ def _load_data_uncached(selection: dict[str, Any]) -> Any:
             return slice_market_data(market, start_ns, end_ns)
     else:
         root = selection.get("catalog") or "data/catalog"
-    return Catalog(root).load_market_data(
+    return load_market_data(
+        Catalog(root),
         source,
         selection["symbol"],
         start_ns,
