@@ -34,6 +34,10 @@ import pandas as pd
 
 from backtester.checks import suggestion
 
+StrategyClass = type[Any]
+"""A ``Strategy``, ``JitStrategy`` or signal-module (``SignalModule``) subclass: they share the
+class methods ``parameters()`` and ``subscribed()`` but no base class, hence ``type[Any]``."""
+
 
 def parse_scalar(text: str) -> int | float | bool | str:
     """Read ``"5"`` as int, ``"0.5"``/``"1e-4"`` as float, ``"true"``/``"false"`` as bool."""
@@ -51,11 +55,11 @@ def parse_scalar(text: str) -> int | float | bool | str:
 
 
 _DATA_CACHE: dict[str, Any] = {}
-_STRATEGY_CACHE: dict[str, type] = {}
+_STRATEGY_CACHE: dict[str, StrategyClass] = {}
 _DATA_LOADS = 0
 
 
-def load_strategy(reference: str) -> type:
+def load_strategy(reference: str) -> StrategyClass:
     """The strategy class named by ``path/to/file.py[:Class]`` or ``package.module:Class``.
 
     A file with one Strategy subclass needs no class name.
@@ -133,12 +137,12 @@ def load_strategy(reference: str) -> type:
     return cls
 
 
-def strategy_parameters(cls: type) -> dict[str, Any]:
+def strategy_parameters(cls: StrategyClass) -> dict[str, Any]:
     """Parameter names and defaults of a strategy class (``Strategy.parameters()``)."""
     return dict(cls.parameters())
 
 
-def coerce_parameter(cls: type, name: str, value: Any) -> Any:
+def coerce_parameter(cls: StrategyClass, name: str, value: Any) -> Any:
     """Convert ``value`` (often text) to the type of the strategy's class attribute ``name``.
 
     Raises
@@ -211,6 +215,7 @@ def load_data(selection: dict[str, Any]) -> Any:
 
 def _load_data_uncached(selection: dict[str, Any]) -> Any:
     from backtester.data.catalog import Catalog
+    from backtester.data.loader import load_market_data
 
     source = selection["source"]
     start_ns, end_ns = selection.get("start_ns"), selection.get("end_ns")
@@ -227,7 +232,8 @@ def _load_data_uncached(selection: dict[str, Any]) -> Any:
             return slice_market_data(market, start_ns, end_ns)
     else:
         root = selection.get("catalog") or "data/catalog"
-    return Catalog(root).load_market_data(
+    return load_market_data(
+        Catalog(root),
         source,
         selection["symbol"],
         start_ns,

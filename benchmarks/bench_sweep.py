@@ -42,7 +42,7 @@ DAY_NS = 86_400_000_000_000
 
 def _jobs(combinations: int, days: float) -> list[dict[str, Any]]:
     """``combinations`` jobs of a near-square fast x slow grid on the first ``days`` of data."""
-    from backtester.cli import _default_contract
+    from backtester.cli.options import default_contract
 
     selection: dict[str, Any] = {
         "source": "sample",
@@ -59,7 +59,7 @@ def _jobs(combinations: int, days: float) -> list[dict[str, Any]]:
     base = {
         "strategy": str(REPO / "strategies" / "sma_cross.py"),
         "data": selection,
-        "contract": _default_contract("sample", "BTC-USD-SWAP"),
+        "contract": default_contract("sample", "BTC-USD-SWAP"),
         "profile": None,
         "leverage": 10.0,
         "margin_mode": "isolated",

@@ -483,7 +483,7 @@ class Fetcher:
         ``basis`` is the :class:`~backtester.enums.TierBasis` of ccxt's min/maxNotional for this
         venue (OKX: contracts; Binance USDⓈ-M: quote notional; COIN-M: coin notional).
         """
-        from backtester.swap.tiers import tiers_from_ccxt
+        from backtester.data.importers.tiers import tiers_from_ccxt
 
         self.require("tiers")
         has = getattr(self.exchange, "has", {}) or {}

@@ -1,10 +1,8 @@
 """The perpetual-swap contract model: contract specs, venue profiles and tier tables.
 
-The typed front lives here (``ContractSpec``, ``VenueProfile``, ``TierTable``, ``TierSchedule``
-and the profile files' loaders); the formulas are the ``*_nb`` kernels beside them. Readers of
-exchange tier formats (OKX CSV, Binance snapshots, ccxt, BitMEX risk limits) are not part of
-this front: they live with the tier model in :mod:`backtester.swap.tiers` for now and belong
-with the data importers.
+The typed front lives here (``ContractSpec``, ``VenueProfile``, ``TierTable``, ``TierSchedule``);
+the formulas are the ``*_nb`` kernels beside them. Tier tables in exchange formats are read by
+:mod:`backtester.data.importers.tiers`.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from backtester.swap.profiles import (
     list_profiles,
     load_profile,
 )
+from backtester.swap.tier_tables import bitmex_risk_limits, okx_btc_usd_swap_2019
 from backtester.swap.tiers import (
     TierSchedule,
     TierTable,
@@ -31,6 +30,7 @@ __all__ = [
     "TierSchedule",
     "TierTable",
     "VenueProfile",
+    "bitmex_risk_limits",
     "dump_profile",
     "get_contract",
     "get_profile",
@@ -40,5 +40,6 @@ __all__ = [
     "maintenance_amount",
     "maintenance_amounts",
     "make_tier_rows",
+    "okx_btc_usd_swap_2019",
     "tier_size",
 ]

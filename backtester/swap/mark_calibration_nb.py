@@ -78,7 +78,7 @@ def replay_mark_nb(  # noqa: PLR0913  # calibration entry point: one array per a
 
     Cases
     -----
-    None in cases.json (synthetic recovery tests in tests/unit/swap/test_swap_calibration.py).
+    None in cases.json (synthetic recovery tests: tests/unit/calibration/test_calibration_mark.py).
 
     Returns
     -------

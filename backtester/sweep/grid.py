@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,14 +73,14 @@ def parse_space(items: Iterable[str]) -> dict[str, list[Any]]:
     return space
 
 
-def grid_combinations(space: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
+def grid_combinations(space: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Every combination of the space, in row-major order of the dimensions as given."""
     names = list(space)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*space.values())]
 
 
 def random_combinations(
-    space: dict[str, Sequence[Any]], samples: int, seed: int = 0
+    space: Mapping[str, Sequence[Any]], samples: int, seed: int = 0
 ) -> list[dict[str, Any]]:
     """``samples`` distinct combinations drawn uniformly from the grid (fixed ``seed``).
 

@@ -45,7 +45,7 @@ def strategy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_job(strategy_file: Path) -> dict:
-    from backtester.cli import _default_contract
+    from backtester.cli.options import default_contract
     from backtester.jobs import load_data
 
     selection = {"source": "sample", "symbol": "BTC-USD-SWAP", "start_ns": None,
@@ -55,7 +55,7 @@ def base_job(strategy_file: Path) -> dict:
     selection["end_ns"] = data.start_ns + 10 * 86_400_000_000_000  # ten days keep it fast
     return {
         "strategy": str(strategy_file), "data": selection,
-        "contract": _default_contract("sample", "BTC-USD-SWAP"), "profile": None,
+        "contract": default_contract("sample", "BTC-USD-SWAP"), "profile": None,
         "leverage": 10.0, "margin_mode": "isolated", "maker_fee_rate": None,
         "taker_fee_rate": None, "initial_balance": 1.0, "params": {},
     }  # fmt: skip
