@@ -70,8 +70,9 @@ def quiet_band_nb(state: Any, i: int) -> tuple[float, float]:
     mark method, the mark); ``(0, 0)`` (empty) when no trade is quiet now. Conditions:
 
     - no working order of instrument ``i`` (it could trigger or fill on the trade);
-    - every record already shown to the callbacks (``n_*_seen``), no equity row pending, and
-      the Python strategy not woken by trades (``wake_mask``);
+    - every record of a subscribed kind already shown to its callback (``n_*_seen``; the
+      general loop only moves the counter of the others), no order waiting for validation,
+      no equity row pending, and the Python strategy not woken by trades (``wake_mask``);
     - under the LAST mark method with a position open or a margin call active: an isolated
       position, no margin call, its safe band valid (``in_safe_band_nb``) — the band is then
       the safe band; otherwise (flat, or the mark set by the index/mark streams, which bound
@@ -80,14 +81,15 @@ def quiet_band_nb(state: Any, i: int) -> tuple[float, float]:
     ``state`` is the run's :class:`~backtester.engine.state_nb.EngineState`.
     """
     acc = state.account[0]
+    mask = acc["callback_mask"]
     if (
         acc["equity_pending"]
         or acc["wake_mask"] & WakeReason.TRADE
-        or acc["n_fills_seen"] != acc["n_fills"]
-        or acc["n_liquidations_seen"] != acc["n_liquidations"]
-        or acc["n_funding_seen"] != acc["n_funding_payments"]
-        or acc["n_adl_seen"] != acc["n_adl"]
         or acc["n_orders_seen"] != acc["n_orders"]
+        or (mask & WakeReason.FILL and acc["n_fills_seen"] != acc["n_fills"])
+        or (mask & WakeReason.LIQUIDATION and acc["n_liquidations_seen"] != acc["n_liquidations"])
+        or (mask & WakeReason.FUNDING and acc["n_funding_seen"] != acc["n_funding_payments"])
+        or (mask & WakeReason.ADL and acc["n_adl_seen"] != acc["n_adl"])
     ):
         return NO_BAND
     orders = state.orders
