@@ -16,9 +16,9 @@ from backtester.data.fetch import (
     ohlcv_to_bars,
     trades_to_records,
 )
+from backtester.data.loader import load_market_data
 from backtester.enums import FundingRateSource, Side, TierBasis
 from backtester.results import record_digest
-from backtester.data.loader import load_market_data
 
 T0_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 MIN_MS = 60_000
