@@ -488,6 +488,20 @@ def _check_options(method: str, average: str, basis_price: str, initial: str) ->
     check_choice(initial, "initial", INITIAL)
 
 
+def check_span_fit(method: str, average: str, basis_price: str, initial: str) -> None:
+    """Refuse options a span fit cannot use: unknown values, or a method without a span.
+
+    Only the methods that average the basis (``INDEX_EMA_BASIS``, ``BINANCE_MEDIAN``) have a
+    span to fit; ``ValueError`` naming the option otherwise.
+    """
+    _check_options(method, average, basis_price, initial)
+    if not _uses_average(method):
+        raise ValueError(
+            f"method: {method!r} has no span to fit; expected one of INDEX_EMA_BASIS, "
+            "BINANCE_MEDIAN"
+        )
+
+
 def _uses_average(method: str) -> bool:
     return method in ("INDEX_EMA_BASIS", "BINANCE_MEDIAN")
 
@@ -621,12 +635,7 @@ def span_grid(
     initial: str = "recorded",
 ) -> pd.DataFrame:
     """RMSE (quote) of every (sampling step, span) pair: rows = steps (ns), columns = spans."""
-    _check_options(method, average, basis_price, initial)
-    if not _uses_average(method):
-        raise ValueError(
-            f"method: {method!r} has no span to fit; expected one of INDEX_EMA_BASIS, "
-            "BINANCE_MEDIAN"
-        )
+    check_span_fit(method, average, basis_price, initial)
     spans = [float(s) for s in spans]
     steps = [int(s) for s in sample_steps_ns]
     if not spans or not steps:
@@ -883,6 +892,7 @@ __all__ = [
     "align_binance_capture",
     "align_records",
     "calibrate_mark_models",
+    "check_span_fit",
     "deviation_summary",
     "evaluate_mark_model",
     "fit_mark_span",

@@ -30,10 +30,9 @@ from backtester.calibration.mark import (
     SECOND_NS,
     AlignedMarks,
     MarkCalibration,
-    _check_options,
     _format_step,
     _Replay,
-    _uses_average,
+    check_span_fit,
 )
 
 
@@ -119,11 +118,7 @@ def fit_out_of_sample(
     span on a synthetic series; tests/realdata/test_realdata_mark_calibration.py on the
     captures).
     """
-    _check_options(method, average, basis_price, initial)
-    if not _uses_average(method):
-        raise ValueError(
-            f"method: {method!r} has no span to fit; expected INDEX_EMA_BASIS or BINANCE_MEDIAN"
-        )
+    check_span_fit(method, average, basis_price, initial)
     split_ns = int(split_ns)
     replay = _Replay(data, method, average, basis_price, warmup_ns, initial)
     ts = data.ts_ns
