@@ -392,9 +392,9 @@ def apply_deleverage_event_nb(state: Any, i: int, ts: int, event: np.void) -> in
     """
     kind = event["kind"]
     if kind == LedgerKind.ADL:
-        return apply_adl_nb(state, i, ts, event)  # type: ignore[no-any-return]  # numba dispatcher
+        return apply_adl_nb(state, i, ts, event)
     if kind == LedgerKind.CLAWBACK:
-        return apply_clawback_nb(state, i, ts, event)  # type: ignore[no-any-return]  # numba dispatcher
+        return apply_clawback_nb(state, i, ts, event)
     return NOT_APPLIED
 
 
