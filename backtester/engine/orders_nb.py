@@ -88,6 +88,20 @@ def snap_nb(value: float, step: float) -> float:
 
 
 @njit(cache=True)
+def snap_price_nb(value: float, tick: float) -> tuple[float, int]:
+    """Return (``value`` on the ``tick`` grid, RejectReason.NONE), or (NaN, the reason).
+
+    INVALID_PRICE for a price that is not finite and > 0, PRICE_OFF_TICK off the grid.
+    """
+    if not (value > 0.0 and np.isfinite(value)):
+        return np.nan, RejectReason.INVALID_PRICE
+    snapped = snap_nb(value, tick)
+    if np.isnan(snapped):
+        return np.nan, RejectReason.PRICE_OFF_TICK
+    return snapped, RejectReason.NONE
+
+
+@njit(cache=True)
 def is_stop_nb(order_type: int) -> bool:
     """Whether the order is a stop (fixed or trailing).
 
@@ -271,11 +285,9 @@ def snap_order_nb(o: np.void, w: np.void, p: np.void, s: np.void) -> int:
         return RejectReason.SIZE_BELOW_MINIMUM
     o["qty_contracts"] = qty
     if has_limit_nb(typ):
-        if not (o["price"] > 0.0 and np.isfinite(o["price"])):
-            return RejectReason.INVALID_PRICE
-        price = snap_nb(o["price"], p["tick_size_quote"])
-        if np.isnan(price):
-            return RejectReason.PRICE_OFF_TICK
+        price, reason = snap_price_nb(o["price"], p["tick_size_quote"])
+        if reason != RejectReason.NONE:
+            return reason
         o["price"] = price
     if typ == OrderType.TRAILING_STOP_MARKET:
         offset = w["trail_offset_quote"]
@@ -290,11 +302,9 @@ def snap_order_nb(o: np.void, w: np.void, p: np.void, s: np.void) -> int:
         w["trail_extreme_price"] = extreme
         o["trigger_price"] = trail_level_nb(o["side"], extreme, offset, rate, p["tick_size_quote"])
     if is_conditional_nb(typ):
-        if not (o["trigger_price"] > 0.0 and np.isfinite(o["trigger_price"])):
-            return RejectReason.INVALID_PRICE
-        trigger = snap_nb(o["trigger_price"], p["tick_size_quote"])
-        if np.isnan(trigger):
-            return RejectReason.PRICE_OFF_TICK
+        trigger, reason = snap_price_nb(o["trigger_price"], p["tick_size_quote"])
+        if reason != RejectReason.NONE:
+            return reason
         o["trigger_price"] = trigger
     return RejectReason.NONE
 
@@ -579,23 +589,6 @@ def point_action_nb(
     return maker_action_nb(o, w, p, price, queue_model, volume)
 
 
-@njit(cache=True, inline="always")
-def taker_bounds_nb(o: np.void) -> tuple[float, float]:
-    """Return the (lo, hi) a taker fill of order ``o`` may slip to.
-
-    A limit order's (or triggered stop-limit's) own price on its side, else unbounded (market
-    orders).
-    """
-    lo = -np.inf
-    hi = np.inf
-    if o["order_type"] == OrderType.LIMIT or o["order_type"] == OrderType.STOP_LIMIT:
-        if o["side"] > 0:
-            hi = o["price"]
-        else:
-            lo = o["price"]
-    return lo, hi
-
-
 @njit(cache=True)
 def process_point_nb(
     state: Any,
@@ -664,6 +657,23 @@ def process_point_nb(
     return filled
 
 
+@njit(cache=True, inline="always")
+def taker_bounds_nb(o: np.void) -> tuple[float, float]:
+    """Return the (lo, hi) a taker fill of order ``o`` may slip to.
+
+    A limit order's (or triggered stop-limit's) own price on its side, else unbounded (market
+    orders).
+    """
+    lo = -np.inf
+    hi = np.inf
+    if o["order_type"] == OrderType.LIMIT or o["order_type"] == OrderType.STOP_LIMIT:
+        if o["side"] > 0:
+            hi = o["price"]
+        else:
+            lo = o["price"]
+    return lo, hi
+
+
 @njit(cache=True)
 def segment_level_nb(o: np.void, up: bool) -> float:
     """Return the price level at which order ``o`` acts on a move up (``up``) or down.
@@ -679,35 +689,6 @@ def segment_level_nb(o: np.void, up: bool) -> float:
         return o["trigger_price"] if fires_up == up else np.nan
     # resting limit: a sell fills on the way up, a buy on the way down
     return o["price"] if (side < 0) == up else np.nan
-
-
-@njit(cache=True)
-def nearest_level_nb(
-    state: Any, instrument: int, a: float, b: float, active_ts: int
-) -> tuple[int, float]:
-    """Return (active-list index, level) of the order nearest to ``a`` in the move a → b.
-
-    Orders of ``instrument`` live at ``active_ts`` whose level lies in the move, ``a``
-    excluded; (-1, NaN) when none.
-    """
-    up = b > a
-    best_k = -1
-    best_level = np.nan
-    for k in range(state.account[0]["n_active"]):
-        row = state.active[k]
-        o = state.orders[row]
-        if o["instrument"] != instrument or state.work[row]["active_from_ns"] > active_ts:
-            continue
-        level = segment_level_nb(o, up)
-        if np.isnan(level):
-            continue
-        inside = (a < level <= b) if up else (b <= level < a)
-        if not inside:
-            continue
-        if best_k < 0 or (level < best_level if up else level > best_level):
-            best_k = k
-            best_level = level
-    return best_k, best_level
 
 
 @njit(cache=True)
@@ -764,6 +745,35 @@ def process_segment_nb(
             a = best_level
     trail_segment_nb(state, instrument, b, up, active_ts)
     return filled
+
+
+@njit(cache=True)
+def nearest_level_nb(
+    state: Any, instrument: int, a: float, b: float, active_ts: int
+) -> tuple[int, float]:
+    """Return (active-list index, level) of the order nearest to ``a`` in the move a → b.
+
+    Orders of ``instrument`` live at ``active_ts`` whose level lies in the move, ``a``
+    excluded; (-1, NaN) when none.
+    """
+    up = b > a
+    best_k = -1
+    best_level = np.nan
+    for k in range(state.account[0]["n_active"]):
+        row = state.active[k]
+        o = state.orders[row]
+        if o["instrument"] != instrument or state.work[row]["active_from_ns"] > active_ts:
+            continue
+        level = segment_level_nb(o, up)
+        if np.isnan(level):
+            continue
+        inside = (a < level <= b) if up else (b <= level < a)
+        if not inside:
+            continue
+        if best_k < 0 or (level < best_level if up else level > best_level):
+            best_k = k
+            best_level = level
+    return best_k, best_level
 
 
 @njit(cache=True)
