@@ -37,18 +37,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtester.engine.account_nb import (
-    apply_settlement_nb,
-    isolated_ratio_at_nb,
-    metrics_at_tier_nb,
-)
+from backtester.engine.cash_nb import settle_due_nb
 from backtester.engine.deleverage_nb import apply_period_clawback_nb
 from backtester.engine.loop_nb import (
     BUFFER_FULL,
     END_OF_DATA,
     HEADROOM_PER_ORDER,
     NO_EVENT,
-    accept_state_orders_nb,
     bar_event_nb,
     bar_path_step_nb,
     ema_basis_mark_nb,
@@ -70,7 +65,9 @@ from backtester.engine.loop_nb import (
     switch_tiers_nb,
     update_mark_from_index_nb,
 )
+from backtester.engine.metrics_nb import isolated_ratio_at_nb, metrics_at_tier_nb
 from backtester.engine.order_entry_nb import place_order_nb
+from backtester.engine.orders_nb import accept_orders_nb
 from backtester.enums import (
     ContractKind,
     EventKind,
@@ -86,7 +83,6 @@ from backtester.enums import (
 from backtester.sizing_nb import contracts_for_money_nb, round_to_lot_nb
 from backtester.swap.mark_nb import ema_alpha_nb
 from backtester.swap.pnl_nb import pnl_nb
-from backtester.swap.settlement_nb import next_settlement_ns_nb
 from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
 
 # units of a signal target amount (``target_unit`` of backtest_signals): contracts, quote
@@ -163,9 +159,7 @@ def signal_orders_nb(state, signals, k) -> bool:
     if delta == 0.0 or not np.isfinite(delta):
         return False
     place_order_nb(
-        state.account,
-        state.orders,
-        state.work,
+        state,
         0,
         OrderType.MARKET,
         Side.BUY if delta > 0.0 else Side.SELL,
@@ -178,7 +172,7 @@ def signal_orders_nb(state, signals, k) -> bool:
         0,
         np.nan,
     )
-    accept_state_orders_nb(state, state.account[0]["ts_ns"])
+    accept_orders_nb(state, state.account[0]["ts_ns"])
     return True
 
 
@@ -202,7 +196,7 @@ def tier_cache_nb(s, p, tiers, size_abs) -> tuple:
 def isolated_metrics_nb(s, p, tier) -> tuple:
     """(UPL, maintenance margin, liquidation buffer, margin ratio) of the open isolated
     position record ``s`` at its (finite) mark: the values
-    :func:`~backtester.engine.account_nb.isolated_buffer_nb` computes, for the tier record
+    :func:`~backtester.engine.metrics_nb.isolated_buffer_nb` computes, for the tier record
     ``tier``. Records only: an inlined function's array arguments cost reference-count
     updates on every call, and this runs at every mark update of an open position."""
     upl, pv, mm = metrics_at_tier_nb(s, p, tier)
@@ -467,16 +461,10 @@ def run_signals_nb(state, capacities, signals) -> int:
             switch_tiers_nb(state, ts)
             tier_size = np.nan  # the cached tier row was of the previous table
         if daily_settlement and settlement_due_nb(ts, kind, s["next_settlement_ns"]):
-            apply_settlement_nb(
-                account, state.positions, state.params, state.settlements, state.ledger, 0, ts
-            )
-            s["next_settlement_ns"] = next_settlement_ns_nb(ts, p["settlement_offset_ns"])
+            settle_due_nb(state, 0, ts)
         if acc["clawback_period_ns"] > 0 and ts >= acc["next_clawback_ns"]:
             # the period's clawback of what the insurance fund could not cover (run_until_nb)
-            apply_period_clawback_nb(
-                account, state.positions, state.params, state.settlements, state.adl,
-                state.ledger, ts,
-            )  # fmt: skip
+            apply_period_clawback_nb(state, ts)
         if kind == EventKind.INDEX:
             c = s["c_index"]
             if s["index_interval_ns"] == 0:
