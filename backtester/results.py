@@ -74,18 +74,87 @@ def records_to_frame(
     pandas.DataFrame
         One row per record, in record order.
     """
-    frame = pd.DataFrame({name: records[name] for name in records.dtype.names or ()})
+    frame = pd.DataFrame(_record_columns(records), copy=False)
+    if len(records) == 0:
+        # no rows: an empty list per converted column (the tables' dtypes as they were)
+        for name in list(frame.columns):
+            if name.endswith("_ns") and name.startswith("ts"):
+                frame[name.removesuffix("_ns")] = _utc_times(records[name])
+            elif name in _ENUM_COLUMNS or (name == "instrument" and instruments is not None):
+                frame[name] = []
+        return frame
     for name in list(frame.columns):
         if name.endswith("_ns") and name.startswith("ts"):
-            frame[name.removesuffix("_ns")] = pd.to_datetime(frame[name], unit="ns", utc=True)
+            frame[name.removesuffix("_ns")] = _utc_times(records[name])
         elif name in _ENUM_COLUMNS:
             enum_type = _ENUM_COLUMNS[name]
             if name == "kind" and records.dtype == dtypes.ADL_DTYPE:
                 enum_type = LedgerKind
-            frame[name] = [enum_type(int(v)).name for v in frame[name]]
+            frame[name] = _enum_names(records[name], enum_type, name)
         elif name == "instrument" and instruments is not None:
-            frame[name] = [instruments[i] if 0 <= i < len(instruments) else "" for i in frame[name]]
+            symbols = np.array([*instruments, ""], dtype=object)
+            index = np.asarray(records[name], dtype=np.int64)
+            # an index outside the list reads as "" (the last entry)
+            frame[name] = symbols[np.where((index >= 0) & (index < len(instruments)), index, -1)]
     return frame
+
+
+# records converted to columns this many at a time (a strided transpose of the whole array
+# at once ran ~1.6x slower on 1 M equity rows: the reads and writes of a block stay in cache)
+_COLUMN_BLOCK_ROWS = 1 << 14
+
+
+def _record_columns(records: npt.NDArray[np.void]) -> dict[str, npt.NDArray[Any]]:
+    """Copy the fields of ``records`` to contiguous columns of new memory.
+
+    The records are never shared with a table. A dtype of 8-byte fields only, packed (the
+    equity rows), is transposed in blocks of rows in one pass over the records: copying field
+    by field reads the whole array once per field.
+    """
+    names = records.dtype.names or ()
+    fields = records.dtype.fields or {}
+    width = len(names)
+    packed = records.dtype.itemsize == 8 * width and all(
+        fields[name][0].itemsize == 8 and fields[name][1] == 8 * j for j, name in enumerate(names)
+    )
+    if not packed or not records.flags.c_contiguous or width == 0:
+        return {name: np.array(records[name]) for name in names}
+    n = len(records)
+    words = records.view(np.int64).reshape(n, width)
+    block = np.empty((width, n), dtype=np.int64)
+    for start in range(0, n, _COLUMN_BLOCK_ROWS):
+        block[:, start : start + _COLUMN_BLOCK_ROWS] = words[start : start + _COLUMN_BLOCK_ROWS].T
+    return {name: block[j].view(fields[name][0]) for j, name in enumerate(names)}
+
+
+def _utc_times(ns: npt.NDArray[Any]) -> pd.Series:
+    """Convert integer nanoseconds since the epoch to a tz-aware UTC column.
+
+    The values of ``pd.to_datetime(ns, unit="ns", utc=True)``, without its parsing pass.
+    """
+    return pd.Series(np.asarray(ns, dtype=np.int64).astype("M8[ns]"), copy=False).dt.tz_localize(
+        "UTC"
+    )
+
+
+def _enum_names(values: npt.NDArray[Any], enum_type: Any, column: str) -> npt.NDArray[Any]:
+    """Return the member names of integer enum ``values`` (object array), in one take.
+
+    A value that is no member raises ValueError naming the column (as ``enum_type(v)``).
+    """
+    codes = np.asarray(values, dtype=np.int64)
+    members = list(enum_type)
+    low = min(int(m) for m in members)
+    table = np.full(max(int(m) for m in members) - low + 2, None, dtype=object)
+    for member in members:
+        table[int(member) - low] = member.name
+    index = codes - low
+    index = np.where((index >= 0) & (index < len(table) - 1), index, len(table) - 1)
+    names = table[index]
+    if np.any(names == None):  # noqa: E711 (elementwise comparison)
+        bad = codes[names == None][0]  # noqa: E711
+        raise ValueError(f"{column}: {bad} is not a valid {enum_type.__name__}")
+    return names
 
 
 def record_digest(records: npt.NDArray[np.void]) -> str:
@@ -491,10 +560,8 @@ class Result:
         records = self.records[kind]
         frame = records_to_frame(records, self.instruments)
         column = "ts_created_ns" if kind == "orders" else "ts_ns"
-        frame.index = pd.DatetimeIndex(
-            pd.to_datetime(np.asarray(records[column], dtype=np.int64), unit="ns", utc=True),
-            name="time",
-        )
+        # the converted time column of records_to_frame (``ts``, orders: ``ts_created``)
+        frame.index = pd.DatetimeIndex(frame[column.removesuffix("_ns")], name="time")
         return frame
 
     @property
@@ -583,7 +650,7 @@ class Result:
         is_funding = ledger["kind"] == int(LedgerKind.FUNDING)
         labels = np.full(len(ledger), "", dtype=object)
         refs = ledger["ref_id"][is_funding]
-        labels[is_funding] = [FundingRateSource(int(v)).name for v in sources[refs]]
+        labels[is_funding] = _enum_names(sources[refs], FundingRateSource, "source")
         frame["funding_source"] = labels
         return frame
 

@@ -53,6 +53,19 @@ def median_seconds(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def median_wall_cpu(fn, repeat: int) -> tuple[float, float]:
+    """Medians of the wall time and of the process CPU time (``time.process_time``: less
+    noisy on a shared machine) of ``repeat`` calls after a warm-up."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def sma_signals(close: np.ndarray, fast: int, slow: int) -> tuple[np.ndarray, np.ndarray]:
     """Bars where SMA(fast) crosses above / below SMA(slow) (running sums, as the bare loop)."""
     csum = np.cumsum(close)
@@ -144,6 +157,23 @@ def run_case(case: str, n_bars: int, n_ticks: int, repeat: int, once: bool = Fal
 
         bare_fn = lambda: bare_tick_loop_nb(ticks.trades["price"])  # noqa: E731
         events = n_ticks
+    if case == "signals" and not once:
+        # issue 15's target: the call returning the Result (tables not built), and apart
+        # with the fills and equity tables read, each as a ratio to the bare loop, wall and CPU
+        def call_result():
+            return backtest_signals(
+                long_entries, no_exits, bars, contract, short_entries=short_entries,
+                initial_balance=1e6, leverage=5,
+            )  # fmt: skip
+
+        bare_wall, bare_cpu = median_wall_cpu(bare_fn, max(repeat, 7))
+        result_wall, result_cpu = median_wall_cpu(call_result, max(repeat, 7))
+        read_wall, read_cpu = median_wall_cpu(call, max(repeat, 7))
+        signal_calls = {
+            "bare_wall_s": bare_wall, "bare_cpu_s": bare_cpu,
+            "result_wall_s": result_wall, "result_cpu_s": result_cpu,
+            "read_wall_s": read_wall, "read_cpu_s": read_cpu,
+        }  # fmt: skip
     if once:
         start = time.perf_counter()
         fills, equity_rows = call()
@@ -164,6 +194,8 @@ def run_case(case: str, n_bars: int, n_ticks: int, repeat: int, once: bool = Fal
     })  # fmt: skip
     if bare_python is not None:
         row["ratio_python"] = seconds / row["bare_python_seconds"]
+    if case == "signals":
+        row["signal_calls"] = signal_calls
     return row
 
 
@@ -179,6 +211,24 @@ def _child(args: list[str], env: dict[str, str] | None = None) -> dict | str:
 
 def _first_call(row: dict | str) -> str:
     return f"{row['first_call_s']:.2f} s" if isinstance(row, dict) else f"FAILED ({row[-300:]})"
+
+
+def _signal_calls_line(s: dict) -> str:
+    """The signals case's two calls (Result only; tables read) against the bare loop, in
+    wall and CPU time (medians of at least 7, after the case's own runs)."""
+
+    def one(kind: str) -> str:
+        wall, cpu = s[f"{kind}_wall_s"], s[f"{kind}_cpu_s"]
+        return (
+            f"wall {wall * 1e3:.1f} ms ({wall / s['bare_wall_s']:.1f}x), "
+            f"CPU {cpu * 1e3:.1f} ms ({cpu / s['bare_cpu_s']:.1f}x)"
+        )
+
+    return (
+        f"{'':28s} bare loop wall {s['bare_wall_s'] * 1e3:.2f} ms, CPU "
+        f"{s['bare_cpu_s'] * 1e3:.2f} ms; Result returned: {one('result')}; "
+        f"fills and equity tables read: {one('read')}"
+    )
 
 
 def main() -> None:
@@ -218,6 +268,8 @@ def main() -> None:
             f"{row['ratio']:7.1f}x the bare loop{python}  ({row['fills']} fills, "
             f"{row['equity_rows']} equity rows, peak RSS {row['peak_rss_mb']:.0f} MB)"
         )
+        if "signal_calls" in row:
+            print(_signal_calls_line(row["signal_calls"]))
         if args.no_first_run:
             continue
         # the first call of a fresh process (imports and data excluded): with the cache the
