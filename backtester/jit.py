@@ -197,9 +197,7 @@ def _place(ctx, instrument, order_type, contracts, price, trigger, tif, reduce_o
         return -1
     side = Side.BUY if contracts > 0.0 else Side.SELL
     return place_order_nb(
-        ctx.account,
-        ctx.orders,
-        ctx.work,
+        ctx,
         instrument,
         order_type,
         side,
@@ -266,7 +264,7 @@ def trailing_stop(
         TimeInForce.GTC, reduce_only, False,
     )  # fmt: skip
     if order_id >= 0:
-        set_trail_nb(ctx.work, order_id, distance, fraction, start_price)
+        set_trail_nb(ctx, order_id, distance, fraction, start_price)
     return order_id
 
 
@@ -282,7 +280,7 @@ def close_position(ctx, instrument) -> int:
 @njit(cache=True)
 def cancel(ctx, order_id) -> bool:
     """Cancel a working order; False when it is no longer working."""
-    return cancel_order_nb(ctx.account, ctx.orders, ctx.active, order_id)
+    return cancel_order_nb(ctx, order_id)
 
 
 # ---------------------------------------------------------------- sizes and prices
