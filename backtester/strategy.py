@@ -28,8 +28,9 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester.callbacks import CALLBACKS
-from backtester.checks import check_finite, check_positive, suggestion
+from backtester.checks import check_finite, check_positive
 from backtester.enums import ContractKind, MarginMode, OrderType, Side
+from backtester.parameters import class_parameters, set_parameters
 from backtester.sizing import contracts_for, round_price
 
 if TYPE_CHECKING:
@@ -121,38 +122,6 @@ class Strategy:
         """Called once after the last event."""
 
 
-def class_parameters(cls: type, base: type, skip: tuple[str, ...] = ()) -> dict[str, object]:
-    """Parameters of a strategy class: its public class attributes (and its bases' below
-    ``base``) that are not callables, descriptors or names in ``skip``, with their defaults."""
-    out: dict[str, object] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is object or klass is base or klass in base.__mro__:
-            continue
-        for name, value in vars(klass).items():
-            if (
-                name.startswith("_")
-                or name in skip
-                or callable(value)
-                or isinstance(value, (classmethod, staticmethod, property))
-            ):
-                continue
-            out[name] = value
-    return out
-
-
-def set_parameters(strategy: object, params: dict[str, object]) -> None:
-    """Override ``strategy``'s class-attribute parameters; unknown names raise ValueError with
-    a "did you mean" suggestion."""
-    known = type(strategy).parameters()  # type: ignore[attr-defined]
-    for name, value in params.items():
-        if name not in known:
-            raise ValueError(
-                f"{type(strategy).__name__}: unknown parameter {name!r}; "
-                f"{suggestion(name, known) if known else 'the strategy has no parameters'}"
-            )
-        setattr(strategy, name, value)
-
-
 def _side_of(contracts: float) -> tuple[int, float]:
     contracts = check_finite(contracts, "contracts")
     if contracts == 0:
@@ -171,18 +140,19 @@ class Context:
     def __init__(self, run: Run, instrument: int = 0) -> None:
         self._run = run
         self._i = instrument
-        # field views of the state arrays (never reallocated during a run), as memoryviews:
+        # field views of the state arrays (never reallocated during a run), as memoryviews
+        # (``ndarray.data``):
         # ``view[i]`` gives a Python float in ~30 ns (numpy's ``.item(i)`` ~80 ns), which
         # matters at one callback per bar or tick
-        self._contracts = memoryview(run.positions["contracts"])
-        self._mark = memoryview(run.positions["mark_price"])
-        self._last = memoryview(run.positions["last_price"])
+        self._contracts = run.positions["contracts"].data
+        self._mark = run.positions["mark_price"].data
+        self._last = run.positions["last_price"].data
         self._account = run.account
         self._indicators = run.indicators
         self._sma_close = run.indicators.sma_close[instrument]
         self._ema_close = run.indicators.ema_close[instrument]
         # the bar cursors through a memoryview: an item read costs less than ndarray.item
-        self._c_bar = memoryview(run.positions["c_bar"])
+        self._c_bar = run.positions["c_bar"].data
 
     def on(self, instrument: int) -> Context:
         """The context of instrument number ``instrument`` (order of the ``data`` list)."""
@@ -569,10 +539,12 @@ class Context:
         (``order["trigger_price"]`` is the current one). Formula:
         :func:`~backtester.engine.orders_nb.trail_level_nb`."""
         side, qty = _side_of(contracts)
-        if (distance is None) == (fraction is None):
+        if distance is not None and fraction is None:
+            value, name = distance, "distance"
+        elif fraction is not None and distance is None:
+            value, name = fraction, "fraction"
+        else:
             raise ValueError("trailing_stop: give one of distance= (quote) or fraction=")
-        value = distance if fraction is None else fraction
-        name = "distance" if fraction is None else "fraction"
         if not (math.isfinite(value) and value > 0 and (fraction is None or value < 1)):
             raise ValueError(f"trailing_stop: expected {name} > 0 (fraction < 1), got {value!r}")
         trail = (0.0, float(value), 0.0) if distance is None else (float(value), 0.0, 0.0)

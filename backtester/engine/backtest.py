@@ -31,6 +31,7 @@ from backtester.data.market import MarketData
 from backtester.data.stream import MarketDataStream
 from backtester.engine.buffers import record_buffer
 from backtester.engine.driver import Run
+from backtester.engine.signal_replay import SignalRule, replay_signals
 from backtester.engine.slippage import (
     NullSlippage,
     SlippageModel,
@@ -284,7 +285,7 @@ class _PriceSampler:
 
 
 def backtest(
-    strategy: type[Strategy] | type[JitStrategy],
+    strategy: type[Strategy] | type[JitStrategy] | type[SignalRule],
     data: MarketData | list[MarketData] | MarketDataStream,
     contract: ContractSpec | str | list[ContractSpec | str],
     *,
@@ -375,7 +376,9 @@ def backtest(
     ValueError, TypeError
         Naming the argument and the expected value.
     """
-    if not (isinstance(strategy, type) and issubclass(strategy, (Strategy, JitStrategy))):
+    if not (
+        isinstance(strategy, type) and issubclass(strategy, (Strategy, JitStrategy, SignalRule))
+    ):
         raise TypeError(f"strategy: expected a Strategy or JitStrategy subclass, got {strategy!r}")
     unknown = set(options) - set(_OPTIONS)
     if unknown:
@@ -569,6 +572,8 @@ def backtest(
             run.data = data_list
         if isinstance(instance, JitStrategy):
             run.run_jit(instance)
+        elif isinstance(instance, SignalRule):
+            replay_signals(run, instance)  # backtest_signals' arrays (engine/signal_replay.py)
         else:
             run.run(instance)
         if spill is not None:

@@ -18,93 +18,21 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from backtester.checks import check_positive
 from backtester.data.market import MarketData
 from backtester.engine.backtest import backtest
-from backtester.engine.order_entry_nb import ORDER_HEADROOM
+from backtester.engine.signal_replay import SignalRule
 from backtester.engine.signals_nb import (
     UNIT_BASE,
     UNIT_CONTRACTS,
     UNIT_EQUITY_FRACTION,
     UNIT_NOTIONAL,
-    run_signals_nb,
-    signal_delta_nb,
 )
-from backtester.jit import JitStrategy, market
 from backtester.results import Result
 from backtester.swap.contract import ContractSpec
 
 __all__ = ["backtest_signals"]
-
-# rows reserved in each small record buffer before a kernel run (~100 events per head-room
-# check; the pages are only touched when written)
-SMALL_BUFFER_ROWS = 2048
-
-
-@njit(cache=True)
-def signal_on_bar_nb(ctx, signals, instrument, row) -> None:
-    """The general loop's driver of the signal rule: at the close of bar row ``row`` (row of
-    the replayed stream; ``signals[3][1]`` is the first bar's row), the market order of
-    :func:`~backtester.engine.signals_nb.signal_delta_nb`."""
-    k = row - signals[3][1]
-    delta = signal_delta_nb(ctx, instrument, signals, k)
-    if delta != 0.0 and np.isfinite(delta):
-        market(ctx, instrument, delta)
-
-
-class _Signals(JitStrategy):
-    """Reads the signal arrays at each bar close, inside the jitted loop."""
-
-    on_bar = signal_on_bar_nb
-    amount: npt.NDArray[np.float64] = np.zeros(0)
-    close_long: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-    close_short: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-    unit = 0
-    replay = "auto"
-
-    def replay_kernel(self, run: Any) -> Any:
-        """The signal kernel (:func:`~backtester.engine.signals_nb.run_signals_nb`) when the
-        run is one instrument on bars without ADL/clawback events, else None (general loop)."""
-        if self.replay == "events" or not signal_kernel_applies(run):
-            return None
-        # one order per signal bar at most, each filled once or liquidated: reserve the rows
-        # instead of regrowing (and copying) the buffers a dozen times on a long run
-        n = (
-            int(np.count_nonzero(~np.isnan(self.amount)))
-            + int(np.count_nonzero(self.close_long))
-            + int(np.count_nonzero(self.close_short))
-        )
-        # and room in the small buffers (liquidations, settlements, ADL, funding payments):
-        # the kernel checks the head-room once per ``free // need`` events, free being the
-        # smallest buffer's, so 64 rows meant a check (and an integer division) every 3 events
-        run.reserve(
-            orders=n + ORDER_HEADROOM,
-            fills=2 * n + 1024,
-            ledger=4 * n + 2 * len(run.funding) + 4096,
-            funding_payments=len(run.funding) + SMALL_BUFFER_ROWS,
-            liquidations=SMALL_BUFFER_ROWS,
-            settlements=SMALL_BUFFER_ROWS,
-            adl=SMALL_BUFFER_ROWS,
-        )
-        return run_signals_nb, (self.make_state(),)
-
-    def make_state(self) -> tuple[Any, ...]:
-        # the first bar's row is 0: one instrument, its bars first in the replayed stream
-        unit = np.array([int(self.unit), 0], dtype=np.int64)
-        return (self.amount, self.close_long, self.close_short, unit)
-
-
-def signal_kernel_applies(run: Any) -> bool:
-    """True when the signal kernel can replay ``run`` (a Run): one instrument, bars, no
-    trades, no ADL/clawback scenario events, not chunked."""
-    return (
-        run.n_instruments == 1
-        and len(run.trades) == 0
-        and len(run.deleverage) == 0
-        and run._chunks is None
-    )
 
 
 def _as_signal(values: Any, n: int, name: str) -> npt.NDArray[np.bool_]:
@@ -304,7 +232,7 @@ def backtest_signals(
                 "sl_stop, tp_stop, tsl_stop: need 1-D signals (not target=), one backtest"
             )
         amount, close_long, close_short = arrays(0)
-        params = {
+        params: dict[str, object] = {
             "amount": amount, "close_long": close_long, "close_short": close_short,
             "sl_stop": as_stop_array(sl_stop, n, "sl_stop"),
             "tp_stop": as_stop_array(tp_stop, n, "tp_stop"),
@@ -327,7 +255,7 @@ def backtest_signals(
             "replay": replay,
         }
         result = backtest(
-            _Signals,
+            SignalRule,
             data,
             contract,
             initial_balance=initial_balance,

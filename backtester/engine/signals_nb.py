@@ -156,17 +156,20 @@ def signal_delta_nb(state, i, signals, k) -> float:
 
 
 @njit(cache=True)
-def signal_orders_nb(state, signals, k) -> bool:
-    """At the close of bar ``k``: the market order of :func:`signal_delta_nb`, validated at
-    once (as the jit path validates orders after its callback). True when one was placed."""
-    delta = signal_delta_nb(state, 0, signals, k)
+def signal_market_nb(state, i, signals, k) -> bool:
+    """Place the market order of :func:`signal_delta_nb` at the close of bar ``k``.
+
+    Not validated here: the general loop validates after its callbacks, the kernel at once
+    (:func:`signal_orders_nb`). True when one was placed.
+    """
+    delta = signal_delta_nb(state, i, signals, k)
     if delta == 0.0 or not np.isfinite(delta):
         return False
     place_order_nb(
         state.account,
         state.orders,
         state.work,
-        0,
+        i,
         OrderType.MARKET,
         Side.BUY if delta > 0.0 else Side.SELL,
         abs(delta),
@@ -178,6 +181,15 @@ def signal_orders_nb(state, signals, k) -> bool:
         0,
         np.nan,
     )
+    return True
+
+
+@njit(cache=True)
+def signal_orders_nb(state, signals, k) -> bool:
+    """At the close of bar ``k``: the market order of :func:`signal_delta_nb`, validated at
+    once (as the jit path validates orders after its callback). True when one was placed."""
+    if not signal_market_nb(state, 0, signals, k):
+        return False
     accept_state_orders_nb(state, state.account[0]["ts_ns"])
     return True
 
