@@ -7,8 +7,9 @@ its side on the same bar; a long and a short entry on the same bar cancel out). 
 position per bar (``target=``, NaN = keep) in contracts, quote notional, base coin or a
 fraction of the equity. The orders are market orders filled at the next bar's open, exactly as
 a Strategy placing them in ``on_bar`` would, so both paths give identical trades. The rule is
-:func:`~backtester.engine.signals_nb.signal_delta_nb`, run inside the replay loop, so a run
-costs no Python per bar.
+:func:`~backtester.engine.signals_nb.signal_delta_nb`, run inside the replay by the engine's
+signal entry point (:func:`~backtester.engine.signal_replay.replay_signals`), so a run costs
+no Python per bar.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = ["backtest_signals"]
 
 
 def _as_signal(values: Any, n: int, name: str) -> npt.NDArray[np.bool_]:
+    """Return ``values`` as a checked boolean signal array of one row per bar."""
     array = np.asarray(values)
     if array.dtype != np.bool_:
         raise TypeError(f"{name}: expected a boolean array, got dtype {array.dtype}")
@@ -54,7 +56,7 @@ _UNITS = {
 }
 
 
-def backtest_signals(
+def backtest_signals(  # noqa: PLR0913  (the public entry point: vectorbt's from_signals keywords)
     entries: npt.ArrayLike | None,
     exits: npt.ArrayLike | None,
     data: MarketData,
@@ -139,46 +141,107 @@ def backtest_signals(
     if replay not in ("auto", "events"):
         raise ValueError(f"replay: expected 'auto' or 'events', got {replay!r}")
     size = check_positive(contracts, "contracts")
-    columns: dict[str, npt.NDArray[Any]] = {}
+    signals = {"entries": entries, "exits": exits, "short_entries": short_entries,
+               "short_exits": short_exits}  # fmt: skip
+    columns: dict[str, npt.NDArray[Any]]
     if target is not None:
-        signals = {"entries": entries, "exits": exits, "short_entries": short_entries,
-                   "short_exits": short_exits}  # fmt: skip
-        given = [name for name, v in signals.items() if v is not None]
-        if given:
-            raise ValueError(
-                f"target: give either a target array or signals, not both (also got {given})"
-            )
-        amounts = np.asarray(target, dtype=np.float64)
-        if amounts.ndim not in (1, 2) or amounts.shape[0] != n:
-            raise ValueError(
-                f"target: expected shape ({n},) or ({n}, columns) (one row per bar), "
-                f"got {amounts.shape}"
-            )
-        if np.isinf(amounts).any():
-            raise ValueError("target: infinite values (use NaN to keep the position)")
-        columns["amount"] = amounts
+        columns = {"amount": _target_amounts(target, signals, n)}
         unit = _UNITS[target_unit]
     else:
-        if entries is None or exits is None:
-            raise ValueError("entries, exits: both are required unless target= is given")
-        sides = {"entries": entries, "exits": exits}
-        if short_entries is not None or short_exits is not None:
-            if direction != "long":
-                raise ValueError(
-                    "direction: with short_entries/short_exits, entries/exits are the long side "
-                    f"(direction='long'), got {direction!r}"
-                )
-            sides["short_entries"] = (
-                short_entries if short_entries is not None else np.zeros(n, bool)
-            )
-            sides["short_exits"] = short_exits if short_exits is not None else np.zeros(n, bool)
-        for name, values in sides.items():
-            columns[name] = _as_signal(values, n, name)
+        columns = _signal_columns(signals, direction, n)
         unit = UNIT_CONTRACTS
     widths = {a.shape[1] for a in columns.values() if a.ndim == 2}
     if len(widths) > 1:
         shapes = ", ".join(f"{k} {v.shape}" for k, v in columns.items())
         raise ValueError(f"2-D signals need the same number of columns, got {shapes}")
+    series = _plot_series(plots, data, n)
+    run_options = {
+        "initial_balance": initial_balance, "leverage": leverage, "margin_mode": margin_mode,
+        **options,
+    }  # fmt: skip
+
+    if sl_stop is not None or tp_stop is not None or tsl_stop is not None:
+        from backtester.signal_exits import SignalsWithExits, as_stop_array
+
+        if widths or "amount" in columns:
+            raise ValueError(
+                "sl_stop, tp_stop, tsl_stop: need 1-D signals (not target=), one backtest"
+            )
+        amount, close_long, close_short = _column_orders(columns, direction, size, 0)
+        params: dict[str, object] = {
+            "amount": amount, "close_long": close_long, "close_short": close_short,
+            "sl_stop": as_stop_array(sl_stop, n, "sl_stop"),
+            "tp_stop": as_stop_array(tp_stop, n, "tp_stop"),
+            "tsl_stop": as_stop_array(tsl_stop, n, "tsl_stop"),
+        }  # fmt: skip
+        result = backtest(SignalsWithExits, data, contract, params=params, **run_options)
+        result.plots.update(series)
+        return result
+
+    def run(k: int) -> Result:
+        amount, close_long, close_short = _column_orders(columns, direction, size, k)
+        params: dict[str, object] = {
+            "amount": amount,
+            "close_long": close_long,
+            "close_short": close_short,
+            "unit": unit,
+            "replay": replay,
+        }
+        result = backtest(SignalRule, data, contract, params=params, **run_options)
+        result.plots.update(series)
+        return result
+
+    if not widths:
+        return run(0)
+    (n_columns,) = widths
+    return [run(k) for k in range(n_columns)]
+
+
+def _target_amounts(
+    target: npt.ArrayLike, signals: dict[str, npt.ArrayLike | None], n: int
+) -> npt.NDArray[np.float64]:
+    """Return the checked ``target=`` array (no signal may be given beside it)."""
+    given = [name for name, v in signals.items() if v is not None]
+    if given:
+        raise ValueError(
+            f"target: give either a target array or signals, not both (also got {given})"
+        )
+    amounts = np.asarray(target, dtype=np.float64)
+    if amounts.ndim not in (1, 2) or amounts.shape[0] != n:
+        raise ValueError(
+            f"target: expected shape ({n},) or ({n}, columns) (one row per bar), "
+            f"got {amounts.shape}"
+        )
+    if np.isinf(amounts).any():
+        raise ValueError("target: infinite values (use NaN to keep the position)")
+    return amounts
+
+
+def _signal_columns(
+    signals: dict[str, npt.ArrayLike | None], direction: str, n: int
+) -> dict[str, npt.NDArray[np.bool_]]:
+    """Return the checked signal arrays by name (short ones only when either is given)."""
+    entries, exits = signals["entries"], signals["exits"]
+    if entries is None or exits is None:
+        raise ValueError("entries, exits: both are required unless target= is given")
+    sides = {"entries": entries, "exits": exits}
+    short_entries, short_exits = signals["short_entries"], signals["short_exits"]
+    if short_entries is not None or short_exits is not None:
+        if direction != "long":
+            raise ValueError(
+                "direction: with short_entries/short_exits, entries/exits are the long side "
+                f"(direction='long'), got {direction!r}"
+            )
+        none = np.zeros(n, bool)
+        sides["short_entries"] = short_entries if short_entries is not None else none
+        sides["short_exits"] = short_exits if short_exits is not None else none
+    return {name: _as_signal(values, n, name) for name, values in sides.items()}
+
+
+def _plot_series(
+    plots: Mapping[str, npt.ArrayLike] | None, data: MarketData, n: int
+) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+    """Return the indicator arrays to draw, each stamped at its bar's close."""
     series = {}
     for name, values in (plots or {}).items():
         array = np.asarray(values, dtype=np.float64)
@@ -188,86 +251,46 @@ def backtest_signals(
             )
         close_ns = np.asarray(data.bars["ts_ns"], dtype=np.int64) + int(data.bar_interval_ns)
         series[str(name)] = (close_ns, array)
+    return series
 
-    def column(name: str, k: int) -> npt.NDArray[Any]:
-        a = columns[name]
-        return a if a.ndim == 1 else a[:, min(k, a.shape[1] - 1)]
 
-    def arrays(
-        k: int,
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        if "amount" in columns:
-            none = np.zeros(n, dtype=bool)
-            return np.ascontiguousarray(column("amount", k)), none, none
-        if "short_entries" in columns:
-            long_in = column("entries", k) & ~column("exits", k)
-            short_in = column("short_entries", k) & ~column("short_exits", k)
-            close_long, close_short = column("exits", k), column("short_exits", k)
-            # an entry on both sides at once is no signal (vectorbt's default: ignore)
-            long_in, short_in = long_in & ~short_in, short_in & ~long_in
-        elif direction == "long":
-            long_in = column("entries", k) & ~column("exits", k)
-            short_in = np.zeros(n, dtype=bool)
-            close_long, close_short = column("exits", k), np.zeros(n, dtype=bool)
-        else:
-            short_in = column("entries", k) & ~column("exits", k)
-            long_in = np.zeros(n, dtype=bool)
-            close_long, close_short = np.zeros(n, dtype=bool), column("exits", k)
-        # as np.where(long_in, size, np.where(short_in, -size, nan)), ~30x faster (a nested
-        # np.where with a NaN scalar took ~2 ms per 200k bars, a third of a signal run)
-        amount = np.full(n, np.nan)
-        amount[short_in] = -size
-        amount[long_in] = size
-        return (
-            amount,
-            np.ascontiguousarray(close_long, dtype=bool),
-            np.ascontiguousarray(close_short, dtype=bool),
-        )
+def _column(columns: dict[str, npt.NDArray[Any]], name: str, k: int) -> npt.NDArray[Any]:
+    """Return column ``k`` of a 2-D input (its last column beyond), a 1-D one as it is."""
+    a = columns[name]
+    return a if a.ndim == 1 else a[:, min(k, a.shape[1] - 1)]
 
-    if sl_stop is not None or tp_stop is not None or tsl_stop is not None:
-        from backtester.signal_exits import SignalsWithExits, as_stop_array
 
-        if widths or "amount" in columns:
-            raise ValueError(
-                "sl_stop, tp_stop, tsl_stop: need 1-D signals (not target=), one backtest"
-            )
-        amount, close_long, close_short = arrays(0)
-        params: dict[str, object] = {
-            "amount": amount, "close_long": close_long, "close_short": close_short,
-            "sl_stop": as_stop_array(sl_stop, n, "sl_stop"),
-            "tp_stop": as_stop_array(tp_stop, n, "tp_stop"),
-            "tsl_stop": as_stop_array(tsl_stop, n, "tsl_stop"),
-        }  # fmt: skip
-        result = backtest(
-            SignalsWithExits, data, contract, initial_balance=initial_balance,
-            leverage=leverage, margin_mode=margin_mode, params=params, **options,
-        )  # fmt: skip
-        result.plots.update(series)
-        return result
+def _column_orders(
+    columns: dict[str, npt.NDArray[Any]], direction: str, size: float, k: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Return ``(amount, close_long, close_short)`` of backtest ``k``: the signal rule's input.
 
-    def run(k: int) -> Result:
-        amount, close_long, close_short = arrays(k)
-        params = {
-            "amount": amount,
-            "close_long": close_long,
-            "close_short": close_short,
-            "unit": unit,
-            "replay": replay,
-        }
-        result = backtest(
-            SignalRule,
-            data,
-            contract,
-            initial_balance=initial_balance,
-            leverage=leverage,
-            margin_mode=margin_mode,
-            params=params,
-            **options,
-        )
-        result.plots.update(series)
-        return result
-
-    if not widths:
-        return run(0)
-    (n_columns,) = widths
-    return [run(k) for k in range(n_columns)]
+    ``amount`` is the target position per bar (NaN: keep), the closes the exits of each side.
+    """
+    n = len(next(iter(columns.values())))
+    none = np.zeros(n, dtype=bool)
+    if "amount" in columns:
+        return np.ascontiguousarray(_column(columns, "amount", k)), none, none
+    entries, exits = _column(columns, "entries", k), _column(columns, "exits", k)
+    if "short_entries" in columns:
+        long_in = entries & ~exits
+        short_in = _column(columns, "short_entries", k) & ~_column(columns, "short_exits", k)
+        close_long, close_short = exits, _column(columns, "short_exits", k)
+        # an entry on both sides at once is no signal (vectorbt's default: ignore)
+        long_in, short_in = long_in & ~short_in, short_in & ~long_in
+    elif direction == "long":
+        long_in, short_in = entries & ~exits, none
+        close_long, close_short = exits, none
+    else:
+        short_in, long_in = entries & ~exits, none
+        close_long, close_short = none, exits
+    # as np.where(long_in, size, np.where(short_in, -size, nan)), ~30x faster (a nested
+    # np.where with a NaN scalar took ~2 ms per 200k bars, a third of a signal run)
+    amount = np.full(n, np.nan)
+    amount[short_in] = -size
+    amount[long_in] = size
+    return (
+        amount,
+        np.ascontiguousarray(close_long, dtype=bool),
+        np.ascontiguousarray(close_short, dtype=bool),
+    )
