@@ -258,7 +258,8 @@ def test_contract_grid_leverage_and_funding_rate(recorded):
     assert (rows[:, LOT] == 0.01).all()  # lotSz
     assert (rows[:, MIN] == 0.01).all()  # minSz
     assert (rows[:, FACE_] == FACE).all()  # ctVal
-    assert np.isnan(rows[:, FUNDING]).all() or (rows[:, FUNDING] == 0.0).all()
+    # no funding event in the run: no rate seen yet (the rate itself: the funding test)
+    assert np.isnan(rows[:, FUNDING]).all()
 
 
 def test_fill_and_order_records(recorded):
@@ -362,8 +363,12 @@ def test_bar_beyond_the_history_raises():
 # ---------------------------------------------------------------- funding and liquidation
 @njit
 def long_then_record(ctx, out, i, row):
-    if bar_count(ctx, i) == 1:
+    n = bar_count(ctx, i)
+    if n == 1:
         market(ctx, i, 50.0)
+    if n in (480, 481):  # the bar closing at 08:00 (funding instant), then the next
+        out[14 + n - 480, 0] = funding_rate(ctx, i)
+        out[14 + n - 480, 1] = float(time_ns(ctx) - T0)
 
 
 @njit
@@ -427,6 +432,11 @@ def test_funding_payment_and_liquidation_records_are_the_results_rows():
     assert out[1, 1] == payments[0]["payment_settle"] == pytest.approx(-4.0, rel=1e-12)
     assert out[1, 2] == 2e-4
     assert out[1, 3] == 50.0
+    # funding_rate: NaN until the first funding event, then its rate (the bar closing at
+    # 08:00 sees it: funding precedes the bar close at one instant)
+    assert out[14, 1] == float(funding["ts_ns"][0] - T0)
+    assert out[14, 0] == 2e-4
+    assert out[15, 0] == 2e-4
     assert out[0, 1] == len(liquidations)
     first = liquidations[0]
     assert out[1, 4] == first["fill_price"]
