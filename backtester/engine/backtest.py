@@ -32,6 +32,7 @@ from backtester.data.market import MarketData
 from backtester.data.stream import MarketDataStream
 from backtester.engine.buffers import record_buffer
 from backtester.engine.driver import Run
+from backtester.engine.signal_replay import SignalRule, replay_signals
 from backtester.engine.slippage import (
     NullSlippage,
     SlippageModel,
@@ -316,7 +317,7 @@ class _PriceSampler:
 
 
 def backtest(
-    strategy: type[Strategy] | type[JitStrategy],
+    strategy: type[Strategy] | type[JitStrategy] | type[SignalRule],
     data: MarketData | list[MarketData] | MarketDataStream,
     contract: ContractSpec | str | list[ContractSpec | str],
     *,
@@ -485,6 +486,8 @@ def backtest(
             run.data = data_list
         if isinstance(instance, JitStrategy):
             run.run_jit(instance)
+        elif isinstance(instance, SignalRule):
+            replay_signals(run, instance)  # backtest_signals' arrays (engine/signal_replay.py)
         else:
             run.run(instance)
         if sampler is not None:
@@ -554,10 +557,12 @@ def backtest(
 
 
 def _checked_options(
-    strategy: type[Strategy] | type[JitStrategy], options: Mapping[str, Any]
+    strategy: type[Strategy] | type[JitStrategy] | type[SignalRule], options: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Return every option of :func:`backtest`, defaults filled in; refuse an unknown one."""
-    if not (isinstance(strategy, type) and issubclass(strategy, (Strategy, JitStrategy))):
+    if not (
+        isinstance(strategy, type) and issubclass(strategy, (Strategy, JitStrategy, SignalRule))
+    ):
         raise TypeError(f"strategy: expected a Strategy or JitStrategy subclass, got {strategy!r}")
     unknown = set(options) - set(_OPTIONS)
     if unknown:

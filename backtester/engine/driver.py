@@ -30,10 +30,8 @@ from backtester.engine.loop_nb import (
     WAKE_REF_SHIFT,
     YIELD_BUFFER_FULL,
     YIELD_END_OF_DATA,
-    no_callback_nb,
     record_equity_nb,
     replay_gen_nb,
-    run_until_jit_nb,
 )
 from backtester.engine.metrics_nb import (
     available_nb,
@@ -149,8 +147,8 @@ class Run:
         Bars per instrument kept from one chunk into the next (default 10,000) for history
         windows: ``ctx.closes`` / ``ctx.history`` then reach back at most ``history_bars`` bars
         before the chunk's first bar (``ctx.sma(n)`` needs ``n <= history_bars``; ``ctx.ema``,
-        incremental, continues exactly), and a jitted ``ctx.bars[row -
-        k]`` is valid for ``k <= history_bars``. Trades keep no history across chunks.
+        incremental, continues exactly), and a jitted ``bar(ctx, i, k)`` is valid for
+        ``k <= history_bars``. Trades keep no history across chunks.
     tier_switches
         TIER_SWITCH_DTYPE rows (sorted by instrument, then date): the dated tier tables that
         take effect after the start, their rows already in ``tiers``.
@@ -288,7 +286,7 @@ class Run:
         self._scratch = np.zeros(1, dtype=dtypes.METRICS_DTYPE)
         self._args: tuple[Any, ...] | None = None
         self._caps = np.zeros(len(_BUFFERS), dtype=np.int64)
-        self.indicators = Indicators(self)  # ctx.sma / ctx.ema state, O(1) per bar
+        self.indicators: Indicators = Indicators(self)  # ctx.sma / ctx.ema state, O(1) per bar
         self.protections = Protections(self)  # stop_loss= / take_profit= of entry orders
         self.wants_fills = False  # the strategy has on_fill (see Protections._restore_mask)
         self._contexts = [Context(self, i) for i in range(self.n_instruments)]
@@ -303,7 +301,7 @@ class Run:
         After the first chunk (``first=False``), the last ``history_bars`` bars each instrument
         has seen are kept in front of its new bars as already-replayed rows (the cursor starts
         after them), so history windows (``ctx.closes``, ``ctx.sma``, a jitted
-        ``ctx.bars[row - k]``) reach across the chunk boundary.
+        ``bar(ctx, i, k)``) reach across the chunk boundary.
         """
         streams: dict[str, list[npt.NDArray[np.void]]] = {name: [] for name in _STREAMS}
         offsets = dict.fromkeys(_STREAMS, 0)
@@ -692,19 +690,17 @@ class Run:
         raise wrapped from error
 
     def run_jit(self, strategy: Any) -> None:
-        """Replay everything with a :class:`~backtester.jit.JitStrategy`: its callbacks run
-        inside the jitted loop (no wake-ups to Python)."""
-        from backtester.jit import JitStrategy
+        """Replay everything with a jitted strategy's callbacks run inside the loop.
 
-        if not isinstance(strategy, JitStrategy):
-            raise TypeError(f"strategy: expected a JitStrategy instance, got {strategy!r}")
+        ``strategy`` is a :class:`~backtester.jit.JitStrategy` instance (read through its
+        ``subscribed()``, ``callback(name)`` and ``make_state()``); the compiled replay comes
+        from the engine (:func:`~backtester.engine.jit_replay.replay_kernel`), no wake-up
+        returns to Python.
+        """
+        from backtester.engine.jit_replay import replay_kernel
+
         self._set_masks(strategy.subscribed(), jitted=True)
-        kernel = strategy.replay_kernel(self)
-        if kernel is not None:
-            self._run_kernel(*kernel)
-            return
         user_state = strategy.make_state()
-        callbacks = [strategy.callback(name) or no_callback_nb for name in LOOP_CALLBACKS]
         rejected = strategy.callback("on_order_rejected")
         on_rejected = (
             None
@@ -715,23 +711,22 @@ class Run:
         if strategy.callback("on_start") is not None:
             strategy.callback("on_start")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
-        from backtester.jit import cached_replay_kernel
-
         # compiled once per strategy source and loaded from numba's cache by later processes;
         # callbacks without a source file (a notebook cell) compile the loop each process
-        kernel = cached_replay_kernel({name: strategy.callback(name) for name in LOOP_CALLBACKS})
-        if kernel is not None:
-            self._drive(kernel, (user_state,))
-        else:
-            self._drive(run_until_jit_nb, (*callbacks, user_state))
+        kernel, arguments = replay_kernel(
+            {name: strategy.callback(name) for name in LOOP_CALLBACKS}, user_state
+        )
+        self._drive(kernel, arguments)
         if strategy.callback("on_stop") is not None:
             strategy.callback("on_stop")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
         self._finish()
 
-    def _run_kernel(self, kernel: Any, arguments: tuple[Any, ...]) -> None:
-        """Replay everything with a strategy's own kernel (see ``JitStrategy.replay_kernel``);
-        it has no start or stop callbacks."""
+    def run_kernel(self, kernel: Any, arguments: tuple[Any, ...], subscribed: set[str]) -> None:
+        """Replay everything with ``kernel(state, capacities, *arguments)``: a compiled replay
+        handling the callbacks ``subscribed`` inside (the signal path,
+        :func:`~backtester.engine.signal_replay.replay_signals`); no start or stop callbacks."""
+        self._set_masks(subscribed, jitted=True)
         self._grow_buffers()
         self._drive(kernel, arguments)
         self._finish()

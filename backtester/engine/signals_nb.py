@@ -159,18 +159,18 @@ def signal_delta_nb(state: Any, i: int, signals: tuple[Any, ...], k: int) -> flo
 
 
 @njit(cache=True)
-def signal_orders_nb(state: Any, signals: tuple[Any, ...], k: int) -> bool:
-    """Place and validate the signal's market order at the close of bar ``k``.
+def signal_market_nb(state: Any, i: int, signals: tuple[Any, ...], k: int) -> bool:
+    """Place the market order of :func:`signal_delta_nb` at the close of bar ``k``.
 
-    At the close of bar ``k``: the market order of :func:`signal_delta_nb`, validated at
-    once (as the jit path validates orders after its callback). True when one was placed.
+    Not validated here: the general loop validates after its callbacks, the kernel at once
+    (:func:`signal_orders_nb`). True when one was placed.
     """
-    delta = signal_delta_nb(state, 0, signals, k)
+    delta = signal_delta_nb(state, i, signals, k)
     if delta == 0.0 or not np.isfinite(delta):
         return False
     place_order_nb(
         state,
-        0,
+        i,
         OrderType.MARKET,
         Side.BUY if delta > 0.0 else Side.SELL,
         abs(delta),
@@ -182,6 +182,18 @@ def signal_orders_nb(state: Any, signals: tuple[Any, ...], k: int) -> bool:
         0,
         np.nan,
     )
+    return True
+
+
+@njit(cache=True)
+def signal_orders_nb(state: Any, signals: tuple[Any, ...], k: int) -> bool:
+    """Place and validate the signal's market order at the close of bar ``k``.
+
+    At the close of bar ``k``: the market order of :func:`signal_delta_nb`, validated at
+    once (as the jit path validates orders after its callback). True when one was placed.
+    """
+    if not signal_market_nb(state, 0, signals, k):
+        return False
     accept_orders_nb(state, state.account[0]["ts_ns"])
     return True
 
