@@ -42,7 +42,7 @@ from backtester.enums import AdlRule, MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
 from backtester.rejections import explain_rejections, warn_rejections
 from backtester.results import RecordStore, Result, _SpilledSeries
-from backtester.strategy import Strategy
+from backtester.strategy import Context, Strategy
 from backtester.swap.contract import ContractSpec, get_contract
 from backtester.swap.funding_rules import (
     FUNDING_RULES,
@@ -570,7 +570,7 @@ def backtest(
         if isinstance(instance, JitStrategy):
             run.run_jit(instance)
         else:
-            run.run(instance)
+            run.run(instance, Context)
         if spill is not None:
             spill.spill_run(run, final=True)
             sampler.flush()
