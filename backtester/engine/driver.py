@@ -972,22 +972,18 @@ class Run:
                 low = code & low_mask
                 if low == bar_code:
                     k = code >> WAKE_REF_SHIFT
-                    if b_start <= k < b_end:
-                        bar_view._row = k - b_start
-                    else:
-                        bar_view.move(k)
-                        b_start, b_end = bar_view._start, bar_view._end
+                    if not b_start <= k < b_end:
+                        b_start, b_end = bar_view.block(k)
+                    bar_view._row = k - b_start
                     on_bar(first_ctx, bar_view)  # type: ignore[misc]  # bar_code is -1 if None
                     if ctl[QUIET_UNTIL] > k and k >= self._quiet_after and self._args is args:
                         self._quiet_stretch(on_bar, k)  # type: ignore[arg-type]  # as above
                         b_start, b_end = bar_view._start, bar_view._end
                 elif low == trade_code:
                     k = code >> WAKE_REF_SHIFT
-                    if t_start <= k < t_end:
-                        trade_view._row = k - t_start
-                    else:
-                        trade_view.move(k)
-                        t_start, t_end = trade_view._start, trade_view._end
+                    if not t_start <= k < t_end:
+                        t_start, t_end = trade_view.block(k)
+                    trade_view._row = k - t_start
                     on_trade(first_ctx, trade_view)  # type: ignore[misc]  # trade_code is -1
                 elif code < 0:
                     if code == YIELD_END_OF_DATA and self._next_chunk():

@@ -45,6 +45,15 @@ class RowView:
         self._row = row - self._start
         return self
 
+    def block(self, row: int) -> tuple[int, int]:
+        """Move to ``row`` and return the rows ``(start, end)`` of its block.
+
+        Within the block, the driver's per-event loop then sets ``_row = row - start`` itself
+        (a store, where a call to :meth:`move` costs ~0.1 µs a bar or tick).
+        """
+        self.move(row)
+        return self._start, self._end
+
     def __getitem__(self, name: str) -> float | int:
         try:
             return self._columns[name][self._row]
