@@ -96,6 +96,8 @@ def _use_user_cache_dir() -> None:
 
 
 _use_user_cache_dir()
+# numba's registries import scipy.linalg (~0.3 s) for a flag no kernel here needs; see there
+import_module("backtester.numba_startup").defer_blas_check()
 
 __all__ = ["JitStrategy", "Result", "Strategy", "backtest", "backtest_signals"]
 __version__ = "0.1.0"

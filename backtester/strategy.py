@@ -52,7 +52,11 @@ class Strategy:
     ``on_bar(ctx, bar)``
         At each bar close. ``bar`` is a :class:`~backtester.engine.rows.RowView` of the
         BAR_DTYPE row: ``bar["close"]``, ``bar["ts_ns"]`` (its open time), ...; it moves on
-        after the callback (keep values or ``bar.record()``, not the view).
+        after the callback (keep values or ``bar.record()``, not the view). On a bar where
+        nothing but the bar can happen (no working order, the mark far from liquidation, no
+        funding inside) ``ctx`` is a light stand-in, ``engine.driver.QuietContext``, that
+        answers ``ctx.position`` (and ``ctx.sma`` / ``ctx.ema`` of the close) without the
+        engine and anything else as ``ctx`` itself; only ``isinstance(ctx, Context)`` differs.
     ``on_trade(ctx, trade)``
         At each trade tick (a RowView of the TRADE_DTYPE row). One Python call per tick.
     ``on_funding(ctx, payment)``
@@ -162,7 +166,8 @@ class Context:
             raise ValueError(
                 f"instrument: expected 0..{self._run.n_instruments - 1}, got {instrument!r}"
             )
-        return self._run.context(instrument)
+        context: Context = self._run.context(instrument)
+        return context
 
     # ------------------------------------------------------------------ prices and time
     @property

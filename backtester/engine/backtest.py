@@ -44,7 +44,7 @@ from backtester.enums import AdlRule, MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
 from backtester.rejections import explain_rejections, warn_rejections
 from backtester.results import PriceSeriesView, RecordStore, Result, SpilledSeries
-from backtester.strategy import Strategy
+from backtester.strategy import Context, Strategy
 from backtester.swap.contract import ContractSpec, get_contract
 from backtester.swap.funding_rules import (
     FUNDING_RULES,
@@ -489,7 +489,7 @@ def backtest(
         elif isinstance(instance, SignalRule):
             replay_signals(run, instance)  # backtest_signals' arrays (engine/signal_replay.py)
         else:
-            run.run(instance)
+            run.run(instance, Context)
         if sampler is not None:
             sampler.spill.spill_run(run, final=True)
             sampler.flush()

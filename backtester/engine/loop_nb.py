@@ -14,7 +14,6 @@ step functions ``handle_<kind>_nb``, which the signal kernel calls too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -1065,92 +1064,3 @@ def min_free_nb(account: npt.NDArray[np.void], capacities: npt.NDArray[np.int64]
     free = min(free, capacities[5] - acc["n_equity"])
     free = min(free, capacities[6] - acc["n_adl"])
     return free
-
-
-# Codes yielded by replay_gen_nb: >= 0 is a wake-up, packed as
-# (stream row << 24) | (instrument << 12) | WakeReason bits; negative ends the generator.
-YIELD_END_OF_DATA = -1
-YIELD_BUFFER_FULL = -2
-WAKE_REASON_MASK = 0xFFF
-WAKE_INSTRUMENT_SHIFT = 12
-WAKE_REF_SHIFT = 24
-
-
-@njit(cache=True)
-def accept_pending_nb(state: Any) -> int:
-    """Validate the orders placed since the last call.
-
-    Validate the orders placed since the last call; returns the first new row when some
-    were rejected and the strategy listens to rejections (ORDER_UPDATE in the wake mask),
-    else -1.
-    """
-    acc = state.account[0]
-    first: int = acc["n_orders_seen"]
-    if acc["n_orders"] == first:
-        return -1
-    rejected = accept_orders_nb(state, acc["ts_ns"])
-    if rejected > 0 and acc["wake_mask"] & _ORDER_UPDATE:
-        return first
-    return -1
-
-
-@njit(cache=True)
-def replay_gen_nb(state: Any, capacities: npt.NDArray[np.int64]) -> Iterator[int]:
-    """Replay as a generator: yield one int64 per wake-up of the Python strategy.
-
-    The replay as a generator: yields one int64 per wake-up of the Python strategy.
-
-    A wake-up yields ``(row << WAKE_REF_SHIFT) | (instrument << WAKE_INSTRUMENT_SHIFT) | bits``
-    (row: the stream row of the bar/trade, or the first order row when ``bits`` is
-    ORDER_UPDATE, i.e. orders were rejected); the end yields YIELD_END_OF_DATA, a full record
-    buffer YIELD_BUFFER_FULL (grow the buffers and start a new generator: all state lives in
-    the arrays). On resumption, orders the strategy placed in its callback are validated
-    first, at the wake-up's timestamp.
-
-    The callbacks are passed as ``None`` (pruned from the compiled loop), not as no-op
-    dispatchers: a dispatcher's type names its object in the compiling process, so with one in
-    the signature every process missed the on-disk cache, recompiled (~5 s) and wrote another
-    cache entry.
-
-    Why a generator: resuming it from Python costs ~0.2 µs, while calling a jitted function
-    with the ~20 state arrays costs ~10 µs of argument unboxing; a Python ``on_bar`` runs
-    once per bar, so the crossing is the engine's per-bar cost.
-    """
-    # no record variable (``account[0]``) here: a generator keeps its locals by value across
-    # yields, so a record would be a stale copy after the first resumption
-    account = state.account
-    no_state = np.zeros(0)
-    while True:
-        first = accept_pending_nb(state)
-        if first >= 0:
-            yield (first << WAKE_REF_SHIFT) | _ORDER_UPDATE
-        i = account[0]["wake_instrument"]
-        if state.positions[i]["segment_fill_price"] != 0.0 and resume_segment_nb(state, i):
-            # fills on the rest of the segment: the strategy hears of them at once
-            account[0]["wake_reason"] = _FILL
-            yield (i << WAKE_INSTRUMENT_SHIFT) | _FILL
-            continue
-        status = run_until_nb(
-            state,
-            capacities,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            no_state,
-        )
-        if status == END_OF_DATA:
-            yield YIELD_END_OF_DATA
-            return
-        if status == BUFFER_FULL:
-            yield YIELD_BUFFER_FULL
-            return
-        yield (
-            (account[0]["wake_ref"] << WAKE_REF_SHIFT)
-            | (account[0]["wake_instrument"] << WAKE_INSTRUMENT_SHIFT)
-            | account[0]["wake_reason"]
-        )
