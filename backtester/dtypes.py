@@ -110,8 +110,10 @@ import numpy as np
 
 
 def field_names(dtype: np.dtype) -> tuple[str, ...]:
-    """The field names of a structured dtype (``()`` for a plain one): ``dtype.names`` typed
-    as a tuple, so loops over it need no None check."""
+    """Return the field names of a structured dtype (``()`` for a plain one).
+
+    ``dtype.names`` typed as a tuple, so loops over it need no None check.
+    """
     return dtype.names or ()
 
 

@@ -32,6 +32,13 @@ from backtester.engine.metrics_nb import (
 )
 from backtester.engine.order_entry_nb import ORDER_HEADROOM, cancel_instrument_orders_nb
 from backtester.engine.orders_nb import accept_orders_nb, process_point_nb, process_segment_nb
+from backtester.engine.trade_path_nb import (
+    account_bound_ns_nb,
+    in_safe_band_nb,
+    quiet_band_nb,
+    quiet_trades_nb,
+    set_trigger_nb,
+)
 from backtester.enums import (
     EventKind,
     MarginMode,
@@ -204,26 +211,6 @@ def liquidation_after_mark_nb(state: Any, i: int, ts: int) -> int:
     return wake
 
 
-@njit(cache=True, inline="always")
-def in_safe_band_nb(s: np.void, p: np.void) -> bool:
-    """Whether the position's mark lies inside its safe band, computed for its state now.
-
-    Whether position row ``s``'s mark lies strictly inside the band of
-    :func:`safe_mark_band_nb` and what the band was computed for (size, PnL reference,
-    isolated margin, tier table of contract record ``p``) is unchanged. Records only (inlined
-    at every mark update).
-    """
-    mark = s["mark_price"]
-    return (  # type: ignore[no-any-return]  # numba record fields
-        s["safe_mark_low"] < mark < s["safe_mark_high"]
-        and s["contracts"] == s["safe_contracts"]
-        and s["reference_price"] == s["safe_reference_price"]
-        and s["margin_settle"] == s["safe_margin_settle"]
-        and p["tier_offset"] == s["safe_tier_offset"]
-        and p["tier_count"] == s["safe_tier_count"]
-    )
-
-
 @njit(cache=True)
 def safe_mark_band_nb(s: np.void, p: np.void, tiers: npt.NDArray[np.void], mc_ratio: float) -> None:
     """Note a band of marks inside which the isolated position's check takes its fast exit.
@@ -284,19 +271,6 @@ def safe_mark_band_nb(s: np.void, p: np.void, tiers: npt.NDArray[np.void], mc_ra
             s["safe_tier_offset"] = p["tier_offset"]
             s["safe_tier_count"] = p["tier_count"]
             return
-
-
-@njit(cache=True, inline="always")
-def set_trigger_nb(s: np.void, stream: int, point: int, candle_ns: int) -> None:
-    """Note the price update being applied to position row ``s``.
-
-    Note the price update being applied to position row ``s`` (copied into the
-    liquidation records it triggers: :class:`~backtester.enums.PriceStream`,
-    :class:`~backtester.enums.PathPoint`, candle open time).
-    """
-    s["trigger_stream"] = stream
-    s["trigger_point"] = point
-    s["trigger_candle_ns"] = candle_ns
 
 
 @njit(cache=True)
@@ -988,6 +962,15 @@ def run_until_nb(  # noqa: PLR0913  # kernel entry point: one parameter per jitt
         i, kind, ts = next_event_nb(state)
         if i < 0:
             return END_OF_DATA
+        # the jit path's quiet trades run in a tight loop (engine/trade_path_nb.py)
+        if (
+            on_bar is not None
+            and kind == EventKind.TRADE
+            and quiet_run_nb(state, i, on_trade, user_state)
+        ):
+            if acc["n_orders"] > acc["n_orders_seen"]:
+                accept_after_callbacks_nb(state, on_order_rejected, user_state, acc["ts_ns"])
+            continue
         wake = begin_event_nb(state, i, kind, ts) | handle_event_nb(state, i, kind, ts)
         if acc["equity_interval_ns"] > 0 and ts >= acc["next_equity_ns"]:
             # the row is written when every event of ``ts`` has run (equity_pending)
@@ -1028,6 +1011,27 @@ def run_until_nb(  # noqa: PLR0913  # kernel entry point: one parameter per jitt
             acc["wake_reason"] = wake
             acc["wake_instrument"] = i
             return _WAKE
+
+
+# Inlined, not cached: it calls the strategy's on_trade (see ``callbacks_nb``).
+@njit(inline="always")
+def quiet_run_nb(state: Any, i: int, on_trade: Any, user_state: Any) -> bool:
+    """Replay instrument ``i``'s quiet trades from its next one; True when some were replayed.
+
+    In the tight loop of :func:`~backtester.engine.trade_path_nb.quiet_trades_nb`. The run
+    ends before the next event of any other stream (found by :func:`next_event_nb` with
+    ``i``'s trades hidden) or account work (:func:`account_bound_ns_nb`).
+    """
+    low, high = quiet_band_nb(state, i)
+    if not low < high:
+        return False
+    s = state.positions[i]
+    end = s["e_trade"]
+    s["e_trade"] = s["c_trade"]
+    _, _, other_ns = next_event_nb(state)
+    s["e_trade"] = end
+    bound_ns = min(other_ns, account_bound_ns_nb(state, i))
+    return quiet_trades_nb(state, i, low, high, bound_ns, on_trade, user_state) > 0
 
 
 # The jit path's entry: ``run_until_nb`` compiled per strategy and never cached. A cached
