@@ -1017,9 +1017,9 @@ def run_until_nb(  # noqa: PLR0913  # kernel entry point: one parameter per jitt
 def quiet_run_nb(state: Any, i: int, on_trade: Any, user_state: Any) -> bool:
     """Replay instrument ``i``'s quiet trades from its next one; True when some were replayed.
 
-    The tight loop is :func:`~backtester.engine.trade_path_nb.quiet_trades_nb`. The run ends
-    before the next event of any other stream (found by :func:`next_event_nb` with ``i``'s
-    trades hidden) or account work (:func:`account_bound_ns_nb`).
+    In the tight loop of :func:`~backtester.engine.trade_path_nb.quiet_trades_nb`. The run
+    ends before the next event of any other stream (found by :func:`next_event_nb` with
+    ``i``'s trades hidden) or account work (:func:`account_bound_ns_nb`).
     """
     low, high = quiet_band_nb(state, i)
     if not low < high:

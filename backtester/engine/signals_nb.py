@@ -275,7 +275,7 @@ def ema_index_point_nb(s: np.void, p: np.void, price: float, ts: int, alpha: flo
 
 
 @njit(cache=True, inline="always")
-def quiet_path_nb(  # records and the streams' next times (locals of the kernel)
+def quiet_path_nb(  # records and the kernel's locals (streams' next times)
     acc: np.void,
     s: np.void,
     p: np.void,
@@ -289,14 +289,13 @@ def quiet_path_nb(  # records and the streams' next times (locals of the kernel)
 ) -> bool:
     """Whether nothing but the bar's own path happens up to its close.
 
-    Whether nothing but the bar's own path happens from its first extreme (``t0 + Δ//3``)
-    to its close (``t0 + Δ``) in the signal kernel, with no working order: no index, mark or
-    funding event before the close, no equity row due at the extremes (``next_equity_ns``:
-    the next row's time once the row of ``t0``, if due, is written; see
-    :func:`next_equity_after_nb`), no settlement, tier switch or clawback up to the close;
-    and under the LAST mark method (where each point moves the mark) a flat position, or an
-    isolated one on a tier table by contracts (``last_mark_path_nb``). Records (``acc``,
-    ``s``, ``p``) and scalars only.
+    From its first extreme (``t0 + Δ//3``) to its close (``t0 + Δ``) in the signal kernel,
+    with no working order: no index, mark or funding event before the close, no equity row
+    due at the extremes (``next_equity_ns``: the next row's time once the row of ``t0``, if
+    due, is written; see :func:`next_equity_after_nb`), no settlement, tier switch or
+    clawback up to the close; and under the LAST mark method (where each point moves the
+    mark) a flat position, or an isolated one on a tier table by contracts
+    (``last_mark_path_nb``). Records (``acc``, ``s``, ``p``) and scalars only.
     """
     close_ns = t0 + interval
     method = p["mark_price_method"]
@@ -330,15 +329,15 @@ def next_equity_after_nb(acc: np.void, ts: int) -> int:
     of the signal kernel's event step). Record ``acc`` (the account row) and scalars only.
     """
     interval: int = acc["equity_interval_ns"]
-    if interval > 0 and ts >= acc["next_equity_ns"]:
-        return (ts // interval + 1) * interval
     next_ns: int = acc["next_equity_ns"]
+    if interval > 0 and ts >= next_ns:
+        return (ts // interval + 1) * interval
     return next_ns
 
 
 @njit(cache=True, inline="always")
 def bar_close_nb(acc: np.void, s: np.void) -> None:
-    """Close a bar without a signal.
+    """Run a bar close without a signal on the records.
 
     :func:`~backtester.engine.loop_nb.handle_bar_nb` on the records (account row ``acc``,
     position row ``s``), for the quiet-bar loop, where the call with the engine state (its
@@ -354,13 +353,12 @@ def bar_close_nb(acc: np.void, s: np.void) -> None:
 def fast_equity_row_nb(s: np.void) -> bool:
     """Whether :func:`isolated_equity_row_nb` writes the EQUITY row of position row ``s``.
 
-    True when the one instrument is flat, or isolated with a finite mark (else
+    The one instrument's position is flat, or isolated with a finite mark (else
     ``record_equity_nb`` writes it).
     """
-    fast: bool = s["contracts"] == 0.0 or (
+    return s["contracts"] == 0.0 or (  # type: ignore[no-any-return]  # numba record fields
         s["margin_mode"] == MarginMode.ISOLATED and np.isfinite(s["mark_price"])
     )
-    return fast
 
 
 @njit(cache=True, inline="always")
