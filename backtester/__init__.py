@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def _source_key(package_dir: str) -> str:
-    """A digest of the package's Python sources (16 hex digits).
+    """Return a digest of the package's Python sources (16 hex digits).
 
     numba invalidates a cached function when its own file changes, not when a function it calls
     in another module does (the loop in ``loop_nb.py`` inlines the account kernels of
@@ -44,8 +44,10 @@ def _source_key(package_dir: str) -> str:
 
 
 def _prune_old_caches(base: str, keep: str, days: float = 7.0) -> None:
-    """Remove cache folders of other source versions not used for ``days`` (a recent one may
-    still be in use by a process of that version)."""
+    """Remove cache folders of other source versions not used for ``days``.
+
+    A recent one may still be in use by a process of that version.
+    """
     import shutil
     import time
 
@@ -66,8 +68,7 @@ def _prune_old_caches(base: str, keep: str, days: float = 7.0) -> None:
 
 
 def _use_user_cache_dir() -> None:
-    """Keep numba's compiled-code cache out of the installed package, one folder per version
-    of the sources.
+    """Keep numba's compiled-code cache out of the installed package, one folder per source version.
 
     By default numba writes its cache beside the source (``backtester/**/__pycache__``): a
     read-only install cannot cache, and a working copy grows with every cache entry. The cache

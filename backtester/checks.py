@@ -74,7 +74,7 @@ def check_choice(value: str, name: str, choices: Iterable[str]) -> str:
 
 
 def suggestion(value: str, options: Iterable[str]) -> str:
-    """A "Did you mean" hint for ``value`` among ``options``, or the list of options."""
+    """Return a "Did you mean" hint for ``value`` among ``options``, or the list of options."""
     options = sorted(options)
     close = get_close_matches(value, options, n=1)
     if close:
@@ -94,6 +94,8 @@ def check_dtype(array: object, dtype: np.dtype, name: str) -> np.ndarray:
 
 
 class RunDataWarning(UserWarning):
-    """A run replaced missing data by a computed or fallback series (funding from the premium,
-    mark = last price); the same text is in ``Result.config["warnings"]``, the summary and the
-    report."""
+    """A run replaced missing data by a computed or fallback series.
+
+    Funding from the premium, mark = last price; the same text is in
+    ``Result.config["warnings"]``, the summary and the report.
+    """

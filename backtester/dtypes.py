@@ -110,8 +110,10 @@ import numpy as np
 
 
 def field_names(dtype: np.dtype) -> tuple[str, ...]:
-    """The field names of a structured dtype (``()`` for a plain one): ``dtype.names`` typed
-    as a tuple, so loops over it need no None check."""
+    """Return the field names of a structured dtype (``()`` for a plain one).
+
+    ``dtype.names`` typed as a tuple, so loops over it need no None check.
+    """
     return dtype.names or ()
 
 
@@ -534,6 +536,32 @@ POSITION_STATE_DTYPE = np.dtype(
         ("safe_margin_settle", np.float64),
         ("safe_tier_offset", np.int64),
         ("safe_tier_count", np.int64),
+    ],
+    align=True,
+)
+
+# Margin metrics of one position, or of the cross account, at the marks (engine/metrics_nb.py):
+# one row in the engine state (``metrics``; ``scratch`` for a position's inside an account sum).
+#     unrealised_pnl_settle       PnL from the reference price to the mark
+#     position_value_settle       value at the mark (pnl_nb.position_value_nb)
+#     maintenance_margin_settle   maintenance margin at the position's tier (Σ for cross)
+#     maintenance_margin_rate     the tier's rate (cross: Σ maintenance / Σ value)
+#     margin_balance_settle       margin + UPL (isolated), wallet − isolated margins + Σ UPL (cross)
+#     liquidation_buffer          margin_nb.liquidation_buffer_nb (<= 1: liquidation; inf: none)
+#     margin_ratio                margin_nb.margin_ratio_nb, the venue's ratio (NaN: none)
+#     tier                        1-based tier number of the position (0: flat)
+#     maintenance_amount_settle   the tier's maintenance amount (Binance "cum")
+METRICS_DTYPE = np.dtype(
+    [
+        ("unrealised_pnl_settle", np.float64),
+        ("position_value_settle", np.float64),
+        ("maintenance_margin_settle", np.float64),
+        ("maintenance_margin_rate", np.float64),
+        ("margin_balance_settle", np.float64),
+        ("liquidation_buffer", np.float64),
+        ("margin_ratio", np.float64),
+        ("tier", np.int64),
+        ("maintenance_amount_settle", np.float64),
     ],
     align=True,
 )

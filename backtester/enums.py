@@ -97,7 +97,8 @@ class PriceStream(IntEnum):
 
     NONE: not triggered by a price update (e.g. a scenario event); INDEX: the computed mark
     after an index point; MARK: a historical mark point; TRADES: a trade tick (LAST mark);
-    BARS: a trade candle's path (LAST mark)."""
+    BARS: a trade candle's path (LAST mark).
+    """
 
     NONE = 0
     INDEX = 1
@@ -109,7 +110,8 @@ class PriceStream(IntEnum):
 class PathPoint(IntEnum):
     """Which point of a candle's replayed path a price is (``LIQUIDATION_DTYPE.trigger_point``).
 
-    POINT: the stream is a series of points, not candles; TICK: a trade tick."""
+    POINT: the stream is a series of points, not candles; TICK: a trade tick.
+    """
 
     NONE = 0
     POINT = 1
@@ -223,8 +225,9 @@ class LiquidationRule(IntEnum):
 
 
 class MarginRatioForm(IntEnum):
-    """How a venue's displayed margin ratio is formed (``margin_nb.liquidation_rule_terms_nb``
-    maps each :class:`LiquidationRule` to one).
+    """How a venue's displayed margin ratio is formed.
+
+    ``margin_nb.liquidation_rule_terms_nb`` maps each :class:`LiquidationRule` to one.
 
     BALANCE_OVER_VALUE
         (margin + UPL) / position value (OKEx 2019-20); liquidation at ≤ MMR + fee.

@@ -21,11 +21,13 @@ _LIBRARIES = tuple(
 
 
 class StrategyError(Exception):
-    """An exception from a strategy callback, with where (file, line) and when (replay time)
-    it happened; the original exception is its ``__cause__``.
+    """An exception from a strategy callback, with where (file, line) and when it happened.
+
+    When is the replay time; the original exception is its ``__cause__``.
 
     The raised object is also an instance of the original exception's class where Python
-    allows it (``except ValueError`` still catches a ValueError from the strategy)."""
+    allows it (``except ValueError`` still catches a ValueError from the strategy).
+    """
 
     def __init__(self, message: str, filename: str, lineno: int, time_ns: int) -> None:
         super().__init__(message)
@@ -51,7 +53,7 @@ def _error_class(base: type[BaseException]) -> type[StrategyError]:
 
 
 def _user_frame(tb: TracebackType | None) -> traceback.FrameSummary | None:
-    """The innermost frame outside this package and the installed libraries."""
+    """Return the innermost frame outside this package and the installed libraries."""
     frames = traceback.extract_tb(tb)
     for frame in reversed(frames):
         path = str(Path(frame.filename).resolve())
@@ -62,9 +64,11 @@ def _user_frame(tb: TracebackType | None) -> traceback.FrameSummary | None:
 
 
 def strategy_error(error: BaseException, time_ns: int, name: str) -> StrategyError | None:
-    """The :class:`StrategyError` for ``error`` raised while running strategy ``name`` at
-    replay time ``time_ns``, or None when no frame of the traceback is the user's code (an
-    error of the engine itself is left as it is)."""
+    """Return the :class:`StrategyError` for ``error`` raised by strategy ``name`` at ``time_ns``.
+
+    ``time_ns`` is the replay time. None when no frame of the traceback is the user's code (an
+    error of the engine itself is left as it is).
+    """
     frame = _user_frame(error.__traceback__)
     if frame is None:
         return None

@@ -59,14 +59,21 @@ class Indicators:
         self.ema_close: list[dict[float, array[float]]] = [{} for _ in range(run.n_instruments)]
 
     def new_chunk(self) -> None:
-        """The stream arrays were replaced: the contexts' fast-path entries refer to the old
-        ones (the full cache keeps them for the EMA's continuation). Emptied in place: the
-        contexts hold these dicts."""
-        for entries in (*self.sma_close, *self.ema_close):
-            entries.clear()
+        """Forget the fast-path entries: the stream arrays were replaced.
+
+        The contexts' fast-path entries refer to the old ones (the full cache keeps them for
+        the EMA's continuation). Emptied in place: the contexts hold these dicts.
+        """
+        for sma in self.sma_close:
+            sma.clear()
+        for ema in self.ema_close:
+            ema.clear()
 
     def sma(self, i: int, window: int, field: str) -> float:
-        """Simple moving average of the last ``window`` values of ``field`` (NaN while fewer)."""
+        """Return the simple moving average of the last ``window`` values of ``field``.
+
+        NaN while fewer values exist.
+        """
         entry = self._cache.get((i, field, window, _SMA))
         if entry is None or entry[0] is not self._run.bars:
             entry = self._build(i, window, field, _SMA)
@@ -126,5 +133,8 @@ class Indicators:
             # at index r + 1, so the context indexes with the cursor as it is
             padded = array("d", [math.nan]) * (start + 1)
             padded.extend(entry[2])
-            (self.sma_close if kind == _SMA else self.ema_close)[i][length] = padded
+            if kind == _SMA:
+                self.sma_close[i][int(length)] = padded  # an integer: checked above
+            else:
+                self.ema_close[i][length] = padded
         return entry

@@ -63,15 +63,20 @@ def check_name(value: object, field: str, *, allow_slash: bool = False) -> str:
 
 
 def slug(value: str) -> str:
-    """A generated name made safe: runs of other characters become ``-`` (``BTC/USDT:USDT`` →
-    ``BTC-USDT-USDT``); never empty, never starting with ``.``."""
+    """Make a generated name safe for a file name; never empty, never starting with ``.``.
+
+    Runs of other characters become ``-`` (``BTC/USDT:USDT`` → ``BTC-USDT-USDT``).
+    """
     text = _UNSAFE.sub("-", value).strip("-.")
     return text[:_MAX_LENGTH] or "run"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (parent folders created): a temporary file in the same folder,
-    then ``os.replace``; the temporary file is removed if anything fails."""
+    """Write ``data`` to ``path`` atomically (parent folders created).
+
+    A temporary file in the same folder, then ``os.replace``; the temporary file is removed if
+    anything fails.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -87,8 +92,11 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars as Python numbers, NaN as None, ±inf as ``"inf"`` /
-    ``"-inf"``, tuples as lists, dict keys as text and anything else as its ``str``."""
+    """Return ``value`` in JSON types.
+
+    Numpy scalars as Python numbers, NaN as None, ±inf as ``"inf"`` / ``"-inf"``, tuples as
+    lists, dict keys as text and anything else as its ``str``.
+    """
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -45,7 +45,8 @@ Reading: ``position``, ``entry_price``, ``mark_price``, ``last_price``, ``index_
 ``balance``, ``equity``, ``available_balance``, ``time_ns`` (the account); ``bar`` /
 ``bar_count`` (history of closed bars); the contract's grid ``tick_size``, ``lot_size``,
 ``min_size``, ``contract_value``. Records: ``trade``, ``fill``, ``funding_payment``,
-``liquidation``, ``adl_record`` and ``order`` return a read-only named tuple of the row
+``liquidation``, ``adl_record`` and ``order`` (ids below ``order_count``) return a
+read-only named tuple of the row
 (:class:`Trade`, :class:`Bar`, :class:`Fill`, :class:`FundingPayment`, :class:`Liquidation`,
 :class:`AdlRecord`, :class:`Order`: the fields of the record dtypes of
 :mod:`backtester.dtypes`, same names and units).
@@ -72,7 +73,7 @@ import numpy as np
 from numba import njit
 
 from backtester.callbacks import CALLBACKS
-from backtester.engine.account_nb import (
+from backtester.engine.metrics_nb import (
     available_nb,
     cross_liquidation_price_nb,
     isolated_liquidation_price_nb,
@@ -120,6 +121,7 @@ __all__ = [
     "min_size",
     "one_cancels_other",
     "order",
+    "order_count",
     "place_exits",
     "position",
     "round_price",
@@ -386,6 +388,12 @@ def adl_record(ctx: Ctx, row: int) -> AdlRecord:
 
 
 @njit(cache=True)
+def order_count(ctx: Ctx) -> int:
+    """Return how many orders the strategy has placed: their ids are 0 to this minus 1."""
+    return int(ctx.account[0]["n_orders"])
+
+
+@njit(cache=True)
 def order(ctx: Ctx, order_id: int) -> Order:
     """Return order ``order_id`` (an id the order functions returned) as an :class:`Order`."""
     r = ctx.orders[order_id]
@@ -461,17 +469,13 @@ def liquidation_price(ctx: Ctx, instrument: int) -> float:
     """Return the liquidation price of the position (quote; NaN when flat).
 
     Isolated: the venue's formula with the tier at the liquidation price
-    (:func:`~backtester.engine.account_nb.isolated_liquidation_price_nb`); cross: the price at
+    (:func:`~backtester.engine.metrics_nb.isolated_liquidation_price_nb`); cross: the price at
     which the account's cross positions (the others at their marks) reach the trigger
-    (:func:`~backtester.engine.account_nb.cross_liquidation_price_nb`).
+    (:func:`~backtester.engine.metrics_nb.cross_liquidation_price_nb`).
     """
     if ctx.positions[instrument]["margin_mode"] == MarginMode.ISOLATED:
-        return float(
-            isolated_liquidation_price_nb(ctx.positions, ctx.params, ctx.tiers, instrument)
-        )
-    return float(
-        cross_liquidation_price_nb(ctx.account, ctx.positions, ctx.params, ctx.tiers, instrument)
-    )
+        return float(isolated_liquidation_price_nb(ctx, instrument))
+    return float(cross_liquidation_price_nb(ctx, instrument))
 
 
 @njit(cache=True)
@@ -494,9 +498,9 @@ def available_balance(ctx: Ctx) -> float:
     """Return the balance free for new margin (settle currency).
 
     Formula: balance − isolated position margins − cross initial margins + cross UPL
-    (:func:`~backtester.engine.account_nb.available_nb`).
+    (:func:`~backtester.engine.metrics_nb.available_nb`).
     """
-    return float(available_nb(ctx.account, ctx.positions, ctx.params, ctx.tiers, ctx.scratch))
+    return float(available_nb(ctx))
 
 
 @njit(cache=True)
@@ -547,9 +551,7 @@ def _place(
         return -1
     side = Side.BUY if contracts > 0.0 else Side.SELL
     return place_order_nb(
-        ctx.account,
-        ctx.orders,
-        ctx.work,
+        ctx,
         instrument,
         order_type,
         side,
@@ -642,7 +644,7 @@ def trailing_stop(
         TimeInForce.GTC, reduce_only, False,
     ))  # fmt: skip
     if order_id >= 0:
-        set_trail_nb(ctx.work, order_id, distance, fraction, start_price)
+        set_trail_nb(ctx, order_id, distance, fraction, start_price)
     return order_id
 
 
@@ -658,7 +660,7 @@ def close_position(ctx: Ctx, instrument: int) -> int:
 @njit(cache=True)
 def cancel(ctx: Ctx, order_id: int) -> bool:
     """Cancel a working order; return False when it is no longer working."""
-    return bool(cancel_order_nb(ctx.account, ctx.orders, ctx.active, order_id))
+    return bool(cancel_order_nb(ctx, order_id))
 
 
 # ---------------------------------------------------------------- sizes and prices

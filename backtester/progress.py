@@ -39,8 +39,10 @@ _ACTIVE: list[RunProgress] = []  # the line being drawn in this process, if any
 
 @contextmanager
 def line_erased() -> Iterator[None]:
-    """Erase the progress line, if one is drawn, and hold it off while the block prints a
-    message (which then starts at column 0; the next redraw draws the line below it)."""
+    """Erase the progress line, if one is drawn, and hold it off while the block prints.
+
+    The message then starts at column 0; the next redraw draws the line below it.
+    """
     held = list(_ACTIVE)
     for progress in held:
         progress._lock.acquire()
@@ -57,8 +59,10 @@ def line_erased() -> Iterator[None]:
 
 
 def progress_wanted(stream: TextIO | None = None) -> bool:
-    """Whether to show progress on ``stream`` (stderr by default): ``BACKTESTER_PROGRESS``
-    "1"/"0" decides when set, else whether the stream is a terminal."""
+    """Tell whether to show progress on ``stream`` (stderr by default).
+
+    ``BACKTESTER_PROGRESS`` "1"/"0" decides when set, else whether the stream is a terminal.
+    """
     forced = os.environ.get("BACKTESTER_PROGRESS", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
@@ -113,7 +117,7 @@ class RunProgress:
         self._phase = text
 
     def line(self) -> str:
-        """The text of the line now, without the spinner."""
+        """Return the text of the line now, without the spinner."""
         if self._phase != "replay":
             return self._phase
         from backtester.engine.driver import latest_run

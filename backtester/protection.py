@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from backtester.enums import OrderStatus, OrderType, Side, WakeReason
 from backtester.sizing import round_price
@@ -41,7 +41,23 @@ from backtester.sizing import round_price
 if TYPE_CHECKING:
     from backtester.engine.driver import Run
 
-__all__ = ["Protections"]
+__all__ = ["ExitRequest", "Protections"]
+
+
+class ExitRequest(TypedDict, total=False):
+    """The exits an entry order asks for (keyword arguments of :meth:`Protections.add`).
+
+    Prices and distances in quote, fractions of the entry's fill price; None = not given.
+    """
+
+    stop_loss: float | None
+    take_profit: float | None
+    stop_loss_distance: float | None
+    take_profit_distance: float | None
+    stop_loss_fraction: float | None
+    take_profit_fraction: float | None
+    trailing_stop_distance: float | None
+    trailing_stop_fraction: float | None
 
 
 @dataclass
@@ -93,17 +109,18 @@ class Protections:
         entry_id: int,
         instrument: int,
         *,
-        stop_loss: float | None,
-        take_profit: float | None,
-        stop_loss_distance: float | None,
-        take_profit_distance: float | None,
         tag: int,
-        stop_loss_fraction: float | None = None,
-        take_profit_fraction: float | None = None,
-        trailing_stop_distance: float | None = None,
-        trailing_stop_fraction: float | None = None,
+        **exits: Unpack[ExitRequest],
     ) -> None:
         """Record the exits of ``entry_id`` (placed when its fill is seen)."""
+        stop_loss = exits.get("stop_loss")
+        take_profit = exits.get("take_profit")
+        stop_loss_distance = exits.get("stop_loss_distance")
+        take_profit_distance = exits.get("take_profit_distance")
+        stop_loss_fraction = exits.get("stop_loss_fraction")
+        take_profit_fraction = exits.get("take_profit_fraction")
+        trailing_stop_distance = exits.get("trailing_stop_distance")
+        trailing_stop_fraction = exits.get("trailing_stop_fraction")
         for name, value in (
             ("stop_loss_distance", stop_loss_distance),
             ("take_profit_distance", take_profit_distance),
@@ -150,8 +167,11 @@ class Protections:
         self._run.account[0]["wake_mask"] |= int(WakeReason.FILL)
 
     def after_fills(self, first: int, last: int) -> None:
-        """Fills ``first..last-1`` were seen: place the exits of filled entries, cancel the
-        sibling of a filled exit, drop pairs whose position is gone."""
+        """Act on fills ``first..last-1``.
+
+        Place the exits of filled entries, cancel the sibling of a filled exit, drop pairs
+        whose position is gone.
+        """
         run = self._run
         fills = run.buffers["fills"]
         for k in range(first, last):

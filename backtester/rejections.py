@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,7 +58,7 @@ def _time(ts_ns: int) -> str:
 
 
 def _num(value: float) -> str:
-    """A price or size as a person writes it: thousands separators, no float noise."""
+    """Format a price or size as a person writes it: thousands separators, no float noise."""
     if not math.isfinite(value):
         return str(value)
     text = f"{value:,.10f}".rstrip("0").rstrip(".")
@@ -90,9 +90,11 @@ def describe_order(order: np.void, symbol: str) -> str:
 
 
 def _position_before(fills: npt.NDArray[np.void], order: np.void) -> float:
-    """Signed position of the order's instrument just before the order was placed: the
-    ``position_after_contracts`` of the last earlier fill (fills of orders placed before it,
-    or forced fills, at or before its time)."""
+    """Return the signed position of the order's instrument just before the order was placed.
+
+    The ``position_after_contracts`` of the last earlier fill (fills of orders placed before
+    it, or forced fills, at or before its time).
+    """
     mask = (
         (fills["instrument"] == order["instrument"])
         & (fills["ts_ns"] <= order["ts_created_ns"])
@@ -128,21 +130,10 @@ def _accepted(
     equity: npt.NDArray[np.void],
     settle: str,
 ) -> str:
-    """Why ``order`` was refused and what the exchange would have accepted instead."""
+    """Return why ``order`` was refused and what the exchange would have accepted instead."""
     qty = float(order["qty_contracts"])
     if reason == RejectReason.PRICE_OFF_TICK:
-        parts = []
-        for name, label in (("price", "price"), ("trigger_price", "trigger")):
-            value = float(order[name])
-            if math.isfinite(value):
-                nearest = _on_grid(value, spec.tick_size)
-                if abs(nearest - value) > 1e-9 * max(1.0, abs(value)):
-                    parts.append(
-                        f"{label} {_num(value)} is off the {_num(spec.tick_size)} tick; nearest "
-                        f"{_num(nearest)}"
-                    )
-        text = "; ".join(parts) or f"a price is off the {_num(spec.tick_size)} tick"
-        return text + " (ctx.round_price(p, side=...) rounds to the tick)"
+        return _off_tick(order, spec)
     if reason == RejectReason.SIZE_NOT_LOT_MULTIPLE:
         nearest = _on_grid(qty, spec.lot_size)
         return (
@@ -164,26 +155,7 @@ def _accepted(
             "ctx.market(..., stop_loss=..., take_profit=...)"
         )
     if reason == RejectReason.INSUFFICIENT_MARGIN:
-        price = _reference_price(order, equity)
-        equity_now = _equity_before(equity, int(order["ts_created_ns"]))
-        if not (math.isfinite(price) and price > 0 and math.isfinite(equity_now)):
-            return f"the initial margin of {_num(qty)} contracts exceeds the available balance"
-        # initial margin = notional / leverage; notional in settle currency:
-        # linear qty·face·price (quote), inverse qty·face/price (coin)
-        if spec.contract_kind == ContractKind.INVERSE:
-            per_contract = spec.face_value / price
-        else:
-            per_contract = spec.face_value * price
-        margin = qty * per_contract / leverage
-        afford = max(0.0, equity_now) * leverage / per_contract
-        afford = math.floor(afford / spec.lot_size) * spec.lot_size if spec.lot_size > 0 else afford
-        return (
-            f"its initial margin is about {_num(round(margin, 8))} {settle} "
-            f"({_num(qty)} × face {_num(spec.face_value)} at {_num(price)} ÷ leverage "
-            f"{_num(leverage)}), the account's equity was {_num(round(equity_now, 8))} {settle}: "
-            f"at most about {_num(afford)} contracts (before fees and other margin) would "
-            "have been accepted"
-        )
+        return _margin_short(order, spec, leverage, equity, settle)
     if reason == RejectReason.POST_ONLY_WOULD_TAKE:
         return (
             f"a post-only limit at {_num(float(order['price']))} would have taken liquidity; "
@@ -194,22 +166,76 @@ def _accepted(
             f"at {_num(qty)} contracts the position reaches a tier whose maximum leverage is "
             f"below the run's {_num(leverage)}; a smaller size or a lower leverage is accepted"
         )
-    if reason == RejectReason.FOK_NOT_FILLABLE:
-        return "a fill-or-kill order could not fill in full at once; IOC or GTC would have"
-    if reason == RejectReason.POSITION_LIQUIDATING:
-        return "the position was being liquidated; orders are refused until it is closed"
-    if reason == RejectReason.INVALID_PRICE:
-        return "the price or trigger is missing, not finite or not positive"
-    return reason.name.replace("_", " ").lower()
+    return _FIXED_EXPLANATION.get(reason, reason.name.replace("_", " ").lower())
+
+
+_FIXED_EXPLANATION = {
+    RejectReason.FOK_NOT_FILLABLE: (
+        "a fill-or-kill order could not fill in full at once; IOC or GTC would have"
+    ),
+    RejectReason.POSITION_LIQUIDATING: (
+        "the position was being liquidated; orders are refused until it is closed"
+    ),
+    RejectReason.INVALID_PRICE: "the price or trigger is missing, not finite or not positive",
+}
+"""Explanations of the reasons that depend on nothing but the reason."""
+
+
+def _off_tick(order: np.void, spec: ContractSpec) -> str:
+    """Return which price of ``order`` is off the tick and the nearest price on it."""
+    parts = []
+    for name, label in (("price", "price"), ("trigger_price", "trigger")):
+        value = float(order[name])
+        if math.isfinite(value):
+            nearest = _on_grid(value, spec.tick_size)
+            if abs(nearest - value) > 1e-9 * max(1.0, abs(value)):
+                parts.append(
+                    f"{label} {_num(value)} is off the {_num(spec.tick_size)} tick; nearest "
+                    f"{_num(nearest)}"
+                )
+    text = "; ".join(parts) or f"a price is off the {_num(spec.tick_size)} tick"
+    return text + " (ctx.round_price(p, side=...) rounds to the tick)"
+
+
+def _margin_short(
+    order: np.void,
+    spec: ContractSpec,
+    leverage: float,
+    equity: npt.NDArray[np.void],
+    settle: str,
+) -> str:
+    """Return the initial margin ``order`` needed, the equity and the size it would carry."""
+    qty = float(order["qty_contracts"])
+    price = _reference_price(order, equity)
+    equity_now = _equity_before(equity, int(order["ts_created_ns"]))
+    if not (math.isfinite(price) and price > 0 and math.isfinite(equity_now)):
+        return f"the initial margin of {_num(qty)} contracts exceeds the available balance"
+    # initial margin = notional / leverage; notional in settle currency:
+    # linear qty·face·price (quote), inverse qty·face/price (coin)
+    if spec.contract_kind == ContractKind.INVERSE:
+        per_contract = spec.face_value / price
+    else:
+        per_contract = spec.face_value * price
+    margin = qty * per_contract / leverage
+    afford = max(0.0, equity_now) * leverage / per_contract
+    afford = math.floor(afford / spec.lot_size) * spec.lot_size if spec.lot_size > 0 else afford
+    return (
+        f"its initial margin is about {_num(round(margin, 8))} {settle} "
+        f"({_num(qty)} × face {_num(spec.face_value)} at {_num(price)} ÷ leverage "
+        f"{_num(leverage)}), the account's equity was {_num(round(equity_now, 8))} {settle}: "
+        f"at most about {_num(afford)} contracts (before fees and other margin) would "
+        "have been accepted"
+    )
 
 
 def explain_rejections(
-    records: dict[str, npt.NDArray[np.void]],
+    records: Mapping[str, npt.NDArray[np.void]],
     specs: Sequence[ContractSpec],
     leverages: Sequence[float],
 ) -> dict[str, dict[str, Any]]:
-    """For each reject reason of the run, in order of first occurrence: the count and the
-    first such order explained (``message``), with its time and id.
+    """Explain each reject reason of the run, in order of first occurrence.
+
+    For each: the count and the first such order explained (``message``), with its time and id.
 
     Returns ``{reason name: {"count", "first_order_id", "first_time", "message"}}``
     (JSON-serialisable; ``backtest`` stores it in ``Result.config["rejections"]``).
@@ -260,13 +286,13 @@ def rejection_counts(orders: npt.NDArray[np.void]) -> pd.Series:
 
 
 def rejected_orders(result: Result) -> pd.DataFrame:
-    """The rejected orders' rows (readable columns, as ``Result.orders``)."""
+    """Return the rejected orders' rows (readable columns, as ``Result.orders``)."""
     frame = result.orders
     return frame[frame["status"] == OrderStatus.REJECTED.name].reset_index(drop=True)
 
 
 def open_position_at_end(result: Result) -> dict[str, Any] | None:
-    """The position left open when the data ended, or None when flat everywhere.
+    """Return the position left open when the data ended, or None when flat everywhere.
 
     ``{"positions": {symbol: signed contracts}, "unrealised_pnl_settle": UPL at the last mark,
     "realised_change_settle": final balance - initial balance}``. The UPL is in the final
@@ -290,7 +316,7 @@ def open_position_at_end(result: Result) -> dict[str, Any] | None:
 
 
 def _first_rows(result: Result) -> pd.DataFrame:
-    """The first ``FIRST_ROWS`` rejected orders of each reason, with their bar time."""
+    """Return the first ``FIRST_ROWS`` rejected orders of each reason, with their bar time."""
     frame = rejected_orders(result)
     if frame.empty:
         return frame
@@ -301,7 +327,7 @@ def _first_rows(result: Result) -> pd.DataFrame:
 
 
 def format_notes(result: Result) -> str:
-    """The summary's lines about rejected orders and a position left open ("" when neither)."""
+    """Return the summary's lines on rejected orders and a position left open ("" if neither)."""
     lines = []
     counts = rejection_counts(result.records["orders"])
     if len(counts):
@@ -330,7 +356,7 @@ def format_notes(result: Result) -> str:
 
 
 def notes_html(result: Result) -> str:
-    """The report's section on rejected orders and a position left open ("" when neither)."""
+    """Return the report's section on rejected orders and a position left open ("" if neither)."""
     parts = []
     counts = rejection_counts(result.records["orders"])
     if len(counts):

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -103,13 +103,17 @@ def record_digest(records: npt.NDArray[np.void]) -> str:
     return digest.hexdigest()
 
 
+_T = TypeVar("_T")
+
+
 def _remove_folder(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
 class RecordStore(MutableMapping[str, npt.NDArray[np.void]]):
-    """Record arrays by kind: held in memory, or spilled to a records folder and read back on
-    first access (then cached), as a streamed replay leaves them.
+    """Record arrays by kind, held in memory or spilled to a records folder.
+
+    Spilled kinds (as a streamed replay leaves them) are read back on first access, then cached.
 
     ``store["equity"]`` is the whole structured array, exactly as the engine wrote it (values
     bit for bit; padding bytes zero). :meth:`count` and :meth:`last_rows` answer from the
@@ -153,7 +157,7 @@ class RecordStore(MutableMapping[str, npt.NDArray[np.void]]):
         )
 
     def path(self, kind: str) -> Path | None:
-        """The Parquet file of a spilled kind (None when held in memory)."""
+        """Return the Parquet file of a spilled kind (None when held in memory)."""
         from backtester.engine.spill import spill_file
 
         if kind in self._spilled and self.directory is not None:
@@ -165,7 +169,7 @@ class RecordStore(MutableMapping[str, npt.NDArray[np.void]]):
         return kind in self._arrays
 
     def dtype(self, kind: str) -> np.dtype:
-        """The dtype of a kind, without reading it."""
+        """Return the dtype of a kind, without reading it."""
         if kind in self._arrays:
             return self._arrays[kind].dtype
         if kind in self._spilled:
@@ -224,7 +228,7 @@ class RecordStore(MutableMapping[str, npt.NDArray[np.void]]):
         return int(pq.read_metadata(self._file(kind)).num_rows)
 
     def last_rows(self, kind: str, n: int = 1) -> npt.NDArray[np.void]:
-        """The last ``n`` rows of ``kind`` (only the last row groups are read when spilled)."""
+        """Return the last ``n`` rows of ``kind`` (spilled: only the last row groups are read)."""
         if kind in self._arrays or kind not in self._spilled:
             return self[kind][-n:] if n else self[kind][:0]
         from backtester.engine.spill import read_last_rows
@@ -232,7 +236,7 @@ class RecordStore(MutableMapping[str, npt.NDArray[np.void]]):
         return read_last_rows(self._file(kind), self._spilled[kind], n)
 
     def first_rows(self, kind: str, n: int = 1) -> npt.NDArray[np.void]:
-        """The first ``n`` rows of ``kind`` (only the first row group is read when spilled)."""
+        """Return the first ``n`` rows of ``kind`` (spilled: only the first row group is read)."""
         if kind in self._arrays or kind not in self._spilled:
             return self[kind][:n]
         from backtester.engine.spill import read_first_rows
@@ -240,8 +244,10 @@ class RecordStore(MutableMapping[str, npt.NDArray[np.void]]):
         return read_first_rows(self._file(kind), self._spilled[kind], n)
 
     def release(self, kind: str | None = None) -> None:
-        """Drop the in-memory copy of spilled kinds read back (all, or ``kind``); the next
-        access reads the file again. Kinds that were never spilled are kept."""
+        """Drop the in-memory copy of spilled kinds read back (all, or ``kind``).
+
+        The next access reads the file again. Kinds that were never spilled are kept.
+        """
         for name in [kind] if kind is not None else list(self._spilled):
             if name in self._spilled:
                 self._arrays.pop(name, None)
@@ -261,27 +267,78 @@ class RecordStore(MutableMapping[str, npt.NDArray[np.void]]):
         return f"RecordStore({sorted(self)}{where})"
 
 
-class _SpilledSeries(Mapping[str, npt.NDArray[np.void]]):
-    """``{"last", "mark", "index"}`` price series of one instrument of a streamed replay, read
-    from the records folder on first access (see :class:`RecordStore`)."""
+PRICE_SERIES_NAMES = ("last", "mark", "index")
+
+
+class PriceSeriesView(Mapping[str, npt.NDArray[np.void]]):
+    """One instrument's ``{"last", "mark", "index"}`` price series, each built on first access.
+
+    A subclass says how a series is found (:meth:`_series`). Pickles as a plain ``dict`` of the
+    three arrays, so a Result sent to another process carries them.
+    """
+
+    def _series(self, name: str) -> npt.NDArray[np.void]:
+        """Return the ``PRICE_DTYPE`` array of series ``name`` (one of PRICE_SERIES_NAMES)."""
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> npt.NDArray[np.void]:
+        if key not in PRICE_SERIES_NAMES:
+            raise KeyError(key)
+        return self._series(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PRICE_SERIES_NAMES)
+
+    def __len__(self) -> int:
+        return len(PRICE_SERIES_NAMES)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self.items()),))
+
+
+class SpilledSeries(PriceSeriesView):
+    """Price series of one instrument of a streamed replay, read from its records folder.
+
+    Read on first access (see :class:`RecordStore`), from the kind ``price-<instrument>-<name>``.
+    """
 
     def __init__(self, store: RecordStore, instrument: int) -> None:
         self._store = store
         self._instrument = instrument
 
-    def __getitem__(self, key: str) -> npt.NDArray[np.void]:
-        if key not in ("last", "mark", "index"):
-            raise KeyError(key)
-        return self._store[f"price-{self._instrument}-{key}"]
+    def _series(self, name: str) -> npt.NDArray[np.void]:
+        return self._store[f"price-{self._instrument}-{name}"]
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(("last", "mark", "index"))
 
-    def __len__(self) -> int:
-        return 3
+class RecordFrame:
+    """A read-only attribute of :class:`Result`: one record kind as its cached DataFrame.
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (dict, (dict(self.items()),))
+    ``result.fills`` is ``result.frame("fills")``; the kind is the attribute's name.
+    """
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self.kind = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.kind = name
+
+    @overload
+    def __get__(self, result: None, owner: type | None = None) -> RecordFrame: ...
+
+    @overload
+    def __get__(self, result: Result, owner: type | None = None) -> pd.DataFrame: ...
+
+    def __get__(
+        self, result: Result | None, owner: type | None = None
+    ) -> pd.DataFrame | RecordFrame:
+        if result is None:
+            return self
+        return result.frame(self.kind)
+
+    def __set__(self, result: Result, value: object) -> None:
+        # read-only like a property: the records, not the table, are the result
+        raise AttributeError(f"Result.{self.kind} is read-only (built from result.records)")
 
 
 @dataclass
@@ -347,13 +404,14 @@ class Result:
         state["_frames"] = {}
         return state
 
-    def _cached(self, key: str, build: Callable[[], Any]) -> Any:
-        """``build()`` once; later calls return the same object (the records do not change)."""
-        value = self._frames.get(key)
-        if value is None:
-            value = build()
-            self._frames[key] = value
-        return value
+    def _cached(self, key: str, build: Callable[[], _T]) -> _T:
+        """Return ``build()``, built once: later calls return the same object.
+
+        The records do not change, so neither does anything built from them.
+        """
+        if key not in self._frames:
+            self._frames[key] = build()
+        return cast(_T, self._frames[key])
 
     def _last_rows(self, kind: str, n: int = 1) -> npt.NDArray[np.void]:
         if isinstance(self.records, RecordStore):
@@ -366,10 +424,12 @@ class Result:
         return len(self.records[kind])
 
     def close(self) -> None:
-        """Free the cached tables and, for a streamed replay, the spilled records read back;
-        remove a temporary records folder (a named ``records_directory`` is kept). Reading a
-        spilled kind not read before is then an error. Also done when the Result is
-        garbage-collected; ``with backtest(...) as result:`` closes at the end of the block."""
+        """Free the cached tables and, for a streamed replay, the spilled records read back.
+
+        Also removes a temporary records folder (a named ``records_directory`` is kept).
+        Reading a spilled kind not read before is then an error. Also done when the Result is
+        garbage-collected; ``with backtest(...) as result:`` closes at the end of the block.
+        """
         self._frames.clear()
         if isinstance(self.records, RecordStore):
             self.records.close()
@@ -412,8 +472,10 @@ class Result:
 
     # ------------------------------------------------------------------ pandas views
     def frame(self, kind: str) -> pd.DataFrame:
-        """One record kind as a DataFrame (see :func:`records_to_frame`), built on first
-        access and cached (the same object is returned again: copy it before changing it).
+        """Return one record kind as a DataFrame (see :func:`records_to_frame`).
+
+        Built on first access and cached (the same object is returned again: copy it before
+        changing it).
 
         The index is a UTC ``DatetimeIndex`` named ``time``: the record's ``ts_ns`` (orders:
         ``ts_created_ns``), so frames slice by date (``result.fills.loc["2024-02"]``) and
@@ -447,7 +509,7 @@ class Result:
         return self._cached("trades", lambda: round_trips(self))
 
     def returns(self, freq: str = "1D", currency: str = "settle") -> pd.Series:
-        """Simple returns of the equity on a regular UTC grid, ready for quantstats/empyrical.
+        """Return simple returns of the equity on a regular UTC grid (for quantstats/empyrical).
 
         The equity (balance + unrealised PnL at mark) is sampled at the last record of each
         ``freq`` bucket, carried forward over empty buckets, and the first return is measured
@@ -525,26 +587,23 @@ class Result:
         frame["funding_source"] = labels
         return frame
 
-    @property
-    def fills(self) -> pd.DataFrame:
-        """Every fill, including liquidation and ADL fills."""
-        return self.frame("fills")
-
-    @property
-    def orders(self) -> pd.DataFrame:
-        """Every order with its final status and reject reason."""
-        return self.frame("orders")
-
-    @property
-    def funding_payments(self) -> pd.DataFrame:
-        """Funding paid (< 0) or received (> 0) at each funding timestamp."""
-        return self.frame("funding_payments")
+    fills = RecordFrame("Every fill, including liquidation and ADL fills.")
+    orders = RecordFrame("Every order with its final status and reject reason.")
+    funding_payments = RecordFrame(
+        "Funding paid (< 0) or received (> 0) at each funding timestamp."
+    )
+    settlements = RecordFrame("Daily settlements (UPL moved to balance at the settlement mark).")
+    adl = RecordFrame("Auto-deleveraging and clawback events that hit the strategy.")
+    equity = RecordFrame("Balance, equity, margin ratio and position over time.")
 
     @property
     def liquidations(self) -> pd.DataFrame:
-        """One row per full or partial liquidation, with when a last-price model would have
-        liquidated and how the loss differs (``last_price_trigger_time``, ``last_price_delay``
-        ...: :func:`backtester.report.liquidations.last_price_comparison`)."""
+        """One row per full or partial liquidation, compared with a last-price model.
+
+        With when a last-price model would have liquidated and how the loss differs
+        (``last_price_trigger_time``, ``last_price_delay`` ...:
+        :func:`backtester.report.liquidations.last_price_comparison`).
+        """
         return self._cached("liquidations", self._build_liquidations)
 
     def _build_liquidations(self) -> pd.DataFrame:
@@ -556,24 +615,11 @@ class Result:
         return frame
 
     @property
-    def settlements(self) -> pd.DataFrame:
-        """Daily settlements (UPL moved to balance at the settlement mark)."""
-        return self.frame("settlements")
-
-    @property
-    def adl(self) -> pd.DataFrame:
-        """Auto-deleveraging and clawback events that hit the strategy."""
-        return self.frame("adl")
-
-    @property
-    def equity(self) -> pd.DataFrame:
-        """Balance, equity, margin ratio and position over time."""
-        return self.frame("equity")
-
-    @property
     def rejections(self) -> pd.Series:
-        """Rejected orders counted by reason name, most frequent first (empty when none);
-        ``config["rejections"]`` explains the first order of each reason."""
+        """Rejected orders counted by reason name, most frequent first (empty when none).
+
+        ``config["rejections"]`` explains the first order of each reason.
+        """
         from backtester.rejections import rejection_counts
 
         return rejection_counts(self.records["orders"])
@@ -587,8 +633,11 @@ class Result:
 
     @property
     def open_position_at_end(self) -> dict[str, Any] | None:
-        """The position still open when the data ended (signed contracts by symbol, and its
-        unrealised PnL apart from the realised balance change), or None when flat."""
+        """The position still open when the data ended, or None when flat.
+
+        Signed contracts by symbol, and its unrealised PnL apart from the realised balance
+        change.
+        """
         from backtester.rejections import open_position_at_end
 
         return open_position_at_end(self)
@@ -608,7 +657,10 @@ class Result:
         return write_html(self, path)
 
     def plot(self) -> Any:
-        """The equity-and-drawdown chart as a plotly ``Figure`` (first price chart if no equity)."""
+        """Return the equity-and-drawdown chart as a plotly ``Figure``.
+
+        The first price chart when the run has no equity records.
+        """
         from backtester.report.html import build_figures
 
         figures = dict(build_figures(self))
@@ -617,8 +669,11 @@ class Result:
         return figures["price-0"] if "price-0" in figures else figures["equity"]
 
     def save(self, directory: str | Path, *, csv: bool = False) -> Path:
-        """Write the run's outputs (:func:`backtester.report.outputs.save_run`; Parquet, and
-        readable CSV copies with ``csv=True``)."""
+        """Write the run's outputs (:func:`backtester.report.outputs.save_run`).
+
+        Parquet records, summary, configuration and the HTML report, plus readable CSV copies
+        with ``csv=True``; :func:`backtester.report.load.load_run` reads the folder back.
+        """
         from backtester.report.outputs import save_run
 
         return save_run(self, directory, csv=csv)

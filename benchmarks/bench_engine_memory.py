@@ -73,6 +73,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from backtester.data.loader import load_market_data
+from backtester.data.stream import stream_market_data
 from backtester.jit import market, position, trade
 
 MINUTE = 60_000_000_000
@@ -251,12 +253,12 @@ def child(root: str, kind: str, mode: str, span_ns: int, chunk_ns: int) -> None:
     strategy = _tick_strategy() if trades else _strategy()
     options = {"initial_balance": 100_000.0, "leverage": 5.0, "equity_interval_ns": MINUTE}
     # compile / warm up on a short stream, so the baseline includes the kernels' memory
-    warm = cat.stream_market_data(
-        EX, SYM, T0, T0 + (2 * HOUR if trades else 2 * DAY), with_trades=trades, chunk_ns=HOUR
+    warm = stream_market_data(
+        cat, EX, SYM, T0, T0 + (2 * HOUR if trades else 2 * DAY), with_trades=trades, chunk_ns=HOUR
     )
     backtest(strategy, warm, CONTRACT, **options).close()
     if mode == "unstreamed":
-        small = cat.load_market_data(EX, SYM, T0, T0 + HOUR, with_trades=trades)
+        small = load_market_data(cat, EX, SYM, T0, T0 + HOUR, with_trades=trades)
         backtest(strategy, small, CONTRACT, **options)
         del small
     del warm
@@ -266,12 +268,12 @@ def child(root: str, kind: str, mode: str, span_ns: int, chunk_ns: int) -> None:
         start_mib = _status_mib("VmRSS")
         start = time.perf_counter()
         if mode == "unstreamed":
-            data = cat.load_market_data(EX, SYM, T0, T0 + span_ns, with_trades=trades)
+            data = load_market_data(cat, EX, SYM, T0, T0 + span_ns, with_trades=trades)
             result = backtest(strategy, data, CONTRACT, **options)
             del data
         else:
-            data = cat.stream_market_data(
-                EX, SYM, T0, T0 + span_ns, with_trades=trades, chunk_ns=chunk_ns
+            data = stream_market_data(
+                cat, EX, SYM, T0, T0 + span_ns, with_trades=trades, chunk_ns=chunk_ns
             )
             result = backtest(
                 strategy, data, CONTRACT, records_directory=Path(records) / "r", **options

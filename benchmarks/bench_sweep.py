@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from backtester import sweep
+from backtester.jobs import evaluate_backtest, load_data, preload_data
 
 REPO = Path(__file__).resolve().parents[1]
 DAY_NS = 86_400_000_000_000
@@ -41,7 +42,7 @@ DAY_NS = 86_400_000_000_000
 
 def _jobs(combinations: int, days: float) -> list[dict[str, Any]]:
     """``combinations`` jobs of a near-square fast x slow grid on the first ``days`` of data."""
-    from backtester.cli import _default_contract
+    from backtester.cli.options import default_contract
 
     selection: dict[str, Any] = {
         "source": "sample",
@@ -53,12 +54,12 @@ def _jobs(combinations: int, days: float) -> list[dict[str, Any]]:
         "with_trades": False,
     }
     if days > 0:
-        start = sweep.load_data(selection).start_ns
+        start = load_data(selection).start_ns
         selection.update(start_ns=start, end_ns=start + int(days * DAY_NS))
     base = {
         "strategy": str(REPO / "strategies" / "sma_cross.py"),
         "data": selection,
-        "contract": _default_contract("sample", "BTC-USD-SWAP"),
+        "contract": default_contract("sample", "BTC-USD-SWAP"),
         "profile": None,
         "leverage": 10.0,
         "margin_mode": "isolated",
@@ -79,10 +80,10 @@ def _time(jobs: list[dict[str, Any]], **options: Any) -> float:
         store = sweep.SweepStore(directory)
         started = time.perf_counter()
         run = sweep.run_jobs(
-            sweep.evaluate_backtest,
+            evaluate_backtest,
             jobs,
             store,
-            preload=sweep.preload_data(jobs[0]["data"]),
+            preload=preload_data(jobs[0]["data"]),
             **options,
         )
         elapsed = time.perf_counter() - started
@@ -115,8 +116,8 @@ def main() -> None:
     started = time.perf_counter()
     jobs = _jobs(args.combinations, args.days)
     count = len(jobs)
-    first = sweep.evaluate_backtest(jobs[0])  # numba caches and data, outside the timings
-    data = sweep.load_data(jobs[0]["data"])
+    first = evaluate_backtest(jobs[0])  # numba caches and data, outside the timings
+    data = load_data(jobs[0]["data"])
     bars = len(data.bars)
 
     results: dict[str, float] = {}

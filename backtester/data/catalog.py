@@ -56,7 +56,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -83,10 +83,6 @@ from backtester.data.validation import (
 )
 from backtester.enums import TierBasis
 from backtester.io import check_name
-
-if TYPE_CHECKING:
-    from backtester.data.market import MarketData
-    from backtester.data.stream import MarketDataStream
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -278,7 +274,7 @@ def _read_locked(
 
     @functools.wraps(method)
     def wrapper(self: Catalog, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with self._reading():
+        with self.reading():
             return method(self, *args, **kwargs)
 
     return wrapper
@@ -340,9 +336,14 @@ class Catalog:
                 writer.txn = None
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
-        """Shared commit lock for a read; first completes a dead writer's committed
-        transaction (and, when no writer is alive, undoes an uncommitted one)."""
+    def reading(self) -> Iterator[None]:
+        """Hold the shared commit lock: the reads inside the block see one committed state.
+
+        Every read method takes it; a reader of several streams (the loader of a
+        :class:`~backtester.data.market.MarketData`) holds it around all of them. First
+        completes a dead writer's committed transaction (and, when no writer is alive, undoes
+        an uncommitted one).
+        """
         lock = _txn.root_lock(self.root, "lock")
         if lock.depth == 0 and _txn.pending(self.root):
             writer = _txn.root_lock(self.root, "writer")
@@ -684,7 +685,7 @@ class Catalog:
         """
         if chunk_rows <= 0:
             raise ValueError(f"chunk_rows: expected a value > 0, got {chunk_rows}")
-        with self._reading():
+        with self.reading():
             files = self._files_in_range(kind, exchange, symbol, start_ns, end_ns, interval_ns)
         pending: list[np.ndarray] = []
         count = 0
@@ -790,45 +791,6 @@ class Catalog:
             for directory in base.glob(f"{kind}-*")
             if any(directory.glob("*.parquet"))
         )
-
-    @_read_locked
-    def load_market_data(
-        self,
-        exchange: str,
-        symbol: str,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        bar_interval_ns: int = 0,
-        with_trades: bool = False,
-    ) -> MarketData:
-        """Build the :class:`MarketData` of one instrument from the catalog
-        (:func:`backtester.data.loader.load_market_data`, which says what is read)."""
-        from backtester.data.loader import load_market_data
-
-        return load_market_data(
-            self, exchange, symbol, start_ns, end_ns, bar_interval_ns, with_trades
-        )
-
-    def stream_market_data(
-        self,
-        exchange: str,
-        symbols: str | list[str],
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        bar_interval_ns: int = 0,
-        with_trades: bool = False,
-        *,
-        chunk_ns: int = 7 * 86_400_000_000_000,
-        snap_to_funding: bool = True,
-    ) -> MarketDataStream:
-        """:meth:`load_market_data` of one or several instruments, served in windows of
-        ``chunk_ns`` of event time (:func:`backtester.data.stream.stream_market_data`)."""
-        from backtester.data.stream import stream_market_data
-
-        return stream_market_data(
-            self, exchange, symbols, start_ns, end_ns, bar_interval_ns, with_trades,
-            chunk_ns=chunk_ns, snap_to_funding=snap_to_funding,
-        )  # fmt: skip
 
     # ------------------------------------------------------------------ tiers
 

@@ -82,6 +82,9 @@ _HAS = {
 _TRADE_FLUSH_ROWS = 200_000
 """Complete trades gathered before one catalog write on the backwards-paged OKX history."""
 
+_HISTORY_TRADES = "fetch_trades[history-trades]"
+"""The method named in the source of trades read from the OKX history pages."""
+
 OKX_IDS = ("okx", "okex", "okex5")
 """ccxt ids of OKX: trades come from the history endpoint (see ``_fetch_okx_history_trades``)."""
 
@@ -101,7 +104,7 @@ class IncompleteFetchError(FetchError):
 
 
 def create_exchange(exchange_id: str, **config: Any) -> Any:
-    """A ccxt exchange instance by id (``"okx"``, ``"binance"``...), ccxt throttle off.
+    """Create a ccxt exchange instance by id (``"okx"``, ``"binance"``...), ccxt throttle off.
 
     :class:`Fetcher` waits ``exchange.rateLimit`` ms between requests itself.
     """
@@ -113,14 +116,14 @@ def create_exchange(exchange_id: str, **config: Any) -> Any:
 
 
 def ms_to_ns(ms: int | float | None, what: str) -> int:
-    """ccxt millisecond timestamp → int ns; refuses ``None`` and non-integers."""
+    """Convert a ccxt millisecond timestamp to int ns; refuse ``None`` and non-integers."""
     if ms is None or isinstance(ms, bool) or not float(ms).is_integer():
         raise FetchError(f"{what}: expected an integer millisecond timestamp, got {ms!r}")
     return int(ms) * MS_NS
 
 
 def ohlcv_to_bars(rows: Sequence[Sequence[Any]], what: str = "ohlcv") -> np.ndarray:
-    """ccxt OHLCV ``[[ts_ms, open, high, low, close, volume], ...]`` → ``BAR_DTYPE``.
+    """Convert ccxt OHLCV ``[[ts_ms, open, high, low, close, volume], ...]`` to ``BAR_DTYPE``.
 
     A missing volume (``None``, as for mark/index candles on some venues) becomes 0.
     """
@@ -141,7 +144,7 @@ def ohlcv_to_bars(rows: Sequence[Sequence[Any]], what: str = "ohlcv") -> np.ndar
 
 
 def trades_to_records(trades: Sequence[dict[str, Any]], what: str = "trades") -> np.ndarray:
-    """ccxt trade dicts (``timestamp, price, amount, side``) → ``TRADE_DTYPE``.
+    """Convert ccxt trade dicts (``timestamp, price, amount, side``) to ``TRADE_DTYPE``.
 
     ``amount`` is taken as base-coin quantity (ccxt's unified unit for linear markets; for
     inverse swaps it is the contract count on some venues — see the docstring of
@@ -161,7 +164,7 @@ def trades_to_records(trades: Sequence[dict[str, Any]], what: str = "trades") ->
 def funding_to_records(
     history: Sequence[dict[str, Any]], previous_ts_ns: int | None = None, what: str = "funding"
 ) -> np.ndarray:
-    """ccxt funding history (``timestamp, fundingRate``) → ``FUNDING_RATE_DTYPE``.
+    """Convert ccxt funding history (``timestamp, fundingRate``) to ``FUNDING_RATE_DTYPE``.
 
     ``funding_interval_ns`` is the time since the previous funding event (``previous_ts_ns`` for
     the first row; 0 = unknown when there is none). ``source`` is HISTORICAL.
@@ -326,12 +329,7 @@ class Fetcher:
                 bars = bars[(bars["ts_ns"] >= since) & (bars["ts_ns"] + interval_ns <= end_ns)]
                 if len(bars) == 0:
                     break
-                self.catalog.write(
-                    kind, self.name, target, bars, source=self._source("fetch_ohlcv", symbol),
-                    interval_ns=interval_ns,
-                )  # fmt: skip
-                self._covered(kind, bars["ts_ns"])
-                written += len(bars)
+                written += self._store(kind, "fetch_ohlcv", symbol, target, bars, interval_ns)
                 new_since = int(bars["ts_ns"][-1]) + interval_ns
                 bar.update((new_since - since) // MS_NS)
                 since = new_since
@@ -372,12 +370,7 @@ class Fetcher:
                     trades, new_since = complete, last
                 else:
                     new_since = last + MS_NS
-                self.catalog.write(
-                    "trades", self.name, target, trades,
-                    source=self._source("fetch_trades", symbol),
-                )  # fmt: skip
-                self._covered("trades", trades["ts_ns"])
-                written += len(trades)
+                written += self._store("trades", "fetch_trades", symbol, target, trades)
                 bar.update((new_since - since) // MS_NS)
                 since = new_since
         return written
@@ -417,7 +410,9 @@ class Fetcher:
                 ready.append(joined[joined["ts_ns"] > oldest])
                 pending = [joined[joined["ts_ns"] <= oldest]]
                 if sum(len(r) for r in ready) >= _TRADE_FLUSH_ROWS:  # bounded memory
-                    written += self._write_trades(symbol, target, np.concatenate(ready[::-1]))
+                    written += self._store(
+                        "trades", _HISTORY_TRADES, symbol, target, np.concatenate(ready[::-1])
+                    )
                     ready = []
                 bar.update(max(0, previous - oldest) // MS_NS)
                 previous = oldest
@@ -426,16 +421,28 @@ class Fetcher:
                 params = {**base, "type": "1", "after": str(min(ids))}
         rest = np.concatenate([*pending, *ready[::-1]]) if pending or ready else None
         if rest is not None and len(rest):
-            written += self._write_trades(symbol, target, rest)
+            written += self._store("trades", _HISTORY_TRADES, symbol, target, rest)
         return written
 
-    def _write_trades(self, symbol: str, target: str, trades: np.ndarray) -> int:
+    def _store(
+        self,
+        kind: str,
+        method: str,
+        symbol: str,
+        target: str,
+        records: np.ndarray,
+        interval_ns: int = 0,
+    ) -> int:
+        """Write ``records`` fetched by ``method`` to the catalog and count them as covered.
+
+        Returns the number of rows written.
+        """
         self.catalog.write(
-            "trades", self.name, target, trades,
-            source=self._source("fetch_trades[history-trades]", symbol),
+            kind, self.name, target, records, source=self._source(method, symbol),
+            interval_ns=interval_ns,
         )  # fmt: skip
-        self._covered("trades", trades["ts_ns"])
-        return len(trades)
+        self._covered(kind, records["ts_ns"])
+        return len(records)
 
     def fetch_funding(
         self, symbol: str, start_ns: int, end_ns: int, catalog_symbol: str | None = None
@@ -456,12 +463,9 @@ class Fetcher:
                 records = records[keep]
                 if len(records) == 0:
                     break
-                self.catalog.write(
-                    "funding", self.name, target, records,
-                    source=self._source("fetch_funding_rate_history", symbol),
-                )  # fmt: skip
-                self._covered("funding", records["ts_ns"])
-                written += len(records)
+                written += self._store(
+                    "funding", "fetch_funding_rate_history", symbol, target, records
+                )
                 previous = int(records["ts_ns"][-1])
                 bar.update((previous + MS_NS - since) // MS_NS)
                 since = previous + MS_NS
@@ -479,7 +483,7 @@ class Fetcher:
         ``basis`` is the :class:`~backtester.enums.TierBasis` of ccxt's min/maxNotional for this
         venue (OKX: contracts; Binance USDⓈ-M: quote notional; COIN-M: coin notional).
         """
-        from backtester.swap.tiers import tiers_from_ccxt
+        from backtester.data.importers.tiers import tiers_from_ccxt
 
         self.require("tiers")
         has = getattr(self.exchange, "has", {}) or {}
@@ -557,7 +561,7 @@ def verify_span(
 
 
 def _resolve_symbol(exchange: Any, symbol: str) -> str:
-    """ccxt unified symbol for a unified symbol or a venue id (``BTC-USDT-SWAP``)."""
+    """Return the ccxt unified symbol for a unified symbol or a venue id (``BTC-USDT-SWAP``)."""
     exchange.load_markets()
     if symbol in exchange.markets:
         return symbol

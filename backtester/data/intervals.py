@@ -1,5 +1,7 @@
-"""Candle interval labels, as used in catalog directory names and on the command line
-(``bars-1m``, ``--interval 15m``)."""
+"""Candle interval labels (catalog directory names and the command line).
+
+As in ``bars-1m`` and ``--interval 15m``.
+"""
 
 from __future__ import annotations
 

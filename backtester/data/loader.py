@@ -71,9 +71,11 @@ def load_market_data(
     bar_interval_ns: int = 0,
     with_trades: bool = False,
 ) -> MarketData:
-    """Build the :class:`MarketData` of one instrument from ``catalog``
-    (:meth:`Catalog.load_market_data <backtester.data.catalog.Catalog.load_market_data>` runs
-    this under the catalog's read lock).
+    """Build the :class:`MarketData` of one instrument from the streams stored in ``catalog``.
+
+    Every stream is read under one hold of the catalog's read lock
+    (:meth:`~backtester.data.catalog.Catalog.reading`), so a concurrent import is seen whole
+    or not at all.
 
     * bars: the ``bars`` stream at ``bar_interval_ns``; with 0 the single stored interval
       (several stored → ``ValueError`` listing them; none → no bars).
@@ -87,6 +89,19 @@ def load_market_data(
     Every stream is cut to ``start_ns <= ts_ns < end_ns`` (points by the time they are
     known). ``sources`` names the catalog directory of each stream.
     """
+    with catalog.reading():
+        return _load(catalog, exchange, symbol, start_ns, end_ns, bar_interval_ns, with_trades)
+
+
+def _load(
+    catalog: Catalog,
+    exchange: str,
+    symbol: str,
+    start_ns: int | None,
+    end_ns: int | None,
+    bar_interval_ns: int,
+    with_trades: bool,
+) -> MarketData:
     sources: dict[str, str] = {}
     bars = np.zeros(0, dtype=dtypes.BAR_DTYPE)
     if bar_interval_ns == 0:

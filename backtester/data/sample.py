@@ -480,7 +480,7 @@ def write_sample(
 def sample_market_data(
     symbol: str, seed: int = DEFAULT_SEED, with_trades: bool = True
 ) -> MarketData:
-    """The sample of ``symbol`` generated in memory (no catalog), as :class:`MarketData`."""
+    """Generate the sample of ``symbol`` in memory (no catalog), as :class:`MarketData`."""
     _check_symbol(symbol)
     streams = generate_sample(seed)[symbol]
     return MarketData(
@@ -527,12 +527,17 @@ def load_sample(
         computes the mark.
     """
     from backtester.data.catalog import Catalog
+    from backtester.data.loader import load_market_data
 
     _check_symbol(symbol)
     catalog = Catalog(SAMPLE_CATALOG if catalog_root is None else catalog_root)
     if catalog.exists("bars", SAMPLE_EXCHANGE, symbol, BAR_INTERVAL_NS):
-        return catalog.load_market_data(
-            SAMPLE_EXCHANGE, symbol, bar_interval_ns=BAR_INTERVAL_NS, with_trades=with_trades
+        return load_market_data(
+            catalog,
+            SAMPLE_EXCHANGE,
+            symbol,
+            bar_interval_ns=BAR_INTERVAL_NS,
+            with_trades=with_trades,
         )
     return sample_market_data(symbol, DEFAULT_SEED, with_trades=with_trades)
 

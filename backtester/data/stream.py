@@ -4,14 +4,14 @@
 consecutive windows of **event time** and yields, per window, one :class:`MarketData` per
 instrument. The engine (:class:`~backtester.engine.driver.Run`) replays one window, then swaps
 in the next, so the input arrays in memory are bounded by the window size, whatever the span.
-Build one with :meth:`backtester.data.catalog.Catalog.stream_market_data`.
+Build one with :func:`stream_market_data`.
 
 Which rows a window holds
 -------------------------
-The union of the windows is exactly ``Catalog.load_market_data(exchange, symbol, start_ns,
-end_ns, ...)`` of each instrument, every row in exactly one window, and replaying the windows
-one after the other applies the events in the same order as the unstreamed replay. With window
-boundaries ``T_0 = start < T_1 < ... `` (event time):
+The union of the windows is exactly ``load_market_data(catalog, exchange, symbol, start_ns,
+end_ns, ...)`` (:mod:`backtester.data.loader`) of each instrument, every row in exactly one
+window, and replaying the windows one after the other applies the events in the same order as
+the unstreamed replay. With window boundaries ``T_0 = start < T_1 < ... `` (event time):
 
 * every stream by the time of its last event at a boundary: trades, bars **by close time**
   (``ts_ns + bar_interval_ns``), index, mark and funding points: ``T_k < t <= T_k+1``

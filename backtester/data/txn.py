@@ -97,8 +97,10 @@ class _RootLock:
             raise
 
     def _open_for_write(self) -> int:
-        """The lock file, created if needed (``_open(create=True)`` raises rather than
-        returning None)."""
+        """Open the lock file, created if needed.
+
+        ``_open(create=True)`` raises rather than returning None.
+        """
         fd = self._open(create=True)
         if fd is None:  # unreachable: kept so the type says int
             raise OSError(f"{self.root / META_DIR / self.name}: cannot open the lock file")
@@ -162,8 +164,10 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def root_lock(root: Path, name: str = "lock") -> _RootLock:
-    """The process-wide lock object ``name`` (``"lock"``: commits and reads; ``"writer"``:
-    whole write transactions) of one catalog root."""
+    """Return the process-wide lock object ``name`` of one catalog root.
+
+    ``"lock"``: commits and reads; ``"writer"``: whole write transactions.
+    """
     key = (os.path.realpath(root), name)
     with _LOCKS_GUARD:
         lock = _LOCKS.get(key)
@@ -182,8 +186,9 @@ def pending(root: Path) -> bool:
 
 
 def recover(root: Path, *, committed_only: bool = False) -> list[str]:
-    """Roll forward committed and (unless ``committed_only``) roll back uncommitted leftover
-    transactions.
+    """Roll forward committed and roll back uncommitted leftover transactions.
+
+    Uncommitted ones are left alone when ``committed_only``.
 
     The caller holds the commit lock exclusively (so no live writer is moving files) and,
     to roll back, the writer lock too (so no uncommitted staging belongs to a live writer).
@@ -246,6 +251,7 @@ class Transaction:
         self.committed = False
 
     def relative(self, target: Path) -> str:
+        """Return ``target`` relative to the catalog root; refuse a path outside it."""
         rel = os.path.relpath(target, self.root)
         if rel.startswith("..") or os.path.isabs(rel):
             raise ValueError(f"{target}: outside the catalog root {self.root}")
@@ -260,7 +266,7 @@ class Transaction:
         return path
 
     def current(self, target: Path) -> Path | None:
-        """The file holding ``target``'s content as this transaction sees it (or None)."""
+        """Return the file holding ``target``'s content as this transaction sees it (or None)."""
         rel = self.relative(target)
         if rel in self.staged:
             return self.staged[rel]

@@ -65,7 +65,9 @@ _OKX_2019_CAPPED = ("BTC", "ETH", "EOS", "XRP", "BCH", "BSV", "ETC", "LTC", "TRX
 
 
 def funding_caps(exchange: str, symbol: str, ts_ns: np.ndarray) -> tuple[np.ndarray, str] | None:
-    """Published ``|funding rate|`` cap of ``exchange:symbol`` at each ``ts_ns``, with its source.
+    """Return the published ``|funding rate|`` cap of ``exchange:symbol`` at each ``ts_ns``.
+
+    The second item is the source of the caps.
 
     Caps (MECHANICS.md §3.1–3.3): OKX BTC ±0.375 %, ADA/AVAX/BCH/DOT/EOS/ETC/ETH/FIL/LINK/LTC/
     TRX/XRP ±0.75 %, DOGE ±3 %, others ±1.5 % (OKX-funding, ~2022-24); before 2019-07-18
@@ -198,7 +200,7 @@ def _row_label(name: str, index: int, row_numbers: np.ndarray | None) -> str:
 
 
 def unit_of_value(value: int | float) -> str | None:
-    """Unit (``"s"``, ``"ms"``, ``"us"``, ``"ns"``) in which ``value`` is a 1990–2100 epoch time."""
+    """Return the unit (``"s"``, ``"ms"``, ``"us"``, ``"ns"``) of a 1990–2100 epoch ``value``."""
     for unit, ns_per_unit in _UNIT_SCALE.items():
         scale = 1_000_000_000 // ns_per_unit  # values per second
         if _MIN_YEAR_S * scale <= value < _MAX_YEAR_S * scale:
@@ -421,21 +423,15 @@ def validate_records(
         _check_positive_prices(records, ["open", "high", "low", "close"], name, row_numbers)
         o, h, lo, c = records["open"], records["high"], records["low"], records["close"]
         _check_mask(h < lo, name, row_numbers, "high < low", [("high", h), ("low", lo)])
-        if not allow_open_outside_range:
+        inside = [("close", c)] if allow_open_outside_range else [("open", o), ("close", c)]
+        for label, v in inside:
             _check_mask(
-                (o < lo) | (o > h),
+                (v < lo) | (v > h),
                 name,
                 row_numbers,
-                "open outside [low, high]",
-                [("open", o), ("low", lo), ("high", h)],
+                f"{label} outside [low, high]",
+                [(label, v), ("low", lo), ("high", h)],
             )
-        _check_mask(
-            (c < lo) | (c > h),
-            name,
-            row_numbers,
-            "close outside [low, high]",
-            [("close", c), ("low", lo), ("high", h)],
-        )
         vol = records["volume_base"]
         _check_mask(
             ~np.isfinite(vol) | (vol < 0),

@@ -8,10 +8,11 @@ the configuration needed to re-run.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from backtester.engine.spill import RecordSpill
 from backtester.enums import AdlRule, MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
 from backtester.rejections import explain_rejections, warn_rejections
-from backtester.results import RecordStore, Result, _SpilledSeries
+from backtester.results import PriceSeriesView, RecordStore, Result, SpilledSeries
 from backtester.strategy import Strategy
 from backtester.swap.contract import ContractSpec, get_contract
 from backtester.swap.funding_rules import (
@@ -111,9 +112,12 @@ def _mark_method_used(
     has_mark: bool,
     requested: MarkPriceMethod | None = None,
 ) -> MarkPriceMethod:
-    """The mark method of the run: ``requested`` (the ``mark_price_method`` option) or the
-    profile's; a computed mark whose index is missing falls back to the recorded mark series
-    when the data has one (the venue's own mark), else to the last price."""
+    """Return the mark method of the run.
+
+    ``requested`` (the ``mark_price_method`` option) or the profile's; a computed mark whose
+    index is missing falls back to the recorded mark series when the data has one (the venue's
+    own mark), else to the last price.
+    """
     method = (
         requested if requested is not None else MarkPriceMethod(int(spec.profile.mark_price_method))
     )
@@ -138,7 +142,7 @@ def _mark_method_used(
 
 
 def _funding_used(spec: ContractSpec, d: MarketData, has_index: bool) -> tuple[MarketData, str]:
-    """The instrument's funding for an unstreamed run and a label of its source.
+    """Return the instrument's funding for an unstreamed run and a label of its source.
 
     With a funding stream: it is used as is ("historical"). Without one but with an index:
     funding computed from the premium (last − index)/index with the venue's rule
@@ -154,9 +158,9 @@ def _funding_used(spec: ContractSpec, d: MarketData, has_index: bool) -> tuple[M
         )
     if not has_index:
         return d, "none: no funding stream and no index to compute the premium (no funding charged)"
-    last = _last_price_series(d)
+    last_ts, last_price = _last_price_columns(d)
     sample_ts, premium = premium_from_last_price(
-        last["ts_ns"], last["price"], d.index["ts_ns"], d.index["price"], rule.sample_ns
+        last_ts, last_price, d.index["ts_ns"], d.index["price"], rule.sample_ns
     )
     funding = computed_funding(sample_ts, premium, rule)
     label = (
@@ -165,26 +169,39 @@ def _funding_used(spec: ContractSpec, d: MarketData, has_index: bool) -> tuple[M
         f"({len(funding)} events; no book in the data, the last price stands for the "
         f"impact bid/ask)"
     )
-    return dataclasses.replace(d, funding=funding), label
+    # a copy with the funding replaced, not ``dataclasses.replace``: that validates every
+    # stream again, and the sortedness scan of the trades costs ~9 ns a tick (as much as the
+    # replay of a quiet tick); the computed funding is sorted by construction
+    used = copy.copy(d)
+    used.funding = funding
+    return used, label
+
+
+def _last_price_columns(d: MarketData) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Return the last price's times and prices.
+
+    The trades' columns (views, no copy), else the bar closes at their close time.
+    """
+    if len(d.trades):
+        return d.trades["ts_ns"], d.trades["price"]
+    return d.bars["ts_ns"] + d.bar_interval_ns, d.bars["close"]
 
 
 def _last_price_series(d: MarketData) -> npt.NDArray[np.void]:
-    """The last price as a PRICE_DTYPE series: trade prices, or bar closes at close time."""
-    if len(d.trades):
-        last = record_buffer(len(d.trades), dtypes.PRICE_DTYPE)
-        last["ts_ns"] = d.trades["ts_ns"]
-        last["price"] = d.trades["price"]
-    else:
-        last = record_buffer(len(d.bars), dtypes.PRICE_DTYPE)
-        last["ts_ns"] = d.bars["ts_ns"] + d.bar_interval_ns
-        last["price"] = d.bars["close"]
+    """Return the last price as a PRICE_DTYPE series: trade prices, or bar closes at close time."""
+    ts_ns, price = _last_price_columns(d)
+    last = record_buffer(len(ts_ns), dtypes.PRICE_DTYPE)
+    last["ts_ns"] = ts_ns
+    last["price"] = price
     return last
 
 
-class _PriceSeries(Mapping[str, npt.NDArray[np.void]]):
-    """``{"last", "mark", "index"}`` series of one unstreamed instrument; "last" is built on
-    first access. Building it copies every bar or trade (10-25 ms per million rows), which
-    only the reports read; a sweep computing metrics never does. Pickles as a plain dict."""
+class _PriceSeries(PriceSeriesView):
+    """``{"last", "mark", "index"}`` series of one unstreamed instrument.
+
+    "last" is built on first access: building it copies every bar or trade (10-25 ms per
+    million rows), which only the reports read; a sweep computing metrics never does.
+    """
 
     def __init__(self, data: MarketData) -> None:
         self._data = data
@@ -192,46 +209,59 @@ class _PriceSeries(Mapping[str, npt.NDArray[np.void]]):
 
     @property
     def market_data(self) -> MarketData:
-        """The instrument's market data as replayed (the liquidation report reads the trade
-        candles' paths and ticks from it: ``report.liquidations.last_price_comparison``)."""
+        """The instrument's market data as replayed.
+
+        The liquidation report reads the trade candles' paths and ticks from it
+        (``report.liquidations.last_price_comparison``).
+        """
         return self._data
 
-    def __getitem__(self, key: str) -> npt.NDArray[np.void]:
-        if key == "last":
-            if self._last is None:
-                self._last = _last_price_series(self._data)
-            return self._last
-        if key in ("mark", "index"):
-            return getattr(self._data, key)
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(("last", "mark", "index"))
-
-    def __len__(self) -> int:
-        return 3
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (dict, (dict(self.items()),))
-
-
-def _price_series(d: MarketData) -> dict[str, npt.NDArray[np.void]]:
-    return {"last": _last_price_series(d), "mark": d.mark, "index": d.index}
+    def _series(self, name: str) -> npt.NDArray[np.void]:
+        if name != "last":
+            series: npt.NDArray[np.void] = getattr(self._data, name)
+            return series
+        if self._last is None:
+            self._last = _last_price_series(self._data)
+        return self._last
 
 
 class _PriceSampler:
-    """Price series of a chunked replay, bounded like the equity records: per instrument and
-    series (last, mark, index), the last point of each ``interval_ns`` bucket (by its time),
-    taken chunk by chunk as the chunks pass on their way to the engine and written to the
-    records folder (``price-<instrument>-<series>``, row groups of whole windows). The last
-    point of a window waits for the next window, whose first point replaces it when it falls
-    in the same bucket. The unstreamed :func:`_price_series` keeps every point instead."""
+    """Price series of a chunked replay, bounded like the equity records.
+
+    Per instrument and series (last, mark, index), the last point of each ``interval_ns``
+    bucket (by its time), taken chunk by chunk as the chunks pass on their way to the engine
+    and written to the records folder (``price-<instrument>-<series>``, row groups of whole
+    windows). The last point of a window waits for the next window, whose first point replaces
+    it when it falls in the same bucket. The unstreamed :class:`_PriceSeries` keeps every point
+    instead.
+    """
 
     def __init__(self, n: int, interval_ns: int, spill: RecordSpill) -> None:
         self.interval_ns = interval_ns
         self.spill = spill
         # the last point seen per instrument and series, not written yet
         self.pending: list[dict[str, npt.NDArray[np.void]]] = [{} for _ in range(n)]
+
+    @classmethod
+    def start(
+        cls,
+        records_directory: str | Path | None,
+        n: int,
+        interval_ns: int,
+        first: list[MarketData],
+    ) -> _PriceSampler:
+        """Open the records folder and sample the first window (the folder is closed on error).
+
+        A zero ``interval_ns`` samples every minute.
+        """
+        spill = RecordSpill(records_directory)
+        try:
+            sampler = cls(n, interval_ns or _MINUTE_NS, spill)
+            sampler.add(first)
+        except BaseException:
+            spill.close(failed=True)
+            raise
+        return sampler
 
     def wrap(self, chunks: Any) -> Any:
         for chunk in chunks:
@@ -264,8 +294,10 @@ class _PriceSampler:
                 self.pending[i][name] = thinned[-1:].copy()
 
     def flush(self) -> None:
-        """Write the last pending point of every series (and name the empty ones, so every
-        file exists)."""
+        """Write the last pending point of every series.
+
+        The empty ones are written too, so every file exists.
+        """
         empty = np.zeros(0, dtype=dtypes.PRICE_DTYPE)
         for i, pending in enumerate(self.pending):
             for name in ("last", "mark", "index"):
@@ -274,7 +306,7 @@ class _PriceSampler:
     def _thin(
         self, ts: npt.NDArray[np.int64], price: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.void]:
-        """The last point of each bucket, as PRICE_DTYPE rows."""
+        """Return the last point of each bucket, as PRICE_DTYPE rows."""
         bucket = ts // self.interval_ns
         keep = np.flatnonzero(np.r_[bucket[1:] != bucket[:-1], True])
         del bucket
@@ -376,46 +408,11 @@ def backtest(
     ValueError, TypeError
         Naming the argument and the expected value.
     """
-    if not (
-        isinstance(strategy, type) and issubclass(strategy, (Strategy, JitStrategy, SignalRule))
-    ):
-        raise TypeError(f"strategy: expected a Strategy or JitStrategy subclass, got {strategy!r}")
-    unknown = set(options) - set(_OPTIONS)
-    if unknown:
-        name = sorted(unknown)[0]
-        raise ValueError(f"backtest: unknown option {name!r}; {suggestion(name, _OPTIONS)}")
-    opts = {**_OPTIONS, **options}
+    opts = _checked_options(strategy, options)
     instance = strategy(**(params or {}))
     stream = data if isinstance(data, MarketDataStream) else None
-    records_directory = opts["records_directory"]
-    if records_directory is not None:
-        if not isinstance(records_directory, (str, Path)):
-            raise TypeError(
-                f"records_directory: expected a folder path (str or Path), got "
-                f"{type(records_directory).__name__}"
-            )
-        if stream is None:
-            raise ValueError(
-                "records_directory: only a streamed replay (data = a MarketDataStream, "
-                "Catalog.stream_market_data) spills its records; got in-memory data"
-            )
-    chunks: Any = None
-    if stream is not None:
-        chunks = iter(stream)
-        first = next(chunks, None)
-        if first is None:
-            raise ValueError(f"data: the stream {stream!r} yields no window with events")
-        data_list = first
-        del first  # data_list is emptied of its rows once the run holds them (below)
-        has_index, has_mark = stream.has_index, stream.has_mark
-    else:
-        data_list = data if isinstance(data, list) else [data]
-        if not data_list or not all(isinstance(d, MarketData) for d in data_list):
-            raise TypeError(
-                "data: expected a MarketData, a non-empty list of MarketData or a MarketDataStream"
-            )
-        has_index = [len(d.index) > 0 for d in data_list]
-        has_mark = [len(d.mark) > 0 for d in data_list]
+    records_directory = _records_directory(opts["records_directory"], stream)
+    chunks, data_list, has_index, has_mark = _first_window(data, stream)
     n = len(data_list)
     specs = _resolve_contracts(contract, n)
     settle = {s.settle_currency for s in specs}
@@ -425,134 +422,51 @@ def backtest(
         )
     balance = check_positive(initial_balance, "initial_balance")
     leverages = [check_positive(v, "leverage") for v in _as_list(leverage, n, "leverage")]
-    modes = []
-    for mode in _as_list(margin_mode, n, "margin_mode"):
-        if mode not in ("isolated", "cross"):
-            raise ValueError(f"margin_mode: {suggestion(str(mode), ['isolated', 'cross'])}")
-        modes.append(int(MarginMode.ISOLATED if mode == "isolated" else MarginMode.CROSS))
-    bar_path = opts["bar_path"]
-    if bar_path not in ("conservative", "nearest"):
-        raise ValueError(f"bar_path: {suggestion(str(bar_path), ['conservative', 'nearest'])}")
-    margin_call = check_in_range(
-        opts["margin_call_buffer_ratio"], "margin_call_buffer_ratio", 1.0, math.inf
-    )
-    latency = int(opts["latency_ns"])
-    if latency < 0:
-        raise ValueError(f"latency_ns: expected an integer >= 0, got {latency!r}")
-    slippage: SlippageModel = opts["slippage"] or NullSlippage()
-    history_bars = int(opts["history_bars"])
-    if history_bars < 0:
-        raise ValueError(f"history_bars: expected an integer >= 0, got {history_bars!r}")
+    modes = _margin_modes(margin_mode, n)
+    engine = _engine_options(opts)
     start_ns = stream.start_ns if stream is not None else min(d.start_ns for d in data_list)
-    mark_option = opts["mark_price_method"]
-    if mark_option not in _MARK_METHODS:
-        raise ValueError(f"mark_price_method: {suggestion(str(mark_option), _MARK_METHODS)}")
-    requested_mark = _MARK_METHODS[mark_option]
-    param_rows, tier_rows, methods, switches = [], [], [], []
-    funding_used: list[str] = []
-    run_warnings: list[str] = []
-    if stream is None:
-        data_list = list(data_list)
-    offset = 0
     end_ns = stream.end_ns if stream is not None else max(d.end_ns for d in data_list)
-    for k, (spec, d, lev) in enumerate(zip(specs, data_list, leverages, strict=True)):
-        if stream is None:
-            d, used = _funding_used(spec, d, has_index[k])
-            data_list[k] = d
-        else:
-            used = (
-                "historical funding stream (catalog)"
-                if stream.has_funding[k]
-                else "none: the stream's catalog has no funding (no funding charged)"
-            )
-        funding_used.append(used)
-        if not used.startswith("historical"):
-            run_warnings.append(f"{d.symbol}: funding {used}")
-        row, tiers = spec.to_params(start_ns)
-        row["tier_offset"] = offset
-        row["tier_count"] = len(tiers)
-        offset += len(tiers)
-        tier_rows.append(tiers)
-        # dated tables taking effect during the run switch in at their date (switch_tiers_nb)
-        for table in spec.tiers.tables:
-            if start_ns < table.valid_from_ns <= end_ns:
-                switch = np.zeros(1, dtype=dtypes.TIER_SWITCH_DTYPE)
-                switch["instrument"] = k
-                switch["valid_from_ns"] = table.valid_from_ns
-                switch["tier_offset"] = offset
-                switch["tier_count"] = len(table)
-                switch["max_leverage"] = table.max_leverage
-                switches.append(switch)
-                tier_rows.append(table.rows.copy())
-                offset += len(table)
-        method = _mark_method_used(spec, d, has_index[k], has_mark[k], requested_mark)
-        row["mark_price_method"] = int(method)
-        methods.append(method.name)
-        profile_method = MarkPriceMethod(int(spec.profile.mark_price_method))
-        if requested_mark is None and method != profile_method:
-            run_warnings.append(
-                f"{d.symbol}: mark price {method.name.lower()} instead of the profile's "
-                f"{profile_method.name.lower()}: the data has no index stream"
-                + (" (the recorded mark is replayed)" if method == MarkPriceMethod.HISTORICAL
-                   else " and no mark stream (mark = last price)")
-            )  # fmt: skip
+    setup = _InstrumentSetup(start_ns, end_ns, engine.requested_mark)
+    for k, (spec, lev) in enumerate(zip(specs, leverages, strict=True)):
+        data_list[k] = setup.add(k, spec, data_list[k], stream, has_index[k], has_mark[k])
         spec.check_leverage(lev, at_ns=start_ns)  # the one rule (also ctx.set_leverage, CLI)
-        param_rows.append(row)
-    params_array = np.concatenate(param_rows)
-    tiers_array = np.ascontiguousarray(np.concatenate(tier_rows))
-    tier_switches = (
-        np.concatenate(switches) if switches else np.zeros(0, dtype=dtypes.TIER_SWITCH_DTYPE)
-    )
+    run_warnings = setup.warnings
     rates = [
-        slippage_row(slippage, SlippageParams(s.symbol, s.tick_size, int(s.contract_kind)))
+        slippage_row(engine.slippage, SlippageParams(s.symbol, s.tick_size, int(s.contract_kind)))
         for s in specs
     ]
     equity_interval = opts["equity_interval_ns"]
     if equity_interval is None:
         first_interval = stream.bar_intervals[0] if stream else data_list[0].bar_interval_ns
         equity_interval = first_interval or _MINUTE_NS
-    sampler = spill = None
+    sampler = None
     if stream is not None:
         # created last before the run: every error above leaves no folder behind
-        spill = RecordSpill(records_directory)
-        try:
-            sampler = _PriceSampler(n, int(equity_interval) or _MINUTE_NS, spill)
-            sampler.add(data_list)
-            chunks = sampler.wrap(chunks)
-        except BaseException:
-            spill.close(failed=True)
-            raise
+        sampler = _PriceSampler.start(records_directory, n, int(equity_interval), data_list)
+        chunks = sampler.wrap(chunks)
     try:
         fund_start, fund_source = _insurance_fund_start(opts["insurance_fund_settle"], start_ns)
-        clawback_period = opts["clawback_period"]
-        if clawback_period not in ("profile", "week", "none"):
-            raise ValueError(
-                f"clawback_period: {suggestion(str(clawback_period), ['profile', 'week', 'none'])}"
-            )
-        if clawback_period == "profile":
-            clawback_period = "week" if specs[0].profile.adl_rule == AdlRule.CLAWBACK else "none"
-        pool = opts["clawback_profit_pool_settle"]
-        pool = math.nan if pool is None else check_positive(pool, "clawback_profit_pool_settle")
+        clawback_period, pool = _clawback_terms(opts, specs)
         run = Run(
             data_list,
-            params_array,
-            tiers_array,
+            setup.params_array(),
+            setup.tiers_array(),
             balance,
             leverages,
             modes,
             rates,
-            latency_ns=latency,
-            bar_path=0 if bar_path == "conservative" else 1,
+            latency_ns=engine.latency_ns,
+            bar_path=engine.bar_path,
             queue_model=bool(opts["queue_model"]),
             queue_initial_base=check_non_negative(opts["queue_initial_base"], "queue_initial_base"),
-            margin_call_buffer_ratio=margin_call,
+            margin_call_buffer_ratio=engine.margin_call_buffer_ratio,
             equity_interval_ns=int(equity_interval),
             chunks=chunks,
-            history_bars=history_bars,
+            history_bars=engine.history_bars,
             start_ns=start_ns,
             bar_intervals=stream.bar_intervals if stream is not None else None,
             fill_on_trades=stream.has_trades if stream is not None else None,
-            tier_switches=tier_switches,
+            tier_switches=setup.tier_switches_array(),
             insurance_fund_settle=fund_start,
             clawback_period_ns=WEEK_NS if clawback_period == "week" else 0,
             clawback_offset_ns=OKEX_CLAWBACK_OFFSET_NS,
@@ -562,9 +476,9 @@ def backtest(
             # once per run, every instrument in one message; also in config["warnings"], the
             # summary and the report
             warnings.warn("; ".join(run_warnings), RunDataWarning, stacklevel=2)
-        if spill is not None:
+        if sampler is not None:
             # each window's records go to disk before the next window is read
-            run.on_window_end = spill.spill_run
+            run.on_window_end = sampler.spill.spill_run
             # the first window's rows are the run's now: what stays here (and the run's
             # per-instrument facts, Run.data) needs only the symbol, venue and sources, and
             # holding the rows would keep a second window in memory for the whole replay
@@ -576,11 +490,11 @@ def backtest(
             replay_signals(run, instance)  # backtest_signals' arrays (engine/signal_replay.py)
         else:
             run.run(instance)
-        if spill is not None:
-            spill.spill_run(run, final=True)
+        if sampler is not None:
+            sampler.spill.spill_run(run, final=True)
             sampler.flush()
-            spill.close()
-        config = {
+            sampler.spill.close()
+        config: dict[str, Any] = {
             "strategy": f"{strategy.__module__}.{strategy.__qualname__}",
             "params": {
                 k: _jsonable(v) for k, v in {**strategy.parameters(), **(params or {})}.items()
@@ -589,25 +503,13 @@ def backtest(
             "initial_balance": balance,
             "leverage": leverages,
             "margin_mode": [MarginMode(m).name.lower() for m in modes],
-            "mark_price_method_used": methods,
-            "funding_source_used": funding_used,
+            "mark_price_method_used": setup.methods,
+            "funding_source_used": setup.funding_used,
             "warnings": run_warnings,
             "options": {k: _jsonable(v) for k, v in opts.items()},
-            "data": [
-                {
-                    "symbol": d.symbol,
-                    "exchange": d.exchange,
-                    "start_ns": d.start_ns if stream is None else stream.start_ns,
-                    "end_ns": d.end_ns if stream is None else stream.end_ns,
-                    "bar_interval_ns": d.bar_interval_ns
-                    if stream is None
-                    else stream.bar_intervals[k],
-                    "sources": d.sources,
-                }
-                for k, d in enumerate(data_list)
-            ],
+            "data": _data_config(data_list, stream),
         }
-        config["insurance_fund"] = {
+        fund = config["insurance_fund"] = {
             "start_settle": fund_start,
             "source": fund_source,
             "end_settle": float(run.account[0]["insurance_fund_settle"]),
@@ -616,7 +518,7 @@ def backtest(
             "clawback_profit_pool_settle": pool,
             "clawback_not_taken_settle": float(run.account[0]["clawback_not_taken_settle"]),
         }
-        not_taken = config["insurance_fund"]["clawback_not_taken_settle"]
+        not_taken = fund["clawback_not_taken_settle"]
         if not_taken > 0.0:
             # nothing silent: a clawback larger than the free wallet was capped (deleverage_nb)
             message = (
@@ -625,26 +527,13 @@ def backtest(
             )
             run_warnings.append(message)
             warnings.warn(message, RunDataWarning, stacklevel=2)
-        if stream is not None:
+        if sampler is not None and stream is not None:
             config["stream"] = {
                 "chunk_ns": stream.chunk_ns,
                 "windows": run.n_chunks,
-                **spill.describe(),
+                **sampler.spill.describe(),
             }
-        records: Any = run.records()
-        if spill is not None:
-            # only the orders stay in memory; every other kind is read back on first access
-            records = RecordStore(
-                {"orders": records["orders"]},
-                spill.directory,
-                {name: spill.dtype(name) for name in spill.names()},
-                temporary=spill.owned,
-            )
-            price_series = {
-                symbol: _SpilledSeries(records, i) for i, symbol in enumerate(stream.symbols)
-            }
-        else:
-            price_series = {d.symbol: _PriceSeries(d) for d in data_list}
+        records, price_series = _records_and_prices(run, sampler, stream, data_list)
         plots = run.plot_arrays()
         run.release()
         # nothing silent: each reject reason is explained once (config, summary, report) and warned
@@ -661,10 +550,271 @@ def backtest(
             plots=plots,
         )
     except BaseException:
-        if spill is not None:
+        if sampler is not None:
             # the files keep every completed window (valid Parquet); a temporary folder goes
-            spill.close(failed=True)
+            sampler.spill.close(failed=True)
         raise
+
+
+def _checked_options(
+    strategy: type[Strategy] | type[JitStrategy] | type[SignalRule], options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Return every option of :func:`backtest`, defaults filled in; refuse an unknown one."""
+    if not (
+        isinstance(strategy, type) and issubclass(strategy, (Strategy, JitStrategy, SignalRule))
+    ):
+        raise TypeError(f"strategy: expected a Strategy or JitStrategy subclass, got {strategy!r}")
+    unknown = set(options) - set(_OPTIONS)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ValueError(f"backtest: unknown option {name!r}; {suggestion(name, _OPTIONS)}")
+    return {**_OPTIONS, **options}
+
+
+def _records_directory(value: Any, stream: MarketDataStream | None) -> str | Path | None:
+    """Return the ``records_directory`` option, checked: a folder path, for a streamed replay."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, Path)):
+        raise TypeError(
+            f"records_directory: expected a folder path (str or Path), got {type(value).__name__}"
+        )
+    if stream is None:
+        raise ValueError(
+            "records_directory: only a streamed replay (data = a MarketDataStream, "
+            "Catalog.stream_market_data) spills its records; got in-memory data"
+        )
+    return value
+
+
+def _first_window(
+    data: MarketData | list[MarketData] | MarketDataStream, stream: MarketDataStream | None
+) -> tuple[Iterator[list[MarketData]] | None, list[MarketData], list[bool], list[bool]]:
+    """Return the chunks still to come, the first data and which instruments have index/mark.
+
+    In-memory data is all of it (no chunks); a stream's first window is read here (an empty
+    stream is an error).
+    """
+    if stream is not None:
+        chunks = iter(stream)
+        first = next(chunks, None)
+        if first is None:
+            raise ValueError(f"data: the stream {stream!r} yields no window with events")
+        return chunks, first, stream.has_index, stream.has_mark
+    items: list[object] = list(data) if isinstance(data, list) else [data]
+    # a fresh list: the instruments' data is replaced in it (computed funding), not the caller's
+    data_list = [d for d in items if isinstance(d, MarketData)]
+    if not data_list or len(data_list) != len(items):
+        raise TypeError(
+            "data: expected a MarketData, a non-empty list of MarketData or a MarketDataStream"
+        )
+    has_index = [len(d.index) > 0 for d in data_list]
+    has_mark = [len(d.mark) > 0 for d in data_list]
+    return None, data_list, has_index, has_mark
+
+
+def _margin_modes(margin_mode: str | list[str], n: int) -> list[int]:
+    """Return the ``MarginMode`` value per instrument of the ``margin_mode`` argument."""
+    modes = []
+    for mode in _as_list(margin_mode, n, "margin_mode"):
+        if mode not in ("isolated", "cross"):
+            raise ValueError(f"margin_mode: {suggestion(str(mode), ['isolated', 'cross'])}")
+        modes.append(int(MarginMode.ISOLATED if mode == "isolated" else MarginMode.CROSS))
+    return modes
+
+
+@dataclasses.dataclass(frozen=True)
+class _EngineOptions:
+    """The engine options of :func:`backtest`, checked (errors name the option)."""
+
+    bar_path: int  # 0 conservative, 1 nearest
+    margin_call_buffer_ratio: float
+    latency_ns: int
+    slippage: SlippageModel
+    history_bars: int
+    requested_mark: MarkPriceMethod | None  # None: the profile's method
+
+
+def _engine_options(opts: Mapping[str, Any]) -> _EngineOptions:
+    """Check the scalar engine options of :func:`backtest`, in the order they are documented."""
+    bar_path = opts["bar_path"]
+    if bar_path not in ("conservative", "nearest"):
+        raise ValueError(f"bar_path: {suggestion(str(bar_path), ['conservative', 'nearest'])}")
+    margin_call = check_in_range(
+        opts["margin_call_buffer_ratio"], "margin_call_buffer_ratio", 1.0, math.inf
+    )
+    latency = int(opts["latency_ns"])
+    if latency < 0:
+        raise ValueError(f"latency_ns: expected an integer >= 0, got {latency!r}")
+    slippage: SlippageModel = opts["slippage"] or NullSlippage()
+    history_bars = int(opts["history_bars"])
+    if history_bars < 0:
+        raise ValueError(f"history_bars: expected an integer >= 0, got {history_bars!r}")
+    mark_option = opts["mark_price_method"]
+    if mark_option not in _MARK_METHODS:
+        raise ValueError(f"mark_price_method: {suggestion(str(mark_option), _MARK_METHODS)}")
+    return _EngineOptions(
+        bar_path=0 if bar_path == "conservative" else 1,
+        margin_call_buffer_ratio=margin_call,
+        latency_ns=latency,
+        slippage=slippage,
+        history_bars=history_bars,
+        requested_mark=_MARK_METHODS[mark_option],
+    )
+
+
+@dataclasses.dataclass
+class _InstrumentSetup:
+    """The kernel parameters of the run's instruments, built one instrument at a time.
+
+    Per instrument: its ``ContractSpec.to_params`` row and tier table (rows of every table
+    concatenated; ``tier_offset``/``tier_count`` locate an instrument's), the mark method and
+    funding source used, and what the run tells the user about them.
+    """
+
+    start_ns: int
+    end_ns: int
+    requested_mark: MarkPriceMethod | None
+    param_rows: list[npt.NDArray[np.void]] = dataclasses.field(default_factory=list)
+    tier_rows: list[npt.NDArray[np.void]] = dataclasses.field(default_factory=list)
+    switches: list[npt.NDArray[np.void]] = dataclasses.field(default_factory=list)
+    methods: list[str] = dataclasses.field(default_factory=list)
+    funding_used: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    offset: int = 0
+
+    def add(
+        self,
+        k: int,
+        spec: ContractSpec,
+        d: MarketData,
+        stream: MarketDataStream | None,
+        has_index: bool,
+        has_mark: bool,
+    ) -> MarketData:
+        """Add instrument ``k``; return its data (with computed funding when it had none)."""
+        if stream is None:
+            d, used = _funding_used(spec, d, has_index)
+        else:
+            used = (
+                "historical funding stream (catalog)"
+                if stream.has_funding[k]
+                else "none: the stream's catalog has no funding (no funding charged)"
+            )
+        self.funding_used.append(used)
+        if not used.startswith("historical"):
+            self.warnings.append(f"{d.symbol}: funding {used}")
+        row, tiers = spec.to_params(self.start_ns)
+        row["tier_offset"] = self.offset
+        row["tier_count"] = len(tiers)
+        self.offset += len(tiers)
+        self.tier_rows.append(tiers)
+        self._add_tier_switches(k, spec)
+        method = _mark_method_used(spec, d, has_index, has_mark, self.requested_mark)
+        row["mark_price_method"] = int(method)
+        self.methods.append(method.name)
+        profile_method = MarkPriceMethod(int(spec.profile.mark_price_method))
+        if self.requested_mark is None and method != profile_method:
+            self.warnings.append(
+                f"{d.symbol}: mark price {method.name.lower()} instead of the profile's "
+                f"{profile_method.name.lower()}: the data has no index stream"
+                + (" (the recorded mark is replayed)" if method == MarkPriceMethod.HISTORICAL
+                   else " and no mark stream (mark = last price)")
+            )  # fmt: skip
+        self.param_rows.append(row)
+        return d
+
+    def _add_tier_switches(self, k: int, spec: ContractSpec) -> None:
+        """Add the dated tier tables of instrument ``k`` that take effect during the run.
+
+        They switch in at their date (``switch_tiers_nb``); a table in force at the start is
+        the one ``to_params`` returned.
+        """
+        for table in spec.tiers.tables:
+            if self.start_ns < table.valid_from_ns <= self.end_ns:
+                switch = np.zeros(1, dtype=dtypes.TIER_SWITCH_DTYPE)
+                switch["instrument"] = k
+                switch["valid_from_ns"] = table.valid_from_ns
+                switch["tier_offset"] = self.offset
+                switch["tier_count"] = len(table)
+                switch["max_leverage"] = table.max_leverage
+                self.switches.append(switch)
+                self.tier_rows.append(table.rows.copy())
+                self.offset += len(table)
+
+    def params_array(self) -> npt.NDArray[np.void]:
+        """Return the instruments' kernel parameter rows as one array."""
+        return np.concatenate(self.param_rows)
+
+    def tiers_array(self) -> npt.NDArray[np.void]:
+        """Return every tier row (all instruments, all tables) as one contiguous array."""
+        return np.ascontiguousarray(np.concatenate(self.tier_rows))
+
+    def tier_switches_array(self) -> npt.NDArray[np.void]:
+        """Return the dated tier switches (``TIER_SWITCH_DTYPE``), none when no table changes."""
+        if not self.switches:
+            return np.zeros(0, dtype=dtypes.TIER_SWITCH_DTYPE)
+        return np.concatenate(self.switches)
+
+
+def _clawback_terms(opts: Mapping[str, Any], specs: list[ContractSpec]) -> tuple[str, float]:
+    """Return the clawback period (``"week"`` or ``"none"``) and the profit pool (NaN: own)."""
+    clawback_period = opts["clawback_period"]
+    if clawback_period not in ("profile", "week", "none"):
+        raise ValueError(
+            f"clawback_period: {suggestion(str(clawback_period), ['profile', 'week', 'none'])}"
+        )
+    if clawback_period == "profile":
+        clawback_period = "week" if specs[0].profile.adl_rule == AdlRule.CLAWBACK else "none"
+    pool = opts["clawback_profit_pool_settle"]
+    pool = math.nan if pool is None else check_positive(pool, "clawback_profit_pool_settle")
+    return str(clawback_period), pool
+
+
+def _data_config(
+    data_list: list[MarketData], stream: MarketDataStream | None
+) -> list[dict[str, Any]]:
+    """Return ``config["data"]``: per instrument its symbol, venue, span, interval, sources."""
+    return [
+        {
+            "symbol": d.symbol,
+            "exchange": d.exchange,
+            "start_ns": d.start_ns if stream is None else stream.start_ns,
+            "end_ns": d.end_ns if stream is None else stream.end_ns,
+            "bar_interval_ns": d.bar_interval_ns if stream is None else stream.bar_intervals[k],
+            "sources": d.sources,
+        }
+        for k, d in enumerate(data_list)
+    ]
+
+
+def _records_and_prices(
+    run: Run,
+    sampler: _PriceSampler | None,
+    stream: MarketDataStream | None,
+    data_list: list[MarketData],
+) -> tuple[
+    MutableMapping[str, npt.NDArray[np.void]], dict[str, Mapping[str, npt.NDArray[np.void]]]
+]:
+    """Return the run's records and price series.
+
+    A streamed replay's are read back from its records folder on first access (only the
+    orders stay in memory); an unstreamed run's are its arrays and market data.
+    """
+    records: MutableMapping[str, npt.NDArray[np.void]] = run.records()
+    price_series: dict[str, Mapping[str, npt.NDArray[np.void]]]
+    if sampler is None or stream is None:
+        price_series = {d.symbol: _PriceSeries(d) for d in data_list}
+        return records, price_series
+    spill = sampler.spill
+    store = RecordStore(
+        {"orders": records["orders"]},
+        spill.directory,
+        {name: spill.dtype(name) for name in spill.names()},
+        temporary=spill.owned,
+    )
+    price_series = {symbol: SpilledSeries(store, i) for i, symbol in enumerate(stream.symbols)}
+    return store, price_series
 
 
 def _without_rows(d: MarketData) -> MarketData:

@@ -42,8 +42,10 @@ _returned: deque[np.ndarray] = deque()
 
 
 def _unadvised_zeros(nbytes: int) -> np.ndarray:
-    """``np.zeros(nbytes, uint8)`` without numpy's transparent-huge-page advice (see the
-    module notes)."""
+    """Return ``np.zeros(nbytes, uint8)`` without numpy's transparent-huge-page advice.
+
+    See the module notes for why.
+    """
     core = getattr(np, "_core", None) or np.core
     set_advice = getattr(core.multiarray, "_set_madvise_hugepage", None)
     if set_advice is None:
@@ -65,8 +67,10 @@ def _collect_returned() -> None:
 
 
 def _take_block(nbytes: int) -> tuple[np.ndarray, bool]:
-    """An idle block of at least ``nbytes`` and at most twice that (the smallest such), or a
-    new one; and whether it was reused (then it holds old bytes)."""
+    """Return an idle block of ``nbytes`` to ``2 * nbytes`` (the smallest such), or a new one.
+
+    Also whether it was reused (then it holds old bytes).
+    """
     with _lock:
         _collect_returned()
         best = -1
@@ -99,8 +103,10 @@ def pooled_bytes() -> int:
 
 
 def record_buffer(rows: int, dtype: np.dtype) -> npt.NDArray[np.void]:
-    """A zeroed array of ``rows`` records of ``dtype`` (like ``np.zeros``), its memory taken
-    from the pool when one of at least 1 MiB is asked for (see the module notes)."""
+    """Return a zeroed array of ``rows`` records of ``dtype`` (like ``np.zeros``).
+
+    Its memory is taken from the pool when at least 1 MiB is asked for (see the module notes).
+    """
     dtype = np.dtype(dtype)
     nbytes = int(rows) * dtype.itemsize
     if nbytes < POOL_MIN_BYTES:
@@ -108,7 +114,7 @@ def record_buffer(rows: int, dtype: np.dtype) -> npt.NDArray[np.void]:
     block, reused = _take_block(nbytes)
     if reused:
         block[:nbytes] = 0
-    view = memoryview(block)[:nbytes]
+    view = block.data[:nbytes]
     array = np.frombuffer(view, dtype=dtype)
     weakref.finalize(array, _give_back, block)
     return array

@@ -25,17 +25,14 @@ Every cash movement goes through ``ledger_nb``, so ``initial balance + Σ ledger
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
-from backtester.engine.account_nb import (
-    M_RATIO,
-    N_METRICS,
-    apply_settlement_nb,
-    cross_metrics_nb,
-    isolated_margins_nb,
-    tier_row_nb,
-)
+from backtester.dtypes import METRICS_DTYPE
+from backtester.engine.cash_nb import close_position_nb, settle_due_nb
+from backtester.engine.metrics_nb import cross_metrics_nb, cross_wallet_nb, tier_row_nb
 from backtester.engine.records_nb import fill_record_nb, ledger_nb
 from backtester.enums import AdlRule, ContractKind, LedgerKind, Liquidity, MarginMode
 from backtester.swap.insurance_nb import (
@@ -48,6 +45,9 @@ from backtester.swap.margin_nb import initial_margin_nb, maintenance_margin_nb, 
 from backtester.swap.pnl_nb import pnl_nb, position_value_nb
 from backtester.swap.settlement_nb import DAY_NS, next_settlement_ns_nb
 
+# ``state``: the run's EngineState StructRef (engine/state_nb.py), ``Any`` to mypy; ``event``: a
+# DELEVERAGE_EVENT_DTYPE record.
+
 APPLIED = 1
 """Return value of :func:`apply_deleverage_event_nb` when the episode changed the account."""
 
@@ -56,8 +56,10 @@ NOT_APPLIED = 0
 
 
 @njit(cache=True)
-def signed_value_nb(contract_kind: int, contracts_signed: float, face_value: float, price: float):
-    """Signed position value at ``price`` such that PnL = value(exit) − value(entry).
+def signed_value_nb(
+    contract_kind: int, contracts_signed: float, face_value: float, price: float
+) -> float:
+    """Return the signed position value at ``price`` such that PnL = value(exit) − value(entry).
 
     Formula
     -------
@@ -79,7 +81,7 @@ def signed_value_nb(contract_kind: int, contracts_signed: float, face_value: flo
 
 @njit(cache=True)
 def okx_adl_ranking_nb(roi: float, margin_ratio: float) -> float:
-    """OKX ADL ranking of a profitable position (higher is deleveraged first; NaN if not ranked).
+    """Return the OKX ADL ranking of a profitable position (higher first; NaN: not ranked).
 
     Formula
     -------
@@ -98,8 +100,8 @@ def okx_adl_ranking_nb(roi: float, margin_ratio: float) -> float:
 
 
 @njit(cache=True)
-def adl_ranking_nb(account, positions, params, tiers, i: int, price: float) -> float:
-    """Ranking score of the position on instrument ``i`` by its profile's ``adl_rule``.
+def adl_ranking_nb(state: Any, i: int, price: float) -> float:
+    """Return the ranking score of the position on instrument ``i`` by its ``adl_rule``.
 
     The venue ranks at the mark, so the position's ``mark_price`` is used (``price``, the event
     price, only stands in while no mark is known). PnL% / ROI is measured from ``entry_price``
@@ -120,8 +122,9 @@ def adl_ranking_nb(account, positions, params, tiers, i: int, price: float) -> f
 
     Returns NaN for a flat position or where the formula is undefined (never ≥ a threshold).
     """
-    s = positions[i]
-    p = params[i]
+    s = state.positions[i]
+    p = state.params[i]
+    tiers = state.tiers
     q = s["contracts"]
     if q == 0.0:
         return np.nan
@@ -132,7 +135,7 @@ def adl_ranking_nb(account, positions, params, tiers, i: int, price: float) -> f
     upl_entry = pnl_nb(kind, q, face, s["entry_price"], mark)
     if p["adl_rule"] == AdlRule.ADL_OKX:
         if isolated:
-            row = tier_row_nb(params, tiers, i, abs(q), mark)
+            row = tier_row_nb(state, i, abs(q), mark)
             pv = position_value_nb(kind, abs(q), face, mark)
             mm = maintenance_margin_nb(
                 pv, tiers[row]["maintenance_margin_rate"], tiers[row]["maintenance_amount_settle"]
@@ -143,10 +146,9 @@ def adl_ranking_nb(account, positions, params, tiers, i: int, price: float) -> f
             )
             margin = s["margin_settle"]
         else:
-            m = np.zeros(N_METRICS)
-            scratch = np.zeros(N_METRICS)
-            cross_metrics_nb(account, positions, params, tiers, m, scratch)
-            ratio = m[M_RATIO]
+            m = np.zeros(1, METRICS_DTYPE)[0]
+            cross_metrics_nb(state, m)
+            ratio = m["margin_ratio"]
             margin = initial_margin_nb(kind, abs(q), face, mark, s["leverage"])
         if not margin > 0.0:
             return np.nan
@@ -155,7 +157,7 @@ def adl_ranking_nb(account, positions, params, tiers, i: int, price: float) -> f
     if isolated:
         margin = s["margin_settle"]
     else:
-        margin = account[0]["balance_settle"] - isolated_margins_nb(positions)
+        margin = cross_wallet_nb(state)
     bankrupt = bankruptcy_price_nb(kind, side, abs(q), face, s["reference_price"], margin)
     return bitmex_adl_ranking_nb(
         signed_value_nb(kind, q, face, mark),
@@ -165,14 +167,23 @@ def adl_ranking_nb(account, positions, params, tiers, i: int, price: float) -> f
 
 
 @njit(cache=True)
-def adl_record_nb(account, adl, ts_ns, instrument, kind, contracts, price, rate, amount) -> int:
+def adl_record_nb(
+    state: Any,
+    ts_ns: int,
+    instrument: int,
+    kind: int,
+    contracts: float,
+    price: float,
+    rate: float,
+    amount: float,
+) -> int:
     """Write one ADL_DTYPE row and return its index.
 
-    Mutates: ``account[0]['n_adl']``, ``adl``.
+    Mutates: ``account[0]['n_adl']``, ``state.adl``.
     """
-    acc = account[0]
+    acc = state.account[0]
     n = acc["n_adl"]
-    row = adl[n]
+    row = state.adl[n]
     row["ts_ns"] = ts_ns
     row["instrument"] = instrument
     row["kind"] = kind
@@ -181,11 +192,11 @@ def adl_record_nb(account, adl, ts_ns, instrument, kind, contracts, price, rate,
     row["rate"] = rate
     row["amount_settle"] = amount
     acc["n_adl"] = n + 1
-    return n
+    return n  # type: ignore[no-any-return]  # numba record field
 
 
 @njit(cache=True)
-def apply_adl_nb(account, positions, params, tiers, fills, adl, ledger, i, ts, event) -> int:
+def apply_adl_nb(state: Any, i: int, ts: int, event: np.void) -> int:
     """Auto-deleverage the position on instrument ``i`` if the episode hits it.
 
     Hit when all hold: the position is open; ``event['side']`` is 0 or its side; it is in profit
@@ -216,10 +227,10 @@ def apply_adl_nb(account, positions, params, tiers, fills, adl, ledger, i, ts, e
     with no commission, and no venue page read charges one. Unverified, like MECHANICS.md §9.
 
     Returns :data:`APPLIED` (1) or :data:`NOT_APPLIED` (0).
-    Mutates: position row, account, ``fills``, ``ledger``, ``adl``.
+    Mutates: position row, account, fills, ledger, ADL rows.
     """
-    s = positions[i]
-    p = params[i]
+    s = state.positions[i]
+    p = state.params[i]
     q = s["contracts"]
     if q == 0.0:
         return NOT_APPLIED
@@ -237,7 +248,7 @@ def apply_adl_nb(account, positions, params, tiers, fills, adl, ledger, i, ts, e
         and not pnl_nb(kind, q, face, s["entry_price"], price) > 0.0
     ):
         return NOT_APPLIED
-    score = adl_ranking_nb(account, positions, params, tiers, i, price)
+    score = adl_ranking_nb(state, i, price)
     if not score >= event["threshold"]:
         return NOT_APPLIED
     closed = abs(q)
@@ -253,24 +264,18 @@ def apply_adl_nb(account, positions, params, tiers, fills, adl, ledger, i, ts, e
         s["margin_settle"] = s["margin_settle"] * (1.0 - closed / abs(q))
         s["contracts"] = q - part
     else:
-        s["contracts"] = 0.0
-        s["entry_price"] = np.nan
-        s["reference_price"] = np.nan
-        s["margin_settle"] = 0.0
+        close_position_nb(s)
         s["margin_call_active"] = False
-    fill_id = fill_record_nb(
-        account, fills, ts, -1, i, -side, Liquidity.ADL, price, closed, 0.0, realised,
-        s["contracts"],
-    )  # fmt: skip
+    fill_id = fill_record_nb(state, ts, -1, i, -side, Liquidity.ADL, price, closed, 0.0, realised)
     if realised != 0.0:
-        ledger_nb(account, ledger, ts, LedgerKind.TRADE_PNL, i, realised, fill_id)
-    adl_record_nb(account, adl, ts, i, LedgerKind.ADL, closed, price, score, given_up)
+        ledger_nb(state, ts, LedgerKind.TRADE_PNL, i, realised, fill_id)
+    adl_record_nb(state, ts, i, LedgerKind.ADL, closed, price, score, given_up)
     return APPLIED
 
 
 @njit(cache=True)
-def clawback_profit_nb(ledger, n_ledger, instrument, ts, settlement_offset_ns) -> float:
-    """Net profit of ``instrument`` over the settlement day that closed last, from the ledger.
+def clawback_profit_nb(state: Any, instrument: int, ts: int) -> float:
+    """Return the net profit of ``instrument`` over the settlement day that closed last.
 
     The day is (T − 1 day, T], T = the last settlement instant ≤ ``ts`` on the daily grid at
     ``settlement_offset_ns`` (08:00 UTC for OKEx; profiles without daily settlement use the same
@@ -286,10 +291,11 @@ def clawback_profit_nb(ledger, n_ledger, instrument, ts, settlement_offset_ns) -
     MECHANICS.md §6 (OKEx clawback: "users that have a net profit for the day"; computed at the
     settlement). Ledger rows are in time order, so the scan stops at the first row ≤ T − 1 day.
     """
-    end = next_settlement_ns_nb(ts, settlement_offset_ns) - DAY_NS
+    ledger = state.ledger
+    end = next_settlement_ns_nb(ts, state.params[instrument]["settlement_offset_ns"]) - DAY_NS
     start = end - DAY_NS
     total = 0.0
-    for k in range(n_ledger - 1, -1, -1):
+    for k in range(state.account[0]["n_ledger"] - 1, -1, -1):
         row = ledger[k]
         row_ts = row["ts_ns"]
         if row_ts <= start:
@@ -305,9 +311,10 @@ def clawback_profit_nb(ledger, n_ledger, instrument, ts, settlement_offset_ns) -
 
 
 @njit(cache=True)
-def clawback_cap_nb(account, positions, wanted: float) -> float:
-    """The part of a clawback of ``wanted`` (settle, > 0) the account can pay; the rest is
-    added to ``account['clawback_not_taken_settle']`` (reported after the run).
+def clawback_cap_nb(state: Any, wanted: float) -> float:
+    """Return the part of a clawback of ``wanted`` (settle, > 0) the account can pay.
+
+    The rest is added to ``account['clawback_not_taken_settle']`` (reported after the run).
 
     Formula
     -------
@@ -321,8 +328,8 @@ def clawback_cap_nb(account, positions, wanted: float) -> float:
 
     Mutates: ``account['clawback_not_taken_settle']``.
     """
-    acc = account[0]
-    free = acc["balance_settle"] - isolated_margins_nb(positions)
+    acc = state.account[0]
+    free = cross_wallet_nb(state)
     taken = wanted
     if not free >= wanted:
         taken = max(0.0, free)
@@ -331,7 +338,7 @@ def clawback_cap_nb(account, positions, wanted: float) -> float:
 
 
 @njit(cache=True)
-def apply_clawback_nb(account, positions, params, adl, ledger, i, ts, event) -> int:
+def apply_clawback_nb(state: Any, i: int, ts: int, event: np.void) -> int:
     """Take ``rate`` × the strategy's net profit of the day just closed on instrument ``i``.
 
     Formula
@@ -359,23 +366,19 @@ def apply_clawback_nb(account, positions, params, adl, ledger, i, ts, event) -> 
     rate = event["threshold"]
     if not rate > 0.0:
         return NOT_APPLIED
-    profit = clawback_profit_nb(
-        ledger, account[0]["n_ledger"], i, ts, params[i]["settlement_offset_ns"]
-    )
+    profit = clawback_profit_nb(state, i, ts)
     if not profit > 0.0:
         return NOT_APPLIED
-    amount = clawback_cap_nb(account, positions, rate * profit)
+    amount = clawback_cap_nb(state, rate * profit)
     if not amount > 0.0:
         return NOT_APPLIED
-    n = adl_record_nb(account, adl, ts, i, LedgerKind.CLAWBACK, 0.0, np.nan, rate, amount)
-    ledger_nb(account, ledger, ts, LedgerKind.CLAWBACK, i, -amount, n)
+    n = adl_record_nb(state, ts, i, LedgerKind.CLAWBACK, 0.0, np.nan, rate, amount)
+    ledger_nb(state, ts, LedgerKind.CLAWBACK, i, -amount, n)
     return APPLIED
 
 
 @njit(cache=True)
-def apply_deleverage_event_nb(
-    account, positions, params, tiers, fills, adl, ledger, i, ts, event
-) -> int:
+def apply_deleverage_event_nb(state: Any, i: int, ts: int, event: np.void) -> int:
     """Apply one DELEVERAGE_EVENT_DTYPE row of instrument ``i`` at ``ts`` to the strategy.
 
     Dispatches on ``event['kind']``: ADL → :func:`apply_adl_nb`, CLAWBACK →
@@ -385,19 +388,19 @@ def apply_deleverage_event_nb(
     ADL close writes a fill, so WakeReason.FILL suits it; a clawback only a ledger row) or
     :data:`NOT_APPLIED` (0). Writes at most one fill, one ledger and one ADL row, so the caller's
     buffer head-room check needs one free row in each.
-    Mutates: position row, account, ``fills``, ``adl``, ``ledger``.
+    Mutates: position row, account, fills, ADL rows, ledger.
     """
     kind = event["kind"]
     if kind == LedgerKind.ADL:
-        return apply_adl_nb(account, positions, params, tiers, fills, adl, ledger, i, ts, event)
+        return apply_adl_nb(state, i, ts, event)  # type: ignore[no-any-return]  # numba dispatcher
     if kind == LedgerKind.CLAWBACK:
-        return apply_clawback_nb(account, positions, params, adl, ledger, i, ts, event)
+        return apply_clawback_nb(state, i, ts, event)  # type: ignore[no-any-return]  # numba dispatcher
     return NOT_APPLIED
 
 
 @njit(cache=True)
-def account_profit_nb(ledger, n_ledger, start_ns, end_ns) -> float:
-    """Net profit of the whole account (every instrument) over (start, end], from the ledger.
+def account_profit_nb(state: Any, start_ns: int, end_ns: int) -> float:
+    """Return the net profit of the whole account (every instrument) over (start, end].
 
     Σ ``amount_settle`` of the rows in the period of every kind but DEPOSIT, MARGIN_TRANSFER
     and CLAWBACK: trading PnL, fees, funding, liquidation, settlement. Unrealised PnL counts as
@@ -405,8 +408,9 @@ def account_profit_nb(ledger, n_ledger, start_ns, end_ns) -> float:
     instant). Source: MECHANICS.md §6 (OKEx: "users with a net profit (realised + unrealised)
     across all contracts of the period").
     """
+    ledger = state.ledger
     total = 0.0
-    for k in range(n_ledger - 1, -1, -1):
+    for k in range(state.account[0]["n_ledger"] - 1, -1, -1):
         row = ledger[k]
         if row["ts_ns"] <= start_ns:
             break
@@ -424,8 +428,8 @@ def account_profit_nb(ledger, n_ledger, start_ns, end_ns) -> float:
 
 
 @njit(cache=True)
-def apply_period_clawback_nb(account, positions, params, settlements, adl, ledger, ts) -> int:
-    """At the end of a clawback period: socialise the deficit the insurance fund could not cover.
+def apply_period_clawback_nb(state: Any, ts: int) -> int:
+    """Socialise, at the end of a clawback period, the deficit the insurance fund could not cover.
 
     Formula
     -------
@@ -450,13 +454,10 @@ def apply_period_clawback_nb(account, positions, params, settlements, adl, ledge
     MECHANICS.md §6 (OKEx full-account clawback: "take a portion of the profit in equal
     percentage from all profited traders", weekly, all contract types; Aug 2018 ≈ 18 %).
     """
-    acc = account[0]
-    for j in range(len(positions)):
-        if params[j]["daily_settlement"] and ts >= positions[j]["next_settlement_ns"]:
-            apply_settlement_nb(account, positions, params, settlements, ledger, j, ts)
-            positions[j]["next_settlement_ns"] = next_settlement_ns_nb(
-                ts, params[j]["settlement_offset_ns"]
-            )
+    acc = state.account[0]
+    for j in range(len(state.positions)):
+        if state.params[j]["daily_settlement"] and ts >= state.positions[j]["next_settlement_ns"]:
+            settle_due_nb(state, j, ts)
     end = acc["next_clawback_ns"]
     period = acc["clawback_period_ns"]
     start = end - period
@@ -465,7 +466,7 @@ def apply_period_clawback_nb(account, positions, params, settlements, adl, ledge
     acc["uncovered_deficit_settle"] = 0.0
     if not deficit > 0.0:
         return NOT_APPLIED
-    profit = account_profit_nb(ledger, acc["n_ledger"], start, end)
+    profit = account_profit_nb(state, start, end)
     if not profit > 0.0:
         return NOT_APPLIED
     pool = acc["clawback_profit_pool_settle"]
@@ -474,9 +475,9 @@ def apply_period_clawback_nb(account, positions, params, settlements, adl, ledge
     rate = clawback_rate_nb(deficit, 0.0, pool)
     amount = rate * profit
     if amount > 0.0:
-        amount = clawback_cap_nb(account, positions, amount)
+        amount = clawback_cap_nb(state, amount)
     if not amount > 0.0:
         return NOT_APPLIED
-    n = adl_record_nb(account, adl, ts, -1, LedgerKind.CLAWBACK, 0.0, np.nan, rate, amount)
-    ledger_nb(account, ledger, ts, LedgerKind.CLAWBACK, -1, -amount, n)
+    n = adl_record_nb(state, ts, -1, LedgerKind.CLAWBACK, 0.0, np.nan, rate, amount)
+    ledger_nb(state, ts, LedgerKind.CLAWBACK, -1, -amount, n)
     return APPLIED

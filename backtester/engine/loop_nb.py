@@ -17,23 +17,24 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtester.engine.account_nb import (
-    M_BUFFER,
-    M_MM,
-    M_RATIO,
-    M_UPL,
-    apply_funding_nb,
-    apply_settlement_nb,
-    cancel_instrument_orders_nb,
-    check_liquidation_nb,
+from backtester.engine.cash_nb import apply_funding_nb, settle_due_nb
+from backtester.engine.deleverage_nb import apply_deleverage_event_nb, apply_period_clawback_nb
+from backtester.engine.liquidation_engine_nb import check_liquidation_nb
+from backtester.engine.metrics_nb import (
     cross_metrics_nb,
     isolated_buffer_nb,
     isolated_ratio_at_nb,
     metrics_at_tier_nb,
 )
-from backtester.engine.deleverage_nb import apply_deleverage_event_nb, apply_period_clawback_nb
-from backtester.engine.order_entry_nb import ORDER_HEADROOM
+from backtester.engine.order_entry_nb import ORDER_HEADROOM, cancel_instrument_orders_nb
 from backtester.engine.orders_nb import accept_orders_nb, process_point_nb, process_segment_nb
+from backtester.engine.trade_path_nb import (
+    account_bound_ns_nb,
+    in_safe_band_nb,
+    quiet_band_nb,
+    quiet_trades_nb,
+    set_trigger_nb,
+)
 from backtester.enums import (
     EventKind,
     MarginMode,
@@ -50,7 +51,6 @@ from backtester.swap.mark_nb import (
     funding_basis_mark_nb,
     median_mark_nb,
 )
-from backtester.swap.settlement_nb import next_settlement_ns_nb
 from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
 
 NO_EVENT = np.iinfo(np.int64).max
@@ -176,53 +176,22 @@ def liquidation_after_mark_nb(state, i, ts) -> int:
         p = state.params[i]
         if in_safe_band_nb(s, p):
             return 0
-        m = state.metrics
-        isolated_buffer_nb(state.positions, state.params, state.tiers, i, m)
-        buffer = m[M_BUFFER]
+        m = state.metrics[0]
+        isolated_buffer_nb(state, i, m)
+        buffer = m["liquidation_buffer"]
         mc_ratio = state.account[0]["margin_call_buffer_ratio"]
         if buffer > 1.0 and buffer >= mc_ratio:
             if s["contracts"] != 0.0:
                 safe_mark_band_nb(s, p, state.tiers, mc_ratio)
             return 0
     first = state.account[0]["n_liquidations"]
-    wake = check_liquidation_nb(
-        state.account,
-        state.positions,
-        state.params,
-        state.tiers,
-        state.orders,
-        state.active,
-        state.fills,
-        state.liquidations,
-        state.ledger,
-        i,
-        ts,
-        state.metrics,
-        state.scratch,
-    )
+    wake = check_liquidation_nb(state, i, ts)
     for k in range(first, state.account[0]["n_liquidations"]):
         r = state.liquidations[k]
         r["trigger_stream"] = s["trigger_stream"]
         r["trigger_point"] = s["trigger_point"]
         r["trigger_candle_ns"] = s["trigger_candle_ns"]
     return wake
-
-
-@njit(cache=True, inline="always")
-def in_safe_band_nb(s, p) -> bool:
-    """Whether position row ``s``'s mark lies strictly inside the band of
-    :func:`safe_mark_band_nb` and what the band was computed for (size, PnL reference,
-    isolated margin, tier table of contract record ``p``) is unchanged. Records only (inlined
-    at every mark update)."""
-    mark = s["mark_price"]
-    return (
-        s["safe_mark_low"] < mark < s["safe_mark_high"]
-        and s["contracts"] == s["safe_contracts"]
-        and s["reference_price"] == s["safe_reference_price"]
-        and s["margin_settle"] == s["safe_margin_settle"]
-        and p["tier_offset"] == s["safe_tier_offset"]
-        and p["tier_count"] == s["safe_tier_count"]
-    )
 
 
 @njit(cache=True)
@@ -282,16 +251,6 @@ def safe_mark_band_nb(s, p, tiers, mc_ratio) -> None:
             s["safe_tier_offset"] = p["tier_offset"]
             s["safe_tier_count"] = p["tier_count"]
             return
-
-
-@njit(cache=True, inline="always")
-def set_trigger_nb(s, stream, point, candle_ns) -> None:
-    """Note the price update being applied to position row ``s`` (copied into the
-    liquidation records it triggers: :class:`~backtester.enums.PriceStream`,
-    :class:`~backtester.enums.PathPoint`, candle open time)."""
-    s["trigger_stream"] = stream
-    s["trigger_point"] = point
-    s["trigger_candle_ns"] = candle_ns
 
 
 @njit(cache=True)
@@ -415,9 +374,8 @@ def funding_mark_nb(s, p, funding, ts) -> float:
 @njit(cache=True)
 def record_equity_nb(state, ts) -> None:
     """Append one EQUITY row: balance, equity at mark, UPL, maintenance, margin ratio."""
-    account = state.account
     positions = state.positions
-    acc = account[0]
+    acc = state.account[0]
     upl = 0.0
     mm = 0.0
     ratio = np.nan
@@ -429,23 +387,19 @@ def record_equity_nb(state, ts) -> None:
             if positions[i]["margin_mode"] != MarginMode.ISOLATED:
                 any_cross = True
     if any_open:
-        m = state.metrics
+        m = state.metrics[0]
         for i in range(len(positions)):
             if positions[i]["margin_mode"] == MarginMode.ISOLATED:
-                isolated_buffer_nb(positions, state.params, state.tiers, i, m)
-                upl += m[M_UPL]
-                mm += m[M_MM]
+                isolated_buffer_nb(state, i, m)
+                upl += m["unrealised_pnl_settle"]
+                mm += m["maintenance_margin_settle"]
                 if positions[i]["contracts"] != 0.0 and np.isnan(ratio):
-                    ratio = m[M_RATIO]
-        if any_cross:
-            first = cross_metrics_nb(
-                account, positions, state.params, state.tiers, m, state.scratch
-            )
-            if first >= 0:
-                upl += m[M_UPL]
-                mm += m[M_MM]
-                if np.isnan(ratio):
-                    ratio = m[M_RATIO]
+                    ratio = m["margin_ratio"]
+        if any_cross and cross_metrics_nb(state, m) >= 0:
+            upl += m["unrealised_pnl_settle"]
+            mm += m["maintenance_margin_settle"]
+            if np.isnan(ratio):
+                ratio = m["margin_ratio"]
     n = acc["n_equity"]
     equity_row_nb(state.equity[n], acc, positions[0], ts, upl, mm, ratio)
     acc["n_equity"] = n + 1
@@ -480,53 +434,6 @@ def bar_path_nb(bar, position_sign, nearest_first) -> tuple:
     if position_sign > 0.0:
         return low, high
     return high, low
-
-
-@njit(cache=True)
-def point_nb(state, i, ts, price, volume, on_bar, active_ts) -> bool:
-    """Match instrument ``i``'s resting orders against one traded price (see process_point_nb)."""
-    return process_point_nb(
-        state.account,
-        state.positions,
-        state.params,
-        state.orders,
-        state.work,
-        state.active,
-        state.fills,
-        state.ledger,
-        i,
-        ts,
-        price,
-        volume,
-        on_bar,
-        state.slippage,
-        active_ts,
-    )
-
-
-@njit(cache=True)
-def segment_nb(state, i, ts, start, end, lo, hi, active_ts, volume=0.0) -> bool:
-    """Match resting orders against the intrabar path from ``start`` to ``end`` (``volume``:
-    the bar's base-coin volume, for a volume-dependent slippage)."""
-    return process_segment_nb(
-        state.account,
-        state.positions,
-        state.params,
-        state.orders,
-        state.work,
-        state.active,
-        state.fills,
-        state.ledger,
-        i,
-        ts,
-        start,
-        end,
-        lo,
-        hi,
-        state.slippage,
-        active_ts,
-        volume,
-    )
 
 
 @njit(cache=True)
@@ -576,7 +483,7 @@ def handle_bar_open_nb(state, i, ts) -> int:
     if (
         fills
         and state.account[0]["n_active"] > 0
-        and point_nb(state, i, ts, bar["open"], bar["volume_base"], True, ts)
+        and process_point_nb(state, i, ts, bar["open"], bar["volume_base"], True, ts)
     ):
         wake |= WakeReason.FILL
     return wake | last_price_moved_nb(
@@ -607,7 +514,7 @@ def handle_bar_path_nb(state, i, ts) -> int:
     if (
         s["bar_fills"]
         and acc["n_active"] > 0
-        and segment_nb(state, i, ts, start, end, lo, hi, since, bar["volume_base"])
+        and process_segment_nb(state, i, ts, start, end, lo, hi, since, bar["volume_base"])
     ):
         wake |= WakeReason.FILL
         if (acc["wake_mask"] | acc["callback_mask"]) & WakeReason.FILL:
@@ -635,7 +542,7 @@ def resume_segment_nb(state, i) -> bool:
         return False
     bar = state.bars[s["c_bar"]]
     ts = state.account[0]["ts_ns"]
-    return segment_nb(
+    return process_segment_nb(  # type: ignore[no-any-return]  # numba dispatcher
         state, i, ts, start, s["last_price"], bar["low"], bar["high"], ts, bar["volume_base"]
     )
 
@@ -696,7 +603,7 @@ def handle_trade_nb(state, i, ts) -> int:
     if (
         s["fill_on_trades"]
         and state.account[0]["n_active"] > 0
-        and point_nb(state, i, ts, t["price"], t["qty_base"], False, ts)
+        and process_point_nb(state, i, ts, t["price"], t["qty_base"], False, ts)
     ):
         wake |= WakeReason.FILL
     p = state.params[i]
@@ -780,22 +687,10 @@ def handle_deleverage_nb(state, i, ts) -> int:
     event = state.deleverage[s["c_deleverage"]]
     s["c_deleverage"] += 1
     n_fills = state.account[0]["n_fills"]
-    applied = apply_deleverage_event_nb(
-        state.account,
-        state.positions,
-        state.params,
-        state.tiers,
-        state.fills,
-        state.adl,
-        state.ledger,
-        i,
-        ts,
-        event,
-    )
-    if applied == 0:
+    if apply_deleverage_event_nb(state, i, ts, event) == 0:
         return 0
     if state.account[0]["n_fills"] > n_fills:
-        cancel_instrument_orders_nb(state.account, state.orders, state.active, i, ts)
+        cancel_instrument_orders_nb(state, i, ts)
     return WakeReason.ADL
 
 
@@ -806,17 +701,7 @@ def handle_funding_nb(state, i, ts) -> int:
     f = state.funding[s["c_funding"]]
     s["c_funding"] += 1
     s["funding_rate"] = f["funding_rate"]
-    if apply_funding_nb(
-        state.account,
-        state.positions,
-        state.params,
-        state.funding_payments,
-        state.ledger,
-        i,
-        ts,
-        f["funding_rate"],
-        f["source"],
-    ):
+    if apply_funding_nb(state, i, ts, f["funding_rate"], f["source"]):
         return WakeReason.FUNDING
     return 0
 
@@ -867,29 +752,12 @@ def callbacks_nb(
         on_trade(state, user_state, i, acc["wake_ref"])
 
 
-@njit(cache=True)
-def accept_state_orders_nb(state, ts) -> int:
-    """:func:`~backtester.engine.orders_nb.accept_orders_nb` over the EngineState's arrays:
-    validate the orders placed since the last call at ``ts``; returns the rejections."""
-    return accept_orders_nb(
-        state.account,
-        state.positions,
-        state.params,
-        state.tiers,
-        state.orders,
-        state.work,
-        state.active,
-        ts,
-        state.scratch,
-    )
-
-
 @njit
 def accept_after_callbacks_nb(state, on_order_rejected, user_state, ts) -> None:
     """Validate the orders a jitted callback placed; report rejections to the strategy."""
     acc = state.account[0]
     first = acc["n_orders_seen"]
-    rejected = accept_state_orders_nb(state, ts)
+    rejected = accept_orders_nb(state, ts)
     if rejected > 0 and acc["callback_mask"] & _ORDER_UPDATE:
         for r in range(first, acc["n_orders_seen"]):
             if state.orders[r]["status"] == OrderStatus.REJECTED:
@@ -936,6 +804,15 @@ def run_until_nb(
         i, kind, ts = next_event_nb(state)
         if i < 0:
             return END_OF_DATA
+        # the jit path's quiet trades run in a tight loop (engine/trade_path_nb.py)
+        if (
+            on_bar is not None
+            and kind == EventKind.TRADE
+            and quiet_run_nb(state, i, on_trade, user_state)
+        ):
+            if acc["n_orders"] > acc["n_orders_seen"]:
+                accept_after_callbacks_nb(state, on_order_rejected, user_state, acc["ts_ns"])
+            continue
         if acc["equity_pending"] and ts > acc["ts_ns"]:
             record_equity_nb(state, acc["ts_ns"])
             acc["equity_pending"] = False
@@ -946,25 +823,12 @@ def run_until_nb(
         if state.params[i]["daily_settlement"] and settlement_due_nb(
             ts, kind, s["next_settlement_ns"]
         ):
-            apply_settlement_nb(
-                account, state.positions, state.params, state.settlements, state.ledger, i, ts
-            )
-            s["next_settlement_ns"] = next_settlement_ns_nb(
-                ts, state.params[i]["settlement_offset_ns"]
-            )
+            settle_due_nb(state, i, ts)
         clawback = 0  # the period's clawback of what the insurance fund could not cover
         if (
             acc["clawback_period_ns"] > 0
             and ts >= acc["next_clawback_ns"]
-            and apply_period_clawback_nb(
-                account,
-                state.positions,
-                state.params,
-                state.settlements,
-                state.adl,
-                state.ledger,
-                ts,
-            )
+            and apply_period_clawback_nb(state, ts)
         ):
             clawback = WakeReason.ADL
         if kind == EventKind.TRADE:
@@ -1025,6 +889,25 @@ def run_until_nb(
             return _WAKE
 
 
+# Inlined, not cached: it calls the strategy's on_trade (see ``callbacks_nb``).
+@njit(inline="always")
+def quiet_run_nb(state, i, on_trade, user_state) -> bool:
+    """Replay instrument ``i``'s quiet trades from its next one in the tight loop of
+    :func:`~backtester.engine.trade_path_nb.quiet_trades_nb`; True when some were replayed.
+    The run ends before the next event of any other stream (found by :func:`next_event_nb`
+    with ``i``'s trades hidden) or account work (:func:`account_bound_ns_nb`)."""
+    low, high = quiet_band_nb(state, i)
+    if not low < high:
+        return False
+    s = state.positions[i]
+    end = s["e_trade"]
+    s["e_trade"] = s["c_trade"]
+    _, _, other_ns = next_event_nb(state)
+    s["e_trade"] = end
+    bound_ns = min(other_ns, account_bound_ns_nb(state, i))
+    return quiet_trades_nb(state, i, low, high, bound_ns, on_trade, user_state) > 0
+
+
 # The jit path's entry: ``run_until_nb`` compiled per strategy and never cached. A cached
 # specialisation would be keyed on the callbacks' dispatcher types, which refer to objects of
 # the process that compiled them: a later process reading the cache index can fail on such an
@@ -1070,7 +953,7 @@ def accept_pending_nb(state) -> int:
     first = acc["n_orders_seen"]
     if acc["n_orders"] == first:
         return -1
-    rejected = accept_state_orders_nb(state, acc["ts_ns"])
+    rejected = accept_orders_nb(state, acc["ts_ns"])
     if rejected > 0 and acc["wake_mask"] & _ORDER_UPDATE:
         return first
     return -1

@@ -1,5 +1,7 @@
-"""Placing and cancelling orders: the one implementation behind ``ctx.market(...)`` (Python
-strategies) and ``market(ctx, ...)`` (jitted strategies).
+"""Placing and cancelling orders.
+
+The one implementation behind ``market(ctx, ...)`` (jitted strategies) and the cancellations
+of ``ctx.cancel(...)`` and of a liquidation or ADL.
 
 A placed order is written as a NEW ORDER_DTYPE row; it is validated (margin, leverage, lot,
 tick, post-only) by :func:`~backtester.engine.orders_nb.accept_orders_nb` after the callback
@@ -7,6 +9,8 @@ returns, at the same timestamp, as an exchange validates an order on arrival.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -17,36 +21,36 @@ from backtester.enums import OrderStatus
 # this many orders in one event; the driver grows the order arrays when fewer are left.
 ORDER_HEADROOM = 256
 
+# ``state``: the run's EngineState StructRef (engine/state_nb.py), ``Any`` to mypy.
+
 
 @njit(cache=True)
-def place_order_nb(
-    account,
-    orders,
-    work,
-    instrument,
-    order_type,
-    side,
-    qty_contracts,
-    price,
-    trigger_price,
-    time_in_force,
-    reduce_only,
-    post_only,
-    tag,
-    queue_ahead_base,
+def place_order_nb(  # noqa: PLR0913  # one parameter per ORDER_DTYPE field the strategy sets
+    state: Any,
+    instrument: int,
+    order_type: int,
+    side: int,
+    qty_contracts: float,
+    price: float,
+    trigger_price: float,
+    time_in_force: int,
+    reduce_only: bool,
+    post_only: bool,
+    tag: int,
+    queue_ahead_base: float,
 ) -> int:
-    """Write a NEW order row at the account's current timestamp; returns its order id.
+    """Write a NEW order row at the account's current timestamp; return its order id.
 
     ``qty_contracts`` > 0 and ``side`` (+1 buy / -1 sell) as the Side enum; ``price`` and
     ``trigger_price`` in quote per base, NaN when not applicable. Returns -1 when the order
     array is full (more than ORDER_HEADROOM orders placed in one jitted callback).
     Mutates: ``orders``, ``work``, ``account[0]['n_orders']``, ``account[0]['next_order_id']``.
     """
-    acc = account[0]
+    acc = state.account[0]
     row = acc["n_orders"]
-    if row >= len(orders):
+    if row >= len(state.orders):
         return -1
-    o = orders[row]
+    o = state.orders[row]
     o["order_id"] = row
     o["instrument"] = instrument
     o["ts_created_ns"] = acc["ts_ns"]
@@ -66,7 +70,7 @@ def place_order_nb(
     o["tag"] = tag
     if np.isnan(queue_ahead_base):
         queue_ahead_base = acc["queue_initial_base"]
-    w = work[row]
+    w = state.work[row]
     w["queue_initial_base"] = queue_ahead_base
     # a trailing stop's trail is set after placing (set_trail_nb); 0 = not a trailing stop
     w["trail_offset_quote"] = 0.0
@@ -74,32 +78,37 @@ def place_order_nb(
     w["trail_extreme_price"] = 0.0
     acc["n_orders"] = row + 1
     acc["next_order_id"] = row + 1
-    return row
+    return row  # type: ignore[no-any-return]  # numba record field
 
 
 @njit(cache=True)
-def set_trail_nb(work, row, offset_quote, rate, extreme_price) -> None:
-    """The trail of TRAILING_STOP_MARKET order ``row`` (placed by :func:`place_order_nb`):
-    a distance ``offset_quote`` (quote) or a ``rate`` (fraction of the extreme; used when the
+def set_trail_nb(
+    state: Any, row: int, offset_quote: float, rate: float, extreme_price: float
+) -> None:
+    """Set the trail of TRAILING_STOP_MARKET order ``row`` (placed by :func:`place_order_nb`).
+
+    A distance ``offset_quote`` (quote) or a ``rate`` (fraction of the extreme; used when the
     distance is NaN or 0), starting from ``extreme_price`` (NaN: the last price when the
-    order is accepted). Mutates: ``work[row]``."""
-    w = work[row]
+    order is accepted). Mutates: ``work[row]``.
+    """
+    w = state.work[row]
     w["trail_offset_quote"] = offset_quote if offset_quote > 0.0 else 0.0
     w["trail_rate"] = rate if not offset_quote > 0.0 and rate > 0.0 else 0.0
     w["trail_extreme_price"] = extreme_price if extreme_price > 0.0 else 0.0
 
 
 @njit(cache=True)
-def cancel_order_nb(account, orders, active, order_id) -> bool:
+def cancel_order_nb(state: Any, order_id: int) -> bool:
     """Cancel a working order, or one placed in this callback and not yet validated.
 
     Returns False when the order is not working (filled, cancelled, rejected, unknown id).
     Mutates: the order's status, the active list.
     """
-    acc = account[0]
+    acc = state.account[0]
+    active = state.active
     if order_id < 0 or order_id >= acc["n_orders"]:
         return False
-    o = orders[order_id]
+    o = state.orders[order_id]
     if order_id >= acc["n_orders_seen"]:
         if o["status"] == OrderStatus.CANCELLED:
             return False
@@ -115,3 +124,24 @@ def cancel_order_nb(account, orders, active, order_id) -> bool:
             o["ts_updated_ns"] = acc["ts_ns"]
             return True
     return False
+
+
+@njit(cache=True)
+def cancel_instrument_orders_nb(state: Any, instrument: int, ts_ns: int) -> None:
+    """Cancel every resting order of ``instrument`` (before a liquidation, after an ADL close).
+
+    Mutates: the orders' status, the active list and ``account[0]['n_active']``.
+    """
+    acc = state.account[0]
+    orders = state.orders
+    active = state.active
+    keep = 0
+    for k in range(acc["n_active"]):
+        row = active[k]
+        if orders[row]["instrument"] == instrument:
+            orders[row]["status"] = OrderStatus.CANCELLED
+            orders[row]["ts_updated_ns"] = ts_ns
+        else:
+            active[keep] = row
+            keep += 1
+    acc["n_active"] = keep

@@ -53,8 +53,9 @@ class RowView:
             raise KeyError(f"{name!r}: not a field of this row (fields: {self._names})") from None
 
     def record(self) -> np.void:
-        """A copy of the row as a numpy record (stays valid after the callback)."""
-        return self._array[self._start + self._row].copy()
+        """Return a copy of the row as a numpy record (stays valid after the callback)."""
+        row: np.void = self._array[self._start + self._row].copy()
+        return row
 
     @property
     def row(self) -> int:

@@ -37,18 +37,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtester.engine.account_nb import (
-    apply_settlement_nb,
-    isolated_ratio_at_nb,
-    metrics_at_tier_nb,
-)
+from backtester.engine.cash_nb import settle_due_nb
 from backtester.engine.deleverage_nb import apply_period_clawback_nb
 from backtester.engine.loop_nb import (
     BUFFER_FULL,
     END_OF_DATA,
     HEADROOM_PER_ORDER,
     NO_EVENT,
-    accept_state_orders_nb,
     bar_event_nb,
     bar_path_step_nb,
     ema_basis_mark_nb,
@@ -70,7 +65,9 @@ from backtester.engine.loop_nb import (
     switch_tiers_nb,
     update_mark_from_index_nb,
 )
+from backtester.engine.metrics_nb import isolated_ratio_at_nb, metrics_at_tier_nb
 from backtester.engine.order_entry_nb import place_order_nb
+from backtester.engine.orders_nb import accept_orders_nb
 from backtester.enums import (
     ContractKind,
     EventKind,
@@ -86,7 +83,6 @@ from backtester.enums import (
 from backtester.sizing_nb import contracts_for_money_nb, round_to_lot_nb
 from backtester.swap.mark_nb import ema_alpha_nb
 from backtester.swap.pnl_nb import pnl_nb
-from backtester.swap.settlement_nb import next_settlement_ns_nb
 from backtester.swap.tier_nb import tier_index_nb, tier_size_nb
 
 # units of a signal target amount (``target_unit`` of backtest_signals): contracts, quote
@@ -166,9 +162,7 @@ def signal_market_nb(state, i, signals, k) -> bool:
     if delta == 0.0 or not np.isfinite(delta):
         return False
     place_order_nb(
-        state.account,
-        state.orders,
-        state.work,
+        state,
         i,
         OrderType.MARKET,
         Side.BUY if delta > 0.0 else Side.SELL,
@@ -190,7 +184,7 @@ def signal_orders_nb(state, signals, k) -> bool:
     once (as the jit path validates orders after its callback). True when one was placed."""
     if not signal_market_nb(state, 0, signals, k):
         return False
-    accept_state_orders_nb(state, state.account[0]["ts_ns"])
+    accept_orders_nb(state, state.account[0]["ts_ns"])
     return True
 
 
@@ -214,7 +208,7 @@ def tier_cache_nb(s, p, tiers, size_abs) -> tuple:
 def isolated_metrics_nb(s, p, tier) -> tuple:
     """(UPL, maintenance margin, liquidation buffer, margin ratio) of the open isolated
     position record ``s`` at its (finite) mark: the values
-    :func:`~backtester.engine.account_nb.isolated_buffer_nb` computes, for the tier record
+    :func:`~backtester.engine.metrics_nb.isolated_buffer_nb` computes, for the tier record
     ``tier``. Records only: an inlined function's array arguments cost reference-count
     updates on every call, and this runs at every mark update of an open position."""
     upl, pv, mm = metrics_at_tier_nb(s, p, tier)
@@ -257,13 +251,17 @@ def ema_index_point_nb(s, p, price, ts, alpha) -> bool:
 
 
 @njit(cache=True, inline="always")
-def quiet_path_nb(acc, s, p, t0, interval, t_index, t_mark, t_funding, daily_settlement) -> bool:
+def quiet_path_nb(
+    acc, s, p, t0, interval, t_index, t_mark, t_funding, daily_settlement, next_equity_ns
+) -> bool:
     """Whether nothing but the bar's own path happens from its first extreme (``t0 + Δ//3``)
     to its close (``t0 + Δ``) in the signal kernel, with no working order: no index, mark or
-    funding event before the close, no equity row due at the extremes, no settlement, tier
-    switch or clawback up to the close; and under the LAST mark method (where each point
-    moves the mark) a flat position, or an isolated one on a tier table by contracts
-    (``last_mark_path_nb``). Records (``acc``, ``s``, ``p``) and scalars only."""
+    funding event before the close, no equity row due at the extremes (``next_equity_ns``:
+    the next row's time once the row of ``t0``, if due, is written; see
+    :func:`next_equity_after_nb`), no settlement, tier switch or clawback up to the close;
+    and under the LAST mark method (where each point moves the mark) a flat position, or an
+    isolated one on a tier table by contracts (``last_mark_path_nb``). Records (``acc``,
+    ``s``, ``p``) and scalars only."""
     close_ns = t0 + interval
     method = p["mark_price_method"]
     equity_interval = acc["equity_interval_ns"]
@@ -280,11 +278,66 @@ def quiet_path_nb(acc, s, p, t0, interval, t_index, t_mark, t_funding, daily_set
         and t_index >= close_ns
         and t_mark >= close_ns
         and t_funding >= close_ns
-        and (equity_interval <= 0 or acc["next_equity_ns"] > t0 + 2 * interval // 3)
+        and (equity_interval <= 0 or next_equity_ns > t0 + 2 * interval // 3)
         and (not daily_settlement or s["next_settlement_ns"] >= close_ns)
         and acc["next_tier_switch_ns"] > close_ns
         and (acc["clawback_period_ns"] <= 0 or acc["next_clawback_ns"] > close_ns)
     )
+
+
+@njit(cache=True, inline="always")
+def next_equity_after_nb(acc, ts) -> int:
+    """Time of the next equity row once the events of instant ``ts`` are run: the run loop
+    marks a row due after the first event at or past ``next_equity_ns`` and moves that time
+    to the next multiple of ``equity_interval_ns`` (``run_until_nb``, the end of the signal
+    kernel's event step). Record ``acc`` (the account row) and scalars only."""
+    interval = acc["equity_interval_ns"]
+    if interval > 0 and ts >= acc["next_equity_ns"]:
+        return (ts // interval + 1) * interval
+    return acc["next_equity_ns"]
+
+
+@njit(cache=True, inline="always")
+def bar_close_nb(acc, s) -> None:
+    """A bar close without a signal: :func:`~backtester.engine.loop_nb.handle_bar_nb` on the
+    records (account row ``acc``, position row ``s``), for the quiet-bar loop, where the
+    call with the engine state (its arrays' reference counts) cost ~4 ns a bar."""
+    row = s["c_bar"]
+    s["c_bar"] = row + 1
+    s["bar_phase"] = 0
+    acc["wake_ref"] = row
+
+
+@njit(cache=True, inline="always")
+def fast_equity_row_nb(s) -> bool:
+    """Whether :func:`isolated_equity_row_nb` writes the EQUITY row of the one instrument of
+    position row ``s``: flat, or isolated with a finite mark (else ``record_equity_nb``)."""
+    return s["contracts"] == 0.0 or (
+        s["margin_mode"] == MarginMode.ISOLATED and np.isfinite(s["mark_price"])
+    )
+
+
+@njit(cache=True, inline="always")
+def isolated_equity_row_nb(r, acc, s, p, tier, ts) -> None:
+    """Fill ``r``, the next EQUITY row (``acc["n_equity"]``, counted here), at ``ts``.
+
+    The row :func:`~backtester.engine.loop_nb.record_equity_nb` writes, bit for bit, for the
+    one instrument of position row ``s`` when :func:`fast_equity_row_nb` holds: balance +
+    UPL, the maintenance margin at tier record ``tier`` (the position's, unread when flat)
+    and the position's margin ratio (NaN when flat); UPL and maintenance are added to 0.0
+    as ``record_equity_nb`` sums them, so a -0.0 is written as 0.0. Records and scalars
+    only: it is inlined in the kernel's quiet-bar loop, where an array argument would cost
+    reference-count updates at every bar.
+    """
+    upl = 0.0
+    mm = 0.0
+    ratio = np.nan
+    if s["contracts"] != 0.0:
+        position_upl, position_mm, _, ratio = isolated_metrics_nb(s, p, tier)
+        upl += position_upl
+        mm += position_mm
+    equity_row_nb(r, acc, s, ts, upl, mm, ratio)
+    acc["n_equity"] += 1
 
 
 @njit(cache=True)
@@ -405,26 +458,13 @@ def run_signals_nb(state, capacities, signals) -> int:
         if ts == NO_EVENT:
             return END_OF_DATA
         if acc["equity_pending"] and ts > acc["ts_ns"]:
-            q = s["contracts"]
-            if q == 0.0 or (
-                s["margin_mode"] == MarginMode.ISOLATED and np.isfinite(s["mark_price"])
-            ):
-                # record_equity_nb's row for one isolated instrument, with the tier row cached
-                # while the size is unchanged (a table by contracts)
-                row_upl = 0.0
-                row_mm = 0.0
-                row_ratio = np.nan
-                if q != 0.0:
-                    size_abs = abs(q)
-                    if size_abs != tier_size:
-                        tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
-                    upl, mm, _, row_ratio = isolated_metrics_nb(s, p, tiers[tier_row])
-                    # added to 0.0 as record_equity_nb sums them (so -0.0 is written as 0.0)
-                    row_upl += upl
-                    row_mm += mm
-                n = acc["n_equity"]
-                equity_row_nb(equity[n], acc, s, acc["ts_ns"], row_upl, row_mm, row_ratio)
-                acc["n_equity"] = n + 1
+            if fast_equity_row_nb(s):
+                # with the tier row cached while the size is unchanged (a table by contracts)
+                size_abs = abs(s["contracts"])
+                if size_abs != 0.0 and size_abs != tier_size:
+                    tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                r = equity[acc["n_equity"]]
+                isolated_equity_row_nb(r, acc, s, p, tiers[tier_row], acc["ts_ns"])
             else:
                 record_equity_nb(state, acc["ts_ns"])
             acc["equity_pending"] = False
@@ -433,16 +473,10 @@ def run_signals_nb(state, capacities, signals) -> int:
             switch_tiers_nb(state, ts)
             tier_size = np.nan  # the cached tier row was of the previous table
         if daily_settlement and settlement_due_nb(ts, kind, s["next_settlement_ns"]):
-            apply_settlement_nb(
-                account, state.positions, state.params, state.settlements, state.ledger, 0, ts
-            )
-            s["next_settlement_ns"] = next_settlement_ns_nb(ts, p["settlement_offset_ns"])
+            settle_due_nb(state, 0, ts)
         if acc["clawback_period_ns"] > 0 and ts >= acc["next_clawback_ns"]:
             # the period's clawback of what the insurance fund could not cover (run_until_nb)
-            apply_period_clawback_nb(
-                account, state.positions, state.params, state.settlements, state.adl,
-                state.ledger, ts,
-            )  # fmt: skip
+            apply_period_clawback_nb(state, ts)
         if kind == EventKind.INDEX:
             c = s["c_index"]
             if s["index_interval_ns"] == 0:
@@ -508,19 +542,30 @@ def run_signals_nb(state, capacities, signals) -> int:
                     check = move_last_price_nb(
                         s, p, bars[s["c_bar"]]["open"], PriceStream.BARS, PathPoint.OPEN, ts
                     )
+                    next_equity = next_equity_after_nb(acc, ts)
+                    row_due = acc["equity_pending"] or next_equity != acc["next_equity_ns"]
                     if (
                         not check
                         and unchecked > 0
-                        and not acc["equity_pending"]
-                        and (equity_interval <= 0 or ts < acc["next_equity_ns"])
+                        and (not row_due or fast_equity_row_nb(s))
                         and quiet_path_nb(
                             acc, s, p, ts, bar_interval, t_index, t_mark, t_funding,
-                            daily_settlement,
+                            daily_settlement, next_equity,
                         )
                     ):  # fmt: skip
                         # nothing runs at the bar's first extreme before its own step either
-                        # (no equity row to write, no check of the open): the path is folded
-                        # now, as the first extreme's event would fold it (below)
+                        # (no check of the open; an equity row of this instant, due after its
+                        # last event, is the first extreme's first step and written now, as
+                        # no other event comes at this instant after the open): the path is
+                        # folded now, as the first extreme's event would fold it (below)
+                        if row_due:
+                            size_abs = abs(s["contracts"])
+                            if size_abs != 0.0 and size_abs != tier_size:
+                                tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                            r = equity[acc["n_equity"]]
+                            isolated_equity_row_nb(r, acc, s, p, tiers[tier_row], ts)
+                            acc["equity_pending"] = False
+                            acc["next_equity_ns"] = next_equity
                         unchecked -= 1
                         kind = EventKind.BAR_PATH
                 else:
@@ -535,8 +580,9 @@ def run_signals_nb(state, capacities, signals) -> int:
                     t0 = bar["ts_ns"]
                     close_ns = t0 + bar_interval
                     if s["bar_phase"] == 1 and quiet_path_nb(
-                        acc, s, p, t0, bar_interval, t_index, t_mark, t_funding, daily_settlement
-                    ):
+                        acc, s, p, t0, bar_interval, t_index, t_mark, t_funding,
+                        daily_settlement, acc["next_equity_ns"],
+                    ):  # fmt: skip
                         # Nothing else happens up to the bar's close (quiet_path_nb): its three
                         # path points only move the last price (and the mark under the LAST
                         # method), so they are applied here as one step, with the index point
@@ -608,18 +654,32 @@ def run_signals_nb(state, capacities, signals) -> int:
                                     or (daily_settlement and s["next_settlement_ns"] <= ts)
                                     or not quiet_path_nb(
                                         acc, s, p, ts, bar_interval, t_index, t_mark,
-                                        t_funding, daily_settlement,
+                                        t_funding, daily_settlement, next_equity_after_nb(acc, ts),
                                     )
                                 ):  # fmt: skip
                                     break
                                 unchecked -= 4
-                                handle_bar_nb(state, 0, ts)
+                                bar_close_nb(acc, s)
                                 bar = bars[k + 1]
                                 s["bar_phase"] = 1
                                 s["bar_fills"] = True
                                 move_last_price_nb(
                                     s, p, bar["open"], PriceStream.BARS, PathPoint.OPEN, ts
                                 )
+                                if equity_interval > 0 and ts >= acc["next_equity_ns"]:
+                                    # the row of this instant, due after its index point,
+                                    # bar close and open (the path's first extreme writes
+                                    # it first, before its own step)
+                                    # (flat, or isolated inside its safe band: a finite
+                                    # mark, fast_equity_row_nb holds)
+                                    size_abs = abs(s["contracts"])
+                                    if size_abs != 0.0 and size_abs != tier_size:
+                                        tier_size, tier_row = tier_cache_nb(s, p, tiers, size_abs)
+                                    r = equity[acc["n_equity"]]
+                                    isolated_equity_row_nb(r, acc, s, p, tiers[tier_row], ts)
+                                    acc["next_equity_ns"] = (
+                                        ts // equity_interval + 1
+                                    ) * equity_interval
                                 s["bar_phase"] = 4
                                 s["last_price"] = bar["close"]
                                 ts += bar_interval

@@ -49,7 +49,7 @@ class NullSlippage:
     """No slippage (the default)."""
 
     def slippage_rate(self, params: SlippageParams) -> float:
-        """Always 0."""
+        """Return 0: no slippage."""
         return 0.0
 
 
@@ -63,7 +63,7 @@ class FixedRateSlippage:
         check_in_range(self.rate, "FixedRateSlippage.rate", 0.0, 0.1)
 
     def slippage_rate(self, params: SlippageParams) -> float:
-        """The fixed rate."""
+        """Return the fixed rate."""
         return float(self.rate)
 
 
@@ -91,7 +91,7 @@ class SquareRootImpactSlippage:
         check_in_range(self.fixed_rate, "SquareRootImpactSlippage.fixed_rate", 0.0, 0.1)
 
     def slippage_rate(self, params: SlippageParams) -> float:
-        """The fixed part of the rate."""
+        """Return the fixed part of the rate."""
         return float(self.fixed_rate)
 
     def impact(self, params: SlippageParams) -> tuple[float, float]:

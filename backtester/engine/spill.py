@@ -119,14 +119,14 @@ _ARROW_TYPES = {
 
 
 def spill_file(directory: str | Path, name: str) -> Path:
-    """The Parquet file of one record kind (or ``price-<i>-<series>``) in a records folder."""
+    """Return the Parquet file of a record kind (or ``price-<i>-<series>``) in a records folder."""
     return Path(directory) / f"{name}.parquet"
 
 
 def _schema(dtype: np.dtype) -> pa.Schema:
     fields = []
     for name in dtype.names or ():
-        base = dtype.fields[name][0]
+        base = dtype[name]
         if base not in _ARROW_TYPES:
             raise TypeError(f"{name}: no Parquet column type for numpy {base}")
         fields.append(pa.field(name, _ARROW_TYPES[base], nullable=False))
@@ -139,7 +139,7 @@ def _table(rows: npt.NDArray[np.void], schema: pa.Schema) -> pa.Table:
 
 
 def read_records(path: str | Path, dtype: np.dtype) -> npt.NDArray[np.void]:
-    """A spilled record file read back as a structured array of ``dtype``.
+    """Read a spilled record file back as a structured array of ``dtype``.
 
     Read one row group at a time into the zeroed result (padding bytes 0, as the engine's own
     buffers), so the transient memory is one row group, not a second copy of the file. Values
@@ -173,7 +173,7 @@ def read_records(path: str | Path, dtype: np.dtype) -> npt.NDArray[np.void]:
 
 
 def read_last_rows(path: str | Path, dtype: np.dtype, n: int) -> npt.NDArray[np.void]:
-    """The last ``n`` rows of a spilled record file (reads only the row groups needed)."""
+    """Return the last ``n`` rows of a spilled record file (reads only the row groups needed)."""
     path = Path(path)
     with pq.ParquetFile(path) as reader:
         groups: list[int] = []
@@ -194,7 +194,7 @@ def read_last_rows(path: str | Path, dtype: np.dtype, n: int) -> npt.NDArray[np.
 
 
 def read_first_rows(path: str | Path, dtype: np.dtype, n: int) -> npt.NDArray[np.void]:
-    """The first ``n`` rows of a spilled record file (reads only the row groups needed)."""
+    """Return the first ``n`` rows of a spilled record file (reads only the row groups needed)."""
     path = Path(path)
     with pq.ParquetFile(path) as reader:
         groups, rows = 0, 0
@@ -264,8 +264,11 @@ class RecordSpill:
 
     # ------------------------------------------------------------------ writing
     def write(self, name: str, rows: npt.NDArray[np.void]) -> None:
-        """Append one window's ``rows`` to ``<name>.parquet``: kept (copied) until at least
-        ``min_row_group_rows`` rows wait, then written as one row group."""
+        """Append one window's ``rows`` to ``<name>.parquet``.
+
+        They are kept (copied) until at least ``min_row_group_rows`` rows wait, then written as
+        one row group.
+        """
         self._dtypes.setdefault(name, rows.dtype)
         if len(rows) == 0:
             return
@@ -294,8 +297,9 @@ class RecordSpill:
         self.row_groups[name] = self.row_groups.get(name, 0) + 1
 
     def spill_run(self, run: Run, *, final: bool = False) -> None:
-        """Write the rows the run's buffers hold (but those still needed, unless ``final``)
-        and move the kept rows to the front of the buffers, counters adjusted.
+        """Write the rows the run's buffers hold (but those still needed, unless ``final``).
+
+        The kept rows move to the front of the buffers, counters adjusted.
 
         Called by the driver at the end of every window (``Run.on_window_end``) and once
         after the run (``final=True``: every row, the buffers end empty).
@@ -348,9 +352,11 @@ class RecordSpill:
 
     # ------------------------------------------------------------------ closing
     def close(self, *, failed: bool = False) -> None:
-        """Write the Parquet footers (every file valid with the row groups written so far) and
-        an empty file for each kind that got no rows. On ``failed`` a temporary folder is
-        removed (nothing can read it); a folder the user named keeps what was written."""
+        """Write the Parquet footers and an empty file for each kind that got no rows.
+
+        Every file is then valid with the row groups written so far. On ``failed`` a temporary
+        folder is removed (nothing can read it); a folder the user named keeps what was written.
+        """
         if self.closed:
             if failed and self.owned:  # the successful close itself failed
                 shutil.rmtree(self.directory, ignore_errors=True)
@@ -376,7 +382,7 @@ class RecordSpill:
                 pq.write_table(schema.empty_table(), spill_file(self.directory, name))
 
     def dtype(self, name: str) -> np.dtype:
-        """The dtype of a written file (record kind or price series)."""
+        """Return the dtype of a written file (record kind or price series)."""
         if name in self._dtypes:
             return self._dtypes[name]
         return dtypes.ALL_RECORD_DTYPES[name]

@@ -129,7 +129,7 @@ def pnl_attribution(result: Result) -> pd.Series:
     Parameters
     ----------
     result
-        A backtest :class:`~backtester.results.Result`.
+        The backtest :class:`~backtester.results.Result` whose ledger rows are summed.
 
     Returns
     -------

@@ -1,5 +1,8 @@
-"""Data behind the report's charts, free of plotly: min/max downsampling of long series and
-the venue's liquidation threshold line on the margin-ratio chart."""
+"""Data behind the report's charts, free of plotly.
+
+Min/max downsampling of long series and the venue's liquidation threshold line on the
+margin-ratio chart.
+"""
 
 from __future__ import annotations
 
@@ -49,17 +52,19 @@ def downsample_minmax(
 
 
 def liquidation_threshold(result: Result) -> tuple[float, str] | None:
-    """Where the venue's displayed margin ratio triggers liquidation (first instrument), at
-    tier 1 (larger positions trigger elsewhere): ``margin_nb.margin_ratio_threshold_nb``, the
-    same rule terms as the engine's trigger. 1 for OKX mgnRatio and Binance; MMR + fee for
-    OKEx 2019-20; (MMR + fee) / MMR for BitMEX and Bybit.
+    """Return where the venue's displayed margin ratio triggers liquidation, and its label.
+
+    For the first instrument, at tier 1 (larger positions trigger elsewhere):
+    ``margin_nb.margin_ratio_threshold_nb``, the same rule terms as the engine's trigger.
+    1 for OKX mgnRatio and Binance; MMR + fee for OKEx 2019-20; (MMR + fee) / MMR for BitMEX
+    and Bybit.
     """
-    from backtester.report.metrics import _contract_attr
+    from backtester.report.metrics import contract_attr
     from backtester.swap.margin_nb import margin_ratio_threshold_nb
 
-    rule = _contract_attr(result, 0, "liquidation_rule")
-    tiers = _contract_attr(result, 0, "tiers")
-    fee = _contract_attr(result, 0, "liquidation_fee_rate")
+    rule = contract_attr(result, 0, "liquidation_rule")
+    tiers = contract_attr(result, 0, "tiers")
+    fee = contract_attr(result, 0, "liquidation_fee_rate")
     equity = result.records["equity"]
     if rule is None or tiers is None or fee is None or len(equity) == 0:
         return None

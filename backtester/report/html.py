@@ -25,8 +25,10 @@ __all__ = ["build_figures", "downsample_minmax", "write_html"]
 
 
 def build_figures(result: Result) -> list[tuple[str, go.Figure]]:
-    """The report's charts as (id, ``plotly.graph_objects.Figure``) pairs, in page order
-    (:mod:`.page`; the page itself writes their JSON specs without plotly.py)."""
+    """Return the report's charts as (id, ``plotly.graph_objects.Figure``) pairs, in page order.
+
+    See :mod:`.page`; the page itself writes their JSON specs without plotly.py.
+    """
     from backtester.report.page import build_figures as page_figures
     from backtester.report.plotly_spec import to_figure
 

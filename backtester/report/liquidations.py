@@ -1,17 +1,22 @@
-"""Liquidation report: one row per full or partial liquidation, with the margin path before it
-and what a last-price model (mark = last trade price) would have done instead."""
+"""Liquidation report: one row per full or partial liquidation.
+
+With the margin path before it and what a last-price model (mark = last trade price) would
+have done instead.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from backtester.enums import ContractKind, PathPoint, PriceStream, Side
 
 if TYPE_CHECKING:
+    from backtester.data.market import MarketData
     from backtester.results import Result
 
 __all__ = ["last_price_comparison", "last_price_lines", "liquidation_report"]
@@ -113,12 +118,14 @@ _STREAM_NOTE = {
 
 
 def trigger_text(stream: int, point: int, candle_ns: int) -> str:
-    """One line saying which price update triggered a liquidation, from the record's
-    ``trigger_stream`` (PriceStream), ``trigger_point`` (PathPoint) and ``trigger_candle_ns``:
-    "triggered on the low of the 2024-08-05 10:00 mark candle", "triggered on the mark point of
-    2024-08-05 10:00:00", "triggered on the trade of ...". Candle paths are replayed as open,
-    adverse extreme (at a third of the interval), other extreme (two thirds), close
-    (:func:`backtester.data.market.candle_path_points`)."""
+    """Return one line saying which price update triggered a liquidation.
+
+    From the record's ``trigger_stream`` (PriceStream), ``trigger_point`` (PathPoint) and
+    ``trigger_candle_ns``: "triggered on the low of the 2024-08-05 10:00 mark candle",
+    "triggered on the mark point of 2024-08-05 10:00:00", "triggered on the trade of ...".
+    Candle paths are replayed as open, adverse extreme (at a third of the interval), other
+    extreme (two thirds), close (:func:`backtester.data.market.candle_path_points`).
+    """
     if stream == PriceStream.NONE or point == PathPoint.NONE:
         return "not triggered by a price update"
     when = pd.Timestamp(candle_ns, unit="ns", tz="UTC")
@@ -145,8 +152,10 @@ LAST_PRICE_COLUMNS = (
 
 
 def last_price_comparison(result: Result) -> pd.DataFrame:
-    """When a last-price model (mark = last trade price) would have liquidated each step of
-    :func:`liquidation_report`, and how the loss differs.
+    """Compare each step of :func:`liquidation_report` with a last-price model.
+
+    When a last-price model (mark = last trade price) would have liquidated each step, and how
+    the loss differs.
 
     The last-price path is the one the engine replays for the trade prices (README "Candles
     are replayed as paths"): each trade tick, and each trade candle ``[t0, t0+Δ)`` as its open
@@ -189,7 +198,8 @@ def last_price_comparison(result: Result) -> pd.DataFrame:
     cached = getattr(result, "_cached", None)
     if cached is None:
         return _compare(result)
-    return cached("last_price_comparison", lambda: _compare(result))
+    frame: pd.DataFrame = cached("last_price_comparison", lambda: _compare(result))
+    return frame
 
 
 def _compare(result: Result) -> pd.DataFrame:
@@ -205,8 +215,8 @@ def _compare(result: Result) -> pd.DataFrame:
     methods = config.get("mark_price_method_used") or []
     modes = config.get("margin_mode") or []
     nearest = (config.get("options") or {}).get("bar_path") == "nearest"
-    paths: dict[tuple[int, int], tuple | None] = {}
-    openings: dict[int, tuple] = {}
+    paths: dict[tuple[int, int], _PricePath | str] = {}
+    openings: dict[int, _PositionWalk] = {}
     steps: dict[tuple[int, int], int] = {}  # (instrument, opening ns) → path index, -1 never
     for k in range(n):
         r = records[k]
@@ -316,9 +326,12 @@ def _compare(result: Result) -> pd.DataFrame:
 
 
 def last_price_lines(result: Result, limit: int = 10) -> list[str]:
-    """The terminal summary's lines: one per liquidation step (at most ``limit``, then a count
-    of the rest), its time, side, liquidation price and trigger, and what a last-price model
-    would have done (:func:`last_price_comparison`)."""
+    """Return the terminal summary's lines about the liquidations.
+
+    One per liquidation step (at most ``limit``, then a count of the rest): its time, side,
+    liquidation price and trigger, and what a last-price model would have done
+    (:func:`last_price_comparison`).
+    """
     records = result.records["liquidations"]
     if len(records) == 0:
         return []
@@ -343,7 +356,7 @@ def last_price_lines(result: Result, limit: int = 10) -> list[str]:
 
 
 def _relative(delta_ns: int) -> str:
-    """ "2 h 20 min earlier" / "at the same instant" / "1 d 3 h later" (vs the mark's trigger)."""
+    """Return "2 h 20 min earlier" / "at the same instant" / "1 d 3 h later" (vs the mark)."""
     if delta_ns == 0:
         return "at the same instant"
     word = "earlier" if delta_ns < 0 else "later"
@@ -355,13 +368,31 @@ def _relative(delta_ns: int) -> str:
     return f"{' '.join(parts) or f'{abs(int(delta_ns))} ns'} {word}"
 
 
-def _last_price_path(result: Result, i: int, side: int, nearest: bool) -> tuple | str:
-    """The trade-price path of instrument ``i`` as seen by a position of ``side``: sorted
-    arrays (ts_ns, price, rank at equal ts, PriceStream, PathPoint, candle open ns), or the
-    reason it is not available. Rank orders equal timestamps as the engine does
-    (``EventKind``): candle extremes and closes (0), trade ticks (1), candle opens (2)."""
+# (ts_ns, price, rank at equal ts, PriceStream, PathPoint, candle open ns), sorted
+_PricePath = tuple[npt.NDArray[Any], ...]
+# (ts_ns, order ids, prices, position after, opening fill index, candle open times)
+_PositionWalk = tuple[Any, ...]
+
+
+def _market_data(result: Result, i: int) -> MarketData | None:
+    """Return the market data instrument ``i`` was replayed on, when the Result holds it.
+
+    Only an unstreamed run's price series keep it (``engine.backtest._PriceSeries``).
+    """
     symbol = result.instruments[i] if i < len(result.instruments) else None
-    data = getattr(result.price_series.get(symbol), "market_data", None)
+    series = result.price_series.get(symbol) if symbol is not None else None
+    data: MarketData | None = getattr(series, "market_data", None)
+    return data
+
+
+def _last_price_path(result: Result, i: int, side: int, nearest: bool) -> _PricePath | str:
+    """Return the trade-price path of instrument ``i`` as seen by a position of ``side``.
+
+    Sorted arrays (ts_ns, price, rank at equal ts, PriceStream, PathPoint, candle open ns), or
+    the reason it is not available. Rank orders equal timestamps as the engine does
+    (``EventKind``): candle extremes and closes (0), trade ticks (1), candle opens (2).
+    """
+    data = _market_data(result, i)
     if data is None:
         return (
             "the Result does not hold the trade prices (a streamed replay keeps a thinned "
@@ -417,9 +448,11 @@ def _last_price_path(result: Result, i: int, side: int, nearest: bool) -> tuple 
 
 
 def _first_crossing(prices: np.ndarray, start: int, level: float, side: int) -> int:
-    """Index of the first ``prices[k]``, ``k >= start``, at or through ``level`` against
-    ``side`` (long: ≤, short: ≥), or -1. Scanned in growing blocks, so a crossing near the
-    start costs little on a long path and many liquidations stay cheap."""
+    """Return the index of the first ``prices[k]``, ``k >= start``, through ``level``, or -1.
+
+    At or through ``level`` against ``side`` (long: ≤, short: ≥). Scanned in growing blocks, so
+    a crossing near the start costs little on a long path and many liquidations stay cheap.
+    """
     block = 4_096
     k = start
     while k < len(prices):
@@ -432,11 +465,13 @@ def _first_crossing(prices: np.ndarray, start: int, level: float, side: int) -> 
     return -1
 
 
-def _position_walk(result: Result, i: int) -> tuple:
-    """Instrument ``i``'s fills: their times, order ids, prices, signed position after each,
-    the index of the fill that opened the position held after each (-1 when flat), and the
-    set of the data's candle open times. A fill opens a position when the one before was flat
-    or on the other side."""
+def _position_walk(result: Result, i: int) -> _PositionWalk:
+    """Return instrument ``i``'s fills walked in order.
+
+    Their times, order ids, prices, signed position after each, the index of the fill that
+    opened the position held after each (-1 when flat), and the set of the data's candle open
+    times. A fill opens a position when the one before was flat or on the other side.
+    """
     fills = result.records["fills"]
     mine = fills[fills["instrument"] == i]
     after = np.asarray(mine["position_after_contracts"], dtype=np.float64)
@@ -446,8 +481,7 @@ def _position_walk(result: Result, i: int) -> tuple:
     marker = np.where(opens, np.arange(len(after)), -1)
     opening = np.maximum.accumulate(marker) if len(marker) else marker
     opening = np.where(after == 0.0, -1, opening)
-    symbol = result.instruments[i] if i < len(result.instruments) else None
-    data = getattr(result.price_series.get(symbol), "market_data", None)
+    data = _market_data(result, i)
     bar_opens = set() if data is None else set(np.asarray(data.bars["ts_ns"]).tolist())
     return (
         np.asarray(mine["ts_ns"], dtype=np.int64),
@@ -459,11 +493,13 @@ def _position_walk(result: Result, i: int) -> tuple:
     )
 
 
-def _opening_before(walk: tuple, ts: int, inverse: bool) -> tuple[int, float]:
-    """(opening time, average entry) of the position a liquidation at ``ts`` takes: the state
-    after the last fill before it (fills of orders at ``ts`` itself included, the liquidation
-    fills of that instant not). The average entry is walked from the opening fill: weighted
-    by contracts (linear) or harmonic (inverse); reductions keep it."""
+def _opening_before(walk: _PositionWalk, ts: int, inverse: bool) -> tuple[int, float]:
+    """Return (opening time, average entry) of the position a liquidation at ``ts`` takes.
+
+    The state after the last fill before it (fills of orders at ``ts`` itself included, the
+    liquidation fills of that instant not). The average entry is walked from the opening fill:
+    weighted by contracts (linear) or harmonic (inverse); reductions keep it.
+    """
     times, order_ids, prices, after, opening, _ = walk
     j = int(np.searchsorted(times, ts, side="left"))
     while j < len(times) and times[j] == ts and order_ids[j] >= 0:
@@ -486,12 +522,14 @@ def _opening_before(walk: tuple, ts: int, inverse: bool) -> tuple[int, float]:
 
 
 def _unrealised(result: Result, i: int, side: int, qty: float, entry: float, price: float) -> float:
-    """Unrealised PnL (settle currency) of ``qty`` contracts of ``side`` entered at ``entry``,
-    at ``price``: linear ``s·q·face·(P − entry)``, inverse ``s·q·face·(1/entry − 1/P)``; NaN
-    when the face value is unknown."""
-    from backtester.report.metrics import _contract_attr
+    """Return the unrealised PnL (settle currency) of a position at ``price``.
 
-    face = _contract_attr(result, i, "face_value")
+    ``qty`` contracts of ``side`` entered at ``entry``: linear ``s·q·face·(P − entry)``,
+    inverse ``s·q·face·(1/entry − 1/P)``; NaN when the face value is unknown.
+    """
+    from backtester.report.metrics import contract_attr
+
+    face = contract_attr(result, i, "face_value")
     if face is None or not math.isfinite(entry):
         return math.nan
     kind = result.contract_kinds[i] if i < len(result.contract_kinds) else 0

@@ -43,6 +43,7 @@ __all__ = [
     "annual_volatility",
     "cagr",
     "compute_metrics",
+    "contract_attr",
     "equity_series",
     "max_drawdown",
     "regular_grid",
@@ -100,7 +101,8 @@ def cagr(returns: np.ndarray, periods_per_year: float) -> float:
     if len(r) == 0:
         return math.nan
     ending = float(np.prod(1.0 + r))
-    return ending ** (periods_per_year / len(r)) - 1.0
+    growth: float = ending ** (periods_per_year / len(r))
+    return growth - 1.0
 
 
 def max_drawdown(returns: np.ndarray) -> float:
@@ -165,8 +167,13 @@ def _drawdown_duration_days(equity: pd.Series) -> float:
 # --------------------------------------------------------------------------- helpers
 
 
-def _contract_attr(result: Result, index: int, name: str) -> Any:
-    """An attribute of instrument ``index``'s ContractSpec, resolved from config, or None."""
+def contract_attr(result: Result, index: int, name: str) -> Any:
+    """Return an attribute of instrument ``index``'s ContractSpec (from config), or None.
+
+    The report's one way to a contract fact (face value, liquidation rule, tiers, profile):
+    the Result stores the contract by name (``config["contracts"]``), resolved here with
+    :func:`backtester.swap.contract.get_contract`; None when the name is not a built-in one.
+    """
     names = result.config.get("contracts") or []
     if index >= len(names) or not isinstance(names[index], str):
         return None
@@ -189,7 +196,7 @@ def _notional_settle(result: Result) -> float:
         mine = fills[fills["instrument"] == index]
         if len(mine) == 0:
             continue
-        face = _contract_attr(result, index, "face_value")
+        face = contract_attr(result, index, "face_value")
         if face is None:
             return math.nan
         kind = result.contract_kinds[index] if index < len(result.contract_kinds) else 0
@@ -201,12 +208,14 @@ def _notional_settle(result: Result) -> float:
 
 
 def ratio_rises_to_liquidation(result: Result) -> bool:
-    """Whether the first instrument's displayed margin ratio rises toward liquidation
-    (MAINTENANCE_OVER_BALANCE, Binance) rather than falling (every other form), by the rule's
-    terms (``margin_nb.liquidation_rule_terms_nb``)."""
+    """Return whether the first instrument's displayed margin ratio rises toward liquidation.
+
+    It rises for MAINTENANCE_OVER_BALANCE (Binance) and falls for every other form, by the
+    rule's terms (``margin_nb.liquidation_rule_terms_nb``).
+    """
     from backtester.swap.margin_nb import liquidation_rule_terms_nb
 
-    rule = _contract_attr(result, 0, "liquidation_rule")
+    rule = contract_attr(result, 0, "liquidation_rule")
     if rule is None:
         return False
     return bool(liquidation_rule_terms_nb(int(rule))[0] == MarginRatioForm.MAINTENANCE_OVER_BALANCE)
@@ -245,7 +254,7 @@ def _return_metrics(
     drawdown_days: float,
     suffix: str,
 ) -> dict[str, float]:
-    """The return block of the summary from one regular grid's returns (both metric paths)."""
+    """Return the return block of the summary from one regular grid's returns (both paths)."""
     mdd = max_drawdown(returns)
     growth = cagr(returns, periods_per_year)
     return {
@@ -303,8 +312,10 @@ def _fund_and_usd_lines(
     initial: float,
     usd_block: Callable[[float], dict[str, float]],
 ) -> None:
-    """Add the insurance-fund lines, the turnover ratio and, for an inverse contract, the USD
-    block (``usd_block(initial_usd)``) and every ``*_settle`` money line in USD at the last mark.
+    """Add the insurance-fund lines, the turnover ratio and, when inverse, the USD lines.
+
+    For an inverse contract: the USD block (``usd_block(initial_usd)``) and every ``*_settle``
+    money line in USD at the last mark.
 
     The venue's insurance fund as the run left it, and the clawback taken for what it could not
     cover (engine.backtest option ``insurance_fund_settle``; MECHANICS.md §6).
@@ -404,10 +415,13 @@ def compute_metrics(
 def regular_grid(
     ts_ns: np.ndarray, values: np.ndarray, bucket_ns: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The last non-NaN value of each ``bucket_ns`` bucket, carried forward over buckets
-    without one, as ``(bucket start ns, values)``: pandas' ``resample(...).last().ffill()`` on
-    a time-sorted series, buckets counted from the midnight (UTC) of the first sample's day
-    (pandas' ``origin="start_day"``), without building a pandas object."""
+    """Return the last non-NaN value of each ``bucket_ns`` bucket, carried forward.
+
+    Carried forward over buckets without one, as ``(bucket start ns, values)``: pandas'
+    ``resample(...).last().ffill()`` on a time-sorted series, buckets counted from the midnight
+    (UTC) of the first sample's day (pandas' ``origin="start_day"``), without building a
+    pandas object.
+    """
     ts = np.asarray(ts_ns, dtype=np.int64)
     v = np.asarray(values, dtype=np.float64)
     if len(ts) == 0:
@@ -432,8 +446,10 @@ def regular_grid(
 
 
 def _duration_days(ts_ns: np.ndarray, values: np.ndarray) -> float:
-    """Longest time from an equity peak (``values`` at ``ts_ns``) until the first sample back
-    at it (or the end), in days."""
+    """Return the longest time from an equity peak until the first sample back at it, in days.
+
+    Peaks of ``values`` at ``ts_ns``; a drawdown not recovered lasts until the end.
+    """
     if len(values) < 2:
         return 0.0
     ts = np.asarray(ts_ns, dtype=np.int64)
@@ -472,9 +488,9 @@ def _return_block_arrays(
 def summary_metrics(
     result: Result, periods_per_year: float = 365.0, bucket_ns: int = _NS_PER_DAY
 ) -> dict[str, Any]:
-    """The numeric metrics of :func:`compute_metrics` from the record arrays alone.
+    """Compute the numeric metrics of :func:`compute_metrics` from the record arrays alone.
 
-    What a sweep ranks by (``sweep.summarise_result``): no pandas object is built, the daily
+    What a sweep ranks by (``jobs.summarise_result``): no pandas object is built, the daily
     grid is :func:`regular_grid` and the cash lines are sums over the ledger rows by kind.
     Same keys and values as ``compute_metrics(result, periods_per_year, frequency)`` for the
     grid of ``bucket_ns`` (default one day), except the ``start``/``end`` texts and

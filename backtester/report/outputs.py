@@ -1,4 +1,6 @@
-"""Run outputs on disk: write a Result to ``reports/<run>/`` and read it back bit for bit.
+"""Run outputs on disk: write a Result to ``reports/<run>/``.
+
+:func:`backtester.report.load.load_run` reads the folder back bit for bit.
 
 Layout of a run directory::
 
@@ -23,13 +25,10 @@ Every file is written to a temporary name in the same directory and moved into p
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -41,7 +40,7 @@ from backtester.io import atomic_write, json_bytes
 if TYPE_CHECKING:
     from backtester.results import Result
 
-__all__ = ["load_run", "save_run"]
+__all__ = ["save_run"]
 
 FORMAT_VERSION = 1
 CSV_KINDS = ("ledger", "fills", "liquidations", "equity", "funding_payments", "orders")
@@ -56,15 +55,6 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 def _records_table(records: np.ndarray) -> pa.Table:
     names = records.dtype.names or ()
     return pa.table({name: np.ascontiguousarray(records[name]) for name in names})
-
-
-def _table_records(table: pa.Table, dtype: np.dtype, path: Path) -> np.ndarray:
-    out = np.zeros(table.num_rows, dtype=dtype)
-    for name in dtype.names or ():
-        if name not in table.column_names:
-            raise ValueError(f"{path}: missing column {name!r} (expected the fields of {dtype})")
-        out[name] = table.column(name).to_numpy(zero_copy_only=False)
-    return out
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -183,70 +173,3 @@ def report_plotly(directory: Path, self_contained: bool) -> dict[str, Any]:
     if self_contained:
         return {"plotly_js": "inline"}
     return {"plotly_js": "shared", "shared_dir": Path(directory).resolve().parent}
-
-
-def load_run(directory: str | Path) -> Result:
-    """Read a run written by :func:`save_run`; the Result's ``fingerprint()`` equals the original.
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``result.json`` or a record file is missing.
-    ValueError
-        When a file has an unexpected format version or columns.
-    """
-    from backtester.results import Result
-
-    root = Path(directory)
-    meta_path = root / "result.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"load_run: {meta_path} not found (not a saved run directory)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{meta_path}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}"
-        )
-    records = {}
-    for kind, dtype in dtypes.ALL_RECORD_DTYPES.items():
-        path = root / f"{kind}.parquet"
-        if not path.is_file():
-            raise FileNotFoundError(f"load_run: {path} not found")
-        records[kind] = _table_records(pq.read_table(path), dtype, path)
-    config_path = root / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    series_of: dict[str, dict[str, npt.NDArray[np.void]]] = {}
-    prices_path = root / "price_series.parquet"
-    if prices_path.is_file():
-        table = pq.read_table(prices_path)
-        symbol = np.asarray(table.column("symbol").to_pylist(), dtype=object)
-        series = np.asarray(table.column("series").to_pylist(), dtype=object)
-        ts = table.column("ts_ns").to_numpy()
-        price = table.column("price").to_numpy()
-        # keep the saved order of symbols and streams
-        for key in dict.fromkeys(zip(symbol.tolist(), series.tolist(), strict=True)):
-            mask = (symbol == key[0]) & (series == key[1])
-            array = np.zeros(int(mask.sum()), dtype=dtypes.PRICE_DTYPE)
-            array["ts_ns"] = ts[mask]
-            array["price"] = price[mask]
-            series_of.setdefault(key[0], {})[key[1]] = array
-    price_series: dict[str, Mapping[str, npt.NDArray[np.void]]] = dict(series_of)
-    plots: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    plots_path = root / "plots.parquet"
-    if plots_path.is_file():
-        table = pq.read_table(plots_path)
-        names = np.asarray(table.column("name").to_pylist(), dtype=object)
-        ts = table.column("ts_ns").to_numpy()
-        values = table.column("value").to_numpy()
-        for name in dict.fromkeys(names.tolist()):
-            mask = names == name
-            plots[name] = (ts[mask].astype(np.int64), values[mask].astype(np.float64))
-    return Result(
-        instruments=list(meta["instruments"]),
-        settle_currency=meta["settle_currency"],
-        initial_balance_settle=float(meta["initial_balance_settle"]),
-        records=records,
-        config=config,
-        price_series=price_series,
-        contract_kinds=[int(k) for k in meta["contract_kinds"]],
-        plots=plots,
-    )

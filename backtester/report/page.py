@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
+from backtester import dtypes
 from backtester.enums import ContractKind
 from backtester.io import atomic_write
 from backtester.report.chart_data import downsample_minmax, liquidation_threshold
@@ -91,7 +93,7 @@ def fmt_pct(value: float, digits: int = 2) -> str:
 
 
 def fmt_money(value: float, currency: str) -> str:
-    """A money amount with its currency: 8 significant digits for coins, 2 decimals for USD(T)."""
+    """Format a money amount with its currency: 8 significant digits (coins), 2 decimals (USD)."""
     if value is None or not math.isfinite(value):
         return "n/a"
     value = value + 0.0  # -0.0 shows as 0
@@ -116,7 +118,7 @@ def fmt_number(value: Any, digits: int = 4) -> str:
 
 
 def fmt_duration(value: Any) -> str:
-    """A Timedelta or a number of days as ``3 d 04:05`` / ``04:05:00``."""
+    """Format a Timedelta or a number of days as ``3 d 04:05`` / ``04:05:00``."""
     if value is None or value is pd.NaT:
         return ""
     if not isinstance(value, pd.Timedelta):
@@ -144,7 +146,7 @@ def _signed_class(value: float) -> str:
 
 
 def strategy_name(result: Result) -> str:
-    """The strategy's class name (``SmaCross``), not the loader's module path."""
+    """Return the strategy's class name (``SmaCross``), not the loader's module path."""
     return str(result.config.get("strategy", "backtest")).rpartition(".")[2] or "backtest"
 
 
@@ -178,7 +180,7 @@ def _first(value: Any) -> Any:
 
 def header_facts(result: Result) -> list[tuple[str, str]]:
     """(label, text) pairs of the header: what was run, on what, with which rules."""
-    from backtester.report.metrics import _contract_attr
+    from backtester.report.metrics import contract_attr
 
     config = result.config
     facts = [("strategy", strategy_name(result))]
@@ -188,7 +190,7 @@ def header_facts(result: Result) -> list[tuple[str, str]]:
     contracts = config.get("contracts") or []
     if contracts:
         facts.append(("contract", ", ".join(str(c) for c in contracts)))
-    profile = _contract_attr(result, 0, "profile")
+    profile = contract_attr(result, 0, "profile")
     if profile is not None:
         facts.append(("venue profile", str(getattr(profile, "name", profile))))
     kind = result.contract_kinds[0] if result.contract_kinds else None
@@ -215,8 +217,10 @@ def header_facts(result: Result) -> list[tuple[str, str]]:
     return facts
 
 
-def metric_groups(result: Result, metrics: dict[str, Any]) -> list[tuple[str, list[tuple]]]:
-    """Groups of (label, settle text, usd text or None), in display order."""
+def metric_groups(
+    result: Result, metrics: dict[str, Any]
+) -> list[tuple[str, list[tuple[str, str, str | None]]]]:
+    """Return groups of (label, settle text, usd text or None), in display order."""
     cur = result.settle_currency
     usd = "initial_balance_usd" in metrics
 
@@ -285,8 +289,11 @@ def metric_groups(result: Result, metrics: dict[str, Any]) -> list[tuple[str, li
 
 
 def _fund_text(metrics: dict[str, Any], currency: str) -> str:
-    """The venue's insurance fund over the run (``insurance_fund_settle`` option of
-    ``backtest``): unlimited by default, i.e. every deficit covered, no clawback."""
+    """Describe the venue's insurance fund over the run.
+
+    The ``insurance_fund_settle`` option of ``backtest``: unlimited by default, i.e. every
+    deficit covered, no clawback.
+    """
     start = metrics.get("insurance_fund_start_settle", math.nan)
     end = metrics.get("insurance_fund_end_settle", math.nan)
     if math.isinf(start):
@@ -302,15 +309,20 @@ def _times(ts_ns: np.ndarray) -> np.ndarray:
     return np.asarray(ts_ns, dtype=np.int64) // 1_000_000 * 1.0
 
 
-def _bucket(ts: np.ndarray, y: np.ndarray, points: int = CHART_POINTS) -> tuple:
+def _bucket(
+    ts: np.ndarray, y: np.ndarray, points: int = CHART_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
     return downsample_minmax(np.asarray(ts), np.asarray(y, dtype=np.float64), points)
 
 
 def _layout(
     title: str, height: int = 360, time_axis: bool = True, **axes: dict[str, Any]
 ) -> dict[str, Any]:
-    """The layout every chart shares (title, margins, legend on top, one font); ``axes``:
-    ``xaxis``, ``yaxis2``, ... as plotly names them (x axes of a time chart are dates)."""
+    """Return the layout every chart shares (title, margins, legend on top, one font).
+
+    ``axes``: ``xaxis``, ``yaxis2``, ... as plotly names them (x axes of a time chart are
+    dates).
+    """
     layout: dict[str, Any] = {
         "title": {"text": esc(title), "x": 0.01},
         "height": height,
@@ -332,9 +344,10 @@ def _price_figure(result: Result, index: int, trades: pd.DataFrame) -> dict[str,
     streams = dict(result.price_series.get(symbol, {}))
     if not len(streams.get("mark", [])) and index == 0 and len(result.records["equity"]):
         equity = result.records["equity"]
-        streams["mark"] = np.rec.fromarrays(
-            [equity["ts_ns"], equity["mark_price"]], names=["ts_ns", "price"]
-        )
+        mark = np.zeros(len(equity), dtype=dtypes.PRICE_DTYPE)
+        mark["ts_ns"] = equity["ts_ns"]
+        mark["price"] = equity["mark_price"]
+        streams["mark"] = mark
     colors = {"last": "#444", "mark": "#1f77b4", "index": "#9467bd"}
     for name in ("last", "mark", "index"):
         array = streams.get(name)
@@ -513,7 +526,7 @@ def _funding_figure(result: Result) -> dict[str, Any]:
 def _rolling_figure(returns: pd.Series, benchmark: pd.Series, window: int) -> dict[str, Any]:
     from backtester.report.periods import rolling_sharpe, rolling_volatility
 
-    x = _times(returns.index.as_unit("ns").asi8)
+    x = _times(pd.DatetimeIndex(returns.index).as_unit("ns").asi8)
     blue = {"color": "#1f77b4"}
     sharpe = rolling_sharpe(returns, window).to_numpy()
     vol = rolling_volatility(returns, window).to_numpy()
@@ -522,7 +535,7 @@ def _rolling_figure(returns: pd.Series, benchmark: pd.Series, window: int) -> di
         scatter(x, vol, name="strategy volatility", line=blue, xaxis="x2", yaxis="y2"),
     ]
     if len(benchmark):
-        xb = _times(benchmark.index.as_unit("ns").asi8)
+        xb = _times(pd.DatetimeIndex(benchmark.index).as_unit("ns").asi8)
         data.append(scatter(xb, rolling_volatility(benchmark, window).to_numpy(),
                             name="buy-and-hold volatility", line={"color": "#999", "dash": "dot"},
                             xaxis="x2", yaxis="y2"))  # fmt: skip
@@ -558,8 +571,10 @@ def _attribution_figure(attribution: pd.Series, currency: str) -> dict[str, Any]
 def build_figures(
     result: Result, trades: pd.DataFrame | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
-    """The report's charts as (id, plotly JSON spec) pairs, in page order
-    (:mod:`backtester.report.plotly_spec`; ``plotly_spec.to_figure`` makes a ``go.Figure``)."""
+    """Return the report's charts as (id, plotly JSON spec) pairs, in page order.
+
+    See :mod:`backtester.report.plotly_spec`; ``plotly_spec.to_figure`` makes a ``go.Figure``.
+    """
     from backtester.report.attribution import pnl_attribution
     from backtester.report.trades import round_trips
 
@@ -581,7 +596,7 @@ def build_figures(
 
 
 def _table(headers: list[str], rows: list[list[Any]], table_id: str, left: int = 1) -> str:
-    """An HTML table; cells are (text, css class) or text; every text is escaped."""
+    """Return an HTML table; cells are (text, css class) or text; every text is escaped."""
     out = [f'<table id="{esc(table_id)}"><thead><tr>']
     out += [f'<th class="{"l" if i < left else ""}">{esc(h)}</th>' for i, h in enumerate(headers)]
     out.append("</tr></thead><tbody>")
@@ -634,7 +649,8 @@ def _round_trip_rows(trades: pd.DataFrame) -> list[list[Any]]:
             _money_cell(t.funding_settle), _money_cell(t.liquidation_settle),
             _money_cell(t.unrealised_pnl_settle), t.exit_reason,
         ]
-        for t in trades.head(MAX_TABLE_ROWS).itertuples(index=False)
+        # rows of a frame carry no column types: Any
+        for t in cast(Iterable[Any], trades.head(MAX_TABLE_ROWS).itertuples(index=False))
     ]  # fmt: skip
 
 
@@ -642,7 +658,7 @@ def _round_trip_rows(trades: pd.DataFrame) -> list[list[Any]]:
 
 
 def plotly_script_tag(mode: str, page_path: Path, shared_dir: Path | None = None) -> str:
-    """The ``<script>`` that provides plotly.js to a page.
+    """Return the ``<script>`` that provides plotly.js to a page.
 
     ``"inline"``: the library itself (about 4.6 MB) inside the page. ``"shared"``: written once
     as ``plotly-<version>.min.js`` into ``shared_dir`` (default: the page's folder) if it is not
@@ -706,7 +722,7 @@ def _config_rows(config: dict[str, Any]) -> list[list[Any]]:
 
 
 def notebook_html(result: Result) -> str:
-    """The header and grouped metrics as an HTML fragment (``Result._repr_html_``)."""
+    """Return the header and grouped metrics as an HTML fragment (``Result._repr_html_``)."""
     from backtester.report.metrics import compute_metrics
 
     metrics = compute_metrics(result)
@@ -746,8 +762,10 @@ def render_report(
     shared_dir: Path | None = None,
     trades: pd.DataFrame | None = None,
 ) -> str:
-    """The whole report page as text (see the module docstring for sections and options);
-    ``trades``: ``round_trips(result)`` when the caller has built it already."""
+    """Return the whole report page as text (module docstring: sections and options).
+
+    ``trades``: ``round_trips(result)`` when the caller has built it already.
+    """
     from backtester.report.attribution import pnl_attribution
     from backtester.report.liquidations import liquidation_report
     from backtester.report.metrics import compute_metrics
@@ -807,7 +825,8 @@ def render_report(
         ["start (peak)", "trough", "recovery", "depth", "length"],
         [[f"{r.start:%Y-%m-%d}", f"{r.trough:%Y-%m-%d}",
           "not recovered" if pd.isna(r.recovery) else f"{r.recovery:%Y-%m-%d}",
-          fmt_pct(r.depth), fmt_duration(r.length_days)] for r in dd.itertuples()],
+          fmt_pct(r.depth), fmt_duration(r.length_days)]
+         for r in cast(Iterable[Any], dd.itertuples())],
         "drawdowns-table", left=3,
     ))  # fmt: skip
     parts.append(_benchmark_html(result, returns, benchmark))
@@ -877,8 +896,11 @@ def render_report(
 
 
 def _liquidation_cell(value: Any) -> str:
-    """A liquidations-table cell: numbers to 8 digits, the last-price delay signed
-    (``−01:00:00``: the last price triggers an hour before the mark), NaT empty."""
+    """Format a liquidations-table cell: numbers to 8 digits, NaT empty.
+
+    The last-price delay is signed (``−01:00:00``: the last price triggers an hour before the
+    mark).
+    """
     if value is pd.NaT:
         return ""
     if isinstance(value, pd.Timedelta):

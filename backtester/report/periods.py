@@ -63,14 +63,14 @@ def monthly_returns(returns: pd.Series) -> pd.DataFrame:
 
 
 def drawdown_series(returns: pd.Series) -> pd.Series:
-    """wealth / running max − 1 at each day (≤ 0), wealth starting at 1 before the first day."""
+    """Return wealth / running max − 1 at each day (≤ 0), wealth 1 before the first day."""
     wealth = np.cumprod(1.0 + returns.to_numpy(dtype=np.float64))
     peak = np.maximum.accumulate(np.concatenate([[1.0], wealth]))[1:]
     return pd.Series(wealth / peak - 1.0, index=returns.index, name="drawdown")
 
 
 def worst_drawdowns(returns: pd.Series, count: int = 5) -> pd.DataFrame:
-    """The ``count`` deepest drawdown periods, deepest first.
+    """Return the ``count`` deepest drawdown periods, deepest first.
 
     Columns: ``start`` (last day at the peak before it; the day before the first return when
     the run starts under water), ``trough``, ``recovery`` (first day back at the peak, NaT if
@@ -129,12 +129,12 @@ def benchmark_returns(result: Result, freq: str = "1D") -> pd.Series:
     Uses the mark price of the equity records (the price the run's own equity is valued at)
     and the run's leverage; empty when the face value or a price is unknown.
     """
-    from backtester.report.metrics import _contract_attr
+    from backtester.report.metrics import contract_attr
 
     equity = result.records["equity"]
     mark = np.asarray(equity["mark_price"], dtype=np.float64)
     ok = np.isfinite(mark) & (mark > 0)
-    face = _contract_attr(result, 0, "face_value")
+    face = contract_attr(result, 0, "face_value")
     if not ok.any() or face is None:
         return pd.Series(dtype=np.float64, name="benchmark")
     ts = np.asarray(equity["ts_ns"])[ok]

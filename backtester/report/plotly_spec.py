@@ -50,31 +50,39 @@ TEMPLATE_VARIABLE = "BACKTESTER_TEMPLATE"
 
 @functools.cache
 def template() -> dict[str, Any]:
-    """plotly's ``plotly_white`` template as JSON (the file plotly.io.templates loads),
-    found without importing plotly."""
+    """Return plotly's ``plotly_white`` template as JSON, found without importing plotly.
+
+    It is the file ``plotly.io.templates`` loads.
+    """
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("plotly is not installed (a dependency of the report)")
     folder = Path(next(iter(spec.submodule_search_locations)))
     path = folder / "package_data" / "templates" / f"{TEMPLATE_NAME}.json"
-    return json.loads(path.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
 
 
 def encode_array(values: Any) -> dict[str, str]:
-    """A float64 typed array for plotly.js: ``{"dtype": "f8", "bdata": base64}``."""
+    """Return a float64 typed array for plotly.js: ``{"dtype": "f8", "bdata": base64}``."""
     array = np.ascontiguousarray(values, dtype="<f8")
     return {"dtype": "f8", "bdata": base64.b64encode(array.tobytes()).decode("ascii")}
 
 
 def scatter(x: Any, y: Any, **props: Any) -> dict[str, Any]:
-    """A scatter trace (SVG; never ``scattergl``) with ``x`` and ``y`` as typed arrays;
-    other properties as plotly names them (``mode``, ``name``, ``line``, ...)."""
+    """Return a scatter trace (SVG; never ``scattergl``) with ``x`` and ``y`` as typed arrays.
+
+    Other properties as plotly names them (``mode``, ``name``, ``line``, ...).
+    """
     return {"type": "scatter", "x": encode_array(x), "y": encode_array(y), **props}
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready: numpy arrays as typed arrays, numpy scalars as Python numbers, and
-    non-finite floats as null (JSON has no NaN)."""
+    """Return ``value`` ready for JSON.
+
+    Numpy arrays as typed arrays, numpy scalars as Python numbers, and non-finite floats as
+    null (JSON has no NaN).
+    """
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -91,21 +99,25 @@ def _plain(value: Any) -> Any:
 
 
 def to_json(value: Any) -> str:
-    """Compact JSON safe inside ``<script>``: ``<`` and ``>`` as ``\\u`` escapes, so no string
-    (a strategy or symbol name, already HTML-escaped where plotly shows it as HTML) can close
-    the script. ``&`` is plain text inside a script and stays as it is."""
+    r"""Return compact JSON safe inside ``<script>``: ``<`` and ``>`` as ``\u`` escapes.
+
+    So no string (a strategy or symbol name, already HTML-escaped where plotly shows it as
+    HTML) can close the script. ``&`` is plain text inside a script and stays as it is.
+    """
     text = json.dumps(_plain(value), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def template_script() -> str:
-    """The ``<script>`` defining the template every chart of the page refers to."""
+    """Return the ``<script>`` defining the template every chart of the page refers to."""
     return f"<script>var {TEMPLATE_VARIABLE}={to_json(template())};</script>"
 
 
 def figure_div(chart_id: str, spec: dict[str, Any], config: dict[str, Any]) -> str:
-    """A ``<div>`` and the ``Plotly.newPlot`` call that draws ``spec`` into it (the page
-    must have run :func:`template_script` before)."""
+    """Return a ``<div>`` and the ``Plotly.newPlot`` call that draws ``spec`` into it.
+
+    The page must have run :func:`template_script` before.
+    """
     height = spec["layout"].get("height")
     style = f"height:{int(height)}px; width:100%;" if height else "width:100%;"
     layout = to_json(spec["layout"])
@@ -120,8 +132,10 @@ def figure_div(chart_id: str, spec: dict[str, Any], config: dict[str, Any]) -> s
 
 
 def to_figure(spec: dict[str, Any]) -> Any:
-    """The spec as a ``plotly.graph_objects.Figure`` with the template (plotly validates
-    every property: an invalid spec raises ``ValueError``)."""
+    """Return the spec as a ``plotly.graph_objects.Figure`` with the template.
+
+    Plotly validates every property: an invalid spec raises ``ValueError``.
+    """
     import plotly.graph_objects as go
 
     layout = {"template": template(), **spec["layout"]}

@@ -132,8 +132,8 @@ def write_sweep_page(
     Parameters
     ----------
     frame
-        :func:`backtester.sweep.rank` output (best first), with ``status``, ``error`` and
-        ``key`` columns.
+        The rows in :func:`backtester.sweep.ranking.rank_records` order (best first), with
+        ``status``, ``error`` and ``key`` columns.
     reports
         Run report path relative to the page, by result key, for the rows that have one.
     plotly_js, shared_dir

@@ -36,9 +36,10 @@ closed it), ``end_of_data`` (still open when the data ended).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from backtester.enums import ContractKind, LedgerKind, Liquidity, OrderType
@@ -63,7 +64,7 @@ MONEY_COLUMNS = (
 )
 """The parts of ``pnl_settle``, in settle currency (signed as they changed the balance)."""
 
-_ORDER_REASON = {
+_ORDER_REASON: dict[int, str] = {
     OrderType.MARKET: "signal",
     OrderType.LIMIT: "signal",
     OrderType.STOP_MARKET: "stop",
@@ -137,12 +138,14 @@ class _Trip:
 
 
 def round_trips(result: Result) -> pd.DataFrame:
-    """The result's round trips, one row each, in the order they opened (module docstring).
+    """Return the result's round trips, one row each, in the order they opened.
+
+    See the module docstring for the columns.
 
     Parameters
     ----------
     result
-        A backtest :class:`~backtester.results.Result`.
+        The backtest :class:`~backtester.results.Result` whose fills and ledger are grouped.
 
     Returns
     -------
@@ -157,11 +160,34 @@ def round_trips(result: Result) -> pd.DataFrame:
         holds the ledger amounts by kind that belong to no round trip.
     """
     fills = result.records["fills"]
-    ledger = result.records["ledger"]
     orders = result.records["orders"]
     order_type = dict(zip(orders["order_id"].tolist(), orders["order_type"].tolist(), strict=True))
-    inverse = [k == ContractKind.INVERSE for k in result.contract_kinds]
+    walk = _FillWalk(_ledger_by_fill(result.records["ledger"]), order_type)
+    columns = zip(
+        fills["fill_id"].tolist(), fills["order_id"].tolist(), fills["instrument"].tolist(),
+        fills["ts_ns"].tolist(), fills["side"].tolist(), fills["liquidity"].tolist(),
+        fills["price"].tolist(), fills["qty_contracts"].tolist(),
+        fills["position_after_contracts"].tolist(), strict=True,
+    )  # fmt: skip
+    for row in columns:
+        walk.add(_Fill._make(row))
+    trips = walk.trips
+    unattributed = _place_time_rows(result, trips)
+    for name, values in walk.orphans.items():
+        unattributed[name] = math.fsum([unattributed.get(name, 0.0), *values])
+    if trips and len(result.records["equity"]) and len(result.instruments) == 1:
+        last = trips[-1]
+        if last.is_open:
+            upl = float(result.records["equity"]["unrealised_pnl_settle"][-1])
+            last.money["unrealised_pnl_settle"].append(upl)
+    frame = _trips_frame(result, trips)
+    frame.attrs["unattributed_settle"] = unattributed
+    frame.attrs["settle_currency"] = result.settle_currency
+    return frame
 
+
+def _ledger_by_fill(ledger: npt.NDArray[np.void]) -> dict[int, list[tuple[int, float]]]:
+    """Return the fill-related ledger rows as ``{fill id: [(kind, amount), ...]}``."""
     by_fill: dict[int, list[tuple[int, float]]] = {}
     for kind, ref, amount in zip(
         ledger["kind"].tolist(), ledger["ref_id"].tolist(), ledger["amount_settle"].tolist(),
@@ -169,81 +195,136 @@ def round_trips(result: Result) -> pd.DataFrame:
     ):  # fmt: skip
         if kind in _FILL_KIND_COLUMN:
             by_fill.setdefault(ref, []).append((kind, amount))
+    return by_fill
 
-    trips: list[_Trip] = []
-    orphans: dict[str, list[float]] = {}
-    current: dict[int, _Trip] = {}
-    position: dict[int, float] = {}
-    columns = zip(
-        fills["fill_id"].tolist(), fills["order_id"].tolist(), fills["instrument"].tolist(),
-        fills["ts_ns"].tolist(), fills["side"].tolist(), fills["liquidity"].tolist(),
-        fills["price"].tolist(), fills["qty_contracts"].tolist(),
-        fills["position_after_contracts"].tolist(), strict=True,
-    )  # fmt: skip
-    for fill_id, order_id, inst, ts, side, liquidity, price, qty, after in columns:
-        before = position.get(inst, 0.0)
-        position[inst] = after
-        closed = min(abs(before), qty) if before * side < 0 else 0.0
-        if after == 0.0 or after * before < 0:
-            closed = abs(before)  # closed to flat or flipped: the whole old position closed
-        opened = max(0.0, qty - closed) if after != 0.0 else 0.0
-        share = closed / qty if qty > 0 else 1.0
-        booked = by_fill.get(fill_id, [])
+
+class _Fill(NamedTuple):
+    """The fields of one FILL_DTYPE row that the walk reads (Python scalars)."""
+
+    fill_id: int
+    order_id: int
+    instrument: int
+    ts: int
+    side: int
+    liquidity: int
+    price: float
+    qty: float
+    after: float  # position_after_contracts
+
+
+class _FillWalk:
+    """The fills, in order, grouped into round trips (module docstring).
+
+    Per instrument: the round trip open now and the position before the next fill. A close
+    without a known opening keeps its ledger rows in ``orphans`` (never dropped).
+    """
+
+    def __init__(
+        self, by_fill: dict[int, list[tuple[int, float]]], order_type: dict[int, int]
+    ) -> None:
+        self.by_fill = by_fill
+        self.order_type = order_type
+        self.trips: list[_Trip] = []
+        self.orphans: dict[str, list[float]] = {}
+        self.current: dict[int, _Trip] = {}
+        self.position: dict[int, float] = {}
+
+    def add(self, fill: _Fill) -> None:
+        """Book one fill: it closes, opens, or closes and opens (a flip) round trips."""
+        inst, after = fill.instrument, fill.after
+        before = self.position.get(inst, 0.0)
+        self.position[inst] = after
+        ends = after == 0.0 or after * before < 0  # closed to flat or flipped
+        closed = min(abs(before), fill.qty) if before * fill.side < 0 else 0.0
+        if ends:
+            closed = abs(before)  # the whole old position closed
+        opened = max(0.0, fill.qty - closed) if after != 0.0 else 0.0
+        booked = self.by_fill.get(fill.fill_id, [])
         closing_fee: list[float] = []
-        trip = current.get(inst)
+        trip = self.current.get(inst)
         if closed > 0.0 and trip is None:  # a close without a known opening: never dropped
             for kind, amount in booked:
-                orphans.setdefault(LedgerKind(kind).name.lower(), []).append(amount)
+                self.orphans.setdefault(LedgerKind(kind).name.lower(), []).append(amount)
             booked = []
         if closed > 0.0 and trip is not None:
-            trip.fills += 1
-            trip.exits[0].append(price)
-            trip.exits[1].append(closed)
-            if liquidity == Liquidity.LIQUIDATION:
-                trip.liquidations += 1
-            for kind, amount in booked:
-                part = amount * share if kind == LedgerKind.FEE and opened > 0.0 else amount
-                if kind == LedgerKind.FEE:
-                    closing_fee.append(part)
-                trip.money[_FILL_KIND_COLUMN[kind]].append(part)
-            if after == 0.0 or after * before < 0:
-                trip.is_open = False
-                trip.ts_exit = ts
-                if liquidity == Liquidity.LIQUIDATION:
-                    trip.reason = "liquidation"
-                elif liquidity == Liquidity.ADL:
-                    trip.reason = "adl"
-                else:
-                    trip.reason = _ORDER_REASON.get(order_type.get(order_id, -1), "signal")
-                del current[inst]
+            share = closed / fill.qty if fill.qty > 0 else 1.0
+            closing_fee = self._close(trip, fill, closed, booked, share if opened > 0.0 else 1.0)
+            if ends:
+                self._end(trip, fill)
         if opened > 0.0:
-            trip = current.get(inst)
-            if trip is None:
-                trip = _Trip(inst, 1 if after > 0 else -1, ts)
-                current[inst] = trip
-                trips.append(trip)
-            trip.fills += 1
-            trip.entries[0].append(price)
-            trip.entries[1].append(opened)
-            for kind, amount in booked:
-                if kind == LedgerKind.FEE:
-                    # the booked fee minus the closing part, so the two add up to the row
-                    part = amount - closing_fee[0] if closing_fee else amount
-                    trip.money["fees_settle"].append(part)
-                elif closed == 0.0:
-                    trip.money[_FILL_KIND_COLUMN[kind]].append(amount)
-        if current.get(inst) is not None:
-            trip = current[inst]
+            self._open(fill, opened, closed, booked, closing_fee)
+        trip = self.current.get(inst)
+        if trip is not None:
             trip.max_position = max(trip.max_position, abs(after))
 
-    unattributed = _place_time_rows(result, trips)
-    for name, values in orphans.items():
-        unattributed[name] = math.fsum([unattributed.get(name, 0.0), *values])
-    if trips and len(result.records["equity"]) and len(result.instruments) == 1:
-        last = trips[-1]
-        if last.is_open:
-            upl = float(result.records["equity"]["unrealised_pnl_settle"][-1])
-            last.money["unrealised_pnl_settle"].append(upl)
+    def _close(
+        self,
+        trip: _Trip,
+        fill: _Fill,
+        closed: float,
+        booked: list[tuple[int, float]],
+        fee_share: float,
+    ) -> list[float]:
+        """Book the closing part of ``fill``; return the part of its fee that the close pays.
+
+        ``fee_share``: the closed share of a flipping fill's contracts (1 otherwise).
+        """
+        trip.fills += 1
+        trip.exits[0].append(fill.price)
+        trip.exits[1].append(closed)
+        if fill.liquidity == Liquidity.LIQUIDATION:
+            trip.liquidations += 1
+        closing_fee = []
+        for kind, amount in booked:
+            part = amount * fee_share if kind == LedgerKind.FEE else amount
+            if kind == LedgerKind.FEE:
+                closing_fee.append(part)
+            trip.money[_FILL_KIND_COLUMN[kind]].append(part)
+        return closing_fee
+
+    def _end(self, trip: _Trip, fill: _Fill) -> None:
+        """Close ``trip`` at ``fill`` with its exit reason."""
+        trip.is_open = False
+        trip.ts_exit = fill.ts
+        if fill.liquidity == Liquidity.LIQUIDATION:
+            trip.reason = "liquidation"
+        elif fill.liquidity == Liquidity.ADL:
+            trip.reason = "adl"
+        else:
+            trip.reason = _ORDER_REASON.get(self.order_type.get(fill.order_id, -1), "signal")
+        del self.current[fill.instrument]
+
+    def _open(
+        self,
+        fill: _Fill,
+        opened: float,
+        closed: float,
+        booked: list[tuple[int, float]],
+        closing_fee: list[float],
+    ) -> None:
+        """Book the opening part of ``fill`` on the open round trip (a new one from flat).
+
+        Its fee is the booked fee minus the part the close paid, so the two add up to the row;
+        its other rows only when the fill closed nothing (else the close took them).
+        """
+        trip = self.current.get(fill.instrument)
+        if trip is None:
+            trip = _Trip(fill.instrument, 1 if fill.after > 0 else -1, fill.ts)
+            self.current[fill.instrument] = trip
+            self.trips.append(trip)
+        trip.fills += 1
+        trip.entries[0].append(fill.price)
+        trip.entries[1].append(opened)
+        for kind, amount in booked:
+            if kind == LedgerKind.FEE:
+                trip.money["fees_settle"].append(amount - closing_fee[0] if closing_fee else amount)
+            elif closed == 0.0:
+                trip.money[_FILL_KIND_COLUMN[kind]].append(amount)
+
+
+def _trips_frame(result: Result, trips: list[_Trip]) -> pd.DataFrame:
+    """Return the round trips as the frame of :func:`round_trips` (without its ``attrs``)."""
+    inverse = [k == ContractKind.INVERSE for k in result.contract_kinds]
     rows = []
     end_ns = int(result.records["equity"]["ts_ns"][-1]) if len(result.records["equity"]) else -1
     for number, trip in enumerate(trips):
@@ -277,8 +358,6 @@ def round_trips(result: Result) -> pd.DataFrame:
         frame[name] = frame[name].astype(np.int64)
     frame["is_open"] = frame["is_open"].astype(bool)
     frame.index = pd.DatetimeIndex(frame["entry_time"], name="time")
-    frame.attrs["unattributed_settle"] = unattributed
-    frame.attrs["settle_currency"] = result.settle_currency
     return frame
 
 
@@ -321,7 +400,7 @@ def _place_time_rows(result: Result, trips: list[_Trip]) -> dict[str, float]:
 
 
 def _open_at(candidates: list[_Trip], ts: int, side: int) -> _Trip | None:
-    """The round trip of ``side`` entered before ``ts`` and not closed before it.
+    """Return the round trip of ``side`` entered before ``ts`` and not closed before it.
 
     Failing that (a position opened and paid funding at one instant), one entered at ``ts``.
     """

@@ -1,7 +1,8 @@
 """The perpetual-swap contract model: contract specs, venue profiles and tier tables.
 
-The typed front lives here (``ContractSpec``, ``VenueProfile``, ``TierTable``, ``TierSchedule``
-and their loaders); the formulas are the ``*_nb`` kernels beside them.
+The typed front lives here (``ContractSpec``, ``VenueProfile``, ``TierTable``, ``TierSchedule``);
+the formulas are the ``*_nb`` kernels beside them. Tier tables in exchange formats are read by
+:mod:`backtester.data.importers.tiers`.
 """
 
 from __future__ import annotations
@@ -14,19 +15,14 @@ from backtester.swap.profiles import (
     list_profiles,
     load_profile,
 )
+from backtester.swap.tier_tables import bitmex_risk_limits, okx_btc_usd_swap_2019
 from backtester.swap.tiers import (
     TierSchedule,
     TierTable,
-    bitmex_risk_limits,
-    load_binance_snapshot,
-    load_binance_snapshots,
-    load_okx_tier_csv,
     maintenance_amount,
     maintenance_amounts,
     make_tier_rows,
-    okx_btc_usd_swap_2019,
     tier_size,
-    tiers_from_ccxt,
 )
 
 __all__ = [
@@ -40,14 +36,10 @@ __all__ = [
     "get_profile",
     "list_contracts",
     "list_profiles",
-    "load_binance_snapshot",
-    "load_binance_snapshots",
-    "load_okx_tier_csv",
     "load_profile",
     "maintenance_amount",
     "maintenance_amounts",
     "make_tier_rows",
     "okx_btc_usd_swap_2019",
     "tier_size",
-    "tiers_from_ccxt",
 ]

@@ -36,7 +36,7 @@ def _check_size(value: object, name: str, *, allow_zero: bool = False) -> float:
 
 
 def check_leverage_value(leverage: object, max_leverage: float, where: str) -> float:
-    """The one leverage rule of every entry point: ``1 ≤ leverage ≤ max_leverage``.
+    """Check the one leverage rule of every entry point: ``1 ≤ leverage ≤ max_leverage``.
 
     ``backtest()``, ``ctx.set_leverage`` and the command line's job check all call this
     (through :meth:`ContractSpec.check_leverage` where the contract is known), so they accept
@@ -61,6 +61,14 @@ def check_leverage_value(leverage: object, max_leverage: float, where: str) -> f
             f"leverage: expected a value in [1, {max_leverage:g}] for {where}, got {lev:.15g}"
         )
     return lev
+
+
+_SPEC_FIELDS_IN_PARAMS = ("face_value", "maker_fee_rate", "taker_fee_rate", "liquidation_fee_rate")
+_PROFILE_FIELDS_IN_PARAMS = (
+    "liquidation_rule", "partial_liquidation_rule", "partial_liquidation_min_tier",
+    "mark_price_method", "mark_ema_span", "mark_sample_ns", "funding_interval_ns",
+    "daily_settlement", "settlement_offset_ns", "adl_rule",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -169,7 +177,7 @@ class ContractSpec:
         return self.profile.liquidation_fee_for(self.taker_fee_rate)
 
     def tier_table(self, at_ns: int | str | None = None) -> TierTable:
-        """The tier table valid at ``at_ns`` (the newest one when ``None``)."""
+        """Return the tier table valid at ``at_ns`` (the newest one when ``None``)."""
         return self.tiers.latest if at_ns is None else self.tiers.at(at_ns)
 
     def check_leverage(
@@ -235,141 +243,118 @@ class ContractSpec:
         params = np.zeros(1, dtype=CONTRACT_PARAMS_DTYPE)
         p = params[0]
         p["contract_kind"] = int(self.contract_kind)
-        p["face_value"] = self.face_value
         p["tick_size_quote"] = self.tick_size
         p["lot_size_contracts"] = self.lot_size
         p["min_size_contracts"] = self.min_size
-        p["maker_fee_rate"] = self.maker_fee_rate
-        p["taker_fee_rate"] = self.taker_fee_rate
-        p["liquidation_fee_rate"] = self.liquidation_fee_rate
-        p["liquidation_rule"] = int(profile.liquidation_rule)
-        p["partial_liquidation_rule"] = int(profile.partial_liquidation_rule)
-        p["partial_liquidation_min_tier"] = profile.partial_liquidation_min_tier
+        for name in _SPEC_FIELDS_IN_PARAMS:  # same name in the spec and the params row
+            p[name] = getattr(self, name)
+        for name in _PROFILE_FIELDS_IN_PARAMS:  # same name in the profile and the params row
+            p[name] = getattr(profile, name)
         p["tier_basis"] = int(table.basis)
         p["tier_offset"] = 0
         p["tier_count"] = len(table)
-        p["mark_price_method"] = int(profile.mark_price_method)
-        p["mark_ema_span"] = profile.mark_ema_span
-        p["mark_sample_ns"] = profile.mark_sample_ns
-        p["funding_interval_ns"] = profile.funding_interval_ns
-        p["daily_settlement"] = profile.daily_settlement
-        p["settlement_offset_ns"] = profile.settlement_offset_ns
-        p["adl_rule"] = int(profile.adl_rule)
         p["max_leverage"] = table.max_leverage
         return params, table.rows.copy()
 
     def with_fees(self, maker_fee_rate: float, taker_fee_rate: float) -> ContractSpec:
-        """A copy with other fee rates (e.g. a higher VIP tier)."""
+        """Return a copy with other fee rates (e.g. a higher VIP tier)."""
         return replace(self, maker_fee_rate=maker_fee_rate, taker_fee_rate=taker_fee_rate)
 
 
 # --------------------------------------------------------------------------- built-ins
 
 
-def _okx_coinm_2019_btc_usd() -> ContractSpec:
-    profile = get_profile("okx_coinm_2019")
-    return ContractSpec(
-        "BTC-USD-SWAP", ContractKind.INVERSE, 100.0, 0.1, 1.0, 1.0, "BTC", "USD", "BTC",
-        profile.maker_fee_rate, profile.taker_fee_rate, tier_tables.okx_coinm_2019_schedule(),
-        profile,
-        sources={
+@dataclass(frozen=True)
+class _Builtin:
+    """A built-in contract's numbers and sources; the profile (fees, rules) is its name's prefix."""
+
+    head: tuple[str, ContractKind, float, float, float, float, str, str, str]
+    """ContractSpec's first nine fields, ``symbol`` to ``settle_currency``."""
+    schedule: Callable[[], TierSchedule]  # called on first use: tables are built lazily
+    sources: dict[str, str]
+
+    def build(self, profile_name: str) -> ContractSpec:
+        """Return the ContractSpec with the fees and rules of profile ``profile_name``."""
+        profile = get_profile(profile_name)
+        return ContractSpec(
+            *self.head, profile.maker_fee_rate, profile.taker_fee_rate, self.schedule(), profile,
+            sources=self.sources,
+        )  # fmt: skip
+
+
+def _okx_btc_usdt_schedule() -> TierSchedule:
+    return TierSchedule((tier_tables.okx_btc_usdt_swap_2026_table(),))
+
+
+_INVERSE, _LINEAR = ContractKind.INVERSE, ContractKind.LINEAR
+_BUILTINS: dict[str, _Builtin] = {
+    "okx_coinm_2019:BTC-USD-SWAP": _Builtin(
+        ("BTC-USD-SWAP", _INVERSE, 100.0, 0.1, 1.0, 1.0, "BTC", "USD", "BTC"),
+        tier_tables.okx_coinm_2019_schedule,
+        {
             "face_value": "OKEx-swap-guide: 'Each perpetual contract has a Face Value of 100 USD'",
             "tick_size": "OKX v5 instrument BTC-USD-SWAP tickSz 0.1",
             "lot_size": "whole contracts (OKX v5 lotSz 1)",
             "tiers": "OKX-tiers-2019 (31 May 2019) then the 11 Sept 2019 step rule",
         },
-    )  # fmt: skip
-
-
-def _okx_btc_usd() -> ContractSpec:
-    profile = get_profile("okx")
-    return ContractSpec(
-        "BTC-USD-SWAP", ContractKind.INVERSE, 100.0, 0.1, 1.0, 1.0, "BTC", "USD", "BTC",
-        profile.maker_fee_rate, profile.taker_fee_rate,
-        tier_tables.okx_btc_usd_swap_schedule(), profile,
-        sources={
+    ),
+    "okx:BTC-USD-SWAP": _Builtin(
+        ("BTC-USD-SWAP", _INVERSE, 100.0, 0.1, 1.0, 1.0, "BTC", "USD", "BTC"),
+        tier_tables.okx_btc_usd_swap_schedule,
+        {
             "face_value": "OKX v5 instrument fixture ctVal 100, ctValCcy USD, settleCcy BTC",
             "tick_size": "OKX v5 instrument BTC-USD-SWAP tickSz 0.1",
             "tiers": "by date: OKX-tiers-2019 (31 May 2019), the 18 Sept 2019 step rule, the "
             "2020 galoy snapshot (from 2020-01-01), tier-1 MMR 0.4 % from galoy's Jan 2022 live "
             "account (from 2022-01-20); no current table is stored (MECHANICS.md 4.3)",
         },
-    )  # fmt: skip
-
-
-def _okx_btc_usdt() -> ContractSpec:
-    profile = get_profile("okx")
-    return ContractSpec(
-        "BTC-USDT-SWAP", ContractKind.LINEAR, 0.01, 0.1, 0.01, 0.01, "BTC", "USDT", "USDT",
-        profile.maker_fee_rate, profile.taker_fee_rate,
-        TierSchedule((tier_tables.okx_btc_usdt_swap_2026_table(),)), profile,
-        sources={
+    ),
+    "okx:BTC-USDT-SWAP": _Builtin(
+        ("BTC-USDT-SWAP", _LINEAR, 0.01, 0.1, 0.01, 0.01, "BTC", "USDT", "USDT"),
+        _okx_btc_usdt_schedule,
+        {
             "face_value": "OKX v5 instrument fixture ctVal 0.01 ctValCcy BTC (MECHANICS.md 1.1)",
             "lot_size": "0.01 contracts: the tier table steps by 0.01 contracts (1000 -> 1000.01)",
             "tiers": "OKX BTC-USDT-SWAP rule, ccxt cache 2026-05-12 (SOURCES.md 3)",
         },
-    )  # fmt: skip
-
-
-def _binance_btcusdt() -> ContractSpec:
-    profile = get_profile("binance_usdm")
-    return ContractSpec(
-        "BTCUSDT", ContractKind.LINEAR, 1.0, 0.1, 0.001, 0.001, "BTC", "USDT", "USDT",
-        profile.maker_fee_rate, profile.taker_fee_rate,
-        tier_tables.binance_btcusdt_schedule(), profile,
-        sources={
+    ),
+    "binance_usdm:BTCUSDT": _Builtin(
+        ("BTCUSDT", _LINEAR, 1.0, 0.1, 0.001, 0.001, "BTC", "USDT", "USDT"),
+        tier_tables.binance_btcusdt_schedule,
+        {
             "face_value": "Binance-liq-USDM: quantity in BTC (1 BTC multiplier, lot 0.001)",
             "tiers": "dated brackets of MECHANICS.md 4.3 (2019-09-13 ... 2025-08-21)",
         },
-    )  # fmt: skip
-
-
-def _binance_btcusd_perp() -> ContractSpec:
-    profile = get_profile("binance_coinm")
-    return ContractSpec(
-        "BTCUSD_PERP", ContractKind.INVERSE, 100.0, 0.1, 1.0, 1.0, "BTC", "USD", "BTC",
-        profile.maker_fee_rate, profile.taker_fee_rate,
-        tier_tables.binance_btcusd_perp_schedule(), profile,
-        sources={
+    ),
+    "binance_coinm:BTCUSD_PERP": _Builtin(
+        ("BTCUSD_PERP", _INVERSE, 100.0, 0.1, 1.0, 1.0, "BTC", "USD", "BTC"),
+        tier_tables.binance_btcusd_perp_schedule,
+        {
             "face_value": "Binance-liq-COINM: '100 * 100 / 25,000 = 0.4 BTC' (100 USD a contract)",
             "tiers": "COIN-M brackets in BTC, two eras (tier_tables.BINANCE_COINM_BTCUSD_BRACKETS)",
         },
-    )  # fmt: skip
-
-
-def _bitmex_xbtusd() -> ContractSpec:
-    profile = get_profile("bitmex")
-    return ContractSpec(
-        "XBTUSD", ContractKind.INVERSE, 1.0, 0.5, 1.0, 1.0, "XBT", "USD", "XBT",
-        profile.maker_fee_rate, profile.taker_fee_rate,
-        tier_tables.bitmex_xbtusd_schedule(), profile,
-        sources={
+    ),
+    "bitmex:XBTUSD": _Builtin(
+        ("XBTUSD", _INVERSE, 1.0, 0.5, 1.0, 1.0, "XBT", "USD", "XBT"),
+        tier_tables.bitmex_xbtusd_schedule,
+        {
             "face_value": "BitMEX-examples: 1 USD per contract",
             "tick_size": "XBTUSD tick 0.5 USD",
             "lot_size": "1 contract (BitMEX later raised the XBTUSD lot to 100; not modelled)",
             "tiers": "BitMEX risk limits: base 200 XBT, step 100 XBT, 0.40 %/1.00 %",
         },
-    )  # fmt: skip
-
-
-_BUILTINS: dict[str, Callable[[], ContractSpec]] = {
-    "okx_coinm_2019:BTC-USD-SWAP": _okx_coinm_2019_btc_usd,
-    "okx:BTC-USD-SWAP": _okx_btc_usd,
-    "okx:BTC-USDT-SWAP": _okx_btc_usdt,
-    "binance_usdm:BTCUSDT": _binance_btcusdt,
-    "binance_coinm:BTCUSD_PERP": _binance_btcusd_perp,
-    "bitmex:XBTUSD": _bitmex_xbtusd,
-}
+    ),
+}  # fmt: skip
 _CACHE: dict[str, ContractSpec] = {}
 
 
 def list_contracts() -> list[str]:
-    """Names of the built-in contracts, ``"<profile>:<symbol>"``."""
+    """Return the names of the built-in contracts, ``"<profile>:<symbol>"``."""
     return sorted(_BUILTINS)
 
 
 def get_contract(name: str) -> ContractSpec:
-    """A built-in ContractSpec by name, e.g. ``"okx:BTC-USD-SWAP"`` or ``"bitmex:XBTUSD"``.
+    """Return a built-in ContractSpec by name, e.g. ``"okx:BTC-USD-SWAP"`` or ``"bitmex:XBTUSD"``.
 
     Raises
     ------
@@ -381,5 +366,5 @@ def get_contract(name: str) -> ContractSpec:
     if name not in _BUILTINS:
         raise ValueError(f"contract: unknown contract {name!r}; {suggestion(str(name), _BUILTINS)}")
     if name not in _CACHE:
-        _CACHE[name] = _BUILTINS[name]()
+        _CACHE[name] = _BUILTINS[name].build(name.partition(":")[0])
     return _CACHE[name]

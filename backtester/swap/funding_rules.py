@@ -63,15 +63,38 @@ class FundingRule:
     source: str
 
 
-FUNDING_RULES: dict[str, FundingRule] = {
-    "binance_usdm": FundingRule(
-        interest_rate=0.0001,
-        clamp_rate=0.0005,
-        cap_rate=0.003,
-        floor_rate=-0.003,
+def _eight_hourly(
+    interest_rate: float,
+    clamp_rate: float,
+    cap_rate: float,
+    *,
+    previous_window: bool,
+    source: str,
+    offset_ns: int = 0,
+) -> FundingRule:
+    """Return a rule on the 8-hour grid from minute premium samples, bounded by ±``cap_rate``.
+
+    Every venue of :data:`FUNDING_RULES` pays every 8 hours, its rate bounded symmetrically
+    (floor = −cap; NaN: no bound).
+    """
+    return FundingRule(
+        interest_rate=interest_rate,
+        clamp_rate=clamp_rate,
+        cap_rate=cap_rate,
+        floor_rate=-cap_rate,
         interval_ns=8 * HOUR_NS,
-        offset_ns=0,
+        offset_ns=offset_ns,
         sample_ns=MINUTE_NS,
+        previous_window=previous_window,
+        source=source,
+    )
+
+
+FUNDING_RULES: dict[str, FundingRule] = {
+    "binance_usdm": _eight_hourly(
+        0.0001,
+        0.0005,
+        0.003,
         previous_window=False,
         source=(
             "MECHANICS.md 3.2 (Binance-docs-copy): F = P + clamp(I − P, ±0.05 %), I = 0.01 % per "
@@ -80,57 +103,42 @@ FUNDING_RULES: dict[str, FundingRule] = {
             "history (shared/data SOURCES.md), later caps are per symbol and not stored"
         ),
     ),
-    "binance_coinm": FundingRule(
-        interest_rate=0.0001,
-        clamp_rate=0.0005,
-        cap_rate=0.003,
-        floor_rate=-0.003,
-        interval_ns=8 * HOUR_NS,
-        offset_ns=0,
-        sample_ns=MINUTE_NS,
+    "binance_coinm": _eight_hourly(
+        0.0001,
+        0.0005,
+        0.003,
         previous_window=False,
         source=(
             "MECHANICS.md 3.2: the USDⓈ-M formula (I = 0.01 %, clamp ±0.05 %); the COIN-M cap "
             "was not found, the USDⓈ-M BTCUSDT ±0.3 % is used"
         ),
     ),
-    "okx": FundingRule(
-        interest_rate=0.0,
-        clamp_rate=0.0,
-        cap_rate=0.00375,
-        floor_rate=-0.00375,
-        interval_ns=8 * HOUR_NS,
-        offset_ns=0,
-        sample_ns=MINUTE_NS,
+    "okx": _eight_hourly(
+        0.0,
+        0.0,
+        0.00375,
         previous_window=False,
         source=(
             "MECHANICS.md 3.1 (OKX-funding): F = clamp(MA(premium − interest), a, b), interest "
             "0, MA of 1-minute premiums over the interval, BTC caps ±0.375 %"
         ),
     ),
-    "okx_coinm_2019": FundingRule(
-        interest_rate=0.0,
-        clamp_rate=0.0,
-        cap_rate=0.003,
-        floor_rate=-0.003,
-        interval_ns=8 * HOUR_NS,
-        offset_ns=0,
-        sample_ns=MINUTE_NS,
+    "okx_coinm_2019": _eight_hourly(
+        0.0,
+        0.0,
+        0.003,
         previous_window=True,
         source=(
             "MECHANICS.md 3.1 (OKX-funding-2019): BTC caps ±0.3 % (July 2019); from 18 Jul 2019 "
             "the rate paid at T is fixed over the previous interval (cross-cycle)"
         ),
     ),
-    "bitmex": FundingRule(
-        interest_rate=0.0001,
-        clamp_rate=0.0005,
-        cap_rate=np.nan,
-        floor_rate=np.nan,
-        interval_ns=8 * HOUR_NS,
-        offset_ns=4 * HOUR_NS,
-        sample_ns=MINUTE_NS,
+    "bitmex": _eight_hourly(
+        0.0001,
+        0.0005,
+        np.nan,
         previous_window=True,
+        offset_ns=4 * HOUR_NS,
         source=(
             "MECHANICS.md 3.3 (BitMEX-examples): I = (0.06 % − 0.03 %)/3 = 0.01 %, F = P + "
             "clamp(I − P, ±0.05 %), P = 8-hour mean of the minutely premium of the previous "
@@ -141,7 +149,7 @@ FUNDING_RULES: dict[str, FundingRule] = {
 
 
 def funding_rule(profile_name: str) -> FundingRule:
-    """The funding rule of a venue profile (raises naming the profiles that have one)."""
+    """Return the funding rule of a venue profile (raises naming the profiles that have one)."""
     try:
         return FUNDING_RULES[profile_name]
     except KeyError:
@@ -152,7 +160,7 @@ def funding_rule(profile_name: str) -> FundingRule:
 
 
 def _as_of(ts_from: np.ndarray, values: np.ndarray, ts_at: np.ndarray) -> np.ndarray:
-    """The latest value at or before each ``ts_at`` (NaN before the first)."""
+    """Return the latest value at or before each ``ts_at`` (NaN before the first)."""
     at = np.searchsorted(ts_from, ts_at, side="right") - 1
     out = np.full(len(ts_at), np.nan)
     known = at >= 0

@@ -1,5 +1,6 @@
-"""Liquidation kernels: bankruptcy and liquidation prices (isolated closed forms, cross solver)
-and the size of a partial-liquidation step.
+"""Liquidation kernels: bankruptcy and liquidation prices, the size of a partial step.
+
+Isolated positions have closed forms; the cross-margin price is found by a solver.
 
 Every liquidation price here is the price where the same rule's trigger in ``margin_nb``
 (``liquidation_buffer_nb`` = 1) holds with equality, so the engine's trigger check and the price it
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from backtester.enums import ContractKind, PartialLiquidationRule
@@ -26,6 +28,21 @@ from backtester.swap.tier_nb import contracts_from_tier_size_nb, tier_index_nb, 
 # kernels run as plain Python under NUMBA_DISABLE_JIT) and no denormal prices.
 PRICE_SEARCH_MIN = 1e-290
 PRICE_SEARCH_MAX = 1e290
+
+CrossBook = tuple[
+    npt.NDArray[np.integer],  # contract_kinds
+    npt.NDArray[np.float64],  # contracts_signed
+    npt.NDArray[np.float64],  # face_values
+    npt.NDArray[np.float64],  # entry_prices
+    npt.NDArray[np.float64],  # mark_prices
+    npt.NDArray[np.void],  # tiers
+    npt.NDArray[np.integer],  # tier_offsets
+    npt.NDArray[np.integer],  # tier_counts
+    npt.NDArray[np.integer],  # tier_bases
+    npt.NDArray[np.float64],  # liquidation_fee_rates
+]
+"""The cross positions of one settle currency, one array per field (a numba tuple), as
+:func:`liquidation_price_cross_nb` takes them."""
 
 
 @njit(cache=True)
@@ -281,22 +298,13 @@ def bybit_inverse_liquidation_price_nb(
 
 @njit(cache=True)
 def _cross_excess_nb(
-    rule: int,
-    contract_kinds: np.ndarray,
-    contracts_signed: np.ndarray,
-    face_values: np.ndarray,
-    entry_prices: np.ndarray,
-    mark_prices: np.ndarray,
-    tiers: np.ndarray,
-    tier_offsets: np.ndarray,
-    tier_counts: np.ndarray,
-    tier_bases: np.ndarray,
-    liquidation_fee_rates: np.ndarray,
-    wallet_balance_settle: float,
-    instrument: int,
-    price: float,
+    rule: int, book: CrossBook, wallet_balance_settle: float, instrument: int, price: float
 ) -> float:
-    """Margin balance minus the liquidation requirement with ``instrument`` at ``price``."""
+    """Return margin balance minus the liquidation requirement with ``instrument`` at ``price``."""
+    (
+        contract_kinds, contracts_signed, face_values, entry_prices, mark_prices, tiers,
+        tier_offsets, tier_counts, tier_bases, liquidation_fee_rates,
+    ) = book  # fmt: skip
     balance = wallet_balance_settle
     requirement = 0.0
     for i in range(contracts_signed.shape[0]):
@@ -321,7 +329,45 @@ def _cross_excess_nb(
 
 
 @njit(cache=True)
-def liquidation_price_cross_nb(
+def _cross_bracket_nb(
+    rule: int,
+    book: CrossBook,
+    wallet_balance_settle: float,
+    instrument: int,
+    start: float,
+    start_hit: bool,
+) -> tuple[float, float]:
+    """Return ``(safe, hit)`` prices bracketing the trigger, NaN for an end not found.
+
+    "safe" has excess > 0, "hit" excess ≤ 0. From a safe start the price steps by factors of 2
+    toward liquidation (a long down, a short up) until the trigger holds; from a start where it
+    already holds, away from liquidation until it no longer does.
+    """
+    long = book[1][instrument] > 0.0
+    step = 0.5 if long != start_hit else 2.0
+    safe = np.nan if start_hit else start
+    hit = start if start_hit else np.nan
+    p = start
+    for _ in range(1100):
+        if p < PRICE_SEARCH_MIN or p > PRICE_SEARCH_MAX:
+            break
+        p = p * step
+        e = _cross_excess_nb(rule, book, wallet_balance_settle, instrument, p)
+        if start_hit:
+            if e > 0.0:
+                safe = p
+                break
+            hit = p
+        else:
+            if e <= 0.0:
+                hit = p
+                break
+            safe = p
+    return safe, hit
+
+
+@njit(cache=True)
+def liquidation_price_cross_nb(  # noqa: PLR0913  # engine entry point: one array per position field
     rule: int,
     contract_kinds: np.ndarray,
     contracts_signed: np.ndarray,
@@ -371,60 +417,21 @@ def liquidation_price_cross_nb(
         start = entry_prices[instrument]
     if not start > 0.0:
         return np.nan
-    long = q > 0.0
-    e0 = _cross_excess_nb(
-        rule, contract_kinds, contracts_signed, face_values, entry_prices, mark_prices, tiers,
-        tier_offsets, tier_counts, tier_bases, liquidation_fee_rates, wallet_balance_settle,
-        instrument, start,
+    book = (
+        contract_kinds, contracts_signed, face_values, entry_prices, mark_prices, tiers,
+        tier_offsets, tier_counts, tier_bases, liquidation_fee_rates,
     )  # fmt: skip
+    e0 = _cross_excess_nb(rule, book, wallet_balance_settle, instrument, start)
     if math.isnan(e0):
         return np.nan
-    # "safe" end has excess > 0, "hit" end has excess <= 0.
-    safe = np.nan
-    hit = np.nan
-    if e0 > 0.0:
-        safe = start
-        p = start
-        for _ in range(1100):
-            if p < PRICE_SEARCH_MIN or p > PRICE_SEARCH_MAX:
-                break
-            p = p * 0.5 if long else p * 2.0
-            e = _cross_excess_nb(
-                rule, contract_kinds, contracts_signed, face_values, entry_prices, mark_prices,
-                tiers, tier_offsets, tier_counts, tier_bases, liquidation_fee_rates,
-                wallet_balance_settle, instrument, p,
-            )  # fmt: skip
-            if e <= 0.0:
-                hit = p
-                break
-            safe = p
-    else:
-        hit = start
-        p = start
-        for _ in range(1100):
-            if p < PRICE_SEARCH_MIN or p > PRICE_SEARCH_MAX:
-                break
-            p = p * 2.0 if long else p * 0.5
-            e = _cross_excess_nb(
-                rule, contract_kinds, contracts_signed, face_values, entry_prices, mark_prices,
-                tiers, tier_offsets, tier_counts, tier_bases, liquidation_fee_rates,
-                wallet_balance_settle, instrument, p,
-            )  # fmt: skip
-            if e > 0.0:
-                safe = p
-                break
-            hit = p
+    safe, hit = _cross_bracket_nb(rule, book, wallet_balance_settle, instrument, start, e0 <= 0.0)
     if math.isnan(safe) or math.isnan(hit):
         return np.nan
     for _ in range(2200):
         mid = 0.5 * (safe + hit)
         if mid == safe or mid == hit:  # noqa: SIM109  (explicit float compares in numba)
             break
-        e = _cross_excess_nb(
-            rule, contract_kinds, contracts_signed, face_values, entry_prices, mark_prices, tiers,
-            tier_offsets, tier_counts, tier_bases, liquidation_fee_rates, wallet_balance_settle,
-            instrument, mid,
-        )  # fmt: skip
+        e = _cross_excess_nb(rule, book, wallet_balance_settle, instrument, mid)
         if e <= 0.0:
             hit = mid
         else:

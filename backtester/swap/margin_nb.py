@@ -31,7 +31,7 @@ _BALANCE_OVER_MAINTENANCE = int(MarginRatioForm.BALANCE_OVER_MAINTENANCE)
 def initial_margin_nb(
     contract_kind: int, contracts_abs: float, face_value: float, price: float, leverage: float
 ) -> float:
-    """Initial margin of a position at ``price`` with ``leverage``; NaN when leverage ≤ 0.
+    """Return the initial margin of a position at ``price`` with ``leverage`` (NaN if lev ≤ 0).
 
     Formula
     -------
@@ -76,7 +76,7 @@ def maintenance_margin_nb(
 
 @njit(cache=True)
 def liquidation_rule_terms_nb(rule: int) -> tuple[int, float, bool]:
-    """The terms of a liquidation rule: (ratio form, fee coefficient, uses maintenance amount).
+    """Return a liquidation rule's terms: (ratio form, fee coefficient, uses maintenance amount).
 
     The requirement (the margin balance at or below which the venue liquidates) is
     ``PV·(MMR + a·fee) − c`` with ``a`` the fee coefficient and ``c`` the maintenance amount
@@ -123,7 +123,7 @@ def margin_ratio_nb(
     position_value_settle: float,
     liquidation_fee_rate: float,
 ) -> float:
-    """The margin ratio as the venue displays it (inf where its denominator is ≤ 0).
+    """Return the margin ratio as the venue displays it (inf where its denominator is ≤ 0).
 
     Formula
     -------
@@ -163,8 +163,9 @@ def margin_ratio_nb(
 def margin_ratio_threshold_nb(
     rule: int, maintenance_margin_rate: float, liquidation_fee_rate: float
 ) -> float:
-    """The displayed margin ratio at which the rule liquidates a position without a
-    maintenance amount (cum = 0, e.g. tier 1); the ratio *rises* to it under
+    """Return the displayed margin ratio at which the rule liquidates a position with cum = 0.
+
+    That is a position without a maintenance amount (e.g. tier 1); the ratio *rises* to it under
     MAINTENANCE_OVER_BALANCE (Binance) and falls to it under every other form.
 
     Formula
@@ -280,7 +281,9 @@ def is_liquidation_triggered_nb(
 
     Formula
     -------
-    PV > 0 and requirement > 0 and margin balance ≤ requirement.
+    PV > 0 and buffer ≤ 1 (:func:`liquidation_buffer_nb`), i.e. requirement > 0 and margin
+    balance ≤ requirement: for a finite requirement > 0, balance/requirement rounds to ≤ 1
+    exactly when balance ≤ requirement (the quotient of two doubles is never the tie 1 + 2⁻⁵³).
 
     Source
     ------
@@ -293,13 +296,12 @@ def is_liquidation_triggered_nb(
     """
     if not position_value_settle > 0.0:
         return False
-    req = liquidation_requirement_nb(
+    buffer = liquidation_buffer_nb(
         rule,
+        margin_balance_settle,
         maintenance_margin_settle,
         position_value_settle,
         maintenance_margin_rate,
         liquidation_fee_rate,
     )
-    if not req > 0.0:
-        return False
-    return margin_balance_settle <= req
+    return buffer <= 1.0

@@ -22,7 +22,28 @@ from backtester.swap.mark_nb import (
 
 
 @njit(cache=True)
-def replay_mark_nb(
+def _averaging_nb(method: int, average: int, span: float) -> int:
+    """Return 1 when ``method`` averages the basis, 0 when not, -1 for an invalid combination.
+
+    Invalid: a method other than the four of :func:`replay_mark_nb`, or an averaging method with
+    ``span`` < 1 or an ``average`` other than EMA and SMA.
+    """
+    uses_average = method == MarkPriceMethod.INDEX_EMA_BASIS or (
+        method == MarkPriceMethod.BINANCE_MEDIAN
+    )
+    if not (
+        uses_average or method == MarkPriceMethod.FUNDING_BASIS or method == MarkPriceMethod.LAST
+    ):
+        return -1
+    if uses_average and not span >= 1.0:
+        return -1
+    if uses_average and not (average == MarkAverage.EMA or average == MarkAverage.SMA):
+        return -1
+    return 1 if uses_average else 0
+
+
+@njit(cache=True)
+def replay_mark_nb(  # noqa: PLR0913  # calibration entry point: one array per aligned column
     ts_ns: np.ndarray,
     index_price: np.ndarray,
     basis_price: np.ndarray,
@@ -37,7 +58,7 @@ def replay_mark_nb(
     initial_basis: float,
     out: np.ndarray,
 ) -> int:
-    """Model mark price at every event of aligned arrays; writes ``out`` and returns a Status.
+    """Compute the model mark price at every event of aligned arrays into ``out``; return a Status.
 
     Formula
     -------
@@ -57,7 +78,7 @@ def replay_mark_nb(
 
     Cases
     -----
-    None in cases.json (synthetic recovery tests in tests/unit/swap/test_swap_calibration.py).
+    None in cases.json (synthetic recovery tests: tests/unit/calibration/test_calibration_mark.py).
 
     Returns
     -------
@@ -75,17 +96,10 @@ def replay_mark_nb(
         or out.shape[0] != n
     ):
         return Status.ERROR
-    uses_average = method == MarkPriceMethod.INDEX_EMA_BASIS or (
-        method == MarkPriceMethod.BINANCE_MEDIAN
-    )
-    if not (
-        uses_average or method == MarkPriceMethod.FUNDING_BASIS or method == MarkPriceMethod.LAST
-    ):
+    averaging = _averaging_nb(method, average, span)
+    if averaging < 0:
         return Status.ERROR
-    if uses_average and not span >= 1.0:
-        return Status.ERROR
-    if uses_average and not (average == MarkAverage.EMA or average == MarkAverage.SMA):
-        return Status.ERROR
+    uses_average = averaging == 1
     alpha = ema_alpha_nb(span)
     window = max(int(np.round(span)), 1)
     ring = np.empty(window)

@@ -148,7 +148,7 @@ class VenueProfile:
             )
 
     def liquidation_fee_for(self, taker_fee_rate: float) -> float:
-        """The liquidation fee rate for a contract whose taker fee rate is given."""
+        """Return the liquidation fee rate for a contract whose taker fee rate is given."""
         return (
             float(taker_fee_rate)
             if self.liquidation_fee_equals_taker
@@ -156,7 +156,7 @@ class VenueProfile:
         )
 
     def replace(self, **changes: object) -> VenueProfile:
-        """A copy with some fields changed (validated again)."""
+        """Return a copy with some fields changed (validated again)."""
         data = profile_to_dict(self)
         unknown = [k for k in changes if k not in data]
         if unknown:
@@ -300,8 +300,9 @@ _CACHE: dict[str, VenueProfile] = {}
 
 
 def get_profile(name: str) -> VenueProfile:
-    """A built-in VenueProfile by name (``okx_coinm_2019``, ``okx``, ``binance_usdm``,
-    ``binance_coinm``, ``bitmex``).
+    """Return a built-in VenueProfile by name.
+
+    Names: ``okx_coinm_2019``, ``okx``, ``binance_usdm``, ``binance_coinm``, ``bitmex``.
 
     Raises
     ------

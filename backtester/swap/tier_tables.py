@@ -2,9 +2,11 @@
 
 Only published rules and tables quoted in ``shared/reference/MECHANICS.md`` §4.3 live here; the
 exchange snapshots themselves stay in the shared data folder and are read by the loaders of
-:mod:`backtester.swap.tiers`. Binance maintenance amounts ("cum") are not copied: they are
-computed with the bracket formula (:func:`~backtester.swap.tiers.maintenance_amounts`), and the
-tests check them against the published values.
+:mod:`backtester.data.importers.tiers`. Tables exchanges published as a rule (the OKX 2019 step
+schedule, BitMEX risk limits) are generated from that rule. Binance maintenance amounts ("cum")
+are not copied: they are computed with the bracket formula
+(:func:`~backtester.swap.tiers.maintenance_amounts`), and the tests check them against the
+published values.
 """
 
 from __future__ import annotations
@@ -15,20 +17,21 @@ from backtester.enums import TierBasis
 from backtester.swap.tiers import (
     TierSchedule,
     TierTable,
-    bitmex_risk_limits,
     maintenance_amounts,
     make_tier_rows,
-    okx_btc_usd_swap_2019,
     to_ns,
 )
 
 __all__ = [
     "BINANCE_BTCUSDT_BRACKETS",
     "BINANCE_COINM_BTCUSD_BRACKETS",
+    "OKX_TIERS_2019_SOURCE",
     "binance_bracket_table",
     "binance_btcusd_perp_schedule",
     "binance_btcusdt_schedule",
+    "bitmex_risk_limits",
     "bitmex_xbtusd_schedule",
+    "okx_btc_usd_swap_2019",
     "okx_btc_usd_swap_2019_09",
     "okx_btc_usd_swap_2020_table",
     "okx_btc_usd_swap_2022_table",
@@ -434,3 +437,118 @@ def okx_btc_usdt_swap_2026_table() -> TierTable:
 def bitmex_xbtusd_schedule() -> TierSchedule:
     """BitMEX XBTUSD risk limits (base 200 XBT, step 100 XBT, 0.40 % / 1.00 %), all dates."""
     return TierSchedule((bitmex_risk_limits(),))
+
+
+OKX_TIERS_2019_SOURCE = (
+    "OKX-tiers-2019: https://www.okx.com/id/help/"
+    "adjustment-of-perpetual-swap-tiered-maintenance-margin-ratio-schedule (28 May 2019; BTC "
+    "from 08:00 CET 31 May 2019): tiers 1-10 literal, then +10,000 contracts and +0.5 % MMR per "
+    "tier to 1,890,000-1,899,999 at 93.5 %, 1x. The page says max leverage beyond tier 10 "
+    "'varies with maintenance margin ratio' without the rule; we use "
+    "max(1, min(8, floor(1 / (2 MMR)))), which gives the published 8x at tier 10 and 1x at "
+    "the last tier (assumption). IMR = 1 / max leverage."
+)
+
+
+def okx_btc_usd_swap_2019() -> TierTable:
+    """OKX BTC-USD-SWAP (coin-margined) tier table of 31 May 2019, in contracts.
+
+    Formula
+    -------
+    Tiers 1–10 literal (0–999 0.5 % 100x … 120,000–129,999 5.0 % 8x); tier k ≥ 10:
+    ``min = 120,000 + (k − 10)·10,000``, ``max = min + 9,999``, ``MMR = 5 % + (k − 10)·0.5 %``,
+    up to tier 187 (1,890,000–1,899,999, 93.5 %, 1x).
+
+    Source
+    ------
+    OKX-tiers-2019 (see ``OKX_TIERS_2019_SOURCE`` for the leverage assumption above tier 10).
+
+    Cases
+    -----
+    okx_tier_2019_10000, okx_tier_2019_1890000
+    """
+    literal = [
+        (1, 0, 999, 0.005, 100),
+        (2, 1_000, 9_999, 0.010, 50),
+        (3, 10_000, 14_999, 0.015, 30),
+        (4, 15_000, 24_999, 0.020, 20),
+        (5, 25_000, 49_999, 0.025, 15),
+        (6, 50_000, 74_999, 0.030, 10),
+        (7, 75_000, 99_999, 0.035, 9),
+        (8, 100_000, 109_999, 0.040, 8),
+        (9, 110_000, 119_999, 0.045, 8),
+    ]
+    records = [(t, lo, hi, mmr, None, lev) for t, lo, hi, mmr, lev in literal]
+    for k in range(10, 188):
+        low = 120_000 + (k - 10) * 10_000
+        mmr = round(0.05 + (k - 10) * 0.005, 10)
+        lev = max(1, min(8, math.floor(1.0 / (2.0 * mmr))))
+        records.append((k, low, low + 9_999, mmr, None, lev))
+    return TierTable(
+        TierBasis.CONTRACTS,
+        make_tier_rows(records),
+        to_ns("2019-05-31T07:00Z"),
+        OKX_TIERS_2019_SOURCE,
+    )
+
+
+def bitmex_risk_limits(
+    base_risk_limit_coin: float = 200.0,
+    step_coin: float = 100.0,
+    base_maintenance_margin_rate: float = 0.004,
+    base_initial_margin_rate: float = 0.01,
+    max_risk_limit_coin: float = 500.0,
+    valid_from: int | str = 0,
+) -> TierTable:
+    """BitMEX risk-limit steps as a tier table in coin (XBT) position value.
+
+    Formula
+    -------
+    Tier k (k = 1 is the base limit): position value below ``base + (k − 1)·step``;
+    ``MM% = base MM · k``, ``IM% = base IM + base MM · (k − 1)``; max leverage = 1 / IM%.
+    XBTUSD: base 200 XBT, step 100 XBT, 0.40 % / 1.00 %.
+
+    Parameters
+    ----------
+    max_risk_limit_coin
+        Highest risk limit to generate (default 500 XBT, the largest shown in the stored
+        source); larger positions use the last tier.
+
+    Source
+    ------
+    BitMEX-docs-copy (repo bradkyle/Qenv ``logic/bitmex.md`` @bf999d43): "<200 XBT: 0.40/1.00 %;
+    <300: 0.80/1.40 % …".
+
+    Cases
+    -----
+    bitmex_risk_limit_step
+    """
+    for name, value in (
+        ("base_risk_limit_coin", base_risk_limit_coin),
+        ("step_coin", step_coin),
+        ("base_maintenance_margin_rate", base_maintenance_margin_rate),
+        ("base_initial_margin_rate", base_initial_margin_rate),
+    ):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name}: expected a value > 0, got {value!r}")
+    if not max_risk_limit_coin >= base_risk_limit_coin:
+        raise ValueError(
+            f"max_risk_limit_coin: expected a value >= base_risk_limit_coin "
+            f"{base_risk_limit_coin:g}, got {max_risk_limit_coin!r}"
+        )
+    steps = math.floor((max_risk_limit_coin - base_risk_limit_coin) / step_coin + 1e-9)
+    records = []
+    for k in range(1, steps + 2):
+        low = 0.0 if k == 1 else base_risk_limit_coin + (k - 2) * step_coin
+        high = base_risk_limit_coin + (k - 1) * step_coin
+        mmr = base_maintenance_margin_rate * k
+        imr = base_initial_margin_rate + base_maintenance_margin_rate * (k - 1)
+        records.append((k, low, high, mmr, imr, 1.0 / imr))
+    return TierTable(
+        TierBasis.NOTIONAL_COIN,
+        make_tier_rows(records),
+        to_ns(valid_from),
+        f"BitMEX risk limits (BitMEX-docs-copy, bradkyle/Qenv logic/bitmex.md @bf999d43): base "
+        f"{base_risk_limit_coin:g} XBT, step {step_coin:g} XBT, base MM "
+        f"{base_maintenance_margin_rate:.2%}, base IM {base_initial_margin_rate:.2%}",
+    )

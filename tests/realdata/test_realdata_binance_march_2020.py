@@ -23,6 +23,7 @@ import pytest
 from backtester import Strategy, backtest
 from backtester.data import Catalog
 from backtester.data.importers import import_file
+from backtester.data.loader import load_market_data
 from backtester.enums import LedgerKind
 from tests.conftest import shared_path
 
@@ -45,8 +46,8 @@ def march(tmp_path_factory: pytest.TempPathFactory):
         "BTC_USDT_USDT-1h-funding_rate.feather",
     ):
         import_file(shared_path("data", FOLDER, name), "freqtrade", "binance", "BTCUSDT", catalog)
-    return catalog.load_market_data(
-        "binance", "BTCUSDT", ns("2020-03-01"), ns("2020-04-01"), bar_interval_ns=HOUR
+    return load_market_data(
+        catalog, "binance", "BTCUSDT", ns("2020-03-01"), ns("2020-04-01"), bar_interval_ns=HOUR
     )
 
 

@@ -38,6 +38,7 @@ import pytest
 from backtester import Strategy, backtest
 from backtester.data import Catalog
 from backtester.data.importers import import_file
+from backtester.data.loader import load_market_data
 from backtester.enums import PathPoint, PriceStream
 from backtester.report.liquidations import liquidation_report
 from tests.conftest import shared_path
@@ -148,8 +149,8 @@ class Enter(Strategy):
 
 
 def run(catalog: Catalog, day: str, side: int, leverage: int, mark: str):
-    data = catalog.load_market_data(
-        "binance", "BTCUSDT", ns(day) - HOUR, ns(day) + 2 * 24 * HOUR, bar_interval_ns=HOUR
+    data = load_market_data(
+        catalog, "binance", "BTCUSDT", ns(day) - HOUR, ns(day) + 2 * 24 * HOUR, bar_interval_ns=HOUR
     )
     return backtest(
         Enter,

@@ -15,6 +15,7 @@ import pytest
 from backtester import Strategy, backtest
 from backtester.data import Catalog
 from backtester.data.importers import import_file
+from backtester.data.loader import load_market_data
 from backtester.enums import LedgerKind
 from tests.conftest import shared_path
 
@@ -52,8 +53,8 @@ def test_every_payment_of_a_year_is_position_times_mark_times_rate(tmp_path):
         "BTC_USDT_USDT-1h-funding_rate.feather",
     ):
         import_file(shared_path("data", FOLDER, name), "freqtrade", "binance", "BTCUSDT", catalog)
-    data = catalog.load_market_data(
-        "binance", "BTCUSDT", ns(START) - HOUR, ns(END), bar_interval_ns=HOUR
+    data = load_market_data(
+        catalog, "binance", "BTCUSDT", ns(START) - HOUR, ns(END), bar_interval_ns=HOUR
     )
     result = backtest(
         Hold,

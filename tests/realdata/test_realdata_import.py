@@ -11,6 +11,7 @@ import pytest
 
 from backtester.data import Catalog
 from backtester.data.importers import import_file
+from backtester.data.loader import load_market_data
 from backtester.enums import Side
 from tests.conftest import shared_path
 
@@ -59,7 +60,7 @@ def test_roshan_binance_1h_futures_mark_funding(tmp_path: Path) -> None:
     assert funding["ts_ns"][np.argmin(funding["funding_rate"])] == ns("2020-03-13 08:00")
     assert funding["funding_rate"].min() == -0.003
     assert funding["ts_ns"][np.argmax(funding["funding_rate"])] == ns("2020-02-12 00:00")
-    md = cat.load_market_data("binance", "BTCUSDT", ns("2020-03-13"), ns("2020-03-14"))
+    md = load_market_data(cat, "binance", "BTCUSDT", ns("2020-03-13"), ns("2020-03-14"))
     assert len(md.bars) == 24
     # the mark candle opening 2020-03-12 23:00 is known at 2020-03-13 00:00
     assert md.mark["ts_ns"][0] == ns("2020-03-13 00:00")
@@ -238,7 +239,7 @@ def test_hftbacktest_2023_capture_trades_mark_index_funding(tmp_path: Path) -> N
     trades = cat.read("trades", "binance", "BTCUSDT")
     assert len(trades) == 2_197 + 10_738
     assert trades["ts_ns"][0] == ns("2023-04-04 23:58:20.452")
-    md = cat.load_market_data("binance", "BTCUSDT", with_trades=True)
+    md = load_market_data(cat, "binance", "BTCUSDT", with_trades=True)
     assert len(md.trades) == 12_935
     assert len(md.mark) == len(md.index) == 514
     assert md.funding["funding_rate"].tolist() == [event["funding_rate"]]

@@ -15,11 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backtester.data.importers import read_file
-from backtester.data.market import MarketData
-from backtester.engine.backtest import backtest
-from backtester.strategy import Strategy
-from backtester.swap.calibration import (
+from backtester.calibration.mark import (
     SECOND_NS,
     align_binance_capture,
     align_records,
@@ -28,7 +24,11 @@ from backtester.swap.calibration import (
     mark_last_deviation,
     model_mark,
 )
-from backtester.swap.mark_fit import align_candle_closes, fit_out_of_sample
+from backtester.calibration.mark_fit import align_candle_closes, fit_out_of_sample
+from backtester.data.importers import read_file
+from backtester.data.market import MarketData
+from backtester.engine.backtest import backtest
+from backtester.strategy import Strategy
 from backtester.swap.profiles import get_profile
 from tests.conftest import shared_path
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backtester.enums import TierBasis
-from backtester.swap.tier_tables import binance_btcusdt_schedule, okx_btc_usdt_swap_2026_table
-from backtester.swap.tiers import (
+from backtester.data.importers.tiers import (
     load_binance_snapshot,
     load_binance_snapshots,
     load_okx_tier_csv,
-    to_ns,
 )
+from backtester.enums import TierBasis
+from backtester.swap.tier_tables import binance_btcusdt_schedule, okx_btc_usdt_swap_2026_table
+from backtester.swap.tiers import to_ns
 
 pytestmark = pytest.mark.realdata
 

@@ -13,13 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "backtester"
 
 # Each known cycle as the sorted tuple of the modules of its strongly connected component.
-KNOWN_CYCLES: dict[tuple[str, ...], str] = {
-    ("backtester.report.outputs", "backtester.results"): (
-        "Result.save() calls report.outputs.save_run (the Result facade reaches right, into "
-        "the report layer) and outputs.load_run builds a Result; goes when the facade methods "
-        "move out of results.py (issue 13)"
-    ),
-}
+KNOWN_CYCLES: dict[tuple[str, ...], str] = {}
 
 
 def module_name(path: Path) -> str:

@@ -161,17 +161,17 @@ def test_bad_strategy_parameters_exit_2(tmp_path: Path) -> None:
 
 
 def test_parameters_are_typed_by_the_class_attribute(tmp_path: Path) -> None:
-    from backtester import sweep
+    from backtester import jobs
 
     strategy = tmp_path / "crossing.py"
     strategy.write_text(STRATEGY_SOURCE)
-    cls = sweep.load_strategy(str(strategy))
+    cls = jobs.load_strategy(str(strategy))
     assert cls.__name__ == "Crossing"
-    assert sweep.coerce_parameter(cls, "fast_window", "12") == 12
-    assert sweep.coerce_parameter(cls, "size", "2") == 2.0
-    assert isinstance(sweep.coerce_parameter(cls, "size", "2"), float)
-    assert sweep.coerce_parameter(cls, "reverse", "true") is True
-    assert sweep.coerce_parameter(cls, "fast_window", 12.0) == 12
+    assert jobs.coerce_parameter(cls, "fast_window", "12") == 12
+    assert jobs.coerce_parameter(cls, "size", "2") == 2.0
+    assert isinstance(jobs.coerce_parameter(cls, "size", "2"), float)
+    assert jobs.coerce_parameter(cls, "reverse", "true") is True
+    assert jobs.coerce_parameter(cls, "fast_window", 12.0) == 12
 
 
 @pytest.mark.parametrize(

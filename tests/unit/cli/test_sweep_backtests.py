@@ -45,17 +45,17 @@ def strategy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_job(strategy_file: Path) -> dict:
-    from backtester import sweep
-    from backtester.cli import _default_contract
+    from backtester.cli.options import default_contract
+    from backtester.jobs import load_data
 
     selection = {"source": "sample", "symbol": "BTC-USD-SWAP", "start_ns": None,
                  "end_ns": None, "interval_ns": 0, "catalog": None}  # fmt: skip
-    data = sweep.load_data(selection)
+    data = load_data(selection)
     selection["start_ns"] = data.start_ns
     selection["end_ns"] = data.start_ns + 10 * 86_400_000_000_000  # ten days keep it fast
     return {
         "strategy": str(strategy_file), "data": selection,
-        "contract": _default_contract("sample", "BTC-USD-SWAP"), "profile": None,
+        "contract": default_contract("sample", "BTC-USD-SWAP"), "profile": None,
         "leverage": 10.0, "margin_mode": "isolated", "maker_fee_rate": None,
         "taker_fee_rate": None, "initial_balance": 1.0, "params": {},
     }  # fmt: skip
@@ -67,16 +67,17 @@ def _metrics(records: list[dict]) -> list[dict]:
 
 def test_dask_matches_local_and_resume_runs_only_missing(base_job: dict, tmp_path: Path) -> None:
     from backtester import sweep
+    from backtester.jobs import evaluate_backtest, preload_data
 
     space = {"fast": [5, 10], "slow": [20, 40], "leverage": [5.0, 50.0]}
     jobs = [sweep.apply_combination(base_job, c) for c in sweep.grid_combinations(space)]
-    preload = sweep.preload_data(base_job["data"])
-    local = sweep.run_jobs(sweep.evaluate_backtest, jobs, sweep.SweepStore(tmp_path / "local"),
+    preload = preload_data(base_job["data"])
+    local = sweep.run_jobs(evaluate_backtest, jobs, sweep.SweepStore(tmp_path / "local"),
                            executor="local", workers=2, preload=preload)  # fmt: skip
     assert local.executed == 8
     assert local.failed == 0, [r["error"] for r in local.records]
     store = sweep.SweepStore(tmp_path / "dask")
-    dask = sweep.run_jobs(sweep.evaluate_backtest, jobs, store, executor="dask", workers=2,
+    dask = sweep.run_jobs(evaluate_backtest, jobs, store, executor="dask", workers=2,
                           preload=preload)  # fmt: skip
     assert dask.executed == 8
     assert _metrics(dask.records) == _metrics(local.records)
@@ -90,7 +91,7 @@ def test_dask_matches_local_and_resume_runs_only_missing(base_job: dict, tmp_pat
     assert len({json.dumps(m, sort_keys=True) for m in _metrics(local.records)}) > 1
     for job in jobs[1:4]:
         store.path(sweep.job_key(job)).unlink()
-    resumed = sweep.run_jobs(sweep.evaluate_backtest, jobs, store, executor="dask", workers=2,
+    resumed = sweep.run_jobs(evaluate_backtest, jobs, store, executor="dask", workers=2,
                              preload=preload)  # fmt: skip
     assert resumed.executed == 3
     assert _metrics(resumed.records) == _metrics(local.records)

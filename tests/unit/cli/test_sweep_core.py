@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from backtester import sweep
+from backtester.report.sweep_page import write_sweep_page
 
 DAY = 86_400_000_000_000
 
@@ -142,22 +143,28 @@ def test_results_frame_and_rank(tmp_path) -> None:
         {"key": "c", "job": {"leverage": 20, "params": {"fast": 3}}, "status": "error",
          "metrics": {}, "error": "ValueError: x"},
     ]  # fmt: skip
-    frame = sweep.results_frame(records, ["fast", "leverage"])
-    ranked = sweep.rank(frame, "sharpe")
+    dims = ["fast", "leverage"]
+    ranked_records = sweep.rank_records(records, "sharpe", dims)
+    assert [r["key"] for r in ranked_records] == ["b", "a", "c"]  # 1.5 > 0.5, the error last
+    ranked = sweep.results_frame(ranked_records, dims)
     assert list(ranked["fast"]) == [2, 1, 3]
-    assert list(sweep.rank(frame, "sharpe", ascending=True)["fast"]) == [1, 2, 3]
+    ascending = sweep.rank_records(records, "sharpe", dims, ascending=True)
+    assert [r["job"]["params"]["fast"] for r in ascending] == [1, 2, 3]
+    assert [r["key"] for r in sweep.rank_records(records, "leverage", dims)] == ["c", "b", "a"]
     with pytest.raises(ValueError, match="did you mean 'sharpe'"):
-        sweep.rank(frame, "sharp")
+        sweep.rank_records(records, "sharp", dims)
     # text columns are not offered as metrics, and ranking by one is refused
-    frame["venue"] = ["okx", "okx", "binance"]
+    for record, venue in zip(records, ["okx", "okx", "binance"], strict=True):
+        record["metrics"]["venue"] = venue
     with pytest.raises(ValueError, match="not a numeric metric 'venue'") as error:
-        sweep.rank(frame, "venue")
+        sweep.rank_records(records, "venue", dims)
     assert "'status'" not in str(error.value)
     with pytest.raises(ValueError, match="unknown metric 'venu'") as error:
-        sweep.rank(frame, "venu")
+        sweep.rank_records(records, "venu", dims)
     assert "'venue'" not in str(error.value)
-    page = sweep.write_sweep_html(ranked, tmp_path / "s.html", rank_by="sharpe",
-                                  heatmap=["fast", "leverage"])  # fmt: skip
+    swept = ["fast", "leverage"]
+    page = write_sweep_page(ranked, tmp_path / "s.html", rank_by="sharpe", dimensions=swept,
+                            heatmap=swept)  # fmt: skip
     text = page.read_text()
     assert "Plotly.newPlot" in text
     assert "3 combinations, 1 failed" in text

@@ -11,6 +11,7 @@ import pytest
 from backtester import dtypes
 from backtester.data import Catalog, interval_label, parse_interval
 from backtester.data import catalog as catalog_module
+from backtester.data.loader import load_market_data
 
 MINUTE = 60_000_000_000
 T0 = 1_672_531_200_000_000_000  # 2023-01-01 00:00 UTC
@@ -332,7 +333,7 @@ def test_load_market_data_replays_mark_bars_as_paths(tmp_path: Path) -> None:
     cat.write("bars", "x", "S", bars, source="u", interval_ns=hour)
     cat.write("mark_bars", "x", "S", mark, source="u", interval_ns=hour)
     cat.write("funding", "x", "S", funding, source="u")
-    md = cat.load_market_data("x", "S", start_ns=T0 + 2 * hour, end_ns=T0 + 10 * hour)
+    md = load_market_data(cat, "x", "S", start_ns=T0 + 2 * hour, end_ns=T0 + 10 * hour)
     assert md.bar_interval_ns == hour
     np.testing.assert_array_equal(md.bars["ts_ns"], bars["ts_ns"][2:10])
     # each mark candle [t0, t0 + 1h) is its path: open at t0 + 1 ns, high at t0 + 20 min, low
@@ -361,8 +362,8 @@ def test_load_market_data_replays_mark_bars_as_paths(tmp_path: Path) -> None:
     assert set(md.sources) == {"bars", "mark", "funding"}
     cat.write("bars", "x", "S", make_bars(3, step=MINUTE), source="u", interval_ns=MINUTE)
     with pytest.raises(ValueError, match=r"bars at several intervals \(1m, 1h\)"):
-        cat.load_market_data("x", "S")
-    assert len(cat.load_market_data("x", "S", bar_interval_ns=MINUTE).bars) == 3
+        load_market_data(cat, "x", "S")
+    assert len(load_market_data(cat, "x", "S", bar_interval_ns=MINUTE).bars) == 3
 
 
 def test_write_and_read_tiers(tmp_path: Path) -> None:

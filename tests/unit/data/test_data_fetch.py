@@ -16,6 +16,7 @@ from backtester.data.fetch import (
     ohlcv_to_bars,
     trades_to_records,
 )
+from backtester.data.loader import load_market_data
 from backtester.enums import FundingRateSource, Side, TierBasis
 from backtester.results import record_digest
 
@@ -349,7 +350,7 @@ def test_fetch_to_catalog_several_kinds(tmp_path):
         fetcher_options={"sleep": lambda s: None, "progress": False},
     )
     assert result == {"bars": 25, "mark_bars": 25, "index_bars": 25, "funding": 1}
-    data = Catalog(tmp_path).load_market_data("standin", "BTC/USDT:USDT")
+    data = load_market_data(Catalog(tmp_path), "standin", "BTC/USDT:USDT")
     assert len(data.bars) == 25
     # each index candle is replayed as its path: open at t0 + 1 ns, high, low, close at t0 + 1m
     assert len(data.index) == 4 * 25

@@ -96,7 +96,7 @@ def test_the_liquidation_price_uses_the_bracket_at_the_liquidation_price():
 
 
 def test_tiers_stored_in_the_catalog_are_used_by_runs_of_that_symbol(tmp_path):
-    from backtester import sweep
+    from backtester import jobs
     from backtester.data.catalog import Catalog
 
     catalog = Catalog(tmp_path / "catalog")
@@ -110,7 +110,7 @@ def test_tiers_stored_in_the_catalog_are_used_by_runs_of_that_symbol(tmp_path):
         "data": {"source": "binance", "symbol": "BTCUSDT", "catalog": str(catalog.root)},
     }
     with pytest.warns(UserWarning, match="tier tables from the catalog"):
-        spec = sweep.build_contract(job)
+        spec = jobs.build_contract(job)
     table = spec.tiers.at(stored_from)
     assert table.valid_from_ns == stored_from
     assert table.source == "fetch test"

@@ -14,9 +14,11 @@ import pytest
 
 from backtester import dtypes
 from backtester.data.market import MarketData
-from backtester.engine.account_nb import apply_fill_nb, apply_settlement_nb, isolated_margins_nb
+from backtester.engine.cash_nb import apply_fill_nb, apply_settlement_nb
 from backtester.engine.deleverage_nb import APPLIED, NOT_APPLIED, apply_deleverage_event_nb
+from backtester.engine.metrics_nb import isolated_margins_nb
 from backtester.engine.records_nb import ledger_nb
+from backtester.engine.state_nb import engine_state
 from backtester.enums import AdlRule, LedgerKind, Liquidity, MarginMode, Side
 from backtester.swap import get_contract
 from backtester.swap.margin_nb import margin_ratio_nb
@@ -51,6 +53,17 @@ class State:
         self.fills = np.zeros(16, dtypes.FILL_DTYPE)
         self.ledger = np.zeros(32, dtypes.LEDGER_DTYPE)
         self.adl = np.zeros(8, dtypes.ADL_DTYPE)
+        self.settlements = np.zeros(4, dtypes.SETTLEMENT_DTYPE)
+        self.state = engine_state(
+            params=self.params,
+            tiers=self.tiers,
+            positions=self.positions,
+            account=self.account,
+            fills=self.fills,
+            ledger=self.ledger,
+            adl=self.adl,
+            settlements=self.settlements,
+        )
 
     @property
     def p(self):
@@ -58,11 +71,7 @@ class State:
 
     def fill(self, ts, side, qty, price):
         apply_fill_nb(
-            self.account,
-            self.positions,
-            self.params,
-            self.fills,
-            self.ledger,
+            self.state,
             0,
             ts,
             0,
@@ -74,18 +83,7 @@ class State:
         )
 
     def apply(self, ts, event):
-        return apply_deleverage_event_nb(
-            self.account,
-            self.positions,
-            self.params,
-            self.tiers,
-            self.fills,
-            self.adl,
-            self.ledger,
-            0,
-            ts,
-            event,
-        )
+        return apply_deleverage_event_nb(self.state, 0, ts, event)
 
     def n(self, counter):
         return int(self.account[0][counter])
@@ -145,7 +143,7 @@ def test_adl_closes_a_profitable_isolated_long_at_the_event_price_without_fee():
     assert s["margin_settle"] == 0.0
     assert math.isnan(s["entry_price"])
     assert math.isnan(s["reference_price"])
-    assert isolated_margins_nb(st.positions) == 0.0
+    assert isolated_margins_nb(st.state) == 0.0
     # realised 2·(32,000 − 30,000) = 4,000, no fee
     assert st.balance() == INITIAL - 30.0 + 4_000.0
     assert st.n("n_fills") == 2
@@ -298,9 +296,7 @@ def coinm_day():
 
 def settle(st, ts, mark):
     st.positions[0]["mark_price"] = mark
-    apply_settlement_nb(
-        st.account, st.positions, st.params, np.zeros(4, dtypes.SETTLEMENT_DTYPE), st.ledger, 0, ts
-    )
+    apply_settlement_nb(st.state, 0, ts)
 
 
 def test_clawback_takes_the_rate_of_the_closed_day_net_profit():
@@ -308,8 +304,8 @@ def test_clawback_takes_the_rate_of_the_closed_day_net_profit():
     settle(st, SETTLE, 42_000.0)
     day += 50 * 100 * (1 / 40_000.0 - 1 / 42_000.0)
     # rows that must not count: a deposit and another instrument's PnL inside the day
-    ledger_nb(st.account, st.ledger, DAY0 + 3 * HOUR_NS, LedgerKind.DEPOSIT, 0, 1.0, -1)
-    ledger_nb(st.account, st.ledger, DAY0 + 3 * HOUR_NS, LedgerKind.TRADE_PNL, 1, 5.0, -1)
+    ledger_nb(st.state, DAY0 + 3 * HOUR_NS, LedgerKind.DEPOSIT, 0, 1.0, -1)
+    ledger_nb(st.state, DAY0 + 3 * HOUR_NS, LedgerKind.TRADE_PNL, 1, 5.0, -1)
     balance0 = st.balance()
     positions = st.positions.copy()
     assert st.apply(SETTLE, event(LedgerKind.CLAWBACK, 0, np.nan, 0.2, SETTLE)) == APPLIED

@@ -9,7 +9,7 @@ import pytest
 
 from backtester import Strategy, backtest, dtypes
 from backtester.data.market import MarketData
-from backtester.sweep import check_job
+from backtester.jobs import check_job
 
 HOUR_NS = 3_600_000_000_000
 DAY0 = 1_704_067_200_000_000_000

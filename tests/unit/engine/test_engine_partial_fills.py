@@ -12,8 +12,8 @@ import numpy as np
 
 from backtester import Strategy, backtest, dtypes
 from backtester.data.market import MarketData
-from backtester.engine.account_nb import N_METRICS
 from backtester.engine.orders_nb import accept_orders_nb
+from backtester.engine.state_nb import engine_state
 from backtester.enums import Liquidity, OrderStatus, OrderType, RejectReason, Side
 
 SECOND_NS = 1_000_000_000
@@ -245,9 +245,16 @@ def test_accept_leaves_cancelled_rows_out_of_the_active_list():
     orders[0]["qty_contracts"] = 1.0
     orders[0]["price"] = 30_000.0
     account[0]["n_orders"] = 1
-    rejected = accept_orders_nb(
-        account, positions, params, tiers, orders, work, active, T0, np.zeros(N_METRICS)
+    state = engine_state(
+        account=account,
+        positions=positions,
+        params=params,
+        tiers=tiers,
+        orders=orders,
+        work=work,
+        active=active,
     )
+    rejected = accept_orders_nb(state, T0)
     assert rejected == 0
     assert OrderStatus(int(orders[0]["status"])) == OrderStatus.CANCELLED
     assert int(account[0]["n_active"]) == 0

@@ -18,7 +18,8 @@ from numba import njit
 
 from backtester import JitStrategy, Strategy, backtest, dtypes
 from backtester.data import Catalog
-from backtester.data.stream import MarketDataStream
+from backtester.data.loader import load_market_data
+from backtester.data.stream import MarketDataStream, stream_market_data
 from backtester.jit import bar, bar_count, market, position
 
 MINUTE = 60_000_000_000
@@ -203,8 +204,8 @@ def _run(strategy, data, **options):
     ],
 )
 def test_python_on_bar_sma_streamed_equals_unstreamed(bar_catalog, chunk_ns, snap):
-    plain_data = bar_catalog.load_market_data(EX, SYM)
-    stream = bar_catalog.stream_market_data(EX, SYM, chunk_ns=chunk_ns, snap_to_funding=snap)
+    plain_data = load_market_data(bar_catalog, EX, SYM)
+    stream = stream_market_data(bar_catalog, EX, SYM, chunk_ns=chunk_ns, snap_to_funding=snap)
     plain = _run(SmaLong, plain_data)
     streamed = _run(SmaLong, stream)
     assert streamed.config["stream"]["windows"] >= 5
@@ -215,8 +216,8 @@ def test_python_on_bar_sma_streamed_equals_unstreamed(bar_catalog, chunk_ns, sna
 
 
 def test_windows_partition_the_span_and_boundaries_sit_on_funding_times(bar_catalog):
-    plain = bar_catalog.load_market_data(EX, SYM)
-    stream = bar_catalog.stream_market_data(EX, [SYM], chunk_ns=7 * HOUR + 13 * MINUTE)
+    plain = load_market_data(bar_catalog, EX, SYM)
+    stream = stream_market_data(bar_catalog, EX, [SYM], chunk_ns=7 * HOUR + 13 * MINUTE)
     windows = [w[0] for w in stream]
     # 5 days, one window per 8 h: the bar closing at the end is in the last window (every
     # stream by event time in (t0, t1], a bar by its close)
@@ -241,11 +242,13 @@ def test_windows_partition_the_span_and_boundaries_sit_on_funding_times(bar_cata
 def test_unsnapped_boundaries_at_bar_closes_are_exact_without_funding_marks(bar_catalog):
     """okx's mark (index + EMA basis) does not read the next funding row: unsnapped 90-minute
     windows (boundaries at bar closes, some at funding times) give identical records."""
-    stream = bar_catalog.stream_market_data(EX, SYM, chunk_ns=90 * MINUTE, snap_to_funding=False)
+    stream = stream_market_data(bar_catalog, EX, SYM, chunk_ns=90 * MINUTE, snap_to_funding=False)
     assert len(stream) == 81  # the last: the final bar close, after the final index point
     assert not any(stream.snapped)
     options = {"initial_balance": 10_000.0, "leverage": 40.0}
-    plain = backtest(SmaLong, bar_catalog.load_market_data(EX, SYM), "okx:BTC-USDT-SWAP", **options)
+    plain = backtest(
+        SmaLong, load_market_data(bar_catalog, EX, SYM), "okx:BTC-USDT-SWAP", **options
+    )
     streamed = backtest(SmaLong, stream, "okx:BTC-USDT-SWAP", **options)
     assert len(plain.records["fills"]) >= 6
     _assert_same_records(streamed, plain)
@@ -255,8 +258,8 @@ def test_history_bars_bounds_what_ctx_sees(bar_catalog):
     """With fewer history bars than the slow SMA, the value leaving the window after a
     boundary is not kept: ctx.sma says so (naming history_bars) instead of restarting quietly;
     with enough history the streamed run is identical."""
-    stream = bar_catalog.stream_market_data(EX, SYM, chunk_ns=DAY)
-    plain = _run(SmaLong, bar_catalog.load_market_data(EX, SYM))
+    stream = stream_market_data(bar_catalog, EX, SYM, chunk_ns=DAY)
+    plain = _run(SmaLong, load_market_data(bar_catalog, EX, SYM))
     with pytest.raises(ValueError, match=r"window: 200 bars is more than .*\(history_bars\)"):
         _run(SmaLong, stream, history_bars=50)
     _assert_same_records(_run(SmaLong, stream, history_bars=200), plain)
@@ -266,8 +269,8 @@ def test_history_bars_bounds_what_ctx_sees(bar_catalog):
 
 @pytest.mark.parametrize("chunk_ns", [DAY, 5 * HOUR])
 def test_jit_bar_lookback_streamed_equals_unstreamed(bar_catalog, chunk_ns):
-    plain = _run(MomentumJit, bar_catalog.load_market_data(EX, SYM))
-    streamed = _run(MomentumJit, bar_catalog.stream_market_data(EX, SYM, chunk_ns=chunk_ns))
+    plain = _run(MomentumJit, load_market_data(bar_catalog, EX, SYM))
+    streamed = _run(MomentumJit, stream_market_data(bar_catalog, EX, SYM, chunk_ns=chunk_ns))
     assert streamed.config["stream"]["windows"] >= 5
     assert len(plain.records["fills"]) >= 10
     assert len(plain.records["funding_payments"]) >= 5
@@ -279,8 +282,8 @@ def test_jit_bar_lookback_streamed_equals_unstreamed(bar_catalog, chunk_ns):
 def test_python_on_trade_grid_with_resting_limits_streamed_equals_unstreamed(
     trade_catalog, chunk_ns
 ):
-    plain_data = trade_catalog.load_market_data(EX, SYM, with_trades=True)
-    stream = trade_catalog.stream_market_data(EX, SYM, with_trades=True, chunk_ns=chunk_ns)
+    plain_data = load_market_data(trade_catalog, EX, SYM, with_trades=True)
+    stream = stream_market_data(trade_catalog, EX, SYM, with_trades=True, chunk_ns=chunk_ns)
     plain = _run(Grid, plain_data)
     streamed = _run(Grid, stream)
     assert streamed.config["stream"]["windows"] == 6
@@ -297,8 +300,8 @@ def test_python_on_trade_grid_with_resting_limits_streamed_equals_unstreamed(
 
 
 def test_streamed_price_series_is_sampled_per_equity_interval(trade_catalog):
-    stream = trade_catalog.stream_market_data(EX, SYM, with_trades=True, chunk_ns=8 * HOUR)
-    plain_data = trade_catalog.load_market_data(EX, SYM, with_trades=True)
+    stream = stream_market_data(trade_catalog, EX, SYM, with_trades=True, chunk_ns=8 * HOUR)
+    plain_data = load_market_data(trade_catalog, EX, SYM, with_trades=True)
     result = _run(Grid, stream, equity_interval_ns=HOUR)
     last = result.price_series[SYM]["last"]
     assert len(last) == 48  # one point an hour over two days
@@ -315,28 +318,28 @@ def test_streamed_price_series_is_sampled_per_equity_interval(trade_catalog):
 # ---------------------------------------------------------------- arguments
 def test_bad_stream_arguments_name_the_argument(bar_catalog):
     with pytest.raises(ValueError, match="chunk_ns: expected a window length > 0"):
-        bar_catalog.stream_market_data(EX, SYM, chunk_ns=0)
+        stream_market_data(bar_catalog, EX, SYM, chunk_ns=0)
     with pytest.raises(ValueError, match="chunk_ns"):
-        bar_catalog.stream_market_data(EX, SYM, chunk_ns=-DAY)
+        stream_market_data(bar_catalog, EX, SYM, chunk_ns=-DAY)
     with pytest.raises(TypeError, match="chunk_ns"):
-        bar_catalog.stream_market_data(EX, SYM, chunk_ns=1.5e12)
+        stream_market_data(bar_catalog, EX, SYM, chunk_ns=1.5e12)
     with pytest.raises(ValueError, match=r"symbols: no market data for binance:ETHUSDT"):
-        bar_catalog.stream_market_data(EX, ["BTCUSDT", "ETHUSDT"], chunk_ns=DAY)
+        stream_market_data(bar_catalog, EX, ["BTCUSDT", "ETHUSDT"], chunk_ns=DAY)
     with pytest.raises(ValueError, match="end_ns: expected a value > start_ns"):
-        bar_catalog.stream_market_data(EX, SYM, T0 + DAY, T0, chunk_ns=DAY)
+        stream_market_data(bar_catalog, EX, SYM, T0 + DAY, T0, chunk_ns=DAY)
     with pytest.raises(ValueError, match="bar_interval_ns: binance:BTCUSDT has no bars at 5m"):
-        bar_catalog.stream_market_data(EX, SYM, bar_interval_ns=5 * MINUTE, chunk_ns=DAY)
+        stream_market_data(bar_catalog, EX, SYM, bar_interval_ns=5 * MINUTE, chunk_ns=DAY)
     with pytest.raises(ValueError, match=r"start_ns, end_ns: no rows"):
-        bar_catalog.stream_market_data(EX, SYM, T0 + 30 * DAY, T0 + 31 * DAY, chunk_ns=DAY)
+        stream_market_data(bar_catalog, EX, SYM, T0 + 30 * DAY, T0 + 31 * DAY, chunk_ns=DAY)
     with pytest.raises(ValueError, match="symbols: expected at least one symbol"):
-        bar_catalog.stream_market_data(EX, [], chunk_ns=DAY)
+        stream_market_data(bar_catalog, EX, [], chunk_ns=DAY)
 
 
 def test_a_sub_span_streams_the_rows_load_market_data_reads(bar_catalog):
     start, end = T0 + DAY + 17 * MINUTE, T0 + 3 * DAY + 5 * MINUTE
-    stream = bar_catalog.stream_market_data(EX, SYM, start, end, chunk_ns=6 * HOUR)
+    stream = stream_market_data(bar_catalog, EX, SYM, start, end, chunk_ns=6 * HOUR)
     assert isinstance(stream, MarketDataStream)
-    plain = bar_catalog.load_market_data(EX, SYM, start, end)
+    plain = load_market_data(bar_catalog, EX, SYM, start, end)
     windows = [w[0] for w in stream]
     for name in ("bars", "index", "funding"):
         joined = np.concatenate([getattr(w, name) for w in windows])
@@ -347,7 +350,7 @@ def test_a_sub_span_streams_the_rows_load_market_data_reads(bar_catalog):
 def test_catalog_is_read_by_window_not_whole(bar_catalog: Catalog):
     """Each window reads only its rows: the largest window array is bounded by the window
     length (8 h of minute bars), not by the 5-day span."""
-    stream = bar_catalog.stream_market_data(EX, SYM, chunk_ns=HOUR)
+    stream = stream_market_data(bar_catalog, EX, SYM, chunk_ns=HOUR)
     sizes = [len(w[0].bars) + len(w[0].index) for w in stream]
     assert max(sizes) <= 2 * 480
     assert sum(sizes) == 2 * 5 * 1440

@@ -20,6 +20,8 @@ import pytest
 
 from backtester import Strategy, backtest, dtypes
 from backtester.data import Catalog
+from backtester.data.loader import load_market_data
+from backtester.data.stream import stream_market_data
 from backtester.enums import LedgerKind
 from backtester.errors import StrategyError
 from backtester.results import RecordStore, record_digest, records_to_frame
@@ -94,11 +96,11 @@ def _run(data, strategy=EmaFlip, **options):
 
 @pytest.fixture(scope="module")
 def plain(catalog):
-    return _run(catalog.load_market_data(EX, SYM))
+    return _run(load_market_data(catalog, EX, SYM))
 
 
 def test_spilled_records_equal_the_in_memory_run_bit_for_bit(catalog, plain, tmp_path):
-    stream = catalog.stream_market_data(EX, SYM, chunk_ns=5 * HOUR)
+    stream = stream_market_data(catalog, EX, SYM, chunk_ns=5 * HOUR)
     streamed = _run(stream, records_directory=tmp_path / "records")
     assert isinstance(streamed.records, RecordStore)
     assert streamed.config["stream"]["windows"] == len(list(stream)) >= 10
@@ -128,7 +130,7 @@ def test_spilled_files_are_parquet_with_a_row_group_per_window(
     # every window's rows written at its end (by default small windows are gathered)
     monkeypatch.setattr(spill, "ROW_GROUP_MIN_ROWS", 1)
     folder = tmp_path / "records"
-    stream = catalog.stream_market_data(EX, SYM, chunk_ns=DAY)
+    stream = stream_market_data(catalog, EX, SYM, chunk_ns=DAY)
     result = _run(stream, records_directory=folder)
     windows = len(list(stream))
     assert windows == N_DAYS
@@ -173,7 +175,7 @@ def test_small_windows_are_gathered_into_larger_row_groups(catalog, plain, tmp_p
     from backtester.engine.spill import RecordSpill
 
     folder = tmp_path / "records"
-    stream = catalog.stream_market_data(EX, SYM, chunk_ns=5 * HOUR)
+    stream = stream_market_data(catalog, EX, SYM, chunk_ns=5 * HOUR)
     result = _run(stream, records_directory=folder)
     n = len(plain.records["equity"])
     assert n < RecordSpill(tmp_path / "other").min_row_group_rows
@@ -190,7 +192,7 @@ def test_a_failed_run_leaves_the_completed_windows_readable(catalog, plain, tmp_
 
     monkeypatch.setattr(spill, "ROW_GROUP_MIN_ROWS", 1)
     folder = tmp_path / "records"
-    stream = catalog.stream_market_data(EX, SYM, chunk_ns=DAY)
+    stream = stream_market_data(catalog, EX, SYM, chunk_ns=DAY)
 
     class Failing(EmaFlip):
         fail_at_ns = T0 + 2 * DAY + 3 * HOUR  # inside the third window
@@ -223,7 +225,7 @@ def test_a_failed_run_leaves_the_completed_windows_readable(catalog, plain, tmp_
     with pytest.raises(StrategyError):
         _run(stream, Failing)
     assert list(scratch.iterdir()) == []
-    result = _run(catalog.stream_market_data(EX, SYM, T0, T0 + DAY, chunk_ns=DAY))
+    result = _run(stream_market_data(catalog, EX, SYM, T0, T0 + DAY, chunk_ns=DAY))
     assert [p.name[:19] for p in scratch.iterdir()] == ["backtester-records-"]
     result.close()
     assert list(scratch.iterdir()) == []
@@ -232,7 +234,7 @@ def test_a_failed_run_leaves_the_completed_windows_readable(catalog, plain, tmp_
 def test_temporary_records_folder_lives_as_long_as_the_result(catalog, plain):
     from pathlib import Path
 
-    result = _run(catalog.stream_market_data(EX, SYM, chunk_ns=DAY))
+    result = _run(stream_market_data(catalog, EX, SYM, chunk_ns=DAY))
     folder = Path(result.config["stream"]["records_directory"])
     assert result.config["stream"]["records_directory_temporary"] is True
     assert (folder / "equity.parquet").is_file()
@@ -242,7 +244,7 @@ def test_temporary_records_folder_lives_as_long_as_the_result(catalog, plain):
     with pytest.raises(ValueError, match="closed"):
         result.records["equity"]
     # garbage collection removes it as well
-    result = _run(catalog.stream_market_data(EX, SYM, chunk_ns=DAY))
+    result = _run(stream_market_data(catalog, EX, SYM, chunk_ns=DAY))
     folder = Path(result.config["stream"]["records_directory"])
     assert folder.is_dir()
     del result
@@ -252,9 +254,9 @@ def test_temporary_records_folder_lives_as_long_as_the_result(catalog, plain):
 
 def test_records_directory_is_refused_where_it_cannot_apply(catalog, tmp_path):
     with pytest.raises(ValueError, match="records_directory: only a streamed replay"):
-        _run(catalog.load_market_data(EX, SYM, T0, T0 + HOUR), records_directory=tmp_path)
+        _run(load_market_data(catalog, EX, SYM, T0, T0 + HOUR), records_directory=tmp_path)
     (tmp_path / "equity.parquet").write_bytes(b"x")
-    stream = catalog.stream_market_data(EX, SYM, T0, T0 + DAY, chunk_ns=DAY)
+    stream = stream_market_data(catalog, EX, SYM, T0, T0 + DAY, chunk_ns=DAY)
     with pytest.raises(ValueError, match=r"records_directory: .* already holds spilled records"):
         _run(stream, records_directory=tmp_path)
     with pytest.raises(TypeError, match="records_directory: expected a folder path"):
@@ -262,7 +264,7 @@ def test_records_directory_is_refused_where_it_cannot_apply(catalog, tmp_path):
 
 
 def test_result_reads_and_builds_tables_only_on_access(catalog, plain, tmp_path):
-    result = _run(catalog.stream_market_data(EX, SYM, chunk_ns=DAY), records_directory=tmp_path)
+    result = _run(stream_market_data(catalog, EX, SYM, chunk_ns=DAY), records_directory=tmp_path)
     store = result.records
     # the run and its summary figures read no spilled kind whole
     assert not store.is_loaded("equity")
@@ -292,7 +294,7 @@ def test_result_reads_and_builds_tables_only_on_access(catalog, plain, tmp_path)
     assert not store.is_loaded("equity")
     # the price series come back from the folder too, one point per equity interval (1 min)
     last = result.price_series[SYM]["last"]
-    bars = catalog.load_market_data(EX, SYM).bars
+    bars = load_market_data(catalog, EX, SYM).bars
     assert last["ts_ns"].tolist() == (T0 + (np.arange(N_DAYS * 1440) + 1) * MINUTE).tolist()
     assert last["price"].tolist() == bars["close"].tolist()
     # a pickled Result carries its records (not the folder) and no cached tables
@@ -319,7 +321,7 @@ def test_in_memory_result_tables_are_cached_and_unchanged(plain):
 def test_metrics_of_a_spilled_result_equal_the_in_memory_run(catalog, plain, tmp_path):
     from backtester.report.metrics import summary_metrics
 
-    streamed = _run(catalog.stream_market_data(EX, SYM, chunk_ns=DAY), records_directory=tmp_path)
+    streamed = _run(stream_market_data(catalog, EX, SYM, chunk_ns=DAY), records_directory=tmp_path)
     expected = summary_metrics(plain)
     got = summary_metrics(streamed)
     assert got.keys() == expected.keys()
@@ -355,9 +357,9 @@ def test_weekly_clawback_reads_ledger_rows_of_earlier_windows(tmp_path):
         "mark_price_method": "historical",
         "insurance_fund_settle": 0.001,
     }
-    loaded = [cat.load_market_data("okex", symbol) for symbol in symbols]
+    loaded = [load_market_data(cat, "okex", symbol) for symbol in symbols]
     plain = backtest(BuyEach, loaded, [OKEX_2019] * 2, **options)
-    stream = cat.stream_market_data("okex", symbols, chunk_ns=6 * HOUR)
+    stream = stream_market_data(cat, "okex", symbols, chunk_ns=6 * HOUR)
     streamed = backtest(BuyEach, stream, [OKEX_2019] * 2, **options)
     assert streamed.config["stream"]["windows"] >= 15
     clawbacks = plain.records["adl"]

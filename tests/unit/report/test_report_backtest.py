@@ -12,8 +12,8 @@ from backtester.data.sample import load_sample
 from backtester.enums import LedgerKind
 from backtester.report.attribution import pnl_attribution
 from backtester.report.liquidations import liquidation_report
+from backtester.report.load import load_run
 from backtester.report.metrics import compute_metrics
-from backtester.report.outputs import load_run
 
 DAY_NS = 86_400_000_000_000
 

@@ -251,8 +251,8 @@ def test_sample_report_in_chromium_and_screenshot(tmp_path) -> None:
 
     from backtester import backtest
     from backtester.data.sample import load_sample
+    from backtester.jobs import load_strategy
     from backtester.report.outputs import save_run
-    from backtester.sweep import load_strategy
 
     cls = load_strategy(str(Path(__file__).resolve().parents[3] / "strategies" / "sma_cross.py"))
     data = load_sample("BTC-USD-SWAP", with_trades=False)

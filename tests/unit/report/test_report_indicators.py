@@ -7,9 +7,10 @@ import pytest
 
 from backtester import Strategy, backtest, backtest_signals
 from backtester.data.sample import load_sample
+from backtester.jobs import slice_market_data
 from backtester.report.html import write_html
-from backtester.report.outputs import load_run, save_run
-from backtester.sweep import slice_market_data
+from backtester.report.load import load_run
+from backtester.report.outputs import save_run
 
 DAY_NS = 86_400_000_000_000
 

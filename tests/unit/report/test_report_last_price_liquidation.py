@@ -18,6 +18,7 @@ import pytest
 
 from backtester import Strategy, backtest, dtypes
 from backtester.data.market import MarketData, candle_path_points
+from backtester.data.stream import stream_market_data
 from backtester.report.liquidations import liquidation_report
 from backtester.report.summary import format_summary
 from backtester.swap.contract import get_contract
@@ -339,7 +340,7 @@ def test_a_streamed_replay_says_the_comparison_is_not_available(tmp_path):
     trade = candles(flat, flat, [30_000.0, 30_000.0, 30_000.0, 29_000.0, 30_000.0], flat)
     catalog = Catalog(tmp_path / "catalog")
     catalog.write("bars", "okx", "BTC-USDT-SWAP", trade, source="unit", interval_ns=HOUR_NS)
-    stream = catalog.stream_market_data("okx", "BTC-USDT-SWAP", chunk_ns=2 * HOUR_NS)
+    stream = stream_market_data(catalog, "okx", "BTC-USDT-SWAP", chunk_ns=2 * HOUR_NS)
     Schedule.plan = {1: 10.0}
     with backtest(
         Schedule, stream, CONTRACT, initial_balance=1_000.0, leverage=50, mark_price_method="last"

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from backtester.report.liquidations import liquidation_report
-from backtester.report.outputs import CSV_KINDS, load_run, save_run
+from backtester.report.load import load_run
+from backtester.report.outputs import CSV_KINDS, save_run
 from backtester.report.summary import format_summary
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backtester.jobs import summarise_result
 from backtester.report.metrics import compute_metrics, regular_grid, summary_metrics
-from backtester.sweep import summarise_result
 
 HOUR_NS = 3_600_000_000_000
 

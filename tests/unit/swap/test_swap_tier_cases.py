@@ -11,15 +11,11 @@ from backtester.enums import TierBasis
 from backtester.swap.tier_tables import (
     binance_btcusd_perp_schedule,
     binance_btcusdt_schedule,
+    bitmex_risk_limits,
+    okx_btc_usd_swap_2019,
     okx_btc_usdt_swap_2026_table,
 )
-from backtester.swap.tiers import (
-    TierTable,
-    bitmex_risk_limits,
-    maintenance_amount,
-    make_tier_rows,
-    okx_btc_usd_swap_2019,
-)
+from backtester.swap.tiers import TierTable, maintenance_amount, make_tier_rows
 
 CASES_PATH = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "cases.json"
 CASES = (

@@ -7,11 +7,19 @@ import json
 import numpy as np
 import pytest
 
+from backtester.data.importers.tiers import (
+    load_binance_snapshot,
+    load_binance_snapshots,
+    load_okx_tier_csv,
+    tiers_from_ccxt,
+)
 from backtester.dtypes import TIER_DTYPE
 from backtester.enums import ContractKind, TierBasis
 from backtester.swap.tier_tables import (
     binance_btcusd_perp_schedule,
     binance_btcusdt_schedule,
+    bitmex_risk_limits,
+    okx_btc_usd_swap_2019,
     okx_btc_usd_swap_2019_09,
     okx_btc_usd_swap_2020_table,
     okx_btc_usdt_swap_2026_table,
@@ -20,14 +28,8 @@ from backtester.swap.tier_tables import (
 from backtester.swap.tiers import (
     TierSchedule,
     TierTable,
-    bitmex_risk_limits,
-    load_binance_snapshot,
-    load_binance_snapshots,
-    load_okx_tier_csv,
     maintenance_amounts,
     make_tier_rows,
-    okx_btc_usd_swap_2019,
-    tiers_from_ccxt,
     to_ns,
 )
 

@@ -31,7 +31,7 @@ def test_fetch_without_ccxt_names_the_fetch_extra():
 
 def test_dask_executor_without_distributed_names_the_dask_extra():
     body = (
-        "from backtester.sweep import _execute_dask\n"
+        "from backtester.sweep.executors import _execute_dask\n"
         "try:\n"
         "    list(_execute_dask(print, {}, 1, None, None))\n"
         "except ImportError as error:\n"

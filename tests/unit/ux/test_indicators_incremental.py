@@ -11,6 +11,7 @@ import pytest
 from backtester import Strategy, backtest, dtypes
 from backtester.data import Catalog
 from backtester.data.market import MarketData
+from backtester.data.stream import stream_market_data
 
 MINUTE_NS = 60_000_000_000
 T0 = 1_699_999_980_000_000_000  # on the minute grid (the catalog refuses off-grid candles)
@@ -93,7 +94,7 @@ def test_chunked_replay_continues_the_state(tmp_path):
     bars = make_bars()
     catalog = Catalog(tmp_path / "catalog")
     catalog.write("bars", "okx", "BTC-USDT-SWAP", bars, source="unit", interval_ns=MINUTE_NS)
-    stream = catalog.stream_market_data("okx", "BTC-USDT-SWAP", chunk_ns=97 * MINUTE_NS)
+    stream = stream_market_data(catalog, "okx", "BTC-USDT-SWAP", chunk_ns=97 * MINUTE_NS)
     seen = run_recorder(stream)
     want = expected(bars)
     ok = ~np.isnan(want)

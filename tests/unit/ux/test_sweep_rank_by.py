@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backtester import backtest, sweep
+from backtester import backtest, jobs, sweep
 from backtester.data.sample import load_sample
 from backtester.strategy import Strategy
 
@@ -26,7 +26,7 @@ class Flip(Strategy):
 
 def numeric_metrics(symbol: str, contract: str, balance: float) -> set[str]:
     data = load_sample(symbol, with_trades=False)
-    metrics = sweep.summarise_result(backtest(Flip, data, contract, initial_balance=balance))
+    metrics = jobs.summarise_result(backtest(Flip, data, contract, initial_balance=balance))
     return {k for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 

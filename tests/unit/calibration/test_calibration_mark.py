@@ -7,9 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtester.dtypes import BAR_DTYPE, FUNDING_RATE_DTYPE, PRICE_DTYPE, TRADE_DTYPE
-from backtester.enums import MarkAverage, MarkPriceMethod, Status
-from backtester.swap.calibration import (
+from backtester.calibration.mark import (
     AlignedMarks,
     align_records,
     calibrate_mark_models,
@@ -20,6 +18,8 @@ from backtester.swap.calibration import (
     model_mark,
     span_grid,
 )
+from backtester.dtypes import BAR_DTYPE, FUNDING_RATE_DTYPE, PRICE_DTYPE, TRADE_DTYPE
+from backtester.enums import MarkAverage, MarkPriceMethod, Status
 from backtester.swap.mark_calibration_nb import mark_errors_nb, replay_mark_nb
 
 S = 1_000_000_000

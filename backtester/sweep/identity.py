@@ -1,7 +1,7 @@
 """What a stored sweep result depends on besides its parameters, so that it is never reused
 stale.
 
-A sweep stores each combination's result under a key (:func:`backtester.sweep.job_key`) and
+A sweep stores each combination's result under a key (:func:`backtester.sweep.store.job_key`) and
 skips the combinations already stored. Keyed on the job alone (strategy path, parameters, data
 selection), editing the strategy and re-running the sweep printed the old numbers (issue 16).
 The key now also covers (:func:`job_identity`):
@@ -81,7 +81,7 @@ def strategy_sources(reference: str, cwd: Path | None = None) -> dict[str, str]:
     if not (target.endswith(".py") or path.is_file()):
         path = _module_file(target, [cwd, *(Path(p) for p in _sys_path())]) or path
     digests: dict[str, str] = {}
-    backtester_dir = Path(__file__).resolve().parent
+    backtester_dir = Path(__file__).resolve().parents[1]  # the backtester package
     pending = [path]
     while pending:
         current = pending.pop()

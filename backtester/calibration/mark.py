@@ -129,7 +129,7 @@ class AlignedMarks:
         return len(self.ts_ns)
 
     def to_frame(self) -> pd.DataFrame:
-        """The aligned rows as a DataFrame indexed by UTC time."""
+        """Return the aligned rows as a DataFrame indexed by UTC time."""
         frame = pd.DataFrame(
             {
                 "mark_price": self.mark_price,
@@ -157,7 +157,7 @@ def _latest_at(ts_from: np.ndarray, values: np.ndarray, ts_at: np.ndarray) -> np
 def _read_capture_quotes(
     path: Path,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """bookTicker (T ns, mid) and markPrice (E ns, r, T ns) columns parsed from a capture file.
+    """Return the bookTicker (T ns, mid) and markPrice (E ns, r, T ns) columns of a capture.
 
     The ``binance_ws`` importer returns trades, mark, index and *settled* funding only; the
     per-update funding rate ``r``/``T`` and the best bid/ask are read here from the same lines.
@@ -439,7 +439,7 @@ class MarkCalibrationReport:
         return self.results[0]
 
     def get(self, method: str, average: str = "", basis_price: str = "") -> MarkCalibration:
-        """The result of one model family (raises ``KeyError`` naming what exists)."""
+        """Return the result of one model family (raises ``KeyError`` naming what exists)."""
         for result in self.results:
             if (result.method, result.average, result.basis_price) == (
                 method,
@@ -581,7 +581,7 @@ def model_mark(
     sample_step_ns: int = 0,
     initial: str = "recorded",
 ) -> np.ndarray:
-    """The model mark at every row of ``data`` (a copy), e.g. to plot against the recorded mark.
+    """Return the model mark at every row of ``data`` (a copy), e.g. to plot against the mark.
 
     ``initial="recorded"`` starts the moving average at the first row's recorded
     mark − index (exact for an index + MA mark); ``"first_sample"`` at the first basis sample.
@@ -692,7 +692,7 @@ def fit_mark_span(
 
     Cases
     -----
-    None in cases.json (tests/unit/swap/test_swap_calibration.py recovers a known span).
+    None in cases.json (tests/unit/calibration/test_calibration_mark.py recovers a known span).
     """
     grid = span_grid(
         data,

@@ -1,6 +1,6 @@
 """Out-of-sample fit of a mark model, and alignment of mark, trade and index candles for it.
 
-:mod:`backtester.swap.calibration` fits and scores a mark model on the same rows. A profile's
+:mod:`backtester.calibration.mark` fits and scores a mark model on the same rows. A profile's
 source line must state an error the fit did not see, so this module
 
 * fits the span and sampling step on the rows before a split time and scores the fitted model on
@@ -8,7 +8,7 @@ source line must state an error the fit did not see, so this module
   every row and the rows before the split only warm the moving average up for the scored ones;
 * reports the median, 99th percentile and maximum of |model − recorded| in basis points of the
   recorded mark, next to the same figures for mark = last (:class:`OutOfSampleFit`);
-* builds :class:`~backtester.swap.calibration.AlignedMarks` from candles when no tick capture
+* builds :class:`~backtester.calibration.mark.AlignedMarks` from candles when no tick capture
   exists (:func:`align_candle_closes`): one row per candle close, the index taken from an index
   series or a stated proxy (e.g. spot candles), no book (the last price stands in for the mid).
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backtester.swap.calibration import (
+from backtester.calibration.mark import (
     DEFAULT_SAMPLE_STEPS_NS,
     DEFAULT_SPANS,
     HOUR_NS,
@@ -115,8 +115,9 @@ def fit_out_of_sample(
 
     Cases
     -----
-    None in cases.json (tests/unit/swap/test_swap_mark_fit.py recovers a known span on a
-    synthetic series; tests/realdata/test_realdata_mark_calibration.py on the captures).
+    None in cases.json (tests/unit/calibration/test_calibration_mark_fit.py recovers a known
+    span on a synthetic series; tests/realdata/test_realdata_mark_calibration.py on the
+    captures).
     """
     _check_options(method, average, basis_price, initial)
     if not _uses_average(method):

@@ -1,4 +1,4 @@
-"""Out-of-sample mark fit and candle alignment (backtester.swap.mark_fit).
+"""Out-of-sample mark fit and candle alignment (backtester.calibration.mark_fit).
 
 The recorded mark is generated here with pandas (``ewm(span=..., adjust=False)`` of the sampled
 basis), so the fit must recover the span that made it, with ~0 error after the split.
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backtester.calibration.mark import AlignedMarks
+from backtester.calibration.mark_fit import abs_error_bp, align_candle_closes, fit_out_of_sample
 from backtester.dtypes import BAR_DTYPE
-from backtester.swap.calibration import AlignedMarks
-from backtester.swap.mark_fit import abs_error_bp, align_candle_closes, fit_out_of_sample
 
 S = 1_000_000_000
 H = 3600 * S
