@@ -45,7 +45,8 @@ Reading: ``position``, ``entry_price``, ``mark_price``, ``last_price``, ``index_
 ``balance``, ``equity``, ``available_balance``, ``time_ns`` (the account); ``bar`` /
 ``bar_count`` (history of closed bars); the contract's grid ``tick_size``, ``lot_size``,
 ``min_size``, ``contract_value``. Records: ``trade``, ``fill``, ``funding_payment``,
-``liquidation``, ``adl_record`` and ``order`` return a read-only named tuple of the row
+``liquidation``, ``adl_record`` and ``order`` (ids below ``order_count``) return a
+read-only named tuple of the row
 (:class:`Trade`, :class:`Bar`, :class:`Fill`, :class:`FundingPayment`, :class:`Liquidation`,
 :class:`AdlRecord`, :class:`Order`: the fields of the record dtypes of
 :mod:`backtester.dtypes`, same names and units).
@@ -120,6 +121,7 @@ __all__ = [
     "min_size",
     "one_cancels_other",
     "order",
+    "order_count",
     "place_exits",
     "position",
     "round_price",
@@ -383,6 +385,12 @@ def adl_record(ctx: Ctx, row: int) -> AdlRecord:
         r["ts_ns"], r["instrument"], r["kind"], r["contracts"], r["price"], r["rate"],
         r["amount_settle"],
     )  # fmt: skip
+
+
+@njit(cache=True)
+def order_count(ctx: Ctx) -> int:
+    """Return how many orders the strategy has placed: their ids are 0 to this minus 1."""
+    return int(ctx.account[0]["n_orders"])
 
 
 @njit(cache=True)

@@ -40,7 +40,7 @@ from bench_engine import bare_tick_loop_nb, synthetic, tick_ema_on_trade
 
 from backtester import JitStrategy, backtest
 from backtester.data.market import MarketData
-from backtester.jit import limit, market, position, round_price
+from backtester.jit import limit, market, position, round_price, trade
 
 
 @njit(cache=True)
@@ -51,7 +51,7 @@ def empty_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
 @njit(cache=True)
 def ema_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
     """EMA of the trade price, nothing else."""
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[0] == 0.0:
         state[0] = price
     state[0] += 0.001 * (price - state[0])
@@ -60,7 +60,7 @@ def ema_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
 @njit(cache=True)
 def ema_dead_market_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
     """The EMA, and a market order behind a condition that never holds."""
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[0] == 0.0:
         state[0] = price
     state[0] += 0.001 * (price - state[0])
@@ -71,7 +71,7 @@ def ema_dead_market_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
 @njit(cache=True)
 def hold_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
     """One contract bought at the first tick and held; the EMA."""
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[0] == 0.0:
         state[0] = price
         if position(ctx, i) == 0.0:

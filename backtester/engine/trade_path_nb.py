@@ -182,7 +182,7 @@ def account_bound_ns_nb(state: Any, i: int) -> int:
 
 
 # Not cached and inlined: it calls the strategy's ``on_trade``, so it is specialised per
-# strategy inside the loop (see ``backtester.jit.cached_replay_kernel``).
+# strategy inside the loop (see ``backtester.engine.jit_replay.cached_replay_kernel``).
 @njit(inline="always")
 def quiet_trades_nb(
     state: Any,

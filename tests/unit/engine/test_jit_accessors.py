@@ -48,6 +48,7 @@ from backtester.jit import (
     market,
     min_size,
     order,
+    order_count,
     position,
     tick_size,
     time_ns,
@@ -136,6 +137,7 @@ def record_on_fill(ctx, state, fill_row):
     out[7] = o.order_type
     out[8] = position(ctx, f.instrument)  # the fill is booked when on_fill runs
     out[9] = f.instrument
+    out[10] = order_count(ctx)  # the entry is the only order placed
 
 
 class Recorder(JitStrategy):
@@ -148,7 +150,7 @@ class Recorder(JitStrategy):
             np.full((n, N_COLUMNS), np.nan),
             np.zeros(n, np.int64),
             np.zeros(n, np.int64),
-            np.full(10, np.nan),
+            np.full(11, np.nan),
         )
 
 
@@ -275,6 +277,7 @@ def test_fill_and_order_records(recorded):
     assert fill_row[8] == N
     assert fill_row[9] == 0
     assert fill_row[7] == result.records["orders"][0]["order_type"]
+    assert fill_row[10] == len(result.records["orders"]) == 1
 
 
 # ---------------------------------------------------------------- trades, two instruments

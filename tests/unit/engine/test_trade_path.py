@@ -34,11 +34,19 @@ from backtester.enums import OrderType, Side, TimeInForce
 from backtester.jit import (
     cancel,
     close_position,
+    fill,
+    funding_payment,
+    last_price,
     limit,
+    mark_price,
     market,
+    order_count,
+    position,
     round_price,
     stop,
     take_profit,
+    time_ns,
+    trade,
     trailing_stop,
 )
 from backtester.results import record_digest
@@ -52,17 +60,15 @@ LAST_STATE: list[np.ndarray] = []
 @njit
 def fuzz_on_trade(ctx, st, i, row):
     """Orders chosen by a hash of the row; a checksum of what the callback sees."""
-    s = ctx.positions[i]
-    acc = ctx.account[0]
-    price = ctx.trades[row]["price"]
-    st[1] = st[1] * 0.5 + s["last_price"] + 1e-3 * s["mark_price"] + 1e-9 * (acc["ts_ns"] - T0)
-    st[1] += 7.0 * s["contracts"] + 0.25 * i + 1e-6 * acc["wake_ref"]
+    price = trade(ctx, row).price
+    q = position(ctx, i)
+    st[1] = st[1] * 0.5 + last_price(ctx, i) + 1e-3 * mark_price(ctx, i)
+    st[1] += 1e-9 * (time_ns(ctx) - T0) + 7.0 * q + 0.25 * i + 1e-6 * row
     st[4] += 1.0
-    q = s["contracts"]
     if row >= st[3] and i == 0:  # the crash: long, to be liquidated
         if st[9] == 0.0:  # no old stop or limit may close it first
             st[9] = 1.0
-            for order_id in range(acc["n_orders"]):
+            for order_id in range(order_count(ctx)):
                 cancel(ctx, order_id)
         if q <= 0.0:
             st[2] = market(ctx, i, 5.0 - q)
@@ -96,12 +102,12 @@ def fuzz_on_trade(ctx, st, i, row):
 
 @njit
 def fuzz_on_fill(ctx, st, row):
-    st[5] = st[5] * 0.5 + ctx.fills[row]["price"] + 1e-9 * (ctx.account[0]["ts_ns"] - T0)
+    st[5] = st[5] * 0.5 + fill(ctx, row).price + 1e-9 * (time_ns(ctx) - T0)
 
 
 @njit
 def fuzz_on_funding(ctx, st, row):
-    st[6] += 1.0 + ctx.funding_payments[row]["payment_settle"]
+    st[6] += 1.0 + funding_payment(ctx, row).payment_settle
 
 
 @njit
