@@ -242,14 +242,16 @@ def ema_index_point_nb(s, p, price, ts, alpha) -> bool:
 def quiet_path_nb(
     acc, s, p, t0, interval, t_index, t_mark, t_funding, daily_settlement, next_equity_ns
 ) -> bool:
-    """Whether nothing but the bar's own path happens from its first extreme (``t0 + Δ//3``)
-    to its close (``t0 + Δ``) in the signal kernel, with no working order: no index, mark or
-    funding event before the close, no equity row due at the extremes (``next_equity_ns``:
-    the next row's time once the row of ``t0``, if due, is written; see
+    """Return whether only the bar's own path runs from its first extreme to its close.
+
+    From ``t0 + Δ//3`` to ``t0 + Δ`` in the signal kernel, with no working order: no index,
+    mark or funding event before the close, no equity row due at the extremes
+    (``next_equity_ns``: the next row's time once the row of ``t0``, if due, is written; see
     :func:`next_equity_after_nb`), no settlement, tier switch or clawback up to the close;
     and under the LAST mark method (where each point moves the mark) a flat position, or an
     isolated one on a tier table by contracts (``last_mark_path_nb``). Records (``acc``,
-    ``s``, ``p``) and scalars only."""
+    ``s``, ``p``) and scalars only.
+    """
     close_ns = t0 + interval
     method = p["mark_price_method"]
     equity_interval = acc["equity_interval_ns"]
@@ -275,10 +277,12 @@ def quiet_path_nb(
 
 @njit(cache=True, inline="always")
 def next_equity_after_nb(acc, ts) -> int:
-    """Time of the next equity row once the events of instant ``ts`` are run: the run loop
-    marks a row due after the first event at or past ``next_equity_ns`` and moves that time
-    to the next multiple of ``equity_interval_ns`` (``run_until_nb``, the end of the signal
-    kernel's event step). Record ``acc`` (the account row) and scalars only."""
+    """Return the time of the next equity row once the events of instant ``ts`` are run.
+
+    The run loop marks a row due after the first event at or past ``next_equity_ns`` and
+    moves that time to the next multiple of ``equity_interval_ns`` (``run_until_nb``, the end
+    of the signal kernel's event step). Record ``acc`` (the account row) and scalars only.
+    """
     interval = acc["equity_interval_ns"]
     if interval > 0 and ts >= acc["next_equity_ns"]:
         return (ts // interval + 1) * interval
@@ -287,9 +291,12 @@ def next_equity_after_nb(acc, ts) -> int:
 
 @njit(cache=True, inline="always")
 def bar_close_nb(acc, s) -> None:
-    """A bar close without a signal: :func:`~backtester.engine.loop_nb.handle_bar_nb` on the
-    records (account row ``acc``, position row ``s``), for the quiet-bar loop, where the
-    call with the engine state (its arrays' reference counts) cost ~4 ns a bar."""
+    """Close a bar without a signal, on the records.
+
+    :func:`~backtester.engine.loop_nb.handle_bar_nb` on the account row ``acc`` and the
+    position row ``s``, for the quiet-bar loop, where a call with the engine state costs its
+    arrays' reference-count updates at every bar.
+    """
     row = s["c_bar"]
     s["c_bar"] = row + 1
     s["bar_phase"] = 0
@@ -298,8 +305,11 @@ def bar_close_nb(acc, s) -> None:
 
 @njit(cache=True, inline="always")
 def fast_equity_row_nb(s) -> bool:
-    """Whether :func:`isolated_equity_row_nb` writes the EQUITY row of the one instrument of
-    position row ``s``: flat, or isolated with a finite mark (else ``record_equity_nb``)."""
+    """Return whether :func:`isolated_equity_row_nb` can write the EQUITY row.
+
+    For the one instrument of position row ``s``: flat, or isolated with a finite mark (else
+    ``record_equity_nb`` writes it).
+    """
     return s["contracts"] == 0.0 or (
         s["margin_mode"] == MarginMode.ISOLATED and np.isfinite(s["mark_price"])
     )
