@@ -393,8 +393,11 @@ class Run:
             "settlements": np.zeros(64, dtype=dtypes.SETTLEMENT_DTYPE),
             "adl": np.zeros(max(64, len(self.deleverage) + 8), dtype=dtypes.ADL_DTYPE),
             "ledger": np.zeros(4096, dtype=dtypes.LEDGER_DTYPE),
+            # every row counted is written whole (equity_row_nb), the rest never read
             "equity": record_buffer(
-                _equity_rows(data, equity_interval_ns, n_bars), dtype=dtypes.EQUITY_DTYPE
+                _equity_rows(data, equity_interval_ns, n_bars),
+                dtype=dtypes.EQUITY_DTYPE,
+                zeroed=False,
             ),
         }
         self._metrics = np.zeros(1, dtype=dtypes.METRICS_DTYPE)

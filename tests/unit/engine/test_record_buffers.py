@@ -51,6 +51,27 @@ def test_reused_memory_is_zeroed_again():
     assert not again.view(np.uint8).any()
 
 
+def test_unzeroed_reuse_only_for_a_dtype_without_padding():
+    # zeroed=False (the equity buffer, whose counted rows are written whole): a reused block
+    # keeps its bytes for a packed dtype, and is zeroed anyway where padding bytes exist
+    packed = dtypes.EQUITY_DTYPE
+    assert packed.itemsize == sum(f[0].itemsize for f in packed.fields.values())
+    padded = dtypes.FILL_DTYPE
+    assert padded.itemsize > sum(f[0].itemsize for f in padded.fields.values())
+    fresh = buffers.record_buffer(ROWS, packed, zeroed=False)
+    assert not fresh.view(np.uint8).any()  # new memory is zero
+    for dtype, zeroed in ((packed, False), (padded, True)):
+        array = buffers.record_buffer(ROWS, dtype)
+        array.view(np.uint8)[:] = 0xAB
+        del array
+        again = buffers.record_buffer(ROWS, dtype, zeroed=False)
+        if zeroed:
+            assert not again.view(np.uint8).any()
+        else:
+            assert np.all(again.view(np.uint8) == 0xAB)
+        del again
+
+
 def test_a_block_serves_sizes_up_to_twice_smaller_only():
     del_me = buffers.record_buffer(4 * ROWS, dtypes.EQUITY_DTYPE)
     big = del_me.__array_interface__["data"][0]
