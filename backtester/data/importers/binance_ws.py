@@ -130,24 +130,9 @@ def import_binance_ws(
         ts = arr[:, 0].astype(np.int64) * 1_000_000
         rows = arr[:, 6].astype(np.int64)
         mark_meta = dict(meta, time="event time E (ms)")
-        out.append(
-            finish(
-                "mark",
-                price_records(ts, arr[:, 1].astype(np.float64)),
-                path=path,
-                row_numbers=rows,
-                metadata=mark_meta,
-            )
-        )
-        out.append(
-            finish(
-                "index",
-                price_records(ts, arr[:, 2].astype(np.float64)),
-                path=path,
-                row_numbers=rows,
-                metadata=mark_meta,
-            )
-        )
+        for kind, column in (("mark", 1), ("index", 2)):  # markPrice p and i
+            prices = price_records(ts, arr[:, column].astype(np.float64))
+            out.append(finish(kind, prices, path=path, row_numbers=rows, metadata=mark_meta))
         f_ts, f_rate, f_rows = funding_from_ticker(
             ts, arr[:, 4].astype(np.int64) * 1_000_000, arr[:, 3].astype(np.float64)
         )
