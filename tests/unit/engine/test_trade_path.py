@@ -95,8 +95,8 @@ def fuzz_on_trade(ctx, st, i, row):
         trigger = round_price(ctx, i, price * (1.0 + away * 0.01))
         limit_price = round_price(ctx, i, trigger * (1.0 + side * 0.001))
         st[2] = place_order_nb(
-            ctx.account, ctx.orders, ctx.work, i, typ, Side.BUY if side > 0 else Side.SELL,
-            2.0, limit_price, trigger, TimeInForce.GTC, False, False, 0, np.nan,
+            ctx, i, typ, Side.BUY if side > 0 else Side.SELL, 2.0, limit_price, trigger,
+            TimeInForce.GTC, False, False, 0, np.nan,
         )  # fmt: skip
 
 
