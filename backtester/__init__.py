@@ -24,8 +24,8 @@ def _source_key(package_dir: str) -> str:
     """Return a digest of the package's Python sources (16 hex digits).
 
     numba invalidates a cached function when its own file changes, not when a function it calls
-    in another module does (the loop in ``loop_nb.py`` inlines the account kernels of
-    ``account_nb.py``): after an upgrade or an edit of one kernel file, cached callers would run
+    in another module does (the loop in ``loop_nb.py`` inlines the metrics kernels of
+    ``metrics_nb.py``): after an upgrade or an edit of one kernel file, cached callers would run
     the old code. Keying the cache folder by every source file makes any change start a fresh
     cache (one full compile) instead.
     """
@@ -96,6 +96,8 @@ def _use_user_cache_dir() -> None:
 
 
 _use_user_cache_dir()
+# numba's registries import scipy.linalg (~0.3 s) for a flag no kernel here needs; see there
+import_module("backtester.numba_startup").defer_blas_check()
 
 __all__ = ["JitStrategy", "Result", "Strategy", "backtest", "backtest_signals"]
 __version__ = "0.1.0"

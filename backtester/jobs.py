@@ -60,7 +60,7 @@ _DATA_LOADS = 0
 
 
 def load_strategy(reference: str) -> StrategyClass:
-    """The strategy class named by ``path/to/file.py[:Class]`` or ``package.module:Class``.
+    """Return the strategy class named by ``path/to/file.py[:Class]`` or ``pkg.module:Class``.
 
     A file with one Strategy subclass needs no class name.
 
@@ -102,7 +102,7 @@ def load_strategy(reference: str) -> StrategyClass:
                 f"strategy: cannot import module {target!r} ({error}); expected a .py file or "
                 f"package.module:Class"
             ) from None
-    found = {
+    found: dict[str, StrategyClass] = {
         k: v
         for k, v in vars(module).items()
         if isinstance(v, type)
@@ -189,7 +189,7 @@ def coerce_parameter(cls: StrategyClass, name: str, value: Any) -> Any:
 
 
 def load_data(selection: dict[str, Any]) -> Any:
-    """The MarketData of a data selection, cached per process (a worker loads it once).
+    """Return the MarketData of a data selection, cached per process (a worker loads it once).
 
     ``selection``: ``{"source": "sample" | <catalog exchange>, "symbol", "start_ns",
     "end_ns", "interval_ns", "catalog"}`` (times may be ``None``). A walk-forward window also
@@ -244,7 +244,7 @@ def _load_data_uncached(selection: dict[str, Any]) -> Any:
 
 
 def slice_market_data(market: Any, start_ns: int | None, end_ns: int | None) -> Any:
-    """The part of a MarketData with ``start_ns <= ts_ns < end_ns`` in every stream."""
+    """Return the part of a MarketData with ``start_ns <= ts_ns < end_ns`` in every stream."""
     from dataclasses import replace
 
     if start_ns is None and end_ns is None:
@@ -260,7 +260,7 @@ def slice_market_data(market: Any, start_ns: int | None, end_ns: int | None) -> 
 
 
 def preload_data(selection: dict[str, Any]) -> Callable[[], None]:
-    """A picklable zero-argument callable that loads ``selection`` into the worker cache."""
+    """Return a picklable zero-argument callable that loads ``selection`` into the cache."""
     return _Preload(selection)
 
 
@@ -273,7 +273,7 @@ class _Preload:
 
 
 def build_contract(job: dict[str, Any]) -> Any:
-    """The ContractSpec of a job: ``contract`` name, optionally another ``profile``, fees.
+    """Return the ContractSpec of a job: ``contract`` name, optionally another ``profile``, fees.
 
     A ``profile`` selects the built-in contract ``<profile>:<symbol>`` when there is one, else
     the same instrument under that venue profile's rules.
@@ -305,7 +305,7 @@ def build_contract(job: dict[str, Any]) -> Any:
 
 
 def no_market_data_error(selection: dict[str, Any], advice: str) -> ValueError:
-    """The one message for a start/end range that holds no market data, ``advice`` after it."""
+    """Return the one error for a start/end range without market data, ``advice`` after it."""
     span = [
         pd.Timestamp(v, unit="ns", tz="UTC").isoformat() if v is not None else "open"
         for v in (selection.get("start_ns"), selection.get("end_ns"))
@@ -346,10 +346,13 @@ def check_job(job: dict[str, Any], data: Any) -> None:
 
 
 def with_catalog_tiers(contract: Any, root: Any, exchange: str, symbol: str) -> Any:
-    """``contract`` with the tier tables that ``backtester fetch`` stored in the catalog for
-    ``exchange:symbol`` added to its dated schedule (a stored table replaces a built-in one of
-    the same date; the run switches tables at their dates). Tables of another basis than the
-    contract's are not used, with a warning naming them; so is every table that is used."""
+    """Return ``contract`` with the tier tables the catalog holds for ``exchange:symbol``.
+
+    The tables ``backtester fetch`` stored are added to the contract's dated schedule (a
+    stored table replaces a built-in one of the same date; the run switches tables at their
+    dates). Tables of another basis than the contract's are not used, with a warning naming
+    them; so is every table that is used.
+    """
     import warnings
     from dataclasses import replace
 
@@ -403,11 +406,13 @@ def run_backtest_job(job: dict[str, Any]) -> Any:
 
 
 def summarise_result(result: Any) -> dict[str, Any]:
-    """Scalar metrics of a Result (``sharpe``, ``total_return``, ``max_drawdown``,
-    ``liquidations``, ... as ``compute_metrics`` gives them) plus ``fill_count``.
+    """Return the scalar metrics of a Result, plus ``fill_count``.
 
-    Computed from the record arrays by ``summary_metrics`` (no pandas table of the records:
-    a sweep ranks thousands of runs); ``start``/``end`` as ``compute_metrics`` writes them."""
+    ``sharpe``, ``total_return``, ``max_drawdown``, ``liquidations``, ... as
+    ``compute_metrics`` gives them, computed from the record arrays by ``summary_metrics`` (no
+    pandas table of the records: a sweep ranks thousands of runs); ``start``/``end`` as
+    ``compute_metrics`` writes them.
+    """
     from backtester.report.metrics import summary_metrics
 
     ts = result.records["equity"]["ts_ns"]

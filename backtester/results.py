@@ -113,7 +113,7 @@ def _record_columns(records: npt.NDArray[np.void]) -> dict[str, npt.NDArray[Any]
     by field reads the whole array once per field.
     """
     names = records.dtype.names or ()
-    fields = records.dtype.fields or {}
+    fields: Mapping[str, Any] = records.dtype.fields or {}
     width = len(names)
     packed = records.dtype.itemsize == 8 * width and all(
         fields[name][0].itemsize == 8 and fields[name][1] == 8 * j for j, name in enumerate(names)

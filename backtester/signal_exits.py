@@ -14,18 +14,21 @@ records (a test checks it).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from backtester.strategy import Strategy
+from backtester.strategy import Context, Strategy
+
+if TYPE_CHECKING:
+    from backtester.engine.rows import RowView
 
 __all__ = ["SignalsWithExits", "as_stop_array"]
 
 
 def as_stop_array(values: Any, n: int, name: str) -> npt.NDArray[np.float64]:
-    """``values`` (None, a number or one per bar) as n fractions (NaN: no exit)."""
+    """Return ``values`` (None, a number or one per bar) as n fractions (NaN: no exit)."""
     if values is None:
         return np.full(n, np.nan)
     array = np.asarray(values, dtype=np.float64)
@@ -45,10 +48,12 @@ def as_stop_array(values: Any, n: int, name: str) -> npt.NDArray[np.float64]:
 
 
 class SignalsWithExits(Strategy):
-    """The signal path's rule (:func:`~backtester.engine.signals_nb.signal_delta_nb`, in
-    contracts: a long (short) position is closed on ``close_long`` (``close_short``), then a
-    finite ``amount`` sets the target position) with per-entry stop-loss / take-profit
-    fractions on the orders that open or add to a position."""
+    """The signal path's rule with per-entry stop-loss / take-profit fractions.
+
+    The rule of :func:`~backtester.engine.signals_nb.signal_delta_nb`, in contracts: a long
+    (short) position is closed on ``close_long`` (``close_short``), then a finite ``amount``
+    sets the target position; the orders that open or add to a position carry the exits.
+    """
 
     amount: npt.NDArray[np.float64] = np.zeros(0)
     close_long: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
@@ -57,10 +62,12 @@ class SignalsWithExits(Strategy):
     tp_stop: npt.NDArray[np.float64] = np.zeros(0)
     tsl_stop: npt.NDArray[np.float64] = np.zeros(0)
 
-    def on_start(self, ctx):
+    def on_start(self, ctx: Context) -> None:
+        """Start counting the bars (``k``: the bar's number, the signal arrays' row)."""
         self.k = -1
 
-    def on_bar(self, ctx, bar):
+    def on_bar(self, ctx: Context, bar: RowView) -> None:
+        """Act on bar ``k``'s signals at its close."""
         self.k += 1
         k = self.k
         position = ctx.position

@@ -22,7 +22,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+if TYPE_CHECKING:
+    from backtester.results import Result
 
 __all__ = ["SIGNAL_FUNCTION", "SignalModule", "signal_module_strategy"]
 
@@ -38,17 +41,21 @@ class SignalModule:
 
     @classmethod
     def parameters(cls) -> dict[str, object]:
-        """The function's keyword parameters and their defaults."""
+        """Return the function's keyword parameters and their defaults."""
         return dict(cls.defaults)
 
     @classmethod
     def subscribed(cls) -> set[str]:
-        """Signals act at bar closes."""
+        """Return the callbacks a signals module stands for: it acts at bar closes."""
         return {"on_bar"}
 
     @classmethod
-    def backtest(cls, data: Any, contract: Any, *, params: dict[str, object], **options: Any):
+    def backtest(
+        cls, data: Any, contract: Any, *, params: dict[str, object], **options: Any
+    ) -> Result:
         """Call the function on ``data.bars`` and run its signals (``backtest_signals``)."""
+        import numpy as np
+
         from backtester.engine.signals import backtest_signals
 
         unknown = sorted(set(params) - set(cls.defaults))
@@ -77,14 +84,22 @@ class SignalModule:
                 f"{cls.__name__}: signals() returned {type(out).__name__}; expected "
                 "(entries, exits) or a dict with entries, exits"
             )
-        result = backtest_signals(entries, exits, data, contract, **extra, **options)
+        if np.ndim(entries) != 1 or np.ndim(exits) != 1:
+            raise ValueError(
+                f"{cls.__name__}: signals() returned arrays of shape {np.shape(entries)} and "
+                f"{np.shape(exits)}; expected one value per bar, shape ({len(data.bars)},)"
+            )
+        # 1-D signals (checked above): one backtest, one Result
+        result = cast(
+            "Result", backtest_signals(entries, exits, data, contract, **extra, **options)
+        )
         result.config["strategy"] = f"{cls.function.__module__}.{cls.function.__qualname__}"
         result.config["params"] = {**cls.defaults, **params}
         return result
 
 
 def signal_module_strategy(module: Any) -> type[SignalModule] | None:
-    """The strategy class of a module defining ``signals(bars, **params)``, else None."""
+    """Return the strategy class of a module defining ``signals(bars, **params)``, else None."""
     function = getattr(module, SIGNAL_FUNCTION, None)
     if not callable(function) or getattr(function, "__module__", None) != module.__name__:
         return None

@@ -74,10 +74,12 @@ def contracts_for(
     kind: int, face_value: float, lot: float, price: float, equity: float,
     notional: float, base: float, equity_fraction: float,
 ) -> float:  # fmt: skip
-    """Signed contracts, rounded toward zero to the lot, for the one money amount given (the
-    others NaN): ``notional`` (quote), ``base`` (coin) or ``equity_fraction`` (of ``equity``,
-    settle currency), at ``price``; formulas in the module docstring. NaN when the price is
-    not positive and finite."""
+    """Return the signed contracts for the one money amount given, rounded toward zero to the lot.
+
+    The amount is ``notional`` (quote), ``base`` (coin) or ``equity_fraction`` (of
+    ``equity``, settle currency), the others NaN, converted at ``price``; formulas in the
+    module docstring. NaN when the price is not positive and finite.
+    """
     if not (price > 0 and math.isfinite(price)):
         return math.nan
     if not math.isnan(notional):

@@ -1,5 +1,7 @@
-"""Jitted twins of :mod:`backtester.sizing` for ``JitStrategy`` callbacks (same formulas,
-same rounding: sizes toward zero to the lot, prices to the tick)."""
+"""Jitted twins of :mod:`backtester.sizing` for ``JitStrategy`` callbacks.
+
+Same formulas, same rounding: sizes toward zero to the lot, prices to the tick.
+"""
 
 from __future__ import annotations
 
@@ -42,16 +44,19 @@ def round_price_nb(price: float, tick: float, direction: int) -> float:
         k = math.ceil(steps - _STEP_EPS)
     else:
         k = math.floor(steps + 0.5 + _STEP_EPS)  # ties (up to float noise) round up
-    return np.round(k * tick, _decimals_nb(tick))
+    return float(np.round(k * tick, _decimals_nb(tick)))
 
 
 @njit(cache=True)
 def contracts_for_money_nb(
     kind: int, face: float, lot: float, price: float, notional: float, base: float
 ) -> float:
-    """Signed contracts for ``notional`` (quote) or ``base`` (coin; used when notional is
-    NaN) at ``price``: linear notional/(face·p), base/face; inverse notional/face,
-    base·p/face. NaN for a price that is not positive."""
+    """Return the signed contracts for ``notional`` (quote) or ``base`` (coin) at ``price``.
+
+    ``base`` is used when ``notional`` is NaN. Linear notional/(face·p), base/face; inverse
+    notional/face, base·p/face; rounded toward zero to the lot. NaN for a price that is not
+    positive.
+    """
     if not price > 0.0:
         return np.nan
     if not np.isnan(notional):

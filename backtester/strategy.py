@@ -1,5 +1,7 @@
-"""The strategy API: a :class:`Strategy` subclass with class-attribute parameters and callbacks,
-and the :class:`Context` through which it reads the account and places orders.
+"""The strategy API: a :class:`Strategy` subclass and the :class:`Context` it acts through.
+
+Parameters are class attributes, behaviour is callbacks; the context reads the account and
+places orders.
 
 A strategy only pays for the events it listens to: the replay loop hands control back to Python
 for a callback only when the subclass defines it (a strategy without ``on_trade`` is never woken
@@ -28,8 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 from backtester.callbacks import CALLBACKS
-from backtester.checks import check_finite, check_positive, suggestion
+from backtester.checks import check_finite, check_positive
 from backtester.enums import ContractKind, MarginMode, OrderType, Side
+from backtester.parameters import class_parameters, set_parameters
 from backtester.sizing import contracts_for, round_price
 
 if TYPE_CHECKING:
@@ -49,7 +52,11 @@ class Strategy:
     ``on_bar(ctx, bar)``
         At each bar close. ``bar`` is a :class:`~backtester.engine.rows.RowView` of the
         BAR_DTYPE row: ``bar["close"]``, ``bar["ts_ns"]`` (its open time), ...; it moves on
-        after the callback (keep values or ``bar.record()``, not the view).
+        after the callback (keep values or ``bar.record()``, not the view). On a bar where
+        nothing but the bar can happen (no working order, the mark far from liquidation, no
+        funding inside) ``ctx`` is a light stand-in, ``engine.driver.QuietContext``, that
+        answers ``ctx.position`` (and ``ctx.sma`` / ``ctx.ema`` of the close) without the
+        engine and anything else as ``ctx`` itself; only ``isinstance(ctx, Context)`` differs.
     ``on_trade(ctx, trade)``
         At each trade tick (a RowView of the TRADE_DTYPE row). One Python call per tick.
     ``on_funding(ctx, payment)``
@@ -91,66 +98,34 @@ class Strategy:
         return {name for name in CALLBACKS if getattr(cls, name) is not getattr(Strategy, name)}
 
     def on_start(self, ctx: Context) -> None:
-        """Called once before the first event."""
+        """Run once before the first event."""
 
     def on_bar(self, ctx: Context, bar: RowView) -> None:
-        """Called at each bar close."""
+        """Run at each bar close."""
 
     def on_trade(self, ctx: Context, trade: RowView) -> None:
-        """Called at each trade tick (only if overridden)."""
+        """Run at each trade tick (only if overridden)."""
 
     def on_funding(self, ctx: Context, payment: np.void) -> None:
-        """Called after each funding payment."""
+        """Run after each funding payment."""
 
     def on_fill(self, ctx: Context, fill: np.void) -> None:
-        """Called after each fill of a strategy order."""
+        """Run after each fill of a strategy order."""
 
     def on_margin_call(self, ctx: Context, info: dict[str, float]) -> None:
-        """Called when the position approaches liquidation (once per episode)."""
+        """Run when the position approaches liquidation (once per episode)."""
 
     def on_liquidation(self, ctx: Context, liquidation: np.void) -> None:
-        """Called after a forced liquidation."""
+        """Run after a forced liquidation."""
 
     def on_adl(self, ctx: Context, record: np.void) -> None:
-        """Called after an ADL close or a clawback."""
+        """Run after an ADL close or a clawback."""
 
     def on_order_rejected(self, ctx: Context, order: np.void) -> None:
-        """Called when an order is rejected."""
+        """Run when an order is rejected."""
 
     def on_stop(self, ctx: Context) -> None:
-        """Called once after the last event."""
-
-
-def class_parameters(cls: type, base: type, skip: tuple[str, ...] = ()) -> dict[str, object]:
-    """Parameters of a strategy class: its public class attributes (and its bases' below
-    ``base``) that are not callables, descriptors or names in ``skip``, with their defaults."""
-    out: dict[str, object] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is object or klass is base or klass in base.__mro__:
-            continue
-        for name, value in vars(klass).items():
-            if (
-                name.startswith("_")
-                or name in skip
-                or callable(value)
-                or isinstance(value, (classmethod, staticmethod, property))
-            ):
-                continue
-            out[name] = value
-    return out
-
-
-def set_parameters(strategy: object, params: dict[str, object]) -> None:
-    """Override ``strategy``'s class-attribute parameters; unknown names raise ValueError with
-    a "did you mean" suggestion."""
-    known = type(strategy).parameters()  # type: ignore[attr-defined]
-    for name, value in params.items():
-        if name not in known:
-            raise ValueError(
-                f"{type(strategy).__name__}: unknown parameter {name!r}; "
-                f"{suggestion(name, known) if known else 'the strategy has no parameters'}"
-            )
-        setattr(strategy, name, value)
+        """Run once after the last event."""
 
 
 def _side_of(contracts: float) -> tuple[int, float]:
@@ -171,26 +146,28 @@ class Context:
     def __init__(self, run: Run, instrument: int = 0) -> None:
         self._run = run
         self._i = instrument
-        # field views of the state arrays (never reallocated during a run), as memoryviews:
+        # field views of the state arrays (never reallocated during a run), as memoryviews
+        # (``ndarray.data``):
         # ``view[i]`` gives a Python float in ~30 ns (numpy's ``.item(i)`` ~80 ns), which
         # matters at one callback per bar or tick
-        self._contracts = memoryview(run.positions["contracts"])
-        self._mark = memoryview(run.positions["mark_price"])
-        self._last = memoryview(run.positions["last_price"])
+        self._contracts = run.positions["contracts"].data
+        self._mark = run.positions["mark_price"].data
+        self._last = run.positions["last_price"].data
         self._account = run.account
         self._indicators = run.indicators
         self._sma_close = run.indicators.sma_close[instrument]
         self._ema_close = run.indicators.ema_close[instrument]
         # the bar cursors through a memoryview: an item read costs less than ndarray.item
-        self._c_bar = memoryview(run.positions["c_bar"])
+        self._c_bar = run.positions["c_bar"].data
 
     def on(self, instrument: int) -> Context:
-        """The context of instrument number ``instrument`` (order of the ``data`` list)."""
+        """Return the context of instrument number ``instrument`` (order of the ``data`` list)."""
         if not 0 <= instrument < self._run.n_instruments:
             raise ValueError(
                 f"instrument: expected 0..{self._run.n_instruments - 1}, got {instrument!r}"
             )
-        return self._run.context(instrument)
+        context: Context = self._run.context(instrument)
+        return context
 
     # ------------------------------------------------------------------ prices and time
     @property
@@ -224,7 +201,7 @@ class Context:
         return self._run.history("close", self._i)
 
     def history(self, field: str = "close") -> npt.NDArray[np.float64]:
-        """A bar field (``open``, ``high``, ``low``, ``close``, ``volume_base``) so far."""
+        """Return a bar field (``open``, ``high``, ``low``, ``close``, ``volume_base``) so far."""
         return self._run.history(field, self._i)
 
     def plot(self, name: str, value: float) -> None:
@@ -236,8 +213,10 @@ class Context:
         self._run.plot(str(name), int(self._account[0]["ts_ns"]), float(value))
 
     def sma(self, window: int, field: str = "close") -> float:
-        """Simple moving average of the last ``window`` values of a bar field (NaN while
-        fewer); O(1) per bar (running sum, see :mod:`backtester.indicators`)."""
+        """Return the simple moving average of the last ``window`` values of a bar field.
+
+        NaN while fewer; O(1) per bar (running sum, see :mod:`backtester.indicators`).
+        """
         # fast path of the close: one dict look-up, one cursor read, one array read (the
         # values are indexed by the cursor, see Indicators._build); the rest, the first call
         # of a chunk and the warm-up (NaN) in Indicators.sma
@@ -250,8 +229,11 @@ class Context:
         return self._indicators.sma(self._i, window, field)
 
     def ema(self, span: int, field: str = "close") -> float:
-        """Exponential moving average, alpha = 2/(span+1), seeded with the first value:
-        e[n] = e[n-1] + alpha·(x[n] - e[n-1]); O(1) per bar (see :mod:`backtester.indicators`)."""
+        """Return the exponential moving average of a bar field, alpha = 2/(span+1).
+
+        Seeded with the first value: e[n] = e[n-1] + alpha·(x[n] - e[n-1]); O(1) per bar (see
+        :mod:`backtester.indicators`).
+        """
         if field == "close":
             values = self._ema_close.get(span)
             if values is not None:
@@ -276,8 +258,10 @@ class Context:
 
     @property
     def contract_value(self) -> float:
-        """Face value of one contract: base coin for linear (OKX BTC-USDT-SWAP 0.01 BTC),
-        quote for inverse (OKX BTC-USD-SWAP 100 USD)."""
+        """Face value of one contract: base coin for linear, quote for inverse.
+
+        OKX BTC-USDT-SWAP 0.01 BTC, OKX BTC-USD-SWAP 100 USD.
+        """
         return float(self._run.params[self._i]["face_value"])
 
     @property
@@ -286,8 +270,11 @@ class Context:
         return ContractKind(int(self._run.params[self._i]["contract_kind"])).name.lower()
 
     def round_price(self, price: float, side: str | None = None) -> float:
-        """``price`` on the tick grid: nearest, or the passive side for an order's ``side``
-        (``"buy"`` rounds down, ``"sell"`` up), e.g. 49,873.27 -> 49,873.3 on a 0.1 tick."""
+        """Return ``price`` on the tick grid.
+
+        Nearest, or the passive side for an order's ``side`` (``"buy"`` rounds down,
+        ``"sell"`` up), e.g. 49,873.27 -> 49,873.3 on a 0.1 tick.
+        """
         direction = {None: 0, "buy": -1, "sell": 1}.get(side)
         if direction is None:
             raise ValueError(f"side: expected 'buy', 'sell' or None, got {side!r}")
@@ -318,7 +305,7 @@ class Context:
         base: float | None,
         price: float | None,
     ) -> float:
-        """The order size in contracts from exactly one of the four ways of giving it."""
+        """Return the order size in contracts from exactly one of the four ways of giving it."""
         if contracts is not None and notional is None and equity_fraction is None and base is None:
             return contracts  # the common case, without building the dict below
         given = {
@@ -415,7 +402,7 @@ class Context:
         return self._run.open_orders(self._i)
 
     # ------------------------------------------------------------------ orders
-    def market(
+    def market(  # noqa: PLR0913  (the user API: one documented keyword per size and exit option)
         self,
         contracts: float | None = None,
         *,
@@ -433,9 +420,11 @@ class Context:
         trailing_stop_distance: float | None = None,
         trailing_stop_fraction: float | None = None,
     ) -> int:
-        """Market order of ``contracts`` (signed), or of a money size: ``notional=`` (quote),
-        ``base=`` (coin) or ``equity_fraction=`` (signed; see :meth:`size`), converted at the
-        last price and rounded toward zero to the lot. Returns the order id.
+        """Place a market order; return its order id.
+
+        The size is ``contracts`` (signed), or a money size: ``notional=`` (quote), ``base=``
+        (coin) or ``equity_fraction=`` (signed; see :meth:`size`), converted at the last price
+        and rounded toward zero to the lot.
 
         ``stop_loss`` / ``take_profit`` (prices) or ``stop_loss_distance`` /
         ``take_profit_distance`` (quote, from the fill price) or ``stop_loss_fraction`` /
@@ -443,7 +432,8 @@ class Context:
         entry fills, one cancelling the other (:mod:`backtester.protection`). A trailing stop
         instead of the fixed one: ``trailing_stop_distance`` (quote) or
         ``trailing_stop_fraction``, trailing the best price since the fill
-        (:meth:`trailing_stop`)."""
+        (:meth:`trailing_stop`).
+        """
         contracts = self._order_size(contracts, notional, equity_fraction, base, None)
         side, qty = _side_of(contracts)
         order_id = self._run.place(
@@ -489,7 +479,7 @@ class Context:
             trailing_stop_fraction=trailing_stop_fraction,
         )
 
-    def limit(
+    def limit(  # noqa: PLR0913  (the user API: one documented keyword per size and exit option)
         self,
         contracts: float | None,
         price: float,
@@ -509,12 +499,13 @@ class Context:
         trailing_stop_distance: float | None = None,
         trailing_stop_fraction: float | None = None,
     ) -> int:
-        """Limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK".
+        """Place a limit order at ``price``; ``time_in_force`` "GTC", "IOC" or "FOK".
 
         ``queue_ahead_base``: resting size (base coin) assumed ahead of the order at its price
         under the queue model (default: the run's ``queue_initial_base``). A money size
         (``notional=``, ``base=``, ``equity_fraction=``, with ``contracts`` None) is converted
-        at ``price``. Exits as for :meth:`market` (``stop_loss=``, ``take_profit=``, ...)."""
+        at ``price``. Exits as for :meth:`market` (``stop_loss=``, ``take_profit=``, ...).
+        """
         contracts = self._order_size(contracts, notional, equity_fraction, base, price)
         side, qty = _side_of(contracts)
         order_id = self._run.place(
@@ -544,8 +535,10 @@ class Context:
         reduce_only: bool = False,
         tag: int = 0,
     ) -> int:
-        """Stop order: buy when the price rises to ``trigger`` (sell when it falls to it);
-        a market order then, or a limit at ``limit`` when given."""
+        """Place a stop order: buy when the price rises to ``trigger`` (sell when it falls to it).
+
+        A market order then, or a limit at ``limit`` when given.
+        """
         side, qty = _side_of(contracts)
         kind = OrderType.STOP_MARKET if limit is None else OrderType.STOP_LIMIT
         return self._run.place(
@@ -561,18 +554,23 @@ class Context:
         reduce_only: bool = True,
         tag: int = 0,
     ) -> int:
-        """Trailing stop-market: a sell (``contracts`` < 0, protecting a long) triggers when
-        the price falls ``distance`` (quote) or ``fraction`` below the highest price since the
-        order was accepted, starting from the last price then; a buy mirrors it above the
-        lowest price. The trigger follows every trade and each bar's open, extremes and close
-        in path order, rounded away from the price to the tick, and never loosens
+        """Place a trailing stop-market order.
+
+        A sell (``contracts`` < 0, protecting a long) triggers when the price falls
+        ``distance`` (quote) or ``fraction`` below the highest price since the order was
+        accepted, starting from the last price then; a buy mirrors it above the lowest price.
+        The trigger follows every trade and each bar's open, extremes and close in path
+        order, rounded away from the price to the tick, and never loosens
         (``order["trigger_price"]`` is the current one). Formula:
-        :func:`~backtester.engine.orders_nb.trail_level_nb`."""
+        :func:`~backtester.engine.orders_nb.trail_level_nb`.
+        """
         side, qty = _side_of(contracts)
-        if (distance is None) == (fraction is None):
+        if distance is not None and fraction is None:
+            value, name = distance, "distance"
+        elif fraction is not None and distance is None:
+            value, name = fraction, "fraction"
+        else:
             raise ValueError("trailing_stop: give one of distance= (quote) or fraction=")
-        value = distance if fraction is None else fraction
-        name = "distance" if fraction is None else "fraction"
         if not (math.isfinite(value) and value > 0 and (fraction is None or value < 1)):
             raise ValueError(f"trailing_stop: expected {name} > 0 (fraction < 1), got {value!r}")
         trail = (0.0, float(value), 0.0) if distance is None else (float(value), 0.0, 0.0)
@@ -650,5 +648,5 @@ class Context:
 
     @property
     def margin_mode(self) -> str:
-        """ "isolated" or "cross"."""
+        """Margin mode of the instrument: ``"isolated"`` or ``"cross"``."""
         return MarginMode(int(self._run.positions[self._i]["margin_mode"])).name.lower()

@@ -30,7 +30,7 @@ from numba import njit
 
 from backtester import JitStrategy, Strategy, backtest, backtest_signals, dtypes
 from backtester.data.market import MarketData
-from backtester.jit import market, position
+from backtester.jit import market, position, trade
 
 MINUTE_NS = 60_000_000_000
 T0 = 1_704_067_200_000_000_000
@@ -136,7 +136,7 @@ class TickEma(Strategy):
 @njit(cache=True)
 def tick_ema_on_trade(ctx, state, i, row):
     """The same EMA strategy as TickEma, jitted."""
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[0] == 0.0:
         state[0] = price
     state[0] += 0.001 * (price - state[0])

@@ -75,7 +75,7 @@ from numba import njit
 
 from backtester.data.loader import load_market_data
 from backtester.data.stream import stream_market_data
-from backtester.jit import market, position
+from backtester.jit import market, position, trade
 
 MINUTE = 60_000_000_000
 HOUR = 60 * MINUTE
@@ -213,7 +213,7 @@ def write_tick_catalog(root: Path, n_ticks: int, seed: int = 4) -> None:
 @njit
 def _ema_on_trade(ctx, state, i, row):
     """EMA of the trade price with a 0.2 % band: long above, short below (0.01 BTC)."""
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[0] == 0.0:
         state[0] = price
         return

@@ -11,6 +11,8 @@ without (trades only: mark = last price):
   call's presence);
 - ``hold``: one market order at the first tick, then the EMA (a position open all along: the
   liquidation check per mark update);
+- ``resting limit``: the EMA with a buy limit far under the price working all along (the
+  trades inside the band of a working order);
 - ``tick ema``: ``bench_engine.tick_ema_on_trade`` (places orders; the issue's case).
 
 Timed with the thread's CPU time (``time.thread_time``; the machine is shared), variants
@@ -38,7 +40,7 @@ from bench_engine import bare_tick_loop_nb, synthetic, tick_ema_on_trade
 
 from backtester import JitStrategy, backtest
 from backtester.data.market import MarketData
-from backtester.jit import market, position
+from backtester.jit import limit, market, position, round_price, trade
 
 
 @njit(cache=True)
@@ -49,7 +51,7 @@ def empty_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
 @njit(cache=True)
 def ema_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
     """EMA of the trade price, nothing else."""
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[0] == 0.0:
         state[0] = price
     state[0] += 0.001 * (price - state[0])
@@ -58,7 +60,7 @@ def ema_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
 @njit(cache=True)
 def ema_dead_market_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
     """The EMA, and a market order behind a condition that never holds."""
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[0] == 0.0:
         state[0] = price
     state[0] += 0.001 * (price - state[0])
@@ -69,11 +71,21 @@ def ema_dead_market_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
 @njit(cache=True)
 def hold_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
     """One contract bought at the first tick and held; the EMA."""
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[0] == 0.0:
         state[0] = price
         if position(ctx, i) == 0.0:
             market(ctx, i, 1.0)
+    state[0] += 0.001 * (price - state[0])
+
+
+@njit(cache=True)
+def resting_limit_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
+    """A buy limit 10 % under the first price, resting all along; the EMA."""
+    price = ctx.trades[row]["price"]
+    if state[0] == 0.0:
+        state[0] = price
+        limit(ctx, i, 1.0, round_price(ctx, i, 0.9 * price))
     state[0] += 0.001 * (price - state[0])
 
 
@@ -90,6 +102,7 @@ VARIANTS = {
     "ema": strategy("Ema", ema_on_trade),
     "ema + dead market()": strategy("EmaDeadMarket", ema_dead_market_on_trade),
     "hold": strategy("Hold", hold_on_trade),
+    "resting limit": strategy("RestingLimit", resting_limit_on_trade),
     "tick ema": strategy("TickEma", tick_ema_on_trade),
 }
 

@@ -1,6 +1,8 @@
-"""Whole calls as a user meets them: a ``backtest``/``backtest_signals`` call returning a
-``Result`` whose fills and equity are read, each in a fresh process, against the bare loop
-doing the same logic in the same process (issue 15's table).
+"""Time whole calls as a user meets them, against the bare loops of the same process.
+
+A ``backtest``/``backtest_signals`` call returning a ``Result`` whose fills and equity are
+read, each case in a fresh process, against the bare loop doing the same logic in the same
+process (issue 15's table).
 
 Cases (SMA 20/100 always-in reversal on synthetic 1-minute bars, 1 contract, taker fee, funding
 every 8 h and an index per minute so the mark, funding and liquidation checks run):
@@ -16,12 +18,16 @@ every 8 h and an index per minute so the mark, funding and liquidation checks ru
 Each case runs in its own process (so the figures include what a fresh process pays after
 compilation is cached, but not compilation itself: one warm-up run comes first) and reports
 its median over ``--repeat`` runs, its ratio to the bare numba loop of the same process (and,
-for the Python callback, to the bare Python loop), and the process's peak RSS. Then the first
+for the Python callback, to the bare Python loop), and the process's peak RSS. The call and
+its bare loops are timed interleaved (bare, bare Python, call, bare, ...), so a change of the
+machine's load affects them alike; ``--clock cpu`` times them in process CPU time
+(``time.process_time``), which a machine shared with other jobs leaves much steadier than
+the wall clock (the default, ``--clock wall``: what a user waits). Then the first
 call of a fresh process (imports and data building excluded) with the warm cache, and with an
 empty numba cache (``--no-cold`` skips it: every kernel compiles, about a minute a case).
 
 Usage: ``python benchmarks/bench_whole_calls.py [--bars 1000000] [--ticks 10000000]
-[--repeat 3] [--only signals]``
+[--repeat 3] [--only signals] [--clock cpu]``
 """
 
 from __future__ import annotations
@@ -35,35 +41,33 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 CASES = ("signals", "python on_bar", "jit on_trade", "jit on_trade, no mechanics")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def median_seconds(fn, repeat: int) -> tuple[float, object]:
-    out = fn()
-    times = []
+def interleaved_medians(
+    fns: dict[str, Callable[[], Any]], repeat: int, clock: Callable[[], float]
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Return each function's median time over ``repeat`` interleaved rounds and its output.
+
+    One warm-up call each first (compilation, caches); then every round calls each function
+    once, in order, so the machine's load changes the figures of all of them alike.
+    """
+    outputs = {name: fn() for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
-def median_wall_cpu(fn, repeat: int) -> tuple[float, float]:
-    """Medians of the wall time and of the process CPU time (``time.process_time``: less
-    noisy on a shared machine) of ``repeat`` calls after a warm-up."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        cpus.append(time.process_time() - cpu)
-        walls.append(time.perf_counter() - wall)
-    return statistics.median(walls), statistics.median(cpus)
+        for name, fn in fns.items():
+            start = clock()
+            outputs[name] = fn()
+            times[name].append(clock() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, outputs
 
 
 def sma_signals(close: np.ndarray, fast: int, slow: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +83,7 @@ def sma_signals(close: np.ndarray, fast: int, slow: int) -> tuple[np.ndarray, np
 
 
 def bare_python_loop(close: np.ndarray, fast: int, slow: int) -> int:
-    """The floor of a Python callback: one call per bar with the same running-sum logic."""
+    """Run the floor of a Python callback: one call per bar with the same running-sum logic."""
     state = {"closes": [], "sf": 0.0, "ss": 0.0, "position": 0.0, "orders": 0}
 
     def on_bar(state, close_k):
@@ -108,10 +112,15 @@ def bare_python_loop(close: np.ndarray, fast: int, slow: int) -> int:
     return state["orders"]
 
 
-def run_case(case: str, n_bars: int, n_ticks: int, repeat: int, once: bool = False) -> dict:
-    """One case in this process: the median of ``repeat`` calls after a warm-up, with the bare
-    numba loop (and, for a Python callback, the bare Python loop) timed in the same process;
-    with ``once``, only the first call (what a fresh process pays: cache load or compile)."""
+def run_case(
+    case: str, n_bars: int, n_ticks: int, repeat: int, once: bool = False, clock: str = "wall"
+) -> dict[str, Any]:
+    """Time one case in this process.
+
+    The median of ``repeat`` calls after a warm-up, interleaved with the bare numba loop
+    (and, for a Python callback, the bare Python loop) in the same process; with ``once``,
+    only the first call (what a fresh process pays: cache load or compile).
+    """
     sys.path.insert(0, str(HERE))
     from bench_engine import LeanSma, TickEmaJit, bare_sma_loop_nb, bare_tick_loop_nb, synthetic
 
@@ -121,13 +130,13 @@ def run_case(case: str, n_bars: int, n_ticks: int, repeat: int, once: bool = Fal
     bars, ticks = synthetic(n_bars if "on_bar" in case or case == "signals" else 10, n_ticks)
     close = bars.bars["close"]
     contract = "okx:BTC-USDT-SWAP"
-    bare_python = None
+    bare_python: Callable[[], Any] | None = None
     if case == "signals":
         long_entries, short_entries = sma_signals(close, 20, 100)
 
         no_exits = np.zeros(len(close), dtype=bool)
 
-        def call():
+        def call() -> tuple[int, int]:
             r = backtest_signals(
                 long_entries, no_exits, bars, contract, short_entries=short_entries,
                 initial_balance=1e6, leverage=5,
@@ -139,7 +148,7 @@ def run_case(case: str, n_bars: int, n_ticks: int, repeat: int, once: bool = Fal
     elif case == "python on_bar":
         strategy = type("Sma20x100", (LeanSma,), {"fast": 20, "slow": 100})
 
-        def call():
+        def call() -> tuple[int, int]:
             r = backtest(strategy, bars, contract, initial_balance=1e6, leverage=5)
             return len(r.fills), len(r.equity)
 
@@ -151,55 +160,56 @@ def run_case(case: str, n_bars: int, n_ticks: int, repeat: int, once: bool = Fal
         if case.endswith("no mechanics"):
             data = MarketData(ticks.symbol, trades=ticks.trades)
 
-        def call():
+        def call() -> tuple[int, int]:
             r = backtest(TickEmaJit, data, contract, initial_balance=1e6, leverage=5)
             return len(r.fills), len(r.equity)
 
         bare_fn = lambda: bare_tick_loop_nb(ticks.trades["price"])  # noqa: E731
         events = n_ticks
-    if case == "signals" and not once:
-        # issue 15's target: the call returning the Result (tables not built), and apart
-        # with the fills and equity tables read, each as a ratio to the bare loop, wall and CPU
-        def call_result():
+    tick = CLOCKS[clock]
+    call_result: Callable[[], Any] | None = None
+    if case == "signals":
+        # issue 15's target: the call returning the Result (tables not built), timed beside
+        # the call that reads the fills and equity tables
+        def call_result() -> Any:
             return backtest_signals(
                 long_entries, no_exits, bars, contract, short_entries=short_entries,
                 initial_balance=1e6, leverage=5,
             )  # fmt: skip
 
-        bare_wall, bare_cpu = median_wall_cpu(bare_fn, max(repeat, 7))
-        result_wall, result_cpu = median_wall_cpu(call_result, max(repeat, 7))
-        read_wall, read_cpu = median_wall_cpu(call, max(repeat, 7))
-        signal_calls = {
-            "bare_wall_s": bare_wall, "bare_cpu_s": bare_cpu,
-            "result_wall_s": result_wall, "result_cpu_s": result_cpu,
-            "read_wall_s": read_wall, "read_cpu_s": read_cpu,
-        }  # fmt: skip
     if once:
-        start = time.perf_counter()
+        start = tick()
         fills, equity_rows = call()
-        return {"case": case, "first_call_s": time.perf_counter() - start, "fills": fills}
-    bare, _ = median_seconds(bare_fn, repeat)
-    row = {"bare_seconds": bare}
+        return {"case": case, "first_call_s": tick() - start, "fills": fills}
+    fns = {"bare": bare_fn, "call": call}
     if bare_python is not None:
-        row["bare_python_seconds"], _ = median_seconds(bare_python, repeat)
-    seconds, (fills, equity_rows) = median_seconds(call, repeat)
-    row.update({
+        fns["bare_python"] = bare_python
+    if call_result is not None:
+        fns["result"] = call_result
+    medians, outputs = interleaved_medians(fns, repeat, tick)
+    seconds = medians["call"]
+    fills, equity_rows = outputs["call"]
+    row = {
         "case": case,
+        "clock": clock,
+        "bare_seconds": medians["bare"],
         "seconds": seconds,
-        "ratio": seconds / bare,
+        "ratio": seconds / medians["bare"],
         "events_per_s": events / seconds,
         "fills": fills,
         "equity_rows": equity_rows,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    })  # fmt: skip
+    }
     if bare_python is not None:
-        row["ratio_python"] = seconds / row["bare_python_seconds"]
-    if case == "signals":
-        row["signal_calls"] = signal_calls
+        row["bare_python_seconds"] = medians["bare_python"]
+        row["ratio_python"] = seconds / medians["bare_python"]
+    if "result" in medians:
+        row["result_seconds"] = medians["result"]
+        row["ratio_result"] = medians["result"] / medians["bare"]
     return row
 
 
-def _child(args: list[str], env: dict[str, str] | None = None) -> dict | str:
+def _child(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any] | str:
     """Run this script in a fresh process; its last stdout line (JSON), or the error text."""
     done = subprocess.run(
         [sys.executable, __file__, *args], capture_output=True, text=True, check=False, env=env
@@ -209,34 +219,22 @@ def _child(args: list[str], env: dict[str, str] | None = None) -> dict | str:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _first_call(row: dict | str) -> str:
+def _first_call(row: dict[str, Any] | str) -> str:
     return f"{row['first_call_s']:.2f} s" if isinstance(row, dict) else f"FAILED ({row[-300:]})"
 
 
-def _signal_calls_line(s: dict) -> str:
-    """The signals case's two calls (Result only; tables read) against the bare loop, in
-    wall and CPU time (medians of at least 7, after the case's own runs)."""
-
-    def one(kind: str) -> str:
-        wall, cpu = s[f"{kind}_wall_s"], s[f"{kind}_cpu_s"]
-        return (
-            f"wall {wall * 1e3:.1f} ms ({wall / s['bare_wall_s']:.1f}x), "
-            f"CPU {cpu * 1e3:.1f} ms ({cpu / s['bare_cpu_s']:.1f}x)"
-        )
-
-    return (
-        f"{'':28s} bare loop wall {s['bare_wall_s'] * 1e3:.2f} ms, CPU "
-        f"{s['bare_cpu_s'] * 1e3:.2f} ms; Result returned: {one('result')}; "
-        f"fills and equity tables read: {one('read')}"
-    )
-
-
 def main() -> None:
+    """Run every case in its own process and print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--ticks", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="")
+    parser.add_argument(
+        "--clock", choices=tuple(CLOCKS), default="wall",
+        help="wall: elapsed time (what a user waits); cpu: process CPU time (steadier on a "
+        "shared machine)",
+    )  # fmt: skip
     parser.add_argument(
         "--no-first-run", action="store_true",
         help="skip the first-call measurements in fresh processes (warm and cold cache)",
@@ -249,10 +247,13 @@ def main() -> None:
     parser.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        row = run_case(args.case, args.bars, args.ticks, args.repeat, once=args.once)
+        row = run_case(
+            args.case, args.bars, args.ticks, args.repeat, once=args.once, clock=args.clock
+        )
         print(json.dumps(row))
         return
-    sizes = ["--bars", str(args.bars), "--ticks", str(args.ticks)]
+    sizes = ["--bars", str(args.bars), "--ticks", str(args.ticks), "--clock", args.clock]
+    print(f"clock: {args.clock} ({'process CPU time' if args.clock == 'cpu' else 'wall time'})")
     for case in CASES:
         if args.only not in case:
             continue
@@ -268,8 +269,11 @@ def main() -> None:
             f"{row['ratio']:7.1f}x the bare loop{python}  ({row['fills']} fills, "
             f"{row['equity_rows']} equity rows, peak RSS {row['peak_rss_mb']:.0f} MB)"
         )
-        if "signal_calls" in row:
-            print(_signal_calls_line(row["signal_calls"]))
+        if "result_seconds" in row:
+            print(
+                f"{'':28s} the call returning the Result (no table read): "
+                f"{row['result_seconds']:8.3f} s  {row['ratio_result']:7.1f}x the bare loop"
+            )
         if args.no_first_run:
             continue
         # the first call of a fresh process (imports and data excluded): with the cache the

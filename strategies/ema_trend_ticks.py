@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtester.jit import JitStrategy, cancel, market, position, stop
+from backtester.jit import JitStrategy, cancel, fill, market, position, round_price, stop, trade
 
 # state layout: [ema, stop order id (-1: none), alpha, band, contracts, stop fraction]
 EMA, STOP_ID, ALPHA, BAND, CONTRACTS, STOP = range(6)
@@ -24,7 +24,7 @@ EMA, STOP_ID, ALPHA, BAND, CONTRACTS, STOP = range(6)
 @njit
 def on_trade(ctx, state, instrument, row):
     """Update the EMA; enter on a band breakout, cancelling the previous stop."""
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[EMA] == 0.0:
         state[EMA] = price
     state[EMA] += state[ALPHA] * (price - state[EMA])
@@ -45,13 +45,13 @@ def on_trade(ctx, state, instrument, row):
 @njit
 def on_fill(ctx, state, fill_row):
     """After an entry fill, place the protective stop beyond its price."""
-    fill = ctx.fills[fill_row]
-    i = fill["instrument"]
+    entry = fill(ctx, fill_row)
+    i = entry.instrument
     q = position(ctx, i)
-    if q == 0.0 or np.sign(q) != fill["side"]:
+    if q == 0.0 or np.sign(q) != entry.side:
         return  # a stop (or a partial exit) filled: no new entry to protect
-    trigger = fill["price"] * (1.0 - np.sign(q) * state[STOP])
-    trigger = np.round(trigger, 1)
+    trigger = entry.price * (1.0 - np.sign(q) * state[STOP])
+    trigger = round_price(ctx, i, trigger, 0)
     state[STOP_ID] = stop(ctx, i, -q, trigger, True)
 
 

@@ -405,7 +405,7 @@ class MarkCalibration:
     def label(self) -> str:
         """Short model description, e.g. ``INDEX_EMA_BASIS ema(mid) span 30 @ 1s``."""
         if self.average:
-            step = _format_step(self.sample_step_ns)
+            step = format_step(self.sample_step_ns)
             return f"{self.method} {self.average}({self.basis_price}) span {self.span:g} @ {step}"
         return self.method
 
@@ -470,7 +470,8 @@ class MarkCalibrationReport:
         return "\n".join(lines)
 
 
-def _format_step(step_ns: int) -> str:
+def format_step(step_ns: int) -> str:
+    """Return a sampling step as text (``every row``, ``60 s``, ...)."""
     if step_ns <= 0:
         return "every row"
     if step_ns % SECOND_NS == 0:
@@ -488,12 +489,29 @@ def _check_options(method: str, average: str, basis_price: str, initial: str) ->
     check_choice(initial, "initial", INITIAL)
 
 
+def check_span_fit(method: str, average: str, basis_price: str, initial: str) -> None:
+    """Refuse options a span fit cannot use: unknown values, or a method without a span.
+
+    Only the methods that average the basis (``INDEX_EMA_BASIS``, ``BINANCE_MEDIAN``) have a
+    span to fit; ``ValueError`` naming the option otherwise.
+    """
+    _check_options(method, average, basis_price, initial)
+    if not _uses_average(method):
+        raise ValueError(
+            f"method: {method!r} has no span to fit; expected one of INDEX_EMA_BASIS, "
+            "BINANCE_MEDIAN"
+        )
+
+
 def _uses_average(method: str) -> bool:
     return method in ("INDEX_EMA_BASIS", "BINANCE_MEDIAN")
 
 
-class _Replay:
-    """Pre-resolved arrays and options for repeated kernel calls on one data set."""
+class MarkReplay:
+    """Pre-resolved arrays and options for repeated kernel calls on one data set.
+
+    Used by the fits here and by :mod:`backtester.calibration.mark_fit`.
+    """
 
     def __init__(
         self,
@@ -527,6 +545,7 @@ class _Replay:
         self.out = np.empty(len(data))
 
     def model(self, span: float, sample_step_ns: int) -> np.ndarray:
+        """Return the model mark at every row (a buffer reused by the next call)."""
         d = self.data
         status = replay_mark_nb(
             d.ts_ns,
@@ -551,9 +570,11 @@ class _Replay:
         return self.out
 
     def errors(self, span: float, sample_step_ns: int) -> tuple[float, float, float, float, int]:
+        """Return (RMSE, max |error|, relative RMSE, relative max, rows) over the scored rows."""
         return mark_errors_nb(self.model(span, sample_step_ns), self.data.mark_price, self.scored)
 
     def result(self, span: float, sample_step_ns: int) -> MarkCalibration:
+        """Return the scored :class:`MarkCalibration` of one (span, step)."""
         rmse, worst, rmse_rel, worst_rel, n = self.errors(span, sample_step_ns)
         averaging = _uses_average(self.method)
         return MarkCalibration(
@@ -586,7 +607,7 @@ def model_mark(
     ``initial="recorded"`` starts the moving average at the first row's recorded
     mark − index (exact for an index + MA mark); ``"first_sample"`` at the first basis sample.
     """
-    replay = _Replay(data, method, average, basis_price, 0, initial)
+    replay = MarkReplay(data, method, average, basis_price, 0, initial)
     return replay.model(span, sample_step_ns).copy()
 
 
@@ -605,7 +626,7 @@ def evaluate_mark_model(
 
     Rows within ``warmup_ns`` of the first row are replayed but not scored.
     """
-    replay = _Replay(data, method, average, basis_price, warmup_ns, initial)
+    replay = MarkReplay(data, method, average, basis_price, warmup_ns, initial)
     return replay.result(span, sample_step_ns)
 
 
@@ -621,12 +642,7 @@ def span_grid(
     initial: str = "recorded",
 ) -> pd.DataFrame:
     """RMSE (quote) of every (sampling step, span) pair: rows = steps (ns), columns = spans."""
-    _check_options(method, average, basis_price, initial)
-    if not _uses_average(method):
-        raise ValueError(
-            f"method: {method!r} has no span to fit; expected one of INDEX_EMA_BASIS, "
-            "BINANCE_MEDIAN"
-        )
+    check_span_fit(method, average, basis_price, initial)
     spans = [float(s) for s in spans]
     steps = [int(s) for s in sample_steps_ns]
     if not spans or not steps:
@@ -637,7 +653,7 @@ def span_grid(
     for s in steps:
         if s < 0:
             raise ValueError(f"sample_steps_ns: {s!r}; expected every step >= 0 ns")
-    replay = _Replay(data, method, average, basis_price, warmup_ns, initial)
+    replay = MarkReplay(data, method, average, basis_price, warmup_ns, initial)
     table = np.empty((len(steps), len(spans)))
     for i, step in enumerate(steps):
         for j, span in enumerate(spans):
@@ -727,7 +743,7 @@ def _best_from_grid(
     i, j = divmod(flat, values.shape[1])
     step = int(grid.index[i])
     span = float(grid.columns[j])
-    replay = _Replay(data, method, average, basis_price, warmup_ns, initial)
+    replay = MarkReplay(data, method, average, basis_price, warmup_ns, initial)
     if refine and average == "ema":
         low, high = max(1.0, span - 1.0), span + 1.0
         refined = _golden_section(lambda s: replay.errors(s, step)[0], low, high, refine_tol)
@@ -880,12 +896,15 @@ __all__ = [
     "AlignedMarks",
     "MarkCalibration",
     "MarkCalibrationReport",
+    "MarkReplay",
     "align_binance_capture",
     "align_records",
     "calibrate_mark_models",
+    "check_span_fit",
     "deviation_summary",
     "evaluate_mark_model",
     "fit_mark_span",
+    "format_step",
     "mark_last_deviation",
     "model_mark",
     "span_grid",

@@ -30,10 +30,9 @@ from backtester.calibration.mark import (
     SECOND_NS,
     AlignedMarks,
     MarkCalibration,
-    _check_options,
-    _format_step,
-    _Replay,
-    _uses_average,
+    MarkReplay,
+    check_span_fit,
+    format_step,
 )
 
 
@@ -119,13 +118,9 @@ def fit_out_of_sample(
     span on a synthetic series; tests/realdata/test_realdata_mark_calibration.py on the
     captures).
     """
-    _check_options(method, average, basis_price, initial)
-    if not _uses_average(method):
-        raise ValueError(
-            f"method: {method!r} has no span to fit; expected INDEX_EMA_BASIS or BINANCE_MEDIAN"
-        )
+    check_span_fit(method, average, basis_price, initial)
     split_ns = int(split_ns)
-    replay = _Replay(data, method, average, basis_price, warmup_ns, initial)
+    replay = MarkReplay(data, method, average, basis_price, warmup_ns, initial)
     ts = data.ts_ns
     in_sample = replay.scored & (ts < split_ns)
     out_sample = ts >= split_ns
@@ -202,7 +197,7 @@ def align_candle_closes(
         funding_rate=np.zeros(len(ts)),
         next_funding_ns=ts.copy(),
         funding_interval_ns=int(funding_interval_ns),
-        source=f"{source} ({_format_step(interval_ns)} closes)",
+        source=f"{source} ({format_step(interval_ns)} closes)",
     )
 
 
@@ -218,7 +213,7 @@ def _closes(name: str, bars: np.ndarray, interval_ns: int) -> tuple[np.ndarray, 
         row = int(bad[0]) + 1
         raise ValueError(
             f"{name}: row {row} opens {int(steps[bad[0]])} ns after the previous candle; "
-            f"expected increasing candles on the {_format_step(interval_ns)} grid"
+            f"expected increasing candles on the {format_step(interval_ns)} grid"
         )
     return ts + interval_ns, bars["close"].astype(np.float64)
 

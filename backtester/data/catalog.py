@@ -224,7 +224,9 @@ def _merge_trades(old: np.ndarray, new: np.ndarray, label: str) -> np.ndarray:
             "(the overlap must be identical, except that a download may lack trades of the "
             "burst at its first or last timestamp)"
         )
-    assert head is not None and tail is not None  # problem is set whenever one is None
+    # problem is set whenever one is None
+    assert head is not None
+    assert tail is not None
     parts = [old[old["ts_ns"] < lo], new[new["ts_ns"] < lo], head, o_mid, tail]
     parts += [old[old["ts_ns"] > hi], new[new["ts_ns"] > hi]]
     return np.concatenate(parts)
@@ -562,7 +564,7 @@ class Catalog:
 
     # ------------------------------------------------------------------ read
 
-    def _files_in_range(
+    def files_in_range(
         self,
         kind: str,
         exchange: str,
@@ -571,6 +573,10 @@ class Catalog:
         end_ns: int | None,
         interval_ns: int,
     ) -> list[Path]:
+        """Return the partition files of a stream whose span overlaps ``[start_ns, end_ns)``.
+
+        ``FileNotFoundError`` naming what the catalog holds when the stream is not stored.
+        """
         files = self.partitions(kind, exchange, symbol, interval_ns)
         if not files:
             raise FileNotFoundError(
@@ -589,8 +595,10 @@ class Catalog:
         return selected
 
     def available_text(self, exchange: str, symbol: str) -> str:
-        """What the catalog holds for ``exchange:symbol`` (or which instruments it holds), as
-        text for error messages."""
+        """Return what the catalog holds for ``exchange:symbol``, as text for error messages.
+
+        Lists the instruments it holds when it has none of this one.
+        """
         frame = self.datasets()
         if frame.empty:
             return "the catalog is empty"
@@ -604,10 +612,10 @@ class Catalog:
             k + (f"-{i}" if i else "") for k, i in zip(sel["kind"], sel["interval"], strict=True)
         )
 
-    def _selected_groups(
+    def selected_groups(
         self, files: list[Path], start_ns: int | None, end_ns: int | None
     ) -> Iterator[tuple[pq.ParquetFile, int, int]]:
-        """``(file, row group, rows)`` whose ts_ns statistics overlap the range."""
+        """Yield ``(file, row group, rows)`` whose ts_ns statistics overlap the range."""
         for path in files:
             handle = _parquet(pq.ParquetFile, path)
             handle.metadata_path = path  # for error messages
@@ -622,10 +630,15 @@ class Catalog:
                         continue
                 yield handle, g, meta.row_group(g).num_rows
 
-    def _iter_groups(
+    def iter_groups(
         self, kind: str, files: list[Path], start_ns: int | None, end_ns: int | None
     ) -> Iterator[np.ndarray]:
-        for handle, g, _ in self._selected_groups(files, start_ns, end_ns):
+        """Yield the records of each selected row group of ``files``, cut to the range.
+
+        One row group is decoded at a time (the unit of streaming); a corrupt one raises
+        :class:`CorruptPartitionError` naming the file and the group.
+        """
+        for handle, g, _ in self.selected_groups(files, start_ns, end_ns):
             try:
                 table = handle.read_row_group(g)
             except (pa.ArrowInvalid, OSError) as exc:
@@ -656,13 +669,13 @@ class Catalog:
 
         Raises ``FileNotFoundError`` (listing what the catalog holds) when the stream is absent.
         """
-        files = self._files_in_range(kind, exchange, symbol, start_ns, end_ns, interval_ns)
+        files = self.files_in_range(kind, exchange, symbol, start_ns, end_ns, interval_ns)
         # Preallocate from the footers (an upper bound: partial first/last groups are trimmed),
         # so a full read peaks at one copy of the data plus one row group.
-        upper = sum(rows for _, _, rows in self._selected_groups(files, start_ns, end_ns))
+        upper = sum(rows for _, _, rows in self.selected_groups(files, start_ns, end_ns))
         out = np.empty(upper, dtype=kind_dtype(kind))
         filled = 0
-        for part in self._iter_groups(kind, files, start_ns, end_ns):
+        for part in self.iter_groups(kind, files, start_ns, end_ns):
             out[filled : filled + len(part)] = part
             filled += len(part)
         return out if filled == upper else out[:filled].copy()
@@ -686,10 +699,10 @@ class Catalog:
         if chunk_rows <= 0:
             raise ValueError(f"chunk_rows: expected a value > 0, got {chunk_rows}")
         with self.reading():
-            files = self._files_in_range(kind, exchange, symbol, start_ns, end_ns, interval_ns)
+            files = self.files_in_range(kind, exchange, symbol, start_ns, end_ns, interval_ns)
         pending: list[np.ndarray] = []
         count = 0
-        for group in self._iter_groups(kind, files, start_ns, end_ns):
+        for group in self.iter_groups(kind, files, start_ns, end_ns):
             pending.append(group)
             count += len(group)
             while count >= chunk_rows:
@@ -773,16 +786,18 @@ class Catalog:
     def metadata(
         self, kind: str, exchange: str, symbol: str, interval_ns: int = 0
     ) -> dict[str, str]:
-        """Schema metadata of the newest file of a stream (provenance, units, options)."""
-        files = self._files_in_range(kind, exchange, symbol, None, None, interval_ns)
+        """Return the schema metadata of the newest file of a stream (provenance, units)."""
+        files = self.files_in_range(kind, exchange, symbol, None, None, interval_ns)
         raw = _parquet(pq.read_schema, files[-1]).metadata or {}
         return {k.decode(): v.decode() for k, v in raw.items() if k != b"ARROW:schema"}
 
     # ------------------------------------------------------------------ market data
 
     def intervals(self, kind: str, exchange: str, symbol: str) -> list[int]:
-        """Stored candle intervals (ns, ascending) of ``kind`` (``bars``, ``index_bars``,
-        ``mark_bars``) for ``exchange:symbol``; empty when none is stored."""
+        """Return the stored candle intervals (ns, ascending) of ``kind`` for ``exchange:symbol``.
+
+        ``kind`` is ``bars``, ``index_bars`` or ``mark_bars``; empty when none is stored.
+        """
         check_name(exchange, "exchange")
         check_name(symbol, "symbol", allow_slash=True)
         base = self.root / quote(exchange, safe="-_.") / quote(symbol, safe="-_.")
@@ -843,7 +858,10 @@ class Catalog:
 
     @_read_locked
     def read_tiers(self, exchange: str, symbol: str) -> list[tuple[int, int, np.ndarray, str]]:
-        """Stored tier snapshots, oldest first: ``(valid_from_ns, basis, rows, source)``."""
+        """Return the stored tier snapshots, oldest first.
+
+        Each as ``(valid_from_ns, basis, rows, source)``.
+        """
         directory = self.dataset_dir("tiers", exchange, symbol)
         out = []
         for path in sorted(directory.glob("*.parquet")) if directory.is_dir() else []:

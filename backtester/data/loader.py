@@ -1,7 +1,9 @@
-"""Build :class:`~backtester.data.market.MarketData` from the catalog: the catalog stores and
-reads streams, this module chooses which streams make one instrument's market data (bars at
-one interval, index/mark points or candle paths, funding, trades) and cuts them to a span.
-:mod:`backtester.data.stream` serves the same in windows of a long span."""
+"""Build :class:`~backtester.data.market.MarketData` from the catalog.
+
+The catalog stores and reads streams; this module chooses which streams make one instrument's
+market data (bars at one interval, index/mark points or candle paths, funding, trades) and
+cuts them to a span. :mod:`backtester.data.stream` serves the same in windows of a long span.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ __all__ = ["bars_to_points", "load_market_data", "path_interval", "price_points"
 
 
 def bars_to_points(bars: np.ndarray, interval_ns: int) -> np.ndarray:
-    """Index/mark candles → their replayed path, four ``PRICE_DTYPE`` points a candle (open at
-    ``t0 + 1 ns``, high, low, close at ``t0 + interval``;
-    :func:`backtester.data.market.candle_path_points`)."""
+    """Return index/mark candles as their replayed path, four ``PRICE_DTYPE`` points a candle.
+
+    Open at ``t0 + 1 ns``, high, low, close at ``t0 + interval``
+    (:func:`backtester.data.market.candle_path_points`).
+    """
     return candle_path_points(bars, interval_ns)
 
 
@@ -34,9 +38,11 @@ def price_points(
     start_ns: int | None,
     end_ns: int | None,
 ) -> tuple[np.ndarray, str]:
-    """(points, source directory) of the ``index`` or ``mark`` price of one instrument: the
-    point stream if stored, else the finest stored ``<which>_bars`` replayed as paths and
-    selected by the time each point is known; ``("", empty)`` when neither is stored."""
+    """Return (points, source directory) of the ``index`` or ``mark`` price of one instrument.
+
+    The point stream if stored, else the finest stored ``<which>_bars`` replayed as paths and
+    selected by the time each point is known; ``("", empty)`` when neither is stored.
+    """
     if catalog.exists(which, exchange, symbol):
         return (
             catalog.read(which, exchange, symbol, start_ns, end_ns),
@@ -60,6 +66,24 @@ def path_interval(catalog: Catalog, which: str, exchange: str, symbol: str, sour
     if not source or catalog.exists(which, exchange, symbol):
         return 0
     return catalog.intervals(f"{which}_bars", exchange, symbol)[0]
+
+
+def bar_interval(catalog: Catalog, exchange: str, symbol: str, bar_interval_ns: int) -> int:
+    """Return the bar interval (ns) to read: the one given, or with 0 the single one stored.
+
+    0 when none is given and none is stored (no bars); ``ValueError`` listing them when none is
+    given and several are stored.
+    """
+    if bar_interval_ns:
+        return bar_interval_ns
+    intervals = catalog.intervals("bars", exchange, symbol)
+    if len(intervals) > 1:
+        raise ValueError(
+            f"bar_interval_ns: {exchange}:{symbol} has bars at several intervals "
+            f"({', '.join(interval_label(i) for i in intervals)}); pass one of "
+            f"{', '.join(str(i) for i in intervals)}"
+        )
+    return intervals[0] if intervals else 0
 
 
 def load_market_data(
@@ -104,15 +128,7 @@ def _load(
 ) -> MarketData:
     sources: dict[str, str] = {}
     bars = np.zeros(0, dtype=dtypes.BAR_DTYPE)
-    if bar_interval_ns == 0:
-        intervals = catalog.intervals("bars", exchange, symbol)
-        if len(intervals) > 1:
-            raise ValueError(
-                f"bar_interval_ns: {exchange}:{symbol} has bars at several intervals "
-                f"({', '.join(interval_label(i) for i in intervals)}); pass one of "
-                f"{', '.join(str(i) for i in intervals)}"
-            )
-        bar_interval_ns = intervals[0] if intervals else 0
+    bar_interval_ns = bar_interval(catalog, exchange, symbol, bar_interval_ns)
     if bar_interval_ns:
         bars = catalog.read("bars", exchange, symbol, start_ns, end_ns, interval_ns=bar_interval_ns)
         sources["bars"] = str(catalog.dataset_dir("bars", exchange, symbol, bar_interval_ns))

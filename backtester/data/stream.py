@@ -59,7 +59,7 @@ import numpy.typing as npt
 
 from backtester import dtypes
 from backtester.data.intervals import interval_label
-from backtester.data.loader import bars_to_points, price_points
+from backtester.data.loader import bar_interval, bars_to_points, price_points
 from backtester.data.market import MarketData
 
 if TYPE_CHECKING:
@@ -83,8 +83,10 @@ def stream_market_data(
     chunk_ns: int = 7 * 86_400_000_000_000,
     snap_to_funding: bool = True,
 ) -> MarketDataStream:
-    """:func:`~backtester.data.loader.load_market_data` of one or several instruments, served
-    in windows of ``chunk_ns`` of event time (a :class:`MarketDataStream`).
+    """Serve the market data of one or several instruments in windows of ``chunk_ns``.
+
+    What :func:`~backtester.data.loader.load_market_data` loads, cut into windows of event
+    time (a :class:`MarketDataStream`).
 
     Pass the stream as ``data`` to :func:`~backtester.engine.backtest.backtest`: the replay
     then holds one window of input rows at a time (chunked replay), whatever the span.
@@ -169,17 +171,9 @@ class MarketDataStream:
         # candle length of the index/mark stream when it is read from candles (0: points)
         self._path_intervals: list[dict[str, int]] = []
         for symbol in self.symbols:
-            interval = bar_interval_ns
             stored = catalog.intervals("bars", exchange, symbol)
-            if interval == 0:
-                if len(stored) > 1:
-                    raise ValueError(
-                        f"bar_interval_ns: {exchange}:{symbol} has bars at several intervals "
-                        f"({', '.join(interval_label(i) for i in stored)}); pass one of "
-                        f"{', '.join(str(i) for i in stored)}"
-                    )
-                interval = stored[0] if stored else 0
-            elif interval not in stored and stored:
+            interval = bar_interval(catalog, exchange, symbol, bar_interval_ns)
+            if interval not in stored and stored:
                 raise ValueError(
                     f"bar_interval_ns: {exchange}:{symbol} has no bars at "
                     f"{interval_label(interval)}; stored: "
@@ -251,8 +245,10 @@ class MarketDataStream:
     def _first_row_ts(
         self, kind: str, symbol: str, lo: int | None, hi: int | None, interval: int = 0
     ) -> tuple[int, int]:
-        """(first, last) ``ts_ns`` of a stream within [lo, hi), or (_NO_TS, -1) when empty.
-        Reads one row group at each end (not the whole range)."""
+        """Return (first, last) ``ts_ns`` of a stream within [lo, hi), or (_NO_TS, -1) if empty.
+
+        Reads one row group at each end (not the whole range).
+        """
         c = self.catalog
         first = _NO_TS
         for rows in c.iter_chunks(kind, self.exchange, symbol, lo, hi, interval, chunk_rows=1):
@@ -260,10 +256,10 @@ class MarketDataStream:
             break
         if first == _NO_TS:
             return first, -1
-        files = c._files_in_range(kind, self.exchange, symbol, lo, hi, interval)
+        files = c.files_in_range(kind, self.exchange, symbol, lo, hi, interval)
         last = -1
         for path in reversed(files):
-            groups = list(c._selected_groups([path], lo, hi))
+            groups = list(c.selected_groups([path], lo, hi))
             for handle, g, _ in reversed(groups):
                 ts = handle.read_row_group(g, columns=["ts_ns"]).column("ts_ns").to_numpy()
                 if hi is not None:
@@ -277,8 +273,11 @@ class MarketDataStream:
     def _extent(
         self, symbol: str, interval: int, sources: dict[str, str]
     ) -> tuple[int, int, set[str]]:
-        """First event (bars by open) and last event (bars by close) of one symbol in the span,
-        and the streams that have rows in it."""
+        """Return the first and last event of one symbol in the span, and its streams there.
+
+        Bars count by open for the first event and by close for the last; the streams are
+        those with rows in the span.
+        """
         lo, hi = self._start, self._end
         first, last = _NO_TS, -1
         kinds: set[str] = set()
@@ -310,8 +309,11 @@ class MarketDataStream:
         return self.catalog.read("funding", self.exchange, symbol, self._start, self._end)
 
     def _snap(self, nominal: int) -> tuple[int, bool]:
-        """First instant in [nominal, nominal + max(chunk_ns, 1 day)) where every instrument
-        with funding rows left has its next one exactly there; (nominal, False) if none."""
+        """Return the window boundary at or after ``nominal`` and whether it is a funding time.
+
+        The first instant in [nominal, nominal + max(chunk_ns, 1 day)) where every instrument
+        with funding rows left has its next one exactly there; (nominal, False) if none.
+        """
         limit = nominal + max(self.chunk_ns, _DAY_NS)
         heads = []
         for f in self._funding:
@@ -349,7 +351,7 @@ class MarketDataStream:
 
     # ------------------------------------------------------------------ windows
     def __len__(self) -> int:
-        """Number of windows before skipping empty ones (an upper bound of what iterating gives)."""
+        """Return the number of windows before skipping empty ones (iterating gives <= that)."""
         return len(self.boundaries) - 1
 
     def __iter__(self) -> Iterator[list[MarketData]]:
@@ -378,12 +380,12 @@ class MarketDataStream:
                 interval = shift = c.intervals(kind, ex, symbol)[0]
             g_lo = None if lo is None else lo - shift
             g_hi = None if hi is None else hi - shift
-            files = c._files_in_range(kind, ex, symbol, g_lo, g_hi, interval)
-            out[name] = _Sequential(c._iter_groups(kind, files, g_lo, g_hi), shift)
+            files = c.files_in_range(kind, ex, symbol, g_lo, g_hi, interval)
+            out[name] = _Sequential(c.iter_groups(kind, files, g_lo, g_hi), shift)
         return out
 
     def window(self, k: int) -> list[MarketData]:
-        """The MarketData of window ``k`` (may be empty), one per symbol."""
+        """Return the MarketData of window ``k`` (may be empty), one per symbol."""
         t0, t1 = self.boundaries[k], self.boundaries[k + 1]
         first = k == 0
         return [self._window_of(i, t0, t1, first) for i in range(len(self.symbols))]
@@ -452,11 +454,13 @@ class MarketDataStream:
 
 
 class _Sequential:
-    """Rows of one stream for increasing, non-overlapping ranges [lo, hi), from an iterator
-    of row groups in time order (``Catalog._iter_groups``): each group is decoded once and
-    held until its last row is taken, so memory is one window plus one row group. With
-    ``shift`` > 0 the groups are index/mark candles, served as their path (four points a
-    candle, ``bars_to_points``) and selected by point time."""
+    """Rows of one stream for increasing, non-overlapping ranges [lo, hi).
+
+    Read from an iterator of row groups in time order (``Catalog.iter_groups``): each group is
+    decoded once and held until its last row is taken, so memory is one window plus one row
+    group. With ``shift`` > 0 the groups are index/mark candles, served as their path (four points a
+    candle, ``bars_to_points``) and selected by point time.
+    """
 
     def __init__(self, groups: Iterator[np.ndarray], shift: int) -> None:
         self._groups = groups

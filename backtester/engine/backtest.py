@@ -32,6 +32,7 @@ from backtester.data.market import MarketData
 from backtester.data.stream import MarketDataStream
 from backtester.engine.buffers import record_buffer
 from backtester.engine.driver import Run
+from backtester.engine.signal_replay import SignalRule, replay_signals
 from backtester.engine.slippage import (
     NullSlippage,
     SlippageModel,
@@ -43,7 +44,7 @@ from backtester.enums import AdlRule, MarginMode, MarkPriceMethod
 from backtester.jit import JitStrategy
 from backtester.rejections import explain_rejections, warn_rejections
 from backtester.results import PriceSeriesView, RecordStore, Result, SpilledSeries
-from backtester.strategy import Strategy
+from backtester.strategy import Context, Strategy
 from backtester.swap.contract import ContractSpec, get_contract
 from backtester.swap.funding_rules import (
     FUNDING_RULES,
@@ -316,7 +317,7 @@ class _PriceSampler:
 
 
 def backtest(
-    strategy: type[Strategy] | type[JitStrategy],
+    strategy: type[Strategy] | type[JitStrategy] | type[SignalRule],
     data: MarketData | list[MarketData] | MarketDataStream,
     contract: ContractSpec | str | list[ContractSpec | str],
     *,
@@ -485,8 +486,10 @@ def backtest(
             run.data = data_list
         if isinstance(instance, JitStrategy):
             run.run_jit(instance)
+        elif isinstance(instance, SignalRule):
+            replay_signals(run, instance)  # backtest_signals' arrays (engine/signal_replay.py)
         else:
-            run.run(instance)
+            run.run(instance, Context)
         if sampler is not None:
             sampler.spill.spill_run(run, final=True)
             sampler.flush()
@@ -554,10 +557,12 @@ def backtest(
 
 
 def _checked_options(
-    strategy: type[Strategy] | type[JitStrategy], options: Mapping[str, Any]
+    strategy: type[Strategy] | type[JitStrategy] | type[SignalRule], options: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Return every option of :func:`backtest`, defaults filled in; refuse an unknown one."""
-    if not (isinstance(strategy, type) and issubclass(strategy, (Strategy, JitStrategy))):
+    if not (
+        isinstance(strategy, type) and issubclass(strategy, (Strategy, JitStrategy, SignalRule))
+    ):
         raise TypeError(f"strategy: expected a Strategy or JitStrategy subclass, got {strategy!r}")
     unknown = set(options) - set(_OPTIONS)
     if unknown:

@@ -32,7 +32,12 @@ from numba import njit
 
 from backtester.dtypes import METRICS_DTYPE
 from backtester.engine.cash_nb import close_position_nb, settle_due_nb
-from backtester.engine.metrics_nb import cross_metrics_nb, cross_wallet_nb, tier_row_nb
+from backtester.engine.metrics_nb import (
+    cross_metrics_nb,
+    cross_wallet_nb,
+    position_bankruptcy_price_nb,
+    tier_row_nb,
+)
 from backtester.engine.records_nb import fill_record_nb, ledger_nb
 from backtester.enums import AdlRule, ContractKind, LedgerKind, Liquidity, MarginMode
 from backtester.swap.insurance_nb import (
@@ -40,7 +45,6 @@ from backtester.swap.insurance_nb import (
     clawback_rate_nb,
     next_period_end_ns_nb,
 )
-from backtester.swap.liquidation_nb import bankruptcy_price_nb
 from backtester.swap.margin_nb import initial_margin_nb, maintenance_margin_nb, margin_ratio_nb
 from backtester.swap.pnl_nb import pnl_nb, position_value_nb
 from backtester.swap.settlement_nb import DAY_NS, next_settlement_ns_nb
@@ -123,11 +127,10 @@ def adl_ranking_nb(state: Any, i: int, price: float) -> float:
     Returns NaN for a flat position or where the formula is undefined (never ≥ a threshold).
     """
     s = state.positions[i]
-    p = state.params[i]
-    tiers = state.tiers
     q = s["contracts"]
     if q == 0.0:
         return np.nan
+    p = state.params[i]
     kind = p["contract_kind"]
     face = p["face_value"]
     mark = s["mark_price"] if np.isfinite(s["mark_price"]) else price
@@ -138,7 +141,9 @@ def adl_ranking_nb(state: Any, i: int, price: float) -> float:
             row = tier_row_nb(state, i, abs(q), mark)
             pv = position_value_nb(kind, abs(q), face, mark)
             mm = maintenance_margin_nb(
-                pv, tiers[row]["maintenance_margin_rate"], tiers[row]["maintenance_amount_settle"]
+                pv,
+                state.tiers[row]["maintenance_margin_rate"],
+                state.tiers[row]["maintenance_amount_settle"],
             )
             balance = s["margin_settle"] + pnl_nb(kind, q, face, s["reference_price"], mark)
             ratio = margin_ratio_nb(
@@ -153,12 +158,8 @@ def adl_ranking_nb(state: Any, i: int, price: float) -> float:
         if not margin > 0.0:
             return np.nan
         return okx_adl_ranking_nb(upl_entry / margin, ratio)
-    side = int(np.sign(q))
-    if isolated:
-        margin = s["margin_settle"]
-    else:
-        margin = cross_wallet_nb(state)
-    bankrupt = bankruptcy_price_nb(kind, side, abs(q), face, s["reference_price"], margin)
+    margin = s["margin_settle"] if isolated else cross_wallet_nb(state)
+    bankrupt = position_bankruptcy_price_nb(s, p, margin)
     return bitmex_adl_ranking_nb(
         signed_value_nb(kind, q, face, mark),
         signed_value_nb(kind, q, face, s["entry_price"]),
@@ -392,9 +393,9 @@ def apply_deleverage_event_nb(state: Any, i: int, ts: int, event: np.void) -> in
     """
     kind = event["kind"]
     if kind == LedgerKind.ADL:
-        return apply_adl_nb(state, i, ts, event)  # type: ignore[no-any-return]  # numba dispatcher
+        return apply_adl_nb(state, i, ts, event)
     if kind == LedgerKind.CLAWBACK:
-        return apply_clawback_nb(state, i, ts, event)  # type: ignore[no-any-return]  # numba dispatcher
+        return apply_clawback_nb(state, i, ts, event)
     return NOT_APPLIED
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,17 +24,7 @@ from backtester.callbacks import LOOP_CALLBACKS, WAKE_REASONS
 from backtester.checks import check_finite, check_non_negative, check_positive
 from backtester.data.market import MarketData
 from backtester.engine.buffers import record_buffer
-from backtester.engine.loop_nb import (
-    WAKE_INSTRUMENT_SHIFT,
-    WAKE_REASON_MASK,
-    WAKE_REF_SHIFT,
-    YIELD_BUFFER_FULL,
-    YIELD_END_OF_DATA,
-    no_callback_nb,
-    record_equity_nb,
-    replay_gen_nb,
-    run_until_jit_nb,
-)
+from backtester.engine.loop_nb import record_equity_nb
 from backtester.engine.metrics_nb import (
     available_nb,
     cross_liquidation_price_nb,
@@ -44,6 +34,18 @@ from backtester.engine.metrics_nb import (
 )
 from backtester.engine.order_entry_nb import ORDER_HEADROOM, cancel_order_nb
 from backtester.engine.orders_nb import accept_orders_nb
+from backtester.engine.replay_gen_nb import (
+    QUIET_UNTIL,
+    SKIP_TO,
+    WAKE_INSTRUMENT_SHIFT,
+    WAKE_REASON_MASK,
+    WAKE_REF_SHIFT,
+    YIELD_BUFFER_FULL,
+    YIELD_END_OF_DATA,
+    YIELD_QUIET_BROKEN,
+    new_control,
+    replay_gen_nb,
+)
 from backtester.engine.rows import RowView
 from backtester.engine.state_nb import new_engine_state_nb
 from backtester.enums import (
@@ -55,7 +57,6 @@ from backtester.enums import (
 )
 from backtester.indicators import Indicators
 from backtester.protection import Protections
-from backtester.strategy import Context, Strategy
 from backtester.swap.contract import check_leverage_value
 from backtester.swap.insurance_nb import next_period_end_ns_nb
 from backtester.swap.settlement_nb import next_settlement_ns_nb
@@ -82,7 +83,7 @@ _latest_run: weakref.ReferenceType[Run] | None = None
 
 
 def latest_run() -> Run | None:
-    """The Run most recently set up in this process (None before any, or once it is gone)."""
+    """Return the Run most recently set up in this process (None before any, or once gone)."""
     return None if _latest_run is None else _latest_run()
 
 
@@ -104,6 +105,115 @@ assert dtypes.ORDER_WORK_DTYPE.names == (
 )  # fmt: skip
 
 
+# Quiet bars (engine/replay_gen_nb.py): on by default; False runs every bar through the
+# generator (the reference the differential test compares with).
+QUIET_BARS = True
+
+
+class PythonStrategy(Protocol):
+    """What the driver calls on a Python strategy (:class:`~backtester.strategy.Strategy`)."""
+
+    def subscribed(self) -> set[str]:
+        """Return the names of the callbacks the strategy defines."""
+
+    def on_start(self, ctx: Any) -> None:
+        """Run once before the first event."""
+
+    def on_bar(self, ctx: Any, bar: RowView) -> None:
+        """Run at each bar close."""
+
+    def on_trade(self, ctx: Any, trade: RowView) -> None:
+        """Run at each trade."""
+
+    def on_funding(self, ctx: Any, payment: np.void) -> None:
+        """Run after a funding payment."""
+
+    def on_fill(self, ctx: Any, fill: np.void) -> None:
+        """Run after a fill."""
+
+    def on_margin_call(self, ctx: Any, info: dict[str, float]) -> None:
+        """Run once per margin-call episode."""
+
+    def on_liquidation(self, ctx: Any, liquidation: np.void) -> None:
+        """Run after a liquidation."""
+
+    def on_adl(self, ctx: Any, record: np.void) -> None:
+        """Run after an ADL or clawback."""
+
+    def on_order_rejected(self, ctx: Any, order: np.void) -> None:
+        """Run after an order was rejected."""
+
+    def on_stop(self, ctx: Any) -> None:
+        """Run once after the last event."""
+
+
+class QuietContext:
+    """The ``ctx`` of ``on_bar`` on a quiet bar (one the engine has not replayed yet).
+
+    ``ctx.position`` is read without the engine (nothing can change it on a quiet bar), and
+    ``ctx.sma`` / ``ctx.ema`` of the close from the indicator values of the bar; any other
+    attribute first brings the engine up to this bar (:meth:`Run._sync_quiet`, which ends the
+    stretch of quiet bars) and is then the strategy's own context's. So a strategy sees the
+    same values as on a bar the engine stopped at; only ``isinstance(ctx, Context)`` differs.
+    """
+
+    __slots__ = ("_ctx", "_ema_close", "_run", "_sma_close", "_view", "position", "synced")
+
+    def __init__(self, run: Run, ctx: Any) -> None:
+        self._run = run
+        self._ctx = ctx
+        self._view = run._bar_view
+        self._sma_close = run.indicators.sma_close[0]
+        self._ema_close = run.indicators.ema_close[0]
+        self.synced = True
+
+    def arm(self, position: float) -> None:
+        """Start a stretch: the position is ``position`` (contracts) until it ends."""
+        self.position = position
+        self._view = self._run._bar_view
+        self.synced = False
+
+    def disarm(self) -> None:
+        """End the stretch: from now on every attribute is the real context's."""
+        if not self.synced:
+            self.synced = True
+            del self.position
+
+    def __getattr__(self, name: str) -> Any:
+        if not self.synced:
+            self._run._sync_quiet()
+        return getattr(self._ctx, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in QuietContext.__slots__:
+            object.__setattr__(self, name, value)
+            return
+        if not self.synced:
+            self._run._sync_quiet()
+        setattr(self._ctx, name, value)
+
+    def sma(self, window: int, field: str = "close") -> float:
+        """Return ``ctx.sma`` (:meth:`~backtester.strategy.Context.sma`) at this bar."""
+        if not self.synced and field == "close":
+            values = self._sma_close.get(window)
+            if values is not None:
+                # the value at the bar whose close is being shown: the cursor c_bar will be
+                # its row + 1 (see Indicators._build)
+                value: float = values[self._view._start + self._view._row + 1]
+                if value == value:
+                    return value
+        return float(self.__getattr__("sma")(window, field))
+
+    def ema(self, span: int, field: str = "close") -> float:
+        """Return ``ctx.ema`` (:meth:`~backtester.strategy.Context.ema`) at this bar."""
+        if not self.synced and field == "close":
+            values = self._ema_close.get(span)
+            if values is not None:
+                value: float = values[self._view._start + self._view._row + 1]
+                return value
+        return float(self.__getattr__("ema")(span, field))
+
+
 def _concat(arrays: list[npt.NDArray[np.void]], dtype: np.dtype) -> npt.NDArray[np.void]:
     if not arrays:
         return np.zeros(0, dtype=dtype)
@@ -111,8 +221,11 @@ def _concat(arrays: list[npt.NDArray[np.void]], dtype: np.dtype) -> npt.NDArray[
 
 
 def _equity_rows(data: list[MarketData], interval_ns: int, n_events: int) -> int:
-    """Equity rows a run writes at most (one per interval with an event, and the final row)
-    plus the loop's head-room, so the buffer is not regrown (and copied) near the end."""
+    """Return the equity rows a run writes at most, plus the loop's head-room.
+
+    One per interval with an event, and the final row; the head-room keeps the buffer from
+    being regrown (and copied) near the end.
+    """
     rows = n_events
     if interval_ns > 0:
         span = max(d.end_ns for d in data) - min(d.start_ns for d in data)
@@ -149,8 +262,8 @@ class Run:
         Bars per instrument kept from one chunk into the next (default 10,000) for history
         windows: ``ctx.closes`` / ``ctx.history`` then reach back at most ``history_bars`` bars
         before the chunk's first bar (``ctx.sma(n)`` needs ``n <= history_bars``; ``ctx.ema``,
-        incremental, continues exactly), and a jitted ``ctx.bars[row -
-        k]`` is valid for ``k <= history_bars``. Trades keep no history across chunks.
+        incremental, continues exactly), and a jitted ``bar(ctx, i, k)`` is valid for
+        ``k <= history_bars``. Trades keep no history across chunks.
     tier_switches
         TIER_SWITCH_DTYPE rows (sorted by instrument, then date): the dated tier tables that
         take effect after the start, their rows already in ``tiers``.
@@ -162,7 +275,7 @@ class Run:
         and whether orders fill on trades), which the first chunk alone may not show.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  (backtest()'s engine options, passed on by name)
         self,
         data: list[MarketData],
         params: npt.NDArray[np.void],
@@ -291,22 +404,34 @@ class Run:
         self._scratch = np.zeros(1, dtype=dtypes.METRICS_DTYPE)
         self._args: tuple[Any, ...] | None = None
         self._caps = np.zeros(len(_BUFFERS), dtype=np.int64)
-        self.indicators = Indicators(self)  # ctx.sma / ctx.ema state, O(1) per bar
+        self.indicators: Indicators = Indicators(self)  # ctx.sma / ctx.ema state, O(1) per bar
         self.protections = Protections(self)  # stop_loss= / take_profit= of entry orders
         self.wants_fills = False  # the strategy has on_fill (see Protections._restore_mask)
-        self._contexts = [Context(self, i) for i in range(self.n_instruments)]
+        # the strategy contexts, one per instrument, built by run() with the user API's type
+        self._contexts: list[Any] = []
+        # quiet bars (engine/replay_gen_nb.py): the generator's control slots, the generator
+        # and the arguments it was made with, the bar row before which no stretch is tried
+        self.quiet_bars = QUIET_BARS
+        self._control = new_control(enabled=QUIET_BARS)
+        self._ctl = self._control.data  # item reads as Python ints, ~30 ns
+        self._gen: Iterator[int] | None = None
+        self._gen_args: tuple[Any, ...] | None = None
+        self._quiet: QuietContext | None = None
+        self._quiet_after = 0
+        self._quiet_misses = 0
         global _latest_run  # one slot per process, read by the progress line
         _latest_run = weakref.ref(self)
 
     # ------------------------------------------------------------------ streams
     def _load_streams(self, data: list[MarketData], *, first: bool) -> None:
-        """Concatenate the instruments' streams and point each instrument's cursors ``c_*`` /
-        ends ``e_*`` at its block.
+        """Concatenate the instruments' streams and point their cursors at their blocks.
+
+        Each instrument's cursors ``c_*`` / ends ``e_*`` bound its block.
 
         After the first chunk (``first=False``), the last ``history_bars`` bars each instrument
         has seen are kept in front of its new bars as already-replayed rows (the cursor starts
         after them), so history windows (``ctx.closes``, ``ctx.sma``, a jitted
-        ``ctx.bars[row - k]``) reach across the chunk boundary.
+        ``bar(ctx, i, k)``) reach across the chunk boundary.
         """
         streams: dict[str, list[npt.NDArray[np.void]]] = {name: [] for name in _STREAMS}
         offsets = dict.fromkeys(_STREAMS, 0)
@@ -336,22 +461,31 @@ class Run:
                 s[f"c_{short}"] = offsets[name] + seen
                 s[f"e_{short}"] = offsets[name] + len(array)
                 offsets[name] += len(array)
-        self.trades = _concat(streams["trades"], dtypes.TRADE_DTYPE)
-        self.bars = _concat(streams["bars"], dtypes.BAR_DTYPE)
+        self.trades: npt.NDArray[np.void] = _concat(streams["trades"], dtypes.TRADE_DTYPE)
+        self.bars: npt.NDArray[np.void] = _concat(streams["bars"], dtypes.BAR_DTYPE)
         if not first:
             self.indicators.new_chunk()
-        self.index = _concat(streams["index"], dtypes.PRICE_DTYPE)
-        self.mark = _concat(streams["mark"], dtypes.PRICE_DTYPE)
-        self.funding = _concat(streams["funding"], dtypes.FUNDING_RATE_DTYPE)
-        self.deleverage = _concat(streams["deleverage"], dtypes.DELEVERAGE_EVENT_DTYPE)
-        self._bar_view = RowView(self.bars)
-        self._trade_view = RowView(self.trades)
+        self.index: npt.NDArray[np.void] = _concat(streams["index"], dtypes.PRICE_DTYPE)
+        self.mark: npt.NDArray[np.void] = _concat(streams["mark"], dtypes.PRICE_DTYPE)
+        self.funding: npt.NDArray[np.void] = _concat(streams["funding"], dtypes.FUNDING_RATE_DTYPE)
+        self.deleverage: npt.NDArray[np.void] = _concat(
+            streams["deleverage"], dtypes.DELEVERAGE_EVENT_DTYPE
+        )
+        self._bar_view: RowView = RowView(self.bars)
+        self._trade_view: RowView = RowView(self.trades)
         self._args = None
+        if not first:
+            # the quiet bound and the row the next stretch waits for are rows of the previous
+            # chunk's bars
+            self._ctl[QUIET_UNTIL] = -1
+            self._quiet_after = 0
 
     def _next_chunk(self) -> bool:
-        """At the end of the current chunk: swap in the next one (True), or False at the end
-        of the data. Every cursor has reached its end here, so only the stream arrays and
-        cursors change; state, orders and record buffers carry over."""
+        """Swap in the next chunk at the end of the current one (True), or False at the end.
+
+        Every cursor has reached its end here, so only the stream arrays and cursors change;
+        state, orders and record buffers carry over.
+        """
         if self._chunks is None:
             return False
         if self.on_window_end is not None:
@@ -388,10 +522,12 @@ class Run:
         self._args = None
 
     def reserve(self, orders: int = 0, **records: int) -> None:
-        """Grow the order arrays to at least ``orders`` rows and each named record buffer
-        (``fills=``, ``ledger=``, ...) to at least its rows, before a run whose record counts
-        are known in advance (the signal path): saves the regrow-and-copy rounds. Untouched
-        rows cost no memory until written."""
+        """Grow the order arrays and the named record buffers to at least the rows given.
+
+        ``orders`` rows, and ``fills=``, ``ledger=``, ... rows of each record buffer, before a
+        run whose record counts are known in advance (the signal path): saves the
+        regrow-and-copy rounds. Untouched rows cost no memory until written.
+        """
         for name, rows in records.items():
             buffer = self.buffers[name]
             if rows > len(buffer):
@@ -417,7 +553,7 @@ class Run:
         self._args = None
 
     # ------------------------------------------------------------------ orders
-    def place(
+    def place(  # noqa: PLR0913  (one order row's fields, by name as ctx's order methods)
         self,
         instrument: int,
         order_type: int,
@@ -433,10 +569,11 @@ class Run:
         queue_ahead_base: float | None = None,
         trail: tuple[float, float, float] = (0.0, 0.0, 0.0),
     ) -> int:
-        """Write a new ORDER_DTYPE row (validated after the callback); returns its order id.
+        """Write a new ORDER_DTYPE row (validated after the callback); return its order id.
 
         ``trail``: a trailing stop's (distance quote, fraction, starting extreme price), 0 for
-        the ones not given (the ORDER_WORK_DTYPE ``trail_*`` fields)."""
+        the ones not given (the ORDER_WORK_DTYPE ``trail_*`` fields).
+        """
         if time_in_force not in _TIF:
             raise ValueError(
                 f"time_in_force: expected 'GTC', 'IOC' or 'FOK', got {time_in_force!r}"
@@ -463,10 +600,12 @@ class Run:
         self.work[row] = (0, 0.0, False, queue, 0.0, *trail)
         a["n_orders"] = row + 1
         a["next_order_id"] = row + 1
+        self._ctl[QUIET_UNTIL] = -1  # the quiet bars promised assumed no new order
         return int(row)
 
     def cancel(self, order_id: int) -> bool:
         """Cancel a working (or just placed) order; False when it is not working."""
+        self._ctl[QUIET_UNTIL] = -1
         return bool(cancel_order_nb(self._state(), int(order_id)))
 
     def amend(
@@ -546,13 +685,15 @@ class Run:
                     f"{s['margin_settle'] + amount_settle!r}, below the initial margin {initial!r}"
                 )
         s["margin_settle"] = s["margin_settle"] + amount_settle
+        self._ctl[QUIET_UNTIL] = -1  # the safe band was the old margin's
 
     def open_orders(self, instrument: int) -> npt.NDArray[np.void]:
-        """Copy of the working orders of ``instrument``."""
+        """Return a copy of the working orders of ``instrument``."""
         a = self.account[0]
         rows = self.active[: int(a["n_active"])]
         orders = self.orders[rows]
-        return orders[orders["instrument"] == instrument].copy()
+        working: npt.NDArray[np.void] = orders[orders["instrument"] == instrument].copy()
+        return working
 
     # ------------------------------------------------------------------ views
     def plot(self, name: str, ts_ns: int, value: float) -> None:
@@ -562,22 +703,24 @@ class Run:
         values.append(value)
 
     def plot_arrays(self) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
-        """The registered indicator series as (ts_ns, value) arrays."""
+        """Return the registered indicator series as (ts_ns, value) arrays."""
         return {
             name: (np.asarray(t, dtype=np.int64), np.asarray(v, dtype=np.float64))
             for name, (t, v) in self.plots.items()
         }
 
-    def context(self, instrument: int) -> Context:
-        """The strategy context of one instrument (one object per instrument and run)."""
+    def context(self, instrument: int) -> Any:
+        """Return the strategy context of one instrument (one object per instrument and run)."""
         return self._contexts[instrument]
 
     def history(self, field: str, instrument: int) -> npt.NDArray[np.float64]:
-        """Bar field values seen so far (read-only view; in a chunked replay, from at most
-        ``history_bars`` bars before the current chunk)."""
+        """Return the bar field's values seen so far (a read-only view).
+
+        In a chunked replay, from at most ``history_bars`` bars before the current chunk.
+        """
         start = self._bar_starts[instrument]
         end = int(self.positions[instrument]["c_bar"])
-        view = self.bars[field][start:end]
+        view: npt.NDArray[np.float64] = self.bars[field][start:end]
         view.flags.writeable = False
         return view
 
@@ -610,8 +753,10 @@ class Run:
 
     # ------------------------------------------------------------------ the run
     def _accept(self, on_rejected: Callable[[int], None] | None) -> None:
-        """Validate orders placed outside the replay (``on_start``, ``on_stop``); call
-        ``on_rejected(row)`` for refused ones (orders it places are validated in turn)."""
+        """Validate orders placed outside the replay (``on_start``, ``on_stop``).
+
+        Calls ``on_rejected(row)`` for refused ones (orders it places are validated in turn).
+        """
         for _ in range(10_000):
             a = self.account[0]
             first, last = int(a["n_orders_seen"]), int(a["n_orders"])
@@ -626,8 +771,11 @@ class Run:
         raise RuntimeError("on_order_rejected kept placing rejected orders (10,000 rounds)")
 
     def _set_masks(self, subscribed: set[str], *, jitted: bool) -> None:
-        """WakeReason bits of the subscribed callbacks: the wake mask (Python callbacks, run at
-        wake-ups) or the callback mask (jitted callbacks, run inside the loop)."""
+        """Set the WakeReason bits of the subscribed callbacks.
+
+        The wake mask (Python callbacks, run at wake-ups) or the callback mask (jitted
+        callbacks, run inside the loop).
+        """
         mask = 0
         for name, bit in WAKE_REASONS.items():
             if name in subscribed:
@@ -638,20 +786,26 @@ class Run:
         a["callback_mask"] = mask if jitted else 0
 
     def _finish(self) -> None:
-        """The final equity row, after ``on_stop`` and its orders (it is also the row due at
-        the last instant, if one was: no event ran after it)."""
+        """Write the final equity row, after ``on_stop`` and its orders.
+
+        It is also the row due at the last instant, if one was: no event ran after it.
+        """
         self._grow_buffers()
         self.account[0]["equity_pending"] = False
         record_equity_nb(self._loop_arguments()[0], self.account[0]["ts_ns"])
 
     def _state(self) -> Any:
-        """The EngineState of the current arrays, for a kernel called from Python: the one of
-        the running replay when there is one (building one costs ~40 µs of typing)."""
+        """Return the EngineState of the current arrays, for a kernel called from Python.
+
+        The one of the running replay when there is one (building one costs ~40 µs of typing).
+        """
         return self._args[0] if self._args is not None else self._loop_arguments()[0]
 
     def _loop_arguments(self) -> tuple[Any, ...]:
-        """(EngineState, capacities): the arguments of the replay kernels, rebuilt after any
-        array was replaced (grown)."""
+        """Return (EngineState, capacities), the arguments of the replay kernels.
+
+        Rebuilt after any array was replaced (grown).
+        """
         state = new_engine_state_nb(
             self.trades, self.bars, self.index, self.mark, self.funding, self.deleverage,
             self.params, self.tiers, self.slippage, self.account, self.positions, self.orders,
@@ -662,10 +816,19 @@ class Run:
         )  # fmt: skip
         return state, self._capacities()
 
-    def run(self, strategy: Strategy) -> None:
-        """Replay everything, calling the strategy at its wake-ups."""
+    def run(self, strategy: PythonStrategy, context: Callable[[Run, int], Any]) -> None:
+        """Replay everything, calling the strategy at its wake-ups.
+
+        ``context(run, instrument)`` builds the ``ctx`` the callbacks receive (the user API's
+        :class:`~backtester.strategy.Context`; the engine does not import the user API).
+        """
+        self._contexts = [context(self, i) for i in range(self.n_instruments)]
         subscribed = strategy.subscribed()
         self._set_masks(subscribed, jitted=False)
+        quiet_ok = self.quiet_bars and self.n_instruments == 1 and "on_bar" in subscribed
+        self._control[:] = new_control(enabled=quiet_ok)
+        if quiet_ok:
+            self._quiet = QuietContext(self, self._contexts[0])
 
         def rejected(row: int) -> None:
             order = self.orders[row]
@@ -685,8 +848,11 @@ class Run:
         self._finish()
 
     def _raise_strategy_error(self, error: Exception, name: str) -> None:
-        """Re-raise ``error`` as a StrategyError naming the strategy's file, line and the
-        replay time when it came from the strategy's code (else unchanged)."""
+        """Re-raise ``error``, as a StrategyError when it came from the strategy's code.
+
+        The StrategyError names the strategy's file, line and the replay time; other errors
+        are re-raised unchanged.
+        """
         from backtester.errors import strategy_error
 
         wrapped = strategy_error(error, int(self.account[0]["ts_ns"]), name)
@@ -695,19 +861,17 @@ class Run:
         raise wrapped from error
 
     def run_jit(self, strategy: Any) -> None:
-        """Replay everything with a :class:`~backtester.jit.JitStrategy`: its callbacks run
-        inside the jitted loop (no wake-ups to Python)."""
-        from backtester.jit import JitStrategy
+        """Replay everything with a jitted strategy's callbacks run inside the loop.
 
-        if not isinstance(strategy, JitStrategy):
-            raise TypeError(f"strategy: expected a JitStrategy instance, got {strategy!r}")
+        ``strategy`` is a :class:`~backtester.jit.JitStrategy` instance (read through its
+        ``subscribed()``, ``callback(name)`` and ``make_state()``); the compiled replay comes
+        from the engine (:func:`~backtester.engine.jit_replay.replay_kernel`), no wake-up
+        returns to Python.
+        """
+        from backtester.engine.jit_replay import replay_kernel
+
         self._set_masks(strategy.subscribed(), jitted=True)
-        kernel = strategy.replay_kernel(self)
-        if kernel is not None:
-            self._run_kernel(*kernel)
-            return
         user_state = strategy.make_state()
-        callbacks = [strategy.callback(name) or no_callback_nb for name in LOOP_CALLBACKS]
         rejected = strategy.callback("on_order_rejected")
         on_rejected = (
             None
@@ -718,30 +882,33 @@ class Run:
         if strategy.callback("on_start") is not None:
             strategy.callback("on_start")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
-        from backtester.jit import cached_replay_kernel
-
         # compiled once per strategy source and loaded from numba's cache by later processes;
         # callbacks without a source file (a notebook cell) compile the loop each process
-        kernel = cached_replay_kernel({name: strategy.callback(name) for name in LOOP_CALLBACKS})
-        if kernel is not None:
-            self._drive(kernel, (user_state,))
-        else:
-            self._drive(run_until_jit_nb, (*callbacks, user_state))
+        kernel, arguments = replay_kernel(
+            {name: strategy.callback(name) for name in LOOP_CALLBACKS}, user_state
+        )
+        self._drive(kernel, arguments)
         if strategy.callback("on_stop") is not None:
             strategy.callback("on_stop")(self._loop_arguments()[0], user_state)
         self._accept(on_rejected)
         self._finish()
 
-    def _run_kernel(self, kernel: Any, arguments: tuple[Any, ...]) -> None:
-        """Replay everything with a strategy's own kernel (see ``JitStrategy.replay_kernel``);
-        it has no start or stop callbacks."""
+    def run_kernel(self, kernel: Any, arguments: tuple[Any, ...], subscribed: set[str]) -> None:
+        """Replay everything with ``kernel(state, capacities, *arguments)``.
+
+        A compiled replay handling the callbacks ``subscribed`` inside (the signal path,
+        :func:`~backtester.engine.signal_replay.replay_signals`); no start or stop callbacks.
+        """
+        self._set_masks(subscribed, jitted=True)
         self._grow_buffers()
         self._drive(kernel, arguments)
         self._finish()
 
     def _drive(self, kernel: Any, arguments: tuple[Any, ...]) -> None:
-        """Call ``kernel(state, capacities, *arguments)`` until the end of the data: growing
-        the buffers after a BUFFER_FULL, moving to the next chunk at the end of one."""
+        """Call ``kernel(state, capacities, *arguments)`` until the end of the data.
+
+        The buffers grow after a BUFFER_FULL; the next chunk comes in at the end of one.
+        """
         while True:
             state, capacities = self._loop_arguments()
             status = kernel(state, capacities, *arguments)
@@ -752,12 +919,14 @@ class Run:
             self._grow_buffers()
         self._grow_buffers()
 
-    def _replay(self, strategy: Strategy, subscribed: set[str]) -> int:
-        """Drive the replay generator until the end of data or a full buffer; returns its code.
+    def _replay(self, strategy: PythonStrategy, subscribed: set[str]) -> int:
+        """Drive the replay generator until the end of data or a full buffer; return its code.
 
         The common wake-ups (a bar or a trade of one instrument and nothing else) call the
         callback directly; the rest go through :meth:`_dispatch`. When a callback replaced an
         array (more order rows), a new generator continues from the state in the arrays.
+        After a bar of the first instrument, the quiet bars that follow run without the engine
+        (:meth:`_quiet_stretch`).
 
         This loop runs once per bar or tick, so its body is kept to a few local operations
         (a Python ``on_bar`` should cost little more than the callback itself): constants are
@@ -768,69 +937,169 @@ class Run:
         bar_view, trade_view = self._bar_view, self._trade_view
         on_bar = strategy.on_bar if "on_bar" in subscribed else None
         on_trade = strategy.on_trade if "on_trade" in subscribed else None
-        ref_shift, instrument_shift = WAKE_REF_SHIFT, WAKE_INSTRUMENT_SHIFT
-        instrument_mask = (1 << (WAKE_REF_SHIFT - WAKE_INSTRUMENT_SHIFT)) - 1
-        reason_mask = WAKE_REASON_MASK
         low_mask = (1 << WAKE_REF_SHIFT) - 1  # instrument and reason bits
-        bar_bit, trade_bit = int(WakeReason.BAR), int(WakeReason.TRADE)
+        instrument_mask = (1 << (WAKE_REF_SHIFT - WAKE_INSTRUMENT_SHIFT)) - 1
         # the low bits of a first-instrument bar (trade) wake-up; -1 (never equal) when the
         # strategy has no such callback
-        bar_code = bar_bit if on_bar is not None else -1
-        trade_code = trade_bit if on_trade is not None else -1
+        bar_code = int(WakeReason.BAR) if on_bar is not None else -1
+        trade_code = int(WakeReason.TRADE) if on_trade is not None else -1
         first_ctx = contexts[0]
+        ctl = self._ctl
         # the views' current blocks, kept in locals: this loop runs once per bar or tick
         b_start = b_end = t_start = t_end = 0
         while True:
-            self._args = args = self._loop_arguments()
-            for code in replay_gen_nb(*args):
+            gen = self._generator()
+            args = self._args
+            for code in gen:
                 low = code & low_mask
                 if low == bar_code:
-                    k = code >> ref_shift
-                    if b_start <= k < b_end:
-                        bar_view._row = k - b_start
-                    else:
-                        bar_view.move(k)
+                    k = code >> WAKE_REF_SHIFT
+                    if not b_start <= k < b_end:
+                        b_start, b_end = bar_view.block(k)
+                    bar_view._row = k - b_start
+                    on_bar(first_ctx, bar_view)  # type: ignore[misc]  # bar_code is -1 if None
+                    if ctl[QUIET_UNTIL] > k and k >= self._quiet_after and self._args is args:
+                        self._quiet_stretch(on_bar, k)  # type: ignore[arg-type]  # as above
                         b_start, b_end = bar_view._start, bar_view._end
-                    on_bar(first_ctx, bar_view)  # type: ignore[misc]
                 elif low == trade_code:
-                    k = code >> ref_shift
-                    if t_start <= k < t_end:
-                        trade_view._row = k - t_start
-                    else:
-                        trade_view.move(k)
-                        t_start, t_end = trade_view._start, trade_view._end
-                    on_trade(first_ctx, trade_view)  # type: ignore[misc]
+                    k = code >> WAKE_REF_SHIFT
+                    if not t_start <= k < t_end:
+                        t_start, t_end = trade_view.block(k)
+                    trade_view._row = k - t_start
+                    on_trade(first_ctx, trade_view)  # type: ignore[misc]  # trade_code is -1
                 elif code < 0:
                     if code == YIELD_END_OF_DATA and self._next_chunk():
                         # new stream arrays: new views, and a new generator over them
                         bar_view, trade_view = self._bar_view, self._trade_view
                         b_start = b_end = t_start = t_end = 0
                         break
+                    self._check_quiet_code(code)
+                    self._gen = None
                     return int(code)
+                elif code & WAKE_REASON_MASK == bar_code:  # another instrument's bar
+                    ctx = contexts[(code >> WAKE_INSTRUMENT_SHIFT) & instrument_mask]
+                    on_bar(ctx, bar_view.move(code >> WAKE_REF_SHIFT))  # type: ignore[misc]
+                    b_start, b_end = bar_view._start, bar_view._end
+                elif code & WAKE_REASON_MASK == trade_code:
+                    ctx = contexts[(code >> WAKE_INSTRUMENT_SHIFT) & instrument_mask]
+                    on_trade(ctx, trade_view.move(code >> WAKE_REF_SHIFT))  # type: ignore[misc]
+                    t_start, t_end = trade_view._start, trade_view._end
                 else:
-                    reason = code & reason_mask
-                    ctx = contexts[(code >> instrument_shift) & instrument_mask]
-                    k = code >> ref_shift
-                    if reason == bar_bit and on_bar is not None:
-                        if b_start <= k < b_end:
-                            bar_view._row = k - b_start
-                        else:
-                            bar_view.move(k)
-                            b_start, b_end = bar_view._start, bar_view._end
-                        on_bar(ctx, bar_view)
-                    elif reason == trade_bit and on_trade is not None:
-                        if t_start <= k < t_end:
-                            trade_view._row = k - t_start
-                        else:
-                            trade_view.move(k)
-                            t_start, t_end = trade_view._start, trade_view._end
-                        on_trade(ctx, trade_view)
-                    else:
-                        self._dispatch(strategy, subscribed, code)
-                if self._args is not args:  # a callback replaced an array: new generator
+                    self._dispatch(strategy, subscribed, code)
+                    b_start, b_end = bar_view._start, bar_view._end
+                    t_start, t_end = trade_view._start, trade_view._end
+                # a callback replaced an array, or a quiet stretch its generator
+                if self._args is not args or self._gen is not gen:
                     break
 
-    def _dispatch(self, strategy: Strategy, subscribed: set[str], code: int) -> None:
+    def _generator(self) -> Iterator[int]:
+        """Return the replay generator, a new one when the arrays it was made over changed."""
+        if self._gen is None or self._args is None or self._args is not self._gen_args:
+            self._args = self._gen_args = self._loop_arguments()
+            state, capacities = self._args
+            self._gen = replay_gen_nb(state, capacities, self._control)
+        return self._gen
+
+    def _check_quiet_code(self, code: int) -> None:
+        """Raise on YIELD_QUIET_BROKEN: a bar the driver ran as quiet was not.
+
+        An engine bug: ``quiet_until_nb`` must only promise bars on which nothing but their
+        close happens.
+        """
+        if code == YIELD_QUIET_BROKEN:
+            a = self.account[0]
+            raise RuntimeError(
+                "internal error: a quiet bar stretch met another event (wake reason "
+                f"{WakeReason(int(a['wake_reason']) & WAKE_REASON_MASK)!r} at "
+                f"{int(a['ts_ns'])} ns); please report it. Run with the engine option "
+                "driver.QUIET_BARS = False meanwhile"
+            )
+
+    def _quiet_stretch(self, on_bar: Callable[[Any, RowView], None], k: int) -> None:
+        """Call ``on_bar`` for the quiet bars after row ``k`` straight from the bar arrays.
+
+        The generator promised (``control[QUIET_UNTIL]``) that up to that row nothing but the
+        bars' closes happens as long as the strategy changes nothing. The callback gets a
+        :class:`QuietContext`: ``position`` is known, anything else brings the engine up to
+        the bar first (:meth:`_sync_quiet`), and then the stretch ends there. At its last bar
+        the engine replays the stretch in one resumption, and tells how far the next one goes.
+        A stretch that ends at its first bar (the strategy reads the account on every bar)
+        makes the next tries wait, doubling: it costs more than a plain wake-up.
+        """
+        quiet = self._quiet
+        assert quiet is not None  # run() made it when quiet bars are enabled
+        ctl = self._ctl
+        view = self._bar_view
+        row = k
+        try:
+            while ctl[QUIET_UNTIL] > k:
+                until = ctl[QUIET_UNTIL]
+                quiet.arm(float(self.positions[0]["contracts"]))
+                row = k + 1
+                while row <= until and not quiet.synced:
+                    if not view._start <= row < view._end:
+                        view.move(row)
+                    start = view._start
+                    stop = min(until + 1, view._end)
+                    for r in range(row - start, stop - start):
+                        view._row = r
+                        on_bar(quiet, view)
+                        if quiet.synced:
+                            break
+                    row = start + view._row + 1
+                if quiet.synced:
+                    self._note_quiet_miss(row - 1 == k + 1)
+                    return
+                self._quiet_misses = 0
+                k = until
+                self._sync_quiet(k)
+        except BaseException:
+            if not quiet.synced:
+                # the error names the replay time of the bar it came from
+                self._sync_quiet()
+            raise
+
+    def _note_quiet_miss(self, at_first_bar: bool) -> None:
+        """Note how a stretch the strategy ended went.
+
+        When it ended at its first bar, the next try waits (2, 4, ... 1024 bars), so a
+        strategy that reads the account every bar pays for a plain wake-up and little more.
+        """
+        if not at_first_bar:
+            self._quiet_misses = 0
+            return
+        self._quiet_misses = min(self._quiet_misses + 1, 10)
+        self._quiet_after = self._bar_view.row + (1 << self._quiet_misses)
+
+    def _sync_quiet(self, row: int | None = None) -> None:
+        """Bring the engine up to the wake-up of bar ``row`` of a quiet stretch.
+
+        ``row`` defaults to the bar the quiet context's strategy is at. The generator replays
+        the stretch without yielding its earlier closes; the quiet context then hands
+        everything to the real context.
+        """
+        if row is None:
+            row = self._bar_view.row
+        self._ctl[SKIP_TO] = row
+        if self._quiet is not None:
+            self._quiet.disarm()
+        while True:
+            code = next(self._generator())
+            if code == YIELD_BUFFER_FULL:
+                self._grow_buffers()
+                continue
+            if code != (row << WAKE_REF_SHIFT) | WakeReason.BAR:
+                self._check_quiet_code(YIELD_QUIET_BROKEN if code >= 0 else code)
+                raise RuntimeError(f"internal error: quiet stretch ended by code {code}")
+            return
+
+    def _dispatch(self, strategy: PythonStrategy, subscribed: set[str], code: int) -> None:
+        """Run the callbacks of a wake-up other than a plain bar or trade.
+
+        Rejected orders; else, in the loop's order: the new liquidation, ADL/clawback,
+        funding and fill records (:meth:`_record_callbacks`), the margin call, then the bar
+        or trade.
+        """
         a = self.account[0]
         reason = code & WAKE_REASON_MASK
         if reason == WakeReason.ORDER_UPDATE:
@@ -839,8 +1108,25 @@ class Run:
                     o = self.orders[r]
                     strategy.on_order_rejected(self._contexts[int(o["instrument"])], o)
             return
+        self._record_callbacks(strategy, subscribed)
         i = int(a["wake_instrument"])
         ictx = self._contexts[i]
+        if reason & WakeReason.MARGIN_CALL and "on_margin_call" in subscribed:
+            summary = self.position_summary(i)
+            strategy.on_margin_call(ictx, {"instrument": i, **summary})
+        if reason & WakeReason.BAR and "on_bar" in subscribed:
+            strategy.on_bar(ictx, self._bar_view.move(code >> WAKE_REF_SHIFT))
+        if reason & WakeReason.TRADE and "on_trade" in subscribed:
+            strategy.on_trade(ictx, self._trade_view.move(code >> WAKE_REF_SHIFT))
+
+    def _record_callbacks(self, strategy: PythonStrategy, subscribed: set[str]) -> None:
+        """Hand the records written since the last wake-up to their callbacks.
+
+        Liquidations, ADL/clawback records, funding payments, then fills (which also place or
+        cancel the exits attached to entries, :class:`~backtester.protection.Protections`);
+        each kind is marked seen whether or not the strategy listens to it.
+        """
+        a = self.account[0]
         contexts = self._contexts
         liquidations = self.buffers["liquidations"]
         if "on_liquidation" in subscribed:
@@ -869,13 +1155,6 @@ class Run:
         if self.protections.active:  # place / cancel the exits attached to entries
             self.protections.after_fills(first_fill, int(a["n_fills"]))
         a["n_fills_seen"] = a["n_fills"]
-        if reason & WakeReason.MARGIN_CALL and "on_margin_call" in subscribed:
-            summary = self.position_summary(i)
-            strategy.on_margin_call(ictx, {"instrument": i, **summary})
-        if reason & WakeReason.BAR and "on_bar" in subscribed:
-            strategy.on_bar(ictx, self._bar_view.move(code >> WAKE_REF_SHIFT))
-        if reason & WakeReason.TRADE and "on_trade" in subscribed:
-            strategy.on_trade(ictx, self._trade_view.move(code >> WAKE_REF_SHIFT))
 
     def records(self) -> dict[str, npt.NDArray[np.void]]:
         """Every record buffer trimmed to its rows, by Result record kind."""
@@ -888,12 +1167,14 @@ class Run:
 
     def release(self) -> None:
         """Drop the run's references to its buffers and contexts once its records are taken.
+
         The contexts refer back to the run, so without this the buffers would live until the
         cyclic garbage collector runs, and their memory could not return to the record-buffer
-        pool (:mod:`backtester.engine.buffers`) in time for the next run of a sweep."""
+        pool (:mod:`backtester.engine.buffers`) in time for the next run of a sweep.
+        """
         self.buffers = {}
         self._contexts = []
-        self._args = None
+        self._args = self._gen_args = self._gen = self._quiet = None
 
 
 __all__ = ["Run"]

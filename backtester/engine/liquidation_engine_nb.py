@@ -23,6 +23,7 @@ from backtester.engine.metrics_nb import (
     is_open_cross_nb,
     isolated_buffer_nb,
     isolated_liquidation_price_nb,
+    position_bankruptcy_price_nb,
     position_metrics_nb,
 )
 from backtester.engine.order_entry_nb import cancel_instrument_orders_nb
@@ -30,11 +31,7 @@ from backtester.engine.records_nb import fill_record_nb, ledger_nb
 from backtester.enums import LedgerKind, Liquidity, MarginMode, WakeReason
 from backtester.swap.fee_nb import fee_nb
 from backtester.swap.insurance_nb import fund_after_delta_nb, insurance_fund_delta_nb
-from backtester.swap.liquidation_nb import (
-    bankruptcy_price_nb,
-    is_past_every_tier_nb,
-    partial_liquidation_contracts_nb,
-)
+from backtester.swap.liquidation_nb import is_past_every_tier_nb, partial_liquidation_contracts_nb
 from backtester.swap.margin_nb import liquidation_requirement_nb
 from backtester.swap.pnl_nb import pnl_nb
 
@@ -196,6 +193,28 @@ def takeover_nb(
 
 
 @njit(cache=True)
+def partial_step_contracts_nb(state: Any, i: int) -> float:
+    """Return the contracts one partial-liquidation step of position ``i`` closes at its mark.
+
+    ``partial_liquidation_contracts_nb`` of the profile's partial rule (0: no step).
+    """
+    s = state.positions[i]
+    p = state.params[i]
+    return partial_liquidation_contracts_nb(
+        p["partial_liquidation_rule"],
+        p["partial_liquidation_min_tier"],
+        state.tiers,
+        p["tier_offset"],
+        p["tier_count"],
+        p["tier_basis"],
+        p["contract_kind"],
+        abs(s["contracts"]),
+        p["face_value"],
+        s["mark_price"],
+    )
+
+
+@njit(cache=True)
 def partial_step_nb(state: Any, i: int, ts: int) -> bool:
     """Close one partial-liquidation step of isolated position ``i`` at the mark.
 
@@ -207,20 +226,7 @@ def partial_step_nb(state: Any, i: int, ts: int) -> bool:
     p = state.params[i]
     m = state.metrics[0]
     q = s["contracts"]
-    kind = p["contract_kind"]
-    face = p["face_value"]
-    step = partial_liquidation_contracts_nb(
-        p["partial_liquidation_rule"],
-        p["partial_liquidation_min_tier"],
-        state.tiers,
-        p["tier_offset"],
-        p["tier_count"],
-        p["tier_basis"],
-        kind,
-        abs(q),
-        face,
-        s["mark_price"],
-    )
+    step = partial_step_contracts_nb(state, i)
     balance = m["margin_balance_settle"]
     if not (step > 0.0 and step < abs(q)) or balance <= 0.0:
         # no partial step for this size, or the mark is already past bankruptcy: take over
@@ -238,9 +244,7 @@ def partial_step_nb(state: Any, i: int, ts: int) -> bool:
     liq_price = isolated_liquidation_price_nb(state, i)
     # the bankruptcy price of the position at this step, for the record (the step itself
     # closes at the mark)
-    bankrupt = bankruptcy_price_nb(
-        kind, int(np.sign(q)), abs(q), face, s["reference_price"], s["margin_settle"]
-    )
+    bankrupt = position_bankruptcy_price_nb(s, p, s["margin_settle"])
     before = abs(q)
     s["margin_settle"] = s["margin_settle"] * ((before - step) / before)
     book_partial_step_nb(state, i, ts, step, m["tier"], liq_price, bankrupt, m["margin_ratio"])
@@ -258,16 +262,8 @@ def full_takeover_nb(state: Any, i: int, ts: int) -> None:
     s = state.positions[i]
     p = state.params[i]
     m = state.metrics[0]
-    q = s["contracts"]
     liq_price = isolated_liquidation_price_nb(state, i)
-    bankrupt = bankruptcy_price_nb(
-        p["contract_kind"],
-        int(np.sign(q)),
-        abs(q),
-        p["face_value"],
-        s["reference_price"],
-        s["margin_settle"],
-    )
+    bankrupt = position_bankruptcy_price_nb(s, p, s["margin_settle"])
     if not (np.isfinite(bankrupt) and bankrupt > 0.0):
         bankrupt = s["mark_price"]
     left_at_mark = max(0.0, m["margin_balance_settle"])
@@ -329,15 +325,7 @@ def cross_bankruptcy_prices_nb(state: Any, out: np.ndarray) -> float:
         position_metrics_nb(state, i, scratch)
         pv = scratch["position_value_settle"]
         share = balance * pv / total_pv if total_pv > 0.0 else 0.0
-        q = s["contracts"]
-        bankrupt = bankruptcy_price_nb(
-            p["contract_kind"],
-            int(np.sign(q)),
-            abs(q),
-            p["face_value"],
-            s["reference_price"],
-            share - scratch["unrealised_pnl_settle"],
-        )
+        bankrupt = position_bankruptcy_price_nb(s, p, share - scratch["unrealised_pnl_settle"])
         out[i] = bankrupt if (np.isfinite(bankrupt) and bankrupt > 0.0) else s["mark_price"]
     return balance
 
@@ -399,19 +387,7 @@ def cross_partial_step_nb(state: Any, ts: int, bankrupt: np.ndarray) -> bool:
         s = state.positions[i]
         if not is_open_cross_nb(s):
             continue
-        p = state.params[i]
-        step = partial_liquidation_contracts_nb(
-            p["partial_liquidation_rule"],
-            p["partial_liquidation_min_tier"],
-            state.tiers,
-            p["tier_offset"],
-            p["tier_count"],
-            p["tier_basis"],
-            p["contract_kind"],
-            abs(s["contracts"]),
-            p["face_value"],
-            s["mark_price"],
-        )
+        step = partial_step_contracts_nb(state, i)
         if not (step > 0.0 and step < abs(s["contracts"])):
             continue
         position_metrics_nb(state, i, scratch)

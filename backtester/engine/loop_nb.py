@@ -14,7 +14,10 @@ step functions ``handle_<kind>_nb``, which the signal kernel calls too.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from backtester.engine.cash_nb import apply_funding_nb, settle_due_nb
@@ -69,12 +72,13 @@ HEADROOM_PER_ORDER = 6  # records one event may write per active order / instrum
 
 
 @njit(cache=True)
-def next_event_nb(state) -> tuple:
-    """(instrument, EventKind, ts_ns) of the next event, or (-1, -1, max) at the end.
+def next_event_nb(state: Any) -> tuple[int, int, int]:
+    """Return (instrument, EventKind, ts_ns) of the next event, or (-1, -1, max) at the end.
 
     At one timestamp the lowest EventKind wins, then the lowest instrument. Unrolled per stream
     on purpose (each has its own array and cursor fields): this runs once per event, and a
-    loop over kinds through a helper measured ~25% slower on ticks."""
+    loop over kinds through a helper measured ~25% slower on ticks.
+    """
     positions = state.positions
     best_ts = NO_EVENT
     best_kind = 99
@@ -109,11 +113,14 @@ def next_event_nb(state) -> tuple:
 
 
 @njit(cache=True, inline="always")
-def bar_event_nb(t0, interval, s) -> tuple:
-    """(ts_ns, EventKind) of the next event of the bar opening at ``t0``, from the position
+def bar_event_nb(t0: int, interval: int, s: np.void) -> tuple[int, int]:
+    """Return (ts_ns, EventKind) of the next event of the bar opening at ``t0``.
+
+    (ts_ns, EventKind) of the next event of the bar opening at ``t0``, from the position
     row's ``bar_phase``: 0 the open at ``t0`` (BAR_OPEN), 1/2 the extremes at ``t0 + Δ//3`` /
     ``t0 + 2Δ//3`` and 3 the close at ``t0 + Δ`` (BAR_PATH), 4 the bar close shown to the
-    strategy at ``t0 + Δ`` (BAR)."""
+    strategy at ``t0 + Δ`` (BAR).
+    """
     phase = s["bar_phase"]
     if phase == 0:
         return t0, EventKind.BAR_OPEN
@@ -127,14 +134,17 @@ def bar_event_nb(t0, interval, s) -> tuple:
 
 
 @njit(cache=True)
-def switch_tiers_nb(state, ts) -> None:
-    """Dated tier tables whose effective date is ``<= ts`` take effect (before any event of
+def switch_tiers_nb(state: Any, ts: int) -> None:
+    """Make the dated tier tables whose effective date is ``<= ts`` take effect.
+
+    Dated tier tables whose effective date is ``<= ts`` take effect (before any event of
     ``ts``, so the liquidation check of that instant uses them): each instrument's params row
     points at its new table (``tier_offset``, ``tier_count``, ``max_leverage``);
     ``account.next_tier_switch_ns`` becomes the next date to come. Venues publish a new
     bracket table with its effective time (Binance "Updates to Leverage and Margin Tiers"
     announcements, OKX "position tier adjustments"); positions open then move to the new
-    brackets at once."""
+    brackets at once.
+    """
     switches = state.tier_switches
     nxt = NO_EVENT
     for i in range(len(state.positions)):
@@ -153,24 +163,30 @@ def switch_tiers_nb(state, ts) -> None:
 
 
 @njit(cache=True, inline="always")
-def settlement_due_nb(ts, kind, settlement_ns) -> bool:
-    """Whether the daily settlement of ``settlement_ns`` runs before this event: at its instant
+def settlement_due_nb(ts: int, kind: int, settlement_ns: int) -> bool:
+    """Whether the daily settlement of ``settlement_ns`` runs before this event.
+
+    Whether the daily settlement of ``settlement_ns`` runs before this event: at its instant
     after the prices and funding of that instant (EventKind order: it comes before the
     ADL events, the bar close shown to the strategy and the next bar's open), else before the
-    first later event."""
+    first later event.
+    """
     return ts > settlement_ns or (ts == settlement_ns and kind > EventKind.FUNDING)
 
 
 @njit(cache=True)
-def liquidation_after_mark_nb(state, i, ts) -> int:
-    """Run the liquidation check after instrument ``i``'s mark changed; returns wake bits.
+def liquidation_after_mark_nb(state: Any, i: int, ts: int) -> int:
+    """Run the liquidation check after instrument ``i``'s mark changed; return wake bits.
+
+    Run the liquidation check after instrument ``i``'s mark changed; returns wake bits.
 
     An isolated position whose liquidation buffer is above 1 and at or above the margin-call
     level (and not in a margin-call episode) needs nothing: that is decided here from its own
     metrics, without the full check's ~11 array arguments (the common case, once per mark
     update). Cheaper still, a mark inside the position's safe band (:func:`safe_mark_band_nb`,
     computed when the fast exit last held) needs not even that: a tick strategy's position
-    under the LAST mark method runs this at every trade."""
+    under the LAST mark method runs this at every trade.
+    """
     s = state.positions[i]
     if s["margin_mode"] == MarginMode.ISOLATED and not s["margin_call_active"]:
         p = state.params[i]
@@ -195,8 +211,10 @@ def liquidation_after_mark_nb(state, i, ts) -> int:
 
 
 @njit(cache=True)
-def safe_mark_band_nb(s, p, tiers, mc_ratio) -> None:
-    """Note in position row ``s`` a band of marks around its current one (±2 %, else ±0.5 %)
+def safe_mark_band_nb(s: np.void, p: np.void, tiers: npt.NDArray[np.void], mc_ratio: float) -> None:
+    """Note a band of marks inside which the isolated position's check takes its fast exit.
+
+    Note in position row ``s`` a band of marks around its current one (±2 %, else ±0.5 %)
     inside which the isolated position's liquidation check certainly takes its fast exit
     (buffer > 1 and >= ``mc_ratio``), or no band (0, 0).
 
@@ -208,7 +226,8 @@ def safe_mark_band_nb(s, p, tiers, mc_ratio) -> None:
     clear. The tier row is monotonic in the size (contracts, or notional: monotonic in the
     mark), so the same row at both ends means the same row inside. Same rule as the signal
     kernel's quiet-bar fold (``signals_nb.last_mark_path_nb``).
-    Mutates: ``s['safe_*']`` (the mark is restored)."""
+    Mutates: ``s['safe_*']`` (the mark is restored).
+    """
     s["safe_mark_low"] = 0.0
     s["safe_mark_high"] = 0.0
     mark = s["mark_price"]
@@ -254,8 +273,19 @@ def safe_mark_band_nb(s, p, tiers, mc_ratio) -> None:
 
 
 @njit(cache=True)
-def candle_point_nb(points, c, e, ts, interval, swap, position_sign, nearest_first) -> tuple:
-    """``(price, PathPoint, candle open ns, swap)`` of row ``c`` of an index/mark stream.
+def candle_point_nb(  # a stream row and the path's context
+    points: npt.NDArray[np.void],
+    c: int,
+    e: int,
+    ts: int,
+    interval: int,
+    swap: bool,
+    position_sign: float,
+    nearest_first: bool,
+) -> tuple[float, int, int, bool]:
+    """Return ``(price, PathPoint, candle open ns, swap)`` of row ``c`` of an index/mark stream.
+
+    ``(price, PathPoint, candle open ns, swap)`` of row ``c`` of an index/mark stream.
 
     With ``interval`` 0 the rows are points (``PathPoint.POINT``). Otherwise they are candle
     paths (:func:`backtester.data.market.candle_path_points`: open at ``t0 + 1``, high at
@@ -263,7 +293,8 @@ def candle_point_nb(points, c, e, ts, interval, swap, position_sign, nearest_fir
     time. At the first extreme the order of the two is chosen as the trade candles' path
     chooses it (:func:`bar_path_nb`: the extreme adverse to the position first, or the one
     nearer the open); ``swap`` (True: the low is replayed first, the stored high second) is
-    returned so the caller keeps it for the second extreme."""
+    returned so the caller keeps it for the second extreme.
+    """
     price = points[c]["price"]
     if interval <= 0:
         return price, PathPoint.POINT, ts, False
@@ -293,13 +324,18 @@ def candle_point_nb(points, c, e, ts, interval, swap, position_sign, nearest_fir
 
 
 @njit(cache=True, inline="always")
-def update_mark_from_index_nb(s, p, funding, ts, alpha) -> bool:
-    """Recompute the mark after an index update per the profile's method; True if it changed.
+def update_mark_from_index_nb(
+    s: np.void, p: np.void, funding: npt.NDArray[np.void], ts: int, alpha: float
+) -> bool:
+    """Recompute the mark after an index update per the method; True if it changed.
+
+    Recompute the mark after an index update per the profile's method; True if it changed.
 
     ``s``/``p``: the instrument's POSITION_STATE and CONTRACT_PARAMS records; ``alpha``:
     ``ema_alpha_nb(p["mark_ema_span"])`` (a division the caller may hoist). Inlined, with
     records and not arrays as arguments: an inlined function's array arguments get reference
-    count updates (~5 ns each), and this runs at every index point."""
+    count updates (~5 ns each), and this runs at every index point.
+    """
     method = p["mark_price_method"]
     if method == MarkPriceMethod.INDEX_EMA_BASIS or method == MarkPriceMethod.BINANCE_MEDIAN:
         basis_mark = ema_basis_mark_nb(s, p, ts, alpha)
@@ -319,14 +355,17 @@ def update_mark_from_index_nb(s, p, funding, ts, alpha) -> bool:
 
 
 @njit(cache=True, inline="always")
-def ema_basis_mark_nb(s, p, ts, alpha) -> float:
-    """``index + EMA(last − index)`` after an index update of position row ``s`` (contract
+def ema_basis_mark_nb(s: np.void, p: np.void, ts: int, alpha: float) -> float:
+    """Return ``index + EMA(last − index)`` after an index update of position row ``s``.
+
+    ``index + EMA(last − index)`` after an index update of position row ``s`` (contract
     record ``p``): the basis is sampled when the last price is known, once per
     ``p["mark_sample_ns"]`` when that is set; the index alone until the first sample. Records
     only, no array argument: the signal kernel calls it at every index point of the
     INDEX_EMA_BASIS method, where an inlined array argument's reference counting (an atomic
-    increment and decrement, ~15 ns) cost more than the update itself."""
-    index = s["index_price"]
+    increment and decrement, ~15 ns) cost more than the update itself.
+    """
+    index: float = s["index_price"]
     if np.isfinite(s["last_price"]):
         step = p["mark_sample_ns"]
         if step <= 0 or ts >= s["next_mark_sample_ns"]:
@@ -343,13 +382,16 @@ def ema_basis_mark_nb(s, p, ts, alpha) -> float:
 
 
 @njit(cache=True, inline="always")
-def next_boundary_nb(ts, boundary, step) -> int:
-    """``(ts // step + 1) · step``: the first multiple of ``step`` after ``ts``, given
+def next_boundary_nb(ts: int, boundary: int, step: int) -> int:
+    """Return ``(ts // step + 1) · step``, the first multiple of ``step`` after ``ts``.
+
+    ``(ts // step + 1) · step``: the first multiple of ``step`` after ``ts``, given
     ``boundary <= ts`` a multiple of ``step`` (e.g. the previous result, or 0).
 
     Without the division when ``ts`` lies in the step after ``boundary`` (the common case:
     one sample per step): an int64 floor division costs ~10 ns, and this runs once per index
-    point or equity row."""
+    point or equity row.
+    """
     following = boundary + step
     if ts < following:
         return following
@@ -357,9 +399,12 @@ def next_boundary_nb(ts, boundary, step) -> int:
 
 
 @njit(cache=True)
-def funding_mark_nb(s, p, funding, ts) -> float:
-    """index · (1 + rate · time to next funding / interval) with the next known rate
-    (``s``/``p``: the instrument's position and contract records)."""
+def funding_mark_nb(s: np.void, p: np.void, funding: npt.NDArray[np.void], ts: int) -> float:
+    """Return index · (1 + rate · time to next funding / interval), next known rate.
+
+    index · (1 + rate · time to next funding / interval) with the next known rate
+    (``s``/``p``: the instrument's position and contract records).
+    """
     rate = s["funding_rate"]
     until = 0
     if s["c_funding"] < s["e_funding"]:
@@ -372,7 +417,7 @@ def funding_mark_nb(s, p, funding, ts) -> float:
 
 
 @njit(cache=True)
-def record_equity_nb(state, ts) -> None:
+def record_equity_nb(state: Any, ts: int) -> None:
     """Append one EQUITY row: balance, equity at mark, UPL, maintenance, margin ratio."""
     positions = state.positions
     acc = state.account[0]
@@ -406,10 +451,15 @@ def record_equity_nb(state, ts) -> None:
 
 
 @njit(cache=True, inline="always")
-def equity_row_nb(r, acc, s, ts, upl, mm, ratio) -> None:
-    """Fill the EQUITY record ``r``: the account's balance and equity (``acc``: its row), the
+def equity_row_nb(  # records and the row's values
+    r: np.void, acc: np.void, s: np.void, ts: int, upl: float, mm: float, ratio: float
+) -> None:
+    """Fill the EQUITY record ``r``.
+
+    Fill the EQUITY record ``r``: the account's balance and equity (``acc``: its row), the
     UPL, maintenance margin and margin ratio given, and the first instrument's position, mark
-    and last price (``s``: its position row). Records only (inlined in the signal kernel)."""
+    and last price (``s``: its position row). Records only (inlined in the signal kernel).
+    """
     r["ts_ns"] = ts
     r["balance_settle"] = acc["balance_settle"]
     r["equity_settle"] = acc["balance_settle"] + upl
@@ -422,8 +472,11 @@ def equity_row_nb(r, acc, s, ts, upl, mm, ratio) -> None:
 
 
 @njit(cache=True, inline="always")
-def bar_path_nb(bar, position_sign, nearest_first) -> tuple:
-    """The two intrabar extremes in visiting order: conservative = adverse extreme first."""
+def bar_path_nb(bar: np.void, position_sign: float, nearest_first: bool) -> tuple[float, float]:
+    """Return the two intrabar extremes in visiting order.
+
+    The two intrabar extremes in visiting order: conservative = adverse extreme first.
+    """
     o = bar["open"]
     high = bar["high"]
     low = bar["low"]
@@ -437,21 +490,31 @@ def bar_path_nb(bar, position_sign, nearest_first) -> tuple:
 
 
 @njit(cache=True)
-def last_price_moved_nb(state, i, ts, price, stream, point, candle_ns) -> int:
-    """The last price of instrument ``i`` is now ``price``; under the LAST mark method the
+def last_price_moved_nb(  # the price and its trigger
+    state: Any, i: int, ts: int, price: float, stream: int, point: int, candle_ns: int
+) -> int:
+    """Move instrument ``i``'s last price to ``price``; return wake bits.
+
+    The last price of instrument ``i`` is now ``price``; under the LAST mark method the
     mark follows it and the liquidation check runs (trigger: ``stream``/``point``/candle).
-    Returns wake bits."""
+    Returns wake bits.
+    """
     if move_last_price_nb(state.positions[i], state.params[i], price, stream, point, candle_ns):
         return liquidation_after_mark_nb(state, i, ts)
     return 0
 
 
 @njit(cache=True, inline="always")
-def move_last_price_nb(s, p, price, stream, point, candle_ns) -> bool:
-    """Position row ``s``'s last price is now ``price``; under the LAST mark method (contract
+def move_last_price_nb(  # records, the price and its trigger
+    s: np.void, p: np.void, price: float, stream: int, point: int, candle_ns: int
+) -> bool:
+    """Move position row ``s``'s last price (and a LAST mark) to ``price``.
+
+    Position row ``s``'s last price is now ``price``; under the LAST mark method (contract
     record ``p``) the mark follows it. True when the liquidation check must run then (the
     mark moved on an open position or during a margin call; the trigger is noted). Records
-    only (inlined in the signal kernel)."""
+    only (inlined in the signal kernel).
+    """
     s["last_price"] = price
     if p["mark_price_method"] == MarkPriceMethod.LAST:
         s["mark_price"] = price
@@ -462,13 +525,16 @@ def move_last_price_nb(s, p, price, stream, point, candle_ns) -> bool:
 
 
 @njit(cache=True)
-def handle_bar_open_nb(state, i, ts) -> int:
-    """A bar opens at ``ts``: orders marketable at its open (a market order placed at the
+def handle_bar_open_nb(state: Any, i: int, ts: int) -> int:
+    """Run a bar's open at ``ts``; return wake bits.
+
+    A bar opens at ``ts``: orders marketable at its open (a market order placed at the
     previous bar's close) fill at the open price, booked at ``ts``, so the position takes part
     in every later event (the mark path of this candle, funding at its close, liquidation).
     Whether resting orders fill on this bar's path is decided here: on bars, or when no trade
     prints during the bar (data with trades for only part of the span fill on bars elsewhere).
-    The last price becomes the open. Returns wake bits."""
+    The last price becomes the open. Returns wake bits.
+    """
     s = state.positions[i]
     bar = state.bars[s["c_bar"]]
     s["bar_phase"] = 1
@@ -492,13 +558,16 @@ def handle_bar_open_nb(state, i, ts) -> int:
 
 
 @njit(cache=True)
-def handle_bar_path_nb(state, i, ts) -> int:
-    """A point of the bar's intrabar path (first extreme, second extreme, close; see
+def handle_bar_path_nb(state: Any, i: int, ts: int) -> int:
+    """Run a point of the bar's intrabar path; return wake bits.
+
+    A point of the bar's intrabar path (first extreme, second extreme, close; see
     :class:`~backtester.enums.EventKind`): resting orders fill on the segment that ends here
     (booked at ``ts``), the last price moves to the point (under the LAST mark method the
     mark too, then the liquidation check). The order of the extremes is chosen at the first:
     adverse to the open position first (``bar_path`` conservative) or the nearer one first.
-    Returns wake bits."""
+    Returns wake bits.
+    """
     s = state.positions[i]
     bar = state.bars[s["c_bar"]]
     phase = s["bar_phase"]
@@ -525,14 +594,17 @@ def handle_bar_path_nb(state, i, ts) -> int:
 
 
 @njit(cache=True)
-def resume_segment_nb(state, i) -> bool:
-    """Orders placed when the strategy was woken by a fill on a bar-path segment (an entry's
+def resume_segment_nb(state: Any, i: int) -> bool:
+    """Match the orders placed at a bar-path fill against the rest of its segment.
+
+    Orders placed when the strategy was woken by a fill on a bar-path segment (an entry's
     stop-loss / take-profit) are live from the fill's instant: once accepted, they are matched
     against the rest of that segment, from the first fill's price to the segment's end (the
     last price), as if placed at the fill. Orders that were working during the segment are
     not affected: every level of theirs inside the segment was already matched. Returns True
     when something filled. Mutates: ``positions[i]['segment_fill_price']`` (consumed), orders,
-    records."""
+    records.
+    """
     s = state.positions[i]
     start = s["segment_fill_price"]
     if start == 0.0:
@@ -542,18 +614,23 @@ def resume_segment_nb(state, i) -> bool:
         return False
     bar = state.bars[s["c_bar"]]
     ts = state.account[0]["ts_ns"]
-    return process_segment_nb(  # type: ignore[no-any-return]  # numba dispatcher
+    return process_segment_nb(
         state, i, ts, start, s["last_price"], bar["low"], bar["high"], ts, bar["volume_base"]
     )
 
 
 @njit(cache=True, inline="always")
-def bar_path_step_nb(s, bar, phase, nearest_first) -> tuple:
-    """``(start, end, PathPoint of end)`` of the segment of the bar record's path that ends at
+def bar_path_step_nb(
+    s: np.void, bar: np.void, phase: int, nearest_first: bool
+) -> tuple[float, float, int]:
+    """Return ``(start, end, PathPoint of end)`` of the bar path's segment ending at ``phase``.
+
+    ``(start, end, PathPoint of end)`` of the segment of the bar record's path that ends at
     ``phase`` (1: open → first extreme, 2: → second extreme, 3: → close), and the position row
     ``s`` moved to the next phase. At phase 1 the order of the extremes is chosen
     (:func:`bar_path_nb`: adverse to the position first, or the nearer one) and kept in
-    ``s["bar_low_first"]``. Records only (inlined in the signal kernel)."""
+    ``s["bar_low_first"]``. Records only (inlined in the signal kernel).
+    """
     lo = bar["low"]
     hi = bar["high"]
     if phase == 1:
@@ -578,9 +655,12 @@ def bar_path_step_nb(s, bar, phase, nearest_first) -> tuple:
 
 
 @njit(cache=True)
-def handle_bar_nb(state, i, ts) -> int:
-    """A bar closed at ``ts`` (its path was replayed up to the close): shown to the strategy,
-    after the index, mark, funding and ADL events of ``ts``. Returns wake bits."""
+def handle_bar_nb(state: Any, i: int, ts: int) -> int:
+    """Run a bar's close at ``ts`` (shown to the strategy); return wake bits.
+
+    A bar closed at ``ts`` (its path was replayed up to the close): shown to the strategy,
+    after the index, mark, funding and ADL events of ``ts``. Returns wake bits.
+    """
     s = state.positions[i]
     row = s["c_bar"]
     s["c_bar"] = row + 1
@@ -590,9 +670,12 @@ def handle_bar_nb(state, i, ts) -> int:
 
 
 @njit(cache=True)
-def handle_trade_nb(state, i, ts) -> int:
-    """A trade prints: resting orders match against it, the last price moves; LAST-mark
-    instruments then run the liquidation check. Returns wake bits."""
+def handle_trade_nb(state: Any, i: int, ts: int) -> int:
+    """Run a trade print; return wake bits.
+
+    A trade prints: resting orders match against it, the last price moves; LAST-mark
+    instruments then run the liquidation check. Returns wake bits.
+    """
     s = state.positions[i]
     row = s["c_trade"]
     t = state.trades[row]
@@ -623,9 +706,12 @@ def handle_trade_nb(state, i, ts) -> int:
 
 
 @njit(cache=True)
-def handle_index_nb(state, i, ts) -> int:
-    """An index price arrives (a point, or a point of an index candle's path): the mark is
-    recomputed, then the liquidation check runs."""
+def handle_index_nb(state: Any, i: int, ts: int) -> int:
+    """Run an index price; return wake bits.
+
+    An index price arrives (a point, or a point of an index candle's path): the mark is
+    recomputed, then the liquidation check runs.
+    """
     s = state.positions[i]
     c = s["c_index"]
     price, point, candle_ns, swap = candle_point_nb(
@@ -652,9 +738,12 @@ def handle_index_nb(state, i, ts) -> int:
 
 
 @njit(cache=True)
-def handle_mark_nb(state, i, ts) -> int:
-    """A historical mark arrives (a point, or a point of a mark candle's path): replayed as
-    the mark under the HISTORICAL method, then the liquidation check."""
+def handle_mark_nb(state: Any, i: int, ts: int) -> int:
+    """Run a historical mark price; return wake bits.
+
+    A historical mark arrives (a point, or a point of a mark candle's path): replayed as
+    the mark under the HISTORICAL method, then the liquidation check.
+    """
     s = state.positions[i]
     c = s["c_mark"]
     price, point, candle_ns, swap = candle_point_nb(
@@ -679,10 +768,13 @@ def handle_mark_nb(state, i, ts) -> int:
 
 
 @njit(cache=True)
-def handle_deleverage_nb(state, i, ts) -> int:
-    """An ADL or clawback scenario event: the strategy's position is hit per the venue's rule
+def handle_deleverage_nb(state: Any, i: int, ts: int) -> int:
+    """Run an ADL or clawback scenario event; return wake bits.
+
+    An ADL or clawback scenario event: the strategy's position is hit per the venue's rule
     (:mod:`backtester.engine.deleverage_nb`); an ADL close cancels the instrument's resting
-    orders first, as BitMEX does. Returns FILL | LIQUIDATION wake bits when applied."""
+    orders first, as BitMEX does. Returns FILL | LIQUIDATION wake bits when applied.
+    """
     s = state.positions[i]
     event = state.deleverage[s["c_deleverage"]]
     s["c_deleverage"] += 1
@@ -695,8 +787,11 @@ def handle_deleverage_nb(state, i, ts) -> int:
 
 
 @njit(cache=True)
-def handle_funding_nb(state, i, ts) -> int:
-    """A funding timestamp: an open position pays/receives at the mark (FUNDING_PAYMENT)."""
+def handle_funding_nb(state: Any, i: int, ts: int) -> int:
+    """Run a funding timestamp; return wake bits.
+
+    A funding timestamp: an open position pays/receives at the mark (FUNDING_PAYMENT).
+    """
     s = state.positions[i]
     f = state.funding[s["c_funding"]]
     s["c_funding"] += 1
@@ -706,25 +801,93 @@ def handle_funding_nb(state, i, ts) -> int:
     return 0
 
 
+@njit(cache=True, inline="always")
+def has_headroom_nb(state: Any, capacities: npt.NDArray[np.int64]) -> bool:
+    """Whether the record buffers (and, on the jit path, the order rows) have room for one event.
+
+    One event writes at most HEADROOM_PER_ORDER records per active order and two per
+    instrument; a jitted callback may place ORDER_HEADROOM orders.
+    """
+    acc = state.account[0]
+    need = HEADROOM_PER_ORDER * (acc["n_active"] + 2 * len(state.positions)) + 8
+    if min_free_nb(state.account, capacities) < need:
+        return False
+    return not (acc["callback_mask"] != 0 and len(state.orders) - acc["n_orders"] < ORDER_HEADROOM)
+
+
+@njit(cache=True, inline="always")
+def begin_event_nb(state: Any, i: int, kind: int, ts: int) -> int:
+    """Run what is due before the event of ``kind`` at ``ts``; return its wake bits.
+
+    In order: the equity row of the previous instant (once all its events ran), the clock,
+    the dated tier tables, instrument ``i``'s daily settlement, the period's clawback of what
+    the insurance fund could not cover (WakeReason.ADL when one was taken).
+    """
+    acc = state.account[0]
+    if acc["equity_pending"] and ts > acc["ts_ns"]:
+        record_equity_nb(state, acc["ts_ns"])
+        acc["equity_pending"] = False
+    acc["ts_ns"] = ts
+    if ts >= acc["next_tier_switch_ns"]:
+        switch_tiers_nb(state, ts)
+    if state.params[i]["daily_settlement"] and settlement_due_nb(
+        ts, kind, state.positions[i]["next_settlement_ns"]
+    ):
+        settle_due_nb(state, i, ts)
+    if (
+        acc["clawback_period_ns"] > 0
+        and ts >= acc["next_clawback_ns"]
+        and apply_period_clawback_nb(state, ts)
+    ):
+        return WakeReason.ADL
+    return 0
+
+
+@njit(cache=True, inline="always")
+def handle_event_nb(state: Any, i: int, kind: int, ts: int) -> int:
+    """Run the event of ``kind`` of instrument ``i`` at ``ts``; return its wake bits.
+
+    A dispatcher over the step functions ``handle_<kind>_nb``.
+    """
+    if kind == EventKind.TRADE:
+        return handle_trade_nb(state, i, ts)
+    if kind == EventKind.BAR_PATH:
+        return handle_bar_path_nb(state, i, ts)
+    if kind == EventKind.BAR:
+        return handle_bar_nb(state, i, ts)
+    if kind == EventKind.BAR_OPEN:
+        return handle_bar_open_nb(state, i, ts)
+    if kind == EventKind.INDEX:
+        return handle_index_nb(state, i, ts)
+    if kind == EventKind.MARK:
+        return handle_mark_nb(state, i, ts)
+    if kind == EventKind.DELEVERAGE:
+        return handle_deleverage_nb(state, i, ts)
+    return handle_funding_nb(state, i, ts)
+
+
 # Not cached (nor ``accept_after_callbacks_nb``): the jit path specialises them for each
 # strategy's callbacks, see ``run_until_jit_nb``.
 @njit
-def callbacks_nb(
-    state,
-    wake,
-    i,
-    on_bar,
-    on_trade,
-    on_fill,
-    on_funding,
-    on_liquidation,
-    on_margin_call,
-    on_adl,
-    user_state,
+def callbacks_nb(  # noqa: PLR0913  # one parameter per jitted callback (callbacks.py)
+    state: Any,
+    wake: int,
+    i: int,
+    on_bar: Any,
+    on_trade: Any,
+    on_fill: Any,
+    on_funding: Any,
+    on_liquidation: Any,
+    on_margin_call: Any,
+    on_adl: Any,
+    user_state: Any,
 ) -> None:
-    """Run the jitted strategy's callbacks for the event just completed, in the Python
+    """Run the jitted strategy's callbacks for the event just completed.
+
+    Run the jitted strategy's callbacks for the event just completed, in the Python
     path's order: liquidations, ADL/clawback records, funding payments, fills, margin call,
-    then the bar or trade."""
+    then the bar or trade.
+    """
     acc = state.account[0]
     mask = acc["callback_mask"]
     if mask & WakeReason.LIQUIDATION:
@@ -753,7 +916,7 @@ def callbacks_nb(
 
 
 @njit
-def accept_after_callbacks_nb(state, on_order_rejected, user_state, ts) -> None:
+def accept_after_callbacks_nb(state: Any, on_order_rejected: Any, user_state: Any, ts: int) -> None:
     """Validate the orders a jitted callback placed; report rejections to the strategy."""
     acc = state.account[0]
     first = acc["n_orders_seen"]
@@ -765,18 +928,18 @@ def accept_after_callbacks_nb(state, on_order_rejected, user_state, ts) -> None:
 
 
 @njit(cache=True)
-def run_until_nb(
-    state,
-    capacities,
-    on_bar,
-    on_trade,
-    on_fill,
-    on_funding,
-    on_liquidation,
-    on_margin_call,
-    on_adl,
-    on_order_rejected,
-    user_state,
+def run_until_nb(  # noqa: PLR0913  # kernel entry point: one parameter per jitted callback
+    state: Any,
+    capacities: npt.NDArray[np.int64],
+    on_bar: Any,
+    on_trade: Any,
+    on_fill: Any,
+    on_funding: Any,
+    on_liquidation: Any,
+    on_margin_call: Any,
+    on_adl: Any,
+    on_order_rejected: Any,
+    user_state: Any,
 ) -> int:
     """Replay events until a subscribed wake-up, the end of data or a full buffer.
 
@@ -791,15 +954,9 @@ def run_until_nb(
     no-op callbacks and a zero mask (its callbacks run at WAKE, in the driver).
     Mutates: every state and record array.
     """
-    account = state.account
-    acc = account[0]
-    n_inst = len(state.positions)
-    n_orders_capacity = len(state.orders)
+    acc = state.account[0]
     while True:
-        need = HEADROOM_PER_ORDER * (acc["n_active"] + 2 * n_inst) + 8
-        if min_free_nb(account, capacities) < need:
-            return BUFFER_FULL
-        if acc["callback_mask"] != 0 and n_orders_capacity - acc["n_orders"] < ORDER_HEADROOM:
+        if not has_headroom_nb(state, capacities):
             return BUFFER_FULL
         i, kind, ts = next_event_nb(state)
         if i < 0:
@@ -813,41 +970,7 @@ def run_until_nb(
             if acc["n_orders"] > acc["n_orders_seen"]:
                 accept_after_callbacks_nb(state, on_order_rejected, user_state, acc["ts_ns"])
             continue
-        if acc["equity_pending"] and ts > acc["ts_ns"]:
-            record_equity_nb(state, acc["ts_ns"])
-            acc["equity_pending"] = False
-        acc["ts_ns"] = ts
-        if ts >= acc["next_tier_switch_ns"]:
-            switch_tiers_nb(state, ts)
-        s = state.positions[i]
-        if state.params[i]["daily_settlement"] and settlement_due_nb(
-            ts, kind, s["next_settlement_ns"]
-        ):
-            settle_due_nb(state, i, ts)
-        clawback = 0  # the period's clawback of what the insurance fund could not cover
-        if (
-            acc["clawback_period_ns"] > 0
-            and ts >= acc["next_clawback_ns"]
-            and apply_period_clawback_nb(state, ts)
-        ):
-            clawback = WakeReason.ADL
-        if kind == EventKind.TRADE:
-            wake = handle_trade_nb(state, i, ts)
-        elif kind == EventKind.BAR_PATH:
-            wake = handle_bar_path_nb(state, i, ts)
-        elif kind == EventKind.BAR:
-            wake = handle_bar_nb(state, i, ts)
-        elif kind == EventKind.BAR_OPEN:
-            wake = handle_bar_open_nb(state, i, ts)
-        elif kind == EventKind.INDEX:
-            wake = handle_index_nb(state, i, ts)
-        elif kind == EventKind.MARK:
-            wake = handle_mark_nb(state, i, ts)
-        elif kind == EventKind.DELEVERAGE:
-            wake = handle_deleverage_nb(state, i, ts)
-        else:
-            wake = handle_funding_nb(state, i, ts)
-        wake |= clawback
+        wake = begin_event_nb(state, i, kind, ts) | handle_event_nb(state, i, kind, ts)
         if acc["equity_interval_ns"] > 0 and ts >= acc["next_equity_ns"]:
             # the row is written when every event of ``ts`` has run (equity_pending)
             acc["equity_pending"] = True
@@ -891,11 +1014,13 @@ def run_until_nb(
 
 # Inlined, not cached: it calls the strategy's on_trade (see ``callbacks_nb``).
 @njit(inline="always")
-def quiet_run_nb(state, i, on_trade, user_state) -> bool:
-    """Replay instrument ``i``'s quiet trades from its next one in the tight loop of
-    :func:`~backtester.engine.trade_path_nb.quiet_trades_nb`; True when some were replayed.
-    The run ends before the next event of any other stream (found by :func:`next_event_nb`
-    with ``i``'s trades hidden) or account work (:func:`account_bound_ns_nb`)."""
+def quiet_run_nb(state: Any, i: int, on_trade: Any, user_state: Any) -> bool:
+    """Replay instrument ``i``'s quiet trades from its next one; True when some were replayed.
+
+    In the tight loop of :func:`~backtester.engine.trade_path_nb.quiet_trades_nb`. The run
+    ends before the next event of any other stream (found by :func:`next_event_nb` with
+    ``i``'s trades hidden) or account work (:func:`account_bound_ns_nb`).
+    """
     low, high = quiet_band_nb(state, i)
     if not low < high:
         return False
@@ -916,16 +1041,22 @@ run_until_jit_nb = njit(run_until_nb.py_func)
 
 
 @njit(cache=True)
-def no_callback_nb(state, user_state, i, ref=0) -> None:
-    """The callback of an event the strategy does not handle (never called: masked out)."""
+def no_callback_nb(state: Any, user_state: Any, i: int, ref: int = 0) -> None:
+    """Do nothing: the callback of an event the strategy does not handle (masked out).
+
+    The callback of an event the strategy does not handle (never called: masked out).
+    """
 
 
 @njit(cache=True, inline="always")
-def min_free_nb(account, capacities) -> int:
-    """Smallest free space over the record buffers (fills, funding, liquidations, settlements,
-    ledger, equity, adl)."""
+def min_free_nb(account: npt.NDArray[np.void], capacities: npt.NDArray[np.int64]) -> int:
+    """Return the smallest free space over the record buffers.
+
+    Smallest free space over the record buffers (fills, funding, liquidations, settlements,
+    ledger, equity, adl).
+    """
     acc = account[0]
-    free = capacities[0] - acc["n_fills"]
+    free: int = capacities[0] - acc["n_fills"]
     free = min(free, capacities[1] - acc["n_funding_payments"])
     free = min(free, capacities[2] - acc["n_liquidations"])
     free = min(free, capacities[3] - acc["n_settlements"])
@@ -933,87 +1064,3 @@ def min_free_nb(account, capacities) -> int:
     free = min(free, capacities[5] - acc["n_equity"])
     free = min(free, capacities[6] - acc["n_adl"])
     return free
-
-
-# Codes yielded by replay_gen_nb: >= 0 is a wake-up, packed as
-# (stream row << 24) | (instrument << 12) | WakeReason bits; negative ends the generator.
-YIELD_END_OF_DATA = -1
-YIELD_BUFFER_FULL = -2
-WAKE_REASON_MASK = 0xFFF
-WAKE_INSTRUMENT_SHIFT = 12
-WAKE_REF_SHIFT = 24
-
-
-@njit(cache=True)
-def accept_pending_nb(state) -> int:
-    """Validate the orders placed since the last call; returns the first new row when some
-    were rejected and the strategy listens to rejections (ORDER_UPDATE in the wake mask),
-    else -1."""
-    acc = state.account[0]
-    first = acc["n_orders_seen"]
-    if acc["n_orders"] == first:
-        return -1
-    rejected = accept_orders_nb(state, acc["ts_ns"])
-    if rejected > 0 and acc["wake_mask"] & _ORDER_UPDATE:
-        return first
-    return -1
-
-
-@njit(cache=True)
-def replay_gen_nb(state, capacities):
-    """The replay as a generator: yields one int64 per wake-up of the Python strategy.
-
-    A wake-up yields ``(row << WAKE_REF_SHIFT) | (instrument << WAKE_INSTRUMENT_SHIFT) | bits``
-    (row: the stream row of the bar/trade, or the first order row when ``bits`` is
-    ORDER_UPDATE, i.e. orders were rejected); the end yields YIELD_END_OF_DATA, a full record
-    buffer YIELD_BUFFER_FULL (grow the buffers and start a new generator: all state lives in
-    the arrays). On resumption, orders the strategy placed in its callback are validated
-    first, at the wake-up's timestamp.
-
-    The callbacks are passed as ``None`` (pruned from the compiled loop), not as no-op
-    dispatchers: a dispatcher's type names its object in the compiling process, so with one in
-    the signature every process missed the on-disk cache, recompiled (~5 s) and wrote another
-    cache entry.
-
-    Why a generator: resuming it from Python costs ~0.2 µs, while calling a jitted function
-    with the ~20 state arrays costs ~10 µs of argument unboxing; a Python ``on_bar`` runs
-    once per bar, so the crossing is the engine's per-bar cost.
-    """
-    # no record variable (``account[0]``) here: a generator keeps its locals by value across
-    # yields, so a record would be a stale copy after the first resumption
-    account = state.account
-    no_state = np.zeros(0)
-    while True:
-        first = accept_pending_nb(state)
-        if first >= 0:
-            yield (first << WAKE_REF_SHIFT) | _ORDER_UPDATE
-        i = account[0]["wake_instrument"]
-        if state.positions[i]["segment_fill_price"] != 0.0 and resume_segment_nb(state, i):
-            # fills on the rest of the segment: the strategy hears of them at once
-            account[0]["wake_reason"] = _FILL
-            yield (i << WAKE_INSTRUMENT_SHIFT) | _FILL
-            continue
-        status = run_until_nb(
-            state,
-            capacities,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            no_state,
-        )
-        if status == END_OF_DATA:
-            yield YIELD_END_OF_DATA
-            return
-        if status == BUFFER_FULL:
-            yield YIELD_BUFFER_FULL
-            return
-        yield (
-            (account[0]["wake_ref"] << WAKE_REF_SHIFT)
-            | (account[0]["wake_instrument"] << WAKE_INSTRUMENT_SHIFT)
-            | account[0]["wake_reason"]
-        )

@@ -16,7 +16,11 @@ import numpy as np
 from numba import njit
 
 from backtester.enums import MarginMode
-from backtester.swap.liquidation_nb import liquidation_price_cross_nb, liquidation_price_nb
+from backtester.swap.liquidation_nb import (
+    bankruptcy_price_nb,
+    liquidation_price_cross_nb,
+    liquidation_price_nb,
+)
 from backtester.swap.margin_nb import (
     initial_margin_nb,
     liquidation_buffer_nb,
@@ -220,6 +224,20 @@ def available_nb(state: Any) -> float:
         )
         free += scratch["unrealised_pnl_settle"] - im
     return free
+
+
+@njit(cache=True)
+def position_bankruptcy_price_nb(s: np.void, p: np.void, margin: float) -> float:
+    """Return the bankruptcy price of open position record ``s`` holding ``margin``.
+
+    ``bankruptcy_price_nb`` with PnL from the reference price (``p``: the contract params):
+    where margin + PnL = 0. ``margin``: the isolated margin, or a cross position's share of
+    the cross wallet.
+    """
+    q = s["contracts"]
+    kind = p["contract_kind"]
+    face = p["face_value"]
+    return bankruptcy_price_nb(kind, int(np.sign(q)), abs(q), face, s["reference_price"], margin)
 
 
 @njit(cache=True)

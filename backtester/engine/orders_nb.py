@@ -88,9 +88,25 @@ def snap_nb(value: float, step: float) -> float:
 
 
 @njit(cache=True)
+def snap_price_nb(value: float, tick: float) -> tuple[float, int]:
+    """Return (``value`` on the ``tick`` grid, RejectReason.NONE), or (NaN, the reason).
+
+    INVALID_PRICE for a price that is not finite and > 0, PRICE_OFF_TICK off the grid.
+    """
+    if not (value > 0.0 and np.isfinite(value)):
+        return np.nan, RejectReason.INVALID_PRICE
+    snapped = snap_nb(value, tick)
+    if np.isnan(snapped):
+        return np.nan, RejectReason.PRICE_OFF_TICK
+    return snapped, RejectReason.NONE
+
+
+@njit(cache=True)
 def is_stop_nb(order_type: int) -> bool:
-    """Whether the order is a stop (fixed or trailing): a buy triggers on a rise, a sell on a
-    fall."""
+    """Whether the order is a stop (fixed or trailing).
+
+    A buy stop triggers on a rise, a sell stop on a fall.
+    """
     return (
         order_type == OrderType.STOP_MARKET
         or order_type == OrderType.STOP_LIMIT
@@ -128,7 +144,7 @@ def trail_level_nb(side: int, extreme: float, offset: float, rate: float, tick: 
         raw = extreme - offset if side < 0 else extreme + offset
     else:
         raw = extreme * (1.0 - rate) if side < 0 else extreme * (1.0 + rate)
-    return round_price_nb(raw, tick, -1 if side < 0 else 1)  # type: ignore[no-any-return]  # numba dispatcher
+    return round_price_nb(raw, tick, -1 if side < 0 else 1)
 
 
 @njit(cache=True)
@@ -161,8 +177,10 @@ def has_limit_nb(order_type: int) -> bool:
 
 @njit(cache=True)
 def trigger_hit_nb(order_type: int, side: int, price: float, trigger: float) -> bool:
-    """Whether ``price`` triggers: buy stop price ≥ trigger, sell stop ≤; take-profit the
-    other way round."""
+    """Whether ``price`` reaches ``trigger``.
+
+    Buy stop: price ≥ trigger, sell stop: ≤; take-profit the other way round.
+    """
     stop = is_stop_nb(order_type)
     if (side > 0) == stop:
         return price >= trigger
@@ -180,7 +198,7 @@ def limit_crossed_nb(side: int, price: float, limit: float) -> bool:
 @njit(cache=True)
 def awaiting_trigger_nb(o: np.void) -> bool:
     """Whether order ``o`` is a stop / take-profit that has not triggered yet (still NEW)."""
-    return is_conditional_nb(o["order_type"]) and o["status"] == OrderStatus.NEW  # type: ignore[no-any-return]  # numba record field
+    return is_conditional_nb(o["order_type"]) and o["status"] == OrderStatus.NEW
 
 
 @njit(cache=True)
@@ -220,8 +238,10 @@ def maker_quantity_nb(o: np.void, w: np.void, lot: float, available: float) -> t
 
 @njit(cache=True)
 def reserved_margin_nb(state: Any) -> float:
-    """Return the initial margin held for resting non-reduce-only orders (at their
-    limit/trigger price)."""
+    """Return the initial margin held for resting orders.
+
+    Non-reduce-only orders, at their limit (else trigger, else the last) price.
+    """
     positions = state.positions
     total = 0.0
     for k in range(state.account[0]["n_active"]):
@@ -247,8 +267,10 @@ def reserved_margin_nb(state: Any) -> float:
 
 @njit(cache=True)
 def snap_order_nb(o: np.void, w: np.void, p: np.void, s: np.void) -> int:
-    """Snap order ``o``'s size, limit and trigger to the contract grid (``p``); return the
-    RejectReason of a size or price that does not fit (NONE when all fit).
+    """Snap order ``o``'s size, limit and trigger to the contract grid; return a RejectReason.
+
+    ``p``: the contract params. The reason is that of a size or price that does not fit
+    (NONE when all fit).
 
     A trailing stop gets its first trigger here, from its extreme (the last price, else the
     mark of position row ``s``, when none was given). Mutates: ``o``, ``w``.
@@ -263,11 +285,9 @@ def snap_order_nb(o: np.void, w: np.void, p: np.void, s: np.void) -> int:
         return RejectReason.SIZE_BELOW_MINIMUM
     o["qty_contracts"] = qty
     if has_limit_nb(typ):
-        if not (o["price"] > 0.0 and np.isfinite(o["price"])):
-            return RejectReason.INVALID_PRICE
-        price = snap_nb(o["price"], p["tick_size_quote"])
-        if np.isnan(price):
-            return RejectReason.PRICE_OFF_TICK
+        price, reason = snap_price_nb(o["price"], p["tick_size_quote"])
+        if reason != RejectReason.NONE:
+            return reason
         o["price"] = price
     if typ == OrderType.TRAILING_STOP_MARKET:
         offset = w["trail_offset_quote"]
@@ -282,11 +302,9 @@ def snap_order_nb(o: np.void, w: np.void, p: np.void, s: np.void) -> int:
         w["trail_extreme_price"] = extreme
         o["trigger_price"] = trail_level_nb(o["side"], extreme, offset, rate, p["tick_size_quote"])
     if is_conditional_nb(typ):
-        if not (o["trigger_price"] > 0.0 and np.isfinite(o["trigger_price"])):
-            return RejectReason.INVALID_PRICE
-        trigger = snap_nb(o["trigger_price"], p["tick_size_quote"])
-        if np.isnan(trigger):
-            return RejectReason.PRICE_OFF_TICK
+        trigger, reason = snap_price_nb(o["trigger_price"], p["tick_size_quote"])
+        if reason != RejectReason.NONE:
+            return reason
         o["trigger_price"] = trigger
     return RejectReason.NONE
 
@@ -303,10 +321,10 @@ def position_increase_nb(state: Any, row: int) -> float:
     o = state.orders[row]
     i = o["instrument"]
     side = o["side"]
-    qty = o["qty_contracts"]
-    q = state.positions[i]["contracts"]
+    qty: float = o["qty_contracts"]
+    q: float = state.positions[i]["contracts"]
     if q == 0.0 or np.sign(q) == side:
-        return qty  # type: ignore[no-any-return]  # numba record field
+        return qty
     pending = 0.0
     for k in range(state.account[0]["n_active"]):
         other = state.orders[state.active[k]]
@@ -441,8 +459,7 @@ def execute_nb(
     lo: float,
     hi: float,
 ) -> bool:
-    """Fill up to ``qty_max`` contracts of order ``row`` at ``price``; return True when the
-    order is done.
+    """Fill up to ``qty_max`` contracts of order ``row`` at ``price``; True when it is done.
 
     ``qty_max`` ``np.inf``: the whole rest. Taker fills move against the order by
     ``taker_slippage_rate_nb`` of the instrument's ``state.slippage`` row (fixed, impact
@@ -534,8 +551,9 @@ def point_action_nb(
     volume: float,
     on_bar: bool,
 ) -> tuple[int, float, int, float]:
-    """Return what order ``o`` does at one traded price: (action, fill price, liquidity,
-    contracts).
+    """Return what order ``o`` does at one traded price.
+
+    (action, fill price, liquidity, contracts).
 
     action 0 keep, 1 fill, 2 expire. ``contracts`` bounds a maker fill: the traded size that
     reaches the order (after the queue ahead), or ``np.inf`` when unbounded (bars, takers,
@@ -569,20 +587,6 @@ def point_action_nb(
             return 1, price, Liquidity.MAKER, np.inf
         return 0, price, Liquidity.MAKER, np.inf
     return maker_action_nb(o, w, p, price, queue_model, volume)
-
-
-@njit(cache=True, inline="always")
-def taker_bounds_nb(o: np.void) -> tuple[float, float]:
-    """Return the (lo, hi) a taker fill of order ``o`` may slip to: a limit order's (or
-    triggered stop-limit's) own price on its side, else unbounded (market orders)."""
-    lo = -np.inf
-    hi = np.inf
-    if o["order_type"] == OrderType.LIMIT or o["order_type"] == OrderType.STOP_LIMIT:
-        if o["side"] > 0:
-            hi = o["price"]
-        else:
-            lo = o["price"]
-    return lo, hi
 
 
 @njit(cache=True)
@@ -653,45 +657,38 @@ def process_point_nb(
     return filled
 
 
+@njit(cache=True, inline="always")
+def taker_bounds_nb(o: np.void) -> tuple[float, float]:
+    """Return the (lo, hi) a taker fill of order ``o`` may slip to.
+
+    A limit order's (or triggered stop-limit's) own price on its side, else unbounded (market
+    orders).
+    """
+    lo = -np.inf
+    hi = np.inf
+    if o["order_type"] == OrderType.LIMIT or o["order_type"] == OrderType.STOP_LIMIT:
+        if o["side"] > 0:
+            hi = o["price"]
+        else:
+            lo = o["price"]
+    return lo, hi
+
+
 @njit(cache=True)
 def segment_level_nb(o: np.void, up: bool) -> float:
-    """Return the price level at which order ``o`` acts on a move up (``up``) or down, else
-    NaN."""
+    """Return the price level at which order ``o`` acts on a move up (``up``) or down.
+
+    NaN when it does not act on such a move (a market order, a trigger on the other side).
+    """
     typ = o["order_type"]
     side = o["side"]
     if typ == OrderType.MARKET:
         return np.nan
     if awaiting_trigger_nb(o):
         fires_up = (side > 0) == is_stop_nb(typ)
-        return o["trigger_price"] if fires_up == up else np.nan  # type: ignore[no-any-return]  # numba record field
+        return o["trigger_price"] if fires_up == up else np.nan
     # resting limit: a sell fills on the way up, a buy on the way down
-    return o["price"] if (side < 0) == up else np.nan  # type: ignore[no-any-return]  # numba record field
-
-
-@njit(cache=True)
-def nearest_level_nb(
-    state: Any, instrument: int, a: float, b: float, active_ts: int
-) -> tuple[int, float]:
-    """Return (active-list index, level) of the order of ``instrument`` whose level lies
-    nearest to ``a`` in the move a → b (excluding a), or (-1, NaN)."""
-    up = b > a
-    best_k = -1
-    best_level = np.nan
-    for k in range(state.account[0]["n_active"]):
-        row = state.active[k]
-        o = state.orders[row]
-        if o["instrument"] != instrument or state.work[row]["active_from_ns"] > active_ts:
-            continue
-        level = segment_level_nb(o, up)
-        if np.isnan(level):
-            continue
-        inside = (a < level <= b) if up else (b <= level < a)
-        if not inside:
-            continue
-        if best_k < 0 or (level < best_level if up else level > best_level):
-            best_k = k
-            best_level = level
-    return best_k, best_level
+    return o["price"] if (side < 0) == up else np.nan
 
 
 @njit(cache=True)
@@ -748,6 +745,35 @@ def process_segment_nb(
             a = best_level
     trail_segment_nb(state, instrument, b, up, active_ts)
     return filled
+
+
+@njit(cache=True)
+def nearest_level_nb(
+    state: Any, instrument: int, a: float, b: float, active_ts: int
+) -> tuple[int, float]:
+    """Return (active-list index, level) of the order nearest to ``a`` in the move a → b.
+
+    Orders of ``instrument`` live at ``active_ts`` whose level lies in the move, ``a``
+    excluded; (-1, NaN) when none.
+    """
+    up = b > a
+    best_k = -1
+    best_level = np.nan
+    for k in range(state.account[0]["n_active"]):
+        row = state.active[k]
+        o = state.orders[row]
+        if o["instrument"] != instrument or state.work[row]["active_from_ns"] > active_ts:
+            continue
+        level = segment_level_nb(o, up)
+        if np.isnan(level):
+            continue
+        inside = (a < level <= b) if up else (b <= level < a)
+        if not inside:
+            continue
+        if best_k < 0 or (level < best_level if up else level > best_level):
+            best_k = k
+            best_level = level
+    return best_k, best_level
 
 
 @njit(cache=True)

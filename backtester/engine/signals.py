@@ -7,8 +7,9 @@ its side on the same bar; a long and a short entry on the same bar cancel out). 
 position per bar (``target=``, NaN = keep) in contracts, quote notional, base coin or a
 fraction of the equity. The orders are market orders filled at the next bar's open, exactly as
 a Strategy placing them in ``on_bar`` would, so both paths give identical trades. The rule is
-:func:`~backtester.engine.signals_nb.signal_delta_nb`, run inside the replay loop, so a run
-costs no Python per bar.
+:func:`~backtester.engine.signals_nb.signal_delta_nb`, run inside the replay by the engine's
+signal entry point (:func:`~backtester.engine.signal_replay.replay_signals`), so a run costs
+no Python per bar.
 """
 
 from __future__ import annotations
@@ -18,96 +19,25 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from backtester.checks import check_positive
 from backtester.data.market import MarketData
 from backtester.engine.backtest import backtest
-from backtester.engine.order_entry_nb import ORDER_HEADROOM
+from backtester.engine.signal_replay import SignalRule
 from backtester.engine.signals_nb import (
     UNIT_BASE,
     UNIT_CONTRACTS,
     UNIT_EQUITY_FRACTION,
     UNIT_NOTIONAL,
-    run_signals_nb,
-    signal_delta_nb,
 )
-from backtester.jit import JitStrategy, market
 from backtester.results import Result
 from backtester.swap.contract import ContractSpec
 
 __all__ = ["backtest_signals"]
 
-# rows reserved in each small record buffer before a kernel run (~100 events per head-room
-# check; the pages are only touched when written)
-SMALL_BUFFER_ROWS = 2048
-
-
-@njit(cache=True)
-def signal_on_bar_nb(ctx, signals, instrument, row) -> None:
-    """The general loop's driver of the signal rule: at the close of bar row ``row`` (row of
-    the replayed stream; ``signals[3][1]`` is the first bar's row), the market order of
-    :func:`~backtester.engine.signals_nb.signal_delta_nb`."""
-    k = row - signals[3][1]
-    delta = signal_delta_nb(ctx, instrument, signals, k)
-    if delta != 0.0 and np.isfinite(delta):
-        market(ctx, instrument, delta)
-
-
-class _Signals(JitStrategy):
-    """Reads the signal arrays at each bar close, inside the jitted loop."""
-
-    on_bar = signal_on_bar_nb
-    amount: npt.NDArray[np.float64] = np.zeros(0)
-    close_long: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-    close_short: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-    unit = 0
-    replay = "auto"
-
-    def replay_kernel(self, run: Any) -> Any:
-        """The signal kernel (:func:`~backtester.engine.signals_nb.run_signals_nb`) when the
-        run is one instrument on bars without ADL/clawback events, else None (general loop)."""
-        if self.replay == "events" or not signal_kernel_applies(run):
-            return None
-        # one order per signal bar at most, each filled once or liquidated: reserve the rows
-        # instead of regrowing (and copying) the buffers a dozen times on a long run
-        n = (
-            int(np.count_nonzero(~np.isnan(self.amount)))
-            + int(np.count_nonzero(self.close_long))
-            + int(np.count_nonzero(self.close_short))
-        )
-        # and room in the small buffers (liquidations, settlements, ADL, funding payments):
-        # the kernel checks the head-room once per ``free // need`` events, free being the
-        # smallest buffer's, so 64 rows meant a check (and an integer division) every 3 events
-        run.reserve(
-            orders=n + ORDER_HEADROOM,
-            fills=2 * n + 1024,
-            ledger=4 * n + 2 * len(run.funding) + 4096,
-            funding_payments=len(run.funding) + SMALL_BUFFER_ROWS,
-            liquidations=SMALL_BUFFER_ROWS,
-            settlements=SMALL_BUFFER_ROWS,
-            adl=SMALL_BUFFER_ROWS,
-        )
-        return run_signals_nb, (self.make_state(),)
-
-    def make_state(self) -> tuple[Any, ...]:
-        # the first bar's row is 0: one instrument, its bars first in the replayed stream
-        unit = np.array([int(self.unit), 0], dtype=np.int64)
-        return (self.amount, self.close_long, self.close_short, unit)
-
-
-def signal_kernel_applies(run: Any) -> bool:
-    """True when the signal kernel can replay ``run`` (a Run): one instrument, bars, no
-    trades, no ADL/clawback scenario events, not chunked."""
-    return (
-        run.n_instruments == 1
-        and len(run.trades) == 0
-        and len(run.deleverage) == 0
-        and run._chunks is None
-    )
-
 
 def _as_signal(values: Any, n: int, name: str) -> npt.NDArray[np.bool_]:
+    """Return ``values`` as a checked boolean signal array of one row per bar."""
     array = np.asarray(values)
     if array.dtype != np.bool_:
         raise TypeError(f"{name}: expected a boolean array, got dtype {array.dtype}")
@@ -126,7 +56,7 @@ _UNITS = {
 }
 
 
-def backtest_signals(
+def backtest_signals(  # noqa: PLR0913  (the public entry point: vectorbt's from_signals keywords)
     entries: npt.ArrayLike | None,
     exits: npt.ArrayLike | None,
     data: MarketData,
@@ -211,46 +141,107 @@ def backtest_signals(
     if replay not in ("auto", "events"):
         raise ValueError(f"replay: expected 'auto' or 'events', got {replay!r}")
     size = check_positive(contracts, "contracts")
-    columns: dict[str, npt.NDArray[Any]] = {}
+    signals = {"entries": entries, "exits": exits, "short_entries": short_entries,
+               "short_exits": short_exits}  # fmt: skip
+    columns: dict[str, npt.NDArray[Any]]
     if target is not None:
-        signals = {"entries": entries, "exits": exits, "short_entries": short_entries,
-                   "short_exits": short_exits}  # fmt: skip
-        given = [name for name, v in signals.items() if v is not None]
-        if given:
-            raise ValueError(
-                f"target: give either a target array or signals, not both (also got {given})"
-            )
-        amounts = np.asarray(target, dtype=np.float64)
-        if amounts.ndim not in (1, 2) or amounts.shape[0] != n:
-            raise ValueError(
-                f"target: expected shape ({n},) or ({n}, columns) (one row per bar), "
-                f"got {amounts.shape}"
-            )
-        if np.isinf(amounts).any():
-            raise ValueError("target: infinite values (use NaN to keep the position)")
-        columns["amount"] = amounts
+        columns = {"amount": _target_amounts(target, signals, n)}
         unit = _UNITS[target_unit]
     else:
-        if entries is None or exits is None:
-            raise ValueError("entries, exits: both are required unless target= is given")
-        sides = {"entries": entries, "exits": exits}
-        if short_entries is not None or short_exits is not None:
-            if direction != "long":
-                raise ValueError(
-                    "direction: with short_entries/short_exits, entries/exits are the long side "
-                    f"(direction='long'), got {direction!r}"
-                )
-            sides["short_entries"] = (
-                short_entries if short_entries is not None else np.zeros(n, bool)
-            )
-            sides["short_exits"] = short_exits if short_exits is not None else np.zeros(n, bool)
-        for name, values in sides.items():
-            columns[name] = _as_signal(values, n, name)
+        columns = _signal_columns(signals, direction, n)
         unit = UNIT_CONTRACTS
     widths = {a.shape[1] for a in columns.values() if a.ndim == 2}
     if len(widths) > 1:
         shapes = ", ".join(f"{k} {v.shape}" for k, v in columns.items())
         raise ValueError(f"2-D signals need the same number of columns, got {shapes}")
+    series = _plot_series(plots, data, n)
+    run_options = {
+        "initial_balance": initial_balance, "leverage": leverage, "margin_mode": margin_mode,
+        **options,
+    }  # fmt: skip
+
+    if sl_stop is not None or tp_stop is not None or tsl_stop is not None:
+        from backtester.signal_exits import SignalsWithExits, as_stop_array
+
+        if widths or "amount" in columns:
+            raise ValueError(
+                "sl_stop, tp_stop, tsl_stop: need 1-D signals (not target=), one backtest"
+            )
+        amount, close_long, close_short = _column_orders(columns, direction, size, 0)
+        params: dict[str, object] = {
+            "amount": amount, "close_long": close_long, "close_short": close_short,
+            "sl_stop": as_stop_array(sl_stop, n, "sl_stop"),
+            "tp_stop": as_stop_array(tp_stop, n, "tp_stop"),
+            "tsl_stop": as_stop_array(tsl_stop, n, "tsl_stop"),
+        }  # fmt: skip
+        result = backtest(SignalsWithExits, data, contract, params=params, **run_options)
+        result.plots.update(series)
+        return result
+
+    def run(k: int) -> Result:
+        amount, close_long, close_short = _column_orders(columns, direction, size, k)
+        params: dict[str, object] = {
+            "amount": amount,
+            "close_long": close_long,
+            "close_short": close_short,
+            "unit": unit,
+            "replay": replay,
+        }
+        result = backtest(SignalRule, data, contract, params=params, **run_options)
+        result.plots.update(series)
+        return result
+
+    if not widths:
+        return run(0)
+    (n_columns,) = widths
+    return [run(k) for k in range(n_columns)]
+
+
+def _target_amounts(
+    target: npt.ArrayLike, signals: dict[str, npt.ArrayLike | None], n: int
+) -> npt.NDArray[np.float64]:
+    """Return the checked ``target=`` array (no signal may be given beside it)."""
+    given = [name for name, v in signals.items() if v is not None]
+    if given:
+        raise ValueError(
+            f"target: give either a target array or signals, not both (also got {given})"
+        )
+    amounts = np.asarray(target, dtype=np.float64)
+    if amounts.ndim not in (1, 2) or amounts.shape[0] != n:
+        raise ValueError(
+            f"target: expected shape ({n},) or ({n}, columns) (one row per bar), "
+            f"got {amounts.shape}"
+        )
+    if np.isinf(amounts).any():
+        raise ValueError("target: infinite values (use NaN to keep the position)")
+    return amounts
+
+
+def _signal_columns(
+    signals: dict[str, npt.ArrayLike | None], direction: str, n: int
+) -> dict[str, npt.NDArray[np.bool_]]:
+    """Return the checked signal arrays by name (short ones only when either is given)."""
+    entries, exits = signals["entries"], signals["exits"]
+    if entries is None or exits is None:
+        raise ValueError("entries, exits: both are required unless target= is given")
+    sides = {"entries": entries, "exits": exits}
+    short_entries, short_exits = signals["short_entries"], signals["short_exits"]
+    if short_entries is not None or short_exits is not None:
+        if direction != "long":
+            raise ValueError(
+                "direction: with short_entries/short_exits, entries/exits are the long side "
+                f"(direction='long'), got {direction!r}"
+            )
+        none = np.zeros(n, bool)
+        sides["short_entries"] = short_entries if short_entries is not None else none
+        sides["short_exits"] = short_exits if short_exits is not None else none
+    return {name: _as_signal(values, n, name) for name, values in sides.items()}
+
+
+def _plot_series(
+    plots: Mapping[str, npt.ArrayLike] | None, data: MarketData, n: int
+) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+    """Return the indicator arrays to draw, each stamped at its bar's close."""
     series = {}
     for name, values in (plots or {}).items():
         array = np.asarray(values, dtype=np.float64)
@@ -260,86 +251,46 @@ def backtest_signals(
             )
         close_ns = np.asarray(data.bars["ts_ns"], dtype=np.int64) + int(data.bar_interval_ns)
         series[str(name)] = (close_ns, array)
+    return series
 
-    def column(name: str, k: int) -> npt.NDArray[Any]:
-        a = columns[name]
-        return a if a.ndim == 1 else a[:, min(k, a.shape[1] - 1)]
 
-    def arrays(
-        k: int,
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        if "amount" in columns:
-            none = np.zeros(n, dtype=bool)
-            return np.ascontiguousarray(column("amount", k)), none, none
-        if "short_entries" in columns:
-            long_in = column("entries", k) & ~column("exits", k)
-            short_in = column("short_entries", k) & ~column("short_exits", k)
-            close_long, close_short = column("exits", k), column("short_exits", k)
-            # an entry on both sides at once is no signal (vectorbt's default: ignore)
-            long_in, short_in = long_in & ~short_in, short_in & ~long_in
-        elif direction == "long":
-            long_in = column("entries", k) & ~column("exits", k)
-            short_in = np.zeros(n, dtype=bool)
-            close_long, close_short = column("exits", k), np.zeros(n, dtype=bool)
-        else:
-            short_in = column("entries", k) & ~column("exits", k)
-            long_in = np.zeros(n, dtype=bool)
-            close_long, close_short = np.zeros(n, dtype=bool), column("exits", k)
-        # as np.where(long_in, size, np.where(short_in, -size, nan)), ~30x faster (a nested
-        # np.where with a NaN scalar took ~2 ms per 200k bars, a third of a signal run)
-        amount = np.full(n, np.nan)
-        amount[short_in] = -size
-        amount[long_in] = size
-        return (
-            amount,
-            np.ascontiguousarray(close_long, dtype=bool),
-            np.ascontiguousarray(close_short, dtype=bool),
-        )
+def _column(columns: dict[str, npt.NDArray[Any]], name: str, k: int) -> npt.NDArray[Any]:
+    """Return column ``k`` of a 2-D input (its last column beyond), a 1-D one as it is."""
+    a = columns[name]
+    return a if a.ndim == 1 else a[:, min(k, a.shape[1] - 1)]
 
-    if sl_stop is not None or tp_stop is not None or tsl_stop is not None:
-        from backtester.signal_exits import SignalsWithExits, as_stop_array
 
-        if widths or "amount" in columns:
-            raise ValueError(
-                "sl_stop, tp_stop, tsl_stop: need 1-D signals (not target=), one backtest"
-            )
-        amount, close_long, close_short = arrays(0)
-        params = {
-            "amount": amount, "close_long": close_long, "close_short": close_short,
-            "sl_stop": as_stop_array(sl_stop, n, "sl_stop"),
-            "tp_stop": as_stop_array(tp_stop, n, "tp_stop"),
-            "tsl_stop": as_stop_array(tsl_stop, n, "tsl_stop"),
-        }  # fmt: skip
-        result = backtest(
-            SignalsWithExits, data, contract, initial_balance=initial_balance,
-            leverage=leverage, margin_mode=margin_mode, params=params, **options,
-        )  # fmt: skip
-        result.plots.update(series)
-        return result
+def _column_orders(
+    columns: dict[str, npt.NDArray[Any]], direction: str, size: float, k: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Return ``(amount, close_long, close_short)`` of backtest ``k``: the signal rule's input.
 
-    def run(k: int) -> Result:
-        amount, close_long, close_short = arrays(k)
-        params = {
-            "amount": amount,
-            "close_long": close_long,
-            "close_short": close_short,
-            "unit": unit,
-            "replay": replay,
-        }
-        result = backtest(
-            _Signals,
-            data,
-            contract,
-            initial_balance=initial_balance,
-            leverage=leverage,
-            margin_mode=margin_mode,
-            params=params,
-            **options,
-        )
-        result.plots.update(series)
-        return result
-
-    if not widths:
-        return run(0)
-    (n_columns,) = widths
-    return [run(k) for k in range(n_columns)]
+    ``amount`` is the target position per bar (NaN: keep), the closes the exits of each side.
+    """
+    n = len(next(iter(columns.values())))
+    none = np.zeros(n, dtype=bool)
+    if "amount" in columns:
+        return np.ascontiguousarray(_column(columns, "amount", k)), none, none
+    entries, exits = _column(columns, "entries", k), _column(columns, "exits", k)
+    if "short_entries" in columns:
+        long_in = entries & ~exits
+        short_in = _column(columns, "short_entries", k) & ~_column(columns, "short_exits", k)
+        close_long, close_short = exits, _column(columns, "short_exits", k)
+        # an entry on both sides at once is no signal (vectorbt's default: ignore)
+        long_in, short_in = long_in & ~short_in, short_in & ~long_in
+    elif direction == "long":
+        long_in, short_in = entries & ~exits, none
+        close_long, close_short = exits, none
+    else:
+        short_in, long_in = entries & ~exits, none
+        close_long, close_short = none, exits
+    # as np.where(long_in, size, np.where(short_in, -size, nan)), ~30x faster (a nested
+    # np.where with a NaN scalar took ~2 ms per 200k bars, a third of a signal run)
+    amount = np.full(n, np.nan)
+    amount[short_in] = -size
+    amount[long_in] = size
+    return (
+        amount,
+        np.ascontiguousarray(close_long, dtype=bool),
+        np.ascontiguousarray(close_short, dtype=bool),
+    )

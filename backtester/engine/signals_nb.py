@@ -1,5 +1,6 @@
-"""The signal path's replay kernel: ``run_until_nb`` specialised to one instrument on bars,
-with entry/exit arrays as the strategy.
+"""The signal path's replay kernel: ``run_until_nb`` specialised to one instrument on bars.
+
+The strategy is entry/exit arrays.
 
 It replays the same events in the same order as the general loop
 (:mod:`backtester.engine.loop_nb`) running the signal strategy as a
@@ -34,7 +35,10 @@ update each way (it was ~15 % of the kernel on the index point).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from backtester.engine.cash_nb import settle_due_nb
@@ -54,13 +58,11 @@ from backtester.engine.loop_nb import (
     handle_funding_nb,
     handle_index_nb,
     handle_mark_nb,
-    in_safe_band_nb,
     liquidation_after_mark_nb,
     min_free_nb,
     move_last_price_nb,
     record_equity_nb,
     safe_mark_band_nb,
-    set_trigger_nb,
     settlement_due_nb,
     switch_tiers_nb,
     update_mark_from_index_nb,
@@ -68,6 +70,7 @@ from backtester.engine.loop_nb import (
 from backtester.engine.metrics_nb import isolated_ratio_at_nb, metrics_at_tier_nb
 from backtester.engine.order_entry_nb import place_order_nb
 from backtester.engine.orders_nb import accept_orders_nb
+from backtester.engine.trade_path_nb import in_safe_band_nb, set_trigger_nb
 from backtester.enums import (
     ContractKind,
     EventKind,
@@ -98,8 +101,10 @@ BAND_AFTER_CHECKS = 16
 
 
 @njit(cache=True)
-def target_contracts_nb(p, unit, amount, price, equity) -> float:
-    """Signed contracts for a target ``amount`` in ``unit`` at ``price``, rounded toward zero
+def target_contracts_nb(p: np.void, unit: int, amount: float, price: float, equity: float) -> float:
+    """Return the signed contracts for a target ``amount`` in ``unit`` at ``price``.
+
+    Signed contracts for a target ``amount`` in ``unit`` at ``price``, rounded toward zero
     to the lot (NaN when the price is not positive): the money-to-contracts table of
     :mod:`backtester.sizing` through its jitted twins (``p``: the instrument's params row;
     ``equity`` in settle currency, so a fraction of it is quote notional for a linear contract
@@ -121,8 +126,10 @@ def target_contracts_nb(p, unit, amount, price, equity) -> float:
 
 
 @njit(cache=True)
-def signal_delta_nb(state, i, signals, k) -> float:
-    """Contracts to trade at the close of bar ``k`` (0.0: nothing), the rule of both signal
+def signal_delta_nb(state: Any, i: int, signals: tuple[Any, ...], k: int) -> float:
+    """Return the contracts to trade at the close of bar ``k`` (0.0: nothing).
+
+    Contracts to trade at the close of bar ``k`` (0.0: nothing), the rule of both signal
     drivers (the kernel below and the jit strategy of the general loop).
 
     ``signals = (amount, close_long, close_short, unit)``: a long (short) position is closed on
@@ -132,7 +139,7 @@ def signal_delta_nb(state, i, signals, k) -> float:
     """
     amount, close_long, close_short, unit = signals
     s = state.positions[i]
-    position = s["contracts"]
+    position: float = s["contracts"]
     want = np.nan
     if (close_long[k] and position > 0.0) or (close_short[k] and position < 0.0):
         want = 0.0
@@ -152,15 +159,18 @@ def signal_delta_nb(state, i, signals, k) -> float:
 
 
 @njit(cache=True)
-def signal_orders_nb(state, signals, k) -> bool:
-    """At the close of bar ``k``: the market order of :func:`signal_delta_nb`, validated at
-    once (as the jit path validates orders after its callback). True when one was placed."""
-    delta = signal_delta_nb(state, 0, signals, k)
+def signal_market_nb(state: Any, i: int, signals: tuple[Any, ...], k: int) -> bool:
+    """Place the market order of :func:`signal_delta_nb` at the close of bar ``k``.
+
+    Not validated here: the general loop validates after its callbacks, the kernel at once
+    (:func:`signal_orders_nb`). True when one was placed.
+    """
+    delta = signal_delta_nb(state, i, signals, k)
     if delta == 0.0 or not np.isfinite(delta):
         return False
     place_order_nb(
         state,
-        0,
+        i,
         OrderType.MARKET,
         Side.BUY if delta > 0.0 else Side.SELL,
         abs(delta),
@@ -172,15 +182,32 @@ def signal_orders_nb(state, signals, k) -> bool:
         0,
         np.nan,
     )
+    return True
+
+
+@njit(cache=True)
+def signal_orders_nb(state: Any, signals: tuple[Any, ...], k: int) -> bool:
+    """Place and validate the signal's market order at the close of bar ``k``.
+
+    At the close of bar ``k``: the market order of :func:`signal_delta_nb`, validated at
+    once (as the jit path validates orders after its callback). True when one was placed.
+    """
+    if not signal_market_nb(state, 0, signals, k):
+        return False
     accept_orders_nb(state, state.account[0]["ts_ns"])
     return True
 
 
 @njit(cache=True)
-def tier_cache_nb(s, p, tiers, size_abs) -> tuple:
-    """``(tier_size, tier_row)``: the tier row of a position of ``size_abs`` contracts at its
+def tier_cache_nb(
+    s: np.void, p: np.void, tiers: npt.NDArray[np.void], size_abs: float
+) -> tuple[float, int]:
+    """Return ``(tier_size, tier_row)`` of a position of ``size_abs`` contracts at its mark.
+
+    ``(tier_size, tier_row)``: the tier row of a position of ``size_abs`` contracts at its
     mark, and the size for which it stays valid (NaN unless the table is by contracts, where
-    the row does not depend on the price)."""
+    the row does not depend on the price).
+    """
     row = tier_index_nb(
         tiers,
         p["tier_offset"],
@@ -193,23 +220,29 @@ def tier_cache_nb(s, p, tiers, size_abs) -> tuple:
 
 
 @njit(cache=True, inline="always")
-def isolated_metrics_nb(s, p, tier) -> tuple:
-    """(UPL, maintenance margin, liquidation buffer, margin ratio) of the open isolated
+def isolated_metrics_nb(s: np.void, p: np.void, tier: np.void) -> tuple[float, float, float, float]:
+    """Return (UPL, maintenance margin, liquidation buffer, margin ratio) of position ``s``.
+
+    (UPL, maintenance margin, liquidation buffer, margin ratio) of the open isolated
     position record ``s`` at its (finite) mark: the values
     :func:`~backtester.engine.metrics_nb.isolated_buffer_nb` computes, for the tier record
     ``tier``. Records only: an inlined function's array arguments cost reference-count
-    updates on every call, and this runs at every mark update of an open position."""
+    updates on every call, and this runs at every mark update of an open position.
+    """
     upl, pv, mm = metrics_at_tier_nb(s, p, tier)
     _, buffer, ratio = isolated_ratio_at_nb(s, p, upl, pv, mm, tier["maintenance_margin_rate"])
     return upl, mm, buffer, ratio
 
 
 @njit(cache=True, inline="always")
-def needs_full_check_nb(s, mc_ratio, buffer) -> bool:
-    """After a mark update: whether the full liquidation check
+def needs_full_check_nb(s: np.void, mc_ratio: float, buffer: float) -> bool:
+    """Whether the full liquidation check must run after a mark update.
+
+    After a mark update: whether the full liquidation check
     (:func:`~backtester.engine.loop_nb.liquidation_after_mark_nb`) must run — decided as its
     own fast exit decides, from the isolated position's ``buffer`` when it was computed (NaN
-    otherwise)."""
+    otherwise).
+    """
     if s["contracts"] == 0.0 and not s["margin_call_active"]:
         return False
     return not (
@@ -221,13 +254,16 @@ def needs_full_check_nb(s, mc_ratio, buffer) -> bool:
 
 
 @njit(cache=True, inline="always")
-def ema_index_point_nb(s, p, price, ts, alpha) -> bool:
-    """An index point of ``price`` at ``ts`` under the INDEX_EMA_BASIS mark method:
+def ema_index_point_nb(s: np.void, p: np.void, price: float, ts: int, alpha: float) -> bool:
+    """Run an index point of ``price`` at ``ts`` under the INDEX_EMA_BASIS mark method.
+
+    An index point of ``price`` at ``ts`` under the INDEX_EMA_BASIS mark method:
     :func:`~backtester.engine.loop_nb.handle_index_nb` on a point stream up to its liquidation
     check, with the mark of :func:`~backtester.engine.loop_nb.ema_basis_mark_nb` (the method's
     branch of ``update_mark_from_index_nb``, without its funding array argument, whose
     reference counting costs more than the update). True when the liquidation check must
-    run (an open position or a margin call; the trigger is noted). Records only."""
+    run (an open position or a margin call; the trigger is noted). Records only.
+    """
     s["index_swap"] = False
     s["index_price"] = price
     s["c_index"] += 1
@@ -239,18 +275,27 @@ def ema_index_point_nb(s, p, price, ts, alpha) -> bool:
 
 
 @njit(cache=True, inline="always")
-def quiet_path_nb(
-    acc, s, p, t0, interval, t_index, t_mark, t_funding, daily_settlement, next_equity_ns
+def quiet_path_nb(  # records and the kernel's locals (streams' next times)
+    acc: np.void,
+    s: np.void,
+    p: np.void,
+    t0: int,
+    interval: int,
+    t_index: int,
+    t_mark: int,
+    t_funding: int,
+    daily_settlement: bool,
+    next_equity_ns: int,
 ) -> bool:
-    """Return whether only the bar's own path runs from its first extreme to its close.
+    """Whether nothing but the bar's own path happens up to its close.
 
-    From ``t0 + Δ//3`` to ``t0 + Δ`` in the signal kernel, with no working order: no index,
-    mark or funding event before the close, no equity row due at the extremes
-    (``next_equity_ns``: the next row's time once the row of ``t0``, if due, is written; see
-    :func:`next_equity_after_nb`), no settlement, tier switch or clawback up to the close;
-    and under the LAST mark method (where each point moves the mark) a flat position, or an
-    isolated one on a tier table by contracts (``last_mark_path_nb``). Records (``acc``,
-    ``s``, ``p``) and scalars only.
+    From its first extreme (``t0 + Δ//3``) to its close (``t0 + Δ``) in the signal kernel,
+    with no working order: no index, mark or funding event before the close, no equity row
+    due at the extremes (``next_equity_ns``: the next row's time once the row of ``t0``, if
+    due, is written; see :func:`next_equity_after_nb`), no settlement, tier switch or
+    clawback up to the close; and under the LAST mark method (where each point moves the
+    mark) a flat position, or an isolated one on a tier table by contracts
+    (``last_mark_path_nb``). Records (``acc``, ``s``, ``p``) and scalars only.
     """
     close_ns = t0 + interval
     method = p["mark_price_method"]
@@ -276,26 +321,27 @@ def quiet_path_nb(
 
 
 @njit(cache=True, inline="always")
-def next_equity_after_nb(acc, ts) -> int:
+def next_equity_after_nb(acc: np.void, ts: int) -> int:
     """Return the time of the next equity row once the events of instant ``ts`` are run.
 
     The run loop marks a row due after the first event at or past ``next_equity_ns`` and
     moves that time to the next multiple of ``equity_interval_ns`` (``run_until_nb``, the end
     of the signal kernel's event step). Record ``acc`` (the account row) and scalars only.
     """
-    interval = acc["equity_interval_ns"]
-    if interval > 0 and ts >= acc["next_equity_ns"]:
+    interval: int = acc["equity_interval_ns"]
+    next_ns: int = acc["next_equity_ns"]
+    if interval > 0 and ts >= next_ns:
         return (ts // interval + 1) * interval
-    return acc["next_equity_ns"]
+    return next_ns
 
 
 @njit(cache=True, inline="always")
-def bar_close_nb(acc, s) -> None:
-    """Close a bar without a signal, on the records.
+def bar_close_nb(acc: np.void, s: np.void) -> None:
+    """Run a bar close without a signal on the records.
 
-    :func:`~backtester.engine.loop_nb.handle_bar_nb` on the account row ``acc`` and the
-    position row ``s``, for the quiet-bar loop, where a call with the engine state costs its
-    arrays' reference-count updates at every bar.
+    :func:`~backtester.engine.loop_nb.handle_bar_nb` on the records (account row ``acc``,
+    position row ``s``), for the quiet-bar loop, where a call with the engine state costs
+    its arrays' reference-count updates at every bar.
     """
     row = s["c_bar"]
     s["c_bar"] = row + 1
@@ -304,19 +350,21 @@ def bar_close_nb(acc, s) -> None:
 
 
 @njit(cache=True, inline="always")
-def fast_equity_row_nb(s) -> bool:
-    """Return whether :func:`isolated_equity_row_nb` can write the EQUITY row.
+def fast_equity_row_nb(s: np.void) -> bool:
+    """Whether :func:`isolated_equity_row_nb` writes the EQUITY row of position row ``s``.
 
-    For the one instrument of position row ``s``: flat, or isolated with a finite mark (else
+    The one instrument's position is flat, or isolated with a finite mark (else
     ``record_equity_nb`` writes it).
     """
-    return s["contracts"] == 0.0 or (
+    return s["contracts"] == 0.0 or (  # type: ignore[no-any-return]  # numba record fields
         s["margin_mode"] == MarginMode.ISOLATED and np.isfinite(s["mark_price"])
     )
 
 
 @njit(cache=True, inline="always")
-def isolated_equity_row_nb(r, acc, s, p, tier, ts) -> None:
+def isolated_equity_row_nb(
+    r: np.void, acc: np.void, s: np.void, p: np.void, tier: np.void, ts: int
+) -> None:
     """Fill ``r``, the next EQUITY row (``acc["n_equity"]``, counted here), at ``ts``.
 
     The row :func:`~backtester.engine.loop_nb.record_equity_nb` writes, bit for bit, for the
@@ -339,15 +387,26 @@ def isolated_equity_row_nb(r, acc, s, p, tier, ts) -> None:
 
 
 @njit(cache=True)
-def last_mark_path_nb(s, p, bar, tiers, row, nearest_first, mc_ratio) -> int:
-    """A bar's three path points (from its first extreme) under the LAST mark method, with
+def last_mark_path_nb(  # records and the kernel's cached tier row
+    s: np.void,
+    p: np.void,
+    bar: np.void,
+    tiers: npt.NDArray[np.void],
+    row: int,
+    nearest_first: bool,
+    mc_ratio: float,
+) -> int:
+    """Run a bar's three path points under the LAST mark method with the fast check.
+
+    A bar's three path points (from its first extreme) under the LAST mark method, with
     the open isolated position of row ``s`` on a tier table by contracts (its row does not
     change with the mark): each moves the last price and the mark (``move_last_price_nb``),
     then the liquidation check's fast exit runs (``row``: the position's tier row, or -1 to
     look it up). Returns the phase (1-3) of the first point after which the full check must
     run (the later points not replayed), 0 when none needs it. Not inlined, and the kernel's
     tier cache only read: either made the kernel's loop measurably slower (~2x on the
-    index-EMA case) for the common methods."""
+    index-EMA case) for the common methods.
+    """
     if row < 0:
         _, row = tier_cache_nb(s, p, tiers, abs(s["contracts"]))
     tier = tiers[row]
@@ -386,7 +445,9 @@ def last_mark_path_nb(s, p, bar, tiers, row, nearest_first, mc_ratio) -> int:
 
 
 @njit(cache=True)
-def run_signals_nb(state, capacities, signals) -> int:
+def run_signals_nb(  # noqa: C901  # one event loop with its streams' times in locals (see the module notes)
+    state: Any, capacities: npt.NDArray[np.int64], signals: tuple[Any, ...]
+) -> int:
     """Replay until the end of data or a full buffer; returns a Status.
 
     ``state`` is the :class:`~backtester.engine.state_nb.EngineState` of one instrument with
@@ -427,7 +488,7 @@ def run_signals_nb(state, capacities, signals) -> int:
     t_mark = mark[s["c_mark"]]["ts_ns"] if s["c_mark"] < s["e_mark"] else NO_EVENT
     t_funding = funding[s["c_funding"]]["ts_ns"] if s["c_funding"] < s["e_funding"] else NO_EVENT
     t_bar = NO_EVENT
-    k_bar = EventKind.BAR
+    k_bar: int = EventKind.BAR
     if s["c_bar"] < s["e_bar"]:
         t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
     while True:

@@ -7,22 +7,32 @@ before the run from the user's :class:`~backtester.engine.slippage.SlippageModel
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from backtester.enums import ContractKind
 
 
 @njit(cache=True)
-def contracts_base_nb(contract_kind, contracts, face_value, price) -> float:
-    """Base coin in ``contracts`` at ``price``: linear q·face; inverse q·face/price."""
+def contracts_base_nb(
+    contract_kind: int, contracts: float, face_value: float, price: float
+) -> float:
+    """Return the base coin in ``contracts`` at ``price``: linear q·face; inverse q·face/price."""
     if contract_kind == ContractKind.INVERSE:
         return contracts * face_value / price
     return contracts * face_value
 
 
 @njit(cache=True)
-def taker_slippage_rate_nb(slip, contract_kind, face_value, contracts, price, volume_base) -> float:
-    """Fraction of the price a taker fill of ``contracts`` moves against the order.
+def taker_slippage_rate_nb(
+    slip: npt.NDArray[np.float64],
+    contract_kind: int,
+    face_value: float,
+    contracts: float,
+    price: float,
+    volume_base: float,
+) -> float:
+    """Return the fraction of the price a taker fill of ``contracts`` moves against the order.
 
     Formula
     -------
@@ -43,12 +53,13 @@ def taker_slippage_rate_nb(slip, contract_kind, face_value, contracts, price, vo
     -----
     None in cases.json (hand-derived tests in tests/unit/engine/test_engine_slippage.py).
     """
-    fixed = slip[0]
-    coefficient = slip[1]
-    cap = slip[2]
+    fixed: float = slip[0]
+    coefficient: float = slip[1]
+    cap: float = slip[2]
     if coefficient == 0.0:
         return min(fixed, cap)
     if not volume_base > 0.0:
         return cap
     q = contracts_base_nb(contract_kind, contracts, face_value, price)
-    return min(fixed + coefficient * np.sqrt(q / volume_base), cap)
+    impact: float = coefficient * np.sqrt(q / volume_base)
+    return min(fixed + impact, cap)

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,25 @@ def _table(rows: npt.NDArray[np.void], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _read_groups(
+    reader: pq.ParquetFile, groups: Iterable[int], rows: int, dtype: np.dtype
+) -> npt.NDArray[np.void]:
+    """Read row groups ``groups`` (``rows`` rows in all) into a zeroed array of ``dtype``.
+
+    Field by field into zeros: the padding bytes stay 0 (``np.concatenate`` leaves aligned
+    padding undefined) and the transient memory is one row group.
+    """
+    out = np.zeros(rows, dtype=dtype)
+    start = 0
+    for group in groups:
+        table = reader.read_row_group(group)
+        end = start + table.num_rows
+        for name in dtype.names or ():
+            out[name][start:end] = table.column(name).to_numpy()
+        start = end
+    return out
+
+
 def read_records(path: str | Path, dtype: np.dtype) -> npt.NDArray[np.void]:
     """Read a spilled record file back as a structured array of ``dtype``.
 
@@ -161,15 +181,7 @@ def read_records(path: str | Path, dtype: np.dtype) -> npt.NDArray[np.void]:
             raise ValueError(
                 f"{path}: columns {names}, expected the fields {list(dtype.names or ())}"
             )
-        out = np.zeros(reader.metadata.num_rows, dtype=dtype)
-        start = 0
-        for group in range(reader.num_row_groups):
-            table = reader.read_row_group(group)
-            end = start + table.num_rows
-            for name in names:
-                out[name][start:end] = table.column(name).to_numpy()
-            start = end
-    return out
+        return _read_groups(reader, range(reader.num_row_groups), reader.metadata.num_rows, dtype)
 
 
 def read_last_rows(path: str | Path, dtype: np.dtype, n: int) -> npt.NDArray[np.void]:
@@ -183,13 +195,7 @@ def read_last_rows(path: str | Path, dtype: np.dtype, n: int) -> npt.NDArray[np.
                 break
             groups.insert(0, group)
             rows += reader.metadata.row_group(group).num_rows
-        out = np.zeros(rows, dtype=dtype)
-        start = 0
-        for group in groups:
-            table = reader.read_row_group(group)
-            for name in dtype.names or ():
-                out[name][start : start + table.num_rows] = table.column(name).to_numpy()
-            start += table.num_rows
+        out = _read_groups(reader, groups, rows, dtype)
     return out[max(0, rows - n) :]
 
 
@@ -201,14 +207,7 @@ def read_first_rows(path: str | Path, dtype: np.dtype, n: int) -> npt.NDArray[np
         while groups < reader.num_row_groups and rows < n:
             rows += reader.metadata.row_group(groups).num_rows
             groups += 1
-        # filled field by field into zeros (np.concatenate leaves aligned padding undefined)
-        out = np.zeros(rows, dtype=dtype)
-        start = 0
-        for group in range(groups):
-            table = reader.read_row_group(group)
-            for name in dtype.names or ():
-                out[name][start : start + table.num_rows] = table.column(name).to_numpy()
-            start += table.num_rows
+        out = _read_groups(reader, range(groups), rows, dtype)
     return out[:n]
 
 

@@ -26,7 +26,16 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from backtester.enums import MarginMode, MarkPriceMethod, PathPoint, PriceStream, WakeReason
+from backtester.engine.orders_nb import is_conditional_nb, is_stop_nb
+from backtester.enums import (
+    MarginMode,
+    MarkPriceMethod,
+    OrderStatus,
+    OrderType,
+    PathPoint,
+    PriceStream,
+    WakeReason,
+)
 
 NO_BAND = (0.0, 0.0)  # an empty band: no trade is quiet
 
@@ -69,7 +78,8 @@ def quiet_band_nb(state: Any, i: int) -> tuple[float, float]:
     A trade strictly inside the band changes nothing but the last price (and, under the LAST
     mark method, the mark); ``(0, 0)`` (empty) when no trade is quiet now. Conditions:
 
-    - no working order of instrument ``i`` (it could trigger or fill on the trade);
+    - inside the band of every working order of instrument ``i`` (:func:`order_band_nb`:
+      the trade neither triggers, fills, queues at nor ratchets it);
     - every record of a subscribed kind already shown to its callback (``n_*_seen``; the
       general loop only moves the counter of the others), no order waiting for validation,
       no equity row pending, and the Python strategy not woken by trades (``wake_mask``);
@@ -92,11 +102,16 @@ def quiet_band_nb(state: Any, i: int) -> tuple[float, float]:
         or (mask & WakeReason.ADL and acc["n_adl_seen"] != acc["n_adl"])
     ):
         return NO_BAND
+    low = -np.inf
+    high = np.inf
     orders = state.orders
     active = state.active
     for k in range(acc["n_active"]):
-        if orders[active[k]]["instrument"] == i:
-            return NO_BAND
+        row = active[k]
+        if orders[row]["instrument"] == i:
+            low, high = order_band_nb(orders[row], state.work[row], low, high)
+            if not low < high:
+                return NO_BAND
     s = state.positions[i]
     p = state.params[i]
     if p["mark_price_method"] == MarkPriceMethod.LAST and (
@@ -107,9 +122,42 @@ def quiet_band_nb(state: Any, i: int) -> tuple[float, float]:
             and not s["margin_call_active"]
             and in_safe_band_nb(s, p)
         ):
-            return s["safe_mark_low"], s["safe_mark_high"]
+            return max(low, s["safe_mark_low"]), min(high, s["safe_mark_high"])
         return NO_BAND
-    return -np.inf, np.inf
+    return low, high
+
+
+@njit(cache=True)
+def order_band_nb(o: Any, w: Any, low: float, high: float) -> tuple[float, float]:
+    """Return the band ``(low, high)`` narrowed to the trade prices at which order ``o`` rests.
+
+    ``o``/``w``: a working order's ORDER_DTYPE and work rows. What a trade does to an order
+    (``orders_nb.point_action_nb``): a stop or take-profit awaiting its trigger triggers at
+    ``price >= trigger`` (buy stop, sell take-profit) or ``<=`` (the others), so it rests
+    strictly below / above the trigger; a resting limit fills through its price and, with the
+    queue model, loses queue at it, so a buy rests strictly above its limit, a sell strictly
+    below. Every other state changes on any trade: a trailing stop ratchets, a market order
+    fills, a taker (just triggered stop-limit) fills or turns maker — the empty band then.
+    A non-finite price or trigger gives the empty band too (never matched, but not worth a
+    special case). Records only.
+    """
+    typ = o["order_type"]
+    awaiting = is_conditional_nb(typ) and o["status"] == OrderStatus.NEW
+    if awaiting:
+        if typ == OrderType.TRAILING_STOP_MARKET:
+            return NO_BAND
+        level = o["trigger_price"]
+        below = (o["side"] > 0) == is_stop_nb(typ)  # it triggers on a rise to the level
+    else:
+        if typ == OrderType.MARKET or w["is_taker"]:
+            return NO_BAND
+        level = o["price"]
+        below = o["side"] < 0  # a sell limit rests above the trades
+    if not np.isfinite(level):
+        return NO_BAND
+    if below:
+        return low, min(high, level)
+    return max(low, level), high
 
 
 @njit(cache=True)
@@ -134,7 +182,7 @@ def account_bound_ns_nb(state: Any, i: int) -> int:
 
 
 # Not cached and inlined: it calls the strategy's ``on_trade``, so it is specialised per
-# strategy inside the loop (see ``backtester.jit.cached_replay_kernel``).
+# strategy inside the loop (see ``backtester.engine.jit_replay.cached_replay_kernel``).
 @njit(inline="always")
 def quiet_trades_nb(
     state: Any,

@@ -58,10 +58,10 @@ def _cell(name: str, value: Any) -> str:
 
 def _figure(chart_id: str, figure: go.Figure) -> str:
     figure.update_layout(template="plotly_white", margin={"l": 70, "r": 20, "t": 50, "b": 50})
-    return figure.to_html(
+    return str(figure.to_html(
         full_html=False, include_plotlyjs=False, div_id=chart_id,
         config={"displaylogo": False, "responsive": True},
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def _page(title: str, script: str, body: list[str]) -> str:
@@ -96,7 +96,8 @@ def heatmap_figure(
     if liquidation_column in frame.columns:
         counts = pd.to_numeric(frame[liquidation_column], errors="coerce").fillna(0)
         hit = frame.assign(_liq=counts > 0).groupby([y_name, x_name])["_liq"].any()
-        cells = [(str(x), str(y)) for (y, x), flag in hit.items() if flag]
+        flagged: list[tuple[Any, Any]] = hit[hit].index.tolist()  # (y, x) of liquidated cells
+        cells = [(str(x), str(y)) for y, x in flagged]
         if cells:
             figure.add_trace(go.Scatter(
                 x=[c[0] for c in cells], y=[c[1] for c in cells], mode="text",
@@ -155,9 +156,14 @@ def write_sweep_page(
     ]
     figures: list[str] = []
     if len(heatmap) == 2 and len(ok):
-        figures.append(_figure("heatmap", heatmap_figure(ok, rank_by, *heatmap,
+        x_name, y_name = heatmap
+        figures.append(_figure("heatmap", heatmap_figure(ok, rank_by, x_name, y_name,
                                                          liquidation_column)))  # fmt: skip
-    values = pd.to_numeric(ok[rank_by], errors="coerce") if len(ok) else pd.Series([], float)
+    values = (
+        pd.to_numeric(ok[rank_by], errors="coerce")
+        if len(ok)
+        else pd.Series(np.zeros(0, dtype=np.float64))
+    )
     histogram = go.Figure(go.Histogram(x=values.to_numpy(), nbinsx=30, name=esc(rank_by)))
     histogram.update_layout(title={"text": esc(f"Distribution of {rank_by}")}, height=320,
                             xaxis_title=esc(rank_by), yaxis_title="combinations")  # fmt: skip
@@ -199,7 +205,10 @@ def stitched_equity(frame: pd.DataFrame) -> pd.Series:
 
     A window whose out-of-sample run failed adds nothing (wealth carried, stated on the page).
     """
-    returns = pd.to_numeric(frame.get("oos_total_return"), errors="coerce").fillna(0.0)
+    if "oos_total_return" in frame.columns:
+        returns = pd.to_numeric(frame["oos_total_return"], errors="coerce").fillna(0.0)
+    else:  # every out-of-sample run failed: no return column
+        returns = pd.Series(np.zeros(len(frame), dtype=np.float64))
     wealth = np.cumprod(1.0 + returns.to_numpy(dtype=np.float64))
     index = pd.to_datetime(frame["test_end"], utc=True)
     start = pd.to_datetime(frame["test_start"], utc=True).iloc[:1]

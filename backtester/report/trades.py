@@ -36,7 +36,7 @@ closed it), ``end_of_data`` (still open when the data ended).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -170,7 +170,7 @@ def round_trips(result: Result) -> pd.DataFrame:
         fills["position_after_contracts"].tolist(), strict=True,
     )  # fmt: skip
     for row in columns:
-        walk.add(_Fill._make(row))
+        walk.add(row)
     trips = walk.trips
     unattributed = _place_time_rows(result, trips)
     for name, values in walk.orphans.items():
@@ -198,18 +198,10 @@ def _ledger_by_fill(ledger: npt.NDArray[np.void]) -> dict[int, list[tuple[int, f
     return by_fill
 
 
-class _Fill(NamedTuple):
-    """The fields of one FILL_DTYPE row that the walk reads (Python scalars)."""
-
-    fill_id: int
-    order_id: int
-    instrument: int
-    ts: int
-    side: int
-    liquidity: int
-    price: float
-    qty: float
-    after: float  # position_after_contracts
+# the FILL_DTYPE fields the walk reads, as Python scalars: fill_id, order_id, instrument, ts_ns,
+# side, liquidity, price, qty_contracts, position_after_contracts (a tuple: one per fill, and
+# a named tuple would cost a fifth more time over a million fills)
+_FillRow = tuple[int, int, int, int, int, int, float, float, float]
 
 
 class _FillWalk:
@@ -229,17 +221,17 @@ class _FillWalk:
         self.current: dict[int, _Trip] = {}
         self.position: dict[int, float] = {}
 
-    def add(self, fill: _Fill) -> None:
+    def add(self, fill: _FillRow) -> None:
         """Book one fill: it closes, opens, or closes and opens (a flip) round trips."""
-        inst, after = fill.instrument, fill.after
+        fill_id, order_id, inst, ts, side, liquidity, price, qty, after = fill
         before = self.position.get(inst, 0.0)
         self.position[inst] = after
         ends = after == 0.0 or after * before < 0  # closed to flat or flipped
-        closed = min(abs(before), fill.qty) if before * fill.side < 0 else 0.0
+        closed = min(abs(before), qty) if before * side < 0 else 0.0
         if ends:
             closed = abs(before)  # the whole old position closed
-        opened = max(0.0, fill.qty - closed) if after != 0.0 else 0.0
-        booked = self.by_fill.get(fill.fill_id, [])
+        opened = max(0.0, qty - closed) if after != 0.0 else 0.0
+        booked = self.by_fill.get(fill_id, [])
         closing_fee: list[float] = []
         trip = self.current.get(inst)
         if closed > 0.0 and trip is None:  # a close without a known opening: never dropped
@@ -247,10 +239,13 @@ class _FillWalk:
                 self.orphans.setdefault(LedgerKind(kind).name.lower(), []).append(amount)
             booked = []
         if closed > 0.0 and trip is not None:
-            share = closed / fill.qty if fill.qty > 0 else 1.0
-            closing_fee = self._close(trip, fill, closed, booked, share if opened > 0.0 else 1.0)
+            share = closed / qty if qty > 0 else 1.0
+            closing_fee = self._close(
+                trip, (price, closed), liquidity, booked, share if opened > 0.0 else 1.0
+            )
             if ends:
-                self._end(trip, fill)
+                self._end(trip, ts, liquidity, order_id)
+                del self.current[inst]
         if opened > 0.0:
             self._open(fill, opened, closed, booked, closing_fee)
         trip = self.current.get(inst)
@@ -260,19 +255,20 @@ class _FillWalk:
     def _close(
         self,
         trip: _Trip,
-        fill: _Fill,
-        closed: float,
+        exit_fill: tuple[float, float],
+        liquidity: int,
         booked: list[tuple[int, float]],
         fee_share: float,
     ) -> list[float]:
-        """Book the closing part of ``fill``; return the part of its fee that the close pays.
+        """Book the closing part of a fill; return the part of its fee that the close pays.
 
-        ``fee_share``: the closed share of a flipping fill's contracts (1 otherwise).
+        ``exit_fill``: (price, contracts closed); ``fee_share``: the closed share of a flipping
+        fill's contracts (1 otherwise).
         """
         trip.fills += 1
-        trip.exits[0].append(fill.price)
-        trip.exits[1].append(closed)
-        if fill.liquidity == Liquidity.LIQUIDATION:
+        trip.exits[0].append(exit_fill[0])
+        trip.exits[1].append(exit_fill[1])
+        if liquidity == Liquidity.LIQUIDATION:
             trip.liquidations += 1
         closing_fee = []
         for kind, amount in booked:
@@ -282,21 +278,20 @@ class _FillWalk:
             trip.money[_FILL_KIND_COLUMN[kind]].append(part)
         return closing_fee
 
-    def _end(self, trip: _Trip, fill: _Fill) -> None:
-        """Close ``trip`` at ``fill`` with its exit reason."""
+    def _end(self, trip: _Trip, ts: int, liquidity: int, order_id: int) -> None:
+        """End ``trip`` at ``ts`` with the exit reason of the fill that closed it."""
         trip.is_open = False
-        trip.ts_exit = fill.ts
-        if fill.liquidity == Liquidity.LIQUIDATION:
+        trip.ts_exit = ts
+        if liquidity == Liquidity.LIQUIDATION:
             trip.reason = "liquidation"
-        elif fill.liquidity == Liquidity.ADL:
+        elif liquidity == Liquidity.ADL:
             trip.reason = "adl"
         else:
-            trip.reason = _ORDER_REASON.get(self.order_type.get(fill.order_id, -1), "signal")
-        del self.current[fill.instrument]
+            trip.reason = _ORDER_REASON.get(self.order_type.get(order_id, -1), "signal")
 
     def _open(
         self,
-        fill: _Fill,
+        fill: _FillRow,
         opened: float,
         closed: float,
         booked: list[tuple[int, float]],
@@ -307,13 +302,14 @@ class _FillWalk:
         Its fee is the booked fee minus the part the close paid, so the two add up to the row;
         its other rows only when the fill closed nothing (else the close took them).
         """
-        trip = self.current.get(fill.instrument)
+        _, _, inst, ts, _, _, price, _, after = fill
+        trip = self.current.get(inst)
         if trip is None:
-            trip = _Trip(fill.instrument, 1 if fill.after > 0 else -1, fill.ts)
-            self.current[fill.instrument] = trip
+            trip = _Trip(inst, 1 if after > 0 else -1, ts)
+            self.current[inst] = trip
             self.trips.append(trip)
         trip.fills += 1
-        trip.entries[0].append(fill.price)
+        trip.entries[0].append(price)
         trip.entries[1].append(opened)
         for kind, amount in booked:
             if kind == LedgerKind.FEE:

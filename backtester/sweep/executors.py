@@ -22,14 +22,18 @@ import contextlib
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from backtester.sweep.identity import IdentityCache
 from backtester.sweep.store import SweepStore, job_key
 
 JobFunction = Callable[[dict[str, Any]], dict[str, Any]]
+Outcome = tuple[str, dict[str, Any] | BaseException]
+"""A job's key and its metrics, or what it raised."""
 
 
 @dataclass
@@ -51,7 +55,10 @@ class SweepRun:
     failed: int
 
 
-def _record(key: str, job: dict[str, Any], outcome: dict[str, Any] | BaseException) -> dict:
+def _record(
+    key: str, job: dict[str, Any], outcome: dict[str, Any] | BaseException
+) -> dict[str, Any]:
+    """Return the stored record of one finished job: its metrics, or its error's first line."""
     if isinstance(outcome, BaseException):
         text = (
             str(outcome)
@@ -259,12 +266,122 @@ def _worker_main(connection: Any, function: JobFunction, preload: Any) -> None:
             connection.send((key, "ok", outcome))
 
 
+@dataclass
+class _Worker:
+    """One local worker process, the job it runs (None when idle) and its peak memory."""
+
+    process: BaseProcess
+    key: str | None = None
+    rss: int = 0
+
+
+class _LocalPool:
+    """The worker processes of one local sweep, each sent one job at a time.
+
+    ``queue`` holds the jobs not yet sent (``pop()`` takes the next one); ``attempts`` counts
+    the sends of each job, so a job whose worker died is retried up to
+    :data:`WORKER_ATTEMPTS` times.
+    """
+
+    def __init__(
+        self,
+        function: JobFunction,
+        jobs: dict[str, dict[str, Any]],
+        workers: int | None,
+        preload: Callable[[], None] | None,
+    ) -> None:
+        self.context = multiprocessing.get_context("spawn")
+        self.function, self.jobs, self.preload = function, jobs, preload
+        self.count = min(workers or os.cpu_count() or 1, len(jobs))
+        self.queue = list(jobs.items())[::-1]
+        self.attempts: dict[str, int] = {}
+        self.live: dict[Connection, _Worker] = {}
+
+    def start(self) -> None:
+        """Start one worker process and send it the next job."""
+        parent_end, child_end = self.context.Pipe()
+        process = self.context.Process(
+            target=_worker_main, args=(child_end, self.function, self.preload), daemon=True
+        )
+        process.start()
+        child_end.close()
+        self.live[parent_end] = _Worker(process)
+        self.dispatch(parent_end)
+
+    def dispatch(self, connection: Connection) -> None:
+        """Send the next job to the worker at ``connection``, or mark it idle."""
+        worker = self.live[connection]
+        if not self.queue:
+            worker.key = None
+            return
+        key, job = self.queue.pop()
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        worker.key, worker.rss = key, 0
+        connection.send((key, job))
+
+    def busy(self) -> bool:
+        """Return whether a worker is running a job."""
+        return any(w.key is not None for w in self.live.values())
+
+    def poll(self) -> Iterator[Outcome]:
+        """Wait up to one poll interval; yield the outcome of each job that ended meanwhile."""
+        sentinels = {w.process.sentinel: c for c, w in self.live.items()}
+        ready = wait([*self.live, *sentinels], timeout=_POLL_S)
+        for worker in self.live.values():
+            if worker.key is not None and worker.process.pid is not None:
+                worker.rss = max(worker.rss, _rss_bytes(worker.process.pid))
+        for item in ready:
+            # a process sentinel (int) stands for its worker's pipe
+            connection = sentinels.get(item) if isinstance(item, int) else item
+            if isinstance(connection, Connection) and connection in self.live:
+                yield from self._ready(connection, item is connection)
+
+    def _ready(self, connection: Connection, readable: bool) -> Iterator[Outcome]:
+        """Take the outcome a worker sent, or handle the death of its process."""
+        message = None
+        if readable:
+            try:
+                message = connection.recv()
+            except (EOFError, OSError):
+                message = None  # died while sending: handled as a death below
+        if message is not None:
+            got_key, status, payload = message
+            yield got_key, payload if status == "ok" else JobError(payload)
+            self.dispatch(connection)
+            return
+        worker = self.live.pop(connection)
+        worker.process.join(timeout=5)
+        connection.close()
+        if worker.key is not None:
+            key = worker.key
+            if self.attempts[key] < WORKER_ATTEMPTS:
+                self.queue.append((key, self.jobs[key]))  # retried next, on a fresh worker
+            else:
+                cause = _death_cause(worker.process.exitcode, worker.rss)
+                message = f"{cause} while running this combination ({self.attempts[key]} attempts)"
+                yield key, WorkerDied(message)
+        if self.queue and len(self.live) < self.count:
+            self.start()
+
+    def close(self) -> None:
+        """Ask every worker to stop, then kill those still alive after 2 s."""
+        for connection in self.live:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                connection.send(None)
+        for connection, worker in self.live.items():
+            worker.process.join(timeout=2)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5)
+            connection.close()
+
+
 def _execute_local(
     function: JobFunction,
     jobs: dict[str, dict[str, Any]],
     workers: int | None,
     preload: Callable[[], None] | None,
-) -> Iterable[tuple[str, dict[str, Any] | BaseException]]:
+) -> Iterable[Outcome]:
     """Run the jobs on worker processes that the sweep watches one by one.
 
     Each worker runs one job at a time, so when a worker process dies (SIGKILL by the OOM
@@ -274,90 +391,14 @@ def _execute_local(
     with the others. Workers end with the sweep's process even when it is SIGKILLed
     (``PR_SET_PDEATHSIG`` on Linux, else a watcher thread), so none is left behind.
     """
-    from multiprocessing.connection import wait
-
-    context = multiprocessing.get_context("spawn")
-    count = min(workers or os.cpu_count() or 1, len(jobs))
-    queue = list(jobs.items())[::-1]  # pop() takes the first job
-    attempts: dict[str, int] = {}
-    live: dict[Any, dict[str, Any]] = {}  # connection → {process, key, rss}
-
-    def start() -> None:
-        parent_end, child_end = context.Pipe()
-        process = context.Process(
-            target=_worker_main, args=(child_end, function, preload), daemon=True
-        )
-        process.start()
-        child_end.close()
-        live[parent_end] = {"process": process, "key": None, "rss": 0}
-
-    def dispatch(connection: Any) -> None:
-        worker = live[connection]
-        if queue:
-            key, job = queue.pop()
-            attempts[key] = attempts.get(key, 0) + 1
-            worker["key"], worker["rss"] = key, 0
-            connection.send((key, job))
-        else:
-            worker["key"] = None
-
+    pool = _LocalPool(function, jobs, workers, preload)
     try:
-        for _ in range(count):
-            start()
-        for connection in list(live):
-            dispatch(connection)
-        while any(w["key"] is not None for w in live.values()):
-            sentinels = {w["process"].sentinel: c for c, w in live.items()}
-            ready = wait([*live, *sentinels], timeout=_POLL_S)
-            for worker in live.values():
-                if worker["key"] is not None:
-                    worker["rss"] = max(worker["rss"], _rss_bytes(worker["process"].pid))
-            for item in ready:
-                connection = sentinels.get(item, item)
-                if connection not in live:
-                    continue
-                worker = live[connection]
-                key = worker["key"]
-                message = None
-                if item is connection:
-                    try:
-                        message = connection.recv()
-                    except (EOFError, OSError):
-                        message = None  # died while sending: handled as a death below
-                if message is not None:
-                    got_key, status, payload = message
-                    yield got_key, payload if status == "ok" else JobError(payload)
-                    dispatch(connection)
-                    continue
-                process = worker["process"]
-                process.join(timeout=5)
-                del live[connection]
-                connection.close()
-                if key is not None:
-                    cause = _death_cause(process.exitcode, worker["rss"])
-                    if attempts[key] < WORKER_ATTEMPTS:
-                        queue.append((key, jobs[key]))  # retried next, on a fresh worker
-                    else:
-                        yield (
-                            key,
-                            WorkerDied(
-                                f"{cause} while running this combination ({attempts[key]} attempts)"
-                            ),
-                        )
-                if queue and len(live) < count:
-                    start()
-                    new = next(reversed(live))
-                    dispatch(new)
+        for _ in range(pool.count):
+            pool.start()
+        while pool.busy():
+            yield from pool.poll()
     finally:
-        for connection in live:
-            with contextlib.suppress(OSError, BrokenPipeError):
-                connection.send(None)
-        for connection, worker in live.items():
-            worker["process"].join(timeout=2)
-            if worker["process"].is_alive():
-                worker["process"].kill()
-                worker["process"].join(timeout=5)
-            connection.close()
+        pool.close()
 
 
 QUIET_SCHEDULER = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}

@@ -1,5 +1,8 @@
-"""The parameter space of a sweep: ``name=start:stop:step`` / ``a,b,c`` dimensions, grid and
-random combinations, and the job of one combination."""
+"""The parameter space of a sweep.
+
+``name=start:stop:step`` / ``a,b,c`` dimensions, grid and random combinations, and the job of
+one combination.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +38,9 @@ def parse_values(name: str, text: str) -> list[Any]:
         parts = text.split(":")
         if len(parts) != 3:
             raise ValueError(f"{name}: range {text!r} must be start:stop:step (e.g. 5:50:5)")
-        numbers = [parse_scalar(p) for p in parts]
-        if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+        parsed = [parse_scalar(p) for p in parts]
+        numbers = [n for n in parsed if isinstance(n, int | float) and not isinstance(n, bool)]
+        if len(numbers) != 3:
             raise ValueError(f"{name}: range {text!r} must be numbers start:stop:step")
         start, stop, step = numbers
         if step <= 0:
@@ -82,7 +86,7 @@ def grid_combinations(space: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]
 def random_combinations(
     space: Mapping[str, Sequence[Any]], samples: int, seed: int = 0
 ) -> list[dict[str, Any]]:
-    """``samples`` distinct combinations drawn uniformly from the grid (fixed ``seed``).
+    """Return ``samples`` distinct combinations drawn uniformly from the grid (fixed ``seed``).
 
     Returns the whole grid when it has no more than ``samples`` combinations.
     """
@@ -106,8 +110,8 @@ def random_combinations(
 
 
 def apply_combination(base_job: dict[str, Any], combo: dict[str, Any]) -> dict[str, Any]:
-    """The job for one combination: run settings go to the top level, the rest to ``params``."""
-    job = json.loads(json.dumps(base_job))
+    """Return the job of one combination: run settings at the top level, the rest in ``params``."""
+    job: dict[str, Any] = json.loads(json.dumps(base_job))
     params = dict(job.get("params") or {})
     for name, value in combo.items():
         if name in RUN_SETTINGS:

@@ -1,5 +1,4 @@
-"""What a stored sweep result depends on besides its parameters, so that it is never reused
-stale.
+"""What a stored sweep result depends on besides its parameters, so it is never reused stale.
 
 A sweep stores each combination's result under a key (:func:`backtester.sweep.store.job_key`) and
 skips the combinations already stored. Keyed on the job alone (strategy path, parameters, data
@@ -35,8 +34,10 @@ __all__ = ["IdentityCache", "job_identity"]
 
 
 def _module_file(name: str, roots: list[Path]) -> Path | None:
-    """The project file of module ``name`` (``a.b`` -> ``a/b.py`` or ``a/b/__init__.py``)
-    under one of ``roots``, or None (an installed or built-in module)."""
+    """Return the project file of module ``name`` under one of ``roots``, or None.
+
+    ``a.b`` is ``a/b.py`` or ``a/b/__init__.py``; None for an installed or built-in module.
+    """
     relative = Path(*name.split("."))
     for root in roots:
         for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
@@ -107,8 +108,10 @@ def _sys_path() -> list[str]:
 
 
 def data_files(selection: dict[str, Any]) -> list[tuple[str, int, int]]:
-    """(relative path, size, mtime ns) of every file of the selected dataset in its catalog
-    (empty for the generated sample when no copy is stored: the engine digest covers it)."""
+    """Return (relative path, size, mtime ns) of every file of the selected dataset.
+
+    Empty for the generated sample when no copy is stored: the engine digest covers it.
+    """
     from backtester.data import sample
 
     source = selection["source"]
@@ -130,16 +133,20 @@ def data_files(selection: dict[str, Any]) -> list[tuple[str, int, int]]:
 
 @functools.cache
 def engine_version() -> str:
-    """Digest of the backtester's sources, once per process: the code this process runs is
-    the code it imported, whatever happens to the files later."""
+    """Return the digest of the backtester's sources, once per process.
+
+    The code this process runs is the code it imported, whatever happens to the files later.
+    """
     import backtester
 
     return backtester._source_key(os.path.dirname(os.path.abspath(backtester.__file__)))
 
 
 def job_identity(job: dict[str, Any]) -> dict[str, Any]:
-    """The strategy sources, data files and engine version a job's result depends on (the
-    parts a job lacks, e.g. no ``data``, are left empty)."""
+    """Return the strategy sources, data files and engine version a job's result depends on.
+
+    The parts a job lacks (e.g. no ``data``) are left empty.
+    """
     return {
         "strategy": strategy_sources(str(job["strategy"])) if "strategy" in job else {},
         "data": data_files(job["data"]) if "source" in (job.get("data") or {}) else [],
@@ -148,14 +155,16 @@ def job_identity(job: dict[str, Any]) -> dict[str, Any]:
 
 
 class IdentityCache:
-    """:func:`job_identity` computed once per distinct (strategy, data selection) of a sweep
-    (the combinations of one sweep differ in their parameters only)."""
+    """Compute :func:`job_identity` once per distinct (strategy, data selection) of a sweep.
+
+    The combinations of one sweep differ in their parameters only.
+    """
 
     def __init__(self) -> None:
         self._known: dict[str, dict[str, Any]] = {}
 
     def __call__(self, job: dict[str, Any]) -> dict[str, Any]:
-        """The identity of ``job``."""
+        """Return the identity of ``job``."""
         data = dict(job.get("data") or {})
         data.pop("within", None)  # walk-forward windows cut the same files
         key = json.dumps([job.get("strategy"), data], sort_keys=True, default=str)

@@ -30,11 +30,11 @@ def _is_bookkeeping(name: str) -> bool:
 
 
 def record_row(record: dict[str, Any], dimensions: Sequence[str]) -> dict[str, Any]:
-    """Return the row of one stored record: the swept dimensions, ``status``, ``error``, every
-    scalar metric, then ``key``.
+    """Return the row of one stored record.
 
-    A dimension that is a run setting (:data:`~backtester.sweep.grid.RUN_SETTINGS`) is read
-    from the job's top level, a strategy parameter from ``job["params"]``.
+    The swept dimensions, ``status``, ``error``, every scalar metric, then ``key``. A
+    dimension that is a run setting (:data:`~backtester.sweep.grid.RUN_SETTINGS`) is read from
+    the job's top level, a strategy parameter from ``job["params"]``.
     """
     job = record["job"]
     row: dict[str, Any] = {}
@@ -132,11 +132,13 @@ RANK_METRICS = (
 
 
 def check_rank_by(rank_by: str, dimensions: Sequence[str], inverse: bool) -> None:
-    """Refuse an unknown ``--rank-by`` before the first run (``ValueError`` with a suggestion):
-    a metric of :data:`RANK_METRICS`, its ``_usd`` twin on an inverse contract, or a swept
-    numeric dimension."""
+    """Refuse an unknown ``--rank-by`` before the first run (``ValueError`` with a suggestion).
+
+    Known: a metric of :data:`RANK_METRICS`, its ``_usd`` twin on an inverse contract, or a
+    swept numeric dimension.
+    """
     known = [*RANK_METRICS, *dimensions]
-    twins = {usd_twin(m): m for m in RANK_METRICS if usd_twin(m)}
+    twins = {twin: m for m in RANK_METRICS if (twin := usd_twin(m)) is not None}
     if inverse:
         known += list(twins)
     if rank_by in known:
@@ -150,8 +152,11 @@ def check_rank_by(rank_by: str, dimensions: Sequence[str], inverse: bool) -> Non
 
 
 def usd_twin(metric: str) -> str | None:
-    """The name of ``metric``'s USD value on an inverse contract (report.metrics: money
-    figures ``*_settle`` -> ``*_usd``, the return block ``+ _usd``), None when it has none."""
+    """Return the name of ``metric``'s USD value on an inverse contract, None when it has none.
+
+    As report.metrics names them: money figures ``*_settle`` -> ``*_usd``, the return block
+    ``+ _usd``.
+    """
     if metric.endswith("_settle"):
         return metric[: -len("_settle")] + "_usd"
     if metric in (

@@ -1,5 +1,4 @@
-"""The result store of a sweep: one JSON file per finished job, keyed on what the result
-depends on.
+"""The result store of a sweep: one JSON file per finished job, keyed on what it depends on.
 
 Store layout (``<sweep dir>/``)::
 
@@ -28,10 +27,13 @@ from backtester.sweep.identity import job_identity
 
 
 def job_key(job: dict[str, Any], identity: dict[str, Any] | None = None) -> str:
-    """Stable 16-hex-digit key of a job: SHA-256 of its canonical JSON together with what its
-    result depends on besides (the strategy's sources, the data files, the engine version:
+    """Return the stable 16-hex-digit key of a job.
+
+    SHA-256 of its canonical JSON together with what its result depends on besides (the
+    strategy's sources, the data files, the engine version:
     :func:`backtester.sweep.identity.job_identity`, computed when ``identity`` is None), so
-    that an edited strategy or changed data is never answered with a stored result."""
+    that an edited strategy or changed data is never answered with a stored result.
+    """
     if identity is None:
         identity = job_identity(job)
     text = json.dumps([job, identity], sort_keys=True, separators=(",", ":"), default=str)
@@ -64,7 +66,7 @@ class SweepStore:
         return self.path(key).is_file()
 
     def get(self, key: str) -> dict[str, Any]:
-        """The stored record of one job (``ValueError`` naming the file if it is corrupt)."""
+        """Return the stored record of one job (``ValueError`` naming the file if corrupt)."""
         return self._load(self.path(key))
 
     @staticmethod
@@ -78,7 +80,7 @@ class SweepStore:
         return record
 
     def usable(self, key: str) -> dict[str, Any] | None:
-        """The stored record of a job, or None when there is none or it is corrupt.
+        """Return the stored record of a job, or None when there is none or it is corrupt.
 
         A corrupt file (truncated by a full disk, edited by hand) is named in a warning and
         the job counts as not run, so the sweep computes it again and replaces the file.
@@ -111,15 +113,19 @@ class SweepStore:
         return target
 
     def read_manifest(self) -> dict[str, Any]:
-        """The ``sweep.json`` written by :meth:`write_manifest`."""
+        """Return the ``sweep.json`` written by :meth:`write_manifest`."""
         path = self.directory / "sweep.json"
         if not path.is_file():
             raise FileNotFoundError(f"{self.directory}: not a sweep directory (no sweep.json)")
-        return json.loads(path.read_text())
+        manifest: dict[str, Any] = json.loads(path.read_text())
+        return manifest
 
     def records(self) -> list[dict[str, Any]]:
-        """Every stored record, sorted by key; a corrupt file is skipped with a warning
-        naming it (rerun the sweep to compute it again)."""
+        """Return every stored record, sorted by key.
+
+        A corrupt file is skipped with a warning naming it (rerun the sweep to compute it
+        again).
+        """
         out = []
         for path in sorted(self.results_dir.glob("*.json")):
             try:

@@ -15,6 +15,7 @@ from numba import njit
 from backtester import JitStrategy, Strategy, backtest, dtypes
 from backtester.data.market import MarketData
 from backtester.enums import LedgerKind, Liquidity, OrderStatus
+from backtester.jit import adl_record
 from tests.unit.engine.test_engine_funding_settlement import DAY0, HOUR_NS, hourly_bars
 
 
@@ -102,8 +103,9 @@ def test_an_adl_on_the_other_side_or_below_the_cut_off_leaves_the_position():
 
 @njit
 def jit_on_adl(ctx, s, row):
-    s[1] += ctx.adl[row]["contracts"]
-    s[2] = ctx.adl[row]["kind"]
+    record = adl_record(ctx, row)
+    s[1] += record.contracts
+    s[2] = record.kind
 
 
 def test_the_jit_path_sees_the_same_adl_and_clawback_records():

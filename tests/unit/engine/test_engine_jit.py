@@ -15,7 +15,7 @@ from numba import njit
 from backtester import JitStrategy, Strategy, backtest, dtypes
 from backtester.data.market import MarketData
 from backtester.enums import OrderStatus, RejectReason
-from backtester.jit import cancel, limit, market, position
+from backtester.jit import bar, bar_count, cancel, fill, limit, market, order, position
 from tests.unit.engine.test_engine_sma_exact import SmaCross as SmaCrossPy
 from tests.unit.engine.test_engine_sma_exact import make_bars
 
@@ -27,16 +27,24 @@ T0 = 1_700_000_000_000_000_000
 @njit
 def sma_on_bar(ctx, p, i, row):
     fast, slow, size = int(p[0]), int(p[1]), p[2]
-    if row + 1 < slow:
+    if bar_count(ctx, i) < slow:
         return
-    closes = ctx.bars["close"]
-    f = closes[row + 1 - fast : row + 1].mean()
-    s = closes[row + 1 - slow : row + 1].mean()
+    f = mean_close(ctx, i, fast)
+    s = mean_close(ctx, i, slow)
     q = position(ctx, i)
     if f > s and q <= 0:
         market(ctx, i, size - q)
     elif f < s and q >= 0:
         market(ctx, i, -size - q)
+
+
+@njit
+def mean_close(ctx, i, n):
+    """Mean of the last n closes, summed oldest first (as numpy's mean of the slice)."""
+    total = 0.0
+    for k in range(n - 1, -1, -1):
+        total += bar(ctx, i, k).close
+    return total / n
 
 
 class SmaCrossJit(JitStrategy):
@@ -131,20 +139,15 @@ def maker_on_trade(ctx, s, i, row):
 
 @njit
 def maker_on_fill(ctx, s, k):
-    f = ctx.fills[k]
+    f = fill(ctx, k)
     n = int(s[2])
     s[3 + 3 * n] = 1.0
-    s[4 + 3 * n] = f["order_id"]
-    s[5 + 3 * n] = f["price"]
+    s[4 + 3 * n] = f.order_id
+    s[5 + 3 * n] = f.price
     s[2] = n + 1
-    if f["order_id"] == s[0]:
+    if f.order_id == s[0]:
         cancel(ctx, int(s[1]))
-        limit(ctx, i_of(ctx, k), -2.0, 30_060.0)
-
-
-@njit
-def i_of(ctx, k):
-    return ctx.fills[k]["instrument"]
+        limit(ctx, f.instrument, -2.0, 30_060.0)
 
 
 @njit
@@ -152,7 +155,7 @@ def maker_on_rejected(ctx, s, r):
     n = int(s[2])
     s[3 + 3 * n] = 2.0
     s[4 + 3 * n] = r
-    s[5 + 3 * n] = ctx.orders[r]["reject_reason"]
+    s[5 + 3 * n] = order(ctx, r).reject_reason
     s[2] = n + 1
 
 

@@ -4,7 +4,7 @@ The data are written to a real Parquet catalog (``Catalog.write``) in a temporar
 the streamed run (``Catalog.stream_market_data`` → ``backtest``) must give records identical to
 the run over ``Catalog.load_market_data`` of the same span — fills, ledger, funding payments,
 liquidations and equity — for a Python ``on_bar`` strategy using ``ctx.sma`` across chunk
-boundaries, a jitted bar strategy reading ``ctx.bars[row - k]``, and a Python ``on_trade``
+boundaries, a jitted bar strategy reading ``bar(ctx, i, k)``, and a Python ``on_trade``
 strategy whose limit orders rest across boundaries. Chunk lengths include boundaries exactly
 at a bar close and exactly at a funding time; the Binance profile's median mark reads the
 next funding row, so the funding look-ahead at a boundary is exercised.
@@ -20,7 +20,7 @@ from backtester import JitStrategy, Strategy, backtest, dtypes
 from backtester.data import Catalog
 from backtester.data.loader import load_market_data
 from backtester.data.stream import MarketDataStream, stream_market_data
-from backtester.jit import market, position
+from backtester.jit import bar, bar_count, market, position
 
 MINUTE = 60_000_000_000
 HOUR = 60 * MINUTE
@@ -116,10 +116,10 @@ class SmaLong(Strategy):
 def momentum_on_bar(ctx, p, i, row):
     """Long when the close is above the close ``lag`` bars ago, short when below."""
     lag = int(p[0])
-    if row < lag:
+    if bar_count(ctx, i) <= lag:
         return
-    now = ctx.bars[row]["close"]
-    then = ctx.bars[row - lag]["close"]
+    now = bar(ctx, i, 0).close
+    then = bar(ctx, i, lag).close
     q = position(ctx, i)
     if now > then * 1.002 and q <= 0:
         market(ctx, i, 0.3 - q)

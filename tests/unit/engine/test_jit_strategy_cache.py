@@ -20,12 +20,12 @@ REPO = PACKAGE_DIR.parent
 STRATEGY = """
 import numpy as np
 from numba import njit
-from backtester.jit import JitStrategy, market, position
+from backtester.jit import JitStrategy, market, position, trade
 
 
 @njit
 def on_trade(ctx, state, i, row):
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[0] == 0.0:
         state[0] = price
     state[0] += 0.01 * (price - state[0])
@@ -50,7 +50,7 @@ sys.path.insert(0, sys.argv[1])
 from backtester import dtypes
 from backtester.data.market import MarketData
 from backtester.engine.backtest import backtest
-import backtester.jit as jit
+import backtester.engine.jit_replay as jit_replay
 from tickstrategy import TickEma
 
 rng = np.random.default_rng(3)
@@ -60,7 +60,7 @@ trades["price"] = np.round(30_000 * np.exp(np.cumsum(rng.normal(0, 5e-4, 5_000))
 trades["qty_base"] = 0.01
 data = MarketData("BTC-USDT-SWAP", trades=trades)
 result = backtest(TickEma, data, "okx:BTC-USDT-SWAP", initial_balance=1e5, leverage=5)
-(kernel,) = jit._KERNELS.values()
+(kernel,) = jit_replay._KERNELS.values()
 print(json.dumps({
     "fills": len(result.fills),
     "prices": result.fills["price"].tolist(),
@@ -119,7 +119,7 @@ def test_second_process_loads_the_compiled_strategy(tmp_path):
 def test_cached_kernel_replays_like_the_uncached_loop(tmp_path):
     """The generated, cached kernel (callbacks inlined) gives the records of the general
     jitted loop with the callbacks as arguments (the path of callbacks without a file)."""
-    import backtester.jit as jit
+    import backtester.engine.jit_replay as jit_replay
     from backtester import dtypes
     from backtester.data.market import MarketData
     from backtester.engine import driver
@@ -143,13 +143,13 @@ def test_cached_kernel_replays_like_the_uncached_loop(tmp_path):
     cached = backtest(TickEma, data, "okx:BTC-USDT-SWAP", initial_balance=1e5, leverage=5)
     original = driver.__dict__.get("cached_replay_kernel")
 
-    saved = jit.cached_replay_kernel
-    jit.cached_replay_kernel = lambda callbacks: None  # force the uncached loop
+    saved = jit_replay.cached_replay_kernel
+    jit_replay.cached_replay_kernel = lambda callbacks: None  # force the uncached loop
     try:
         uncached = backtest(TickEma, data, "okx:BTC-USDT-SWAP", initial_balance=1e5, leverage=5)
     finally:
-        jit.cached_replay_kernel = saved
-    assert original is None  # the driver imports it at run time (the patch above applies)
+        jit_replay.cached_replay_kernel = saved
+    assert original is None  # the engine looks it up at run time (the patch above applies)
     assert len(cached.fills) > 10
     for kind in ("fills", "ledger", "equity", "orders"):
         ours, theirs = cached.records[kind], uncached.records[kind]

@@ -22,7 +22,9 @@ import pytest
 from backtester import backtest, backtest_signals, dtypes
 from backtester.data.market import MarketData
 from backtester.data.sample import load_sample
-from backtester.engine.signals import _Signals, signal_kernel_applies
+from backtester.engine import signal_replay
+from backtester.engine.jit_replay import replay_kernel
+from backtester.engine.signal_replay import SignalRule, signal_kernel_applies, signal_on_bar_nb
 from backtester.engine.signals_nb import run_signals_nb
 from backtester.engine.slippage import FixedRateSlippage
 from backtester.enums import LedgerKind, OrderStatus
@@ -156,21 +158,19 @@ def both(case: str, entries, exits, data, contract, **kwargs) -> Result:
     return auto
 
 
-class _Probe(_Signals):
-    """The signal strategy, recording what its replay_kernel hook decided for the real Run."""
-
-    decisions: list[tuple[bool, Any]] = []  # noqa: RUF012 (filled per run, read by the test)
-
-    def replay_kernel(self, run: Any) -> Any:
-        kernel = super().replay_kernel(run)
-        type(self).decisions.append((signal_kernel_applies(run), kernel))
-        return kernel
-
-
 def probe_kernel(entries, exits, data, contract, **kwargs) -> tuple[bool, Any, Result]:
-    """Run the signal strategy through ``backtest`` as ``backtest_signals`` does and return
-    (signal_kernel_applies(run), the kernel chosen for replay="auto" or None, Result)."""
-    _Probe.decisions.clear()
+    """Run the signal rule through ``backtest`` as ``backtest_signals`` does and return
+    (signal_kernel_applies(run), the kernel the engine chose for replay="auto" or None for the
+    general loop, Result): the engine's choice (signal_replay.signal_kernel) is recorded by a
+    wrapper around it."""
+    decisions: list[tuple[bool, Any]] = []
+    chosen = signal_replay.signal_kernel
+
+    def recording(run: Any, rule: Any) -> Any:
+        kernel, arguments = chosen(run, rule)
+        decisions.append((signal_kernel_applies(run), kernel))
+        return kernel, arguments
+
     size = float(kwargs.pop("contracts", 1.0))
     sign = 1.0 if kwargs.pop("direction", "long") == "long" else -1.0
     no = np.zeros(len(entries), dtype=bool)
@@ -181,10 +181,18 @@ def probe_kernel(entries, exits, data, contract, **kwargs) -> tuple[bool, Any, R
         "unit": 0,
         "replay": "auto",
     }
-    result = backtest(_Probe, data, contract, params=params, **kwargs)
-    assert len(_Probe.decisions) == 1
-    applies, kernel = _Probe.decisions[0]
-    return applies, None if kernel is None else kernel[0], result
+    signal_replay.signal_kernel = recording
+    try:
+        result = backtest(SignalRule, data, contract, params=params, **kwargs)
+    finally:
+        signal_replay.signal_kernel = chosen
+    assert len(decisions) == 1
+    applies, kernel = decisions[0]
+    if kernel is not run_signals_nb:
+        # the general loop with the signal rule as its on_bar: reported as None
+        assert kernel is replay_kernel({"on_bar": signal_on_bar_nb}, None)[0]
+        kernel = None
+    return applies, kernel, result
 
 
 # ---------------------------------------------------------------------------- the kernel is used

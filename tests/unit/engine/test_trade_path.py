@@ -7,8 +7,9 @@ and through ``run_until_nb`` recompiled with the fast path switched off (``quiet
 replaced by a function that never takes it). Every record array must be equal field by field,
 and so must what the callbacks saw (a checksum of the last price, mark, time, position and
 wake row at every callback, kept in the strategy's state). The scenarios put every bound of
-the fast path inside its runs: orders placed mid-run (market, resting limits, stops,
-cancels), a crash that liquidates an isolated position under the LAST mark (the safe band
+the fast path inside its runs: orders placed mid-run and resting through runs (market,
+limits with and without the queue model, stops, take-profits, stop-limits, trailing stops,
+cancels, a latency), a crash that liquidates an isolated position under the LAST mark (the safe band
 left), index and funding times between trades (some equal to a trade's time), equity rows
 every 17 min, daily settlement and weekly clawback (OKEx 2019 coin-margined profile), two
 instruments whose trades interleave, cross margin. A wrong bound moves a fill, a funding
@@ -28,7 +29,26 @@ from backtester import JitStrategy, backtest, dtypes
 from backtester.callbacks import LOOP_CALLBACKS
 from backtester.data.market import MarketData
 from backtester.engine import loop_nb
-from backtester.jit import cancel, close_position, limit, market, round_price, stop
+from backtester.engine.order_entry_nb import place_order_nb
+from backtester.enums import OrderType, Side, TimeInForce
+from backtester.jit import (
+    cancel,
+    close_position,
+    fill,
+    funding_payment,
+    last_price,
+    limit,
+    mark_price,
+    market,
+    order_count,
+    position,
+    round_price,
+    stop,
+    take_profit,
+    time_ns,
+    trade,
+    trailing_stop,
+)
 from backtester.results import record_digest
 
 SECOND_NS = 1_000_000_000
@@ -40,17 +60,15 @@ LAST_STATE: list[np.ndarray] = []
 @njit
 def fuzz_on_trade(ctx, st, i, row):
     """Orders chosen by a hash of the row; a checksum of what the callback sees."""
-    s = ctx.positions[i]
-    acc = ctx.account[0]
-    price = ctx.trades[row]["price"]
-    st[1] = st[1] * 0.5 + s["last_price"] + 1e-3 * s["mark_price"] + 1e-9 * (acc["ts_ns"] - T0)
-    st[1] += 7.0 * s["contracts"] + 0.25 * i + 1e-6 * acc["wake_ref"]
+    price = trade(ctx, row).price
+    q = position(ctx, i)
+    st[1] = st[1] * 0.5 + last_price(ctx, i) + 1e-3 * mark_price(ctx, i)
+    st[1] += 1e-9 * (time_ns(ctx) - T0) + 7.0 * q + 0.25 * i + 1e-6 * row
     st[4] += 1.0
-    q = s["contracts"]
     if row >= st[3] and i == 0:  # the crash: long, to be liquidated
         if st[9] == 0.0:  # no old stop or limit may close it first
             st[9] = 1.0
-            for order_id in range(acc["n_orders"]):
+            for order_id in range(order_count(ctx)):
                 cancel(ctx, order_id)
         if q <= 0.0:
             st[2] = market(ctx, i, 5.0 - q)
@@ -67,16 +85,29 @@ def fuzz_on_trade(ctx, st, i, row):
         cancel(ctx, int(st[2]))
     elif h == 9:
         close_position(ctx, i)
+    elif h == 10 and q != 0.0:
+        st[2] = trailing_stop(ctx, i, -q, price * 0.004)
+    elif h == 11 and q != 0.0:
+        st[2] = take_profit(ctx, i, -q, round_price(ctx, i, price * (1.01 if q > 0.0 else 0.99)))
+    elif h == 12 or h == 13:  # a stop-limit / take-profit-limit, 1 % away, limit 0.1 % beyond
+        typ = OrderType.STOP_LIMIT if h == 12 else OrderType.TAKE_PROFIT_LIMIT
+        away = side if h == 12 else -side  # a buy stop above the price, a buy take-profit below
+        trigger = round_price(ctx, i, price * (1.0 + away * 0.01))
+        limit_price = round_price(ctx, i, trigger * (1.0 + side * 0.001))
+        st[2] = place_order_nb(
+            ctx.account, ctx.orders, ctx.work, i, typ, Side.BUY if side > 0 else Side.SELL,
+            2.0, limit_price, trigger, TimeInForce.GTC, False, False, 0, np.nan,
+        )  # fmt: skip
 
 
 @njit
 def fuzz_on_fill(ctx, st, row):
-    st[5] = st[5] * 0.5 + ctx.fills[row]["price"] + 1e-9 * (ctx.account[0]["ts_ns"] - T0)
+    st[5] = st[5] * 0.5 + fill(ctx, row).price + 1e-9 * (time_ns(ctx) - T0)
 
 
 @njit
 def fuzz_on_funding(ctx, st, row):
-    st[6] += 1.0 + ctx.funding_payments[row]["payment_settle"]
+    st[6] += 1.0 + funding_payment(ctx, row).payment_settle
 
 
 @njit
@@ -133,12 +164,12 @@ class FuzzGeneral(Fuzz):
 
 def random_trades(rng: np.random.Generator, n: int, span_s: int, start: float) -> np.ndarray:
     """``n`` trades over about ``span_s`` seconds (gaps of 0 included), a random walk with a
-    30 % crash over the last fifth."""
+    40 % crash over the last fifth."""
     t = np.zeros(n, dtypes.TRADE_DTYPE)
     gaps = rng.integers(0, 2 * span_s // n + 1, n) * SECOND_NS
     t["ts_ns"] = T0 + np.cumsum(gaps)
     walk = np.cumsum(rng.normal(0.0, 1.5e-3, n))
-    crash = np.clip((np.arange(n) - 0.8 * n) / (0.2 * n), 0.0, 1.0) * np.log(0.7)
+    crash = np.clip((np.arange(n) - 0.8 * n) / (0.2 * n), 0.0, 1.0) * np.log(0.6)
     t["price"] = np.round(start * np.exp(walk + crash), 1)
     t["qty_base"] = rng.uniform(0.001, 0.5, n)
     return t
@@ -181,6 +212,7 @@ def scenario(name: str, seed: int) -> tuple[list[MarketData], list[str], dict[st
             index=random_points(rng, trades, 300),
             funding=random_funding(rng, trades, 7),
         )
+        opts.update(queue_model=True, queue_initial_base=0.3)
         return [data], ["okx:BTC-USDT-SWAP"], opts
     if name == "settlement and clawback":
         trades = random_trades(rng, 5000, 9 * 86400, 8_000.0)
@@ -194,6 +226,7 @@ def scenario(name: str, seed: int) -> tuple[list[MarketData], list[str], dict[st
             MarketData("BTC-USDT-SWAP", trades=btc),
             MarketData("BTCUSDT", trades=usdm, index=random_points(rng, usdm, 200)),
         ]
+        opts["latency_ns"] = 2 * SECOND_NS
         return data, ["okx:BTC-USDT-SWAP", "binance_usdm:BTCUSDT"], opts
     assert name == "cross margin"
     trades = random_trades(rng, 4000, 2 * 86400, 30_000.0)

@@ -67,6 +67,19 @@ def test_load_run_on_missing_directory_names_the_file(tmp_path) -> None:
         load_run(tmp_path)
 
 
+def test_load_run_refuses_another_format_or_a_missing_record_file(hand_result, tmp_path) -> None:
+    directory = save_run(hand_result, tmp_path / "run", self_contained=True)
+    meta_path = directory / "result.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(ValueError, match=r"result\.json: format_version 99, expected 1"):
+        load_run(directory)
+    meta_path.write_text(json.dumps(meta))
+    (directory / "settlements.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match=r"settlements\.parquet not found"):
+        load_run(directory)
+
+
 def test_liquidation_report_rows_and_margin_path(hand_result) -> None:
     report = liquidation_report(hand_result, path_samples=5)
     record = hand_result.records["liquidations"][0]

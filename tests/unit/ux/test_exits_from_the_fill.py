@@ -18,7 +18,7 @@ from numba import njit
 
 from backtester import backtest
 from backtester.enums import OrderStatus, OrderType
-from backtester.jit import JitStrategy, limit, place_exits, position
+from backtester.jit import JitStrategy, fill, limit, place_exits, position
 from tests.unit.ux.scripted_bars import CONTRACT, FLAT, MINUTE_NS, SECOND_NS, T0, bars, run
 
 # flat at its open: the high (100 away) is nearer than the low (600 away), so the path is
@@ -92,9 +92,9 @@ def jit_on_bar(ctx, state, i, row):
 
 @njit
 def jit_on_fill(ctx, state, fill_row):
-    fill = ctx.fills[fill_row]
-    if position(ctx, fill["instrument"]) > 0.0 and state[1] < 0:
-        state[1] = place_exits(ctx, fill["instrument"], fill["price"] - 400.0, np.nan)[0]
+    entry = fill(ctx, fill_row)
+    if position(ctx, entry.instrument) > 0.0 and state[1] < 0:
+        state[1] = place_exits(ctx, entry.instrument, entry.price - 400.0, np.nan)[0]
 
 
 class JitLimitEntry(JitStrategy):

@@ -9,7 +9,7 @@ from numba import njit
 from backtester import Strategy, backtest, dtypes
 from backtester.data.market import MarketData
 from backtester.enums import OrderStatus
-from backtester.jit import JitStrategy, market, one_cancels_other, place_exits, position
+from backtester.jit import JitStrategy, fill, market, one_cancels_other, place_exits, position
 
 MINUTE_NS = 60_000_000_000
 T0 = 1_700_000_000_000_000_000
@@ -36,11 +36,11 @@ def on_bar(ctx, state, i, row):
 
 @njit
 def on_fill(ctx, state, fill_row):
-    fill = ctx.fills[fill_row]
     if one_cancels_other(ctx, fill_row, np.int64(state[1]), np.int64(state[2])):
         return
-    if position(ctx, fill["instrument"]) != 0.0 and state[1] < 0:
-        ids = place_exits(ctx, fill["instrument"], fill["price"] - 500.0, fill["price"] + 1_000.0)
+    entry = fill(ctx, fill_row)
+    if position(ctx, entry.instrument) != 0.0 and state[1] < 0:
+        ids = place_exits(ctx, entry.instrument, entry.price - 500.0, entry.price + 1_000.0)
         state[1], state[2] = ids[0], ids[1]
 
 

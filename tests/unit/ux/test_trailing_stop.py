@@ -22,6 +22,7 @@ from backtester.data.market import MarketData
 from backtester.enums import OrderStatus, OrderType
 from backtester.jit import (
     JitStrategy,
+    fill,
     market,
     one_cancels_other,
     place_exits,
@@ -173,14 +174,14 @@ def jit_on_bar(ctx, state, i, row):
 
 @njit
 def jit_on_fill(ctx, state, fill_row):
-    fill = ctx.fills[fill_row]
     if one_cancels_other(ctx, fill_row, np.int64(state[1]), np.int64(state[2])):
         return
-    i = fill["instrument"]
+    entry = fill(ctx, fill_row)
+    i = entry.instrument
     q = position(ctx, i)
     if q != 0.0 and state[1] < 0:
-        state[1] = trailing_stop(ctx, i, -q, 500.0, np.nan, fill["price"])
-        state[2] = place_exits(ctx, i, np.nan, fill["price"] + 800.0)[1]
+        state[1] = trailing_stop(ctx, i, -q, 500.0, np.nan, entry.price)
+        state[2] = place_exits(ctx, i, np.nan, entry.price + 800.0)[1]
 
 
 class JitTrailing(JitStrategy):
