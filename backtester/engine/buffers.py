@@ -117,7 +117,7 @@ def record_buffer(rows: int, dtype: np.dtype, *, zeroed: bool = True) -> npt.NDA
         return _unadvised_zeros(nbytes).view(dtype)
     block, reused = _take_block(nbytes)
     fields = (dtype.fields or {}).values()
-    packed = dtype.itemsize == sum(field[0].itemsize for field in fields)
+    packed = dtype.fields is None or dtype.itemsize == sum(field[0].itemsize for field in fields)
     if reused and (zeroed or not packed):
         block[:nbytes] = 0
     view = block.data[:nbytes]
