@@ -1,5 +1,5 @@
-"""Kernel modules (``backtester/**/*_nb.py``) import only numpy, numba, the schema modules and
-other kernel modules (DESIGN.md "Decisions"; STYLE.md C1/C2), so they stay jit-compilable and
+"""Kernel modules (``backtester/**/*_nb.py``) import only numpy, numba, the schema modules,
+annotation-only modules (``typing``, ``collections.abc``) and other kernel modules (DESIGN.md "Decisions"; STYLE.md C1/C2), so they stay jit-compilable and
 free of Python-object dependencies."""
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "backtester"
 ALLOWED_TOP = {"numpy", "numba", "math", "__future__"}
+# annotation-only modules (mypy --strict gates, docs/ARCHITECTURE.md): they bring no object into
+# a kernel body; numba ignores annotations
+ALLOWED_TYPING = {"typing", "collections.abc", "numpy.typing"}
 ALLOWED_MODULES = {"backtester.dtypes", "backtester.enums"}
 KERNEL_FILES = sorted(PACKAGE.rglob("*_nb.py"))
 
 
 def is_allowed(module: str) -> bool:
     """Whether a kernel module may import ``module``."""
-    if module.split(".")[0] in ALLOWED_TOP or module in ALLOWED_MODULES:
+    if module.split(".")[0] in ALLOWED_TOP or module in ALLOWED_MODULES | ALLOWED_TYPING:
         return True
     return module.startswith("backtester.") and module.rsplit(".", 1)[-1].endswith("_nb")
 
