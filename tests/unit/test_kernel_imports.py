@@ -1,6 +1,7 @@
 """Kernel modules (``backtester/**/*_nb.py``) import only numpy, numba, the schema modules,
-annotation-only modules (``typing``, ``collections.abc``) and other kernel modules (DESIGN.md "Decisions"; STYLE.md C1/C2), so they stay jit-compilable and
-free of Python-object dependencies."""
+annotation-only modules (``typing``, ``collections.abc``) and other kernel modules (DESIGN.md
+"Decisions"; STYLE.md C1/C2), so they stay jit-compilable and free of Python-object
+dependencies."""
 
 from __future__ import annotations
 
