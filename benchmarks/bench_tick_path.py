@@ -82,7 +82,7 @@ def hold_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
 @njit(cache=True)
 def resting_limit_on_trade(ctx: Any, state: Any, i: int, row: int) -> None:
     """A buy limit 10 % under the first price, resting all along; the EMA."""
-    price = ctx.trades[row]["price"]
+    price = trade(ctx, row).price
     if state[0] == 0.0:
         state[0] = price
         limit(ctx, i, 1.0, round_price(ctx, i, 0.9 * price))
