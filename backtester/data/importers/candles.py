@@ -299,15 +299,8 @@ def import_lean_funding(
         pd.to_datetime(frame["time"], format="%Y%m%d %H:%M:%S", utc=True), path.name, "time"
     )
     records = funding_records(ts, numeric(frame, "rate", path.name), funding_interval_ns)
-    return [
-        finish(
-            "funding",
-            records,
-            path=path,
-            exclude_rows=exclude_rows,
-            metadata={"format": "lean_margin_interest"},
-        )
-    ]
+    meta = {"format": "lean_margin_interest"}
+    return [finish("funding", records, path=path, exclude_rows=exclude_rows, metadata=meta)]
 
 
 def import_nautilus_bars(
