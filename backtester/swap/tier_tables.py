@@ -14,13 +14,7 @@ from __future__ import annotations
 import math
 
 from backtester.enums import TierBasis
-from backtester.swap.tiers import (
-    TierSchedule,
-    TierTable,
-    maintenance_amounts,
-    make_tier_rows,
-    to_ns,
-)
+from backtester.swap.tiers import TierSchedule, TierTable, maintenance_amounts
 
 __all__ = [
     "BINANCE_BTCUSDT_BRACKETS",
@@ -213,10 +207,10 @@ def okx_btc_usd_swap_2019_09() -> TierTable:
         mmr = round(0.005 + (k - 1) * 0.005, 10)
         imr = round(0.01 + (k - 1) * 0.005, 10)
         records.append((k, low, high, mmr, imr, 1.0 / imr))
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.CONTRACTS,
-        make_tier_rows(records),
-        to_ns("2019-09-18T06:00Z"),
+        records,
+        "2019-09-18T06:00Z",
         "OKX tier rule of 11 Sept 2019: https://okx.com/en-au/help/"
         "adjustment-of-perpetual-swap-tiered-maintenance-margin-ratio-schedule-9-11-2019",
     )
@@ -239,11 +233,11 @@ def binance_bracket_table(
     Binance-liq-USDM (maintenance amount), https://www.binance.com/en/support/faq/b3c689c1f50a44cabb3a84e663b81d93
     """
     cums = maintenance_amounts([b[0] for b in brackets], [b[2] for b in brackets])
-    rows = make_tier_rows(
+    rows = (
         (k + 1, low, high, mmr, None, lev, cum)
         for k, ((low, high, mmr, lev), cum) in enumerate(zip(brackets, cums, strict=True))
     )
-    return TierTable(basis, rows, to_ns(valid_from), source)
+    return TierTable.from_records(basis, rows, valid_from, source)
 
 
 def binance_btcusdt_schedule() -> TierSchedule:
@@ -291,14 +285,14 @@ def okx_btc_usd_swap_2020_table(valid_from: int | str = 0) -> TierTable:
     """
     mmrs = (0.005, 0.01, 0.015, 0.02)
     bounds = ((0, 999), (1_000, 9_999), (10_000, 24_999), (25_000, 49_999))
-    rows = make_tier_rows(
+    rows = (
         (k + 1, low, high, mmr, mmr + 0.005, 1.0 / (mmr + 0.005))
         for k, ((low, high), mmr) in enumerate(zip(bounds, mmrs, strict=True))
     )
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.CONTRACTS,
         rows,
-        to_ns(valid_from),
+        valid_from,
         "galoy: repo GaloyMoney/dealer GRAFANA.md @92d7cfb (2020 OKX BTC-USD-SWAP tiers, "
         "MECHANICS.md §4.3); a current table was not found in stored sources - fetch "
         "GET /api/v5/public/position-tiers?instType=SWAP&instFamily=BTC-USD. IMR = MMR + 0.5 % "
@@ -343,10 +337,10 @@ def okx_btc_usd_swap_2022_table() -> TierTable:
         ((1_000, 9_999, 0.01), (10_000, 24_999, 0.015), (25_000, 49_999, 0.02)), start=2
     ):
         records.append((k, low, high, mmr, mmr + 0.005, 1.0 / (mmr + 0.005)))
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.CONTRACTS,
-        make_tier_rows(records),
-        to_ns(OKX_BTC_USD_SWAP_2022_FROM),
+        records,
+        OKX_BTC_USD_SWAP_2022_FROM,
         "galoy GaloyMoney/dealer GRAFANA.md @92d7cfb, live account Jan 2022: displayed "
         "maintenance margin 0.000933 BTC on 100 contracts at mark 42,892 = tier-1 MMR 0.4 % "
         "(mgnRatio 134 = 0.141/(PV·(0.4 % + 0.05 %))); tiers 2-4 from the 2020 snapshot; "
@@ -423,9 +417,9 @@ def okx_btc_usdt_swap_2026_table() -> TierTable:
         low = 0.0 if previous_max is None else round(previous_max + 0.01, 2)
         records.append((tier, low, high, mmr, imr, lev))
         previous_max = high
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.CONTRACTS,
-        make_tier_rows(records),
+        records,
         0,
         "OKX BTC-USDT-SWAP position tiers, ccxt cache updated 2026-05-12 06:55 UTC "
         "(VanJames/freqtrade leverage_tiers_USDT.json @51df7fe; SOURCES.md §3): tiers 1-7 "
@@ -484,10 +478,10 @@ def okx_btc_usd_swap_2019() -> TierTable:
         mmr = round(0.05 + (k - 10) * 0.005, 10)
         lev = max(1, min(8, math.floor(1.0 / (2.0 * mmr))))
         records.append((k, low, low + 9_999, mmr, None, lev))
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.CONTRACTS,
-        make_tier_rows(records),
-        to_ns("2019-05-31T07:00Z"),
+        records,
+        "2019-05-31T07:00Z",
         OKX_TIERS_2019_SOURCE,
     )
 
@@ -544,10 +538,10 @@ def bitmex_risk_limits(
         mmr = base_maintenance_margin_rate * k
         imr = base_initial_margin_rate + base_maintenance_margin_rate * (k - 1)
         records.append((k, low, high, mmr, imr, 1.0 / imr))
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.NOTIONAL_COIN,
-        make_tier_rows(records),
-        to_ns(valid_from),
+        records,
+        valid_from,
         f"BitMEX risk limits (BitMEX-docs-copy, bradkyle/Qenv logic/bitmex.md @bf999d43): base "
         f"{base_risk_limit_coin:g} XBT, step {step_coin:g} XBT, base MM "
         f"{base_maintenance_margin_rate:.2%}, base IM {base_initial_margin_rate:.2%}",
