@@ -37,6 +37,34 @@ __all__ = [
 _INF = math.inf
 _FT = "freqtrade/freqtrade freqtrade/exchange/binance_leverage_tiers.json @{} (Binance /fapi/v1/leverageBracket via ccxt), quoted in MECHANICS.md §4.3"  # noqa: E501
 
+_UNIT = {"k": 1_000, "M": 1_000_000}
+
+
+def _brackets(caps: str, mmrs: str, max_leverages: str) -> list[tuple[float, float, float, float]]:
+    """Return Binance brackets ``(floor, cap, MMR, max leverage)`` from three columns.
+
+    One word per bracket in each column, in the order of the published table. A bracket's
+    floor is the previous bracket's cap (0 for the first: the tables have no gaps); a cap is
+    an integer with an optional unit ``k`` (10³) or ``M`` (10⁶), or ``inf`` (no cap).
+    """
+    cap_values = [
+        math.inf if w == "inf" else int(w.rstrip("kM")) * _UNIT.get(w[-1], 1) for w in caps.split()
+    ]
+    floors = [0, *cap_values[:-1]]
+    return list(
+        zip(
+            floors,
+            cap_values,
+            [float(w) for w in mmrs.split()],
+            [int(w) for w in max_leverages.split()],
+            strict=True,
+        )
+    )
+
+
+_MMR_2021 = "0.004 0.005 0.01 0.025 0.05 0.10 0.125 0.15 0.25 0.50"
+_MMR_2024 = "0.004 0.005 0.0065 0.01 0.02 0.025 0.05 0.10 0.125 0.15 0.25 0.50"
+
 # (valid_from, source, [(floor, cap, MMR, max leverage), ...]) — caps exclusive, floors inclusive.
 BINANCE_BTCUSDT_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, float]]]] = [
     (
@@ -45,13 +73,7 @@ BINANCE_BTCUSDT_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, f
         "@bf999d43) and MECHANICS.md §4.3 '2020 FAQ table': levels 1-5 only (to 10M USDT); "
         "the higher levels are not in the stored sources, larger positions use level 5. "
         "Valid from the BTCUSDT perpetual launch (2019-09-13).",
-        [
-            (0, 50_000, 0.004, 125),
-            (50_000, 250_000, 0.005, 100),
-            (250_000, 1_000_000, 0.01, 50),
-            (1_000_000, 5_000_000, 0.025, 20),
-            (5_000_000, 10_000_000, 0.05, 10),
-        ],
+        _brackets("50k 250k 1M 5M 10M", "0.004 0.005 0.01 0.025 0.05", "125 100 50 20 10"),
     ),
     (
         "2021-03-18T09:00Z",
@@ -59,86 +81,41 @@ BINANCE_BTCUSDT_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, f
         "Contracts (2021-03-18)', https://www.binance.com/en/support/announcement/"
         "86cf9aa472574b8cb2e05bb751c2a9a6 (effective 2021-03-18 09:00 UTC); cum by the "
         "bracket formula",
-        [
-            (0, 50_000, 0.004, 125),
-            (50_000, 250_000, 0.005, 100),
-            (250_000, 1_000_000, 0.01, 50),
-            (1_000_000, 10_000_000, 0.025, 20),
-            (10_000_000, 20_000_000, 0.05, 10),
-            (20_000_000, 50_000_000, 0.10, 5),
-            (50_000_000, 100_000_000, 0.125, 4),
-            (100_000_000, 200_000_000, 0.15, 3),
-            (200_000_000, 300_000_000, 0.25, 2),
-            (300_000_000, 500_000_000, 0.50, 1),
-        ],
+        _brackets(
+            "50k 250k 1M 10M 20M 50M 100M 200M 300M 500M", _MMR_2021, "125 100 50 20 10 5 4 3 2 1"
+        ),
     ),
     (
         "2022-05-21",
         _FT.format("fb8f2c4c"),
-        [
-            (0, 50_000, 0.004, 125),
-            (50_000, 250_000, 0.005, 100),
-            (250_000, 1_000_000, 0.01, 50),
-            (1_000_000, 10_000_000, 0.025, 20),
-            (10_000_000, 20_000_000, 0.05, 10),
-            (20_000_000, 50_000_000, 0.10, 5),
-            (50_000_000, 100_000_000, 0.125, 4),
-            (100_000_000, 200_000_000, 0.15, 3),
-            (200_000_000, 300_000_000, 0.25, 2),
-            (300_000_000, _INF, 0.50, 1),
-        ],
+        _brackets(
+            "50k 250k 1M 10M 20M 50M 100M 200M 300M inf", _MMR_2021, "125 100 50 20 10 5 4 3 2 1"
+        ),
     ),
     (
         "2022-11-25",
         _FT.format("d07562c2"),
-        [
-            (0, 50_000, 0.004, 125),
-            (50_000, 250_000, 0.005, 100),
-            (250_000, 1_000_000, 0.01, 25),
-            (1_000_000, 10_000_000, 0.025, 15),
-            (10_000_000, 20_000_000, 0.05, 10),
-            (20_000_000, 50_000_000, 0.10, 5),
-            (50_000_000, 100_000_000, 0.125, 4),
-            (100_000_000, 200_000_000, 0.15, 3),
-            (200_000_000, 300_000_000, 0.25, 2),
-            (300_000_000, 500_000_000, 0.50, 1),
-        ],
+        _brackets(
+            "50k 250k 1M 10M 20M 50M 100M 200M 300M 500M", _MMR_2021, "125 100 25 15 10 5 4 3 2 1"
+        ),
     ),
     (
         "2024-05-30",
         _FT.format("f23248a5"),
-        [
-            (0, 50_000, 0.004, 125),
-            (50_000, 600_000, 0.005, 100),
-            (600_000, 3_000_000, 0.0065, 75),
-            (3_000_000, 12_000_000, 0.01, 50),
-            (12_000_000, 70_000_000, 0.02, 25),
-            (70_000_000, 100_000_000, 0.025, 20),
-            (100_000_000, 230_000_000, 0.05, 10),
-            (230_000_000, 480_000_000, 0.10, 5),
-            (480_000_000, 600_000_000, 0.125, 4),
-            (600_000_000, 800_000_000, 0.15, 3),
-            (800_000_000, 1_200_000_000, 0.25, 2),
-            (1_200_000_000, 1_800_000_000, 0.50, 1),
-        ],
+        _brackets(
+            "50k 600k 3M 12M 70M 100M 230M 480M 600M 800M 1200M 1800M",
+            _MMR_2024,
+            "125 100 75 50 25 20 10 5 4 3 2 1",
+        ),
     ),
     (
         "2025-08-21",
         _FT.format("098e60db") + "; unchanged in the 2026-05-07 snapshot (@dc4384de)",
-        [
-            (0, 300_000, 0.004, 150),
-            (300_000, 800_000, 0.005, 100),
-            (800_000, 3_000_000, 0.0065, 75),
-            (3_000_000, 12_000_000, 0.01, 50),
-            (12_000_000, 70_000_000, 0.02, 25),
-            (70_000_000, 100_000_000, 0.025, 20),
-            (100_000_000, 230_000_000, 0.05, 10),
-            (230_000_000, 480_000_000, 0.10, 5),
-            (480_000_000, 600_000_000, 0.125, 4),
-            (600_000_000, 800_000_000, 0.15, 3),
-            (800_000_000, 1_200_000_000, 0.25, 2),
-            (1_200_000_000, 1_800_000_000, 0.50, 1),
-        ],
+        _brackets(
+            "300k 800k 3M 12M 70M 100M 230M 480M 600M 800M 1200M 1800M",
+            _MMR_2024,
+            "150 100 75 50 25 20 10 5 4 3 2 1",
+        ),
     ),
 ]
 
@@ -149,6 +126,8 @@ BINANCE_BTCUSDT_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, f
 # MMRs 0.4/0.5/1/2.5/5/10/12.5 % are those that reproduce every published cum: level 5
 # 0.56 → 1.81 BTC and 300 BTC → 11.81 BTC (2021 page), 300 BTC → 11.605 BTC (newer page).
 # Levels above 400 BTC are not in the stored sources; larger positions use the 4x level.
+_MMR_COINM = "0.004 0.005 0.01 0.025 0.05 0.10 0.125"
+_LEVERAGE_COINM = "125 100 50 20 10 5 4"
 BINANCE_COINM_BTCUSD_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, float]]]] = [
     (
         "2020-08-10",
@@ -156,15 +135,7 @@ BINANCE_COINM_BTCUSD_BRACKETS: list[tuple[str, str, list[tuple[float, float, flo
         "ceccfcfb4e3a45e3b48b0b1bb1a8ae46: level 5 cum 0.56 -> 1.81 BTC, 300 BTC cum 11.81) with "
         "the 2020 leverage FAQ brackets (be2c7d9d95b04a7e8044ed02dd7dfe5c); levels 1-7 only; "
         "valid from the BTCUSD perpetual launch (2020-08-10)",
-        [
-            (0, 10, 0.004, 125),
-            (10, 20, 0.005, 100),
-            (20, 30, 0.01, 50),
-            (30, 50, 0.025, 20),
-            (50, 100, 0.05, 10),
-            (100, 200, 0.10, 5),
-            (200, 400, 0.125, 4),
-        ],
+        _brackets("10 20 30 50 100 200 400", _MMR_COINM, _LEVERAGE_COINM),
     ),
     (
         "2021-03-18T09:00Z",
@@ -172,15 +143,7 @@ BINANCE_COINM_BTCUSD_BRACKETS: list[tuple[str, str, list[tuple[float, float, flo
         "with the en-NG leverage FAQ brackets (be2c7d9d95b04a7e8044ed02dd7dfe5c); levels 1-7 "
         "only. Switch date approximate: on 2021-03-18 Binance announced it had started updating "
         "COIN-M maintenance margins (announcement 86cf9aa472574b8cb2e05bb751c2a9a6)",
-        [
-            (0, 5, 0.004, 125),
-            (5, 10, 0.005, 100),
-            (10, 20, 0.01, 50),
-            (20, 50, 0.025, 20),
-            (50, 100, 0.05, 10),
-            (100, 200, 0.10, 5),
-            (200, 400, 0.125, 4),
-        ],
+        _brackets("5 10 20 50 100 200 400", _MMR_COINM, _LEVERAGE_COINM),
     ),
 ]
 
