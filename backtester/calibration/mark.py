@@ -37,6 +37,7 @@ import pandas as pd
 
 from backtester.checks import check_choice, check_non_negative
 from backtester.enums import MarkAverage, MarkPriceMethod, Status
+from backtester.swap.funding_rules import value_as_of
 from backtester.swap.mark_calibration_nb import mark_errors_nb, replay_mark_nb
 
 SECOND_NS = 1_000_000_000
@@ -143,15 +144,6 @@ class AlignedMarks:
         )
         frame.index.name = "ts"
         return frame
-
-
-def _latest_at(ts_from: np.ndarray, values: np.ndarray, ts_at: np.ndarray) -> np.ndarray:
-    """Value of the latest ``ts_from`` row at or before each ``ts_at`` (NaN if none)."""
-    pos = np.searchsorted(ts_from, ts_at, side="right") - 1
-    out = np.full(len(ts_at), np.nan)
-    ok = pos >= 0
-    out[ok] = values[pos[ok]]
-    return out
 
 
 def _read_capture_quotes(
@@ -274,8 +266,8 @@ def align_binance_capture(
     b_mid = np.concatenate(book_mid)
     b_order = np.argsort(b_ts, kind="stable")
     input_lag_ns = int(check_non_negative(input_lag_ns, "input_lag_ns"))
-    last = _latest_at(t_ts[t_order], t_px[t_order], ts - input_lag_ns)
-    mid = _latest_at(b_ts[b_order], b_mid[b_order], ts - input_lag_ns)
+    last = value_as_of(t_ts[t_order], t_px[t_order], ts - input_lag_ns)
+    mid = value_as_of(b_ts[b_order], b_mid[b_order], ts - input_lag_ns)
     keep = np.isfinite(last) & np.isfinite(mid)
     return AlignedMarks(
         ts_ns=ts[keep],
@@ -322,7 +314,7 @@ def align_records(
         )
     ts = mark["ts_ns"].astype(np.int64)
     order = np.argsort(trades["ts_ns"], kind="stable")
-    last = _latest_at(trades["ts_ns"][order], trades["price"][order], ts)
+    last = value_as_of(trades["ts_ns"][order], trades["price"][order], ts)
     keep = np.isfinite(last)
     rate = np.zeros(len(ts))
     next_funding = ts.copy()

@@ -159,7 +159,7 @@ def funding_rule(profile_name: str) -> FundingRule:
         ) from None
 
 
-def _as_of(ts_from: np.ndarray, values: np.ndarray, ts_at: np.ndarray) -> np.ndarray:
+def value_as_of(ts_from: np.ndarray, values: np.ndarray, ts_at: np.ndarray) -> np.ndarray:
     """Return the latest value at or before each ``ts_at`` (NaN before the first)."""
     at = np.searchsorted(ts_from, ts_at, side="right") - 1
     out = np.full(len(ts_at), np.nan)
@@ -196,8 +196,8 @@ def premium_from_last_price(
     last = max(int(price_ts_ns[-1]), int(index_ts_ns[-1]))
     start = -(-first // sample_ns) * sample_ns
     grid = np.arange(start, last + 1, sample_ns, dtype=np.int64)
-    p = _as_of(np.asarray(price_ts_ns), np.asarray(price, dtype=np.float64), grid)
-    i = _as_of(np.asarray(index_ts_ns), np.asarray(index_price, dtype=np.float64), grid)
+    p = value_as_of(np.asarray(price_ts_ns), np.asarray(price, dtype=np.float64), grid)
+    i = value_as_of(np.asarray(index_ts_ns), np.asarray(index_price, dtype=np.float64), grid)
     return grid, (p - i) / i
 
 
@@ -289,4 +289,5 @@ __all__ = [
     "funding_rule",
     "premium_from_impact_prices",
     "premium_from_last_price",
+    "value_as_of",
 ]

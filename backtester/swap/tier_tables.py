@@ -14,13 +14,7 @@ from __future__ import annotations
 import math
 
 from backtester.enums import TierBasis
-from backtester.swap.tiers import (
-    TierSchedule,
-    TierTable,
-    maintenance_amounts,
-    make_tier_rows,
-    to_ns,
-)
+from backtester.swap.tiers import TierSchedule, TierTable, maintenance_amounts
 
 __all__ = [
     "BINANCE_BTCUSDT_BRACKETS",
@@ -43,6 +37,34 @@ __all__ = [
 _INF = math.inf
 _FT = "freqtrade/freqtrade freqtrade/exchange/binance_leverage_tiers.json @{} (Binance /fapi/v1/leverageBracket via ccxt), quoted in MECHANICS.md §4.3"  # noqa: E501
 
+_UNIT = {"k": 1_000, "M": 1_000_000}
+
+
+def _brackets(caps: str, mmrs: str, max_leverages: str) -> list[tuple[float, float, float, float]]:
+    """Return Binance brackets ``(floor, cap, MMR, max leverage)`` from three columns.
+
+    One word per bracket in each column, in the order of the published table. A bracket's
+    floor is the previous bracket's cap (0 for the first: the tables have no gaps); a cap is
+    an integer with an optional unit ``k`` (10³) or ``M`` (10⁶), or ``inf`` (no cap).
+    """
+    cap_values = [
+        math.inf if w == "inf" else int(w.rstrip("kM")) * _UNIT.get(w[-1], 1) for w in caps.split()
+    ]
+    floors = [0, *cap_values[:-1]]
+    return list(
+        zip(
+            floors,
+            cap_values,
+            [float(w) for w in mmrs.split()],
+            [int(w) for w in max_leverages.split()],
+            strict=True,
+        )
+    )
+
+
+_MMR_2021 = "0.004 0.005 0.01 0.025 0.05 0.10 0.125 0.15 0.25 0.50"
+_MMR_2024 = "0.004 0.005 0.0065 0.01 0.02 0.025 0.05 0.10 0.125 0.15 0.25 0.50"
+
 # (valid_from, source, [(floor, cap, MMR, max leverage), ...]) — caps exclusive, floors inclusive.
 BINANCE_BTCUSDT_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, float]]]] = [
     (
@@ -51,13 +73,7 @@ BINANCE_BTCUSDT_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, f
         "@bf999d43) and MECHANICS.md §4.3 '2020 FAQ table': levels 1-5 only (to 10M USDT); "
         "the higher levels are not in the stored sources, larger positions use level 5. "
         "Valid from the BTCUSDT perpetual launch (2019-09-13).",
-        [
-            (0, 50_000, 0.004, 125),
-            (50_000, 250_000, 0.005, 100),
-            (250_000, 1_000_000, 0.01, 50),
-            (1_000_000, 5_000_000, 0.025, 20),
-            (5_000_000, 10_000_000, 0.05, 10),
-        ],
+        _brackets("50k 250k 1M 5M 10M", "0.004 0.005 0.01 0.025 0.05", "125 100 50 20 10"),
     ),
     (
         "2021-03-18T09:00Z",
@@ -65,86 +81,41 @@ BINANCE_BTCUSDT_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, f
         "Contracts (2021-03-18)', https://www.binance.com/en/support/announcement/"
         "86cf9aa472574b8cb2e05bb751c2a9a6 (effective 2021-03-18 09:00 UTC); cum by the "
         "bracket formula",
-        [
-            (0, 50_000, 0.004, 125),
-            (50_000, 250_000, 0.005, 100),
-            (250_000, 1_000_000, 0.01, 50),
-            (1_000_000, 10_000_000, 0.025, 20),
-            (10_000_000, 20_000_000, 0.05, 10),
-            (20_000_000, 50_000_000, 0.10, 5),
-            (50_000_000, 100_000_000, 0.125, 4),
-            (100_000_000, 200_000_000, 0.15, 3),
-            (200_000_000, 300_000_000, 0.25, 2),
-            (300_000_000, 500_000_000, 0.50, 1),
-        ],
+        _brackets(
+            "50k 250k 1M 10M 20M 50M 100M 200M 300M 500M", _MMR_2021, "125 100 50 20 10 5 4 3 2 1"
+        ),
     ),
     (
         "2022-05-21",
         _FT.format("fb8f2c4c"),
-        [
-            (0, 50_000, 0.004, 125),
-            (50_000, 250_000, 0.005, 100),
-            (250_000, 1_000_000, 0.01, 50),
-            (1_000_000, 10_000_000, 0.025, 20),
-            (10_000_000, 20_000_000, 0.05, 10),
-            (20_000_000, 50_000_000, 0.10, 5),
-            (50_000_000, 100_000_000, 0.125, 4),
-            (100_000_000, 200_000_000, 0.15, 3),
-            (200_000_000, 300_000_000, 0.25, 2),
-            (300_000_000, _INF, 0.50, 1),
-        ],
+        _brackets(
+            "50k 250k 1M 10M 20M 50M 100M 200M 300M inf", _MMR_2021, "125 100 50 20 10 5 4 3 2 1"
+        ),
     ),
     (
         "2022-11-25",
         _FT.format("d07562c2"),
-        [
-            (0, 50_000, 0.004, 125),
-            (50_000, 250_000, 0.005, 100),
-            (250_000, 1_000_000, 0.01, 25),
-            (1_000_000, 10_000_000, 0.025, 15),
-            (10_000_000, 20_000_000, 0.05, 10),
-            (20_000_000, 50_000_000, 0.10, 5),
-            (50_000_000, 100_000_000, 0.125, 4),
-            (100_000_000, 200_000_000, 0.15, 3),
-            (200_000_000, 300_000_000, 0.25, 2),
-            (300_000_000, 500_000_000, 0.50, 1),
-        ],
+        _brackets(
+            "50k 250k 1M 10M 20M 50M 100M 200M 300M 500M", _MMR_2021, "125 100 25 15 10 5 4 3 2 1"
+        ),
     ),
     (
         "2024-05-30",
         _FT.format("f23248a5"),
-        [
-            (0, 50_000, 0.004, 125),
-            (50_000, 600_000, 0.005, 100),
-            (600_000, 3_000_000, 0.0065, 75),
-            (3_000_000, 12_000_000, 0.01, 50),
-            (12_000_000, 70_000_000, 0.02, 25),
-            (70_000_000, 100_000_000, 0.025, 20),
-            (100_000_000, 230_000_000, 0.05, 10),
-            (230_000_000, 480_000_000, 0.10, 5),
-            (480_000_000, 600_000_000, 0.125, 4),
-            (600_000_000, 800_000_000, 0.15, 3),
-            (800_000_000, 1_200_000_000, 0.25, 2),
-            (1_200_000_000, 1_800_000_000, 0.50, 1),
-        ],
+        _brackets(
+            "50k 600k 3M 12M 70M 100M 230M 480M 600M 800M 1200M 1800M",
+            _MMR_2024,
+            "125 100 75 50 25 20 10 5 4 3 2 1",
+        ),
     ),
     (
         "2025-08-21",
         _FT.format("098e60db") + "; unchanged in the 2026-05-07 snapshot (@dc4384de)",
-        [
-            (0, 300_000, 0.004, 150),
-            (300_000, 800_000, 0.005, 100),
-            (800_000, 3_000_000, 0.0065, 75),
-            (3_000_000, 12_000_000, 0.01, 50),
-            (12_000_000, 70_000_000, 0.02, 25),
-            (70_000_000, 100_000_000, 0.025, 20),
-            (100_000_000, 230_000_000, 0.05, 10),
-            (230_000_000, 480_000_000, 0.10, 5),
-            (480_000_000, 600_000_000, 0.125, 4),
-            (600_000_000, 800_000_000, 0.15, 3),
-            (800_000_000, 1_200_000_000, 0.25, 2),
-            (1_200_000_000, 1_800_000_000, 0.50, 1),
-        ],
+        _brackets(
+            "300k 800k 3M 12M 70M 100M 230M 480M 600M 800M 1200M 1800M",
+            _MMR_2024,
+            "150 100 75 50 25 20 10 5 4 3 2 1",
+        ),
     ),
 ]
 
@@ -155,6 +126,8 @@ BINANCE_BTCUSDT_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, f
 # MMRs 0.4/0.5/1/2.5/5/10/12.5 % are those that reproduce every published cum: level 5
 # 0.56 → 1.81 BTC and 300 BTC → 11.81 BTC (2021 page), 300 BTC → 11.605 BTC (newer page).
 # Levels above 400 BTC are not in the stored sources; larger positions use the 4x level.
+_MMR_COINM = "0.004 0.005 0.01 0.025 0.05 0.10 0.125"
+_LEVERAGE_COINM = "125 100 50 20 10 5 4"
 BINANCE_COINM_BTCUSD_BRACKETS: list[tuple[str, str, list[tuple[float, float, float, float]]]] = [
     (
         "2020-08-10",
@@ -162,15 +135,7 @@ BINANCE_COINM_BTCUSD_BRACKETS: list[tuple[str, str, list[tuple[float, float, flo
         "ceccfcfb4e3a45e3b48b0b1bb1a8ae46: level 5 cum 0.56 -> 1.81 BTC, 300 BTC cum 11.81) with "
         "the 2020 leverage FAQ brackets (be2c7d9d95b04a7e8044ed02dd7dfe5c); levels 1-7 only; "
         "valid from the BTCUSD perpetual launch (2020-08-10)",
-        [
-            (0, 10, 0.004, 125),
-            (10, 20, 0.005, 100),
-            (20, 30, 0.01, 50),
-            (30, 50, 0.025, 20),
-            (50, 100, 0.05, 10),
-            (100, 200, 0.10, 5),
-            (200, 400, 0.125, 4),
-        ],
+        _brackets("10 20 30 50 100 200 400", _MMR_COINM, _LEVERAGE_COINM),
     ),
     (
         "2021-03-18T09:00Z",
@@ -178,15 +143,7 @@ BINANCE_COINM_BTCUSD_BRACKETS: list[tuple[str, str, list[tuple[float, float, flo
         "with the en-NG leverage FAQ brackets (be2c7d9d95b04a7e8044ed02dd7dfe5c); levels 1-7 "
         "only. Switch date approximate: on 2021-03-18 Binance announced it had started updating "
         "COIN-M maintenance margins (announcement 86cf9aa472574b8cb2e05bb751c2a9a6)",
-        [
-            (0, 5, 0.004, 125),
-            (5, 10, 0.005, 100),
-            (10, 20, 0.01, 50),
-            (20, 50, 0.025, 20),
-            (50, 100, 0.05, 10),
-            (100, 200, 0.10, 5),
-            (200, 400, 0.125, 4),
-        ],
+        _brackets("5 10 20 50 100 200 400", _MMR_COINM, _LEVERAGE_COINM),
     ),
 ]
 
@@ -213,10 +170,10 @@ def okx_btc_usd_swap_2019_09() -> TierTable:
         mmr = round(0.005 + (k - 1) * 0.005, 10)
         imr = round(0.01 + (k - 1) * 0.005, 10)
         records.append((k, low, high, mmr, imr, 1.0 / imr))
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.CONTRACTS,
-        make_tier_rows(records),
-        to_ns("2019-09-18T06:00Z"),
+        records,
+        "2019-09-18T06:00Z",
         "OKX tier rule of 11 Sept 2019: https://okx.com/en-au/help/"
         "adjustment-of-perpetual-swap-tiered-maintenance-margin-ratio-schedule-9-11-2019",
     )
@@ -239,11 +196,11 @@ def binance_bracket_table(
     Binance-liq-USDM (maintenance amount), https://www.binance.com/en/support/faq/b3c689c1f50a44cabb3a84e663b81d93
     """
     cums = maintenance_amounts([b[0] for b in brackets], [b[2] for b in brackets])
-    rows = make_tier_rows(
+    rows = (
         (k + 1, low, high, mmr, None, lev, cum)
         for k, ((low, high, mmr, lev), cum) in enumerate(zip(brackets, cums, strict=True))
     )
-    return TierTable(basis, rows, to_ns(valid_from), source)
+    return TierTable.from_records(basis, rows, valid_from, source)
 
 
 def binance_btcusdt_schedule() -> TierSchedule:
@@ -291,14 +248,14 @@ def okx_btc_usd_swap_2020_table(valid_from: int | str = 0) -> TierTable:
     """
     mmrs = (0.005, 0.01, 0.015, 0.02)
     bounds = ((0, 999), (1_000, 9_999), (10_000, 24_999), (25_000, 49_999))
-    rows = make_tier_rows(
+    rows = (
         (k + 1, low, high, mmr, mmr + 0.005, 1.0 / (mmr + 0.005))
         for k, ((low, high), mmr) in enumerate(zip(bounds, mmrs, strict=True))
     )
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.CONTRACTS,
         rows,
-        to_ns(valid_from),
+        valid_from,
         "galoy: repo GaloyMoney/dealer GRAFANA.md @92d7cfb (2020 OKX BTC-USD-SWAP tiers, "
         "MECHANICS.md §4.3); a current table was not found in stored sources - fetch "
         "GET /api/v5/public/position-tiers?instType=SWAP&instFamily=BTC-USD. IMR = MMR + 0.5 % "
@@ -343,10 +300,10 @@ def okx_btc_usd_swap_2022_table() -> TierTable:
         ((1_000, 9_999, 0.01), (10_000, 24_999, 0.015), (25_000, 49_999, 0.02)), start=2
     ):
         records.append((k, low, high, mmr, mmr + 0.005, 1.0 / (mmr + 0.005)))
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.CONTRACTS,
-        make_tier_rows(records),
-        to_ns(OKX_BTC_USD_SWAP_2022_FROM),
+        records,
+        OKX_BTC_USD_SWAP_2022_FROM,
         "galoy GaloyMoney/dealer GRAFANA.md @92d7cfb, live account Jan 2022: displayed "
         "maintenance margin 0.000933 BTC on 100 contracts at mark 42,892 = tier-1 MMR 0.4 % "
         "(mgnRatio 134 = 0.141/(PV·(0.4 % + 0.05 %))); tiers 2-4 from the 2020 snapshot; "
@@ -423,9 +380,9 @@ def okx_btc_usdt_swap_2026_table() -> TierTable:
         low = 0.0 if previous_max is None else round(previous_max + 0.01, 2)
         records.append((tier, low, high, mmr, imr, lev))
         previous_max = high
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.CONTRACTS,
-        make_tier_rows(records),
+        records,
         0,
         "OKX BTC-USDT-SWAP position tiers, ccxt cache updated 2026-05-12 06:55 UTC "
         "(VanJames/freqtrade leverage_tiers_USDT.json @51df7fe; SOURCES.md §3): tiers 1-7 "
@@ -484,10 +441,10 @@ def okx_btc_usd_swap_2019() -> TierTable:
         mmr = round(0.05 + (k - 10) * 0.005, 10)
         lev = max(1, min(8, math.floor(1.0 / (2.0 * mmr))))
         records.append((k, low, low + 9_999, mmr, None, lev))
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.CONTRACTS,
-        make_tier_rows(records),
-        to_ns("2019-05-31T07:00Z"),
+        records,
+        "2019-05-31T07:00Z",
         OKX_TIERS_2019_SOURCE,
     )
 
@@ -544,10 +501,10 @@ def bitmex_risk_limits(
         mmr = base_maintenance_margin_rate * k
         imr = base_initial_margin_rate + base_maintenance_margin_rate * (k - 1)
         records.append((k, low, high, mmr, imr, 1.0 / imr))
-    return TierTable(
+    return TierTable.from_records(
         TierBasis.NOTIONAL_COIN,
-        make_tier_rows(records),
-        to_ns(valid_from),
+        records,
+        valid_from,
         f"BitMEX risk limits (BitMEX-docs-copy, bradkyle/Qenv logic/bitmex.md @bf999d43): base "
         f"{base_risk_limit_coin:g} XBT, step {step_coin:g} XBT, base MM "
         f"{base_maintenance_margin_rate:.2%}, base IM {base_initial_margin_rate:.2%}",

@@ -321,6 +321,20 @@ class TierTable:
         object.__setattr__(self, "valid_from_ns", to_ns(self.valid_from_ns, "valid_from_ns"))
         _validate_rows(rows, basis, self.source)
 
+    @classmethod
+    def from_records(
+        cls,
+        basis: TierBasis,
+        records: Iterable[Sequence[Any]],
+        valid_from: int | str,
+        source: str,
+    ) -> TierTable:
+        """Return the table of row tuples (see :func:`make_tier_rows`) valid from ``valid_from``.
+
+        ``valid_from``: ns since the epoch or an ISO date (:func:`to_ns`).
+        """
+        return cls(basis, make_tier_rows(records), to_ns(valid_from), source)
+
     def __len__(self) -> int:
         return len(self.rows)
 

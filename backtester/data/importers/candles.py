@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -163,22 +163,42 @@ def import_bitmex_parquet(
         )
     ts = _time_column_ns(table, "open_time", path.name, "ms")
     c = {n: table.column(n).to_numpy().astype(np.float64) for n in need[1:]}
-    volume_base = c["volume"] * face_value_quote / c["close"]
-    records = bar_records(ts, c["open"], c["high"], c["low"], c["close"], volume_base)
     interval = int(np.median(np.diff(ts[:1000]))) if len(ts) > 1 else 60_000_000_000
+    if interval != 60_000_000_000:
+        raise ValueError(f"{path.name}: expected 1m buckets, median spacing is {interval} ns")
+    return _bitmex_bars(path, ts, c, face_value_quote, interval, exclude_rows, "bitmex_bucketed")
+
+
+def _bitmex_bars(
+    path: Path,
+    ts: np.ndarray,
+    columns: Mapping[str, np.ndarray],
+    face_value_quote: float,
+    interval_ns: int,
+    exclude_rows: Iterable[int] | None,
+    fmt: str,
+) -> list[ImportedStream]:
+    """Return the bars stream of BitMEX buckets (``columns`` open/high/low/close/volume).
+
+    BitMEX XBTUSD volume is in USD contracts (inverse): base volume = contracts ·
+    ``face_value_quote`` / close; the bucket's open is the previous close, so it may lie
+    outside [low, high].
+    """
+    volume_base = columns["volume"] * face_value_quote / columns["close"]
+    records = bar_records(
+        ts, columns["open"], columns["high"], columns["low"], columns["close"], volume_base
+    )
     meta = {
-        "format": "bitmex_bucketed",
+        "format": fmt,
         "volume": f"contracts x {face_value_quote:g} USD / close (inverse)",
         "open_convention": "BitMEX open = previous close; may lie outside [low, high]",
     }
-    if interval != 60_000_000_000:
-        raise ValueError(f"{path.name}: expected 1m buckets, median spacing is {interval} ns")
     return [
         finish(
             "bars",
             records,
             path=path,
-            interval_ns=interval,
+            interval_ns=interval_ns,
             exclude_rows=exclude_rows,
             metadata=meta,
             allow_open_outside_range=True,
@@ -216,25 +236,7 @@ def import_bitmex_json(
     n = lengths["open"]
     ts = int(doc["openTimestamp"]) * 1_000_000_000 + np.arange(n, dtype=np.int64) * step
     c = {k: np.asarray(doc[k], dtype=np.float64) for k in lengths}
-    records = bar_records(
-        ts, c["open"], c["high"], c["low"], c["close"], c["volume"] * face_value_quote / c["close"]
-    )
-    meta = {
-        "format": "bitmex_bucketed_json",
-        "volume": f"contracts x {face_value_quote:g} USD / close (inverse)",
-        "open_convention": "BitMEX open = previous close; may lie outside [low, high]",
-    }
-    return [
-        finish(
-            "bars",
-            records,
-            path=path,
-            interval_ns=step,
-            exclude_rows=exclude_rows,
-            metadata=meta,
-            allow_open_outside_range=True,
-        )
-    ]
+    return _bitmex_bars(path, ts, c, face_value_quote, step, exclude_rows, "bitmex_bucketed_json")
 
 
 def import_lean_zip(
@@ -297,15 +299,8 @@ def import_lean_funding(
         pd.to_datetime(frame["time"], format="%Y%m%d %H:%M:%S", utc=True), path.name, "time"
     )
     records = funding_records(ts, numeric(frame, "rate", path.name), funding_interval_ns)
-    return [
-        finish(
-            "funding",
-            records,
-            path=path,
-            exclude_rows=exclude_rows,
-            metadata={"format": "lean_margin_interest"},
-        )
-    ]
+    meta = {"format": "lean_margin_interest"}
+    return [finish("funding", records, path=path, exclude_rows=exclude_rows, metadata=meta)]
 
 
 def import_nautilus_bars(

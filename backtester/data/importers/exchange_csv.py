@@ -192,15 +192,36 @@ def import_binance_funding(
         numeric(frame, "last_funding_rate", path.name),
         (hours * 3_600_000_000_000).astype(np.int64),
     )
-    return [
-        finish(
-            "funding",
-            records,
-            path=path,
-            exclude_rows=exclude_rows,
-            metadata={"format": "binance_funding", "time_unit": unit},
-        )
-    ]
+    meta = {"format": "binance_funding", "time_unit": unit}
+    return [finish("funding", records, path=path, exclude_rows=exclude_rows, metadata=meta)]
+
+
+def _trade_columns(
+    frame: pd.DataFrame,
+    path: Path,
+    columns: tuple[str, str, str, str],
+    symbol: str | None,
+    contract_kind: str | None,
+    face_value: float | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, str]]:
+    """Return ts (ns), price, base quantity and metadata of a one-instrument trades CSV.
+
+    ``columns`` = (symbol column, time column, its unit, size column); the file must hold one
+    instrument (``symbol`` when given) and the size is converted to base units by
+    :func:`quantity_to_base`.
+    """
+    symbol_column, time_column, time_unit, size_column = columns
+    check_single_symbol(frame[symbol_column].to_numpy(), path.name, symbol)
+    ts, _ = _times(frame, time_column, path.name, time_unit)
+    price = numeric(frame, "price", path.name)
+    qty, meta = quantity_to_base(
+        numeric(frame, size_column, path.name),
+        price,
+        contract_kind=contract_kind,
+        face_value=face_value,
+        name=path.name,
+    )
+    return ts, price, qty, meta
 
 
 def import_okx_trades(
@@ -215,17 +236,15 @@ def import_okx_trades(
     path = Path(path)
     cols = ["instrument_name", "trade_id", "side", "price", "size", "created_time"]
     frame = read_csv_auto_header(path, cols, cols)
-    check_single_symbol(frame["instrument_name"].to_numpy(), path.name, symbol)
-    ts, _ = _times(frame, "created_time", path.name, "ms")
-    order = np.argsort(numeric(frame, "trade_id", path.name, np.int64), kind="stable")
-    price = numeric(frame, "price", path.name)
-    qty, meta = quantity_to_base(
-        numeric(frame, "size", path.name),
-        price,
-        contract_kind=contract_kind,
-        face_value=face_value,
-        name=path.name,
+    ts, price, qty, meta = _trade_columns(
+        frame,
+        path,
+        ("instrument_name", "created_time", "ms", "size"),
+        symbol,
+        contract_kind,
+        face_value,
     )
+    order = np.argsort(numeric(frame, "trade_id", path.name, np.int64), kind="stable")
     meta.update({"format": "okx_trades", "order": "trade_id"})
     side = side_from_text(frame["side"].to_numpy(), path.name)
     records = trade_records(ts, price, qty, side)[order]
@@ -312,15 +331,8 @@ def import_tardis_trades(
     path = Path(path)
     cols = ["exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount"]
     frame = read_csv_auto_header(path, cols, cols)
-    check_single_symbol(frame["symbol"].to_numpy(), path.name, symbol)
-    ts, _ = _times(frame, "timestamp", path.name, "us")
-    price = numeric(frame, "price", path.name)
-    qty, meta = quantity_to_base(
-        numeric(frame, "amount", path.name),
-        price,
-        contract_kind=contract_kind,
-        face_value=face_value,
-        name=path.name,
+    ts, price, qty, meta = _trade_columns(
+        frame, path, ("symbol", "timestamp", "us", "amount"), symbol, contract_kind, face_value
     )
     meta["format"] = "tardis_trades"
     records = trade_records(ts, price, qty, side_from_text(frame["side"].to_numpy(), path.name))

@@ -20,13 +20,7 @@ from typing import Any
 
 from backtester.checks import suggestion
 from backtester.enums import TierBasis
-from backtester.swap.tiers import (
-    TierSchedule,
-    TierTable,
-    maintenance_amounts,
-    make_tier_rows,
-    to_ns,
-)
+from backtester.swap.tiers import TierSchedule, TierTable, maintenance_amounts
 
 __all__ = [
     "load_binance_snapshot",
@@ -131,7 +125,7 @@ def tiers_from_ccxt(
     elif basis == TierBasis.CONTRACTS:
         for record in records:
             record[6] = 0.0
-    return TierTable(basis, make_tier_rows(records), to_ns(valid_from), src)
+    return TierTable.from_records(basis, records, valid_from, src)
 
 
 _SNAPSHOT_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})_([0-9a-f]+)")
@@ -246,4 +240,4 @@ def load_okx_tier_csv(path: str | Path, valid_from: int | str = 0) -> TierTable:
                     f"got {[row[c] for c in _OKX_CSV_COLUMNS]}"
                 ) from None
             records.append((int(values[0]), *values[1:], 0.0))
-    return TierTable(TierBasis.CONTRACTS, make_tier_rows(records), to_ns(valid_from), str(path))
+    return TierTable.from_records(TierBasis.CONTRACTS, records, valid_from, str(path))
