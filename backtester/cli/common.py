@@ -19,6 +19,23 @@ else:
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+def add_command(
+    commands: Subcommands, name: str, help_text: str, epilog: str
+) -> argparse.ArgumentParser:
+    """Add the subcommand ``name`` to ``commands`` and return its parser.
+
+    ``epilog`` (the examples) is printed as written, line breaks kept, after the options of
+    ``backtester NAME --help``.
+    """
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help_text,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 
 from backtester.checks import suggestion
-from backtester.cli.common import EXIT_OK, Subcommands, user_input
+from backtester.cli.common import EXIT_OK, Subcommands, add_command, user_input
 
 
 def add_parser(commands: Subcommands) -> None:
     """Add the ``data`` subcommand and its options to ``commands``."""
-    raw = argparse.RawDescriptionHelpFormatter
-    data = commands.add_parser(
+    data = add_command(
+        commands,
         "data",
-        help="list the catalog or show one dataset",
-        epilog="examples:\n  backtester data\n  backtester data sample BTC-USD-SWAP\n"
+        "list the catalog or show one dataset",
+        "examples:\n  backtester data\n  backtester data sample BTC-USD-SWAP\n"
         "  backtester data okx BTC-USDT-SWAP --kind funding",
-        formatter_class=raw,
     )
     data.add_argument("exchange", nargs="?")
     data.add_argument("symbol", nargs="?")

@@ -11,6 +11,7 @@ from backtester.cli.common import (
     EXIT_OK,
     Subcommands,
     UsageError,
+    add_command,
     interval_ns,
     one_line,
     parse_time,
@@ -21,13 +22,12 @@ from backtester.io import check_name
 
 def add_parser(commands: Subcommands) -> None:
     """Add the ``fetch`` subcommand and its options to ``commands``."""
-    raw = argparse.RawDescriptionHelpFormatter
-    fetch = commands.add_parser(
+    fetch = add_command(
+        commands,
         "fetch",
-        help="download data with ccxt",
-        epilog="examples:\n  backtester fetch okx BTC-USDT-SWAP --kinds bars,funding "
+        "download data with ccxt",
+        "examples:\n  backtester fetch okx BTC-USDT-SWAP --kinds bars,funding "
         "--start 2024-01-01 --end 2024-02-01",
-        formatter_class=raw,
     )
     fetch.add_argument(
         "exchange", help="ccxt exchange id of the installed ccxt (okx, binanceusdm, bybit, ...)"

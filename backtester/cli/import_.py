@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from backtester.checks import suggestion
-from backtester.cli.common import EXIT_OK, Subcommands, UsageError, one_line, user_input
+from backtester.cli.common import (
+    EXIT_OK,
+    Subcommands,
+    UsageError,
+    add_command,
+    one_line,
+    user_input,
+)
 from backtester.io import check_name
 
 
@@ -28,16 +35,15 @@ class _FormatsHelp(str):
 
 def add_parser(commands: Subcommands) -> None:
     """Add the ``import`` subcommand and its options to ``commands``."""
-    raw = argparse.RawDescriptionHelpFormatter
-    import_ = commands.add_parser(
+    import_ = add_command(
+        commands,
         "import",
-        help="import local data files into the catalog",
-        epilog="examples:\n  backtester import BTC_USDT_USDT-1m-futures.feather --format freqtrade "
+        "import local data files into the catalog",
+        "examples:\n  backtester import BTC_USDT_USDT-1m-futures.feather --format freqtrade "
         "--exchange binance --symbol BTCUSDT\n  backtester import BTCUSDT-aggTrades-2024-01-01.zip "
         "--format binance_aggtrades --exchange binance --symbol BTCUSDT\n"
         "  backtester import candles.csv --format okx_candles --exchange okx "
         "--symbol BTC-USDT-SWAP --option interval=1m",
-        formatter_class=raw,
     )
     import_.add_argument("paths", nargs="+", help="files to import (one format per command)")
     import_.add_argument("--format", required=True, help=_FormatsHelp("importer"))

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 
 from backtester.checks import suggestion
-from backtester.cli.common import EXIT_OK, Subcommands, user_input
+from backtester.cli.common import EXIT_OK, Subcommands, add_command, user_input
 
 
 def add_parser(commands: Subcommands) -> None:
     """Add the ``profiles`` subcommand and its options to ``commands``."""
-    raw = argparse.RawDescriptionHelpFormatter
-    profiles = commands.add_parser(
+    profiles = add_command(
+        commands,
         "profiles",
-        help="list venue profiles and tier tables",
-        epilog="examples:\n  backtester profiles\n  backtester profiles okx_coinm_2019",
-        formatter_class=raw,
+        "list venue profiles and tier tables",
+        "examples:\n  backtester profiles\n  backtester profiles okx_coinm_2019",
     )
     profiles.add_argument("name", nargs="?")
     profiles.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)

@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from backtester.cli.common import EXIT_OK, Subcommands, user_input
+from backtester.cli.common import EXIT_OK, Subcommands, add_command, user_input
 
 
 def add_parser(commands: Subcommands) -> None:
     """Add the ``report`` subcommand and its options to ``commands``."""
-    raw = argparse.RawDescriptionHelpFormatter
-    report = commands.add_parser(
+    report = add_command(
+        commands,
         "report",
-        help="re-render a saved run directory",
-        epilog="examples:\n  backtester report reports/sma_cross-BTC-USD-SWAP-20240101-120000\n"
+        "re-render a saved run directory",
+        "examples:\n  backtester report reports/sma_cross-BTC-USD-SWAP-20240101-120000\n"
         "  backtester report reports/sweeps/sma_cross-BTC-USD-SWAP-sweep --rank-by sharpe",
-        formatter_class=raw,
     )
     report.add_argument("directory")
     report.add_argument("--rank-by", help="(sweep directories) metric to rank by")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from backtester.cli.common import EXIT_OK, Subcommands, user_input
+from backtester.cli.common import EXIT_OK, Subcommands, add_command, user_input
 from backtester.cli.options import add_data_options, build_job, load_in_span, read_config
 from backtester.io import check_name, slug
 
@@ -23,9 +23,11 @@ EPILOG = """examples:
 
 def add_parser(commands: Subcommands) -> None:
     """Add the ``run`` subcommand and its options to ``commands``."""
-    raw = argparse.RawDescriptionHelpFormatter
-    run = commands.add_parser(
-        "run", help="backtest one strategy", epilog=EPILOG, formatter_class=raw
+    run = add_command(
+        commands,
+        "run",
+        "backtest one strategy",
+        EPILOG,
     )
     add_data_options(run)
     run.add_argument("--out", help="output folder (default reports/)")

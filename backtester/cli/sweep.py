@@ -11,6 +11,7 @@ from backtester.cli.common import (
     EXIT_OK,
     Subcommands,
     UsageError,
+    add_command,
     one_line,
     progress_enabled,
     table,
@@ -43,8 +44,12 @@ resume an interrupted sweep (only missing combinations are computed).
 
 def add_parser(commands: Subcommands) -> None:
     """Add the ``sweep`` subcommand and its options to ``commands``."""
-    raw = argparse.RawDescriptionHelpFormatter
-    sweep = commands.add_parser("sweep", help="parameter sweep", epilog=EPILOG, formatter_class=raw)
+    sweep = add_command(
+        commands,
+        "sweep",
+        "parameter sweep",
+        EPILOG,
+    )
     add_data_options(sweep)
     sweep.add_argument("--grid", nargs="+", default=[], metavar="NAME=VALUES")
     sweep.add_argument("--random", type=int, metavar="N", help="sample N combinations of the grid")

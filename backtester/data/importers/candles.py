@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from backtester.data.importers.common import (
     ImportedStream,
-    bar_records,
+    bars_stream,
     datetime_column_ns,
     finish,
     funding_records,
@@ -137,12 +137,7 @@ def import_freqtrade(
     if kind != "bars":
         volume = np.zeros(len(ts))
         meta["volume"] = "not meaningful for price-index candles; stored as 0"
-    records = bar_records(ts, col["open"], col["high"], col["low"], col["close"], volume)
-    return [
-        finish(
-            kind, records, path=path, interval_ns=interval, exclude_rows=exclude_rows, metadata=meta
-        )
-    ]
+    return bars_stream(kind, ts, col, volume, path, interval, exclude_rows, meta)
 
 
 def import_bitmex_parquet(
@@ -185,25 +180,22 @@ def _bitmex_bars(
     outside [low, high].
     """
     volume_base = columns["volume"] * face_value_quote / columns["close"]
-    records = bar_records(
-        ts, columns["open"], columns["high"], columns["low"], columns["close"], volume_base
-    )
     meta = {
         "format": fmt,
         "volume": f"contracts x {face_value_quote:g} USD / close (inverse)",
         "open_convention": "BitMEX open = previous close; may lie outside [low, high]",
     }
-    return [
-        finish(
-            "bars",
-            records,
-            path=path,
-            interval_ns=interval_ns,
-            exclude_rows=exclude_rows,
-            metadata=meta,
-            allow_open_outside_range=True,
-        )
-    ]
+    return bars_stream(
+        "bars",
+        ts,
+        columns,
+        volume_base,
+        path,
+        interval_ns,
+        exclude_rows,
+        meta,
+        allow_open_outside_range=True,
+    )
 
 
 def import_bitmex_json(
@@ -273,17 +265,7 @@ def import_lean_zip(
         meta["volume"] = f"contracts x {inverse_face_value_quote:g} USD / close (inverse)"
     else:
         meta["volume"] = "base coin as stored"
-    records = bar_records(ts, c["open"], c["high"], c["low"], c["close"], volume)
-    return [
-        finish(
-            "bars",
-            records,
-            path=path,
-            interval_ns=60_000_000_000,
-            exclude_rows=exclude_rows,
-            metadata=meta,
-        )
-    ]
+    return bars_stream("bars", ts, c, volume, path, 60_000_000_000, exclude_rows, meta)
 
 
 def import_lean_funding(
@@ -324,14 +306,4 @@ def import_nautilus_bars(
         "format": "nautilus_bar_csv",
         "volume": "quote / close (approximate base)" if quote_volume else "base",
     }
-    records = bar_records(ts, c["open"], c["high"], c["low"], c["close"], volume)
-    return [
-        finish(
-            "bars",
-            records,
-            path=path,
-            interval_ns=timeframe_ns(interval),
-            exclude_rows=exclude_rows,
-            metadata=meta,
-        )
-    ]
+    return bars_stream("bars", ts, c, volume, path, timeframe_ns(interval), exclude_rows, meta)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -268,6 +268,39 @@ def bar_records(
     )
     out["volume_base"] = volume
     return out
+
+
+def bars_stream(
+    kind: str,
+    ts_ns: np.ndarray,
+    prices: Mapping[str, np.ndarray],
+    volume: np.ndarray,
+    path: str | Path,
+    interval_ns: int,
+    exclude_rows: Iterable[int] | None,
+    metadata: dict[str, str],
+    *,
+    allow_open_outside_range: bool = False,
+) -> list[ImportedStream]:
+    """Return the one candle stream of ``prices`` (open/high/low/close columns) and ``volume``.
+
+    The records are assembled by :func:`bar_records`, then excluded rows are dropped and the
+    stream validated by :func:`finish` (see there for the options).
+    """
+    records = bar_records(
+        ts_ns, prices["open"], prices["high"], prices["low"], prices["close"], volume
+    )
+    return [
+        finish(
+            kind,
+            records,
+            path=path,
+            interval_ns=interval_ns,
+            exclude_rows=exclude_rows,
+            metadata=metadata,
+            allow_open_outside_range=allow_open_outside_range,
+        )
+    ]
 
 
 def price_records(ts_ns: np.ndarray, price: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ import pandas as pd
 
 from backtester.data.importers.common import (
     ImportedStream,
-    bar_records,
+    bars_stream,
     collapse_same_timestamp,
     finish,
     funding_from_ticker,
@@ -165,17 +165,7 @@ def import_binance_klines(
     else:
         volume = numeric(frame, "volume", path.name)
         meta["volume"] = "base"
-    records = bar_records(ts, c["open"], c["high"], c["low"], c["close"], volume)
-    return [
-        finish(
-            kind,
-            records,
-            path=path,
-            interval_ns=timeframe_ns(interval),
-            exclude_rows=exclude_rows,
-            metadata=meta,
-        )
-    ]
+    return bars_stream(kind, ts, c, volume, path, timeframe_ns(interval), exclude_rows, meta)
 
 
 def import_binance_funding(
@@ -278,17 +268,9 @@ def import_okx_candles(
         if kind == "bars" and "vol_ccy" in frame
         else np.zeros(len(ts))
     )
-    records = bar_records(ts, c["open"], c["high"], c["low"], c["close"], volume)
-    return [
-        finish(
-            kind,
-            records,
-            path=path,
-            interval_ns=timeframe_ns(interval),
-            exclude_rows=exclude_rows,
-            metadata={"format": "okx_candles"},
-        )
-    ]
+    return bars_stream(
+        kind, ts, c, volume, path, timeframe_ns(interval), exclude_rows, {"format": "okx_candles"}
+    )
 
 
 def import_okx_funding(
