@@ -14,24 +14,7 @@ import pytest
 
 from backtester import sweep
 from backtester.jobs import evaluate_backtest, load_data
-
-STRATEGY_SOURCE = """
-from backtester.strategy import Strategy
-
-
-class SmaCross(Strategy):
-    fast = 10
-    slow = 30
-
-    def on_bar(self, ctx, bar):
-        if len(ctx.closes) < self.slow:
-            return
-        fast, slow = ctx.sma(self.fast), ctx.sma(self.slow)
-        if fast > slow and ctx.position <= 0:
-            ctx.market(1 - ctx.position)
-        elif fast < slow and ctx.position >= 0:
-            ctx.market(-1 - ctx.position)
-"""
+from tests.unit.cli.test_sweep_backtests import STRATEGY_SOURCE
 
 
 def _record(key: str, fast: int, metrics: dict[str, Any], status: str = "ok") -> dict[str, Any]:
