@@ -446,6 +446,12 @@ class Run:
         # byte views of self.orders / self.work for Run.place, and the array they view
         self._rows_of: npt.NDArray[np.void] | None = None
         self._order_bytes = self._work_bytes = memoryview(b"")
+        # the account fields Run.place reads and writes, as memoryviews (the account array is
+        # never reallocated): an item costs ~30 ns where a field of the row costs ~0.5-1 µs
+        self._account_fields = {
+            name: self.account[name].data
+            for name in ("n_orders", "next_order_id", "ts_ns", "queue_initial_base")
+        }
         self._gen: Iterator[int] | None = None
         self._gen_args: tuple[Any, ...] | None = None
         self._quiet: QuietContext | None = None
@@ -610,8 +616,8 @@ class Run:
             raise ValueError(
                 f"time_in_force: expected 'GTC', 'IOC' or 'FOK', got {time_in_force!r}"
             )
-        account = self.account
-        row = int(account["n_orders"][0])
+        account = self._account_fields
+        row = account["n_orders"][0]
         if row >= len(self.orders):
             self._grow_orders()
         orders, work = self.orders, self.work
@@ -622,7 +628,7 @@ class Run:
             self._rows_of = orders
         # the row packed in the field order checked at import (_row_struct); a jitted call
         # (place_order_nb, the jit path's writer) costs ~40 µs of argument typing from Python
-        ts = int(account["ts_ns"][0])
+        ts = account["ts_ns"][0]
         _ORDER_ROW.pack_into(
             self._order_bytes, row * _ORDER_ROW.size,
             row, instrument, ts, ts, int(order_type), int(side), int(_TIF[time_in_force]),
@@ -632,7 +638,7 @@ class Run:
             float(qty), 0.0, math.nan, int(tag),
         )  # fmt: skip
         queue = (
-            float(account["queue_initial_base"][0])
+            account["queue_initial_base"][0]
             if queue_ahead_base is None
             else check_non_negative(queue_ahead_base, "queue_ahead_base")
         )
