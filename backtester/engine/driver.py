@@ -227,8 +227,9 @@ class QuietContext:
             values = self._sma_close.get(window)
             if values is not None:
                 # the value at the bar whose close is being shown: the cursor c_bar will be
-                # its row + 1 (see Indicators._build)
-                value: float = values[self._view._start + self._view._row + 1]
+                # its row + 1 (see Indicators._build); the view in a local: one slot read less
+                view = self._view
+                value: float = values[view._start + view._row + 1]
                 if value == value:
                     return value
         return float(self.__getattr__("sma")(window, field))
@@ -238,7 +239,8 @@ class QuietContext:
         if not self.synced and field == "close":
             values = self._ema_close.get(span)
             if values is not None:
-                value: float = values[self._view._start + self._view._row + 1]
+                view = self._view
+                value: float = values[view._start + view._row + 1]
                 return value
         return float(self.__getattr__("ema")(span, field))
 
