@@ -13,13 +13,14 @@ SECOND_NS = 1_000_000_000
 T0 = 1_704_067_200_000_000_000
 
 
-def market(symbol: str, trades, index) -> MarketData:
+def market(symbol: str, trades, index, t0: int = T0) -> MarketData:
+    """Trades (0.1 base each) and index points, given as (seconds after ``t0``, price)."""
     t = np.zeros(len(trades), dtypes.TRADE_DTYPE)
-    t["ts_ns"] = [T0 + s * SECOND_NS for s, _ in trades]
+    t["ts_ns"] = [t0 + s * SECOND_NS for s, _ in trades]
     t["price"] = [p for _, p in trades]
     t["qty_base"] = 0.1
     i = np.zeros(len(index), dtypes.PRICE_DTYPE)
-    i["ts_ns"] = [T0 + s * SECOND_NS for s, _ in index]
+    i["ts_ns"] = [t0 + s * SECOND_NS for s, _ in index]
     i["price"] = [p for _, p in index]
     return MarketData(symbol, trades=t, index=i)
 

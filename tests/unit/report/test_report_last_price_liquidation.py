@@ -22,6 +22,7 @@ from backtester.data.stream import stream_market_data
 from backtester.report.liquidations import liquidation_report
 from backtester.report.summary import format_summary
 from backtester.swap.contract import get_contract
+from tests.unit.engine.test_engine_cross import market
 
 HOUR_NS = 3_600_000_000_000
 DAY0 = 1_704_067_200_000_000_000  # 2024-01-01 00:00 UTC
@@ -183,14 +184,7 @@ T0 = 1_700_000_000_000_000_000 - (1_700_000_000_000_000_000 % (60 * SECOND_NS))
 
 
 def ticks_and_index(symbol, trades, index) -> MarketData:
-    t = np.zeros(len(trades), dtypes.TRADE_DTYPE)
-    t["ts_ns"] = [T0 + s * SECOND_NS for s, _ in trades]
-    t["price"] = [p for _, p in trades]
-    t["qty_base"] = 0.1
-    i = np.zeros(len(index), dtypes.PRICE_DTYPE)
-    i["ts_ns"] = [T0 + s * SECOND_NS for s, _ in index]
-    i["price"] = [p for _, p in index]
-    return MarketData(symbol, trades=t, index=i)
+    return market(symbol, trades, index, t0=T0)
 
 
 class BuyOnce(Strategy):
