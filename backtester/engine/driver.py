@@ -137,6 +137,7 @@ _WORK_ROW = _row_struct(dtypes.ORDER_WORK_DTYPE)
 # Quiet bars (engine/replay_gen_nb.py): on by default; False runs every bar through the
 # generator (the reference the differential test compares with).
 QUIET_BARS = True
+_BAR_WAKE = int(WakeReason.BAR)
 
 
 class PythonStrategy(Protocol):
@@ -198,14 +199,17 @@ class QuietContext:
 
     def arm(self, position: float) -> None:
         """Start a stretch: the position is ``position`` (contracts) until it ends."""
-        self.position = position
-        self._view = self._run._bar_view
-        self.synced = False
+        # object.__setattr__: the class's own __setattr__ (for the strategy's attributes)
+        # costs ~0.3 µs a call, paid at every stretch
+        _set = object.__setattr__
+        _set(self, "position", position)
+        _set(self, "_view", self._run._bar_view)
+        _set(self, "synced", False)
 
     def disarm(self) -> None:
         """End the stretch: from now on every attribute is the real context's."""
         if not self.synced:
-            self.synced = True
+            object.__setattr__(self, "synced", True)
             del self.position
 
     def __getattr__(self, name: str) -> Any:
@@ -356,6 +360,7 @@ class Run:
             slip = np.column_stack([slip, np.zeros(len(slip)), np.full(len(slip), np.inf)])
         self.slippage = np.ascontiguousarray(slip)
         self.positions = np.zeros(self.n_instruments, dtype=dtypes.POSITION_STATE_DTYPE)
+        self._contracts_view = self.positions["contracts"].data  # never reallocated
         if start_ns is None:
             start_ns = min(d.start_ns for d in data)
         self._bar_starts = [0] * self.n_instruments
@@ -415,14 +420,17 @@ class Run:
         self.work = np.zeros(order_capacity, dtype=dtypes.ORDER_WORK_DTYPE)
         self.active = np.zeros(order_capacity, dtype=np.int64)
         n_bars = len(self.bars) + len(self.trades) // 100
+        # Room for some hundred events between head-room checks in the signal kernel, which
+        # also replays the Python path's quiet bars: it checks once per ``free // need``
+        # events (need ~20, free: the smallest buffer's room), and runs bars in its inner loop
+        # only with room for four events more (64-row buffers meant neither).
+        small = 512
         self.buffers = {
             "fills": np.zeros(1024, dtype=dtypes.FILL_DTYPE),
-            "funding_payments": np.zeros(
-                max(64, len(self.funding) + 8), dtypes.FUNDING_PAYMENT_DTYPE
-            ),
-            "liquidations": np.zeros(64, dtype=dtypes.LIQUIDATION_DTYPE),
-            "settlements": np.zeros(64, dtype=dtypes.SETTLEMENT_DTYPE),
-            "adl": np.zeros(max(64, len(self.deleverage) + 8), dtype=dtypes.ADL_DTYPE),
+            "funding_payments": np.zeros(len(self.funding) + small, dtypes.FUNDING_PAYMENT_DTYPE),
+            "liquidations": np.zeros(small, dtype=dtypes.LIQUIDATION_DTYPE),
+            "settlements": np.zeros(small, dtype=dtypes.SETTLEMENT_DTYPE),
+            "adl": np.zeros(len(self.deleverage) + small, dtype=dtypes.ADL_DTYPE),
             "ledger": np.zeros(4096, dtype=dtypes.LEDGER_DTYPE),
             # every row counted is written whole (equity_row_nb), the rest never read
             "equity": record_buffer(
@@ -457,6 +465,8 @@ class Run:
         self._gen: Iterator[int] | None = None
         self._gen_args: tuple[Any, ...] | None = None
         self._quiet: QuietContext | None = None
+        no_rows = np.zeros(0, dtype=np.bool_)
+        self._quiet_signals: tuple[npt.NDArray[Any], ...] = (np.zeros(0), no_rows, no_rows)
         self._quiet_after = 0
         self._quiet_misses = 0
         global _latest_run  # one slot per process, read by the progress line
@@ -1046,8 +1056,22 @@ class Run:
         if self._gen is None or self._args is None or self._args is not self._gen_args:
             self._args = self._gen_args = self._loop_arguments()
             state, capacities = self._args
-            self._gen = replay_gen_nb(state, capacities, self._control)
+            self._gen = replay_gen_nb(state, capacities, self._control, self._no_signals())
         return self._gen
+
+    def _no_signals(self) -> tuple[npt.NDArray[Any], ...]:
+        """Return the signal arrays of no signal over the bars (quiet stretches' replay).
+
+        ``signal_delta_nb``'s ``(amount, close_long, close_short, unit)``: NaN amounts and
+        no exits for every bar row of the loaded streams, the dtypes of the signal path's (one
+        compiled kernel for both).
+        """
+        n = len(self.bars)
+        if len(self._quiet_signals[0]) != n:
+            closes = np.zeros(n, dtype=np.bool_)
+            unit = np.zeros(2, dtype=np.int64)
+            self._quiet_signals = (np.full(n, np.nan), closes, closes, unit)
+        return self._quiet_signals
 
     def _check_quiet_code(self, code: int) -> None:
         """Raise on YIELD_QUIET_BROKEN: a bar the driver ran as quiet was not.
@@ -1079,11 +1103,12 @@ class Run:
         assert quiet is not None  # run() made it when quiet bars are enabled
         ctl = self._ctl
         view = self._bar_view
+        contracts = self._contracts_view  # item reads as Python floats
         row = k
         try:
             while ctl[QUIET_UNTIL] > k:
                 until = ctl[QUIET_UNTIL]
-                quiet.arm(float(self.positions[0]["contracts"]))
+                quiet.arm(contracts[0])
                 row = k + 1
                 while row <= until and not quiet.synced:
                     if not view._start <= row < view._end:
@@ -1137,7 +1162,7 @@ class Run:
             if code == YIELD_BUFFER_FULL:
                 self._grow_buffers()
                 continue
-            if code != (row << WAKE_REF_SHIFT) | WakeReason.BAR:
+            if code != (row << WAKE_REF_SHIFT) | _BAR_WAKE:
                 self._check_quiet_code(YIELD_QUIET_BROKEN if code >= 0 else code)
                 raise RuntimeError(f"internal error: quiet stretch ended by code {code}")
             return

@@ -65,7 +65,7 @@ NO_EVENT = np.iinfo(np.int64).max
 # through pickle on every call (µs per crossing); the driver compares the ints with Status.
 BUFFER_FULL = int(Status.BUFFER_FULL)
 END_OF_DATA = int(Status.END_OF_DATA)
-_WAKE = int(Status.WAKE)
+WAKE = int(Status.WAKE)
 _ORDER_UPDATE = int(WakeReason.ORDER_UPDATE)
 _FILL = int(WakeReason.FILL)
 HEADROOM_PER_ORDER = 6  # records one event may write per active order / instrument
@@ -1009,7 +1009,7 @@ def run_until_nb(  # noqa: PLR0913  # kernel entry point: one parameter per jitt
         if wake & acc["wake_mask"]:
             acc["wake_reason"] = wake
             acc["wake_instrument"] = i
-            return _WAKE
+            return WAKE
 
 
 # Inlined, not cached: it calls the strategy's on_trade (see ``callbacks_nb``).

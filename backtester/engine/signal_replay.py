@@ -130,7 +130,7 @@ def signal_kernel(run: Run, rule: SignalRule) -> tuple[Dispatcher, tuple[Any, ..
         settlements=SMALL_BUFFER_ROWS,
         adl=SMALL_BUFFER_ROWS,
     )
-    return run_signals_nb, (signals,)
+    return run_signals_nb, (signals, -1)
 
 
 def replay_signals(run: Run, rule: SignalRule) -> None:

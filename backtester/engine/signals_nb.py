@@ -48,6 +48,7 @@ from backtester.engine.loop_nb import (
     END_OF_DATA,
     HEADROOM_PER_ORDER,
     NO_EVENT,
+    WAKE,
     bar_event_nb,
     bar_path_step_nb,
     ema_basis_mark_nb,
@@ -82,6 +83,7 @@ from backtester.enums import (
     Side,
     TierBasis,
     TimeInForce,
+    WakeReason,
 )
 from backtester.sizing_nb import contracts_for_money_nb, round_to_lot_nb
 from backtester.swap.mark_nb import ema_alpha_nb
@@ -446,14 +448,19 @@ def last_mark_path_nb(  # records and the kernel's cached tier row
 
 @njit(cache=True)
 def run_signals_nb(  # noqa: C901  # one event loop with its streams' times in locals (see the module notes)
-    state: Any, capacities: npt.NDArray[np.int64], signals: tuple[Any, ...]
+    state: Any, capacities: npt.NDArray[np.int64], signals: tuple[Any, ...], wake_bar: int
 ) -> int:
-    """Replay until the end of data or a full buffer; returns a Status.
+    """Replay until the end of data, a full buffer or the close of bar ``wake_bar``.
 
-    ``state`` is the :class:`~backtester.engine.state_nb.EngineState` of one instrument with
-    bars and no trades; ``signals`` (see :func:`signal_delta_nb`) act at the close of bar row
-    ``k``. On BUFFER_FULL no event was consumed: grow and call again. Mutates: every state and
-    record array.
+    Returns a Status. ``state`` is the :class:`~backtester.engine.state_nb.EngineState` of
+    one instrument with bars and no trades; ``signals`` (see :func:`signal_delta_nb`) act at
+    the close of bar row ``k``. On BUFFER_FULL no event was consumed: grow and call again.
+    Mutates: every state and record array.
+
+    ``wake_bar`` (-1: none): the replay returns WAKE after the close of that bar row, with the
+    account's wake fields set as ``run_until_nb`` sets them for a Python strategy woken by
+    bars (the Python path's replay of a stretch of quiet bars,
+    :mod:`backtester.engine.replay_gen_nb`, where nothing but prices moves up to that close).
 
     Every event goes through the general loop's step functions (``handle_<kind>_nb``), in the
     order of :class:`~backtester.enums.EventKind`; what is specialised is the choice of the
@@ -482,6 +489,7 @@ def run_signals_nb(  # noqa: C901  # one event loop with its streams' times in l
     nearest = acc["bar_path"] == 1
     mc_ratio = acc["margin_call_buffer_ratio"]
     check = False  # a mark update of an open position awaits the liquidation check
+    woken = False  # bar ``wake_bar`` has closed
     band_fills = acc["n_fills"]  # fills when band_wait was last reset
     band_wait = 0  # fast exits taken outside a safe band since then
     t_index = index[s["c_index"]]["ts_ns"] if s["c_index"] < s["e_index"] else NO_EVENT
@@ -578,6 +586,8 @@ def run_signals_nb(  # noqa: C901  # one event loop with its streams' times in l
             if kind == EventKind.BAR:
                 handle_bar_nb(state, 0, ts)
                 k = s["c_bar"] - 1
+                if k == wake_bar:
+                    woken = True
                 placed = False
                 if close_long[k] or close_short[k] or not np.isnan(amount[k]):
                     placed = signal_orders_nb(state, signals, k)
@@ -586,7 +596,7 @@ def run_signals_nb(  # noqa: C901  # one event loop with its streams' times in l
                 t_bar = NO_EVENT
                 if s["c_bar"] < s["e_bar"]:
                     t_bar, k_bar = bar_event_nb(bars[s["c_bar"]]["ts_ns"], bar_interval, s)
-                if t_bar == ts and unchecked > 0:
+                if t_bar == ts and unchecked > 0 and not woken:
                     # the next bar opens at this close: its open is the next event (no other
                     # kind comes after a bar close at its instant, and the settlement, tier
                     # switch, clawback and equity row of this instant are done), run now
@@ -704,7 +714,8 @@ def run_signals_nb(  # noqa: C901  # one event loop with its streams' times in l
                             ):
                                 k = s["c_bar"]
                                 if (
-                                    close_long[k]
+                                    k == wake_bar
+                                    or close_long[k]
                                     or close_short[k]
                                     or not np.isnan(amount[k])
                                     or k + 1 >= s["e_bar"]
@@ -787,3 +798,8 @@ def run_signals_nb(  # noqa: C901  # one event loop with its streams' times in l
         if equity_interval > 0 and ts >= acc["next_equity_ns"]:
             acc["equity_pending"] = True
             acc["next_equity_ns"] = (ts // equity_interval + 1) * equity_interval
+        if woken:
+            # run_until_nb's return at a wake-up (``wake_ref``: handle_bar_nb's)
+            acc["wake_reason"] = WakeReason.BAR
+            acc["wake_instrument"] = 0
+            return WAKE

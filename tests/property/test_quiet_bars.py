@@ -177,3 +177,69 @@ def test_scenarios_cover_the_events_a_stretch_must_stop_at(monkeypatch):
     assert liquidations >= 2
     assert funding >= 20
     assert fills >= 60
+
+
+class Crossing(Strategy):
+    """SMA 5/20 always-in reversal with running sums, as the on_bar benchmark: mostly quiet
+    bars, a position open on most of them."""
+
+    def on_start(self, ctx):
+        self.closes = []
+        self.log = []
+
+    def on_bar(self, ctx, bar):
+        closes = self.closes
+        closes.append(bar["close"])
+        self.log.append((bar["ts_ns"], ctx.position))
+        if len(closes) < 20:
+            return
+        fast = sum(closes[-5:]) / 5
+        slow = sum(closes[-20:]) / 20
+        position = ctx.position
+        if fast > slow and position <= 0:
+            ctx.market(1 - position)
+        elif fast < slow and position >= 0:
+            ctx.market(-1 - position)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_quiet_stretches_with_an_index_point_at_every_close(seed, monkeypatch):
+    """An index point at each bar's close (the INDEX_EMA_BASIS mark moving every bar) is where
+    the signal kernel, which replays a quiet stretch, runs its bars in its inner folded loop:
+    that loop must stop at the stretch's last bar (else the replay reports a broken stretch)
+    and leave the records of the bar-by-bar replay."""
+    rng = np.random.default_rng(100 + seed)
+    n = 3000
+    close = np.round(30_000.0 * np.exp(np.cumsum(rng.normal(0, 4e-4, n))), 1)
+    bars = np.zeros(n, dtypes.BAR_DTYPE)
+    bars["ts_ns"] = T0 + np.arange(n) * MINUTE_NS
+    bars["open"] = np.r_[30_000.0, close[:-1]]
+    bars["close"] = close
+    bars["high"] = np.maximum(bars["open"], close) + 3.0
+    bars["low"] = np.minimum(bars["open"], close) - 3.0
+    index = np.zeros(n, dtypes.PRICE_DTYPE)
+    index["ts_ns"] = bars["ts_ns"] + MINUTE_NS
+    index["price"] = close * (1 - 1e-4)
+    funding = np.zeros(n // 480, dtypes.FUNDING_RATE_DTYPE)
+    funding["ts_ns"] = T0 + (np.arange(len(funding)) + 1) * 480 * MINUTE_NS
+    funding["funding_rate"] = 1e-4
+    data = MarketData(
+        "BTC-USDT-SWAP", bars=bars, bar_interval_ns=MINUTE_NS, index=index, funding=funding
+    )
+    seen: list = []
+
+    class Recorded(Crossing):
+        def on_stop(self, ctx):
+            seen.append(self.log)
+
+    outputs = []
+    for quiet in (True, False):
+        monkeypatch.setattr(driver, "QUIET_BARS", quiet)
+        result = backtest(Recorded, data, "okx:BTC-USDT-SWAP", initial_balance=1e5, leverage=5)
+        outputs.append(result.records)
+    records, reference = outputs
+    log, reference_log = seen
+    assert len(reference["fills"]) > 20
+    assert log == reference_log
+    for name, rows in reference.items():
+        assert records[name].tobytes() == rows.tobytes(), name
