@@ -466,7 +466,12 @@ class Run:
         self._gen_args: tuple[Any, ...] | None = None
         self._quiet: QuietContext | None = None
         no_rows = np.zeros(0, dtype=np.bool_)
-        self._quiet_signals: tuple[npt.NDArray[Any], ...] = (np.zeros(0), no_rows, no_rows)
+        self._quiet_signals: tuple[npt.NDArray[Any], ...] = (
+            np.zeros(0),
+            no_rows,
+            no_rows,
+            np.zeros(2, dtype=np.int64),
+        )
         self._quiet_after = 0
         self._quiet_misses = 0
         global _latest_run  # one slot per process, read by the progress line
@@ -1069,8 +1074,7 @@ class Run:
         n = len(self.bars)
         if len(self._quiet_signals[0]) != n:
             closes = np.zeros(n, dtype=np.bool_)
-            unit = np.zeros(2, dtype=np.int64)
-            self._quiet_signals = (np.full(n, np.nan), closes, closes, unit)
+            self._quiet_signals = (np.full(n, np.nan), closes, closes, self._quiet_signals[3])
         return self._quiet_signals
 
     def _check_quiet_code(self, code: int) -> None:
