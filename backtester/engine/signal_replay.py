@@ -54,12 +54,14 @@ class SignalRule:
     ----------
     **params
         ``amount`` (target per bar, NaN: keep), ``close_long`` / ``close_short`` (exits),
+        ``entries`` (bars with an amount, when the caller counted them; -1: count them),
         ``unit`` (a ``signals_nb.UNIT_*``), ``replay`` (``"auto"`` or ``"events"``).
     """
 
     amount: npt.NDArray[np.float64] = np.zeros(0)
     close_long: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
     close_short: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+    entries = -1
     unit = 0
     replay = "auto"
 
@@ -86,8 +88,11 @@ class SignalRule:
 
     def orders_at_most(self) -> int:
         """Return the most orders the rule can place: one per bar with a signal."""
+        amounts = self.entries
+        if amounts < 0:
+            amounts = len(self.amount) - int(np.count_nonzero(np.isnan(self.amount)))
         return (
-            int(np.count_nonzero(~np.isnan(self.amount)))
+            amounts
             + int(np.count_nonzero(self.close_long))
             + int(np.count_nonzero(self.close_short))
         )

@@ -128,6 +128,37 @@ def target_contracts_nb(p: np.void, unit: int, amount: float, price: float, equi
 
 
 @njit(cache=True)
+def entry_amounts_nb(
+    long_entries: npt.NDArray[np.bool_],
+    long_exits: npt.NDArray[np.bool_],
+    short_entries: npt.NDArray[np.bool_],
+    short_exits: npt.NDArray[np.bool_],
+    size: float,
+    amount: npt.NDArray[np.float64],
+) -> int:
+    """Fill ``amount`` (the signal rule's target per bar) from entry signals; return its entries.
+
+    ``+size`` contracts on a long entry, ``-size`` on a short entry, NaN (keep) elsewhere. An
+    entry with its own side's exit on the same bar is no entry, and so is an entry on both
+    sides at once (vectorbt's default: ignore). One pass over the bars, where the numpy form
+    (masks, ``np.full`` and two masked stores) took ~2 ms of a 1 M-bar signal run.
+    """
+    entries = 0
+    for k in range(len(amount)):
+        long_in = long_entries[k] and not long_exits[k]
+        short_in = short_entries[k] and not short_exits[k]
+        if long_in and not short_in:
+            amount[k] = size
+            entries += 1
+        elif short_in and not long_in:
+            amount[k] = -size
+            entries += 1
+        else:
+            amount[k] = np.nan
+    return entries
+
+
+@njit(cache=True)
 def signal_delta_nb(state: Any, i: int, signals: tuple[Any, ...], k: int) -> float:
     """Return the contracts to trade at the close of bar ``k`` (0.0: nothing).
 
