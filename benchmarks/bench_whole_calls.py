@@ -219,6 +219,19 @@ def _child(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the per-process rows of one case as one: the median of each figure."""
+    merged = dict(rows[0])
+    for key, value in rows[0].items():
+        if isinstance(value, float):
+            merged[key] = statistics.median(float(r[key]) for r in rows)
+    # the case's target ratio in each process, for the spread
+    key = "ratio_python" if "ratio_python" in merged else "ratio"
+    key = "ratio_result" if "ratio_result" in merged else key
+    merged["spread"] = f"{key} per process: " + ", ".join(f"{r[key]:.2f}" for r in rows)
+    return merged
+
+
 def _first_call(row: dict[str, Any] | str) -> str:
     return f"{row['first_call_s']:.2f} s" if isinstance(row, dict) else f"FAILED ({row[-300:]})"
 
@@ -229,6 +242,10 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--ticks", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--processes", type=int, default=3,
+        help="fresh processes per case (interleaved); each figure is their median",
+    )  # fmt: skip
     parser.add_argument("--only", default="")
     parser.add_argument(
         "--clock", choices=tuple(CLOCKS), default="wall",
@@ -253,14 +270,25 @@ def main() -> None:
         print(json.dumps(row))
         return
     sizes = ["--bars", str(args.bars), "--ticks", str(args.ticks), "--clock", args.clock]
-    print(f"clock: {args.clock} ({'process CPU time' if args.clock == 'cpu' else 'wall time'})")
-    for case in CASES:
-        if args.only not in case:
+    print(
+        f"clock: {args.clock} ({'process CPU time' if args.clock == 'cpu' else 'wall time'}); "
+        f"medians of {args.processes} fresh processes per case, run interleaved"
+    )
+    cases = [case for case in CASES if args.only in case]
+    # the processes of all cases interleaved (case A, case B, ..., case A, ...): a slow spell
+    # of the machine touches every case alike; one process per case was luck-dependent (the
+    # same call ran 1.0x-1.6x as long from one fresh process to the next on the project's VM,
+    # its ratio to the bare loop with it)
+    runs: dict[str, list[dict[str, Any] | str]] = {case: [] for case in cases}
+    for _ in range(args.processes):
+        for case in cases:
+            runs[case].append(_child(["--case", case, *sizes, "--repeat", str(args.repeat)]))
+    for case in cases:
+        failed = [r for r in runs[case] if isinstance(r, str)]
+        if failed:
+            print(f"{case:28s} FAILED\n{failed[0]}")
             continue
-        row = _child(["--case", case, *sizes, "--repeat", str(args.repeat)])
-        if isinstance(row, str):
-            print(f"{case:28s} FAILED\n{row}")
-            continue
+        row = _median_row([r for r in runs[case] if isinstance(r, dict)])
         python = (
             f"  {row['ratio_python']:5.2f}x the bare Python loop" if "ratio_python" in row else ""
         )
@@ -274,6 +302,7 @@ def main() -> None:
                 f"{'':28s} the call returning the Result (no table read): "
                 f"{row['result_seconds']:8.3f} s  {row['ratio_result']:7.1f}x the bare loop"
             )
+        print(f"{'':28s} {row['spread']}")
         if args.no_first_run:
             continue
         # the first call of a fresh process (imports and data excluded): with the cache the
