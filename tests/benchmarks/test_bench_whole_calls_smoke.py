@@ -25,6 +25,8 @@ def test_bench_whole_calls_runs_every_case():
             "20000",
             "--repeat",
             "1",
+            "--processes",
+            "2",
             "--no-cold",
         ],
         capture_output=True,
@@ -41,6 +43,10 @@ def test_bench_whole_calls_runs_every_case():
     assert "FAILED" not in done.stdout
     # the Python callback is also measured against the bare Python loop of its process
     assert re.search(r"^python on_bar .*x the bare Python loop", done.stdout, re.M)
+    # each figure is the median of two fresh processes, whose target ratios are listed
+    spreads = re.findall(r"ratio\w* per process: (\d+\.\d+), (\d+\.\d+)$", done.stdout, re.M)
+    assert len(spreads) == 4
+    assert all(float(r) > 0 for pair in spreads for r in pair)
     # each case's first call in a fresh process (warm cache; the cold one is skipped here)
     firsts = re.findall(r"first call in a fresh process: warm (\d+\.\d+) s", done.stdout)
     assert len(firsts) == 4
