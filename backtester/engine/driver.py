@@ -478,13 +478,6 @@ class Run:
         self._gen: Iterator[int] | None = None
         self._gen_args: tuple[Any, ...] | None = None
         self._quiet: QuietContext | None = None
-        no_rows = np.zeros(0, dtype=np.bool_)
-        self._quiet_signals: tuple[npt.NDArray[Any], ...] = (
-            np.zeros(0),
-            no_rows,
-            no_rows,
-            np.zeros(2, dtype=np.int64),
-        )
         self._quiet_after = 0
         self._quiet_misses = 0
         global _latest_run  # one slot per process, read by the progress line
@@ -1084,11 +1077,8 @@ class Run:
         no exits for every bar row of the loaded streams, the dtypes of the signal path's (one
         compiled kernel for both).
         """
-        n = len(self.bars)
-        if len(self._quiet_signals[0]) != n:
-            amounts, closes = _no_signal_rows(n)
-            self._quiet_signals = (amounts, closes, closes, self._quiet_signals[3])
-        return self._quiet_signals
+        amounts, closes = _no_signal_rows(len(self.bars))
+        return (amounts, closes, closes, np.zeros(2, dtype=np.int64))
 
     def _check_quiet_code(self, code: int) -> None:
         """Raise on YIELD_QUIET_BROKEN: a bar the driver ran as quiet was not.
